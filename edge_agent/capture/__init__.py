@@ -1,0 +1,53 @@
+"""Capture backends. ``open_source`` picks one from the camera's config."""
+
+from __future__ import annotations
+
+from edge_agent.capture.base import (
+    CaptureError,
+    EndOfStream,
+    FrameSource,
+    LatestFrameMailbox,
+)
+from edge_agent.config import CameraConfig, OpenCVSource, Picamera2Source, SimSource
+
+__all__ = ["CaptureError", "EndOfStream", "FrameSource", "LatestFrameMailbox", "open_source"]
+
+
+def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameSource:
+    """Open the camera's backend; ``realtime=False`` reads files and scenes as fast as possible."""
+    source = camera.source
+    if isinstance(source, SimSource):
+        from edge_agent.capture.sim_source import SimSource as SimFrameSource
+
+        return SimFrameSource(
+            camera.id,
+            scenario=source.scenario,
+            width=source.width,
+            height=source.height,
+            fps=camera.fps,
+            loop=source.loop if realtime is not False else False,
+            realtime=source.realtime if realtime is None else realtime,
+        )
+    if isinstance(source, OpenCVSource):
+        from edge_agent.capture.opencv_source import OpenCVSource as OpenCVFrameSource
+
+        return OpenCVFrameSource(
+            camera.id,
+            source.uri,
+            loop=source.loop if realtime is not False else False,
+            realtime=source.realtime if realtime is None else realtime,
+            reconnect_min_delay_s=source.reconnect_min_delay_s,
+            reconnect_max_delay_s=source.reconnect_max_delay_s,
+            stream_timeout_s=source.read_timeout_s,
+        )
+    if isinstance(source, Picamera2Source):
+        from edge_agent.capture.picamera2_source import Picamera2Source as PiFrameSource
+
+        return PiFrameSource(
+            camera.id,
+            camera_num=source.camera_num,
+            main_size=source.main_size,
+            lores_size=source.lores_size,
+            fps=camera.fps,
+        )
+    raise CaptureError(f"camera {camera.id}: unknown source kind")

@@ -1,0 +1,323 @@
+"""``edge-agent``: the command line a technician and a developer use.
+
+Exit codes: 0 success, 1 the agent failed while running, 2 bad input (config,
+file, model) — with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from edge_agent import __version__
+from edge_agent.capture import CaptureError, EndOfStream, open_source
+from edge_agent.config import AgentConfig, ConfigError, OpenCVSource, load_config
+from edge_agent.datafiles import DataFileError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+log = logging.getLogger("edge_agent")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _error(message: str) -> int:
+    print(f"edge-agent: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+# ---------------------------------------------------------------- check-config
+
+
+def semantic_problems(config: AgentConfig) -> list[str]:
+    """What the schema cannot see: files that must exist, names that must be known."""
+    from edge_agent.datafiles import load_manifest
+
+    problems: list[str] = []
+    try:
+        manifest = load_manifest()
+        try:
+            manifest.model(config.detector.model)
+        except (KeyError, DataFileError):
+            known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
+            problems.append(
+                f"detector.model: unknown model {config.detector.model!r} (known: {known})"
+            )
+    except DataFileError as error:
+        problems.append(f"detector.model: cannot read the model manifest: {error}")
+    tls = config.mqtt.tls
+    if tls is not None:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = getattr(tls, key)
+            if path is not None and not Path(path).is_file():
+                problems.append(f"mqtt.tls.{key}: file not found: {path}")
+    for index, camera in enumerate(config.cameras):
+        source = camera.source
+        if isinstance(source, OpenCVSource) and "://" not in source.uri:
+            is_device = source.uri.isdigit() or source.uri.startswith("/dev/video")
+            if not is_device and not Path(source.uri).is_file():
+                problems.append(f"cameras[{index}].source.uri: video file not found: {source.uri}")
+    return problems
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problems = semantic_problems(config)
+    if problems:
+        print(str(ConfigError(str(path), problems)), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(
+        f"{path}: OK — site {config.site_id}, device {config.device_id}, "
+        f"{len(config.cameras)} camera(s), model {config.detector.model}, "
+        f"broker {config.mqtt.host}:{config.mqtt.port}, topics under {config.topic_root}/"
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- run
+
+
+def _load_for_run(path: Path) -> AgentConfig | None:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return None
+    problems = semantic_problems(config)
+    if problems:
+        print(str(ConfigError(str(path), problems)), file=sys.stderr)
+        return None
+    return config
+
+
+def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``seconds``); stop cleanly either way."""
+    from edge_agent.app import Agent
+    from edge_agent.detect.tflite import ModelLoadError
+
+    try:
+        agent = Agent(config)
+    except (DataFileError, ModelLoadError, CaptureError) as error:
+        return _error(str(error))
+    except OSError as error:
+        return _error(f"cannot start: {error}")
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        agent.request_stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    agent.start()
+    try:
+        agent.wait(seconds)
+    finally:
+        agent.stop()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load_for_run(Path(args.config))
+    if config is None:
+        return EXIT_BAD_INPUT
+    return run_agent(config)
+
+
+# ---------------------------------------------------------------- replay
+
+
+class _PrintSink:
+    """Replay's sink: each event as one JSON line on stdout (no broker, no outbox)."""
+
+    def __init__(self, as_json: bool, boot_id: str) -> None:
+        self._as_json = as_json
+        self._boot_id = boot_id
+        self.count = 0
+
+    def emit(self, messages: Sequence[object], events: Sequence[object]) -> None:
+        from edge_agent.encode import event_body
+        from edge_agent.types import ObjectEvent
+
+        for event in events:
+            assert isinstance(event, ObjectEvent)
+            self.count += 1
+            body = event_body(event, self._boot_id)
+            if self._as_json:
+                print(json.dumps(body, separators=(",", ":")), flush=True)
+            else:
+                zones = ",".join(event.zones) or "-"
+                print(
+                    f"{event.frame_time_s:10.2f}s {event.lifecycle.value.upper():6} "
+                    f"{event.label:10} score={event.score:.2f} zones={zones} id={event.event_id}",
+                    flush=True,
+                )
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import threading as _threading
+
+    from edge_agent.app import build_detector, build_pipeline, new_boot_id
+    from edge_agent.detect.tflite import ModelLoadError
+
+    config = _load_for_run(Path(args.config))
+    if config is None:
+        return EXIT_BAD_INPUT
+    video = Path(args.video)
+    if not video.is_file():
+        return _error(f"video file not found: {video}")
+    base_camera = config.cameras[0]
+    camera = base_camera.model_copy(
+        update={"source": OpenCVSource(uri=str(video), loop=False, realtime=False)}
+    )
+    try:
+        detector = build_detector(config)
+        source = open_source(camera, realtime=False)
+    except (DataFileError, ModelLoadError, CaptureError) as error:
+        return _error(str(error))
+    boot_id = new_boot_id()
+    sink = _PrintSink(args.json, boot_id)
+    # Offline the video's own time runs as fast as we can decode, so every frame is analysed:
+    # that is what makes replay a faithful evaluation of what the live agent would see.
+    pipeline = build_pipeline(
+        config,
+        camera,
+        detector=detector,
+        detector_lock=_threading.Lock(),
+        boot_id=boot_id,
+        sink=sink,
+    )
+    step = max(1, round(source.nominal_fps / camera.fps)) if args.every is None else args.every
+    index = 0
+    try:
+        while True:
+            try:
+                frame = source.read(timeout_s=5.0)
+            except EndOfStream:
+                break
+            if frame is None:
+                continue
+            if index % step == 0:
+                pipeline.process(frame, always_detect=args.detect_every_frame)
+            index += 1
+        pipeline.finish()
+    finally:
+        source.close()
+    clock = pipeline.clock
+    print(
+        f"replay: {clock.frames} frames analysed of {index}, "
+        f"detector ran on {clock.detector_runs}, {sink.count} events",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge_agent.broker import BrokerNotAvailable, LocalBroker
+    from edge_agent.demo import prefetch_demo_data, run_demo
+
+    try:
+        prefetch_demo_data()
+    except DataFileError as error:
+        return _error(str(error))
+    with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as workdir:
+        if args.broker:
+            host, _, port = args.broker.rpartition(":")
+            return run_demo(
+                Path(workdir), host or "127.0.0.1", int(port), args.seconds, args.scenario
+            )
+        try:
+            with LocalBroker() as broker:
+                print(f"demo: started mosquitto on 127.0.0.1:{broker.port}", flush=True)
+                return run_demo(
+                    Path(workdir), "127.0.0.1", broker.port, args.seconds, args.scenario
+                )
+        except BrokerNotAvailable as error:
+            return _error(f"{error} (install it: apt-get install mosquitto)")
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edge_agent.commands import detect as detect_command
+    from edge_agent.commands import models as models_command
+
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the agent until SIGTERM/SIGINT")
+    run.add_argument("--config", required=True, help="the agent's YAML config file")
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a config file, list every problem")
+    check.add_argument("config", help="the YAML config file")
+    check.set_defaults(handler=cmd_check_config)
+
+    replay = commands.add_parser(
+        "replay", help="run the full pipeline offline on a video file and print the events"
+    )
+    replay.add_argument("video", help="a video file")
+    replay.add_argument(
+        "--config", required=True, help="config whose first camera's settings apply"
+    )
+    replay.add_argument("--json", action="store_true", help="JSON lines (the event payloads)")
+    replay.add_argument(
+        "--every", type=int, default=None, help="analyse every Nth frame (default: by camera fps)"
+    )
+    replay.add_argument("--detect-every-frame", action="store_true", help="bypass the motion gate")
+    replay.set_defaults(handler=cmd_replay)
+
+    demo = commands.add_parser(
+        "demo", help="local broker + agent on a simulated camera + a subscriber printing events"
+    )
+    demo.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    demo.add_argument("--broker", default=None, help="HOST:PORT of a broker to use instead")
+    demo.add_argument("--scenario", default="street", help="simulator scene (hw-sim list)")
+    demo.set_defaults(handler=cmd_demo)
+
+    models_command.register(commands)
+    detect_command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    handler = args.handler
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

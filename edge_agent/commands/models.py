@@ -1,0 +1,125 @@
+"""`edge-agent models ...`: see, check and download the files in the data manifest.
+
+A technician at a site needs to know at once whether the model is there and intact, and how to
+get it if not; these commands answer that without starting the agent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge_agent import datafiles
+from edge_agent.datafiles import DataFileError, Manifest, MediaEntry, ModelEntry
+
+Entry = ModelEntry | MediaEntry
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="list, verify and fetch models and sample media",
+        description="Models and sample media listed in the data manifest "
+        f"(override with ${datafiles.MANIFEST_ENV}). Files are searched in "
+        f"${datafiles.MODEL_PATH_ENV} / ${datafiles.MEDIA_PATH_ENV} (colon-separated), "
+        "then in the per-user cache.",
+    )
+    actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
+
+    list_parser = actions.add_parser("list", help="show each entry, where it was found, licence")
+    list_parser.set_defaults(handler=list_handler)
+
+    verify_parser = actions.add_parser("verify", help="check sha256 of entries (all by default)")
+    verify_parser.add_argument("names", nargs="*", metavar="NAME")
+    verify_parser.set_defaults(handler=verify_handler)
+
+    fetch_parser = actions.add_parser(
+        "fetch", help="download entries (all missing ones by default) and verify them"
+    )
+    fetch_parser.add_argument("names", nargs="*", metavar="NAME")
+    fetch_parser.add_argument(
+        "--dest", type=Path, default=None, help="directory to download into (default: the cache)"
+    )
+    fetch_parser.set_defaults(handler=fetch_handler)
+
+
+def _status(entry: Entry) -> tuple[bool, str]:
+    """(ok, human status) of the first copy of ``entry`` on the search path."""
+    path = datafiles.locate(entry)
+    if path is None:
+        return False, "missing"
+    try:
+        datafiles.verify_file(entry, path)
+    except DataFileError:
+        return False, f"WRONG FILE {path}"
+    return True, f"ok {path}"
+
+
+def _select(manifest: Manifest, names: list[str]) -> list[Entry]:
+    if not names:
+        return list(manifest.entries)
+    return [manifest.find(name) for name in names]
+
+
+def list_handler(args: argparse.Namespace) -> int:
+    try:
+        manifest = datafiles.load_manifest()
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rows = [(e.name, e.kind, _status(e)[1], e.licence) for e in manifest.entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, kind, status, licence in rows:
+        print(f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {licence:<10}  {status}")
+    return 0
+
+
+def verify_handler(args: argparse.Namespace) -> int:
+    try:
+        manifest = datafiles.load_manifest()
+        entries = _select(manifest, args.names)
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failures = 0
+    for entry in entries:
+        try:
+            path = datafiles.resolve_entry(entry)
+        except DataFileError as exc:
+            failures += 1
+            print(f"FAIL {entry.name}: {exc}", file=sys.stderr)
+            continue
+        print(f"ok   {entry.name}  {path}")
+    return 1 if failures else 0
+
+
+def fetch_handler(args: argparse.Namespace) -> int:
+    try:
+        manifest = datafiles.load_manifest()
+        entries = _select(manifest, args.names)
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    dest_dir: Path | None = args.dest
+    failures = 0
+    for entry in entries:
+        present = dest_dir / entry.file if dest_dir is not None else datafiles.locate(entry)
+        if present is not None and present.is_file():
+            try:
+                datafiles.verify_file(entry, present)
+                print(f"have {entry.name}  {present}")
+                continue
+            except DataFileError:
+                pass  # a wrong copy: fetch replaces it (in the cache or --dest)
+        if not entry.downloadable and not args.names:
+            print(f"skip {entry.name}: no download for the exact file (see manifest notes)")
+            continue
+        try:
+            path = datafiles.fetch(entry, dest_dir=dest_dir)
+        except DataFileError as exc:
+            failures += 1
+            print(f"FAIL {entry.name}: {exc}", file=sys.stderr)
+            continue
+        print(f"got  {entry.name}  {path}")
+    return 1 if failures else 0

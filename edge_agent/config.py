@@ -1,0 +1,251 @@
+"""The agent's configuration: one YAML file, validated whole before anything starts.
+
+Every model forbids unknown keys, so a typo (``treshold``) is an error a
+technician sees at ``check-config`` time instead of a default silently used at
+3 a.m. ``load_config`` collects *every* problem, each with the dotted path of the
+offending key, so one run of ``edge-agent check-config`` lists them all.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Ids become MQTT topic levels: no '/', '+', '#', spaces or empty strings."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class SimSource(StrictModel):
+    """A scene from the hardware simulator (``hw-sim list`` names them)."""
+
+    kind: Literal["sim"] = "sim"
+    scenario: str = "street"
+    width: int = Field(960, ge=64, le=4096)
+    height: int = Field(540, ge=64, le=4096)
+    loop: bool = True
+    realtime: bool = True  # pace frames at the camera fps, like a real camera
+
+
+class OpenCVSource(StrictModel):
+    """A video file, a USB camera (``/dev/video0`` or an index) or an RTSP/HTTP URL."""
+
+    kind: Literal["opencv"] = "opencv"
+    uri: str = Field(min_length=1)
+    loop: bool = False  # files only: start again at the end (demo, soak tests)
+    realtime: bool = True  # files only: pace frames at the file's own fps
+    reconnect_min_delay_s: float = Field(0.5, gt=0)
+    reconnect_max_delay_s: float = Field(30.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+
+
+class Picamera2Source(StrictModel):
+    """The Raspberry Pi camera: a full ``main`` stream plus a small ``lores`` one for analysis."""
+
+    kind: Literal["picamera2"] = "picamera2"
+    camera_num: int = Field(0, ge=0)
+    main_size: tuple[int, int] = (1280, 720)
+    lores_size: tuple[int, int] = (320, 180)
+
+
+SourceConfig = Annotated[SimSource | OpenCVSource | Picamera2Source, Field(discriminator="kind")]
+
+
+class ZoneConfig(StrictModel):
+    """A named region of the picture, as a polygon in normalised (0..1) coordinates."""
+
+    name: Identifier
+    polygon: list[tuple[UnitFloat, UnitFloat]] = Field(min_length=3)
+    labels: list[str] | None = None  # None: every label of interest
+
+
+class CameraConfig(StrictModel):
+    id: Identifier
+    source: SourceConfig
+    fps: float = Field(5.0, gt=0, le=60)
+    analysis_width: int = Field(320, ge=64, le=1920)  # motion gate works at this width
+    zones: list[ZoneConfig] = Field(default_factory=list)
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zone_names(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
+        names = [z.name for z in zones]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"zone names must be unique, repeated: {', '.join(duplicates)}")
+        return zones
+
+
+class DetectorConfig(StrictModel):
+    model: str = "ssd_mobilenet_v1"
+    score_threshold: UnitFloat = 0.5
+    labels: list[str] = Field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"],
+        min_length=1,
+    )
+    threads: int = Field(2, ge=1, le=8)
+    refresh_interval_s: float = Field(1.0, gt=0)  # re-detect live tracks without motion
+    keepalive_interval_s: float = Field(10.0, gt=0)  # detect at least this often regardless
+
+
+class MotionConfig(StrictModel):
+    """The cheap gate in front of the detector (see docs/pipeline.md for the reasoning)."""
+
+    frame_height_px: int = Field(100, ge=32, le=480)
+    pixel_threshold: int = Field(30, ge=1, le=255)  # grey-level change that counts
+    min_area_ratio: float = Field(0.002, ge=0.0, le=1.0)  # share of pixels that must change
+    background_alpha: float = Field(0.05, gt=0, le=1)  # background blend per frame
+    noise_blur_px: int = Field(5, ge=1, le=31)
+    min_frames: int = Field(2, ge=1, le=30)  # consecutive motion frames before the gate opens
+    exposure_compensation: bool = True
+
+
+class TrackerConfig(StrictModel):
+    iou_threshold: UnitFloat = 0.3
+    max_missed_s: float = Field(3.0, gt=0)  # a track not seen for this long ends
+    min_hits: int = Field(2, ge=1)  # detections before a track becomes an event
+
+
+class EventsConfig(StrictModel):
+    update_min_interval_s: float = Field(5.0, ge=0)
+    update_box_iou_below: UnitFloat = 0.6  # an update is significant when the box moved this much
+    update_score_gain: UnitFloat = 0.1
+    thumbnail_width_px: int = Field(320, ge=32, le=1920)
+    thumbnail_jpeg_quality: int = Field(70, ge=10, le=100)
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str | None = None  # default: "{site_id}-{device_id}", unique per device
+    topic_prefix: str = Field("city", pattern=r"^[^#+]*[^/#+]$")
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    username: str | None = None
+    password: str | None = None
+    tls: TlsConfig | None = None
+    max_inflight: int = Field(20, ge=1, le=1000)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, (int, float)) else value
+
+
+class OutboxConfig(StrictModel):
+    path: Path = Path("/var/lib/edge-agent/outbox.db")
+    max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    max_rows: int = Field(1_000_000, ge=100)
+
+
+class AgentConfig(StrictModel):
+    site_id: Identifier
+    device_id: Identifier
+    cameras: list[CameraConfig] = Field(min_length=1)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique, repeated: {', '.join(duplicates)}")
+        return cameras
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"{self.site_id}-{self.device_id}"
+
+    @property
+    def topic_root(self) -> str:
+        return f"{self.mqtt.topic_prefix}/{self.site_id}/{self.device_id}"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``problems`` lists every one found."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{listing}")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """Turn pydantic's location into the dotted path a person would write: cameras[0].fps."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("sim", "opencv", "picamera2") and path.endswith("source"):
+            continue  # the union member's tag adds nothing for the reader
+        elif re.fullmatch(r"function-after\[.*\]", part):
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+def problems_of(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (misspelt, or not valid here)"
+        problems.append(f"{_location(item['loc'])}: {message}")
+    return problems
+
+
+def parse_config(data: object, source: str = "<config>") -> AgentConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must hold a mapping of keys (site_id, cameras, ...)"])
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, problems_of(error)) from None
+
+
+def load_config(path: Path) -> AgentConfig:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(source, [f"cannot read the file: {error.strerror or error}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, ["the file is not UTF-8 text"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(source, [f"not valid YAML{where}: {error}"]) from None
+    return parse_config(data, source)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what edge_agent needs on Debian/Ubuntu/Raspberry Pi OS, idempotently:
+# system packages (mosquitto, python3-venv) where missing, a virtualenv in .venv,
+# and the agent, the simulator and the development tools inside it.
+# Safe to run again; only does what is missing. Used by scripts/test.sh and scripts/demo.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+is_raspberry_pi() { grep -qs "Raspberry Pi" /proc/device-tree/model; }
+
+apt_missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || apt_missing+=(python3-venv)
+if is_raspberry_pi; then
+  python3 -c "import picamera2" >/dev/null 2>&1 || apt_missing+=(python3-picamera2)
+  python3 -c "import lgpio" >/dev/null 2>&1 || apt_missing+=(python3-lgpio)
+fi
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${apt_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating virtualenv .venv"
+  if is_raspberry_pi; then
+    # Bookworm's apt picamera2 is built against numpy 1: see README "Raspberry Pi OS".
+    python3 -m venv --system-site-packages .venv
+  else
+    python3 -m venv .venv
+  fi
+fi
+
+stamp=.venv/.edge-agent-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ hw-sim/pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  constraints=()
+  if is_raspberry_pi && python3 -c "import picamera2" >/dev/null 2>&1; then
+    constraints=("numpy<2" "opencv-python-headless<4.12")
+    extras="dev,pi"
+  else
+    extras="dev"
+  fi
+  .venv/bin/python -m pip install -q "${constraints[@]}" -e ".[${extras}]" -e ./hw-sim
+  touch "$stamp"
+fi

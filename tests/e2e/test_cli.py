@@ -1,0 +1,239 @@
+"""The edge-agent command line as a technician or developer runs it: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import wait_until
+from realdata import require_media, require_model
+
+from edge_agent.broker import LocalBroker
+from edge_agent.mqtt import ReceivedMessage, Subscriber
+
+EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
+
+
+def edge_agent(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EDGE_AGENT, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def write_config(path: Path, **overrides: object) -> Path:
+    config: dict[str, object] = {
+        "site_id": "test-site",
+        "device_id": "dev-1",
+        "cameras": [
+            {
+                "id": "cam1",
+                "fps": 5,
+                "source": {
+                    "kind": "sim",
+                    "scenario": "person_walks_in",
+                    "width": 480,
+                    "height": 270,
+                },
+            }
+        ],
+        "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
+        "outbox": {"path": str(path.parent / "outbox.db")},
+    }
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# ---------------------------------------------------------------- check-config
+
+
+def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:
+    result = edge_agent("check-config", str(write_config(tmp_path / "agent.yaml")))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "test-site" in result.stdout
+
+
+def test_check_config_names_every_problem_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        "site_id: 'has space'\n"
+        "device_id: dev-1\n"
+        "cameras:\n"
+        "  - id: cam1\n"
+        "    fps: -1\n"
+        "    source: {kind: opencv}\n"
+        "detector: {score_treshold: 0.4}\n"
+        "mqtt: {port: 0}\n"
+    )
+    result = edge_agent("check-config", str(path))
+    assert result.returncode == 2
+    for expected in (
+        "site_id:",
+        "cameras[0].fps:",
+        "cameras[0].source.uri:",
+        "detector.score_treshold: unknown key",
+        "mqtt.port:",
+    ):
+        assert expected in result.stderr, result.stderr
+    assert "5 problem(s)" in result.stderr
+
+
+def test_check_config_reports_files_that_do_not_exist(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "agent.yaml",
+        cameras=[{"id": "c", "source": {"kind": "opencv", "uri": str(tmp_path / "no.mp4")}}],
+        mqtt={"tls": {"ca_file": str(tmp_path / "ca.crt")}},
+        detector={"model": "no_such_model"},
+    )
+    result = edge_agent("check-config", str(path))
+    assert result.returncode == 2
+    assert "cameras[0].source.uri: video file not found" in result.stderr
+    assert "mqtt.tls.ca_file: file not found" in result.stderr
+    assert "detector.model: unknown model 'no_such_model'" in result.stderr
+
+
+def test_run_refuses_a_broken_config_without_starting(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("site_id: [unclosed\n")
+    result = edge_agent("run", "--config", str(path))
+    assert result.returncode == 2
+    assert "not valid YAML" in result.stderr
+
+
+# ---------------------------------------------------------------- replay
+
+
+def test_replay_prints_car_events_on_real_traffic(tmp_path: Path) -> None:
+    require_model("ssd_mobilenet_v1")
+    video = require_media("automl_traffic_frames.mp4")
+    config = write_config(tmp_path / "agent.yaml", tracker={"min_hits": 2, "max_missed_s": 0.5})
+    result = edge_agent("replay", str(video), "--config", str(config), "--json", "--every", "1")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events, result.stderr
+    new_cars = {e["id"] for e in events if e["type"] == "new" and e["label"] == "car"}
+    ended = {e["id"] for e in events if e["type"] == "end"}
+    assert len(new_cars) >= 3  # a busy highway: several cars in view in every frame
+    assert new_cars <= ended  # every event is closed at the end of the file
+    assert all(e["v"] == 1 and len(e["box"]) == 4 for e in events)
+
+
+def test_replay_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "agent.yaml")
+    result = edge_agent("replay", str(tmp_path / "none.mp4"), "--config", str(config))
+    assert result.returncode == 2
+    assert "video file not found" in result.stderr
+
+
+# ---------------------------------------------------------------- demo
+
+
+def test_demo_shows_events_and_exits_0() -> None:
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    result = edge_agent("demo", "--seconds", "8")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("status online" in line for line in lines), result.stdout
+    assert any(" NEW " in line and "person" in line for line in lines), result.stdout
+    assert any("status stopped" in line for line in lines), result.stdout
+
+
+# ---------------------------------------------------------------- run + SIGKILL
+
+
+@pytest.fixture
+def agent_processes() -> Iterator[list[subprocess.Popen[str]]]:
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+def durable_events(outbox_path: Path) -> dict[int, str]:
+    """seq → event id of the event messages the agent has made durable so far."""
+    if not outbox_path.exists():
+        return {}
+    with sqlite3.connect(f"file:{outbox_path}?mode=ro", uri=True, timeout=5.0) as db:
+        try:
+            rows = db.execute(
+                "SELECT seq, payload FROM messages WHERE message_class = 'event'"
+            ).fetchall()
+        except sqlite3.OperationalError:  # the agent has not created the table yet
+            return {}
+    return {seq: json.loads(payload)["id"] for seq, payload in rows}
+
+
+def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
+    tmp_path: Path, private_broker: LocalBroker, agent_processes: list[subprocess.Popen[str]]
+) -> None:
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    outbox_path = tmp_path / "outbox.db"
+    # The first run cannot reach any broker: everything it makes stays in the outbox.
+    private_broker.stop()
+    camera = {
+        "id": "cam1",
+        "fps": 5,
+        "source": {
+            "kind": "sim",
+            "scenario": "person_walks_in",
+            "width": 480,
+            "height": 270,
+            "realtime": False,
+            "loop": False,
+        },
+    }
+    config = write_config(
+        tmp_path / "agent.yaml",
+        cameras=[camera],
+        mqtt={"host": "127.0.0.1", "port": private_broker.port},
+    )
+    first = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
+    agent_processes.append(first)
+    # The scene's one person makes new + updates + end; wait for the lifecycle to be durable.
+    wait_until(lambda: len(durable_events(outbox_path)) >= 2, 120.0, "events in the outbox")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    durable = durable_events(outbox_path)
+    assert durable
+
+    private_broker.start()
+    received: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def on_message(message: ReceivedMessage) -> None:
+        body = message.json()
+        with lock:
+            received[int(body["seq"])] = body["id"]
+
+    with Subscriber(
+        "127.0.0.1",
+        private_broker.port,
+        ["city/test-site/dev-1/events/#"],
+        client_id="e2e-sigkill-watch",
+        on_message=on_message,
+    ) as subscriber:
+        subscriber.start(timeout_s=10.0)
+        second = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
+        agent_processes.append(second)
+
+        def all_arrived() -> bool:
+            with lock:
+                return all(received.get(seq) == event_id for seq, event_id in durable.items())
+
+        wait_until(all_arrived, 60.0, f"the {len(durable)} durable events after restart")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+    assert os.path.exists(outbox_path)

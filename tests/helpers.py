@@ -1,0 +1,23 @@
+"""Small test helpers shared by every test layer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+_POLL_S = 0.01
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until it is truthy; fail the test saying ``what`` never happened.
+
+    This is how tests synchronise with threads and brokers: on a condition, never on a
+    fixed sleep. ``timeout_s`` is a generous upper bound, not a performance threshold.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(_POLL_S)

@@ -1,0 +1,71 @@
+"""`edge-agent detect` as a user runs it, through the handler the CLI dispatches to."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from realdata import require_media, require_model
+
+from edge_agent.commands import detect
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="edge-agent")
+    detect.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["detect", *argv])
+    result: int = args.handler(args)
+    return result
+
+
+def test_detect_prints_person_box_in_pixels(capsys: pytest.CaptureFixture[str]) -> None:
+    require_model("ssd_mobilenet_v1")
+    image = require_media("coral_grace_hopper.bmp")
+    assert _run([str(image), "--score", "0.6"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    person = [line.split("\t") for line in lines if "\tperson\t" in line]
+    assert person, lines
+    file_name, frame, _label, score, box = person[0]
+    assert file_name == str(image) and frame == "frame 0" and float(score) >= 0.6
+    x_min, y_min, x_max, y_max = (int(v) for v in box.split())
+    # 512x600 portrait: the box spans most of it, in pixels (not 0..1).
+    assert x_min < 60 and y_min < 80 and x_max > 450 and y_max > 540
+
+
+def test_detect_json_lines_on_video_every_nth_frame(capsys: pytest.CaptureFixture[str]) -> None:
+    require_model("yolox_nano")
+    video = require_media("automl_traffic_frames.mp4")
+    code = _run(
+        [str(video), "--model", "yolox_nano", "--every", "10", "--json", "--labels", "car,truck"]
+    )
+    assert code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["frame"] for r in records} == {0, 10}
+    assert {r["label"] for r in records} <= {"car", "truck"}
+    for record in records:
+        x_min, y_min, x_max, y_max = record["box_px"]
+        assert 0 <= x_min < x_max <= 960 and 0 <= y_min < y_max <= 540
+
+
+def test_bare_manifest_media_name_is_found_on_the_media_path(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    require_model("ssd_mobilenet_v1")
+    require_media("coral_grace_hopper.bmp")
+    assert _run(["coral_grace_hopper.bmp"]) == 0
+    assert "person" in capsys.readouterr().out
+
+
+def test_missing_file_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["/nonexistent/picture.jpg"]) == 2
+    assert "/nonexistent/picture.jpg: no such file" in capsys.readouterr().err
+
+
+def test_unreadable_image_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_model("ssd_mobilenet_v1")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not a png")
+    assert _run([str(bad)]) == 2
+    assert f"{bad}: not a readable image" in capsys.readouterr().err

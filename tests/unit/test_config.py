@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import ConfigError, OpenCVSource, SimSource, load_config, parse_config
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+
+MINIMAL = {
+    "site_id": "plaza",
+    "device_id": "pi-1",
+    "cameras": [{"id": "cam1", "source": {"kind": "sim"}}],
+}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_config_is_valid(path: Path) -> None:
+    config = load_config(path)
+    assert config.cameras and config.topic_root.count("/") == 2
+
+
+def test_examples_cover_the_city_site_kinds() -> None:
+    names = {p.stem for p in EXAMPLES}
+    assert {
+        "riverside-plaza",
+        "five-way-junction",
+        "bridge",
+        "traditional-market",
+        "mosque-forecourt",
+        "police-post",
+    } <= names
+
+
+def test_defaults_fill_a_minimal_config() -> None:
+    config = parse_config(MINIMAL)
+    assert isinstance(config.cameras[0].source, SimSource)
+    assert config.mqtt.protocol == "5"
+    assert config.client_id == "plaza-pi-1"
+    assert config.topic_root == "city/plaza/pi-1"
+
+
+def test_protocol_given_as_a_number_is_accepted() -> None:
+    config = parse_config({**MINIMAL, "mqtt": {"protocol": 5}})
+    assert config.mqtt.protocol == "5"
+
+
+def test_every_problem_is_reported_with_its_path() -> None:
+    broken = {
+        "site_id": "bad/site",
+        "device_id": "pi-1",
+        "cameras": [
+            {"id": "cam1", "source": {"kind": "opencv"}, "fps": 0, "treshold": 3},
+            {"id": "cam1", "source": {"kind": "webcam"}},
+        ],
+        "detector": {"score_threshold": 1.5},
+        "mqtt": {"port": 70000, "protocol": "4"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(broken)
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "site_id:",
+        "cameras[0].source.uri:",
+        "cameras[0].fps:",
+        "cameras[0].treshold: unknown key",
+        "cameras[1].source:",
+        "detector.score_threshold:",
+        "mqtt.port:",
+        "mqtt.protocol:",
+    ):
+        assert expected in problems, f"{expected!r} missing from:\n{problems}"
+
+
+def test_duplicate_camera_ids_are_rejected() -> None:
+    cameras = [{"id": "cam1", "source": {"kind": "sim"}}] * 2
+    with pytest.raises(ConfigError, match="camera ids must be unique"):
+        parse_config({**MINIMAL, "cameras": cameras})
+
+
+def test_tls_cert_without_key_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="cert_file and key_file"):
+        parse_config({**MINIMAL, "mqtt": {"tls": {"cert_file": "/x.crt"}}})
+
+
+def test_zone_polygon_must_be_normalised() -> None:
+    camera = {
+        "id": "c",
+        "source": {"kind": "sim"},
+        "zones": [{"name": "z", "polygon": [[0, 0], [2, 0], [0, 1]]}],
+    }
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.zones\[0\]\.polygon"):
+        parse_config({**MINIMAL, "cameras": [camera]})
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text("site_id: a\ncameras: [\n  - id: x\n")
+    with pytest.raises(ConfigError, match="line"):
+        load_config(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_a_list_at_top_level_is_explained() -> None:
+    with pytest.raises(ConfigError, match="mapping"):
+        parse_config(["site_id"])
+
+
+def test_opencv_source_keeps_its_uri() -> None:
+    camera = {"id": "c", "source": {"kind": "opencv", "uri": "rtsp://cam/1"}}
+    config = parse_config({**MINIMAL, "cameras": [camera]})
+    source = config.cameras[0].source
+    assert isinstance(source, OpenCVSource) and source.uri == "rtsp://cam/1"
