@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 
 from edge_agent import __version__
+from edge_agent.analyzers import build_analyzers
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
@@ -28,10 +29,11 @@ from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
 from edge_agent.mqtt import MqttSettings, Publisher
 from edge_agent.outbox import Outbox
-from edge_agent.pipeline import CameraPipeline, EventSink, GateSettings
+from edge_agent.pipeline import CameraPipeline, EventSink, FrameOutput, GateSettings
+from edge_agent.rules import build_rules
 from edge_agent.track import IouTracker, TrackerSettings
-from edge_agent.types import ObjectEvent, OutboundMessage
-from edge_agent.zones import Zone
+from edge_agent.types import Frame, OutboundMessage
+from edge_agent.zones import Zone, zones_from_config
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +83,7 @@ def build_pipeline(
     sink: EventSink,
 ) -> CameraPipeline:
     """One camera's stages from its config; shared by ``run`` and ``replay``."""
-    zones = [
-        Zone(
-            z.name,
-            tuple(z.polygon),
-            frozenset(z.labels) if z.labels is not None else None,
-        )
-        for z in camera.zones
-    ]
+    zones: list[Zone] = zones_from_config(camera.zones)
     return CameraPipeline(
         camera_id=camera.id,
         motion=MotionGate(MotionSettings(**config.motion.model_dump())),
@@ -108,6 +103,8 @@ def build_pipeline(
             refresh_interval_s=config.detector.refresh_interval_s,
             keepalive_interval_s=config.detector.keepalive_interval_s,
         ),
+        rules=build_rules(camera.rules, zones=zones, timezone=config.timezone),
+        analyzers=build_analyzers(camera.analyzers),
     )
 
 
@@ -118,7 +115,7 @@ class OutboxSink:
         self._outbox = outbox
         self._wake = wake
 
-    def emit(self, messages: Sequence[OutboundMessage], events: Sequence[ObjectEvent]) -> None:
+    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
         self._outbox.enqueue_many(messages)
         self._wake()
 
@@ -228,12 +225,14 @@ class Agent:
             worker.mailbox.close()
 
     def _analysis_loop(self, worker: CameraWorker) -> None:
+        last_frame: Frame | None = None
         while True:
             frame = worker.mailbox.get(timeout_s=0.5)
             if frame is None:
                 if worker.mailbox.closed or self._stop.is_set():
                     break
                 continue
+            last_frame = frame
             try:
                 worker.pipeline.process(frame)
             except Exception as error:  # one bad frame must not stop the camera
@@ -243,7 +242,7 @@ class Agent:
                     "camera %s: analysis failed on frame %d", worker.config.id, frame.index
                 )
         try:
-            worker.pipeline.finish()
+            worker.pipeline.finish(last_frame)
         except Exception:
             log.exception("camera %s: could not close open events", worker.config.id)
 

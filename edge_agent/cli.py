@@ -21,6 +21,8 @@ from edge_agent import __version__
 from edge_agent.capture import CaptureError, EndOfStream, open_source
 from edge_agent.config import AgentConfig, ConfigError, OpenCVSource, load_config
 from edge_agent.datafiles import DataFileError
+from edge_agent.pipeline import FrameOutput
+from edge_agent.types import OutboundMessage
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -156,12 +158,16 @@ class _PrintSink:
         self._boot_id = boot_id
         self.count = 0
 
-    def emit(self, messages: Sequence[object], events: Sequence[object]) -> None:
-        from edge_agent.encode import event_body
-        from edge_agent.types import ObjectEvent
+    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
+        from edge_agent.encode import alert_body, counts_body, event_body, state_body
 
-        for event in events:
-            assert isinstance(event, ObjectEvent)
+        if self._as_json:
+            bodies = [alert_body(a, self._boot_id) for a in output.alerts]
+            bodies += [state_body(s, self._boot_id) for s in output.states]
+            bodies += [counts_body(c, self._boot_id) for c in output.counts]
+            for body in bodies:
+                print(json.dumps(body, separators=(",", ":")), flush=True)
+        for event in output.events:
             self.count += 1
             body = event_body(event, self._boot_id)
             if self._as_json:
@@ -210,6 +216,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     step = max(1, round(source.nominal_fps / camera.fps)) if args.every is None else args.every
     index = 0
+    last_frame = None
     try:
         while True:
             try:
@@ -220,8 +227,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 continue
             if index % step == 0:
                 pipeline.process(frame, always_detect=args.detect_every_frame)
+                last_frame = frame
             index += 1
-        pipeline.finish()
+        pipeline.finish(last_frame)
     finally:
         source.close()
     clock = pipeline.clock

@@ -11,20 +11,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-"""Ids become MQTT topic levels: no '/', '+', '#', spaces or empty strings."""
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
-UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+from edge_agent.analyzers.config import AnalyzerConfig
+from edge_agent.config_base import Identifier, StrictModel, UnitFloat
+from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig
 
 
 class SimSource(StrictModel):
@@ -68,6 +62,8 @@ class ZoneConfig(StrictModel):
     name: Identifier
     polygon: list[tuple[UnitFloat, UnitFloat]] = Field(min_length=3)
     labels: list[str] | None = None  # None: every label of interest
+    schedule: ZoneScheduleConfig | None = None  # None: always active
+    inertia_frames: int = Field(3, ge=1, le=100)  # frames in/out before it counts
 
 
 class CameraConfig(StrictModel):
@@ -76,6 +72,8 @@ class CameraConfig(StrictModel):
     fps: float = Field(5.0, gt=0, le=60)
     analysis_width: int = Field(320, ge=64, le=1920)  # motion gate works at this width
     zones: list[ZoneConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    analyzers: list[AnalyzerConfig] = Field(default_factory=list)
 
     @field_validator("zones")
     @classmethod
@@ -148,6 +146,9 @@ class MqttConfig(StrictModel):
     password: str | None = None
     tls: TlsConfig | None = None
     max_inflight: int = Field(20, ge=1, le=1000)
+    session_expiry_s: int = Field(3600, ge=0)  # MQTT 5: commands queued while we are away
+    reconnect_min_delay_s: float = Field(1.0, gt=0)
+    reconnect_max_delay_s: float = Field(60.0, gt=0)
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -155,15 +156,30 @@ class MqttConfig(StrictModel):
         return str(value) if isinstance(value, (int, float)) else value
 
 
+class OutboxTtlConfig(StrictModel):
+    """How long each class may wait in the outbox before it is dropped (and counted)."""
+
+    alert: float = Field(7 * 86400.0, gt=0)
+    event: float = Field(3 * 86400.0, gt=0)
+    state: float = Field(86400.0, gt=0)
+    thumbnail: float = Field(86400.0, gt=0)
+
+
 class OutboxConfig(StrictModel):
     path: Path = Path("/var/lib/edge-agent/outbox.db")
     max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
     max_rows: int = Field(1_000_000, ge=100)
+    ttl_s: OutboxTtlConfig = Field(default_factory=OutboxTtlConfig)
+    # Replay after an outage is paced so a backlog does not starve live traffic or a thin uplink.
+    drain_rate_msgs_per_s: float = Field(100.0, gt=0)
+    drain_rate_bytes_per_s: int = Field(512 * 1024, ge=1024)
+    historical_after_s: float = Field(60.0, ge=0)  # older than this at send time → historical
 
 
 class AgentConfig(StrictModel):
     site_id: Identifier
     device_id: Identifier
+    timezone: str = "UTC"  # the site's IANA timezone, for zone schedules ("Asia/Jakarta")
     cameras: list[CameraConfig] = Field(min_length=1)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -171,6 +187,7 @@ class AgentConfig(StrictModel):
     events: EventsConfig = Field(default_factory=EventsConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    stats_interval_s: float = Field(60.0, ge=1.0)
 
     @field_validator("cameras")
     @classmethod
@@ -180,6 +197,17 @@ class AgentConfig(StrictModel):
         if duplicates:
             raise ValueError(f"camera ids must be unique, repeated: {', '.join(duplicates)}")
         return cameras
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {name!r} (use an IANA name like 'Asia/Jakarta')"
+            ) from None
+        return name
 
     @property
     def client_id(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_agent.analytics import Alert, CountReport, SceneState
 from edge_agent.types import MessageClass, ObjectEvent, OutboundMessage, Thumbnail
 
 SCHEMA_VERSION = 1
@@ -33,6 +34,12 @@ class Topics:
 
     def thumbnail(self, camera_id: str, event_id: str) -> str:
         return f"{self.root}/thumbs/{camera_id}/{event_id}"
+
+    def state(self, camera_id: str, analyzer: str) -> str:
+        return f"{self.root}/state/{camera_id}/{analyzer}"
+
+    def counts(self, camera_id: str, line: str) -> str:
+        return f"{self.root}/counts/{camera_id}/{line}"
 
 
 def _time(value_s: float | None) -> float | None:
@@ -77,4 +84,83 @@ def encode_thumbnail(topics: Topics, thumbnail: Thumbnail) -> OutboundMessage:
         binary_body=thumbnail.jpeg,
         content_type="image/jpeg",
         user_properties=(("event_id", thumbnail.event_id),),
+    )
+
+
+def alert_body(alert: Alert, boot_id: str) -> dict[str, object]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": alert.lifecycle.value,
+        "id": alert.alert_id,
+        "camera": alert.camera_id,
+        "kind": alert.kind,
+        "rule": alert.rule,
+        "zone": alert.zone,
+        "labels": list(alert.labels),
+        "tracks": list(alert.track_ids),
+        "box": alert.box.as_list() if alert.box is not None else None,
+        "start": _time(alert.start_s),
+        "end": _time(alert.end_s),
+        "ts": _time(alert.frame_time_s),
+        "detail": dict(alert.detail),
+        "boot": boot_id,
+    }
+
+
+def encode_alert(topics: Topics, alert: Alert, boot_id: str) -> OutboundMessage:
+    """Alerts share the events topic (consumers see one lifecycle stream) but not its class:
+    they are kept longest in the outbox and sent first after an outage."""
+    return OutboundMessage(
+        topic=topics.events(alert.camera_id),
+        message_class=MessageClass.ALERT,
+        qos=1,
+        json_body=alert_body(alert, boot_id),
+        user_properties=(("schema", f"edge-agent/alert/{SCHEMA_VERSION}"),),
+    )
+
+
+def state_body(state: SceneState, boot_id: str) -> dict[str, object]:
+    return {
+        "v": SCHEMA_VERSION,
+        "camera": state.camera_id,
+        "analyzer": state.analyzer,
+        "state": state.state,
+        "since": _time(state.since_s),
+        "ts": _time(state.frame_time_s),
+        "score": None if state.score is None else round(state.score, 4),
+        "detail": dict(state.detail),
+        "boot": boot_id,
+    }
+
+
+def encode_state(topics: Topics, state: SceneState, boot_id: str) -> OutboundMessage:
+    return OutboundMessage(
+        topic=topics.state(state.camera_id, state.analyzer),
+        message_class=MessageClass.STATE,
+        qos=1,
+        retain=True,
+        json_body=state_body(state, boot_id),
+        user_properties=(("schema", f"edge-agent/state/{SCHEMA_VERSION}"),),
+    )
+
+
+def counts_body(report: CountReport, boot_id: str) -> dict[str, object]:
+    return {
+        "v": SCHEMA_VERSION,
+        "camera": report.camera_id,
+        "line": report.line,
+        "from": _time(report.period_start_s),
+        "to": _time(report.period_end_s),
+        "counts": {d: dict(by_label) for d, by_label in report.counts.items()},
+        "boot": boot_id,
+    }
+
+
+def encode_counts(topics: Topics, report: CountReport, boot_id: str) -> OutboundMessage:
+    return OutboundMessage(
+        topic=topics.counts(report.camera_id, report.line),
+        message_class=MessageClass.EVENT,
+        qos=1,
+        json_body=counts_body(report, boot_id),
+        user_properties=(("schema", f"edge-agent/counts/{SCHEMA_VERSION}"),),
     )

@@ -19,21 +19,63 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from edge_agent.analytics import (
+    Alert,
+    CountReport,
+    ObjectRule,
+    RuleContext,
+    RuleOutput,
+    SceneAnalyzer,
+    SceneState,
+    merge,
+)
 from edge_agent.detect.base import Detector
-from edge_agent.encode import Topics, encode_event, encode_thumbnail
+from edge_agent.encode import (
+    Topics,
+    encode_alert,
+    encode_counts,
+    encode_event,
+    encode_state,
+    encode_thumbnail,
+)
 from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
-from edge_agent.track import IouTracker, TrackUpdate
-from edge_agent.types import DetectionResult, Frame, ObjectEvent, OutboundMessage
+from edge_agent.track import IouTracker
+from edge_agent.types import DetectionResult, Frame, ObjectEvent, OutboundMessage, Thumbnail
+
+
+@dataclass(frozen=True)
+class FrameOutput:
+    """Everything one analysed frame produced, before encoding."""
+
+    events: tuple[ObjectEvent, ...] = ()
+    thumbnails: tuple[Thumbnail, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    states: tuple[SceneState, ...] = ()
+    counts: tuple[CountReport, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.thumbnails or self.alerts or self.states or self.counts)
 
 
 class EventSink(Protocol):
     """Where encoded messages go. ``emit`` must return quickly and only once they are safe."""
 
-    def emit(self, messages: Sequence[OutboundMessage], events: Sequence[ObjectEvent]) -> None: ...
+    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None: ...
 
 
-STAGES = ("decode", "motion", "preprocess", "invoke", "postprocess", "track", "events", "outbox")
+STAGES = (
+    "decode",
+    "motion",
+    "preprocess",
+    "invoke",
+    "postprocess",
+    "track",
+    "events",
+    "rules",
+    "analyzers",
+    "outbox",
+)
 
 
 @dataclass
@@ -73,6 +115,8 @@ class CameraPipeline:
         boot_id: str,
         sink: EventSink,
         gate: GateSettings | None = None,
+        rules: Sequence[ObjectRule] = (),
+        analyzers: Sequence[SceneAnalyzer] = (),
     ) -> None:
         self.camera_id = camera_id
         self._motion = motion
@@ -84,6 +128,8 @@ class CameraPipeline:
         self._boot_id = boot_id
         self._sink = sink
         self._gate = gate or GateSettings()
+        self._rules = tuple(rules)
+        self._analyzers = tuple(analyzers)
         self._last_detect_s: float | None = None
         self.clock = StageClock()
         self.last_motion_ratio = 0.0
@@ -96,7 +142,7 @@ class CameraPipeline:
             return True
         return since_s >= self._gate.keepalive_interval_s
 
-    def process(self, frame: Frame, *, always_detect: bool = False) -> EngineOutput:
+    def process(self, frame: Frame, *, always_detect: bool = False) -> FrameOutput:
         clock = self.clock
         clock.frames += 1
         started = time.perf_counter()
@@ -107,7 +153,8 @@ class CameraPipeline:
             clock.motion_frames += 1
 
         now_s = frame.monotonic_s
-        if always_detect or self._should_detect(now_s, motion.has_motion):
+        detection_ran = always_detect or self._should_detect(now_s, motion.has_motion)
+        if detection_ran:
             with self._detector_lock:
                 result: DetectionResult = self._detector.detect(frame.image)
             clock.detector_runs += 1
@@ -121,31 +168,71 @@ class CameraPipeline:
             started = time.perf_counter()
             tracks = self._tracker.tick(now_s)
         clock.add("track", time.perf_counter() - started)
-        return self._publish(frame, tracks)
 
-    def _publish(self, frame: Frame, tracks: TrackUpdate) -> EngineOutput:
         started = time.perf_counter()
-        output = self._engine.update(frame, tracks)
-        messages = self._encode(output)
-        self.clock.add("events", time.perf_counter() - started)
-        self._emit(messages, output.events)
+        engine_output = self._engine.update(frame, tracks)
+        clock.add("events", time.perf_counter() - started)
+        rule_output = self._run_rules(frame, detection_ran, finishing=False)
+        started = time.perf_counter()
+        states = tuple(s for a in self._analyzers for s in a.update(frame, now_s))
+        clock.add("analyzers", time.perf_counter() - started)
+        output = _combine(engine_output, rule_output, states)
+        self._emit(output)
         return output
 
-    def finish(self) -> EngineOutput:
-        """End every open event (end of file, clean stop)."""
-        output = self._engine.finish(self._tracker.finish())
-        self._emit(self._encode(output), output.events)
+    def _run_rules(self, frame: Frame, detection_ran: bool, *, finishing: bool) -> RuleOutput:
+        if not self._rules:
+            return RuleOutput()
+        started = time.perf_counter()
+        context = RuleContext(
+            camera_id=self.camera_id,
+            frame=frame,
+            now_s=frame.monotonic_s,
+            wall_s=frame.captured_at_s,
+            tracks=self._tracker.live_tracks(),
+            detection_ran=detection_ran,
+        )
+        outputs = [(r.finish(context) if finishing else r.update(context)) for r in self._rules]
+        self.clock.add("rules", time.perf_counter() - started)
+        return merge(outputs)
+
+    def finish(self, last_frame: Frame | None = None) -> FrameOutput:
+        """End every open event and alert, flush counts (end of file, clean stop)."""
+        rule_output = (
+            self._run_rules(last_frame, False, finishing=True)
+            if last_frame is not None
+            else RuleOutput()
+        )
+        engine_output = self._engine.finish(self._tracker.finish())
+        output = _combine(engine_output, rule_output, ())
+        self._emit(output)
         return output
 
-    def _encode(self, output: EngineOutput) -> list[OutboundMessage]:
+    def _encode(self, output: FrameOutput) -> list[OutboundMessage]:
+        topics, boot = self._topics, self._boot_id
         # Events before their thumbnails: `seq` order then reads new → thumbnail → update → end.
-        messages = [encode_event(self._topics, e, self._boot_id) for e in output.events]
-        messages.extend(encode_thumbnail(self._topics, t) for t in output.thumbnails)
+        messages = [encode_alert(topics, a, boot) for a in output.alerts]
+        messages.extend(encode_event(topics, e, boot) for e in output.events)
+        messages.extend(encode_thumbnail(topics, t) for t in output.thumbnails)
+        messages.extend(encode_state(topics, s, boot) for s in output.states)
+        messages.extend(encode_counts(topics, c, boot) for c in output.counts)
         return messages
 
-    def _emit(self, messages: list[OutboundMessage], events: Sequence[ObjectEvent]) -> None:
-        if not messages:
+    def _emit(self, output: FrameOutput) -> None:
+        if not output:
             return
         started = time.perf_counter()
-        self._sink.emit(messages, events)
+        self._sink.emit(self._encode(output), output)
         self.clock.add("outbox", time.perf_counter() - started)
+
+
+def _combine(
+    engine_output: EngineOutput, rule_output: RuleOutput, states: tuple[SceneState, ...]
+) -> FrameOutput:
+    return FrameOutput(
+        events=engine_output.events,
+        thumbnails=engine_output.thumbnails,
+        alerts=rule_output.alerts,
+        states=rule_output.states + states,
+        counts=rule_output.counts,
+    )

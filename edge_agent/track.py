@@ -119,6 +119,10 @@ class IouTracker:
         seen = tuple(t.snapshot() for t in seen_now if t.hits >= settings.min_hits)
         return TrackUpdate(seen=seen, ended=self._expire(now_s), live=self._live_count())
 
+    def live_tracks(self) -> tuple[Track, ...]:
+        """Every confirmed track still alive, seen this frame or coasting on its last box."""
+        return tuple(t.snapshot() for t in self._tracks if t.hits >= self.settings.min_hits)
+
     def tick(self, now_s: float) -> TrackUpdate:
         """Advance time without a detection pass (the gate kept the detector idle)."""
         return TrackUpdate(seen=(), ended=self._expire(now_s), live=self._live_count())

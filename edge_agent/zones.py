@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edge_agent.types import Box
+
+if TYPE_CHECKING:
+    from edge_agent.config import ZoneConfig
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,10 @@ class Zone:
 
 def zones_of(zones: Sequence[Zone], label: str, box: Box) -> tuple[str, ...]:
     return tuple(zone.name for zone in zones if zone.accepts(label, box))
+
+
+def zones_from_config(configs: Sequence[ZoneConfig]) -> list[Zone]:
+    return [
+        Zone(z.name, tuple(z.polygon), frozenset(z.labels) if z.labels is not None else None)
+        for z in configs
+    ]

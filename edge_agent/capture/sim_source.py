@@ -28,6 +28,7 @@ class SimSource:
         fps: float,
         loop: bool = True,
         realtime: bool = True,
+        clock_start_s: float | None = None,
     ) -> None:
         try:
             from hw_sim.scenes import load_scenario
@@ -50,7 +51,7 @@ class SimSource:
         self._next_due_s = time.monotonic()
         self._stop = threading.Event()
         self._ended = False
-        self._started_at_s = time.time()
+        self._clock_start_s = clock_start_s if clock_start_s is not None else time.time()
 
     @property
     def scenario(self) -> Scenario:
@@ -80,9 +81,9 @@ class SimSource:
         image = self._scenario.render(scene_index)
         if self._realtime:
             captured_at_s, monotonic_s = time.time(), time.monotonic()
-        else:  # offline: the scene's own clock
+        else:  # offline: the scene's own clock, from the scenario's wall-clock start if it has one
             monotonic_s = self._index / self._fps
-            captured_at_s = self._started_at_s + monotonic_s
+            captured_at_s = self._clock_start_s + monotonic_s
         frame = Frame(
             camera_id=self.camera_id,
             index=self._index,

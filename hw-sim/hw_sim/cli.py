@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 from hw_sim.media import MEDIA_ENV_VAR, MediaNotFound
-from hw_sim.scenes import SCENARIO_NAMES, Scenario, describe_scenario, load_scenario
+from hw_sim.scenes import Scenario, describe_scenario, load_scenario, scenario_names
 
 EXIT_USAGE = 2
 
@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the scenarios")
 
     def scene_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--scenario", required=True, choices=SCENARIO_NAMES)
+        command.add_argument("--scenario", required=True, choices=scenario_names())
         command.add_argument("--width", type=int, default=960)
         command.add_argument("--height", type=int, default=540)
         command.add_argument("--fps", type=float, default=10.0)
@@ -86,7 +86,7 @@ def _render(scenario: Scenario, out: Path, truth: Path, seconds: float | None) -
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
-        for name in SCENARIO_NAMES:
+        for name in scenario_names():
             print(f"{name:<18} {describe_scenario(name)}")
         return 0
     try:

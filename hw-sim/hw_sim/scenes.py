@@ -15,7 +15,9 @@ whose path runs past the end re-enter at the start, so a live demo never jumps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -40,6 +42,70 @@ class TruthObject:
     label: str
     box: NormBox
     visible_fraction: float = 1.0
+
+
+class Effect(Protocol):
+    """A change to the picture over time: weather, light, litter, a hand over the lens.
+
+    ``stage`` says where it acts: ``"scene"`` effects change the world before the
+    sensor sees it (a puddle, dusk, garbage bags: noise and exposure still apply);
+    ``"lens"`` effects act on what the sensor delivered (a covered lens, a camera
+    knocked askew, a frozen or lost signal). ``apply`` must be a pure function of
+    (image, t_s): same inputs, same bytes.
+    """
+
+    @property
+    def stage(self) -> Literal["scene", "lens"]: ...
+
+    def apply(self, image: ImageBGR, t_s: float) -> ImageBGR: ...
+
+
+@dataclass(frozen=True)
+class ExpectedAlert:
+    """An alert the agent should raise: the condition holds from start_s to end_s (scene time)."""
+
+    kind: str  # "intrusion", "loitering", "crowd", "stopped_vehicle", ...
+    start_s: float
+    end_s: float
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpectedState:
+    """A level an analyzer (or rule) should report from start_s to end_s (scene time)."""
+
+    analyzer: str  # the state topic level: "flood", "garbage", "tamper", "congestion-bridge"
+    state: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class ExpectedCount:
+    """Objects that cross a counting line over the whole scenario."""
+
+    line: str
+    direction: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """Ground truth for rules and analyzers, plus the camera config to evaluate them with.
+
+    ``camera`` is a fragment of an edge_agent camera config (zones, rules, analyzers,
+    fps) that makes sense for this scene; ``clock_start`` is the local wall-clock time of
+    frame 0 ("23:30") in ``timezone``, for schedules.
+    """
+
+    alerts: tuple[ExpectedAlert, ...] = ()
+    states: tuple[ExpectedState, ...] = ()
+    counts: tuple[ExpectedCount, ...] = ()
+    camera: Mapping[str, Any] = field(default_factory=dict)
+    clock_start: str | None = None
+    timezone: str = "UTC"
+    false_alarm_check: bool = False  # a scenario where no alert at all is expected
 
 
 @dataclass(frozen=True)
@@ -119,6 +185,9 @@ class Scenario:
         drift_amplitude: float = 0.0,
         horizon_y: float = -1.1,
         layout: StreetLayout | None = None,
+        effects: tuple[Effect, ...] = (),
+        expectations: Expectations | None = None,
+        loops: bool = True,
     ) -> None:
         if width < 32 or height < 32:
             raise ValueError(f"scenario {name}: {width}x{height} is too small (32x32 at least)")
@@ -130,6 +199,9 @@ class Scenario:
         self.fps = fps
         self.n_frames = max(1, round(duration_s * fps))
         self.actors = actors
+        self.effects = effects
+        self.expectations = expectations or Expectations()
+        self.loops = loops
         self.layout = layout or StreetLayout()
         self._duration_s = self.n_frames / fps
         self._horizon_y = horizon_y
@@ -163,7 +235,14 @@ class Scenario:
         scene = self._street.copy()
         for placement in self._placements(t_s):
             self._paste(scene, placement)
-        return self._sensor.expose(scene, self._wrap(index), t_s)
+        for effect in self.effects:
+            if effect.stage == "scene":
+                scene = effect.apply(scene, t_s)
+        image = self._sensor.expose(scene, self._wrap(index), t_s)
+        for effect in self.effects:
+            if effect.stage == "lens":
+                image = effect.apply(image, t_s)
+        return image
 
     def truth(self, index: int) -> list[TruthObject]:
         """The objects in frame ``index``, far to near."""
@@ -194,7 +273,8 @@ class Scenario:
         placements: list[_Placement] = []
         for actor in self.actors:
             # The loop's previous lap may still be running: look one lap ahead as well.
-            for lap_t_s in (t_s, t_s + self._duration_s):
+            laps = (t_s, t_s + self._duration_s) if self.loops else (t_s,)
+            for lap_t_s in laps:
                 position = actor.position(lap_t_s)
                 if position is None:
                     continue
@@ -286,6 +366,11 @@ class Script:
     duration_s: float
     actors: tuple[Actor, ...] = ()
     drift_amplitude: float = 0.0
+    effects: tuple[Effect, ...] = ()
+    expectations: Expectations = field(default_factory=Expectations)
+    fps: float | None = None  # the rate the scenario is meant to be evaluated at
+    loops: bool = True  # False for evaluation scenarios with a beginning and an end
+    seed: int = 2024
 
 
 def _street() -> tuple[Actor, ...]:
@@ -340,13 +425,46 @@ SCRIPTS: dict[str, Script] = {
     )
 }  # fmt: skip
 
+
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCRIPTS)
+"""The street scenes of hw-sim v1; ``scenario_names()`` adds the analytics library."""
+
+
+def register(*scripts: Script) -> None:
+    """Add scenarios (the analytics scenario modules call this when imported)."""
+    for script in scripts:
+        if script.name in SCRIPTS:
+            raise ValueError(f"scenario {script.name!r} is registered twice")
+        SCRIPTS[script.name] = script
+
+
+def _load_libraries() -> None:
+    """Import the scenario libraries that register themselves (once)."""
+    import importlib
+
+    for module in ("hw_sim.scenarios_objects", "hw_sim.scenarios_scene"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+
+
+def scenario_names() -> tuple[str, ...]:
+    _load_libraries()
+    return tuple(SCRIPTS)
 
 
 def _script(name: str) -> Script:
+    _load_libraries()
     if name not in SCRIPTS:
-        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIO_NAMES)}")
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCRIPTS)}")
     return SCRIPTS[name]
+
+
+def script(name: str) -> Script:
+    """The scenario's script: what happens, its expectations, its evaluation fps."""
+    return _script(name)
 
 
 def describe_scenario(name: str) -> str:
@@ -375,4 +493,8 @@ def load_scenario(name: str, *, width: int = 960, height: int = 540, fps: float 
         duration_s=script.duration_s,
         actors=script.actors,
         drift_amplitude=script.drift_amplitude,
+        effects=script.effects,
+        expectations=script.expectations,
+        loops=script.loops,
+        seed=script.seed,
     )

@@ -18,7 +18,7 @@ from edge_agent.capture.sim_source import SimSource
 from edge_agent.encode import Topics
 from edge_agent.events import EventEngine
 from edge_agent.motion import MotionGate
-from edge_agent.pipeline import CameraPipeline
+from edge_agent.pipeline import CameraPipeline, FrameOutput
 from edge_agent.track import IouTracker
 from edge_agent.types import (
     Box,
@@ -54,9 +54,9 @@ class ListSink:
         self.messages: list[OutboundMessage] = []
         self.events: list[ObjectEvent] = []
 
-    def emit(self, messages: Sequence[OutboundMessage], events: Sequence[ObjectEvent]) -> None:
+    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
         self.messages.extend(messages)
-        self.events.extend(events)
+        self.events.extend(output.events)
 
 
 def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipeline]:

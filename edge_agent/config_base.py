@@ -1,0 +1,21 @@
+"""Building blocks shared by every config model (here so rule and analyzer configs can
+live beside their code without importing the whole agent config)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Ids become MQTT topic levels: no '/', '+', '#', spaces or empty strings."""
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; loaded config never changes at run time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
