@@ -70,7 +70,6 @@ class CameraConfig(StrictModel):
     id: Identifier
     source: SourceConfig
     fps: float = Field(5.0, gt=0, le=60)
-    analysis_width: int = Field(320, ge=64, le=1920)  # motion gate works at this width
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     analyzers: list[AnalyzerConfig] = Field(default_factory=list)
@@ -107,6 +106,12 @@ class MotionConfig(StrictModel):
     noise_blur_px: int = Field(5, ge=1, le=31)
     min_frames: int = Field(2, ge=1, le=30)  # consecutive motion frames before the gate opens
     exposure_compensation: bool = True
+    noise_opening: bool = True  # drop isolated changed pixels (compression noise)
+    # A changed region counts only with this many pixels that changed within the last
+    # moving_window_frames frames: the spot someone left after standing still (a "ghost")
+    # does not hold the gate open. 0 turns the check off.
+    min_moving_px: int = Field(8, ge=0, le=10_000)
+    moving_window_frames: int = Field(5, ge=1, le=100)
 
 
 class TrackerConfig(StrictModel):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.datafiles import load_manifest, locate, resolve_media, resolve_model_file
-from edge_agent.mqtt import ReceivedMessage, Subscriber
-from edge_agent.watch import describe
+from edge_agent.mqtt import Subscriber
+from edge_agent.watch import Watcher
 
 DEMO_MODEL = "ssd_mobilenet_v1"
 
@@ -60,11 +60,13 @@ def run_demo(
 
     config = demo_config(workdir, host, port, scenario)
 
-    def show(message: ReceivedMessage) -> None:
-        print(describe(message.topic, message.payload, message.content_type), flush=True)
-
+    watcher = Watcher(lambda line: print(line, flush=True))
     subscriber = Subscriber(
-        host, port, [f"{config.topic_root}/#"], client_id="edge-agent-demo-watch", on_message=show
+        host,
+        port,
+        [f"{config.topic_root}/#"],
+        client_id="edge-agent-demo-watch",
+        on_message=watcher.on_message,
     )
     subscriber.start(timeout_s=10.0)
     print(

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.types import Box, Detection, Track
-
-VEHICLE_LABELS = frozenset({"car", "truck", "bus", "motorcycle"})
 
 
 def label_family(label: str) -> str:

@@ -1,12 +1,21 @@
-"""How a person reads the device's traffic: one line per message.
+"""``edge-agent watch``: what a command-centre engineer uses to look at a site.
 
-Used by ``edge-agent demo`` now and by the consumer-side ``edge-agent watch``.
+Subscribes to one device, one site or everything; prints one readable line per
+message (or JSON lines); drops duplicates (delivery is at-least-once, so a
+message may arrive twice after a reconnect); and keeps, per device, the
+``seq`` numbers seen so that a gap is reported when it opens ("missing"), when
+it fills ("late", e.g. alerts that jumped the queue after an outage) and when
+the device says it dropped them ("lost", from its ``gaps`` notice).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from edge_agent.mqtt import ReceivedMessage
 
 
 def _clock(value: object) -> str:
@@ -15,27 +24,97 @@ def _clock(value: object) -> str:
     return time.strftime("%H:%M:%S", time.localtime(value))
 
 
+def topic_filter(prefix: str, site: str | None = None, device: str | None = None) -> str:
+    """The subscription for everything, one site, or one device."""
+    if device is not None:
+        return f"{prefix}/{site or '+'}/{device}/#"
+    if site is not None:
+        return f"{prefix}/{site}/#"
+    return f"{prefix}/#"
+
+
+def _ranges(numbers: Iterable[int]) -> str:
+    ordered = sorted(numbers)
+    parts: list[str] = []
+    start = previous = None
+    for n in ordered:
+        if start is None:
+            start = previous = n
+        elif previous is not None and n == previous + 1:
+            previous = n
+        else:
+            parts.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = previous = n
+    if start is not None:
+        parts.append(f"{start}" if start == previous else f"{start}-{previous}")
+    return ",".join(parts)
+
+
+@dataclass
+class SeqLedger:
+    """The seq numbers one device has delivered, to tell duplicates, gaps and late arrivals."""
+
+    highest: int = 0
+    missing: set[int] = field(default_factory=set)
+    seen_recent: set[int] = field(default_factory=set)
+
+    def record(self, seq: int) -> tuple[str, list[int]]:
+        """Classify ``seq``: ("duplicate"|"late"|"gap"|"ok", the seqs newly missing)."""
+        if seq <= self.highest:
+            if seq in self.missing:
+                self.missing.discard(seq)
+                self.seen_recent.add(seq)
+                return "late", []
+            return "duplicate", []
+        newly_missing = list(range(self.highest + 1, seq)) if self.highest else []
+        self.missing.update(newly_missing)
+        self.highest = seq
+        self.seen_recent.add(seq)
+        if len(self.seen_recent) > 10_000:  # bounded memory on a long watch
+            self.seen_recent = {s for s in self.seen_recent if s > seq - 5_000}
+        return ("gap" if newly_missing else "ok"), newly_missing
+
+    def lost(self, seqs: Iterable[int]) -> list[int]:
+        """The device reported these as dropped: no longer waiting for them."""
+        confirmed = [s for s in seqs if s in self.missing]
+        self.missing.difference_update(confirmed)
+        return confirmed
+
+
 def describe(topic: str, payload: bytes, content_type: str | None = None) -> str:
     """One readable line for one MQTT message of the edge_agent API."""
     levels = topic.split("/")
     kind = levels[3] if len(levels) > 3 else topic
     where = "/".join(levels[1:3]) if len(levels) > 3 else ""
     if kind == "thumbs" or (content_type or "").startswith("image/"):
-        event_id = levels[-1]
-        return f"{where} thumbnail {'/'.join(levels[4:-1])} event={event_id} {len(payload)} bytes"
+        return f"{where} thumbnail {'/'.join(levels[4:-1])} event={levels[-1]} {len(payload)} bytes"
     try:
         body = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return f"{topic}: {len(payload)} bytes (not JSON)"
     if not isinstance(body, dict):
         return f"{topic}: {body!r}"
+    camera = levels[4] if len(levels) > 4 else "?"
+    history = " (historical)" if body.get("historical") else ""
     if kind == "events":
-        zones = ",".join(body.get("zones") or []) or "-"
+        zones = body.get("zones") or ([body["zone"]] if body.get("zone") else [])
+        what = body.get("label") or ",".join(body.get("labels") or []) or "?"
+        score = body.get("score")
+        score_text = f"score={score:.2f} " if isinstance(score, (int, float)) else ""
         return (
-            f"{_clock(body.get('ts'))} {where} {levels[4] if len(levels) > 4 else '?'} "
-            f"{str(body.get('type', '?')).upper():6} {body.get('label', '?'):10} "
-            f"score={body.get('score', 0):.2f} zones={zones} id={body.get('id')} "
-            f"seq={body.get('seq')}"
+            f"{_clock(body.get('ts'))} {where} {camera} {str(body.get('type', '?')).upper():6} "
+            f"{body.get('kind', 'object')}:{what} {score_text}zones={','.join(zones) or '-'} "
+            f"id={body.get('id')} seq={body.get('seq')}{history}"
+        )
+    if kind == "state":
+        return (
+            f"{_clock(body.get('ts'))} {where} {camera} STATE  {levels[-1]}={body.get('state')} "
+            f"seq={body.get('seq')}{history}"
+        )
+    if kind == "counts":
+        return (
+            f"{_clock(body.get('to'))} {where} {camera} COUNTS {levels[-1]} "
+            f"{json.dumps(body.get('counts'), separators=(',', ':'))} seq={body.get('seq')}"
         )
     if kind == "status":
         return (
@@ -43,3 +122,84 @@ def describe(topic: str, payload: bytes, content_type: str | None = None) -> str
             f"version={body.get('version', '?')} boot={body.get('boot', '?')}"
         )
     return f"{topic}: {json.dumps(body, separators=(',', ':'))[:200]}"
+
+
+def _gap_seqs(body: dict[str, object]) -> list[int]:
+    """Seq numbers a device's gaps notice reports as dropped ([[from, to], ...] or dicts)."""
+    seqs: list[int] = []
+    ranges = body.get("ranges") or body.get("dropped") or []
+    if not isinstance(ranges, list):
+        return seqs
+    for item in ranges:
+        if isinstance(item, dict):
+            low, high = item.get("from"), item.get("to")
+        elif isinstance(item, list) and len(item) >= 2:
+            low, high = item[0], item[1]
+        else:
+            continue
+        if isinstance(low, int) and isinstance(high, int) and high - low < 1_000_000:
+            seqs.extend(range(low, high + 1))
+    return seqs
+
+
+class Watcher:
+    """Turns received messages into output lines; keeps a seq ledger per device."""
+
+    def __init__(self, emit: Callable[[str], None], *, as_json: bool = False) -> None:
+        self._emit = emit
+        self._as_json = as_json
+        self.ledgers: dict[str, SeqLedger] = {}
+        self.duplicates = 0
+
+    def on_message(self, message: ReceivedMessage) -> None:
+        levels = message.topic.split("/")
+        device = "/".join(levels[:3])
+        body: dict[str, object] | None = None
+        if (message.content_type or "application/json") == "application/json":
+            try:
+                parsed = json.loads(message.payload)
+                body = parsed if isinstance(parsed, dict) else None
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body = None
+        seq = _seq(message, body)
+        notes: list[str] = []
+        # Retained messages replay the last known value on subscribe: not part of the sequence.
+        if seq is not None and not message.retain:
+            ledger = self.ledgers.setdefault(device, SeqLedger())
+            verdict, newly_missing = ledger.record(seq)
+            if verdict == "duplicate":
+                self.duplicates += 1
+                return
+            if verdict == "late":
+                notes.append(f"late seq {seq}")
+            if newly_missing:
+                notes.append(f"missing seq {_ranges(newly_missing)} (late or lost)")
+        if len(levels) > 3 and levels[3] == "gaps" and body is not None:
+            lost = self.ledgers.setdefault(device, SeqLedger()).lost(_gap_seqs(body))
+            if lost:
+                notes.append(f"device reports seq {_ranges(lost)} dropped: lost")
+        if self._as_json:
+            record: dict[str, object] = {"topic": message.topic, "retained": message.retain}
+            if body is not None:
+                record["payload"] = body
+            else:
+                record["bytes"] = len(message.payload)
+            if notes:
+                record["notes"] = notes
+            self._emit(json.dumps(record, separators=(",", ":")))
+            return
+        for note in notes:
+            self._emit(f"{device}: !! {note}")
+        self._emit(describe(message.topic, message.payload, message.content_type))
+
+
+def _seq(message: ReceivedMessage, body: dict[str, object] | None) -> int | None:
+    value: object = body.get("seq") if body is not None else None
+    if value is None:
+        value = message.user_property("seq")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

@@ -61,6 +61,7 @@ class OpenCVSource:
         self._max_delay_s = reconnect_max_delay_s
         self._delay_s = reconnect_min_delay_s
         self._stream_timeout_ms = int(stream_timeout_s * 1000)
+        self._next_attempt_s = 0.0  # monotonic time of the next reopen attempt
         self._capture: cv2.VideoCapture | None = None
         self._fps = 0.0
         self._frames_read = 0
@@ -113,18 +114,21 @@ class OpenCVSource:
         self._capture = capture
         self._connected = True
         self._delay_s = self._min_delay_s
+        self._next_attempt_s = 0.0
 
     def _reconnect(self, timeout_s: float) -> None:
-        """Wait out the backoff (bounded by the caller's timeout) and try to reopen."""
-        wait_s = min(self._delay_s, timeout_s)
-        if self._stop.wait(wait_s) or wait_s < self._delay_s:
-            self._delay_s -= wait_s
-            return
-        self._delay_s = min(self._max_delay_s, max(self._min_delay_s, 2 * self._delay_s or 1))
-        self._reconnects += 1
+        """Try to reopen once the backoff has passed; waits at most ``timeout_s`` for it."""
+        wait_s = self._next_attempt_s - time.monotonic()
+        if wait_s > 0:
+            if self._stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s:
+                return
         self._open()
         if self._connected:
+            self._reconnects += 1
             log.info("camera %s: reconnected to %s", self.camera_id, self._uri)
+            return
+        self._next_attempt_s = time.monotonic() + self._delay_s
+        self._delay_s = min(self._max_delay_s, 2 * self._delay_s)
 
     def read(self, timeout_s: float) -> Frame | None:
         if self._ended:
@@ -173,6 +177,7 @@ class OpenCVSource:
         self._capture.release()
         self._capture = None
         self._connected = False
+        self._next_attempt_s = time.monotonic() + self._delay_s
         return None
 
     def health(self) -> SourceHealth:

@@ -1,0 +1,96 @@
+import json
+
+from edge_agent.mqtt import ReceivedMessage
+from edge_agent.watch import SeqLedger, Watcher, describe, topic_filter
+
+ROOT = "city/plaza/pi-1"
+
+
+def event(
+    seq: int, *, event_id: str = "e1", kind: str = "events/cam1", retain: bool = False
+) -> ReceivedMessage:
+    body = {
+        "v": 1,
+        "type": "new",
+        "id": event_id,
+        "label": "person",
+        "score": 0.8,
+        "zones": ["z"],
+        "ts": 0,
+        "seq": seq,
+    }
+    return ReceivedMessage(f"{ROOT}/{kind}", json.dumps(body).encode(), 1, retain)
+
+
+def watch(*messages: ReceivedMessage, as_json: bool = False) -> tuple[Watcher, list[str]]:
+    lines: list[str] = []
+    watcher = Watcher(lines.append, as_json=as_json)
+    for message in messages:
+        watcher.on_message(message)
+    return watcher, lines
+
+
+def test_topic_filters() -> None:
+    assert topic_filter("city") == "city/#"
+    assert topic_filter("city", "plaza") == "city/plaza/#"
+    assert topic_filter("city", "plaza", "pi-1") == "city/plaza/pi-1/#"
+    assert topic_filter("city", None, "pi-1") == "city/+/pi-1/#"
+
+
+def test_ledger_classifies_duplicates_gaps_and_late_arrivals() -> None:
+    ledger = SeqLedger()
+    assert ledger.record(1) == ("ok", [])
+    assert ledger.record(2) == ("ok", [])
+    assert ledger.record(2) == ("duplicate", [])
+    assert ledger.record(5) == ("gap", [3, 4])
+    assert ledger.record(3) == ("late", [])
+    assert ledger.lost([4]) == [4]
+    assert ledger.missing == set()
+
+
+def test_first_seq_seen_is_not_a_gap() -> None:
+    assert SeqLedger().record(4711) == ("ok", [])
+
+
+def test_duplicates_are_dropped_and_counted() -> None:
+    watcher, lines = watch(event(1), event(1), event(2))
+    assert len(lines) == 2 and watcher.duplicates == 1
+    assert "NEW" in lines[0] and "person" in lines[0] and "seq=1" in lines[0]
+
+
+def test_gap_is_reported_then_explained_by_the_gaps_notice() -> None:
+    notice = ReceivedMessage(
+        f"{ROOT}/gaps", json.dumps({"v": 1, "seq": 9, "ranges": [[3, 4]]}).encode(), 1, False
+    )
+    _, lines = watch(event(1), event(2), event(5), notice)
+    assert any("missing seq 3-4" in line for line in lines)
+    assert any("seq 3-4 dropped: lost" in line for line in lines)
+
+
+def test_retained_messages_do_not_enter_the_ledger() -> None:
+    watcher, lines = watch(event(40, kind="state/cam1/flood", retain=True), event(1))
+    assert len(lines) == 2 and watcher.ledgers[ROOT].highest == 1
+
+
+def test_devices_have_separate_ledgers() -> None:
+    other = ReceivedMessage("city/plaza/pi-2/events/cam1", event(1).payload, 1, False)
+    watcher, lines = watch(event(1), other)
+    assert len(lines) == 2 and set(watcher.ledgers) == {ROOT, "city/plaza/pi-2"}
+
+
+def test_json_output_carries_notes() -> None:
+    _, lines = watch(event(1), event(3), as_json=True)
+    records = [json.loads(line) for line in lines]
+    assert records[1]["payload"]["seq"] == 3
+    assert records[1]["notes"] == ["missing seq 2 (late or lost)"]
+
+
+def test_describe_thumbnail_state_and_status() -> None:
+    assert "thumbnail cam1 event=abc 3 bytes" in describe(
+        f"{ROOT}/thumbs/cam1/abc", b"\xff\xd8\xff", "image/jpeg"
+    )
+    state = json.dumps({"state": "puddle", "ts": 0, "seq": 4}).encode()
+    assert "flood=puddle" in describe(f"{ROOT}/state/cam1/flood", state)
+    status = json.dumps({"state": "online", "version": "0.1.0", "boot": "b1"}).encode()
+    assert "status online" in describe(f"{ROOT}/status", status)
+    assert "not JSON" in describe(f"{ROOT}/events/cam1", b"\x00\x01")
