@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 
@@ -25,20 +26,22 @@ from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
 from edge_agent.detect.tflite import create_detector
 from edge_agent.encode import SCHEMA_VERSION, Topics
-from edge_agent.events import EventEngine, EventSettings
+from edge_agent.events import EventEngine, EventSettings, jpeg_of_box
 from edge_agent.motion import MotionGate, MotionSettings
-from edge_agent.mqtt import MqttSettings, Publisher
-from edge_agent.outbox import Outbox
+from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
+from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
 from edge_agent.pipeline import CameraPipeline, EventSink, FrameOutput, GateSettings
+from edge_agent.remote import CommandHandler
 from edge_agent.rules import build_rules
+from edge_agent.stats import CameraStats, build_stats, encode_stats, stats_expiry_s
 from edge_agent.track import IouTracker, TrackerSettings
-from edge_agent.types import Frame, OutboundMessage
+from edge_agent.types import Box, Frame, OutboundMessage
 from edge_agent.zones import Zone, zones_from_config
 
 log = logging.getLogger(__name__)
 
 CAPTURE_TIMEOUT_S = 1.0
-STATS_INTERVAL_S = 60.0
+PREVIEW_EXPIRY_S = 10
 
 
 def new_boot_id() -> str:
@@ -60,6 +63,9 @@ def mqtt_settings(config: AgentConfig) -> MqttSettings:
         tls_ca_file=tls.ca_file if tls else None,
         tls_cert_file=tls.cert_file if tls else None,
         tls_key_file=tls.key_file if tls else None,
+        session_expiry_s=mqtt.session_expiry_s if mqtt.protocol == "5" else 0,
+        reconnect_min_delay_s=mqtt.reconnect_min_delay_s,
+        reconnect_max_delay_s=mqtt.reconnect_max_delay_s,
     )
 
 
@@ -104,20 +110,58 @@ def build_pipeline(
             keepalive_interval_s=config.detector.keepalive_interval_s,
         ),
         rules=build_rules(camera.rules, zones=zones, timezone=config.timezone),
-        analyzers=build_analyzers(camera.analyzers),
+        analyzers=build_analyzers(camera.analyzers, camera_id=camera.id),
     )
 
 
+def birth_payload(
+    config: AgentConfig, boot_id: str, *, outbox_reset: Path | None = None
+) -> dict[str, object]:
+    """What the retained ``online`` status says about this run (docs/mqtt-api.md)."""
+    birth: dict[str, object] = {
+        "v": SCHEMA_VERSION,
+        "version": __version__,
+        "boot": boot_id,
+        "site": config.site_id,
+        "device": config.device_id,
+        "host": socket.gethostname(),
+        "cameras": [c.id for c in config.cameras],
+        "model": config.detector.model,
+        "started": round(time.time(), 3),
+    }
+    if outbox_reset is not None:
+        birth["outbox_reset"] = str(outbox_reset)  # the outbox was unreadable at start
+    return birth
+
+
 class OutboxSink:
-    """The running agent's sink: durable first, then a nudge to the publisher."""
+    """The running agent's sink: durable first, then a nudge to the publisher.
+
+    When the outbox cannot write (a full disk), the messages of that frame are lost
+    *and counted*: the outbox burns their seq numbers and reports them in the next
+    gap notice and in ``stats``; analysis goes on (docs/delivery.md).
+    """
 
     def __init__(self, outbox: Outbox, wake: Callable[[], None]) -> None:
         self._outbox = outbox
         self._wake = wake
+        self.write_failures = 0
 
     def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        self._outbox.enqueue_many(messages)
+        try:
+            self._outbox.enqueue_many(messages)
+        except OutboxError:
+            self.write_failures += 1  # the outbox has logged it (rate-limited)
+            return
         self._wake()
+
+
+@dataclass
+class _Preview:
+    until_s: float  # monotonic
+    interval_s: float
+    width_px: int
+    next_due_s: float = 0.0
 
 
 @dataclass
@@ -128,31 +172,41 @@ class CameraWorker:
     pipeline: CameraPipeline
     errors: int = 0
     last_error: str | None = None
+    latest: Frame | None = None  # for snapshots and previews
+    preview: _Preview | None = None
+    stats_mark: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # frames, runs, invoke_s, t
 
 
 class Agent:
+    """The running agent; also the target of commands from the command centre."""
+
     def __init__(self, config: AgentConfig) -> None:
         cv2.setNumThreads(1)  # DESIGN.md §9: OpenCV's pool costs more CPU than it saves here
         self.config = config
         self.boot_id = new_boot_id()
         self.topics = Topics(config.topic_root)
+        self._started_mono_s = time.monotonic()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.outbox = Outbox(
-            config.outbox.path,
-            max_bytes=config.outbox.max_bytes,
-            max_rows=config.outbox.max_rows,
-        )
+        self.outbox = Outbox.from_config(config.outbox)
+        if self.outbox.recovered_from is not None:
+            log.error(
+                "the outbox was unreadable and was moved aside to %s; starting with an empty one",
+                self.outbox.recovered_from,
+            )
         self.detector = build_detector(config)
         self._detector_lock = threading.Lock()
+        self.commands = CommandHandler(self)
         self.publisher = Publisher(
             mqtt_settings(config),
             self.outbox,
             status_topic=self.topics.status,
             birth_payload=self._birth(),
             max_inflight=config.mqtt.max_inflight,
+            drain=DrainSettings.from_config(config.outbox),
+            commands=self._on_command,
         )
-        sink = OutboxSink(self.outbox, self.publisher.wake)
+        self.sink = OutboxSink(self.outbox, self.publisher.wake)
         self.workers: list[CameraWorker] = []
         for camera in config.cameras:
             pipeline = build_pipeline(
@@ -161,24 +215,14 @@ class Agent:
                 detector=self.detector,
                 detector_lock=self._detector_lock,
                 boot_id=self.boot_id,
-                sink=sink,
+                sink=self.sink,
             )
             self.workers.append(
                 CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
             )
 
     def _birth(self) -> dict[str, object]:
-        return {
-            "v": SCHEMA_VERSION,
-            "version": __version__,
-            "boot": self.boot_id,
-            "site": self.config.site_id,
-            "device": self.config.device_id,
-            "host": socket.gethostname(),
-            "cameras": [c.id for c in self.config.cameras],
-            "model": self.config.detector.model,
-            "started": round(time.time(), 3),
-        }
+        return birth_payload(self.config, self.boot_id, outbox_reset=self.outbox.recovered_from)
 
     def start(self) -> None:
         self.publisher.start()
@@ -187,11 +231,8 @@ class Agent:
                 (self._capture_loop, "capture"),
                 (self._analysis_loop, "analysis"),
             ):
-                thread = threading.Thread(
-                    target=target, args=(worker,), name=f"{name}-{worker.config.id}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
+                self._spawn(target, f"{name}-{worker.config.id}", worker)
+        self._spawn(self._housekeeping_loop, "housekeeping")
         log.info(
             "agent started: site=%s device=%s boot=%s cameras=%s",
             self.config.site_id,
@@ -199,6 +240,11 @@ class Agent:
             self.boot_id,
             ",".join(w.config.id for w in self.workers),
         )
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, name=name, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _capture_loop(self, worker: CameraWorker) -> None:
         min_interval_s = 1.0 / worker.config.fps
@@ -231,8 +277,10 @@ class Agent:
             if frame is None:
                 if worker.mailbox.closed or self._stop.is_set():
                     break
+                if worker.source.live:  # a live camera that sends nothing: tamper's no_signal
+                    worker.pipeline.idle(time.monotonic(), time.time())
                 continue
-            last_frame = frame
+            last_frame = worker.latest = frame
             try:
                 worker.pipeline.process(frame)
             except Exception as error:  # one bad frame must not stop the camera
@@ -245,6 +293,121 @@ class Agent:
             worker.pipeline.finish(last_frame)
         except Exception:
             log.exception("camera %s: could not close open events", worker.config.id)
+
+    # -- housekeeping: stats and previews (volatile: sent now or never) ----------
+
+    def _housekeeping_loop(self) -> None:
+        next_stats_s = time.monotonic() + self.config.stats_interval_s
+        while not self._stop.wait(self._next_wake_s(next_stats_s)):
+            now_s = time.monotonic()
+            try:
+                for worker in self.workers:
+                    self._send_preview(worker, now_s)
+                if now_s >= next_stats_s:
+                    next_stats_s = now_s + self.config.stats_interval_s
+                    self.publish_stats()
+            except Exception:  # never let a stats bug stop the device
+                log.exception("housekeeping failed")
+
+    def _next_wake_s(self, next_stats_s: float) -> float:
+        now_s = time.monotonic()
+        due = [next_stats_s] + [w.preview.next_due_s for w in self.workers if w.preview is not None]
+        return max(0.05, min(due) - now_s)
+
+    def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
+        preview = worker.preview
+        if preview is None or now_s < preview.next_due_s:
+            return
+        if now_s >= preview.until_s:
+            worker.preview = None
+            log.info("camera %s: preview ended", worker.config.id)
+            return
+        preview.next_due_s = now_s + preview.interval_s
+        jpeg = self.snapshot_jpeg(worker.config.id, preview.width_px)
+        if jpeg is not None:
+            self.publisher.publish_volatile(
+                self.topics.preview(worker.config.id),
+                jpeg,
+                content_type="image/jpeg",
+                expiry_s=PREVIEW_EXPIRY_S,
+            )
+
+    def stats_body(self) -> dict[str, object]:
+        cameras: dict[str, CameraStats] = {}
+        now_s = time.monotonic()
+        for worker in self.workers:
+            clock = worker.pipeline.clock
+            frames, runs, invoke_s, since_s = worker.stats_mark
+            d_frames = clock.frames - frames
+            d_runs = clock.detector_runs - runs
+            d_invoke_s = clock.seconds["invoke"] - invoke_s
+            elapsed_s = max(1e-6, now_s - (since_s or self._started_mono_s))
+            worker.stats_mark = (clock.frames, clock.detector_runs, clock.seconds["invoke"], now_s)
+            cameras[worker.config.id] = CameraStats(
+                fps=d_frames / elapsed_s,
+                detector_runs=d_runs,
+                inference_ms=1000.0 * d_invoke_s / d_runs if d_runs else None,
+                motion_ratio=worker.pipeline.last_motion_ratio,
+                source=worker.source.health(),
+            )
+        return build_stats(
+            boot_id=self.boot_id,
+            uptime_s=now_s - self._started_mono_s,
+            outbox=self.outbox.stats(),
+            publisher=self.publisher.stats(),
+            cameras=cameras,
+            disk_free_bytes=disk_free_bytes(self.config.outbox.path),
+        )
+
+    def publish_stats(self) -> bool:
+        return self.publisher.publish_volatile(
+            self.topics.stats,
+            encode_stats(self.stats_body()),
+            content_type="application/json",
+            expiry_s=stats_expiry_s(self.config.stats_interval_s),
+        )
+
+    # -- commands (edge_agent.remote.CommandTarget) --------------------------------
+
+    def _on_command(self, name: str, payload: bytes, retained: bool) -> tuple[bytes, str] | None:
+        reply = self.commands.handle(name, payload, retained=retained)
+        return None if reply is None else (reply.payload, reply.content_type)
+
+    def camera_ids(self) -> tuple[str, ...]:
+        return tuple(w.config.id for w in self.workers)
+
+    def _worker(self, camera_id: str) -> CameraWorker:
+        return next(w for w in self.workers if w.config.id == camera_id)
+
+    def status_report(self) -> dict[str, object]:
+        stats = self.stats_body()
+        return {
+            "version": __version__,
+            "boot": self.boot_id,
+            "uptime_s": stats["uptime_s"],
+            "outbox": stats["outbox"],
+            "cameras": stats["cameras"],
+            "previews": [w.config.id for w in self.workers if w.preview is not None],
+        }
+
+    def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
+        frame = self._worker(camera_id).latest
+        if frame is None:
+            return None
+        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality=80)
+
+    def set_preview(
+        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
+    ) -> None:
+        worker = self._worker(camera_id)
+        if not on:
+            worker.preview = None
+            return
+        now_s = time.monotonic()
+        worker.preview = _Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
+        log.info("camera %s: preview on for %.0f s at %.1f fps", camera_id, seconds, fps)
+
+    # -- lifecycle -----------------------------------------------------------------
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until ``stop`` is requested; True if it was."""

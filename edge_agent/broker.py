@@ -93,6 +93,9 @@ class LocalBroker:
             "connection_messages true",
             "persistence true",
             f"persistence_location {data_dir}/",
+            # A test subscriber may lag a fast drain by thousands of messages; mosquitto's
+            # default (1000 queued per client) would then drop some silently.
+            "max_queued_messages 0",
         ]
         # Started as root, mosquitto drops to user "mosquitto", which cannot write our
         # temp dir (DESIGN.md §7).

@@ -23,6 +23,7 @@ from edge_agent.capture import CaptureError, EndOfStream, open_source
 from edge_agent.config import AgentConfig, ConfigError, OpenCVSource, load_config
 from edge_agent.datafiles import DataFileError
 from edge_agent.pipeline import FrameOutput
+from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 from edge_agent.types import OutboundMessage
 
 EXIT_OK = 0
@@ -48,7 +49,7 @@ def _error(message: str) -> int:
 # ---------------------------------------------------------------- check-config
 
 
-def semantic_problems(config: AgentConfig) -> list[str]:
+def semantic_problems(config: AgentConfig, config_path: Path | None = None) -> list[str]:
     """What the schema cannot see: files that must exist, names that must be known."""
     from edge_agent.datafiles import load_manifest
 
@@ -66,10 +67,17 @@ def semantic_problems(config: AgentConfig) -> list[str]:
         problems.append(f"detector.model: cannot read the model manifest: {error}")
     tls = config.mqtt.tls
     if tls is not None:
-        for key in ("ca_file", "cert_file", "key_file"):
-            path = getattr(tls, key)
-            if path is not None and not Path(path).is_file():
-                problems.append(f"mqtt.tls.{key}: file not found: {path}")
+        problems.extend(
+            f"mqtt.tls: {problem}"
+            for problem in tls_problems(
+                ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file
+            )
+        )
+    if config.mqtt.password is not None and config_path is not None:
+        try:
+            check_secret_file(config_path, "config file holding mqtt.password")
+        except TlsConfigError as error:
+            problems.append(f"mqtt.password: {error}")
     for index, camera in enumerate(config.cameras):
         source = camera.source
         if isinstance(source, OpenCVSource) and "://" not in source.uri:
@@ -86,7 +94,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return EXIT_BAD_INPUT
-    problems = semantic_problems(config)
+    problems = semantic_problems(config, path)
     if problems:
         print(str(ConfigError(str(path), problems)), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -107,7 +115,7 @@ def _load_for_run(path: Path) -> AgentConfig | None:
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return None
-    problems = semantic_problems(config)
+    problems = semantic_problems(config, path)
     if problems:
         print(str(ConfigError(str(path), problems)), file=sys.stderr)
         return None

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge_agent.analyzers.config import AnalyzerConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
-from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig
+from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 
 
 class SimSource(StrictModel):
@@ -83,6 +83,17 @@ class CameraConfig(StrictModel):
             raise ValueError(f"zone names must be unique, repeated: {', '.join(duplicates)}")
         return zones
 
+    @model_validator(mode="after")
+    def _rules_fit_the_zones(self) -> CameraConfig:
+        problems = rule_problems(self.rules, [z.name for z in self.zones])
+        names = [a.name for a in self.analyzers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(f"analyzer names must be unique per camera: {', '.join(repeated)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class DetectorConfig(StrictModel):
     model: str = "ssd_mobilenet_v1"
@@ -112,6 +123,9 @@ class MotionConfig(StrictModel):
     # does not hold the gate open. 0 turns the check off.
     min_moving_px: int = Field(8, ge=0, le=10_000)
     moving_window_frames: int = Field(5, ge=1, le=100)
+    # False: no gate at all, the detector runs on every analysed frame (a junction where
+    # something always moves gains nothing from the gate and saves its cost).
+    enabled: bool = True
 
 
 class TrackerConfig(StrictModel):
@@ -148,7 +162,7 @@ class MqttConfig(StrictModel):
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: int = Field(30, ge=5, le=3600)
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(None, repr=False)  # never printed; keep the file 0600
     tls: TlsConfig | None = None
     max_inflight: int = Field(20, ge=1, le=1000)
     session_expiry_s: int = Field(3600, ge=0)  # MQTT 5: commands queued while we are away
@@ -233,14 +247,20 @@ class ConfigError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s):\n{listing}")
 
 
+_TAGGED_UNIONS = ("source", "rules", "analyzers")
+"""Keys whose value is a union chosen by ``kind``: pydantic puts the tag into the location."""
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     """Turn pydantic's location into the dotted path a person would write: cameras[0].fps."""
     path = ""
-    for part in loc:
+    for index, part in enumerate(loc):
+        previous = loc[index - 1] if index > 0 else None
+        before = loc[index - 2] if index > 1 else None
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("sim", "opencv", "picamera2") and path.endswith("source"):
-            continue  # the union member's tag adds nothing for the reader
+        elif previous == "source" or (isinstance(previous, int) and before in _TAGGED_UNIONS):
+            continue  # the union member's tag ("opencv", "crowd") adds nothing for the reader
         elif re.fullmatch(r"function-after\[.*\]", part):
             continue
         else:

@@ -35,6 +35,9 @@ class Topics:
     def thumbnail(self, camera_id: str, event_id: str) -> str:
         return f"{self.root}/thumbs/{camera_id}/{event_id}"
 
+    def preview(self, camera_id: str) -> str:
+        return f"{self.root}/preview/{camera_id}"
+
     def state(self, camera_id: str, analyzer: str) -> str:
         return f"{self.root}/state/{camera_id}/{analyzer}"
 

@@ -50,7 +50,7 @@ def new_event_id(start_s: float) -> str:
     return f"{start_s:.3f}-{secrets.token_hex(3)}"
 
 
-def encode_thumbnail(image: ImageBGR, box: Box, width_px: int, jpeg_quality: int) -> bytes:
+def jpeg_of_box(image: ImageBGR, box: Box, width_px: int, jpeg_quality: int) -> bytes:
     """A JPEG of the box with some context around it, at most ``width_px`` wide."""
     height, width = image.shape[:2]
     margin_x, margin_y = box.width * 0.25, box.height * 0.25
@@ -117,7 +117,7 @@ class EventEngine:
         return EngineOutput(tuple(events))
 
     def _thumbnail(self, frame: Frame, event_id: str, track: Track) -> Thumbnail:
-        jpeg = encode_thumbnail(
+        jpeg = jpeg_of_box(
             frame.image,
             track.box,
             self.settings.thumbnail_width_px,

@@ -1,26 +1,46 @@
 """MQTT transport: the only module that imports paho (paho-mqtt 2.x, callback API v2).
 
-:class:`Publisher` drains the durable :class:`~edge_agent.outbox.Outbox` to the broker;
+:class:`Publisher` drains the durable :class:`~edge_agent.outbox.Outbox` to the broker
+and sends volatile messages (stats, previews) that are never buffered;
 :class:`Subscriber` is a small consumer for the demo, ``edge-agent watch`` and tests.
+docs/delivery.md states the guarantees for operators; this docstring says how.
 
-Delivery model (DESIGN.md §5). paho only queues in RAM, so the outbox is the source of
-truth: a row is deleted only after its PUBACK. Within one process paho itself
-retransmits every unacknowledged QoS 1 message (with DUP) when it reconnects, in the
-order it first sent them. So after a disconnect the publisher keeps its in-flight
-table instead of re-publishing those rows from the outbox (which would send each of
-them twice); rows still in flight when the process dies are re-published from the
-outbox by the next process. Duplicates remain possible (at-least-once): consumers
-deduplicate by event id / ``seq``.
+Delivery model. The outbox is the source of truth: a row is deleted only after its
+PUBACK. Within one process paho itself retransmits every unacknowledged QoS 1 message
+(with DUP) when it reconnects, in the order it first sent them, so after a disconnect
+the publisher keeps its in-flight table instead of re-publishing those rows from the
+outbox (which would send each of them twice); rows still in flight when the process dies
+are re-published by the next process. Duplicates remain possible (at-least-once):
+consumers deduplicate by event id / ``seq``.
+
+Order: two streams. *Urgent* rows (gap notices first, then alerts in ``seq`` order) are
+always taken first; the rest follow in ``seq`` order, paced by a token bucket
+(messages/s and bytes/s, bursts of ``burst_s`` worth) so a backlog neither starves live
+traffic nor floods a thin uplink. Urgent rows are not paced. A JSON message older than
+``historical_after_s`` when it is sent says ``"historical":true`` (and carries the user
+property ``historical=true``); a message that is not historical has no such key.
 
 Ordering across a reconnect: paho calls ``on_connect`` and *then* retransmits the old
-in-flight messages. New outbox rows are therefore published only after the broker has
+in-flight messages. New rows are therefore published only after the broker has
 acknowledged this connection's birth message, which paho sends before those
-retransmissions, so the wire order stays ``seq`` order.
+retransmissions.
+
+MQTT 5: ``clean_start=False`` with a session expiry so a short outage keeps the session
+(and commands queued for us); the CONNACK's Receive Maximum caps our in-flight window
+and its Maximum Packet Size is checked before sending. A PUBACK failure reason code
+(not authorised, too large, ...) moves the message to the outbox's dead-letter table:
+never retried, never blocking the queue, reported on the gaps topic. Quota exceeded is
+the one transient code: that message is retried after a pause. With MQTT 3.1.1 the
+broker cannot say no (mosquitto drops refused messages and still acknowledges them).
+
+Speed: MQTT 5 properties are packed here, once per distinct (content type, user
+properties) and a few bytes per message for ``seq``; paho's Properties object costs
+~20 µs per message to build and pack, which was most of the gap to bare paho.
 
 Threads: paho's network thread (``loop_start``) runs the callbacks, which only record
-facts and set an event; the ``mqtt-drain`` thread reads the outbox, publishes and
-deletes acknowledged rows in batches. The pipeline only calls :meth:`Publisher.wake`,
-which sets an event and never blocks.
+facts and set an event; the ``mqtt-drain`` thread claims outbox rows, publishes and
+acknowledges in batches. The pipeline only calls :meth:`Publisher.wake`, which never
+blocks.
 """
 
 from __future__ import annotations
@@ -29,13 +49,14 @@ import json
 import logging
 import math
 import ssl
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -43,10 +64,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.outbox import Outbox, StoredMessage
+from edge_agent.outbox import Outbox, OutboxError, StoredMessage
+
+if TYPE_CHECKING:
+    from edge_agent.config import OutboxConfig
 
 __all__ = [
     "SCHEMA_VERSION",
+    "DrainPacer",
+    "DrainSettings",
     "MqttSettings",
     "Publisher",
     "PublisherStats",
@@ -62,6 +88,14 @@ SCHEMA_VERSION = 1
 
 Protocol = Literal["5", "3.1.1"]
 _IDLE_WAIT_S = 5.0  # drain thread safety net; all real work is event driven
+_HOUSEKEEPING_INTERVAL_S = 1.0  # TTL sweep
+_NOTICE_RETRY_S = 60.0  # after the broker refused a gap notice
+_TRANSIENT_RETRY_S = 1.0  # after "quota exceeded"
+_TRANSIENT_REASONS = frozenset({0x91, 0x97})  # packet identifier in use, quota exceeded
+_POISON_STRIKES = 3  # connections in a row lost with the same message first in flight
+# A broker that ends the session on purpose is not saying anything about our message.
+_DELIBERATE_DISCONNECTS = frozenset({0x8B, 0x8E, 0x9C, 0x9D})
+_HISTORICAL_TAIL = b',"historical":true}'
 
 
 @dataclass(frozen=True)
@@ -81,10 +115,105 @@ class MqttSettings:
     tls_insecure: bool = False
     reconnect_min_delay_s: float = 1.0
     reconnect_max_delay_s: float = 60.0
+    session_expiry_s: int = 3600  # 0: a clean session on every connect
 
     @property
     def uses_tls(self) -> bool:
         return any(f is not None for f in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
+
+
+@dataclass(frozen=True)
+class DrainSettings:
+    """How the outbox is replayed (docs/delivery.md). ``math.inf`` rates: no pacing."""
+
+    rate_msgs_per_s: float = 100.0
+    rate_bytes_per_s: float = 512 * 1024
+    historical_after_s: float = 60.0
+    burst_s: float = 1.0  # the bucket holds this many seconds' worth
+
+    def __post_init__(self) -> None:
+        if not (self.rate_msgs_per_s > 0 and self.rate_bytes_per_s > 0 and self.burst_s > 0):
+            raise ValueError("drain rates and burst_s must be positive")
+        if self.historical_after_s < 0:
+            raise ValueError("historical_after_s must not be negative")
+
+    @classmethod
+    def from_config(cls, config: OutboxConfig) -> DrainSettings:
+        return cls(
+            rate_msgs_per_s=config.drain_rate_msgs_per_s,
+            rate_bytes_per_s=float(config.drain_rate_bytes_per_s),
+            historical_after_s=config.historical_after_s,
+        )
+
+    @classmethod
+    def unlimited(cls, historical_after_s: float = 60.0) -> DrainSettings:
+        return cls(math.inf, math.inf, historical_after_s)
+
+
+class DrainPacer:
+    """Two token buckets (messages, bytes) for the non-urgent stream.
+
+    A message may go when at least one message token and a positive byte balance are
+    left; the byte balance may then go negative, so a message larger than the bucket
+    still passes (and the bucket pays it back). Once held back, the pacer waits until
+    ``quantum_s`` worth has refilled, so a paced drain wakes ~10 times a second and
+    sends small batches instead of waking per message (DESIGN.md §9: wake-ups cost more
+    CPU than the publishing).
+    """
+
+    def __init__(
+        self,
+        msgs_per_s: float,
+        bytes_per_s: float,
+        *,
+        burst_s: float = 1.0,
+        quantum_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._msg_rate = msgs_per_s
+        self._byte_rate = bytes_per_s
+        self._unlimited = math.isinf(msgs_per_s) and math.isinf(bytes_per_s)
+        self._msg_cap = max(1.0, msgs_per_s * burst_s)
+        self._byte_cap = max(1.0, bytes_per_s * burst_s)
+        self._msg_resume = min(self._msg_cap, max(1.0, msgs_per_s * quantum_s))
+        self._byte_resume = min(self._byte_cap, bytes_per_s * quantum_s)
+        self._msgs = self._msg_cap
+        self._bytes = self._byte_cap
+        self._held = False
+        self._last_s = clock()
+
+    def _refill(self) -> None:
+        now_s = self._clock()
+        elapsed_s = max(0.0, now_s - self._last_s)
+        self._last_s = now_s
+        if not math.isinf(self._msg_rate):
+            self._msgs = min(self._msg_cap, self._msgs + elapsed_s * self._msg_rate)
+        if not math.isinf(self._byte_rate):
+            self._bytes = min(self._byte_cap, self._bytes + elapsed_s * self._byte_rate)
+
+    def delay_s(self) -> float:
+        """0 if one more message may go now, else how long to wait before asking again."""
+        if self._unlimited:
+            return 0.0
+        self._refill()
+        msg_need = self._msg_resume if self._held else 1.0
+        byte_need = self._byte_resume if self._held else 2e-9
+        wait_s = 0.0
+        if not math.isinf(self._msg_rate) and self._msgs < msg_need - 1e-9:
+            wait_s = max(wait_s, (msg_need - self._msgs) / self._msg_rate)
+        if not math.isinf(self._byte_rate) and self._bytes < byte_need - 1e-9:
+            wait_s = max(wait_s, (byte_need - self._bytes) / self._byte_rate)
+        self._held = wait_s > 0.0
+        return wait_s
+
+    def spend(self, size_bytes: int) -> None:
+        if self._unlimited:
+            return
+        if not math.isinf(self._msg_rate):
+            self._msgs -= 1.0
+        if not math.isinf(self._byte_rate):
+            self._bytes -= size_bytes
 
 
 @dataclass(frozen=True)
@@ -94,8 +223,16 @@ class PublisherStats:
     reconnects: int
     inflight: int
     last_error: str | None = None
-    rejected_total: int = 0  # broker refused (MQTT 5 failure reason) or paho refused the message
+    rejected_total: int = 0  # moved to the dead-letter table (broker or paho refused)
     connected: bool = False
+    session_present: bool = False  # the broker kept our session over the last reconnect
+    historical_total: int = 0  # sent with historical: true
+    retried_total: int = 0  # transient refusals (quota exceeded), sent again later
+    paced: bool = False  # the backlog is being held back by the drain rate limit
+    volatile_sent: int = 0
+    volatile_dropped: int = 0  # not connected (never buffered) or refused by paho
+    broker_receive_maximum: int | None = None
+    broker_maximum_packet_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +243,7 @@ class ReceivedMessage:
     retain: bool
     user_properties: tuple[tuple[str, str], ...] = ()
     content_type: str | None = None
+    message_expiry_s: int | None = None  # remaining MQTT 5 message expiry, if any
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -154,14 +292,23 @@ def _new_client(
     if username is not None:
         client.username_pw_set(username, password)
     if any(f is not None for f in (tls_ca_file, tls_cert_file, tls_key_file)):
-        client.tls_set(
-            ca_certs=str(tls_ca_file) if tls_ca_file else None,
-            certfile=str(tls_cert_file) if tls_cert_file else None,
-            keyfile=str(tls_key_file) if tls_key_file else None,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        from edge_agent.security import build_tls_context  # (docs/security.md)
+
+        # Server verified against the CA and the host name dialled (hostname checking is
+        # off only with an explicit tls_insecure). Raises TlsConfigError, e.g. for a key
+        # file others can read, before any socket is opened.
+        context: ssl.SSLContext = build_tls_context(
+            ca_file=tls_ca_file,
+            cert_file=tls_cert_file,
+            key_file=tls_key_file,
+            insecure=tls_insecure,
         )
-        if tls_insecure:
-            client.tls_insecure_set(True)
+        client.tls_set_context(context)
+        client.tls_insecure_set(tls_insecure)
+    elif password is not None:
+        from edge_agent.security import plaintext_password_warning
+
+        _log.warning(plaintext_password_warning())
     client.enable_logger(_log.getChild("paho"))  # paho's own packet log, at DEBUG
     # paho takes whole seconds here.
     min_delay = max(1, math.ceil(reconnect_min_delay_s))
@@ -179,18 +326,127 @@ def _compact_json(body: Mapping[str, object]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+# -- MQTT 5 properties, packed by hand (see the module docstring: speed) -------------
+
+_PROP_MESSAGE_EXPIRY = b"\x02"
+_PROP_CONTENT_TYPE = b"\x03"
+_PROP_USER = b"\x26"
+
+
+def _utf8(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ValueError(f"MQTT string longer than 65535 bytes: {text[:40]!r}...")
+    return struct.pack("!H", len(raw)) + raw
+
+
+def _variable_byte_integer(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value % 128, value // 128
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+_CONTENT_TYPE_CACHE: dict[str, bytes] = {}
+_USER_PROPERTIES_CACHE: dict[tuple[tuple[str, str], ...], bytes] = {}
+_CACHE_LIMIT = 1024
+
+
+def _content_type_bytes(content_type: str) -> bytes:
+    packed = _CONTENT_TYPE_CACHE.get(content_type)
+    if packed is None:
+        packed = _PROP_CONTENT_TYPE + _utf8(content_type)
+        if len(_CONTENT_TYPE_CACHE) < _CACHE_LIMIT:
+            _CONTENT_TYPE_CACHE[content_type] = packed
+    return packed
+
+
+def _user_properties_bytes(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    packed = _USER_PROPERTIES_CACHE.get(pairs)
+    if packed is None:
+        packed = b"".join(_PROP_USER + _utf8(k) + _utf8(v) for k, v in pairs)
+        if len(_USER_PROPERTIES_CACHE) < _CACHE_LIMIT:
+            _USER_PROPERTIES_CACHE[pairs] = packed
+    return packed
+
+
+_V_PROPERTY = _user_properties_bytes((("v", str(SCHEMA_VERSION)),))
+_SEQ_KEY = _PROP_USER + _utf8("seq")
+_HISTORICAL_PROPERTY = _user_properties_bytes((("historical", "true"),))
+
+
+class _PackedProperties(Properties):
+    """Properties already in wire format: paho only calls ``pack()`` (and ``str()``)."""
+
+    def __init__(self, body: bytes) -> None:  # no super().__init__(): nothing else is read
+        object.__setattr__(self, "_packed", _variable_byte_integer(len(body)) + body)
+
+    def pack(self) -> bytes:
+        packed: bytes = object.__getattribute__(self, "_packed")
+        return packed
+
+    def __str__(self) -> str:
+        return f"[{len(self.pack())} bytes of properties]"
+
+
+def _plain_properties(
+    content_type: str,
+    user_properties: tuple[tuple[str, str], ...] = (),
+    *,
+    expiry_s: int | None = None,
+) -> _PackedProperties:
+    body = _content_type_bytes(content_type) + _V_PROPERTY
+    body += _user_properties_bytes(user_properties)
+    if expiry_s is not None:
+        body += _PROP_MESSAGE_EXPIRY + struct.pack("!I", expiry_s)
+    return _PackedProperties(body)
+
+
+def _is_json_object(message: StoredMessage) -> bool:
+    """A JSON object payload (the outbox always gives those a ``seq`` key, never empty)."""
+    payload = message.payload
+    return (
+        message.content_type.startswith("application/json")
+        and payload[:1] == b"{"
+        and payload[-1:] == b"}"
+        and len(payload) > 2
+    )
+
+
+def _publish_packet_bytes(topic: str, payload_bytes: int, properties_bytes: int) -> int:
+    """Size of a QoS 1 PUBLISH on the wire (for the broker's Maximum Packet Size)."""
+    remaining = 2 + len(topic.encode("utf-8")) + 2 + properties_bytes + payload_bytes
+    return 1 + len(_variable_byte_integer(remaining)) + remaining
+
+
+@dataclass
+class _Stream:
+    """One ordered stream of outbox rows: claimed rows not yet published, and a cursor."""
+
+    urgent: bool
+    buffer: deque[StoredMessage] = field(default_factory=deque)
+    cursor: int = 0  # highest row id claimed so far (the non-urgent stream)
+    epoch_seen: int = -1  # the outbox's urgent_epoch when last asked (the urgent stream)
+    more: bool = False  # the last claim filled a batch: ask again even if epoch is unchanged
+
+
+CommandCallback = Callable[[str, bytes, bool], "tuple[bytes, str] | None"]
+"""(command name, payload, retained) → (reply payload, content type), or None for no reply."""
+
+
 class Publisher:
-    """Publishes outbox rows in ``seq`` order, at most ``max_inflight`` unacknowledged.
+    """Publishes outbox rows, urgent ones first, at most ``max_inflight`` unacknowledged.
 
     Status on ``status_topic`` (QoS 1, retained): the Last Will says ``offline``; every
     (re)connect publishes ``online`` plus ``birth_payload``; :meth:`stop` publishes
-    ``stopped`` and disconnects cleanly so the will is not sent.
+    ``stopped`` and disconnects cleanly so the will is not sent. Gap notices go to
+    ``gaps_topic`` (default: beside ``status_topic``).
 
-    MQTT 5 messages carry the content type and user properties ``("v", "1")`` and
-    ``("seq", "<seq>")`` followed by the message's own user properties.
-
-    A PUBACK with an MQTT 5 failure reason code (e.g. not authorised) is logged and the
-    row stays in the outbox; this process does not retry it, the next one will.
+    MQTT 5 messages carry the content type and user properties ``("v", "1")``,
+    ``("seq", "<seq>")``, ``("historical", "true")`` when historical, then the message's
+    own user properties.
     """
 
     def __init__(
@@ -202,24 +458,33 @@ class Publisher:
         birth_payload: Mapping[str, object],
         max_inflight: int = 20,
         batch: int = 100,
+        drain: DrainSettings | None = None,
+        gaps_topic: str | None = None,
+        commands: CommandCallback | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_inflight < 1 or batch < 1:
             raise ValueError("max_inflight and batch must be at least 1")
         self.settings = settings
         self.status_topic = status_topic
+        self.gaps_topic = gaps_topic or f"{status_topic.rsplit('/', 1)[0]}/gaps"
+        self.drain = drain or DrainSettings()
         self._outbox = outbox
         self._max_inflight = max_inflight
         self._batch = batch
         self._clock = clock
         self._v5 = settings.protocol == "5"
+        self._pacer = DrainPacer(
+            self.drain.rate_msgs_per_s, self.drain.rate_bytes_per_s, burst_s=self.drain.burst_s
+        )
         self._status_fields = {
             k: v for k, v in birth_payload.items() if k not in ("v", "state", "ts")
         }
+        keep_session = settings.session_expiry_s > 0
         self._client = _new_client(
             client_id=settings.client_id,
             protocol=settings.protocol,
-            clean_session=True,
+            clean_session=not keep_session,
             username=settings.username,
             password=settings.password,
             tls_ca_file=settings.tls_ca_file,
@@ -236,11 +501,17 @@ class Publisher:
             self._status_payload("offline", with_time=False),
             qos=1,
             retain=True,
-            properties=self._properties(PacketTypes.WILLMESSAGE, "application/json", ()),
+            properties=self._properties("application/json"),
         )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._commands = commands
+        self._root = status_topic.rsplit("/", 1)[0]
+        self._commands_ready = threading.Event()  # cmd/ subscription acknowledged
+        if commands is not None:
+            self._client.on_message = self._on_command
+            self._client.on_subscribe = self._on_command_subscribed
 
         self._lock = threading.Lock()  # guards the fields below, shared with paho's thread
         self._wake_event = threading.Event()
@@ -250,16 +521,32 @@ class Publisher:
         self._birth_mid: int | None = None
         self._ever_connected = False
         self._reconnects = 0
+        self._session_present = False
+        self._receive_maximum: int | None = None
+        self._maximum_packet_bytes: int | None = None
         self._last_error: str | None = None
-
-        # Owned by the drain thread (and by stop() once that thread has ended).
-        self._inflight: dict[int, StoredMessage] = {}
-        self._buffer: deque[StoredMessage] = deque()
-        self._cursor = 0  # highest outbox row id read so far
-        self._to_delete: list[int] = []  # acknowledged, not yet deleted from the outbox
+        self._volatile_sent = 0
+        self._volatile_dropped = 0
         self._published_total = 0
         self._acked_total = 0
         self._rejected_total = 0
+        self._historical_total = 0
+        self._retried_total = 0
+        self._paced = False
+
+        # Owned by the drain thread (and by stop() once that thread has ended).
+        self._inflight: dict[int, StoredMessage] = {}
+        self._urgent = _Stream(urgent=True)
+        self._rest = _Stream(urgent=False)
+        self._to_delete: list[int] = []  # acknowledged, not yet deleted from the outbox
+        self._refused: list[tuple[StoredMessage, str]] = []  # not yet dead-lettered
+        self._notice_pause_until = 0.0
+        self._rest_pause_until = 0.0
+        self._next_housekeeping = 0.0
+        self._lost_links = 0  # ready connections lost for no stated reason (paho thread)
+        self._lost_links_seen = 0
+        self._strike_row: int | None = None
+        self._strikes = 0
 
         self._stop_requested = threading.Event()
         self._stop_deadline = math.inf
@@ -274,7 +561,17 @@ class Publisher:
             raise RuntimeError("Publisher.start() called twice")
         self._started = True
         s = self.settings
-        self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        properties: Properties | None = None
+        clean_start: paho.CleanStartOption = paho.MQTT_CLEAN_START_FIRST_ONLY
+        if self._v5:
+            # Keep the session over reconnects *and* restarts: commands queued for us
+            # while we were away still arrive.
+            clean_start = s.session_expiry_s == 0
+            properties = _new_properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = s.session_expiry_s
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s, clean_start=clean_start, properties=properties
+        )
         self._client.loop_start()
         self._thread.start()
 
@@ -287,6 +584,56 @@ class Publisher:
         with self._lock:
             return self._connected
 
+    def publish_volatile(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        content_type: str,
+        expiry_s: float,
+        qos: int = 0,
+        retain: bool = False,
+    ) -> bool:
+        """Send a latest-only message (stats, preview) now, or drop it: never buffered.
+
+        MQTT 5 gives it a message expiry of ``expiry_s`` (rounded up to whole seconds),
+        so a broker does not hand a stale one to a consumer that connects later. Returns
+        False when not connected or paho refused it. Safe from any thread.
+        """
+        if qos not in (0, 1):
+            raise ValueError(f"volatile messages use QoS 0 or 1, not {qos}")
+        if not expiry_s > 0:
+            raise ValueError(f"expiry_s must be positive, not {expiry_s}")
+        with self._lock:
+            connected = self._connected
+        sent = False
+        if connected:
+            try:
+                info = self._client.publish(
+                    topic,
+                    payload,
+                    qos=qos,
+                    retain=retain,
+                    properties=self._properties(content_type, expiry_s=math.ceil(expiry_s)),
+                )
+                sent = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            except ValueError as error:
+                _log.warning("volatile message on %r refused: %s", topic, error)
+        with self._lock:
+            if sent:
+                self._volatile_sent += 1
+            else:
+                self._volatile_dropped += 1
+        return sent
+
+    def inflight_seqs(self) -> list[int]:
+        """Seqs published and not yet acknowledged (diagnostics and fault tests)."""
+        while True:
+            try:
+                return sorted(m.seq for m in list(self._inflight.values()))
+            except RuntimeError:  # the drain thread changed the dict meanwhile
+                continue
+
     def stats(self) -> PublisherStats:
         with self._lock:
             return PublisherStats(
@@ -297,6 +644,14 @@ class Publisher:
                 last_error=self._last_error,
                 rejected_total=self._rejected_total,
                 connected=self._connected,
+                session_present=self._session_present,
+                historical_total=self._historical_total,
+                retried_total=self._retried_total,
+                paced=self._paced,
+                volatile_sent=self._volatile_sent,
+                volatile_dropped=self._volatile_dropped,
+                broker_receive_maximum=self._receive_maximum,
+                broker_maximum_packet_bytes=self._maximum_packet_bytes,
             )
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -319,7 +674,7 @@ class Publisher:
                 self._status_payload("stopped"),
                 qos=1,
                 retain=True,
-                properties=self._properties(PacketTypes.PUBLISH, "application/json", ()),
+                properties=self._properties("application/json"),
             )
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
@@ -329,7 +684,11 @@ class Publisher:
         self._client.loop_stop()
         if not self._thread.is_alive():
             self._settle_acks()  # acks that arrived after the drain thread ended
-            self._flush_acks()
+            self._flush()
+            # Give our claims back: a later publisher on this outbox sends those rows.
+            claimed = [m.row_id for m in self._inflight.values()]
+            claimed += [m.row_id for s in (self._urgent, self._rest) for m in s.buffer]
+            self._outbox.release(claimed + self._to_delete)
         with self._lock:
             self._connected = False
             self._ready = False
@@ -349,12 +708,14 @@ class Publisher:
                 self._last_error = f"connection refused: {reason_code}"
             _log.error("MQTT broker %s:%s refused connection: %s", *self._where(), reason_code)
             return
+        receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
+        maximum_packet = getattr(properties, "MaximumPacketSize", None) if properties else None
         birth = client.publish(
             self.status_topic,
             self._status_payload("online"),
             qos=1,
             retain=True,
-            properties=self._properties(PacketTypes.PUBLISH, "application/json", ()),
+            properties=self._properties("application/json"),
         )
         with self._lock:
             if self._ever_connected:
@@ -363,8 +724,79 @@ class Publisher:
             self._connected = True
             self._ready = False
             self._birth_mid = birth.mid
-        _log.info("connected to MQTT broker %s:%s", *self._where())
+            self._session_present = bool(flags.session_present)
+            self._receive_maximum = int(receive_maximum) if receive_maximum else None
+            self._maximum_packet_bytes = int(maximum_packet) if maximum_packet else None
+        if self._commands is not None:
+            # Subscribing again on a resumed session is harmless and covers a lost one.
+            self._commands_ready.clear()
+            client.subscribe(f"{self._root}/cmd/+", qos=1)
+        _log.info(
+            "connected to MQTT broker %s:%s (session %s)",
+            *self._where(),
+            "resumed" if flags.session_present else "new",
+        )
         self._wake_event.set()
+
+    @property
+    def commands_ready(self) -> bool:
+        """True once the broker acknowledged our ``cmd/`` subscription on this connection."""
+        return self._commands_ready.is_set()
+
+    def _on_command_subscribed(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if all(not code.is_failure for code in reason_codes):
+            self._commands_ready.set()
+        else:
+            with self._lock:
+                self._last_error = f"command subscription refused: {reason_codes}"
+            _log.error("the broker refused our command subscription: %s", reason_codes)
+
+    def _on_command(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        """A command on ``{root}/cmd/{name}``: hand it over, send the reply.
+
+        The reply goes to the MQTT 5 response topic when it lies under
+        ``{root}/reply/`` (the only place the broker's ACL lets a device write
+        replies), otherwise to ``{root}/reply/{name}``, with the correlation data
+        echoed. Replies are QoS 1, never retained, and expire after a minute.
+        """
+        callback = self._commands
+        if callback is None or not msg.topic.startswith(f"{self._root}/cmd/"):
+            return
+        name = msg.topic.rsplit("/", 1)[1]
+        try:
+            reply = callback(name, bytes(msg.payload), bool(msg.retain))
+        except Exception:  # a handler bug must not kill paho's network thread
+            _log.exception("command %r failed", name)
+            reply = (b'{"ok":false,"error":"internal error"}', "application/json")
+        if reply is None:
+            return
+        payload, content_type = reply
+        reply_root = f"{self._root}/reply/"
+        requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
+        topic = (
+            requested
+            if isinstance(requested, str) and requested.startswith(reply_root)
+            else (f"{reply_root}{name}")
+        )
+        properties: Properties | None = None
+        if self._v5:
+            properties = _new_properties(PacketTypes.PUBLISH)
+            properties.ContentType = content_type
+            properties.MessageExpiryInterval = 60
+            correlation = getattr(msg.properties, "CorrelationData", None)
+            if correlation:
+                properties.CorrelationData = correlation
+        try:
+            client.publish(topic, payload, qos=1, retain=False, properties=properties)
+        except ValueError as error:
+            _log.warning("reply to command %r refused: %s", name, error)
 
     def _on_disconnect(
         self,
@@ -376,6 +808,8 @@ class Publisher:
     ) -> None:
         with self._lock:
             was_connected = self._connected
+            if self._ready and reason_code.value not in _DELIBERATE_DISCONNECTS:
+                self._lost_links += 1
             self._connected = False
             self._ready = False
             self._birth_mid = None
@@ -394,20 +828,27 @@ class Publisher:
         properties: Properties | None,
     ) -> None:
         with self._lock:
+            wake = not self._paced or reason_code.is_failure
             if mid == self._birth_mid:
                 # paho sent the birth before retransmitting the previous connection's
                 # in-flight messages, so from here on new rows go out after them.
                 self._ready = True
                 self._birth_mid = None
+                wake = True
             self._acks.append((mid, reason_code))
-        self._wake_event.set()
+        # Wake per PUBACK, not per half window: the next PUBLISH carries the TCP ACK the
+        # broker's Nagle is waiting for; waiting for several PUBACKs stalls on the
+        # peer's 40 ms delayed ACK (measured: 10x slower). While paced, the drain thread
+        # wakes on its own timer and the acks can wait for it.
+        if wake:
+            self._wake_event.set()
 
     # -- drain thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while True:
-                wait_s = _IDLE_WAIT_S
+        wait_s = 0.0
+        while True:
+            try:
                 if self._stop_requested.is_set():
                     wait_s = min(wait_s, max(0.0, self._stop_deadline - time.monotonic()))
                 self._wake_event.wait(wait_s)
@@ -416,109 +857,267 @@ class Publisher:
                 if self._stop_requested.is_set() and (
                     time.monotonic() >= self._stop_deadline or self._drained()
                 ):
-                    self._flush_acks()
+                    self._flush()
                     return
+                wait_s = self._step()
+            except Exception as error:  # a dead drain thread must be loud, not silent
+                _log.exception("MQTT drain step failed; retrying in %.0f s", _IDLE_WAIT_S)
                 with self._lock:
-                    ready = self._ready
-                caught_up = self._publish_more() if ready else True
-                if caught_up or len(self._to_delete) >= self._batch:
-                    self._flush_acks()
-        except Exception as error:  # a dead drain thread must be loud, not silent
-            _log.exception("MQTT drain thread failed")
+                    self._last_error = f"drain failed: {error!r}"
+                wait_s = _IDLE_WAIT_S
+
+    def _step(self) -> float:
+        """One round of work; returns how long the drain thread may sleep."""
+        now_s = time.monotonic()
+        if now_s >= self._next_housekeeping:
+            self._next_housekeeping = now_s + _HOUSEKEEPING_INTERVAL_S
+            self._flush()
+            self._guard(self._outbox.expire, "expire")
+        with self._lock:
+            ready = self._ready
+            lost_links = self._lost_links
+        if lost_links != self._lost_links_seen:
+            self._lost_links_seen = lost_links
+            self._check_poison()
+        wait_s = _IDLE_WAIT_S
+        if ready:
+            if now_s >= self._notice_pause_until and self._outbox.notice_wanted():
+                self._guard(lambda: self._outbox.issue_gap_notice(self.gaps_topic), "gap notice")
+            caught_up, wait_s = self._publish_more()
             with self._lock:
-                self._last_error = f"drain thread failed: {error!r}"
+                self._paced = wait_s < _IDLE_WAIT_S and not caught_up
+            if caught_up:
+                self._flush()  # live traffic: delete at once, one transaction per batch
+        # While a backlog drains (fast or paced), deletes wait for a full batch or the
+        # next housekeeping round: one transaction per 100 rows, not per PUBACK.
+        if not ready or len(self._to_delete) >= self._batch or self._refused:
+            self._flush()
+        return min(wait_s, max(0.0, self._next_housekeeping - time.monotonic()) + 0.001)
+
+    def _check_poison(self) -> None:
+        """A link lost again and again with the same message first in flight: set it aside.
+
+        Some brokers (mosquitto 2.0 with ``message_size_limit``) close the connection on
+        a message they will not take instead of refusing it, and do not announce the
+        limit. paho would resend it on every reconnect, forever: the queue would be
+        blocked. After ``_POISON_STRIKES`` such losses in a row (each on a connection
+        whose birth was acknowledged) the message is dead-lettered like a refused one.
+        """
+        head = next(iter(self._inflight.items()), None)
+        if head is None:
+            self._strike_row, self._strikes = None, 0
+            return
+        mid, message = head
+        if message.row_id == self._strike_row:
+            self._strikes += 1
+        else:
+            self._strike_row, self._strikes = message.row_id, 1
+        if self._strikes < _POISON_STRIKES or not self._forget_in_paho(mid):
+            return
+        del self._inflight[mid]
+        self._strike_row, self._strikes = None, 0
+        self._refuse(
+            message,
+            f"lost the connection {_POISON_STRIKES} times in a row (too large for the broker?)",
+        )
+
+    def _forget_in_paho(self, mid: int) -> bool:
+        """Drop one message from paho's retransmission queue (paho has no API for it)."""
+        out_messages = getattr(self._client, "_out_messages", None)
+        mutex = getattr(self._client, "_out_message_mutex", None)
+        if out_messages is None or mutex is None:
+            _log.error("cannot set a message aside: this paho version hides its queue")
+            return False
+        with mutex:
+            return out_messages.pop(mid, None) is not None
+
+    def _guard(self, action: Callable[[], object], what: str) -> None:
+        """Run an outbox write; a failure (e.g. disk full) is recorded and retried later."""
+        try:
+            action()
+        except OutboxError as error:
+            with self._lock:
+                self._last_error = f"outbox {what} failed: {error}"
 
     def _drained(self) -> bool:
-        if self._inflight or self._buffer:
+        if self._inflight or self._urgent.buffer or self._rest.buffer:
             return False
-        return not self._outbox.pending(1, after_row_id=self._cursor)
+        return self._outbox.unclaimed() == 0
 
     def _settle_acks(self) -> None:
-        """Match PUBACKs to rows; the rows are deleted later, in batches (_flush_acks)."""
+        """Match PUBACKs to rows; the rows are deleted later, in batches (_flush)."""
         with self._lock:
             acks = list(self._acks)
             self._acks.clear()
         delivered = 0
-        rejected = 0
+        retried = 0
         for mid, reason_code in acks:
             message = self._inflight.pop(mid, None)
             if message is None:
-                continue  # a status message
-            if reason_code.is_failure:
-                rejected += 1
-                _log.error(
-                    "broker refused seq %d on %s: %s (kept in the outbox)",
+                continue  # a status or volatile message
+            if not reason_code.is_failure:
+                delivered += 1
+                self._to_delete.append(message.row_id)
+            elif reason_code.value in _TRANSIENT_REASONS:
+                retried += 1
+                _log.warning(
+                    "broker deferred seq %d on %s: %s; retrying",
                     message.seq,
                     message.topic,
                     reason_code,
                 )
-                with self._lock:
-                    self._last_error = f"publish refused: {reason_code}"
-                continue
-            delivered += 1
-            self._to_delete.append(message.row_id)
-        if delivered or rejected:
+                self._outbox.release([message.row_id])
+                stream = self._urgent if message.urgent else self._rest
+                stream.cursor = min(stream.cursor, message.row_id - 1)
+                self._rest_pause_until = time.monotonic() + _TRANSIENT_RETRY_S
+            else:
+                self._refuse(
+                    message, f"refused by the broker: {reason_code} ({reason_code.value:#04x})"
+                )
+        if delivered or retried:
             with self._lock:
                 self._acked_total += delivered
-                self._rejected_total += rejected
+                self._retried_total += retried
 
-    def _flush_acks(self) -> None:
-        """Delete acknowledged rows, one transaction per batch.
+    def _refuse(self, message: StoredMessage, reason: str) -> None:
+        _log.error(
+            "seq %d on %s %s; moved to the dead-letter table (reported on %s)",
+            message.seq,
+            message.topic,
+            reason,
+            self.gaps_topic,
+        )
+        self._refused.append((message, reason))
+        if message.is_gap_notice:
+            self._notice_pause_until = time.monotonic() + _NOTICE_RETRY_S
+        with self._lock:
+            self._rejected_total += 1
+            self._last_error = f"seq {message.seq} {reason}"
 
-        Deferring the delete while a backlog drains costs nothing in safety: the read
-        cursor is already past these rows, and a crash before the delete only means
-        they are sent again (at-least-once), at most ``batch`` of them.
+    def _flush(self) -> None:
+        """Delete acknowledged rows and dead-letter refused ones, one transaction each.
+
+        Deferring the delete while a backlog drains costs nothing in safety: the rows
+        stay claimed, and a crash before the delete only means they are sent again
+        (at-least-once), at most ``batch`` of them. If the disk refuses the write the
+        lists are kept and retried on the next flush.
         """
         if self._to_delete:
-            self._outbox.ack(self._to_delete)
-            self._to_delete = []
-
-    def _publish_more(self) -> bool:
-        """Publish until the in-flight window is full; True if the outbox ran dry."""
-        while len(self._inflight) < self._max_inflight:
-            if not self._buffer:
-                rows = self._outbox.pending(self._batch, after_row_id=self._cursor)
-                if not rows:
-                    return True
-                self._buffer.extend(rows)
-                self._cursor = rows[-1].row_id
-            message = self._buffer[0]
             try:
-                info = self._client.publish(
-                    message.topic,
-                    message.payload,
-                    qos=message.qos,
-                    retain=message.retain,
-                    properties=self._properties(
-                        PacketTypes.PUBLISH,
-                        message.content_type,
-                        (
-                            ("v", str(SCHEMA_VERSION)),
-                            ("seq", str(message.seq)),
-                            *message.user_properties,
-                        ),
-                    ),
-                )
-            except ValueError as error:
-                # Invalid topic or oversized payload: retrying can never succeed.
-                self._buffer.popleft()
-                _log.error("dropping seq %d on %r: %s", message.seq, message.topic, error)
-                self._outbox.ack([message.row_id])
+                self._outbox.ack(self._to_delete)
+                self._to_delete = []
+            except OutboxError as error:
                 with self._lock:
-                    self._rejected_total += 1
-                    self._last_error = f"invalid message seq {message.seq}: {error}"
-                continue
-            if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and message.qos == 0:
-                return False  # paho drops QoS 0 while disconnected; keep it for after reconnect
-            # For QoS 1/2 paho keeps a message published during a disconnect and sends it
-            # on reconnect, so it is in flight either way.
-            self._buffer.popleft()
-            self._inflight[info.mid] = message
-            with self._lock:
-                self._published_total += 1
-        return False
+                    self._last_error = f"outbox ack failed: {error}"
+        if self._refused:
+            try:
+                self._outbox.dead_letter(self._refused)
+                self._refused = []
+            except OutboxError as error:
+                with self._lock:
+                    self._last_error = f"outbox dead-letter failed: {error}"
+
+    def _next_message(self) -> StoredMessage | None:
+        """The next row to send: urgent ones first, then the rest, each in seq order."""
+        urgent = self._urgent
+        if not urgent.buffer:
+            epoch = self._outbox.urgent_epoch
+            if epoch != urgent.epoch_seen or urgent.more:
+                rows = self._outbox.claim(self._batch, urgent=True)
+                urgent.buffer.extend(rows)
+                urgent.epoch_seen = epoch
+                urgent.more = len(rows) == self._batch
+        if urgent.buffer:
+            return urgent.buffer[0]
+        rest = self._rest
+        if not rest.buffer:
+            rows = self._outbox.claim(self._batch, urgent=False, after_row_id=rest.cursor)
+            if not rows:
+                return None
+            rest.buffer.extend(rows)
+            rest.cursor = rows[-1].row_id
+        return rest.buffer[0]
+
+    def _publish_more(self) -> tuple[bool, float]:
+        """Publish while the window allows: (outbox ran dry, how long to wait if paced)."""
+        with self._lock:
+            receive_maximum = self._receive_maximum
+            maximum_packet = self._maximum_packet_bytes
+        window = min(self._max_inflight, receive_maximum or self._max_inflight)
+        now_wall_s = self._clock()
+        historical_after_s = self.drain.historical_after_s
+        published = historical = 0
+        try:
+            while len(self._inflight) < window:
+                message = self._next_message()
+                if message is None:
+                    return True, _IDLE_WAIT_S
+                if not message.urgent:
+                    wait_s = self._pacer.delay_s()
+                    if wait_s <= 0.0 and self._rest_pause_until > time.monotonic():
+                        wait_s = self._rest_pause_until - time.monotonic()
+                    if wait_s > 0.0:
+                        return False, wait_s
+                stream = self._urgent if message.urgent else self._rest
+                payload = message.payload
+                is_historical = now_wall_s - message.created_at_s > historical_after_s
+                if is_historical and _is_json_object(message):
+                    payload = payload[:-1] + _HISTORICAL_TAIL
+                properties = self._row_properties(message, is_historical)
+                if maximum_packet is not None:
+                    size = _publish_packet_bytes(
+                        message.topic,
+                        len(payload),
+                        len(properties.pack()) if properties is not None else 1,
+                    )
+                    if size > maximum_packet:
+                        stream.buffer.popleft()
+                        self._refuse(
+                            message,
+                            f"is too large for the broker ({size} > {maximum_packet} bytes)",
+                        )
+                        continue
+                try:
+                    info = self._client.publish(
+                        message.topic,
+                        payload,
+                        qos=message.qos,
+                        retain=message.retain,
+                        properties=properties,
+                    )
+                except ValueError as error:
+                    # Invalid topic or oversized payload: retrying can never succeed.
+                    stream.buffer.popleft()
+                    self._refuse(message, f"was refused by the MQTT client: {error}")
+                    continue
+                if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and message.qos == 0:
+                    return False, _IDLE_WAIT_S  # paho drops QoS 0 while disconnected
+                # For QoS 1/2 paho keeps a message published during a disconnect and
+                # sends it on reconnect, so it is in flight either way.
+                stream.buffer.popleft()
+                self._inflight[info.mid] = message
+                published += 1
+                historical += is_historical
+                if not message.urgent:
+                    self._pacer.spend(len(payload) + len(message.topic))
+            return False, _IDLE_WAIT_S
+        finally:
+            if published:
+                with self._lock:
+                    self._published_total += published
+                    self._historical_total += historical
 
     # -- helpers ------------------------------------------------------------------
+
+    def _row_properties(self, message: StoredMessage, historical: bool) -> _PackedProperties | None:
+        if not self._v5:
+            return None
+        body = _content_type_bytes(message.content_type) + _V_PROPERTY
+        body += _SEQ_KEY + _utf8(str(message.seq))
+        if historical:
+            body += _HISTORICAL_PROPERTY
+        body += _user_properties_bytes(message.user_properties)
+        return _PackedProperties(body)
 
     def _where(self) -> tuple[str, int]:
         return self.settings.host, self.settings.port
@@ -531,14 +1130,11 @@ class Publisher:
         return _compact_json(body)
 
     def _properties(
-        self, packet_type: int, content_type: str, user_properties: tuple[tuple[str, str], ...]
-    ) -> Properties | None:
+        self, content_type: str, *, expiry_s: int | None = None
+    ) -> _PackedProperties | None:
         if not self._v5:
             return None
-        props = _new_properties(packet_type)
-        props.ContentType = content_type
-        props.UserProperty = list(user_properties) or [("v", str(SCHEMA_VERSION))]
-        return props
+        return _plain_properties(content_type, expiry_s=expiry_s)
 
 
 class Subscriber:
@@ -725,9 +1321,11 @@ class Subscriber:
         props = msg.properties
         user_properties: tuple[tuple[str, str], ...] = ()
         content_type: str | None = None
+        expiry_s: int | None = None
         if props is not None:
             user_properties = tuple((str(k), str(v)) for k, v in getattr(props, "UserProperty", []))
             content_type = getattr(props, "ContentType", None)
+            expiry_s = getattr(props, "MessageExpiryInterval", None)
         received = ReceivedMessage(
             topic=msg.topic,
             payload=bytes(msg.payload),
@@ -735,6 +1333,7 @@ class Subscriber:
             retain=bool(msg.retain),
             user_properties=user_properties,
             content_type=content_type,
+            message_expiry_s=expiry_s,
         )
         try:
             self._on_message_cb(received)

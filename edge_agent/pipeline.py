@@ -29,6 +29,7 @@ from edge_agent.analytics import (
     SceneState,
     merge,
 )
+from edge_agent.analyzers import SignalWatcher
 from edge_agent.detect.base import Detector
 from edge_agent.encode import (
     Topics,
@@ -145,15 +146,18 @@ class CameraPipeline:
     def process(self, frame: Frame, *, always_detect: bool = False) -> FrameOutput:
         clock = self.clock
         clock.frames += 1
-        started = time.perf_counter()
-        motion = self._motion.update(frame.for_analysis)
-        self.last_motion_ratio = motion.motion_ratio
-        clock.add("motion", time.perf_counter() - started)
-        if motion.has_motion:
-            clock.motion_frames += 1
-
         now_s = frame.monotonic_s
-        detection_ran = always_detect or self._should_detect(now_s, motion.has_motion)
+        if always_detect or not self._motion.settings.enabled:
+            # The detector runs anyway: the gate's verdict would change nothing.
+            detection_ran = True
+        else:
+            started = time.perf_counter()
+            motion = self._motion.update(frame.for_analysis)
+            self.last_motion_ratio = motion.motion_ratio
+            clock.add("motion", time.perf_counter() - started)
+            if motion.has_motion:
+                clock.motion_frames += 1
+            detection_ran = self._should_detect(now_s, motion.has_motion)
         if detection_ran:
             with self._detector_lock:
                 result: DetectionResult = self._detector.detect(frame.image)
@@ -177,6 +181,19 @@ class CameraPipeline:
         states = tuple(s for a in self._analyzers for s in a.update(frame, now_s))
         clock.add("analyzers", time.perf_counter() - started)
         output = _combine(engine_output, rule_output, states)
+        self._emit(output)
+        return output
+
+    def idle(self, now_s: float, wall_s: float) -> FrameOutput:
+        """No frame arrived for a while (live cameras only): analyzers that watch the signal
+        may report it lost."""
+        states = tuple(
+            state
+            for analyzer in self._analyzers
+            if isinstance(analyzer, SignalWatcher)
+            for state in analyzer.no_frames(now_s, wall_s)
+        )
+        output = FrameOutput(states=states)
         self._emit(output)
         return output
 

@@ -125,9 +125,10 @@ def describe(topic: str, payload: bytes, content_type: str | None = None) -> str
 
 
 def _gap_seqs(body: dict[str, object]) -> list[int]:
-    """Seq numbers a device's gaps notice reports as dropped ([[from, to], ...] or dicts)."""
+    """Seq numbers a device's gaps notice reports as dropped (docs/delivery.md):
+    ``{"gaps": [{"from": a, "to": b, ...}, ...]}``."""
     seqs: list[int] = []
-    ranges = body.get("ranges") or body.get("dropped") or []
+    ranges = body.get("gaps") or []
     if not isinstance(ranges, list):
         return seqs
     for item in ranges:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edge_agent.capture.base import CaptureError, EndOfStream
+from edge_agent.security import redact_url
 from edge_agent.types import Frame, ImageBGR, SourceHealth
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class OpenCVSource:
     ) -> None:
         self.camera_id = camera_id
         self._uri = uri
+        self._shown_uri = redact_url(uri)  # camera URIs carry passwords: never log them
         self._device = _device_index(uri)
         self._is_file = self._device is None and not _is_stream(uri)
         if self._is_file and not Path(uri).is_file():
@@ -105,7 +107,7 @@ class OpenCVSource:
         if not capture.isOpened():
             capture.release()
             self._connected = False
-            self._last_error = f"cannot open {self._uri}"
+            self._last_error = f"cannot open {self._shown_uri}"
             log.warning("camera %s: %s", self.camera_id, self._last_error)
             self._capture = None
             return
@@ -119,13 +121,12 @@ class OpenCVSource:
     def _reconnect(self, timeout_s: float) -> None:
         """Try to reopen once the backoff has passed; waits at most ``timeout_s`` for it."""
         wait_s = self._next_attempt_s - time.monotonic()
-        if wait_s > 0:
-            if self._stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s:
-                return
+        if wait_s > 0 and (self._stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s):
+            return
         self._open()
         if self._connected:
             self._reconnects += 1
-            log.info("camera %s: reconnected to %s", self.camera_id, self._uri)
+            log.info("camera %s: reconnected to %s", self.camera_id, self._shown_uri)
             return
         self._next_attempt_s = time.monotonic() + self._delay_s
         self._delay_s = min(self._max_delay_s, 2 * self._delay_s)
@@ -172,7 +173,7 @@ class OpenCVSource:
                 return None
             self._ended = True
             raise EndOfStream(self.camera_id)
-        self._last_error = f"stream {self._uri} stopped delivering frames"
+        self._last_error = f"stream {self._shown_uri} stopped delivering frames"
         log.warning("camera %s: %s; reconnecting", self.camera_id, self._last_error)
         self._capture.release()
         self._capture = None

@@ -270,6 +270,8 @@ class TFLiteDetector:
         self._labels = embedded_labels(self.model_path) or LABEL_SETS[self._entry.labels]
         self._usable_ids = np.array([label != UNUSED_LABEL for label in self._labels], dtype=bool)
         self._allowed_ids = self._class_ids_of(labels_of_interest)
+        self._yolox_input: FloatArray | None = None  # reused letterbox buffer (YOLOX)
+        self._yolox_fill: tuple[int, int] = (0, 0)
 
     # -- Detector protocol
 
@@ -298,7 +300,8 @@ class TFLiteDetector:
             raw = self._decode_ssd(self._ssd)
         else:
             assert fit is not None
-            output = self._interpreter.get_tensor(self._yolox_output).astype(np.float32)
+            # get_tensor already returns a copy: no second one.
+            output = np.asarray(self._interpreter.get_tensor(self._yolox_output), np.float32)
             raw = decode_yolox(output, fit, self.score_threshold, self._allowed_ids)
         raw = nms_grouped(raw, self._labels, self.iou_threshold, self.max_detections)
         detections = to_detections(raw, self._labels)
@@ -366,8 +369,19 @@ class TFLiteDetector:
         return ((rgb.astype(np.float32) - 127.5) / 127.5)[np.newaxis]
 
     def _preprocess_yolox(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox]:
-        padded, fit = letterbox(image, self._entry.input_width, self._entry.input_height)
-        return padded.astype(np.float32)[np.newaxis], fit
+        """Letterbox straight into a reused float32 input: the padding is written once per
+        image size and only the picture area is converted each frame."""
+        width, height = self._entry.input_width, self._entry.input_height
+        image_h, image_w = image.shape[:2]
+        scale = min(width / image_w, height / image_h)
+        new_w = max(1, min(width, int(image_w * scale)))
+        new_h = max(1, min(height, int(image_h * scale)))
+        if self._yolox_input is None or self._yolox_fill != (new_w, new_h):
+            self._yolox_input = np.full((1, height, width, 3), YOLOX_PAD_VALUE, np.float32)
+            self._yolox_fill = (new_w, new_h)
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        self._yolox_input[0, :new_h, :new_w] = resized
+        return self._yolox_input, Letterbox(scale, image_w, image_h)
 
     def _decode_ssd(self, outputs: _SsdOutputs) -> RawDetections:
         get = self._interpreter.get_tensor

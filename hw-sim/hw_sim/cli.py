@@ -1,4 +1,5 @@
-"""``hw-sim``: list scenarios, render them to a clip with ground truth, take snapshots.
+"""``hw-sim``: list scenarios, render them to a clip with ground truth, take snapshots,
+run the network fault proxy, score the agent on the scenarios (``eval``).
 
 Exit codes: 0 ok, 2 bad usage or missing media (the message names the variable to set).
 """
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import cv2
 
+from hw_sim.eval import add_eval_parser, run_eval_cli
 from hw_sim.media import MEDIA_ENV_VAR, MediaNotFound
+from hw_sim.netproxy import add_proxy_parser, run_proxy_cli
 from hw_sim.scenes import Scenario, describe_scenario, load_scenario, scenario_names
 
 EXIT_USAGE = 2
@@ -43,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     scene_options(snapshot)
     snapshot.add_argument("--frame", type=int, default=0)
     snapshot.add_argument("--out", type=Path, required=True, help="image file (.png, .jpg)")
+    add_proxy_parser(commands)
+    add_eval_parser(commands)
     return parser
 
 
@@ -85,6 +90,10 @@ def _render(scenario: Scenario, out: Path, truth: Path, seconds: float | None) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "proxy":
+        return run_proxy_cli(args)
+    if args.command == "eval":
+        return run_eval_cli(args)
     if args.command == "list":
         for name in scenario_names():
             print(f"{name:<18} {describe_scenario(name)}")

@@ -26,7 +26,7 @@ BOUNDARY = "edgeagentframe"
 class _Handler(BaseHTTPRequestHandler):
     server: _StreamServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def do_GET(self) -> None:

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 from helpers import wait_until
+from hw_sim.mjpeg import MjpegServer
 
 from edge_agent.capture import CaptureError, EndOfStream
 from edge_agent.capture.opencv_source import OpenCVSource
 from edge_agent.types import Frame
-from hw_sim.mjpeg import MjpegServer
 
 
 def numbered_clip(path: Path, frames: int, fps: float = 10.0) -> Path:

@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 from hw_sim.scenes import Scenario
 
@@ -24,6 +25,7 @@ from edge_agent.types import (
     Box,
     Detection,
     DetectionResult,
+    Frame,
     ImageBGR,
     Lifecycle,
     MessageClass,
@@ -133,3 +135,37 @@ def test_the_busy_street_yields_one_event_per_object() -> None:
     ended = {e.event_id for e in sink.events if e.lifecycle is Lifecycle.END}
     assert len(new_events) == len(truth_ids)
     assert ended == {e.event_id for e in new_events}
+
+
+def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
+    from edge_agent.analyzers import build_analyzers
+    from edge_agent.analyzers.config import TamperAnalyzerConfig
+
+    sink = ListSink()
+
+    class NoDetections:
+        model_name = "none"
+        labels = ("person",)
+
+        def detect(self, image: ImageBGR) -> DetectionResult:
+            return DetectionResult(())
+
+    pipeline = CameraPipeline(
+        camera_id="cam1",
+        motion=MotionGate(),
+        detector=NoDetections(),
+        detector_lock=threading.Lock(),
+        tracker=IouTracker(),
+        engine=EventEngine("cam1", labels_of_interest=["person"]),
+        topics=Topics("city/test/dev1"),
+        boot_id="boot1",
+        sink=sink,
+        analyzers=build_analyzers([TamperAnalyzerConfig(no_signal_after_s=5.0)], camera_id="cam1"),
+    )
+    image = np.zeros((90, 160, 3), np.uint8)
+    for index in range(3):
+        pipeline.process(Frame("cam1", index, 1000.0 + index, float(index), image))
+    assert pipeline.idle(4.0, 1004.0).states == ()  # quiet for 2 s: not yet
+    lost = pipeline.idle(9.0, 1009.0).states
+    assert [(s.analyzer, s.state) for s in lost] == [("tamper", "no_signal")]
+    assert any(m.topic == "city/test/dev1/state/cam1/tamper" and m.retain for m in sink.messages)

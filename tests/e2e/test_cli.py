@@ -97,7 +97,7 @@ def test_check_config_reports_files_that_do_not_exist(tmp_path: Path) -> None:
     result = edge_agent("check-config", str(path))
     assert result.returncode == 2
     assert "cameras[0].source.uri: video file not found" in result.stderr
-    assert "mqtt.tls.ca_file: file not found" in result.stderr
+    assert "mqtt.tls: TLS CA file" in result.stderr and "does not exist" in result.stderr
     assert "detector.model: unknown model 'no_such_model'" in result.stderr
 
 
@@ -237,3 +237,14 @@ def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0
     assert os.path.exists(outbox_path)
+
+
+def test_check_config_refuses_a_password_in_a_file_others_can_read(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "agent.yaml", mqtt={"username": "dev-1", "password": "s3cret"})
+    path.chmod(0o644)
+    result = edge_agent("check-config", str(path))
+    assert result.returncode == 2
+    assert "mqtt.password:" in result.stderr and "chmod 600" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    path.chmod(0o600)
+    assert edge_agent("check-config", str(path)).returncode == 0

@@ -1,4 +1,5 @@
-"""Outbox + Publisher against a real mosquitto: order, properties, status, outages."""
+"""Outbox + Publisher against a real mosquitto: order, MQTT 5 properties, priorities,
+historical replay, volatile messages, sessions, refusals, and MQTT 3.1.1."""
 
 from __future__ import annotations
 
@@ -15,8 +16,15 @@ from pathlib import Path
 import pytest
 from helpers import wait_until
 
-from edge_agent.broker import LocalBroker
-from edge_agent.mqtt import MqttSettings, Publisher, ReceivedMessage, Subscriber
+from edge_agent.broker import LocalBroker, free_loopback_port
+from edge_agent.mqtt import (
+    DrainSettings,
+    MqttSettings,
+    Publisher,
+    ReceivedMessage,
+    Subscriber,
+    SubscriberError,
+)
 from edge_agent.outbox import Outbox
 from edge_agent.types import MessageClass, OutboundMessage
 
@@ -44,6 +52,14 @@ class Inbox:
     def states(self) -> list[str]:
         return [str(m.json()["state"]) for m in self.on("/status")]
 
+    def reported_seqs(self) -> list[int]:
+        """Seqs listed as lost in the gap notices received."""
+        lost = []
+        for notice in self.on("/gaps"):
+            for item in notice.json()["gaps"]:
+                lost.extend(range(item["from"], item["to"] + 1))
+        return lost
+
 
 def first_arrivals(seqs: list[int]) -> list[int]:
     """Seqs in order of first arrival: at-least-once may repeat, it must not reorder."""
@@ -68,11 +84,13 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
-def events(root: str, start: int, count: int) -> list[OutboundMessage]:
+def events(
+    root: str, start: int, count: int, cls: MessageClass = MessageClass.EVENT
+) -> list[OutboundMessage]:
     return [
         OutboundMessage(
             topic=f"{root}/events/cam1",
-            message_class=MessageClass.EVENT,
+            message_class=cls,
             json_body={"v": 1, "id": f"e{i}", "lifecycle": "new"},
             user_properties=(("schema", "event"),),
         )
@@ -80,12 +98,19 @@ def events(root: str, start: int, count: int) -> list[OutboundMessage]:
     ]
 
 
-def make_publisher(broker: LocalBroker, outbox: Outbox, root: str, **settings: object) -> Publisher:
+def make_publisher(
+    broker: LocalBroker,
+    outbox: Outbox,
+    root: str,
+    *,
+    drain: DrainSettings | None = None,
+    **settings: object,
+) -> Publisher:
+    settings.setdefault("client_id", f"pub-{uuid.uuid4().hex[:8]}")
     return Publisher(
         MqttSettings(
             host=broker.host,
             port=broker.port,
-            client_id=f"pub-{uuid.uuid4().hex[:8]}",
             reconnect_min_delay_s=1,
             reconnect_max_delay_s=1,
             **settings,  # type: ignore[arg-type]
@@ -93,12 +118,29 @@ def make_publisher(broker: LocalBroker, outbox: Outbox, root: str, **settings: o
         outbox,
         status_topic=f"{root}/status",
         birth_payload={"version": "test", "boot": "b1"},
+        drain=drain or DrainSettings.unlimited(),
     )
 
 
 def make_subscriber(broker: LocalBroker, root: str, inbox: Inbox, **kwargs: object) -> Subscriber:
     kwargs.setdefault("client_id", f"sub-{uuid.uuid4().hex[:8]}")
     return Subscriber(broker.host, broker.port, [f"{root}/#"], on_message=inbox, **kwargs)  # type: ignore[arg-type]
+
+
+def persistent_subscriber(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
+    """A consumer whose session (and queued QoS 1 messages) survives its own absence."""
+    return make_subscriber(
+        broker,
+        root,
+        inbox,
+        clean_start=False,
+        session_expiry_s=300,
+        reconnect_min_delay_s=1,
+        reconnect_max_delay_s=1,
+    )
+
+
+# -- order and properties ----------------------------------------------------------
 
 
 def test_events_arrive_in_seq_order_with_user_properties(
@@ -131,8 +173,10 @@ def test_events_arrive_in_seq_order_with_user_properties(
             ("schema", "event"),
         )
         assert body["id"] == f"e{body['seq'] - 1}"
+        assert "historical" not in body  # live traffic
     stats = pub.stats()
     assert (stats.published_total, stats.acked_total, stats.inflight) == (300, 300, 0)
+    assert stats.historical_total == 0
     assert outbox.stats().acked_total == 300
 
 
@@ -148,11 +192,19 @@ def test_mqtt_311_delivers_without_properties(
     pub.wake()
     try:
         wait_until(lambda: len(inbox.event_seqs()) >= 20, TIMEOUT_S, "20 events over 3.1.1")
+        assert pub.publish_volatile(
+            f"{root}/stats", b'{"v":1}', content_type="application/json", expiry_s=60
+        )
+        wait_until(lambda: inbox.on("/stats"), TIMEOUT_S, "volatile stats over 3.1.1")
     finally:
         pub.stop(5)
         sub.stop()
     assert inbox.event_seqs() == list(range(1, 21))
     assert all(m.user_properties == () for m in inbox.on("/events/"))
+    assert inbox.on("/stats")[0].message_expiry_s is None
+
+
+# -- status: birth, will, stopped ----------------------------------------------------
 
 
 def test_birth_is_retained_and_clean_stop_says_stopped_without_will(
@@ -222,7 +274,7 @@ CRASHING_AGENT = textwrap.dedent(
     port, outbox_path, root = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     box = Outbox(outbox_path, max_bytes=1 << 20, max_rows=1000)
     pub = Publisher(
-        MqttSettings("127.0.0.1", port, "crashing-agent", keepalive_s=60),
+        MqttSettings("127.0.0.1", port, "crashing-agent-" + root.split("/")[1], keepalive_s=60),
         box,
         status_topic=root + "/status",
         birth_payload={"boot": "doomed"},
@@ -258,23 +310,13 @@ def test_last_will_says_offline_when_the_agent_dies(
     assert offline.user_properties == (("v", "1"),)
 
 
-def persistent_subscriber(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
-    """A consumer whose session (and queued QoS 1 messages) survives its own absence."""
-    return make_subscriber(
-        broker,
-        root,
-        inbox,
-        clean_start=False,
-        session_expiry_s=300,
-        reconnect_min_delay_s=1,
-        reconnect_max_delay_s=1,
-    )
+# -- outages --------------------------------------------------------------------------
 
 
 def test_broker_outage_loses_nothing_and_keeps_seq_order(
     private_broker: LocalBroker, outbox: Outbox, root: str
 ) -> None:
-    """Acceptance: stop the broker, keep producing, restart it, receive every one in order."""
+    """Stop the broker, keep producing, restart it, receive every one in order."""
     inbox = Inbox()
     sub = persistent_subscriber(private_broker, root, inbox)
     sub.start(TIMEOUT_S)
@@ -290,7 +332,8 @@ def test_broker_outage_loses_nothing_and_keeps_seq_order(
         for start in range(20, 60, 5):  # the pipeline keeps producing; wake() never blocks
             outbox.enqueue_many(events(root, start, 5))
             pub.wake()
-        assert outbox.depth() == 40
+        # The 40 new ones, plus any whose PUBACK the stopping broker never sent.
+        wait_until(lambda: outbox.depth() == 40 + pub.stats().inflight, TIMEOUT_S, "acks to settle")
 
         private_broker.start()
         wait_until(lambda: len(set(inbox.event_seqs())) >= 60, TIMEOUT_S, "all 60 events")
@@ -305,7 +348,10 @@ def test_broker_outage_loses_nothing_and_keeps_seq_order(
 def test_broker_restart_in_the_middle_of_a_backlog(
     private_broker: LocalBroker, outbox: Outbox, root: str
 ) -> None:
-    """Restart while messages are in flight: duplicates allowed, loss and reordering not."""
+    """Restart while messages are in flight: duplicates allowed, loss and reordering not.
+
+    The session survives (SIGTERM: mosquitto saves it), and the broker says so.
+    """
     inbox = Inbox()
     sub = persistent_subscriber(private_broker, root, inbox)
     sub.start(TIMEOUT_S)
@@ -314,20 +360,268 @@ def test_broker_restart_in_the_middle_of_a_backlog(
     pub.start()
     try:
         wait_until(lambda: inbox.event_seqs(), TIMEOUT_S, "the drain to begin")
+        assert not pub.stats().session_present  # a new session the first time
         private_broker.restart()
         wait_until(lambda: len(set(inbox.event_seqs())) >= 3000, TIMEOUT_S, "all 3000 events")
         wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "outbox to empty")
-        assert pub.stats().reconnects >= 1
+        stats = pub.stats()
+        assert stats.reconnects >= 1
+        assert stats.session_present  # clean_start=False + session expiry kept it
     finally:
         pub.stop(5)
         sub.stop()
     assert first_arrivals(inbox.event_seqs()) == list(range(1, 3001))
 
 
-def test_subscriber_reports_unreachable_broker(broker: LocalBroker) -> None:
-    from edge_agent.broker import free_loopback_port
-    from edge_agent.mqtt import SubscriberError
+def test_replay_marks_old_messages_historical_and_alerts_jump_the_queue(
+    private_broker: LocalBroker, tmp_path: Path, root: str
+) -> None:
+    now = [1_700_000_000.0]
+    box = Outbox(tmp_path / "o.db", max_bytes=1 << 24, max_rows=10_000, clock=lambda: now[0])
+    inbox = Inbox()
+    sub = persistent_subscriber(private_broker, root, inbox)
+    sub.start(TIMEOUT_S)
+    private_broker.stop()  # the uplink is down while these pile up
+    box.enqueue_many(events(root, 0, 30))  # seq 1..30, old by the time they are sent
+    box.enqueue_many(
+        [
+            OutboundMessage(
+                f"{root}/thumbs/cam1/e{i}",
+                MessageClass.THUMBNAIL,
+                binary_body=b"\xff\xd8jpeg" + bytes([i]),
+                content_type="image/jpeg",
+            )
+            for i in range(2)
+        ]
+    )  # seq 31, 32
+    now[0] += 3600
+    box.enqueue_many(events(root, 100, 2, MessageClass.ALERT))  # seq 33, 34: live alerts
+    pub = Publisher(
+        MqttSettings(
+            private_broker.host,
+            private_broker.port,
+            f"pub-{uuid.uuid4().hex[:6]}",
+            reconnect_min_delay_s=1,
+            reconnect_max_delay_s=1,
+        ),
+        box,
+        status_topic=f"{root}/status",
+        birth_payload={},
+        # Slow enough that the backlog is still queued when the alerts are read.
+        drain=DrainSettings(rate_msgs_per_s=200, historical_after_s=60),
+        clock=lambda: now[0],
+    )
+    pub.start()
+    try:
+        private_broker.start()
+        wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the backlog to drain")
+        wait_until(lambda: len(inbox.event_seqs()) >= 32, TIMEOUT_S, "events and alerts")
+        wait_until(lambda: len(inbox.on("/thumbs/")) >= 2, TIMEOUT_S, "thumbnails")
+    finally:
+        pub.stop(5)
+        sub.stop()
+        box.close()
+    assert first_arrivals(inbox.event_seqs()) == [33, 34, *range(1, 31)]
+    for message in inbox.on("/events/"):
+        body = message.json()
+        old = body["seq"] <= 30
+        assert body.get("historical", False) is old
+        assert ("historical", "true") in message.user_properties if old else True
+        assert message.user_property("historical") == ("true" if old else None)
+    thumbs = inbox.on("/thumbs/")
+    assert [t.payload for t in thumbs] == [b"\xff\xd8jpeg\x00", b"\xff\xd8jpeg\x01"]
+    assert [t.user_property("historical") for t in thumbs] == ["true", "true"]
+    assert [t.user_property("seq") for t in thumbs] == ["31", "32"]
+    assert pub.stats().historical_total == 32
 
+
+# -- volatile messages --------------------------------------------------------------------
+
+
+def test_publish_volatile_carries_expiry_and_is_never_buffered(
+    private_broker: LocalBroker, outbox: Outbox, root: str
+) -> None:
+    inbox = Inbox()
+    sub = make_subscriber(private_broker, root, inbox, reconnect_min_delay_s=1)
+    sub.start(TIMEOUT_S)
+    pub = make_publisher(private_broker, outbox, root)
+    assert not pub.publish_volatile(
+        f"{root}/stats", b"{}", content_type="application/json", expiry_s=5
+    )  # not even started
+    pub.start()
+    try:
+        wait_until(lambda: pub.connected, TIMEOUT_S, "publisher to connect")
+        assert pub.publish_volatile(
+            f"{root}/preview/cam1", b"\xff\xd8jpeg", content_type="image/jpeg", expiry_s=9.5
+        )
+        wait_until(lambda: inbox.on("/preview/"), TIMEOUT_S, "the preview")
+        private_broker.stop()
+        wait_until(lambda: not pub.connected, TIMEOUT_S, "publisher to notice")
+        assert not pub.publish_volatile(
+            f"{root}/stats", b"{}", content_type="application/json", expiry_s=5
+        )
+        assert outbox.depth() == 0  # nothing was buffered
+    finally:
+        pub.stop(1)
+        sub.stop()
+    (preview,) = inbox.on("/preview/")
+    assert preview.payload == b"\xff\xd8jpeg" and preview.qos == 0
+    assert preview.content_type == "image/jpeg"
+    assert preview.message_expiry_s is not None and 1 <= preview.message_expiry_s <= 10
+    assert preview.user_properties == (("v", "1"),)
+    stats = pub.stats()
+    assert (stats.volatile_sent, stats.volatile_dropped) == (1, 2)
+
+
+# -- the broker says no ----------------------------------------------------------------
+
+
+@pytest.fixture
+def acl_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, str]]:
+    """A broker that lets anyone write under the root except ``{root}/forbidden/#``."""
+    root = f"city/acl{uuid.uuid4().hex[:6]}/dev1"
+    acl = tmp_path / "acl"
+    allowed = ("events/#", "status", "gaps", "thumbs/#")
+    acl.write_text("".join(f"topic readwrite {root}/{topic}\n" for topic in allowed))
+    broker = LocalBroker(extra_config=f"acl_file {acl}")
+    try:
+        broker.start()
+        yield broker, root
+    finally:
+        broker.close()
+
+
+def test_refused_messages_are_dead_lettered_reported_and_never_block(
+    acl_broker: tuple[LocalBroker, str], outbox: Outbox
+) -> None:
+    broker, root = acl_broker
+    inbox = Inbox()
+    sub = make_subscriber(broker, root, inbox)
+    sub.start(TIMEOUT_S)
+    forbidden = [
+        OutboundMessage(f"{root}/forbidden/{i}", MessageClass.EVENT, json_body={"id": i})
+        for i in range(2)
+    ]
+    outbox.enqueue_many(
+        [*events(root, 0, 3), forbidden[0], *events(root, 3, 2), forbidden[1], *events(root, 5, 3)]
+    )  # seq 1-3 ok, 4 not authorised, 5-6 ok, 7 not authorised, 8-10 ok
+    pub = make_publisher(broker, outbox, root)
+    pub.start()
+    try:
+        wait_until(lambda: len(inbox.event_seqs()) >= 8, TIMEOUT_S, "the 8 acceptable events")
+        wait_until(lambda: set(inbox.reported_seqs()) == {4, 7}, TIMEOUT_S, "gap notices")
+        wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "outbox to empty")
+    finally:
+        pub.stop(5)
+        sub.stop()
+    # mosquitto 2.0 also drops the link after a denied publish (often losing that PUBACK):
+    # what was in flight then is sent again (at-least-once), never out of order, and a
+    # seq reported lost never arrives.
+    assert first_arrivals(inbox.event_seqs()) == [1, 2, 3, 5, 6, 8, 9, 10]
+    assert not set(inbox.reported_seqs()) & set(inbox.event_seqs())
+    # One notice or two (the second refusal may come after the first notice went out);
+    # each with a seq of its own, following the last event's.
+    notices = {n.json()["seq"]: n for n in inbox.on("/gaps")}
+    assert sorted(notices) == list(range(11, 11 + len(notices)))
+    for seq, notice in notices.items():
+        assert notice.user_property("seq") == str(seq)
+        for gap in notice.json()["gaps"]:
+            assert gap == {"from": gap["from"], "to": gap["from"], "refused": {"event": 1}}
+    letters = outbox.dead_letters()
+    assert [d.seq for d in letters] == [7, 4]
+    # Refused with 0x87, or (PUBACK lost to the broker's reset) set aside as the message
+    # the broker kept dropping the link on.
+    assert all("(0x87)" in d.reason or "lost the connection" in d.reason for d in letters)
+    assert json.loads(letters[0].payload) == {"id": 1, "seq": 7}
+    assert outbox.stats().dead_lettered_by_class == {"event": 2}
+    assert pub.stats().rejected_total == 2
+
+
+def test_a_message_that_makes_the_broker_drop_the_link_is_set_aside(
+    outbox: Outbox, root: str
+) -> None:
+    """mosquitto 2.0's message_size_limit closes the connection instead of refusing the
+    message, and announces no limit: paho would resend it forever."""
+    with LocalBroker(extra_config="message_size_limit 2000") as broker:
+        inbox = Inbox()
+        sub = make_subscriber(broker, root, inbox)
+        sub.start(TIMEOUT_S)
+        big = OutboundMessage(
+            f"{root}/thumbs/cam1/e1",
+            MessageClass.THUMBNAIL,
+            binary_body=b"x" * 5000,
+            content_type="image/jpeg",
+        )
+        outbox.enqueue_many([*events(root, 0, 2), big, *events(root, 2, 2)])
+        pub = make_publisher(broker, outbox, root)
+        pub.start()
+        try:
+            wait_until(lambda: len(inbox.event_seqs()) >= 4, 3 * TIMEOUT_S, "4 events")
+            wait_until(lambda: inbox.on("/gaps"), TIMEOUT_S, "the gap notice")
+        finally:
+            pub.stop(5)
+            sub.stop()
+        assert first_arrivals(inbox.event_seqs()) == [1, 2, 4, 5]
+        assert inbox.reported_seqs() == [3]
+        (letter,) = outbox.dead_letters()
+        assert letter.seq == 3 and "lost the connection 3 times" in letter.reason
+        assert pub.stats().reconnects >= 3
+
+
+def test_messages_over_the_brokers_maximum_packet_size_are_set_aside(
+    tmp_path: Path, outbox: Outbox, root: str
+) -> None:
+    """mosquitto disconnects a client that sends an oversized packet; paho would resend
+    it on every reconnect. The publisher checks the CONNACK's limit first."""
+    with LocalBroker(extra_config="max_packet_size 3000") as broker:
+        inbox = Inbox()
+        sub = make_subscriber(broker, root, inbox)
+        sub.start(TIMEOUT_S)
+        huge = OutboundMessage(
+            f"{root}/thumbs/cam1/e1",
+            MessageClass.THUMBNAIL,
+            binary_body=b"x" * 4000,
+            content_type="image/jpeg",
+        )
+        outbox.enqueue_many([*events(root, 0, 2), huge, *events(root, 2, 2)])
+        pub = make_publisher(broker, outbox, root)
+        pub.start()
+        try:
+            wait_until(lambda: len(inbox.event_seqs()) >= 4, TIMEOUT_S, "4 events")
+            wait_until(lambda: inbox.on("/gaps"), TIMEOUT_S, "the gap notice")
+        finally:
+            pub.stop(5)
+            sub.stop()
+        assert inbox.event_seqs() == [1, 2, 4, 5]
+        assert inbox.reported_seqs() == [3]
+        stats = pub.stats()
+        assert stats.broker_maximum_packet_bytes == 3000 and stats.reconnects == 0
+        (letter,) = outbox.dead_letters()
+        assert "too large for the broker" in letter.reason
+
+
+def test_the_brokers_receive_maximum_caps_the_inflight_window(outbox: Outbox, root: str) -> None:
+    with LocalBroker(extra_config="max_inflight_messages 3") as broker:
+        inbox = Inbox()
+        sub = make_subscriber(broker, root, inbox)
+        sub.start(TIMEOUT_S)
+        outbox.enqueue_many(events(root, 0, 500))
+        pub = make_publisher(broker, outbox, root)
+        pub.start()
+        try:
+            wait_until(lambda: len(inbox.event_seqs()) >= 500, TIMEOUT_S, "500 events")
+        finally:
+            pub.stop(5)
+            sub.stop()
+        assert inbox.event_seqs() == list(range(1, 501))
+        stats = pub.stats()
+        assert stats.broker_receive_maximum == 3 and stats.reconnects == 0
+
+
+# -- odds and ends ------------------------------------------------------------------------
+
+
+def test_subscriber_reports_unreachable_broker(broker: LocalBroker) -> None:
     sub = Subscriber(
         "127.0.0.1", free_loopback_port(), ["x/#"], client_id="lonely", on_message=print
     )
@@ -336,8 +630,6 @@ def test_subscriber_reports_unreachable_broker(broker: LocalBroker) -> None:
 
 
 def test_publisher_never_blocks_without_a_broker(outbox: Outbox, root: str) -> None:
-    from edge_agent.broker import free_loopback_port
-
     pub = Publisher(
         MqttSettings("127.0.0.1", free_loopback_port(), "nobody-home"),
         outbox,
@@ -349,5 +641,6 @@ def test_publisher_never_blocks_without_a_broker(outbox: Outbox, root: str) -> N
     pub.wake()
     pub.stop(0.5)
     assert outbox.depth() == 5  # kept for the next start
+    assert outbox.unclaimed() == 5  # and nobody holds a claim on them
     assert not pub.connected
     assert json.loads(outbox.pending(1)[0].payload)["seq"] == 1

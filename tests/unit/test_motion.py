@@ -1,9 +1,13 @@
+import dataclasses
+
 import cv2
 import numpy as np
 
+from edge_agent.config import MotionConfig
 from edge_agent.motion import MotionGate, MotionSettings
 
 RNG = np.random.default_rng(7)
+BACKGROUND_ONLY = MotionSettings(min_moving_px=0)  # the gate without ghost rejection
 
 
 def street(brightness: float = 1.0, noise: float = 2.0) -> np.ndarray:
@@ -15,10 +19,30 @@ def street(brightness: float = 1.0, noise: float = 2.0) -> np.ndarray:
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
 
 
-def with_person(image: np.ndarray, x: int) -> np.ndarray:
+def with_person(image: np.ndarray, x: float) -> np.ndarray:
     out = image.copy()
-    cv2.rectangle(out, (x, 60), (x + 20, 150), (20, 20, 20), -1)
+    cv2.rectangle(out, (round(x), 60), (round(x) + 20, 150), (20, 20, 20), -1)
     return out
+
+
+def with_patch(image: np.ndarray, x: float, contrast: int) -> np.ndarray:
+    """A person-sized patch ``contrast`` grey levels brighter than what is behind it."""
+    out = image.astype(np.int16)
+    out[60:150, round(x) : round(x) + 20] += contrast
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def walk_in_and_stand(gate: MotionGate, stand_frames: int) -> list[bool]:
+    """A person walks from x=40 to x=120 in 10 frames, then stands there."""
+    for _ in range(5):
+        gate.update(street())
+    walking = [gate.update(with_person(street(), 40 + 8 * i)).has_motion for i in range(11)]
+    standing = [gate.update(with_person(street(), 120)).has_motion for _ in range(stand_frames)]
+    return walking + standing
+
+
+def test_the_config_defaults_are_the_gate_defaults() -> None:
+    assert MotionConfig().model_dump() == dataclasses.asdict(MotionSettings())
 
 
 def test_a_static_noisy_scene_never_opens_the_gate() -> None:
@@ -33,8 +57,8 @@ def test_slow_exposure_drift_does_not_open_the_gate() -> None:
     assert not any(r.has_motion for r in results)
 
 
-def test_exposure_drift_would_open_a_gate_without_compensation() -> None:
-    gate = MotionGate(MotionSettings(exposure_compensation=False))
+def test_exposure_drift_would_open_a_background_only_gate_without_compensation() -> None:
+    gate = MotionGate(dataclasses.replace(BACKGROUND_ONLY, exposure_compensation=False))
     results = [gate.update(street(brightness=1.0 + 0.02 * i)) for i in range(30)]
     assert any(r.has_motion for r in results)
 
@@ -57,10 +81,44 @@ def test_a_single_frame_glitch_is_ignored() -> None:
     assert not gate.update(street()).has_motion
 
 
-def test_a_person_standing_still_fades_into_the_background() -> None:
-    gate = MotionGate()
-    for _ in range(5):
-        gate.update(street())
-    still = [gate.update(with_person(street(), 100)) for _ in range(120)]
-    assert still[2].has_motion
-    assert not still[-1].has_motion
+def test_a_slow_low_contrast_walker_opens_the_gate() -> None:
+    # 1 px per frame at 320 px wide: 32 s to cross the picture at 10 fps.
+    for settings in (MotionSettings(), BACKGROUND_ONLY):
+        gate = MotionGate(settings)
+        for _ in range(5):
+            gate.update(street())
+        motion = [gate.update(with_patch(street(), 40 + i, 60)).has_motion for i in range(40)]
+        assert all(motion[10:]), settings
+
+
+def test_a_person_who_stops_walking_stops_opening_the_gate() -> None:
+    motion = walk_in_and_stand(MotionGate(), stand_frames=120)
+    assert all(motion[2:11])
+    assert not any(motion[-100:])
+
+
+def test_the_ghost_of_someone_who_stood_still_and_left_is_ignored() -> None:
+    def after_leaving(settings: MotionSettings) -> list[bool]:
+        gate = MotionGate(settings)
+        walk_in_and_stand(gate, stand_frames=120)  # long enough to be part of the background
+        return [gate.update(street()).has_motion for _ in range(30)]
+
+    window = MotionSettings().moving_window_frames
+    # Leaving is motion for at most the window; then the empty spot is quiet...
+    assert not any(after_leaving(MotionSettings())[window + 1 :])
+    # ...where a background-only gate keeps firing on it until it has faded.
+    assert all(after_leaving(BACKGROUND_ONLY)[1:20])
+
+
+def test_a_light_switched_on_in_part_of_the_picture_stops_opening_the_gate() -> None:
+    def lamp_on(settings: MotionSettings) -> list[bool]:
+        gate = MotionGate(settings)
+        for _ in range(5):
+            gate.update(street())
+        lit = street()
+        lit[20:80, 200:300] = np.clip(lit[20:80, 200:300].astype(int) + 60, 0, 255)
+        return [gate.update(lit).has_motion for _ in range(30)]
+
+    window = MotionSettings().moving_window_frames
+    assert not any(lamp_on(MotionSettings())[window + 1 :])
+    assert all(lamp_on(BACKGROUND_ONLY)[1:10])  # until the lamp has blended in

@@ -7,7 +7,6 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import yaml
 from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 
 from edge_agent import encode, mqtt
-from edge_agent.app import Agent, new_boot_id
+from edge_agent.app import birth_payload, new_boot_id
 from edge_agent.config import parse_config
 from edge_agent.encode import Topics, encode_event, encode_thumbnail
 from edge_agent.events import EventEngine
@@ -96,9 +95,7 @@ def agent_birth() -> dict[str, object]:
             ],
         }
     )
-    agent_fields = SimpleNamespace(config=config, boot_id=new_boot_id())
-    birth: dict[str, object] = Agent._birth(agent_fields)  # type: ignore[arg-type]
-    return birth
+    return birth_payload(config, new_boot_id())
 
 
 @pytest.fixture

@@ -60,7 +60,12 @@ def test_duplicates_are_dropped_and_counted() -> None:
 
 def test_gap_is_reported_then_explained_by_the_gaps_notice() -> None:
     notice = ReceivedMessage(
-        f"{ROOT}/gaps", json.dumps({"v": 1, "seq": 9, "ranges": [[3, 4]]}).encode(), 1, False
+        f"{ROOT}/gaps",
+        json.dumps(
+            {"v": 1, "seq": 9, "gaps": [{"from": 3, "to": 4, "evicted": {"event": 2}}]}
+        ).encode(),
+        1,
+        False,
     )
     _, lines = watch(event(1), event(2), event(5), notice)
     assert any("missing seq 3-4" in line for line in lines)

@@ -1,0 +1,236 @@
+"""Water pooling and flooding on a road: none / puddle / flooded.
+
+The analyzer learns the road dry (a per-pixel median over ``learn_s``, plus the median of
+its texture) and then asks of every pixel of the region whether it now looks like
+standing water, after undoing the change of light measured on the *rest* of the frame
+(so dusk or a passing cloud is not water, and a flooded road does not hide its own
+brightening by moving the measure of light):
+
+- reflective: clearly brighter than the dry road (``brightness_shift``: water mirrors
+  the sky or the lights), or clearly bluer and not darker (``blue_shift``: sky colour);
+- smooth: its relative texture below ``texture_ratio_max`` of the dry road's: a film of
+  water hides the grain of the asphalt, where sunlight on dry road keeps it.
+
+Reflective pixels form patches, and a patch is water when a good part of it is smooth
+(the rim of a puddle has the texture of its own edge but belongs to it). A pixel counts
+as water when it looked like water for most of the last
+``water_memory_s`` (a running average above one half), so a white car or a headlight
+sweeping across the road does not count; the share of the region that is water then
+goes through hysteresis (``puddle_*``, ``flooded_*``) and persistence (``min_duration_s``).
+While the road is dry, the reference follows slow change (``reference_tau_s``) on the
+pixels that look dry.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+from edge_agent.analytics import DetailValue, SceneState
+from edge_agent.analyzers.common import (
+    BoolImage,
+    Cadence,
+    FloatImage,
+    Hysteresis,
+    Level,
+    Persistence,
+    ReferenceLearner,
+    RegionSampler,
+    blend_factor,
+    channel_gain,
+    elapsed,
+    make_state,
+    shrink,
+)
+from edge_agent.analyzers.config import FloodAnalyzerConfig
+from edge_agent.types import Frame, ImageBGR
+
+NONE, PUDDLE, FLOODED = "none", "puddle", "flooded"
+STATES = (NONE, PUDDLE, FLOODED)
+CONTEXT_WIDTH_PX = 64  # the whole frame at this width measures the light
+_TEXTURE_FLOOR = 0.02  # relative texture below which "more textured" is only noise
+_SMOOTH_SHARE = 0.3  # a reflective patch is water when a good part of it is smooth
+_RECENT_FRAMES = 3  # texture is measured on the median of the last few pictures
+
+
+def texture(grey: FloatImage) -> FloatImage:
+    """Relative local texture: mean absolute Laplacian over a 5x5 neighbourhood, divided by
+    the local brightness. Light falling on a surface scales both (a sunny patch keeps its
+    grain), a mirror-like film of water removes the grain while it brightens."""
+    laplacian = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
+    energy = np.asarray(cv2.blur(laplacian, (3, 3)), np.float32)
+    brightness = np.asarray(cv2.blur(grey, (3, 3)), np.float32)
+    return energy / (brightness + 10.0)
+
+
+class FloodAnalyzer:
+    def __init__(self, config: FloodAnalyzerConfig, camera_id: str = "") -> None:
+        self.config = config
+        self._camera_id = camera_id
+        self._cadence = Cadence(config.every_s)
+        self._sampler = RegionSampler(config.region, config.work_width_px)
+        self._hysteresis = Hysteresis(
+            NONE,
+            (
+                Level(PUDDLE, config.puddle_enter, config.puddle_exit),
+                Level(FLOODED, config.flooded_enter, config.flooded_exit),
+            ),
+        )
+        self._persistence = Persistence(config.min_duration_s)
+        self._learner = ReferenceLearner(config.learn_s)
+        self._reference: FloatImage | None = None  # region, BGR float
+        self._reference_texture: FloatImage | None = None
+        self._reference_context: FloatImage | None = None
+        self._outside: BoolImage | None = None  # context pixels outside the region
+        self._memory: FloatImage | None = None
+        self._recent: deque[FloatImage] = deque(maxlen=_RECENT_FRAMES)
+        self._previous_s: float | None = None
+        self.last_share = 0.0
+        self.last_measures: dict[str, DetailValue] = {}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def state(self) -> str | None:
+        return self._persistence.state
+
+    def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
+        if not self._cadence.due(now_s):
+            return ()
+        dt_s, gap = elapsed(self._previous_s, now_s, self.config.every_s)
+        self._previous_s = now_s
+        if gap:
+            self._recent.clear()
+            self._persistence.interrupt()
+        image = frame.for_analysis
+        small, mask = self._sampler.sample(image)
+        region = small.astype(np.float32)
+        context = shrink(image, CONTEXT_WIDTH_PX).astype(np.float32)
+        if self._reference_context is not None and (
+            self._reference_context.shape != context.shape
+            or self._reference is None
+            or self._reference.shape != region.shape
+        ):
+            self._forget()  # the camera's resolution changed: learn the road again
+        if self._outside is None or self._outside.shape != context.shape[:2]:
+            self._outside = ~self._region_in_context(image)
+        if self._reference is None:
+            self._learn(region, context, now_s)
+            return ()
+        assert self._reference_texture is not None and self._reference_context is not None
+        gain = channel_gain(context, self._reference_context, self._outside)
+        normalised = region / gain
+        delta = normalised - self._reference
+        brightness = delta.mean(axis=2)
+        blueness = delta[:, :, 0] - delta[:, :, 2]
+        config = self.config
+        reflective = (brightness > config.brightness_shift) | (
+            (blueness > config.blue_shift) & (brightness > -0.5 * config.brightness_shift)
+        )
+        # Rain streaks and flicker change from picture to picture; water does not.
+        self._recent.append(_grey(normalised))
+        steady = np.median(np.stack(self._recent), axis=0) if len(self._recent) > 1 else None
+        current_texture = texture(self._recent[-1] if steady is None else steady)
+        smooth = current_texture <= (
+            config.texture_ratio_max * self._reference_texture + _TEXTURE_FLOOR
+        )
+        water_now = (_smooth_regions(reflective & mask, smooth) & mask).astype(np.float32)
+        if self._memory is None:
+            self._memory = np.zeros_like(water_now)
+        self._memory += blend_factor(dt_s, config.water_memory_s) * (water_now - self._memory)
+        water = (self._memory >= 0.5) & mask
+        share = float(water.sum()) / max(1, int(mask.sum()))
+        self.last_share = share
+        n_mask = max(1, int(mask.sum()))
+        self.last_measures = {
+            "share": round(share, 4),
+            "reflective": round(float((reflective & mask).sum()) / n_mask, 4),
+            "smooth": round(float((smooth & mask).sum()) / n_mask, 4),
+            "water_now": round(float(water_now.sum()) / n_mask, 4),
+            "gain": round(float(gain.mean()), 3),
+        }
+        if self._persistence.state in (None, NONE):
+            dry = mask & ~reflective & (self._memory < 0.1)
+            self._adapt(region, current_texture, context, dry, dt_s)
+        level = self._hysteresis.level(share, self._persistence.state)
+        change = self._persistence.update(level, now_s, frame.captured_at_s)
+        if change is None:
+            return ()
+        detail: dict[str, DetailValue] = {
+            "share": self.last_measures["share"],
+            "reflective": self.last_measures["reflective"],
+        }
+        return (make_state(frame, self.name, change, round(share, 4), detail),)
+
+    def _forget(self) -> None:
+        self._reference = self._reference_texture = self._reference_context = None
+        self._outside = self._memory = None
+        self._recent.clear()
+        self._learner.reset()
+
+    def _region_in_context(self, image: ImageBGR) -> BoolImage:
+        """The region's polygon drawn on the context picture (whole frame, small)."""
+        context_w = min(CONTEXT_WIDTH_PX, image.shape[1])
+        context_h = max(1, round(image.shape[0] * context_w / image.shape[1]))
+        points = self.config.region.points()
+        polygon = np.array([[x * context_w, y * context_h] for x, y in points], np.float32)
+        mask = np.zeros((context_h, context_w), np.uint8)
+        cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        return mask > 0
+
+    def _learn(self, region: FloatImage, context: FloatImage, now_s: float) -> None:
+        tex = texture(_grey(region))
+        stacked = np.concatenate([region.ravel(), tex.ravel(), context.ravel()])
+        median = self._learner.add(stacked, now_s)
+        if median is None:
+            return
+        n_region, n_tex = region.size, tex.size
+        self._reference = median[:n_region].reshape(region.shape).copy()
+        self._reference_texture = median[n_region : n_region + n_tex].reshape(tex.shape).copy()
+        self._reference_context = median[n_region + n_tex :].reshape(context.shape).copy()
+
+    def _adapt(
+        self,
+        region: FloatImage,
+        current_texture: FloatImage,
+        context: FloatImage,
+        dry: BoolImage,
+        dt_s: float,
+    ) -> None:
+        """Follow slow change of the dry road (raw values: the light reference moves too)."""
+        assert self._reference is not None
+        assert self._reference_texture is not None and self._reference_context is not None
+        weight = blend_factor(dt_s, self.config.reference_tau_s)
+        if weight <= 0.0:
+            return
+        self._reference_context += weight * (context - self._reference_context)
+        self._reference[dry] += weight * (region[dry] - self._reference[dry])
+        self._reference_texture[dry] += weight * (
+            current_texture[dry] - self._reference_texture[dry]
+        )
+
+
+def _smooth_regions(reflective: BoolImage, smooth: BoolImage) -> BoolImage:
+    """The reflective patches most of whose pixels are smooth, whole.
+
+    Judged per patch, not per pixel: a puddle's rim has the texture of its own edge but is
+    part of the puddle, and a sunlit patch of road keeps its grain except here and there.
+    """
+    count, labels = cv2.connectedComponents(reflective.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(reflective)
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=count)
+    smooth_counts = np.bincount(flat, weights=smooth.ravel().astype(np.float64), minlength=count)
+    water_label = smooth_counts >= _SMOOTH_SHARE * np.maximum(sizes, 1)
+    water_label[0] = False  # the background label
+    result: BoolImage = water_label[labels]
+    return result
+
+
+def _grey(bgr: FloatImage) -> FloatImage:
+    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), np.float32)

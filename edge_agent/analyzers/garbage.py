@@ -1,0 +1,175 @@
+"""Garbage dumped in a no-dumping region: none / present, with the pile's area.
+
+Two backgrounds of the region (the classic dual-background test for left objects):
+
+- the long-term reference: the empty region (a median over ``learn_s`` at start-up),
+  following only slow change on pixels where nothing new is (``reference_tau_s``);
+- the short-term background: a running average with time constant ``short_tau_s``.
+
+A pixel is changed when the current picture differs from the reference by more than
+``diff_threshold``, and still when it agrees with the short-term background within
+``stable_threshold``. The age of a changed pixel grows while it is still, holds while it
+is not (someone walks in front of the pile), and drops to zero as soon as the pixel is
+back to the reference (the pile was taken away). Pixels older than ``persistence_s`` form the
+pile; its share of the region goes through hysteresis (``present_enter``/``present_exit``)
+and persistence (``min_duration_s``). Growth is republished when the share moved by
+``report_step``.
+
+People and vehicles passing never become candidates for long (they move); light
+changing over the day is divided out per colour channel, measured on the region's
+pixels where nothing new is.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.analytics import DetailValue, SceneState
+from edge_agent.analyzers.common import (
+    BoolImage,
+    Cadence,
+    Change,
+    FloatImage,
+    Hysteresis,
+    Level,
+    Persistence,
+    ReferenceLearner,
+    RegionSampler,
+    blend_factor,
+    channel_gain,
+    elapsed,
+    make_state,
+)
+from edge_agent.analyzers.config import GarbageAnalyzerConfig
+from edge_agent.types import Frame
+
+NONE, PRESENT = "none", "present"
+STATES = (NONE, PRESENT)
+_OPEN_KERNEL = np.ones((3, 3), np.uint8)
+
+
+class GarbageAnalyzer:
+    def __init__(self, config: GarbageAnalyzerConfig, camera_id: str = "") -> None:
+        self.config = config
+        self._camera_id = camera_id
+        self._cadence = Cadence(config.every_s)
+        self._sampler = RegionSampler(config.region, config.work_width_px)
+        self._hysteresis = Hysteresis(
+            NONE, (Level(PRESENT, config.present_enter, config.present_exit),)
+        )
+        self._persistence = Persistence(config.min_duration_s)
+        self._learner = ReferenceLearner(config.learn_s)
+        self._reference: FloatImage | None = None
+        self._short: FloatImage | None = None
+        self._age: FloatImage | None = None
+        self._changed: BoolImage | None = None
+        self._previous_s: float | None = None
+        self._present_since: Change | None = None
+        self._first_share = 0.0
+        self._reported_share = 0.0
+        self.last_share = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def state(self) -> str | None:
+        return self._persistence.state
+
+    def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
+        if not self._cadence.due(now_s):
+            return ()
+        dt_s, gap = elapsed(self._previous_s, now_s, self.config.every_s)
+        self._previous_s = now_s
+        if gap:
+            self._persistence.interrupt()
+        small, mask = self._sampler.sample(frame.for_analysis)
+        region = small.astype(np.float32)
+        if self._reference is not None and self._reference.shape != region.shape:
+            self._reference = None  # the camera's resolution changed: learn again
+            self._learner.reset()
+        if self._reference is None:
+            reference = self._learner.add(region, now_s)
+            if reference is not None:
+                self._reference = reference
+                self._short = reference.copy()
+                self._age = np.zeros(mask.shape, np.float32)
+                self._changed = np.zeros(mask.shape, bool)
+            return ()
+        assert self._short is not None and self._age is not None and self._changed is not None
+        config = self.config
+        gain = channel_gain(region, self._reference, mask & ~self._changed)
+        normalised: FloatImage = (region / gain).astype(np.float32)
+        if gap:  # what moved while nobody looked is unknown: start the short term afresh
+            self._short[:] = normalised
+        self._short += blend_factor(dt_s, config.short_tau_s) * (normalised - self._short)
+        from_reference = np.abs(normalised - self._reference).max(axis=2)
+        from_short = np.abs(normalised - self._short).max(axis=2)
+        changed = (from_reference > config.diff_threshold) & mask
+        still = from_short < config.stable_threshold
+        age = self._age
+        age[changed & still] += dt_s  # something new that is not moving: it ages
+        age[~changed] = 0.0  # back to the reference: gone
+        # changed but moving (someone passing in front): the age holds
+        self._changed = changed
+        self._adapt(normalised, dt_s)
+
+        pile = (age >= config.persistence_s).astype(np.uint8)
+        pile = np.asarray(cv2.morphologyEx(pile, cv2.MORPH_OPEN, _OPEN_KERNEL), np.uint8)
+        share = float(pile.sum()) / max(1, int(mask.sum()))
+        self.last_share = share
+        level = self._hysteresis.level(share, self._persistence.state)
+        began = None
+        if level == PRESENT and pile.any():  # the pile is there since its oldest part came
+            oldest_s = float(age[pile > 0].max())
+            began = (now_s - oldest_s, frame.captured_at_s - oldest_s)
+        change = self._persistence.update(level, now_s, frame.captured_at_s, began=began)
+        if change is not None:
+            if change.state == PRESENT:
+                self._present_since = change
+                self._first_share = share
+            else:
+                self._present_since = None
+        elif (
+            self._present_since is not None
+            and self._persistence.state == PRESENT
+            and level == PRESENT  # not while it is being taken away
+            and abs(share - self._reported_share) >= config.report_step
+        ):
+            change = self._present_since  # growth (or shrinkage) of a pile already reported
+        if change is None:
+            return ()
+        self._reported_share = share
+        detail: dict[str, DetailValue] = {
+            "area": round(share, 4),
+            "growth": round(share - self._first_share, 4) if change.state == PRESENT else 0.0,
+        }
+        detail.update(self._pile_box(pile))
+        return (make_state(frame, self.name, change, round(share, 4), detail),)
+
+    def _adapt(self, normalised: FloatImage, dt_s: float) -> None:
+        """Unchanged pixels follow slow change; with ``absorb_after_s``, old piles too."""
+        assert self._reference is not None and self._age is not None and self._changed is not None
+        config = self.config
+        weight = blend_factor(dt_s, config.reference_tau_s)
+        quiet = ~self._changed
+        if weight > 0.0:
+            self._reference[quiet] += weight * (normalised[quiet] - self._reference[quiet])
+        if config.absorb_after_s is not None:
+            absorbed = self._age >= config.absorb_after_s
+            if absorbed.any():
+                self._reference[absorbed] = normalised[absorbed]
+                self._age[absorbed] = 0.0
+
+    def _pile_box(self, pile: npt.NDArray[np.uint8]) -> dict[str, DetailValue]:
+        """Where the pile is, as a box normalised to the frame (x_min, y_min, x_max, y_max)."""
+        ys, xs = np.nonzero(pile)
+        if len(xs) == 0:
+            return {}
+        x0, y0, x1, y1 = self._sampler.to_frame(
+            float(xs.min()), float(ys.min()), float(xs.max()) + 1.0, float(ys.max()) + 1.0
+        )
+        return {"x_min": x0, "y_min": y0, "x_max": x1, "y_max": y1}

@@ -1,0 +1,169 @@
+"""Commands from the command centre: ``{root}/cmd/{name}`` → a reply.
+
+Every command payload is validated (pydantic, unknown keys refused) before
+anything happens; a bad one gets an error reply and changes nothing. Retained
+command messages are ignored: a command must never fire again because a device
+reconnected. The transport (subscribing, MQTT 5 response topic and correlation
+data) is ``mqtt.py``'s; this module only decides what a command means.
+
+Commands:
+
+- ``ping`` → ``{"ok": true, "ts": …}``: is the device there and listening?
+- ``status`` → version, boot, cameras' health, outbox depth.
+- ``snapshot`` ``{"camera": "cam1", "width_px": 640}`` → a JPEG of the latest frame.
+- ``preview`` ``{"camera": "cam1", "on": true, "seconds": 60, "fps": 1}`` → low-rate
+  JPEGs on ``preview/{camera}`` (QoS 0, short message expiry) until it times out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import Field, ValidationError
+
+from edge_agent.config import problems_of
+from edge_agent.config_base import Identifier, StrictModel
+
+log = logging.getLogger(__name__)
+
+MAX_PREVIEW_S = 600.0
+MAX_PREVIEW_FPS = 5.0
+
+
+class SnapshotCommand(StrictModel):
+    camera: Identifier
+    width_px: int = Field(640, ge=64, le=1920)
+
+
+class PreviewCommand(StrictModel):
+    camera: Identifier
+    on: bool = True
+    seconds: float = Field(60.0, gt=0, le=MAX_PREVIEW_S)
+    fps: float = Field(1.0, gt=0, le=MAX_PREVIEW_FPS)
+    width_px: int = Field(480, ge=64, le=1280)
+
+
+class EmptyCommand(StrictModel):
+    pass
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What goes back on the response topic."""
+
+    payload: bytes
+    content_type: str = "application/json"
+
+    @staticmethod
+    def json(body: Mapping[str, object]) -> Reply:
+        return Reply(json.dumps(body, separators=(",", ":")).encode())
+
+    @staticmethod
+    def error(message: str) -> Reply:
+        return Reply.json({"ok": False, "error": message})
+
+
+class CommandTarget(Protocol):
+    """What the running agent offers to commands."""
+
+    def status_report(self) -> Mapping[str, object]: ...
+
+    def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
+        """The latest frame as JPEG, or None when the camera has produced none yet."""
+        ...
+
+    def set_preview(
+        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
+    ) -> None: ...
+
+    def camera_ids(self) -> tuple[str, ...]: ...
+
+
+COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview")
+
+
+class CommandHandler:
+    def __init__(self, target: CommandTarget, clock: Callable[[], float] = time.time) -> None:
+        self._target = target
+        self._clock = clock
+        self.handled = 0
+        self.refused = 0
+
+    def handle(self, name: str, payload: bytes, *, retained: bool = False) -> Reply | None:
+        """The reply to command ``name``; None for a retained message (ignored, logged)."""
+        if retained:
+            log.warning("ignoring retained command %r: commands must never be retained", name)
+            self.refused += 1
+            return None
+        reply = self._dispatch(name, payload)
+        if reply.content_type == "application/json" and b'"ok":false' in reply.payload:
+            self.refused += 1
+            log.warning("command %r refused: %s", name, reply.payload.decode(errors="replace"))
+        else:
+            self.handled += 1
+        return reply
+
+    def _dispatch(self, name: str, payload: bytes) -> Reply:
+        if name not in COMMANDS:
+            return Reply.error(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+        try:
+            data = json.loads(payload) if payload.strip() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return Reply.error(f"payload is not JSON: {error}")
+        if not isinstance(data, dict):
+            return Reply.error("payload must be a JSON object")
+        try:
+            if name == "ping":
+                EmptyCommand.model_validate(data)
+                return Reply.json({"ok": True, "ts": round(self._clock(), 3)})
+            if name == "status":
+                EmptyCommand.model_validate(data)
+                return Reply.json({"ok": True, **self._target.status_report()})
+            if name == "snapshot":
+                snapshot = SnapshotCommand.model_validate(data)
+                return self._snapshot(snapshot)
+            preview = PreviewCommand.model_validate(data)
+            return self._preview(preview)
+        except ValidationError as error:
+            return Reply.error("; ".join(problems_of(error)))
+
+    def _known_camera(self, camera_id: str) -> str | None:
+        cameras = self._target.camera_ids()
+        if camera_id in cameras:
+            return None
+        return f"unknown camera {camera_id!r}; this device has: {', '.join(cameras)}"
+
+    def _snapshot(self, command: SnapshotCommand) -> Reply:
+        problem = self._known_camera(command.camera)
+        if problem:
+            return Reply.error(problem)
+        jpeg = self._target.snapshot_jpeg(command.camera, command.width_px)
+        if jpeg is None:
+            return Reply.error(f"camera {command.camera!r} has not delivered a frame yet")
+        return Reply(jpeg, "image/jpeg")
+
+    def _preview(self, command: PreviewCommand) -> Reply:
+        problem = self._known_camera(command.camera)
+        if problem:
+            return Reply.error(problem)
+        self._target.set_preview(
+            command.camera,
+            on=command.on,
+            seconds=command.seconds,
+            fps=command.fps,
+            width_px=command.width_px,
+        )
+        state: Literal["on", "off"] = "on" if command.on else "off"
+        return Reply.json(
+            {
+                "ok": True,
+                "camera": command.camera,
+                "preview": state,
+                "until": round(self._clock() + command.seconds, 3) if command.on else None,
+            }
+        )

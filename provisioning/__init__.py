@@ -1,0 +1,1 @@
+"""Tools for provisioning devices and brokers (test and development PKI)."""

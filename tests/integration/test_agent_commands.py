@@ -1,0 +1,219 @@
+"""The running agent as the command centre sees it: stats, commands and previews over a real
+broker. The commanding client is plain paho (a command-centre tool, not the agent)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+from helpers import wait_until
+from hw_sim.netproxy import NetProxy
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from realdata import require_media, require_model
+
+from edge_agent.app import Agent
+from edge_agent.broker import LocalBroker
+from edge_agent.config import parse_config
+
+ROOT = "city/cmd-site/dev-1"
+
+
+@dataclass
+class Inbox:
+    messages: list[paho.MQTTMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, topic: str) -> list[paho.MQTTMessage]:
+        with self.lock:
+            return [m for m in self.messages if m.topic == topic]
+
+
+class Centre:
+    """A command-centre client: subscribes to the device, sends commands with MQTT 5
+    response topics and correlation data."""
+
+    def __init__(self, port: int) -> None:
+        self.inbox = Inbox()
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id="centre", protocol=paho.MQTTv5
+        )
+        subscribed = threading.Event()
+        self.client.on_message = lambda _c, _u, msg: self._store(msg)
+        self.client.on_subscribe = lambda *_args: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(f"{ROOT}/#", qos=1)
+        wait_until(subscribed.is_set, 10.0, "the centre's subscription")
+
+    def _store(self, msg: paho.MQTTMessage) -> None:
+        with self.inbox.lock:
+            self.inbox.messages.append(msg)
+
+    def send(self, name: str, body: object, correlation: bytes, retain: bool = False) -> None:
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = f"{ROOT}/reply/centre"
+        properties.CorrelationData = correlation
+        info = self.client.publish(
+            f"{ROOT}/cmd/{name}", json.dumps(body), qos=1, retain=retain, properties=properties
+        )
+        info.wait_for_publish(timeout=10.0)
+
+    def clear_retained(self, name: str) -> None:
+        self.client.publish(f"{ROOT}/cmd/{name}", b"", qos=1, retain=True).wait_for_publish(10.0)
+
+    def reply(self, correlation: bytes) -> paho.MQTTMessage | None:
+        for message in self.inbox.on(f"{ROOT}/reply/centre"):
+            if getattr(message.properties, "CorrelationData", None) == correlation:
+                return message
+        return None
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def agent_config(tmp_path: Path, port: int) -> dict[str, object]:
+    return {
+        "site_id": "cmd-site",
+        "device_id": "dev-1",
+        "stats_interval_s": 1.0,
+        "cameras": [
+            {
+                "id": "cam1",
+                "fps": 5,
+                "source": {
+                    "kind": "sim",
+                    "scenario": "person_walks_in",
+                    "width": 480,
+                    "height": 270,
+                },
+            }
+        ],
+        "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
+        "mqtt": {"host": "127.0.0.1", "port": port, "reconnect_min_delay_s": 0.5},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+    }
+
+
+@pytest.fixture
+def running_agent(tmp_path: Path, broker: LocalBroker) -> Iterator[tuple[Agent, Centre]]:
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    centre = Centre(broker.port)
+    agent = Agent(parse_config(agent_config(tmp_path, broker.port)))
+    agent.start()
+    try:
+        wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
+        yield agent, centre
+    finally:
+        agent.stop()
+        centre.close()
+
+
+def reply_body(centre: Centre, correlation: bytes) -> dict[str, object]:
+    wait_until(lambda: centre.reply(correlation) is not None, 30.0, f"reply {correlation!r}")
+    message = centre.reply(correlation)
+    assert message is not None
+    assert message.properties.ContentType == "application/json"
+    body = json.loads(message.payload)
+    assert isinstance(body, dict)
+    return body
+
+
+def test_stats_arrive_periodically_with_health_and_outbox_figures(
+    running_agent: tuple[Agent, Centre],
+) -> None:
+    _, centre = running_agent
+    wait_until(lambda: len(centre.inbox.on(f"{ROOT}/stats")) >= 2, 30.0, "two stats messages")
+    message = centre.inbox.on(f"{ROOT}/stats")[-1]
+    assert message.qos == 0 and not message.retain
+    assert message.properties.MessageExpiryInterval >= 1
+    stats = json.loads(message.payload)
+    assert stats["v"] == 1 and stats["uptime_s"] > 0
+    assert {"depth_rows", "evicted", "expired", "disk_free_bytes"} <= set(stats["outbox"])
+    camera = stats["cameras"]["cam1"]
+    assert camera["fps"] > 0 and camera["source"]["connected"] is True
+    assert stats["publisher"]["connected"] is True
+
+
+def test_ping_snapshot_and_bad_commands_get_replies(running_agent: tuple[Agent, Centre]) -> None:
+    _, centre = running_agent
+    centre.send("ping", {}, b"c-ping")
+    assert reply_body(centre, b"c-ping")["ok"] is True
+
+    wait_until(lambda: running_agent[0].workers[0].latest is not None, 30.0, "a first frame")
+    centre.send("snapshot", {"camera": "cam1", "width_px": 320}, b"c-snap")
+    wait_until(lambda: centre.reply(b"c-snap") is not None, 30.0, "the snapshot")
+    snapshot = centre.reply(b"c-snap")
+    assert snapshot is not None and snapshot.properties.ContentType == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(snapshot.payload, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[1] == 320
+
+    centre.send("snapshot", {"camera": "nope"}, b"c-bad")
+    bad = reply_body(centre, b"c-bad")
+    assert bad["ok"] is False and "unknown camera" in str(bad["error"])
+    centre.send("format-disk", {}, b"c-unknown")
+    assert "unknown command" in str(reply_body(centre, b"c-unknown")["error"])
+
+
+def test_preview_runs_at_low_rate_and_stops_by_itself(running_agent: tuple[Agent, Centre]) -> None:
+    agent, centre = running_agent
+    centre.send("preview", {"camera": "cam1", "seconds": 2, "fps": 2}, b"c-prev")
+    assert reply_body(centre, b"c-prev")["preview"] == "on"
+    wait_until(lambda: len(centre.inbox.on(f"{ROOT}/preview/cam1")) >= 2, 30.0, "preview frames")
+    frame = centre.inbox.on(f"{ROOT}/preview/cam1")[0]
+    assert frame.qos == 0 and frame.properties.ContentType == "image/jpeg"
+    assert frame.properties.MessageExpiryInterval <= 10
+    wait_until(lambda: agent.workers[0].preview is None, 30.0, "the preview to time out")
+
+
+def test_retained_commands_are_never_executed(tmp_path: Path, private_broker: LocalBroker) -> None:
+    # A broker of its own: no session of an earlier test's agent holds the command queued
+    # (a queued command is delivered as a live one, rightly).
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    broker = private_broker
+    centre = Centre(broker.port)
+    centre.send("preview", {"camera": "cam1"}, b"c-retained", retain=True)
+    agent = Agent(parse_config(agent_config(tmp_path, broker.port)))
+    agent.start()
+    try:
+        wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
+        centre.send("ping", {}, b"c-after")  # arrives after the retained one
+        reply_body(centre, b"c-after")
+        assert centre.reply(b"c-retained") is None
+        assert agent.workers[0].preview is None and agent.commands.refused == 1
+    finally:
+        agent.stop()
+        centre.clear_retained("preview")
+        centre.close()
+
+
+def test_a_command_sent_while_the_device_is_cut_off_arrives_when_it_returns(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    centre = Centre(broker.port)
+    with NetProxy("127.0.0.1", broker.port) as proxy:
+        config = agent_config(tmp_path, proxy.port)
+        agent = Agent(parse_config(config))
+        agent.start()
+        try:
+            wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
+            proxy.set_mode("reset")  # the uplink drops; the broker keeps the device's session
+            wait_until(lambda: not agent.publisher.connected, 60.0, "the agent to notice")
+            centre.send("ping", {}, b"c-queued")
+            proxy.set_mode("pass")
+            assert reply_body(centre, b"c-queued")["ok"] is True
+        finally:
+            agent.stop()
+            centre.close()

@@ -1,0 +1,78 @@
+"""The object rules on the scenario library with the real SSD detector: the acceptance bar.
+
+Every rule reaches precision and recall >= 0.9 and the false-alarm scenarios raise at
+most one false alarm per simulated hour. The whole library runs once per module;
+``hw-sim eval`` itself is exercised on one scenario.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hw_sim import cli
+from hw_sim.eval import Report, evaluate
+from hw_sim.scenarios_objects import OBJECT_SCENARIOS
+from hw_sim.scenes import required_media
+from realdata import require_media, require_model
+
+MODEL = "ssd_mobilenet_v1"
+OBJECT_ROWS = (
+    "alert:intrusion",
+    "alert:loitering",
+    "alert:crowd",
+    "alert:stopped_vehicle",
+    "state:congestion-bridge",
+    "count:road",
+    "count:zebra",
+)
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    require_model(MODEL)
+    for media in sorted({m for name in OBJECT_SCENARIOS for m in required_media(name)}):
+        require_media(media)
+    return evaluate(OBJECT_SCENARIOS, model=MODEL)
+
+
+def test_every_object_rule_was_evaluated(report: Report) -> None:
+    assert set(OBJECT_ROWS) <= set(report.rows)  # keyed "category:row"
+    for key in OBJECT_ROWS:
+        row = report.rows[key]
+        assert row.expected > 0, f"{key}: no ground truth to score against"
+
+
+@pytest.mark.parametrize("key", OBJECT_ROWS)
+def test_precision_and_recall(report: Report, key: str) -> None:
+    row = report.rows[key]
+    assert row.precision >= 0.9, f"{key}: precision {row.precision:.2f}"
+    assert row.recall >= 0.9, f"{key}: recall {row.recall:.2f}"
+
+
+def test_counts_are_exact_or_off_by_one(report: Report) -> None:
+    for key in ("count:road", "count:zebra"):
+        assert report.rows[key].within_one, f"{key}: {report.rows[key].count_errors}"
+
+
+def test_false_alarm_scenarios(report: Report) -> None:
+    assert report.false_alarm_scenarios_s > 0
+    assert report.false_alarm_check_per_hour <= 1.0
+
+
+def test_hw_sim_eval_command(capsys: pytest.CaptureFixture[str]) -> None:
+    require_model(MODEL)
+    for media in required_media("crossing_counts"):
+        require_media(media)
+    assert cli.main(["eval", "--scenario", "crossing_counts", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    rows = {(r["category"], r["row"]): r for r in printed["rows"]}
+    assert set(rows) == {("count", "road"), ("count", "zebra")}
+    assert (rows["count", "road"]["expected"], rows["count", "zebra"]["expected"]) == (5, 3)
+    assert all(r["within_one"] for r in rows.values())
+    assert [s["name"] for s in printed["scenarios"]] == ["crossing_counts"]
+
+
+def test_hw_sim_eval_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["eval", "--scenario", "no_such_scene"]) == 2
+    assert "unknown scenario" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+import json
+from collections.abc import Mapping
+
+from edge_agent.remote import CommandHandler, Reply
+
+
+class FakeAgent:
+    def __init__(self) -> None:
+        self.previews: list[tuple[str, bool, float, float]] = []
+
+    def status_report(self) -> Mapping[str, object]:
+        return {"boot": "b1", "outbox_depth": 3}
+
+    def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
+        return b"\xff\xd8jpeg" if camera_id == "cam1" else None
+
+    def set_preview(
+        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
+    ) -> None:
+        self.previews.append((camera_id, on, seconds, fps))
+
+    def camera_ids(self) -> tuple[str, ...]:
+        return ("cam1", "cam2")
+
+
+def handle(
+    name: str, body: object = None, **kwargs: bool
+) -> tuple[Reply | None, FakeAgent, CommandHandler]:
+    agent = FakeAgent()
+    handler = CommandHandler(agent, clock=lambda: 100.0)
+    payload = b"" if body is None else json.dumps(body).encode()
+    return handler.handle(name, payload, **kwargs), agent, handler
+
+
+def body(reply: Reply | None) -> dict[str, object]:
+    assert reply is not None and reply.content_type == "application/json"
+    parsed = json.loads(reply.payload)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_ping_and_status() -> None:
+    assert body(handle("ping")[0]) == {"ok": True, "ts": 100.0}
+    assert body(handle("status", {})[0]) == {"ok": True, "boot": "b1", "outbox_depth": 3}
+
+
+def test_snapshot_returns_a_jpeg() -> None:
+    reply, _, handler = handle("snapshot", {"camera": "cam1"})
+    assert (
+        reply is not None
+        and reply.content_type == "image/jpeg"
+        and reply.payload.startswith(b"\xff\xd8")
+    )
+    assert handler.handled == 1
+
+
+def test_snapshot_of_a_camera_without_frames_is_explained() -> None:
+    assert "has not delivered a frame" in str(
+        body(handle("snapshot", {"camera": "cam2"})[0])["error"]
+    )
+
+
+def test_preview_on_is_bounded_and_acknowledged() -> None:
+    reply, agent, _ = handle("preview", {"camera": "cam1", "seconds": 30, "fps": 2})
+    assert body(reply) == {"ok": True, "camera": "cam1", "preview": "on", "until": 130.0}
+    assert agent.previews == [("cam1", True, 30.0, 2.0)]
+
+
+def test_bad_commands_change_nothing_and_say_why() -> None:
+    cases = [
+        ("reboot", {}, "unknown command 'reboot'"),
+        ("preview", {"camera": "cam9"}, "unknown camera 'cam9'"),
+        ("preview", {"camera": "cam1", "seconds": 100000}, "seconds"),
+        ("preview", {"camera": "cam1", "fsp": 2}, "fsp: unknown key"),
+        ("snapshot", ["cam1"], "JSON object"),
+        ("ping", {"x": 1}, "x: unknown key"),
+    ]
+    for name, payload, expected in cases:
+        reply, agent, handler = handle(name, payload)
+        parsed = body(reply)
+        assert parsed["ok"] is False and expected in str(parsed["error"]), (name, parsed)
+        assert agent.previews == [] and handler.refused == 1
+
+
+def test_a_payload_that_is_not_json_is_refused() -> None:
+    handler = CommandHandler(FakeAgent())
+    parsed = body(handler.handle("ping", b"\xff{not json"))
+    assert parsed["ok"] is False and "not JSON" in str(parsed["error"])
+
+
+def test_retained_commands_are_ignored() -> None:
+    reply, agent, handler = handle("preview", {"camera": "cam1"}, retained=True)
+    assert reply is None and agent.previews == [] and handler.refused == 1
