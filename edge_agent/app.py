@@ -41,6 +41,7 @@ from edge_agent.zones import Zone, zones_from_config
 log = logging.getLogger(__name__)
 
 CAPTURE_TIMEOUT_S = 1.0
+CAPTURE_RETRY_S = 5.0  # after a capture backend raised
 PREVIEW_EXPIRY_S = 10
 
 
@@ -64,6 +65,7 @@ def mqtt_settings(config: AgentConfig) -> MqttSettings:
         tls_cert_file=tls.cert_file if tls else None,
         tls_key_file=tls.key_file if tls else None,
         session_expiry_s=mqtt.session_expiry_s if mqtt.protocol == "5" else 0,
+        tls=tls is not None,  # `tls: {}` means TLS with the system's CAs, never plain text
         reconnect_min_delay_s=mqtt.reconnect_min_delay_s,
         reconnect_max_delay_s=mqtt.reconnect_max_delay_s,
     )
@@ -256,6 +258,12 @@ class Agent:
                 except EndOfStream:
                     log.info("camera %s: end of stream", worker.config.id)
                     return
+                except Exception as error:  # a backend bug: say so, back off, keep trying
+                    worker.errors += 1
+                    worker.last_error = f"capture failed: {error}"
+                    log.exception("camera %s: capture failed; retrying", worker.config.id)
+                    self._stop.wait(CAPTURE_RETRY_S)
+                    continue
                 if frame is None:
                     continue
                 # Decimate a faster source to the configured analysis rate.
@@ -263,10 +271,6 @@ class Agent:
                     continue
                 last_put_s = frame.monotonic_s
                 worker.mailbox.put(frame, wait_for_reader=not worker.source.live)
-        except Exception as error:  # a backend bug must not kill the process silently
-            worker.errors += 1
-            worker.last_error = f"capture failed: {error}"
-            log.exception("camera %s: capture thread failed", worker.config.id)
         finally:
             worker.mailbox.close()
 
@@ -298,7 +302,8 @@ class Agent:
 
     def _housekeeping_loop(self) -> None:
         next_stats_s = time.monotonic() + self.config.stats_interval_s
-        while not self._stop.wait(self._next_wake_s(next_stats_s)):
+        wait_s = self.config.stats_interval_s
+        while not self._stop.wait(wait_s):
             now_s = time.monotonic()
             try:
                 for worker in self.workers:
@@ -308,18 +313,24 @@ class Agent:
                     self.publish_stats()
             except Exception:  # never let a stats bug stop the device
                 log.exception("housekeeping failed")
+            wait_s = self._next_wake_s(next_stats_s)
 
     def _next_wake_s(self, next_stats_s: float) -> float:
-        now_s = time.monotonic()
-        due = [next_stats_s] + [w.preview.next_due_s for w in self.workers if w.preview is not None]
-        return max(0.05, min(due) - now_s)
+        """Seconds until stats or a preview frame are due (previews change under us)."""
+        due = [next_stats_s]
+        for worker in self.workers:
+            preview = worker.preview  # read once: a command may switch it off meanwhile
+            if preview is not None:
+                due.append(preview.next_due_s)
+        return max(0.05, min(due) - time.monotonic())
 
     def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
         preview = worker.preview
         if preview is None or now_s < preview.next_due_s:
             return
         if now_s >= preview.until_s:
-            worker.preview = None
+            if worker.preview is preview:  # not replaced by a new command meanwhile
+                worker.preview = None
             log.info("camera %s: preview ended", worker.config.id)
             return
         preview.next_due_s = now_s + preview.interval_s
@@ -332,7 +343,9 @@ class Agent:
                 expiry_s=PREVIEW_EXPIRY_S,
             )
 
-    def stats_body(self) -> dict[str, object]:
+    def stats_body(self, *, new_interval: bool = True) -> dict[str, object]:
+        """The stats payload; ``new_interval`` starts the next interval (periodic stats
+        only: a ``status`` command must not shorten the published window)."""
         cameras: dict[str, CameraStats] = {}
         now_s = time.monotonic()
         for worker in self.workers:
@@ -342,7 +355,13 @@ class Agent:
             d_runs = clock.detector_runs - runs
             d_invoke_s = clock.seconds["invoke"] - invoke_s
             elapsed_s = max(1e-6, now_s - (since_s or self._started_mono_s))
-            worker.stats_mark = (clock.frames, clock.detector_runs, clock.seconds["invoke"], now_s)
+            if new_interval:
+                worker.stats_mark = (
+                    clock.frames,
+                    clock.detector_runs,
+                    clock.seconds["invoke"],
+                    now_s,
+                )
             cameras[worker.config.id] = CameraStats(
                 fps=d_frames / elapsed_s,
                 detector_runs=d_runs,
@@ -380,7 +399,7 @@ class Agent:
         return next(w for w in self.workers if w.config.id == camera_id)
 
     def status_report(self) -> dict[str, object]:
-        stats = self.stats_body()
+        stats = self.stats_body(new_interval=False)
         return {
             "version": __version__,
             "boot": self.boot_id,
@@ -420,10 +439,11 @@ class Agent:
         """Stop capture, close open events into the outbox, flush what the link allows."""
         self._stop.set()
         for worker in self.workers:
-            worker.source.close()
             worker.mailbox.close()  # releases a capture thread waiting for the reader
         for thread in self._threads:
-            thread.join(timeout=10.0)
+            thread.join(timeout=15.0)  # a capture read returns within its stream timeout
+        for worker in self.workers:
+            worker.source.close()  # only now: never release a capture mid-read
         self.publisher.stop(timeout_s=flush_timeout_s)
         depth = self.outbox.depth()
         if depth:

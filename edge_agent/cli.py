@@ -22,6 +22,7 @@ from edge_agent import __version__
 from edge_agent.capture import CaptureError, EndOfStream, open_source
 from edge_agent.config import AgentConfig, ConfigError, OpenCVSource, load_config
 from edge_agent.datafiles import DataFileError
+from edge_agent.outbox import OutboxError
 from edge_agent.pipeline import FrameOutput
 from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 from edge_agent.types import OutboundMessage
@@ -41,6 +42,13 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _error(message: str) -> int:
     print(f"edge-agent: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
@@ -52,12 +60,14 @@ def _error(message: str) -> int:
 def semantic_problems(config: AgentConfig, config_path: Path | None = None) -> list[str]:
     """What the schema cannot see: files that must exist, names that must be known."""
     from edge_agent.datafiles import load_manifest
+    from edge_agent.detect.labels import LABEL_SETS
 
     problems: list[str] = []
     try:
         manifest = load_manifest()
         try:
-            manifest.model(config.detector.model)
+            entry = manifest.model(config.detector.model)
+            problems.extend(_label_problems(config, frozenset(LABEL_SETS[entry.labels])))
         except (KeyError, DataFileError):
             known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
             problems.append(
@@ -87,29 +97,33 @@ def semantic_problems(config: AgentConfig, config_path: Path | None = None) -> l
     return problems
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
-    path = Path(args.config)
-    try:
-        config = load_config(path)
-    except ConfigError as error:
-        print(str(error), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    problems = semantic_problems(config, path)
-    if problems:
-        print(str(ConfigError(str(path), problems)), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(
-        f"{path}: OK — site {config.site_id}, device {config.device_id}, "
-        f"{len(config.cameras)} camera(s), model {config.detector.model}, "
-        f"broker {config.mqtt.host}:{config.mqtt.port}, topics under {config.topic_root}/"
-    )
-    return EXIT_OK
+def _label_problems(config: AgentConfig, model_labels: frozenset[str]) -> list[str]:
+    """Labels the model cannot produce: a typo here means a rule that silently never fires.
+    (A rule label the detector is not asked for is fine: the rule is narrower.)"""
+    problems = [
+        f"detector.labels: {label!r} is not a label of model {config.detector.model}"
+        for label in config.detector.labels
+        if label not in model_labels
+    ]
+    for c, camera in enumerate(config.cameras):
+        places = [
+            (f"cameras[{c}].zones[{z}].labels", zone.labels) for z, zone in enumerate(camera.zones)
+        ]
+        places += [
+            (f"cameras[{c}].rules[{r}].labels", getattr(rule, "labels", None))
+            for r, rule in enumerate(camera.rules)
+        ]
+        for where, labels in places:
+            problems.extend(
+                f"{where}: {label!r} is not a label of model {config.detector.model}"
+                for label in labels or ()
+                if label not in model_labels
+            )
+    return problems
 
 
-# ---------------------------------------------------------------- run
-
-
-def _load_for_run(path: Path) -> AgentConfig | None:
+def load_checked_config(path: Path) -> AgentConfig | None:
+    """The config, with every problem (schema and beyond) printed to stderr if any."""
     try:
         config = load_config(path)
     except ConfigError as error:
@@ -122,6 +136,22 @@ def _load_for_run(path: Path) -> AgentConfig | None:
     return config
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    config = load_checked_config(path)
+    if config is None:
+        return EXIT_BAD_INPUT
+    print(
+        f"{path}: OK — site {config.site_id}, device {config.device_id}, "
+        f"{len(config.cameras)} camera(s), model {config.detector.model}, "
+        f"broker {config.mqtt.host}:{config.mqtt.port}, topics under {config.topic_root}/"
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- run
+
+
 def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``seconds``); stop cleanly either way."""
     from edge_agent.app import Agent
@@ -129,10 +159,11 @@ def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
 
     try:
         agent = Agent(config)
-    except (DataFileError, ModelLoadError, CaptureError) as error:
+    except (DataFileError, ModelLoadError, CaptureError, ValueError) as error:
         return _error(str(error))
-    except OSError as error:
-        return _error(f"cannot start: {error}")
+    except (OutboxError, OSError) as error:  # the disk, not the input: exit 1
+        print(f"edge-agent: error: cannot start: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -150,7 +181,7 @@ def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load_for_run(Path(args.config))
+    config = load_checked_config(Path(args.config))
     if config is None:
         return EXIT_BAD_INPUT
     return run_agent(config)
@@ -196,7 +227,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edge_agent.app import build_detector, build_pipeline, new_boot_id
     from edge_agent.detect.tflite import ModelLoadError
 
-    config = _load_for_run(Path(args.config))
+    config = load_checked_config(Path(args.config))
     if config is None:
         return EXIT_BAD_INPUT
     video = Path(args.video)
@@ -264,6 +295,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as workdir:
         if args.broker:
             host, _, port = args.broker.rpartition(":")
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                return _error(f"--broker must be HOST:PORT, not {args.broker!r}")
             return run_demo(
                 Path(workdir), host or "127.0.0.1", int(port), args.seconds, args.scenario
             )
@@ -286,19 +319,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
     topic = topic_filter(args.prefix, args.site, args.device)
-    subscriber = Subscriber(
-        args.host,
-        args.port,
-        [topic],
-        client_id=args.client_id or f"edge-agent-watch-{os.getpid()}",
-        on_message=watcher.on_message,
-        protocol=args.protocol,
-        username=args.username,
-        password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
-        tls_ca_file=args.ca_file,
-        tls_cert_file=args.cert_file,
-        tls_key_file=args.key_file,
-    )
+    try:
+        subscriber = Subscriber(
+            args.host,
+            args.port,
+            [topic],
+            client_id=args.client_id or f"edge-agent-watch-{os.getpid()}",
+            on_message=watcher.on_message,
+            protocol=args.protocol,
+            username=args.username,
+            password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
+            tls_ca_file=args.ca_file,
+            tls_cert_file=args.cert_file,
+            tls_key_file=args.key_file,
+        )
+    except ValueError as error:  # TLS files: missing, unreadable, too open
+        return _error(str(error))
     try:
         subscriber.start(timeout_s=args.connect_timeout_s)
     except SubscriberError as error:
@@ -346,7 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="JSON lines (the event payloads)")
     replay.add_argument(
-        "--every", type=int, default=None, help="analyse every Nth frame (default: by camera fps)"
+        "--every",
+        type=_positive_int,
+        default=None,
+        help="analyse every Nth frame (default: by camera fps)",
     )
     replay.add_argument("--detect-every-frame", action="store_true", help="bypass the motion gate")
     replay.set_defaults(handler=cmd_replay)

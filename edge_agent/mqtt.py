@@ -116,10 +116,12 @@ class MqttSettings:
     reconnect_min_delay_s: float = 1.0
     reconnect_max_delay_s: float = 60.0
     session_expiry_s: int = 3600  # 0: a clean session on every connect
+    tls: bool = False  # TLS even without files of our own (the system's CAs verify the broker)
 
     @property
     def uses_tls(self) -> bool:
-        return any(f is not None for f in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
+        files = (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        return self.tls or any(f is not None for f in files)
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,7 @@ def _new_client(
     tls_insecure: bool,
     reconnect_min_delay_s: float,
     reconnect_max_delay_s: float,
+    use_tls: bool = False,
 ) -> paho.Client:
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
@@ -291,7 +294,7 @@ def _new_client(
     )
     if username is not None:
         client.username_pw_set(username, password)
-    if any(f is not None for f in (tls_ca_file, tls_cert_file, tls_key_file)):
+    if use_tls or any(f is not None for f in (tls_ca_file, tls_cert_file, tls_key_file)):
         from edge_agent.security import build_tls_context  # (docs/security.md)
 
         # Server verified against the CA and the host name dialled (hostname checking is
@@ -493,6 +496,7 @@ class Publisher:
             tls_insecure=settings.tls_insecure,
             reconnect_min_delay_s=settings.reconnect_min_delay_s,
             reconnect_max_delay_s=settings.reconnect_max_delay_s,
+            use_tls=settings.uses_tls,
         )
         # We bound in-flight ourselves; paho's own limit would only add a second queue.
         self._client.max_inflight_messages_set(0)
@@ -504,6 +508,7 @@ class Publisher:
             properties=self._properties("application/json"),
         )
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._commands = commands
@@ -737,6 +742,14 @@ class Publisher:
             "resumed" if flags.session_present else "new",
         )
         self._wake_event.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        """The broker was unreachable, or refused us before MQTT (a TLS handshake failed:
+        wrong CA, host name, revoked or expired certificate): visible in stats."""
+        with self._lock:
+            self._last_error = "cannot connect to {}:{} (unreachable, or TLS refused)".format(
+                *self._where()
+            )
 
     @property
     def commands_ready(self) -> bool:

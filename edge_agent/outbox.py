@@ -352,6 +352,13 @@ class Outbox:
                 raise OutboxError(
                     f"outbox {self.path} is locked: is another edge-agent using it? ({error})"
                 ) from error
+            if _is_environmental(error):
+                # A full disk or an I/O error says nothing about the file: keep it (and the
+                # messages in it) for when the disk is fixed; never reset a healthy outbox.
+                raise OutboxError(
+                    f"outbox {self.path} cannot be opened: {error}. Free disk space or fix "
+                    "the storage, then start again; the stored messages are kept."
+                ) from error
             self.recovered_from = self._move_aside(error)
             self.recovery_reason = str(error)
             self._conn = self._open()
@@ -1157,6 +1164,19 @@ class Outbox:
 
 def _add(deltas: dict[str, int], key: str, value: int) -> None:
     deltas[key] = deltas.get(key, 0) + value
+
+
+_ENVIRONMENTAL_CODES = frozenset({3, 7, 8, 10, 13})  # PERM, NOMEM, READONLY, IOERR, FULL
+_ENVIRONMENTAL_WORDS = ("disk is full", "disk i/o error", "readonly", "out of memory")
+
+
+def _is_environmental(error: sqlite3.DatabaseError) -> bool:
+    """A failure of the disk or the machine, not of the file's contents."""
+    code = getattr(error, "sqlite_errorcode", None)  # Python >= 3.11
+    if isinstance(code, int):
+        return (code & 0xFF) in _ENVIRONMENTAL_CODES
+    text = str(error).lower()
+    return any(word in text for word in _ENVIRONMENTAL_WORDS)
 
 
 def _is_busy(error: BaseException) -> bool:

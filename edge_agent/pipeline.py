@@ -13,11 +13,13 @@ decides per frame whether the detector runs:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 from edge_agent.analytics import (
     Alert,
@@ -43,6 +45,10 @@ from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
 from edge_agent.track import IouTracker
 from edge_agent.types import DetectionResult, Frame, ObjectEvent, OutboundMessage, Thumbnail
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+NO_STATES: tuple[SceneState, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ class CameraPipeline:
         self._last_detect_s: float | None = None
         self.clock = StageClock()
         self.last_motion_ratio = 0.0
+        self.stage_errors: dict[str, int] = {}  # rule/analyzer name -> failures
 
     def _should_detect(self, now_s: float, has_motion: bool) -> bool:
         if has_motion or self._last_detect_s is None:
@@ -178,7 +185,13 @@ class CameraPipeline:
         clock.add("events", time.perf_counter() - started)
         rule_output = self._run_rules(frame, detection_ran, finishing=False)
         started = time.perf_counter()
-        states = tuple(s for a in self._analyzers for s in a.update(frame, now_s))
+        states = tuple(
+            state
+            for analyzer in self._analyzers
+            for state in self._guarded(
+                analyzer.name, partial(analyzer.update, frame, now_s), NO_STATES
+            )
+        )
         clock.add("analyzers", time.perf_counter() - started)
         output = _combine(engine_output, rule_output, states)
         self._emit(output)
@@ -209,9 +222,24 @@ class CameraPipeline:
             tracks=self._tracker.live_tracks(),
             detection_ran=detection_ran,
         )
-        outputs = [(r.finish(context) if finishing else r.update(context)) for r in self._rules]
+        outputs = [
+            self._guarded(
+                rule.name, partial(rule.finish if finishing else rule.update, context), RuleOutput()
+            )
+            for rule in self._rules
+        ]
         self.clock.add("rules", time.perf_counter() - started)
         return merge(outputs)
+
+    def _guarded(self, name: str, call: Callable[[], T], fallback: T) -> T:
+        """One rule's or analyzer's bug costs its own output, not the frame's events."""
+        try:
+            return call()
+        except Exception:
+            count = self.stage_errors[name] = self.stage_errors.get(name, 0) + 1
+            if count in (1, 10, 100) or count % 1000 == 0:  # loud, but not 5 times a second
+                log.exception("camera %s: %s failed (%d times)", self.camera_id, name, count)
+            return fallback
 
     def finish(self, last_frame: Frame | None = None) -> FrameOutput:
         """End every open event and alert, flush counts (end of file, clean stop)."""

@@ -59,20 +59,26 @@ class SeqLedger:
     seen_recent: set[int] = field(default_factory=set)
 
     def record(self, seq: int) -> tuple[str, list[int]]:
-        """Classify ``seq``: ("duplicate"|"late"|"gap"|"ok", the seqs newly missing)."""
-        if seq <= self.highest:
-            if seq in self.missing:
-                self.missing.discard(seq)
-                self.seen_recent.add(seq)
-                return "late", []
+        """Classify ``seq``: ("duplicate"|"late"|"gap"|"ok", the seqs newly missing).
+
+        Only a seq already seen is a duplicate: one below the highest that was never seen
+        is late (alerts jump the queue after an outage; a watch may start mid-backlog).
+        """
+        if seq in self.seen_recent:
             return "duplicate", []
+        self._remember(seq)
+        if seq < self.highest:
+            self.missing.discard(seq)
+            return "late", []
         newly_missing = list(range(self.highest + 1, seq)) if self.highest else []
         self.missing.update(newly_missing)
         self.highest = seq
-        self.seen_recent.add(seq)
-        if len(self.seen_recent) > 10_000:  # bounded memory on a long watch
-            self.seen_recent = {s for s in self.seen_recent if s > seq - 5_000}
         return ("gap" if newly_missing else "ok"), newly_missing
+
+    def _remember(self, seq: int) -> None:
+        self.seen_recent.add(seq)
+        if len(self.seen_recent) > 20_000:  # bounded memory on a long watch
+            self.seen_recent = {s for s in self.seen_recent if s > self.highest - 10_000}
 
     def lost(self, seqs: Iterable[int]) -> list[int]:
         """The device reported these as dropped: no longer waiting for them."""

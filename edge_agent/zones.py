@@ -156,6 +156,10 @@ class Occupant:
         return now_s - self.still_since_s
 
 
+TAKEOVER_STILL_S = 2.0
+"""Standing still at least this long before a new track may continue the occupant."""
+
+
 @dataclass
 class _Member:
     occupant_id: int
@@ -166,8 +170,13 @@ class _Member:
     history: deque[tuple[float, float, float, float]] = field(default_factory=deque)
     anchor: tuple[float, float] | None = None
     still_since_s: float = 0.0
+    last_sighted_s: float = 0.0
     last_box: Box | None = None
     label: str = ""
+
+    def stood_still_s(self) -> float:
+        """How long it had been standing still when it was last seen."""
+        return self.last_sighted_s - self.still_since_s
 
 
 @dataclass(frozen=True)
@@ -291,6 +300,12 @@ class ZoneOccupancy:
                 continue
             if _at_border(old.last_box):
                 continue  # it left the picture
+            if old.stood_still_s() < TAKEOVER_STILL_S:
+                # Only someone who stood still is continued by a new track (the tracker
+                # loses people who start to walk). A walker lost in a crowd is not: another
+                # passer-by near its last box would inherit its time in the zone, which
+                # made a busy market "loiter".
+                continue
             ox, oy = _ground_point(old.last_box, aspect)
             distance = math.hypot(x - ox, y - oy)
             near = distance <= 0.5 * max(old.last_box.height, track.box.height)
@@ -310,6 +325,7 @@ class ZoneOccupancy:
 
     def _sight(self, member: _Member, track: Track, now_s: float, aspect: float) -> None:
         member.last_box = track.box
+        member.last_sighted_s = now_s
         member.label = track.label
         # A box cut by the picture's edge does not show where the object stands (and the
         # tracker may swap two people leaving and entering there): it is in no zone.

@@ -46,9 +46,35 @@ def _parser() -> argparse.ArgumentParser:
     scene_options(snapshot)
     snapshot.add_argument("--frame", type=int, default=0)
     snapshot.add_argument("--out", type=Path, required=True, help="image file (.png, .jpg)")
+    serve = commands.add_parser(
+        "serve", help="serve a scenario as an MJPEG-over-HTTP camera (an IP camera stand-in)"
+    )
+    scene_options(serve)
+    serve.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
+    serve.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this long")
     add_proxy_parser(commands)
     add_eval_parser(commands)
     return parser
+
+
+def _serve(scenario: Scenario, port: int | None, max_seconds: float) -> int:
+    import threading
+
+    from hw_sim.mjpeg import MjpegServer
+
+    server = MjpegServer(scenario.render, fps=scenario.fps, port=port)
+    try:
+        server.start()
+    except OSError as error:
+        return _fail(f"cannot listen on 127.0.0.1:{server.port}: {error}")
+    print(f"serving {scenario.name} at {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        threading.Event().wait(max_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
 
 
 def _fail(message: str) -> int:
@@ -105,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{error}{hint}")
     except ValueError as error:
         return _fail(str(error))
+    if args.command == "serve":
+        return _serve(scenario, args.port, args.max_seconds)
     if args.command == "render":
         try:
             return _render(scenario, args.out, args.truth, args.seconds)

@@ -32,6 +32,14 @@ matched / expected; ``within_one`` says whether every count is exact or off by o
 the scenarios where that row was evaluated, and separately over the
 ``false_alarm_check`` scenarios.
 
+**Soak** (``--soak-hours``): those scenarios total minutes, too little to support a
+rate per hour, so the soak runs them again and again, round robin, until their summed
+simulated time reaches the target, and scores all the runs as one report. Each
+repetition is a fresh pipeline (another day, another evening) on the scene drawn with
+the next seed: the street's drawing and the sensor noise change; the script's actors,
+effects and truth do not. (Looping one run instead would turn dusk back into day in
+one frame.)
+
 Another scenario library plugs in by registering scripts with expectations: nothing
 here knows a rule or analyzer by name.
 """
@@ -40,13 +48,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from datetime import time as clock_time
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,7 +70,7 @@ from edge_agent.detect.base import Detector
 from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.pipeline import FrameOutput
 from edge_agent.types import Frame, Lifecycle, OutboundMessage
-from hw_sim.scenes import Expectations, Script, scenario_names, script
+from hw_sim.scenes import SCRIPTS, Expectations, Script, register, scenario_names, script
 
 EVAL_DATE = date(2025, 6, 18)  # a Wednesday: the day "HH:MM" clock starts fall on
 DEFAULT_WIDTH = 640
@@ -146,6 +157,23 @@ class ScenarioRun:
     rule_kinds: tuple[str, ...]  # kinds of the object rules configured
     state_topics: tuple[str, ...]  # state topics configured (congestion rules, analyzers)
     expectations: Expectations = field(default_factory=Expectations)
+    seed: int | None = None  # the scene's seed (street drawing, sensor noise)
+
+
+@contextmanager
+def _reseeded(name: str, seed: int) -> Iterator[str]:
+    """The name to load scenario ``name`` drawn with ``seed`` by: a copy registered for as
+    long as the context lasts (sources load scenes by name)."""
+    base = script(name)
+    if seed == base.seed:
+        yield name
+        return
+    variant = f"{name}@seed{seed}"
+    register(replace(base, name=variant, seed=seed))
+    try:
+        yield variant
+    finally:
+        SCRIPTS.pop(variant, None)
 
 
 def run_scenario(
@@ -155,23 +183,27 @@ def run_scenario(
     width: int = DEFAULT_WIDTH,
     height: int = DEFAULT_HEIGHT,
     on_frame: Callable[[Frame], None] | None = None,
+    seed: int | None = None,
 ) -> ScenarioRun:
     """Replay scenario ``name`` through the pipeline; ``on_frame`` sees each frame first
-    (a test's truth detector uses it to know which frame it is looking at)."""
+    (a test's truth detector uses it to know which frame it is looking at). ``seed``
+    redraws the street and its sensor noise (default: the script's own)."""
     scene = script(name)
     config = eval_config(name, scene, width=width, height=height)
     camera = config.cameras[0]
     start_s = clock_start_s(scene.expectations)
-    source = SimSource(
-        camera.id,
-        scenario=name,
-        width=width,
-        height=height,
-        fps=camera.fps,
-        loop=False,
-        realtime=False,
-        clock_start_s=start_s,
-    )
+    seed = scene.seed if seed is None else seed
+    with _reseeded(name, seed) as loaded:
+        source = SimSource(
+            camera.id,
+            scenario=loaded,
+            width=width,
+            height=height,
+            fps=camera.fps,
+            loop=False,
+            realtime=False,
+            clock_start_s=start_s,
+        )
     sink = CollectingSink()
     pipeline = build_pipeline(
         config,
@@ -213,6 +245,7 @@ def run_scenario(
         rule_kinds=kinds,
         state_topics=topics,
         expectations=scene.expectations,
+        seed=seed,
     )
 
 
@@ -291,6 +324,7 @@ class Report:
     tolerance_s: float
     false_alarm_scenarios_s: float = 0.0
     false_alarm_scenario_alarms: int = 0
+    soak_target_s: float | None = None  # set by ``soak``: the simulated time asked for
 
     @property
     def false_alarm_check_per_hour(self) -> float:
@@ -299,7 +333,7 @@ class Report:
         return 3600.0 * self.false_alarm_scenario_alarms / self.false_alarm_scenarios_s
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "tolerance_s": self.tolerance_s,
             "rows": [row.as_dict() for row in self.rows.values()],
             "scenarios": [
@@ -311,6 +345,7 @@ class Report:
                     "alerts": len({a.alert_id for a in run.alerts}),
                     "states": len(run.states),
                     "count_reports": len(run.counts),
+                    "seed": run.seed,
                 }
                 for run in self.runs
             ],
@@ -320,6 +355,16 @@ class Report:
                 "per_hour": round(self.false_alarm_check_per_hour, 2),
             },
         }
+        if self.soak_target_s is not None:
+            data["soak"] = {
+                "target_s": round(self.soak_target_s, 2),
+                "scenarios": [
+                    {"name": name, "runs": len(runs), "simulated_s": round(simulated_s, 2),
+                     "false_alarms": alarms}
+                    for name, (runs, simulated_s, alarms) in soak_breakdown(self).items()
+                ],
+            }  # fmt: skip
+        return data
 
 
 def observed_alerts(run: ScenarioRun) -> list[Interval]:
@@ -486,8 +531,27 @@ def score(runs: Iterable[ScenarioRun], tolerance_s: float = DEFAULT_TOLERANCE_S)
     return report
 
 
+def soak_breakdown(report: Report) -> dict[str, tuple[list[ScenarioRun], float, int]]:
+    """Per false-alarm-check scenario: its runs, their simulated seconds, their false alarms."""
+    names = dict.fromkeys(r.name for r in report.runs if r.expectations.false_alarm_check)
+    breakdown = {}
+    for name in names:
+        runs = [r for r in report.runs if r.name == name]
+        alone = score(runs, report.tolerance_s)
+        breakdown[name] = (runs, alone.false_alarm_scenarios_s, alone.false_alarm_scenario_alarms)
+    return breakdown
+
+
 def _cell(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _scenario_list(names: Sequence[str]) -> str:
+    """Scenario names once each, with the number of runs when a soak repeated them."""
+    runs: dict[str, int] = {}
+    for name in names:
+        runs[name] = runs.get(name, 0) + 1
+    return ",".join(name if n == 1 else f"{name}x{n}" for name, n in runs.items())
 
 
 def format_table(report: Report) -> str:
@@ -501,7 +565,7 @@ def format_table(report: Report) -> str:
             f"{row.category:<8} {row.row:<20} {row.expected:>4} {row.observed:>4} "
             f"{row.precision:>5.2f} {row.recall:>6.2f} {_cell(row.mean_delay_s, 1):>7} "
             f"{row.false_alarms:>3} {row.false_alarms_per_hour:>6.1f} "
-            f"{_cell(row.agreement):>5}  {','.join(row.scenarios)}"
+            f"{_cell(row.agreement):>5}  {_scenario_list(row.scenarios)}"
         )
     simulated_s = sum(r.duration_s for r in report.runs)
     wall_s = sum(r.wall_s for r in report.runs)
@@ -511,6 +575,20 @@ def format_table(report: Report) -> str:
         f"{report.false_alarm_scenarios_s:.0f} simulated s "
         f"({report.false_alarm_check_per_hour:.1f}/h)"
     )
+    if report.soak_target_s is not None:
+        parts = [
+            f"{name} {len(runs)} runs {simulated_s:.0f} s {alarms} FA"
+            for name, (runs, simulated_s, alarms) in soak_breakdown(report).items()
+        ]
+        seeds = sorted({r.seed for r in report.runs if r.seed is not None})
+        if seeds:
+            parts.append(f"seeds {seeds[0]}-{seeds[-1]}")
+        lines.append(
+            f"soak: {report.false_alarm_scenario_alarms} false alarm(s) in "
+            f"{report.false_alarm_scenarios_s / 3600.0:.2f} simulated h "
+            f"(target {report.soak_target_s / 3600.0:.2f} h) = "
+            f"{report.false_alarm_check_per_hour:.2f} per simulated hour ({', '.join(parts)})"
+        )
     lines.append(
         f"{len(report.runs)} scenario(s), {simulated_s:.0f} simulated s, "
         f"{sum(r.frames for r in report.runs)} frames, {wall_s:.1f} s wall; "
@@ -529,6 +607,16 @@ def evaluable_scenarios() -> tuple[str, ...]:
     return tuple(names)
 
 
+def false_alarm_scenarios() -> tuple[str, ...]:
+    """Scenarios where no alert and no change of state is expected at all."""
+    return tuple(n for n in scenario_names() if script(n).expectations.false_alarm_check)
+
+
+def _default_detector(name: str, *, width: int, height: int, model: str | None) -> Detector:
+    """The detector scenario ``name`` would run with: the agent's default model, or ``model``."""
+    return build_detector(eval_config(name, script(name), width=width, height=height, model=model))
+
+
 def evaluate(
     names: Sequence[str] | None = None,
     *,
@@ -542,12 +630,75 @@ def evaluate(
     (the agent's default model, or ``model``)."""
     chosen = list(names) if names else list(evaluable_scenarios())
     if detector is None:
-        first = script(chosen[0])
-        detector = build_detector(
-            eval_config(chosen[0], first, width=width, height=height, model=model)
-        )
+        detector = _default_detector(chosen[0], width=width, height=height, model=model)
     runs = [run_scenario(name, detector, width=width, height=height) for name in chosen]
     return score(runs, tolerance_s)
+
+
+def simulated_s(name: str, *, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT) -> float:
+    """Scene seconds one run of ``name`` covers: whole frames at its evaluation rate."""
+    fps = eval_config(name, script(name), width=width, height=height).cameras[0].fps
+    return max(1, round(script(name).duration_s * fps)) / fps
+
+
+def soak_plan(durations_s: Mapping[str, float], target_s: float) -> list[tuple[str, int]]:
+    """(scenario, repetition) pairs, round robin, until their summed duration reaches
+    ``target_s``: every scenario has its n-th run before any has its (n+1)-th."""
+    if not durations_s:
+        raise ValueError("soak: no scenarios to run")
+    short = [name for name, d in durations_s.items() if not d > 0.0]
+    if short:
+        raise ValueError(f"soak: scenario(s) {', '.join(short)} last no time")
+    if not 0.0 < target_s < math.inf:
+        raise ValueError(f"soak: the target must be a positive time, not {target_s} s")
+    plan: list[tuple[str, int]] = []
+    total_s = 0.0
+    repetition = 0
+    while total_s < target_s:
+        for name, duration_s in durations_s.items():
+            plan.append((name, repetition))
+            total_s += duration_s
+            if total_s >= target_s:
+                break
+        repetition += 1
+    return plan
+
+
+def soak(
+    hours: float,
+    names: Sequence[str] | None = None,
+    *,
+    detector: Detector | None = None,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    model: str | None = None,
+    on_run: Callable[[int, int, ScenarioRun], None] | None = None,
+) -> Report:
+    """Run false-alarm-check scenarios (default: all of them) for ``hours`` of simulated
+    time in total, per ``soak_plan``; repetition k draws the scene with the script's seed
+    plus k. ``on_run(done, planned, run)`` hears of each run as it finishes."""
+    chosen = list(names) if names else list(false_alarm_scenarios())
+    with_truth = [n for n in chosen if not script(n).expectations.false_alarm_check]
+    if with_truth:
+        raise ValueError(
+            f"soak: {', '.join(with_truth)} is not a false-alarm check "
+            f"(those are: {', '.join(false_alarm_scenarios())})"
+        )
+    target_s = 3600.0 * hours
+    plan = soak_plan({n: simulated_s(n, width=width, height=height) for n in chosen}, target_s)
+    if detector is None:
+        detector = _default_detector(chosen[0], width=width, height=height, model=model)
+    runs = []
+    for done, (name, repetition) in enumerate(plan, start=1):
+        seed = script(name).seed + repetition
+        run = run_scenario(name, detector, width=width, height=height, seed=seed)
+        runs.append(run)
+        if on_run is not None:
+            on_run(done, len(plan), run)
+    report = score(runs, tolerance_s)
+    report.soak_target_s = target_s
+    return report
 
 
 # --- command line ------------------------------------------------------------------------
@@ -567,6 +718,22 @@ def add_eval_parser(commands: Any) -> None:
     command.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
     command.add_argument("--model", default=None, help="detector model (default: the agent's)")
     command.add_argument("--tolerance-s", type=float, default=DEFAULT_TOLERANCE_S)
+    command.add_argument(
+        "--soak-hours", type=float, default=None, metavar="HOURS",
+        help="run the false-alarm-check scenarios (or --scenario ones) again and again, "
+        "each time with another seed, for this much simulated time in total",
+    )  # fmt: skip
+
+
+def _print_soak_progress(done: int, planned: int, run: ScenarioRun, tolerance_s: float) -> None:
+    """A line on stderr per soak run: an hour of scenes takes minutes."""
+    alarms = score([run], tolerance_s).false_alarm_scenario_alarms
+    print(
+        f"soak {done}/{planned}: {run.name} seed {run.seed}: {alarms} false alarm(s) in "
+        f"{run.duration_s:.0f} simulated s ({run.wall_s:.1f} s wall)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run_eval_cli(args: argparse.Namespace) -> int:
@@ -580,13 +747,24 @@ def run_eval_cli(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        report = evaluate(
-            args.scenario,
-            width=args.width,
-            height=args.height,
-            tolerance_s=args.tolerance_s,
-            model=args.model,
-        )
+        if args.soak_hours is None:
+            report = evaluate(
+                args.scenario,
+                width=args.width,
+                height=args.height,
+                tolerance_s=args.tolerance_s,
+                model=args.model,
+            )
+        else:
+            report = soak(
+                args.soak_hours,
+                args.scenario,
+                width=args.width,
+                height=args.height,
+                tolerance_s=args.tolerance_s,
+                model=args.model,
+                on_run=partial(_print_soak_progress, tolerance_s=args.tolerance_s),
+            )
     except (OSError, ValueError) as error:  # missing model or media, bad config
         print(f"hw-sim: error: {error}", file=sys.stderr)
         return 2

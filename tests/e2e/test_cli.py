@@ -248,3 +248,13 @@ def test_check_config_refuses_a_password_in_a_file_others_can_read(tmp_path: Pat
     assert "s3cret" not in result.stderr + result.stdout
     path.chmod(0o600)
     assert edge_agent("check-config", str(path)).returncode == 0
+
+
+def test_check_config_catches_label_typos_that_would_never_fire(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "agent.yaml",
+        detector={"model": "ssd_mobilenet_v1", "labels": ["peron", "car"]},
+    )
+    result = edge_agent("check-config", str(path))
+    assert result.returncode == 2
+    assert "detector.labels: 'peron' is not a label of model ssd_mobilenet_v1" in result.stderr

@@ -34,6 +34,12 @@ def test_watch_prints_one_line_per_event_of_the_chosen_site(
             birth_payload={"version": "test"},
         )
         publisher.start()
+        # Another site's traffic first: were it not filtered out, it would arrive before e2.
+        outbox.enqueue(
+            OutboundMessage(
+                "city/elsewhere/dev-9/events/cam1", MessageClass.EVENT, json_body={"id": "x"}
+            )
+        )
         for index in range(3):
             body: dict[str, object] = {"v": 1, "type": "new", "id": f"e{index}", "label": "car"}
             outbox.enqueue(
@@ -41,12 +47,6 @@ def test_watch_prints_one_line_per_event_of_the_chosen_site(
                     "city/watch-site/dev-1/events/cam1", MessageClass.EVENT, json_body=body
                 )
             )
-        # Another site's traffic must not show up.
-        outbox.enqueue(
-            OutboundMessage(
-                "city/elsewhere/dev-9/events/cam1", MessageClass.EVENT, json_body={"id": "x"}
-            )
-        )
         publisher.wake()
         wait_until(lambda: out_path.read_text().count(" NEW ") == 3, 30.0, "three event lines")
         publisher.stop(timeout_s=5.0)

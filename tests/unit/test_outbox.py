@@ -624,3 +624,26 @@ def test_concurrent_enqueue_claim_and_ack_keep_seq_contiguous(tmp_path: Path) ->
     assert acked == list(range(1, 401))
     assert box.depth() == 0
     assert_accounts_balance(box)
+
+
+def test_a_full_disk_at_start_keeps_the_outbox_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "o.db"
+    box = _open(path)
+    box.enqueue_many([_event(i) for i in range(5)])
+    box.close()
+    before = path.read_bytes()
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13  # type: ignore[attr-defined]
+
+    def failing_open(self: Outbox) -> sqlite3.Connection:
+        raise full
+
+    monkeypatch.setattr(Outbox, "_open", failing_open)
+    with pytest.raises(OutboxError, match="stored messages are kept"):
+        _open(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if "corrupt" in p.name]
+    assert _open(path).depth() == 5

@@ -48,6 +48,12 @@ def test_ledger_classifies_duplicates_gaps_and_late_arrivals() -> None:
     assert ledger.missing == set()
 
 
+def test_a_watch_started_mid_backlog_keeps_older_messages() -> None:
+    ledger = SeqLedger()
+    assert ledger.record(50) == ("ok", [])  # an alert that jumped the queue
+    assert [ledger.record(s)[0] for s in (41, 42, 42)] == ["late", "late", "duplicate"]
+
+
 def test_first_seq_seen_is_not_a_gap() -> None:
     assert SeqLedger().record(4711) == ("ok", [])
 

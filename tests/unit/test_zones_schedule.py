@@ -179,15 +179,15 @@ def test_zone_labels_and_rule_labels_both_filter() -> None:
 
 def test_a_person_refound_where_they_stood_keeps_their_occupancy() -> None:
     occupancy = ZoneOccupancy(Zone("lower", LOWER_HALF, inertia_frames=2), rejoin_s=5.0)
-    for k in range(5):
+    for k in range(15):  # standing still for 2.8 s
         now_s = 0.2 * k
         occupants = occupancy.update(
             [person(1, 0.5, 0.8, now_s)], now_s, detection_ran=True, aspect=ASPECT
         )
     (ids_before,) = occupants
     # Track 1 ends; two seconds later track 7 appears at the same spot.
-    occupancy.update([], 1.0, detection_ran=True, aspect=ASPECT)
-    (after,) = occupancy.update([person(7, 0.51, 0.8, 3.0)], 3.0, detection_ran=True, aspect=ASPECT)
+    occupancy.update([], 3.0, detection_ran=True, aspect=ASPECT)
+    (after,) = occupancy.update([person(7, 0.51, 0.8, 5.0)], 5.0, detection_ran=True, aspect=ASPECT)
     assert after.occupant_id == ids_before.occupant_id
     assert after.entered_s == ids_before.entered_s
 
@@ -195,19 +195,34 @@ def test_a_person_refound_where_they_stood_keeps_their_occupancy() -> None:
 def test_a_new_track_takes_over_a_coasting_one_nearby() -> None:
     """Standing still, then walking: the tracker starts a new track while the old coasts."""
     occupancy = ZoneOccupancy(Zone("lower", LOWER_HALF, inertia_frames=2))
-    for k in range(4):
+    for k in range(14):  # standing still for 2.6 s
         now_s = 0.2 * k
         first = occupancy.update(
             [person(1, 0.5, 0.8, now_s)], now_s, detection_ran=True, aspect=ASPECT
         )
     (after,) = occupancy.update(
-        [person(1, 0.5, 0.8, 1.0, missed=1), person(2, 0.58, 0.8, 1.0)],
-        1.0,
+        [person(1, 0.5, 0.8, 2.8, missed=1), person(2, 0.58, 0.8, 2.8)],
+        2.8,
         detection_ran=True,
         aspect=ASPECT,
     )
     assert after.track.track_id == 2
     assert after.occupant_id == first[0].occupant_id
+
+
+def test_a_passer_by_never_inherits_a_lost_walkers_time_in_the_zone() -> None:
+    """In a crowd the tracker loses walkers; whoever appears near them is someone else."""
+    occupancy = ZoneOccupancy(Zone("lower", LOWER_HALF, inertia_frames=2), rejoin_s=5.0)
+    for k in range(10):  # walking across, never still
+        now_s = 0.2 * k
+        walking = occupancy.update(
+            [person(1, 0.2 + 0.05 * k, 0.8, now_s)], now_s, detection_ran=True, aspect=ASPECT
+        )
+    occupancy.update([], 2.0, detection_ran=True, aspect=ASPECT)
+    occupancy.update([person(2, 0.66, 0.8, 2.2)], 2.2, detection_ran=True, aspect=ASPECT)
+    (other,) = occupancy.update([person(2, 0.66, 0.8, 2.4)], 2.4, detection_ran=True, aspect=ASPECT)
+    assert other.occupant_id != walking[0].occupant_id
+    assert other.entered_s > walking[0].entered_s  # its own time in the zone, not the walker's
 
 
 def test_someone_else_far_away_is_not_taken_for_the_lost_one() -> None:
