@@ -43,6 +43,9 @@ def demo_config(workdir: Path, host: str, port: int, scenario: str) -> AgentConf
                     "fps": 5,
                     "source": {"kind": "sim", "scenario": scenario},
                     "zones": [{"name": "plaza", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}],
+                    # One rule and one analyzer, so the demo shows alerts and states too.
+                    "rules": [{"kind": "intrusion", "zone": "plaza", "labels": ["person"]}],
+                    "analyzers": [{"kind": "tamper"}],
                 }
             ],
             "detector": {"model": DEMO_MODEL},

@@ -42,6 +42,8 @@ class Picamera2Source:
         self._fps = fps
         self._frames_read = 0
         self._last_error: str | None = None
+        self._pending: Any = None  # the capture job in progress
+        self._timeouts = 0  # consecutive reads without a frame
         try:
             self._camera: Any = Picamera2(camera_num)
             config = self._camera.create_video_configuration(
@@ -63,11 +65,22 @@ class Picamera2Source:
         return True
 
     def read(self, timeout_s: float) -> Frame | None:
+        # One capture job at a time, kept across calls: a job abandoned on timeout would
+        # later take a camera buffer that nobody releases, and a few of those starve it.
         try:
-            request = self._camera.capture_request(wait=timeout_s)
+            if self._pending is None:
+                self._pending = self._camera.capture_request(wait=False)
+            request = self._camera.wait(self._pending, timeout=timeout_s)
+        except TimeoutError:
+            self._timeouts += 1
+            self._last_error = f"no frame within {timeout_s:.1f} s ({self._timeouts} times)"
+            return None
         except Exception as error:
+            self._pending = None
             self._last_error = f"capture failed: {error}"
             return None
+        self._pending = None
+        self._timeouts = 0
         if request is None:
             return None
         try:
@@ -89,7 +102,7 @@ class Picamera2Source:
 
     def health(self) -> SourceHealth:
         return SourceHealth(
-            connected=True,
+            connected=self._timeouts < 3,
             frames_read=self._frames_read,
             reconnects=0,
             last_error=self._last_error,
