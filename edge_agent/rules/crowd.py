@@ -23,13 +23,10 @@ class CrowdRule(ScheduledZoneRule):
 
     def __init__(self, config: CrowdRuleConfig, zone: Zone, tz: tzinfo) -> None:
         super().__init__(
-            name=config.rule_name,
+            config,
             zone=zone,
-            labels=frozenset(config.labels),
             tz=tz,
             persistence_s=config.min_duration_s,
-            end_grace_s=config.end_grace_s,
-            update_min_interval_s=config.update_min_interval_s,
         )
         self.min_persons = config.min_persons
         self.gap_tolerance_s = config.end_grace_s

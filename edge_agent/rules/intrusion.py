@@ -12,7 +12,7 @@ from datetime import tzinfo
 from edge_agent.analytics import RuleContext
 from edge_agent.rules.base import Finding
 from edge_agent.rules.config import IntrusionRuleConfig
-from edge_agent.rules.zoned import ScheduledZoneRule
+from edge_agent.rules.zoned import ScheduledZoneRule, occupant_finding
 from edge_agent.zones import Occupant, Zone
 
 
@@ -21,24 +21,19 @@ class IntrusionRule(ScheduledZoneRule):
 
     def __init__(self, config: IntrusionRuleConfig, zone: Zone, tz: tzinfo) -> None:
         super().__init__(
-            name=config.rule_name,
+            config,
             zone=zone,
-            labels=frozenset(config.labels),
             tz=tz,
             persistence_s=config.min_duration_s,
-            end_grace_s=config.end_grace_s,
-            update_min_interval_s=config.update_min_interval_s,
         )
 
     def findings(
         self, context: RuleContext, occupants: tuple[Occupant, ...], active_since_s: float
     ) -> Mapping[Hashable, Finding]:
         return {
-            o.occupant_id: Finding(
+            o.occupant_id: occupant_finding(
+                o,
                 since_s=max(o.entered_s, active_since_s),
-                labels=(o.track.label,),
-                track_ids=(o.track.track_id,),
-                box=o.track.box,
                 signature=o.track.label,
                 detail={"score": round(o.track.score, 3)},
             )

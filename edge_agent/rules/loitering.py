@@ -13,7 +13,7 @@ from datetime import tzinfo
 from edge_agent.analytics import RuleContext
 from edge_agent.rules.base import Finding
 from edge_agent.rules.config import LoiteringRuleConfig
-from edge_agent.rules.zoned import ScheduledZoneRule
+from edge_agent.rules.zoned import ScheduledZoneRule, occupant_finding
 from edge_agent.zones import Occupant, Zone
 
 
@@ -22,25 +22,19 @@ class LoiteringRule(ScheduledZoneRule):
 
     def __init__(self, config: LoiteringRuleConfig, zone: Zone, tz: tzinfo) -> None:
         super().__init__(
-            name=config.rule_name,
+            config,
             zone=zone,
-            labels=frozenset(config.labels),
             tz=tz,
             persistence_s=config.min_dwell_s,
-            end_grace_s=config.end_grace_s,
-            update_min_interval_s=config.update_min_interval_s,
         )
 
     def findings(
         self, context: RuleContext, occupants: tuple[Occupant, ...], active_since_s: float
     ) -> Mapping[Hashable, Finding]:
         return {
-            o.occupant_id: Finding(
+            o.occupant_id: occupant_finding(
+                o,
                 since_s=max(o.entered_s, active_since_s),
-                labels=(o.track.label,),
-                track_ids=(o.track.track_id,),
-                box=o.track.box,
-                signature=None,
                 detail={"dwell_s": round(context.now_s - max(o.entered_s, active_since_s), 1)},
             )
             for o in occupants

@@ -15,7 +15,7 @@ from datetime import tzinfo
 from edge_agent.analytics import RuleContext
 from edge_agent.rules.base import Finding
 from edge_agent.rules.config import StoppedVehicleRuleConfig
-from edge_agent.rules.zoned import ScheduledZoneRule
+from edge_agent.rules.zoned import ScheduledZoneRule, occupant_finding
 from edge_agent.zones import Occupant, Zone
 
 STOPPED_CONFIRM_S = 2.0
@@ -26,13 +26,10 @@ class StoppedVehicleRule(ScheduledZoneRule):
 
     def __init__(self, config: StoppedVehicleRuleConfig, zone: Zone, tz: tzinfo) -> None:
         super().__init__(
-            name=config.rule_name,
+            config,
             zone=zone,
-            labels=frozenset(config.labels),
             tz=tz,
             persistence_s=config.min_stopped_s,
-            end_grace_s=config.end_grace_s,
-            update_min_interval_s=config.update_min_interval_s,
             still_tolerance_heights=config.still_tolerance_heights,
         )
 
@@ -43,12 +40,9 @@ class StoppedVehicleRule(ScheduledZoneRule):
         # counts as stopped once still for STOPPED_CONFIRM_S; moving on ends that at once.
         confirm_s = min(STOPPED_CONFIRM_S, self.book.persistence_s)
         return {
-            o.occupant_id: Finding(
+            o.occupant_id: occupant_finding(
+                o,
                 since_s=max(o.still_since_s, o.entered_s, active_since_s),
-                labels=(o.track.label,),
-                track_ids=(o.track.track_id,),
-                box=o.track.box,
-                signature=None,
                 detail={"stopped_s": round(o.still_for_s(context.now_s), 1)},
             )
             for o in occupants

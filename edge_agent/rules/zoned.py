@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import tzinfo
+from typing import Protocol
 
-from edge_agent.analytics import RuleContext, RuleOutput
+from edge_agent.analytics import DetailValue, RuleContext, RuleOutput
 from edge_agent.rules.base import AlertBook, Finding
 from edge_agent.zones import Occupant, Zone, ZoneOccupancy
+
+
+class AlertRuleSettings(Protocol):
+    """What every alert rule's config gives the shared plumbing."""
+
+    @property
+    def rule_name(self) -> str: ...
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+
+    @property
+    def end_grace_s(self) -> float: ...
+
+    @property
+    def update_min_interval_s(self) -> float: ...
+
+
+def occupant_finding(
+    occupant: Occupant,
+    *,
+    since_s: float,
+    detail: Mapping[str, DetailValue],
+    signature: Hashable | None = None,
+) -> Finding:
+    """The finding of a rule that raises one alert per object."""
+    return Finding(
+        since_s=since_s,
+        labels=(occupant.track.label,),
+        track_ids=(occupant.track.track_id,),
+        box=occupant.track.box,
+        signature=signature,
+        detail=detail,
+    )
 
 
 def frame_aspect(context: RuleContext) -> float:
@@ -25,16 +60,17 @@ class ScheduledZoneRule:
 
     def __init__(
         self,
+        config: AlertRuleSettings,
         *,
-        name: str,
         zone: Zone,
-        labels: frozenset[str],
         tz: tzinfo,
         persistence_s: float,
-        end_grace_s: float,
-        update_min_interval_s: float,
         still_tolerance_heights: float = 0.3,
     ) -> None:
+        name = config.rule_name
+        labels = frozenset(config.labels)
+        end_grace_s = config.end_grace_s
+        update_min_interval_s = config.update_min_interval_s
         self._name = name
         self.zone = zone
         self.tz = tz
