@@ -307,3 +307,24 @@ class ReferenceLearner:
         self._started_s = None
         self._last_s = None
         self._stack.clear()
+
+
+class Ticker:
+    """An analyzer's clock: its cadence, the time since its last analysed frame, and a
+    gap in frames (a stall) interrupting any state it was about to publish."""
+
+    def __init__(self, every_s: float, persistence: Persistence) -> None:
+        self._cadence = Cadence(every_s)
+        self._every_s = every_s
+        self._persistence = persistence
+        self._previous_s: float | None = None
+
+    def tick(self, now_s: float) -> tuple[float, bool] | None:
+        """None when this frame is not due; else (seconds since the last one, gap?)."""
+        if not self._cadence.due(now_s):
+            return None
+        dt_s, gap = elapsed(self._previous_s, now_s, self._every_s)
+        self._previous_s = now_s
+        if gap:
+            self._persistence.interrupt()
+        return dt_s, gap

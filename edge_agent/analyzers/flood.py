@@ -31,16 +31,15 @@ import numpy as np
 from edge_agent.analytics import DetailValue, SceneState
 from edge_agent.analyzers.common import (
     BoolImage,
-    Cadence,
     FloatImage,
     Hysteresis,
     Level,
     Persistence,
     ReferenceLearner,
     RegionSampler,
+    Ticker,
     blend_factor,
     channel_gain,
-    elapsed,
     make_state,
     shrink,
 )
@@ -69,7 +68,6 @@ class FloodAnalyzer:
     def __init__(self, config: FloodAnalyzerConfig, camera_id: str = "") -> None:
         self.config = config
         self._camera_id = camera_id
-        self._cadence = Cadence(config.every_s)
         self._sampler = RegionSampler(config.region, config.work_width_px)
         self._hysteresis = Hysteresis(
             NONE,
@@ -79,6 +77,7 @@ class FloodAnalyzer:
             ),
         )
         self._persistence = Persistence(config.min_duration_s)
+        self._ticker = Ticker(config.every_s, self._persistence)
         self._learner = ReferenceLearner(config.learn_s)
         self._reference: FloatImage | None = None  # region, BGR float
         self._reference_texture: FloatImage | None = None
@@ -86,7 +85,6 @@ class FloodAnalyzer:
         self._outside: BoolImage | None = None  # context pixels outside the region
         self._memory: FloatImage | None = None
         self._recent: deque[FloatImage] = deque(maxlen=_RECENT_FRAMES)
-        self._previous_s: float | None = None
         self.last_share = 0.0
         self.last_measures: dict[str, DetailValue] = {}
 
@@ -99,13 +97,12 @@ class FloodAnalyzer:
         return self._persistence.state
 
     def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
-        if not self._cadence.due(now_s):
+        tick = self._ticker.tick(now_s)
+        if tick is None:
             return ()
-        dt_s, gap = elapsed(self._previous_s, now_s, self.config.every_s)
-        self._previous_s = now_s
+        dt_s, gap = tick
         if gap:
             self._recent.clear()
-            self._persistence.interrupt()
         image = frame.for_analysis
         small, mask = self._sampler.sample(image)
         region = small.astype(np.float32)

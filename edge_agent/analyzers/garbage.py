@@ -29,7 +29,6 @@ import numpy.typing as npt
 from edge_agent.analytics import DetailValue, SceneState
 from edge_agent.analyzers.common import (
     BoolImage,
-    Cadence,
     Change,
     FloatImage,
     Hysteresis,
@@ -37,9 +36,9 @@ from edge_agent.analyzers.common import (
     Persistence,
     ReferenceLearner,
     RegionSampler,
+    Ticker,
     blend_factor,
     channel_gain,
-    elapsed,
     make_state,
 )
 from edge_agent.analyzers.config import GarbageAnalyzerConfig
@@ -54,18 +53,17 @@ class GarbageAnalyzer:
     def __init__(self, config: GarbageAnalyzerConfig, camera_id: str = "") -> None:
         self.config = config
         self._camera_id = camera_id
-        self._cadence = Cadence(config.every_s)
         self._sampler = RegionSampler(config.region, config.work_width_px)
         self._hysteresis = Hysteresis(
             NONE, (Level(PRESENT, config.present_enter, config.present_exit),)
         )
         self._persistence = Persistence(config.min_duration_s)
+        self._ticker = Ticker(config.every_s, self._persistence)
         self._learner = ReferenceLearner(config.learn_s)
         self._reference: FloatImage | None = None
         self._short: FloatImage | None = None
         self._age: FloatImage | None = None
         self._changed: BoolImage | None = None
-        self._previous_s: float | None = None
         self._present_since: Change | None = None
         self._first_share = 0.0
         self._reported_share = 0.0
@@ -80,12 +78,10 @@ class GarbageAnalyzer:
         return self._persistence.state
 
     def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
-        if not self._cadence.due(now_s):
+        tick = self._ticker.tick(now_s)
+        if tick is None:
             return ()
-        dt_s, gap = elapsed(self._previous_s, now_s, self.config.every_s)
-        self._previous_s = now_s
-        if gap:
-            self._persistence.interrupt()
+        dt_s, gap = tick
         small, mask = self._sampler.sample(frame.for_analysis)
         region = small.astype(np.float32)
         if self._reference is not None and self._reference.shape != region.shape:
