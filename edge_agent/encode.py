@@ -45,6 +45,25 @@ class Topics:
         return f"{self.root}/counts/{camera_id}/{line}"
 
 
+def _json_message(
+    topic: str,
+    message_class: MessageClass,
+    body: dict[str, object],
+    schema: str,
+    *,
+    retain: bool = False,
+) -> OutboundMessage:
+    """A QoS 1 JSON message carrying its schema name ("edge-agent/event/1") as a property."""
+    return OutboundMessage(
+        topic=topic,
+        message_class=message_class,
+        qos=1,
+        retain=retain,
+        json_body=body,
+        user_properties=(("schema", f"edge-agent/{schema}/{SCHEMA_VERSION}"),),
+    )
+
+
 def _time(value_s: float | None) -> float | None:
     return None if value_s is None else round(value_s, 3)
 
@@ -70,12 +89,8 @@ def event_body(event: ObjectEvent, boot_id: str) -> dict[str, object]:
 
 
 def encode_event(topics: Topics, event: ObjectEvent, boot_id: str) -> OutboundMessage:
-    return OutboundMessage(
-        topic=topics.events(event.camera_id),
-        message_class=MessageClass.EVENT,
-        qos=1,
-        json_body=event_body(event, boot_id),
-        user_properties=(("schema", f"edge-agent/event/{SCHEMA_VERSION}"),),
+    return _json_message(
+        topics.events(event.camera_id), MessageClass.EVENT, event_body(event, boot_id), "event"
     )
 
 
@@ -113,12 +128,8 @@ def alert_body(alert: Alert, boot_id: str) -> dict[str, object]:
 def encode_alert(topics: Topics, alert: Alert, boot_id: str) -> OutboundMessage:
     """Alerts share the events topic (consumers see one lifecycle stream) but not its class:
     they are kept longest in the outbox and sent first after an outage."""
-    return OutboundMessage(
-        topic=topics.events(alert.camera_id),
-        message_class=MessageClass.ALERT,
-        qos=1,
-        json_body=alert_body(alert, boot_id),
-        user_properties=(("schema", f"edge-agent/alert/{SCHEMA_VERSION}"),),
+    return _json_message(
+        topics.events(alert.camera_id), MessageClass.ALERT, alert_body(alert, boot_id), "alert"
     )
 
 
@@ -137,13 +148,12 @@ def state_body(state: SceneState, boot_id: str) -> dict[str, object]:
 
 
 def encode_state(topics: Topics, state: SceneState, boot_id: str) -> OutboundMessage:
-    return OutboundMessage(
-        topic=topics.state(state.camera_id, state.analyzer),
-        message_class=MessageClass.STATE,
-        qos=1,
+    return _json_message(
+        topics.state(state.camera_id, state.analyzer),
+        MessageClass.STATE,
+        state_body(state, boot_id),
+        "state",
         retain=True,
-        json_body=state_body(state, boot_id),
-        user_properties=(("schema", f"edge-agent/state/{SCHEMA_VERSION}"),),
     )
 
 
@@ -160,10 +170,9 @@ def counts_body(report: CountReport, boot_id: str) -> dict[str, object]:
 
 
 def encode_counts(topics: Topics, report: CountReport, boot_id: str) -> OutboundMessage:
-    return OutboundMessage(
-        topic=topics.counts(report.camera_id, report.line),
-        message_class=MessageClass.EVENT,
-        qos=1,
-        json_body=counts_body(report, boot_id),
-        user_properties=(("schema", f"edge-agent/counts/{SCHEMA_VERSION}"),),
+    return _json_message(
+        topics.counts(report.camera_id, report.line),
+        MessageClass.EVENT,
+        counts_body(report, boot_id),
+        "counts",
     )

@@ -448,6 +448,30 @@ def _agreement(observed: list[Interval], expected: Interval) -> float:
     return total
 
 
+def _score_intervals(
+    row: RowScore,
+    run: ScenarioRun,
+    key: str,
+    observed: list[Interval],
+    expected: list[Interval],
+    pairs: list[tuple[int, int]],
+) -> int:
+    """Add one scenario's alerts (or state episodes) of ``key`` to its row; the number of
+    false alarms (observed, matched to nothing) it added."""
+    row.scenarios.append(run.name)
+    row.simulated_s += run.duration_s
+    row.expected += sum(1 for e in expected if e.key == key)
+    observed_here = sum(1 for o in observed if o.key == key)
+    row.observed += observed_here
+    mine = [(i, j) for i, j in pairs if observed[i].key == key]
+    row.matched_observed += len(mine)
+    row.matched_expected += len(mine)
+    row.delays_s.extend(observed[i].start_s - expected[j].start_s for i, j in mine)
+    unmatched = observed_here - len(mine)
+    row.false_alarms += unmatched
+    return unmatched
+
+
 def _row(rows: dict[str, RowScore], name: str, category: str) -> RowScore:
     key = f"{category}:{name}"
     if key not in rows:
@@ -469,17 +493,7 @@ def score(runs: Iterable[ScenarioRun], tolerance_s: float = DEFAULT_TOLERANCE_S)
         kinds |= {k for k in run.rule_kinds if k not in (*STATE_RULE_KINDS, *COUNT_RULE_KINDS)}
         for kind in sorted(kinds):
             row = _row(report.rows, kind, "alert")
-            row.scenarios.append(run.name)
-            row.simulated_s += run.duration_s
-            row.expected += sum(1 for e in expected if e.key == kind)
-            row.observed += sum(1 for o in observed if o.key == kind)
-            mine = [(i, j) for i, j in pairs if observed[i].key == kind]
-            row.matched_observed += len(mine)
-            row.matched_expected += len(mine)
-            row.delays_s.extend(observed[i].start_s - expected[j].start_s for i, j in mine)
-            unmatched = sum(1 for o in observed if o.key == kind) - len(mine)
-            row.false_alarms += unmatched
-            false_alarms_here += unmatched
+            false_alarms_here += _score_intervals(row, run, kind, observed, expected, pairs)
         # States.
         episodes = observed_states(run)
         truth = [Interval(e.analyzer, e.state, e.start_s, e.end_s) for e in expectations.states]
@@ -487,17 +501,7 @@ def score(runs: Iterable[ScenarioRun], tolerance_s: float = DEFAULT_TOLERANCE_S)
         topics = {e.key for e in episodes} | {t.key for t in truth} | set(run.state_topics)
         for topic in sorted(topics):
             row = _row(report.rows, topic, "state")
-            row.scenarios.append(run.name)
-            row.simulated_s += run.duration_s
-            row.expected += sum(1 for t in truth if t.key == topic)
-            row.observed += sum(1 for e in episodes if e.key == topic)
-            mine = [(i, j) for i, j in pairs if episodes[i].key == topic]
-            row.matched_observed += len(mine)
-            row.matched_expected += len(mine)
-            row.delays_s.extend(episodes[i].start_s - truth[j].start_s for i, j in mine)
-            unmatched = sum(1 for e in episodes if e.key == topic) - len(mine)
-            row.false_alarms += unmatched
-            false_alarms_here += unmatched
+            false_alarms_here += _score_intervals(row, run, topic, episodes, truth, pairs)
             for t in truth:
                 if t.key == topic:
                     row.agreement_num_s += _agreement(episodes, t)
