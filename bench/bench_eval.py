@@ -6,7 +6,8 @@ explain it). The tests assert the acceptance thresholds; this prints the whole t
 
     python bench/bench_eval.py            # every scenario (~1 min on 2 idle cores)
     python bench/bench_eval.py --json     # machine-readable
-    python bench/bench_eval.py --soak-hours 1   # false-alarm scenarios for 1 simulated h (~2 min)
+    python bench/bench_eval.py --soak-hours 1   # false-alarm scenarios for 1 simulated h (~80 s)
+    python bench/bench_eval.py --soak-hours 1 --scenario busy_market   # 30 crowds (~3 min)
 """
 
 from __future__ import annotations

@@ -8,15 +8,46 @@ A track is *confirmed* after ``min_hits`` detections, so a one-frame false
 positive never becomes an event, and it ends when it has not been seen for
 ``max_missed_s`` (time, not frames, because the detector does not run on every
 frame).
+
+A track *leaving* the picture (its box cut by the left, right or bottom edge while
+it moves towards that edge) is only continued by a detection still cut by that
+edge: something leaving cannot step back into full view in one pass unless it
+turns round, while someone coming out from behind it, or entering close by, can.
+Without this gate the IoU tracker hands the leaver's id to the newcomer, whose
+dwell then starts from the leaver's entry (a loitering false alarm in a busy
+market; docs/notes.md).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.types import Box, Detection, Track
+
+# A box edge within this of the picture's edge is cut by it (normalised units).
+EDGE_MARGIN = 0.02
+# A detection has stepped back into view when its edge on that side is inside the
+# margin and this much further in than the track's was: more than a box edge's
+# frame-to-frame jitter, so a leaver whose box flickers is not split.
+BACK_IN_VIEW_STEP = 0.01
+# A leaver's far side may move back from the edge by a step and this share of its box
+# (the detector's jitter); further back, it is someone entering there.
+FAR_SIDE_RETREAT_BOXES = 0.15
+# A track leaving by an edge and missed by this many detection passes has left: it
+# ends at once rather than coasting for ``max_missed_s`` where the next person to
+# come in by that edge would pick it up.
+LEFT_AFTER_MISSED_PASSES = 2
+# Moving (and, for a box cut by an edge, moving towards it: its far side, the one the
+# edge does not cut) means at least this many box widths (or heights) per second: a
+# standing person's jitter is below, the slowest walkers in the market ~0.6.
+MOVING_MIN_SPEED_BOXES_PER_S = 0.25
+# A coasting track's box is moved on at its recent speed for at most this long (after
+# that, whoever it was may have stopped or turned: it waits where it was expected).
+COAST_PREDICTION_MAX_S = 1.0
+# How far back the track's own boxes are kept to measure speeds.
+VELOCITY_WINDOW_S = 1.0
 
 
 def label_family(label: str) -> str:
@@ -40,6 +71,113 @@ class _LiveTrack:
     hits: int = 1
     missed: int = 0
     labels: Counter[str] = field(default_factory=Counter)
+    # Recent (time, box) sightings, to tell which picture edge the track is leaving by
+    # (never to predict where it goes).
+    recent: deque[tuple[float, Box]] = field(default_factory=deque)
+
+    def leaving_edges(self) -> frozenset[str]:
+        """The picture edges this track's box is cut by while it moves towards them."""
+        if not self.recent:
+            return frozenset()
+        then_s, then = self.recent[0]
+        box = self.box
+        elapsed_s = self.last_seen_s - then_s
+        if elapsed_s <= 0.0:
+            return frozenset()
+        width, height = max(box.width, 1e-3), max(box.height, 1e-3)
+        min_speed_x = MOVING_MIN_SPEED_BOXES_PER_S * width * elapsed_s
+        min_speed_y = MOVING_MIN_SPEED_BOXES_PER_S * height * elapsed_s
+        edges: set[str] = set()
+        if box.x_max >= 1.0 - EDGE_MARGIN and box.x_min - then.x_min > min_speed_x:
+            edges.add("right")
+        if box.x_min <= EDGE_MARGIN and then.x_max - box.x_max > min_speed_x:
+            edges.add("left")
+        if box.y_max >= 1.0 - EDGE_MARGIN and box.y_min - then.y_min > min_speed_y:
+            edges.add("bottom")
+        return frozenset(edges)
+
+    def still_leaving_by(self, box: Box, edges: frozenset[str]) -> bool:
+        """Whether ``box`` can be this track still leaving by ``edges``. It cannot if it
+        came back into full view on one of them, or if its far side moved back from that
+        edge (someone entering there grows into the picture; a leaver shrinks out of it).
+        """
+        step, inside = BACK_IN_VIEW_STEP, 1.0 - EDGE_MARGIN
+        retreat_x = step + FAR_SIDE_RETREAT_BOXES * self.box.width
+        retreat_y = step + FAR_SIDE_RETREAT_BOXES * self.box.height
+        return not (
+            (
+                "right" in edges
+                and (
+                    box.x_max < min(inside, self.box.x_max - step)
+                    or box.x_min < self.box.x_min - retreat_x
+                )
+            )
+            or (
+                "left" in edges
+                and (
+                    box.x_min > max(EDGE_MARGIN, self.box.x_min + step)
+                    or box.x_max > self.box.x_max + retreat_x
+                )
+            )
+            or (
+                "bottom" in edges
+                and (
+                    box.y_max < min(inside, self.box.y_max - step)
+                    or box.y_min < self.box.y_min - retreat_y
+                )
+            )
+        )
+
+    def follow(self, det: Detection, now_s: float) -> None:
+        """Move onto ``det``, seen at ``now_s``."""
+        self.recent.append((self.last_seen_s, self.box))
+        while self.recent and now_s - self.recent[0][0] > VELOCITY_WINDOW_S:
+            self.recent.popleft()
+        self.box = det.box
+        self.score = det.score
+        self.last_seen_s = now_s
+        self.hits += 1
+        self.missed = 0
+        self.labels[det.label] += 1
+
+    def velocity(self) -> tuple[float, float]:
+        """Box-centre speed over the recent sightings (normalised units per second)."""
+        if not self.recent:
+            return 0.0, 0.0
+        then_s, then = self.recent[0]
+        elapsed_s = self.last_seen_s - then_s
+        if elapsed_s <= 0.0:
+            return 0.0, 0.0
+        (then_x, then_y), (now_x, now_y) = then.centre, self.box.centre
+        return (now_x - then_x) / elapsed_s, (now_y - then_y) / elapsed_s
+
+    def predicted_box(self, now_s: float) -> Box:
+        """Where a track still coasting should be by ``now_s``: its last box moved on at the
+        speed it had over its recent sightings, for at most ``COAST_PREDICTION_MAX_S``.
+        Someone hidden for a moment behind a passer-by comes out ahead of where they
+        were hidden, not where they vanished (where the passer-by now is)."""
+        if self.missed == 0:
+            return self.box
+        velocity_x, velocity_y = self.velocity()
+        ahead_s = min(now_s - self.last_seen_s, COAST_PREDICTION_MAX_S)
+        dx, dy = velocity_x * ahead_s, velocity_y * ahead_s
+        box = self.box
+        return Box(box.x_min + dx, box.y_min + dy, box.x_max + dx, box.y_max + dy)
+
+    def can_be_taken_up(self, now_s: float) -> bool:
+        """Whether a detection may continue this track. One that was walking or driving
+        and has been lost for longer than its position can be predicted may be anywhere
+        by now: in a busy place, whoever next walks through where it was expected would
+        take its id (and its dwell) over. It coasts on unmatched until it ends. Someone
+        standing still stays matchable for the whole ``max_missed_s``."""
+        if self.missed == 0 or now_s - self.last_seen_s <= COAST_PREDICTION_MAX_S:
+            return True
+        velocity_x, velocity_y = self.velocity()
+        box = self.box
+        return (
+            abs(velocity_x) < MOVING_MIN_SPEED_BOXES_PER_S * box.width
+            and abs(velocity_y) < MOVING_MIN_SPEED_BOXES_PER_S * box.height
+        )
 
     def snapshot(self) -> Track:
         return Track(
@@ -75,12 +213,16 @@ class IouTracker:
 
     def update(self, detections: tuple[Detection, ...], now_s: float) -> TrackUpdate:
         settings = self.settings
+        leaving = [track.leaving_edges() for track in self._tracks]
+        expected = [track.predicted_box(now_s) for track in self._tracks]
         pairs = sorted(
             (
-                (track.box.iou(det.box), t_index, d_index)
+                (expected[t_index].iou(det.box), t_index, d_index)
                 for t_index, track in enumerate(self._tracks)
                 for d_index, det in enumerate(detections)
                 if label_family(track.labels.most_common(1)[0][0]) == label_family(det.label)
+                and track.still_leaving_by(det.box, leaving[t_index])
+                and track.can_be_taken_up(now_s)
             ),
             reverse=True,
         )
@@ -93,13 +235,7 @@ class IouTracker:
                 continue
             matched_tracks.add(t_index)
             matched_detections.add(d_index)
-            track, det = self._tracks[t_index], detections[d_index]
-            track.box = det.box
-            track.score = det.score
-            track.last_seen_s = now_s
-            track.hits += 1
-            track.missed = 0
-            track.labels[det.label] += 1
+            self._tracks[t_index].follow(detections[d_index], now_s)
 
         seen_now = [t for i, t in enumerate(self._tracks) if i in matched_tracks]
         for t_index, track in enumerate(self._tracks):
@@ -136,7 +272,9 @@ class IouTracker:
         keep: list[_LiveTrack] = []
         ended: list[Track] = []
         for track in self._tracks:
-            if now_s - track.last_seen_s > self.settings.max_missed_s:
+            if now_s - track.last_seen_s > self.settings.max_missed_s or (
+                track.missed >= LEFT_AFTER_MISSED_PASSES and track.leaving_edges()
+            ):
                 if track.hits >= self.settings.min_hits:
                     ended.append(track.snapshot())
             else:

@@ -54,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from datetime import time as clock_time
 from functools import partial
@@ -169,7 +169,7 @@ def _reseeded(name: str, seed: int) -> Iterator[str]:
         yield name
         return
     variant = f"{name}@seed{seed}"
-    register(replace(base, name=variant, seed=seed))
+    register(base.reseeded(seed, variant))
     try:
         yield variant
     finally:

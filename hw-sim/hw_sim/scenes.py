@@ -15,8 +15,8 @@ whose path runs past the end re-enter at the start, so a live demo never jumps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -371,6 +371,14 @@ class Script:
     fps: float | None = None  # the rate the scenario is meant to be evaluated at
     loops: bool = True  # False for evaluation scenarios with a beginning and an end
     seed: int = 2024
+    # Draws the actors for another seed (a scene whose people change with the seed, so
+    # soaks meet new situations); None: the same ``actors`` whatever the seed.
+    recast: Callable[[int], tuple[Actor, ...]] | None = None
+
+    def reseeded(self, seed: int, name: str) -> Script:
+        """This script drawn with ``seed`` (street, noise and, with ``recast``, actors)."""
+        actors = self.actors if self.recast is None else self.recast(seed)
+        return replace(self, name=name, seed=seed, actors=actors)
 
 
 def _street() -> tuple[Actor, ...]:

@@ -59,3 +59,126 @@ def test_two_objects_swap_nothing_when_they_pass() -> None:
     left_id = next(t.track_id for t in first if t.box.x_min < 0.5)
     second = tracker.update((det("person", 0.12), det("person", 0.68)), 0.2).seen
     assert next(t.track_id for t in second if t.box.x_min < 0.5) == left_id
+
+
+def walker(x_min: float, x_max: float, y_max: float = 0.92, height: float = 0.44) -> Detection:
+    """A person's box, cut at the picture's edge when it reaches it (as a detector sees it)."""
+    return Detection("person", 0, 0.7, Box(max(x_min, 0.0), y_max - height, min(x_max, 1.0), y_max))
+
+
+def walk_out_right(tracker: IouTracker, steps: int = 8) -> tuple[int, float]:
+    """Someone walks right at 0.075 frame widths/s (a slow shopper) until cut by the edge."""
+    track_id, now_s = 0, 0.0
+    for step in range(steps):
+        now_s = step * 0.2
+        x_min = 0.80 + 0.015 * step
+        seen = tracker.update((walker(x_min, x_min + 0.11),), now_s).seen
+        track_id = seen[0].track_id if seen else track_id
+    return track_id, now_s
+
+
+def test_someone_stepping_out_from_behind_a_leaver_gets_a_new_id() -> None:
+    # The leaver is cut by the right edge; the next pass sees only someone who was
+    # hidden behind them, fully in view on a farther lane, overlapping the leaver's box.
+    tracker = IouTracker(TrackerSettings(min_hits=1))
+    leaver_id, now_s = walk_out_right(tracker)
+    newcomer = walker(0.861, 0.971, y_max=0.79, height=0.40)
+    assert tracker.update((newcomer,), now_s + 0.2).seen[0].track_id != leaver_id
+
+
+def test_a_leaver_keeps_its_id_while_its_box_shrinks_at_the_edge() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1))
+    leaver_id, now_s = walk_out_right(tracker)
+    ids = {
+        tracker.update((walker(0.93 + 0.015 * step, 1.2),), now_s + 0.2 * step).seen[0].track_id
+        for step in range(1, 4)
+    }
+    assert ids == {leaver_id}
+
+
+def test_someone_standing_at_the_edge_keeps_their_id_when_their_box_flickers() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1))
+    boxes = [(0.90, 1.0), (0.905, 0.985), (0.895, 1.0), (0.90, 0.97), (0.905, 1.0), (0.90, 0.96)]
+    ids = {
+        tracker.update((walker(x_min, x_max),), step * 0.2).seen[0].track_id
+        for step, (x_min, x_max) in enumerate(boxes)
+    }
+    assert len(ids) == 1
+
+
+def test_someone_leaving_by_the_left_edge_is_not_continued_by_a_newcomer() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1))
+    leaver_id, now_s = 0, 0.0
+    for step in range(8):
+        now_s = step * 0.2
+        x_max = 0.20 - 0.015 * step
+        leaver_id = tracker.update((walker(x_max - 0.11, x_max),), now_s).seen[0].track_id
+    newcomer = walker(0.03, 0.14, y_max=0.79, height=0.40)
+    assert tracker.update((newcomer,), now_s + 0.2).seen[0].track_id != leaver_id
+
+
+def test_someone_hidden_by_a_passer_by_comes_out_with_their_own_id() -> None:
+    # Traced in the market (seed 2029): A walks right on a far lane, B walks left on a
+    # nearer one and hides A for three passes; then both are seen. B's box overlaps
+    # where A vanished, A's box is where A has walked on to meanwhile.
+    tracker = IouTracker(TrackerSettings(min_hits=1))
+    a_id, now_s = 0, 0.0
+    for step in range(6):
+        now_s = step * 0.2
+        x_min = 0.697 + 0.0186 * step
+        a_id = (
+            tracker.update((walker(x_min, x_min + 0.09, y_max=0.70, height=0.38),), now_s)
+            .seen[0]
+            .track_id
+        )
+    for step in range(1, 4):
+        tracker.update((), now_s + 0.2 * step)
+    b_box = walker(0.830, 0.928, y_max=0.82, height=0.41)
+    a_box = walker(0.880, 0.974, y_max=0.72, height=0.38)
+    seen = tracker.update((b_box, a_box), now_s + 0.8).seen
+    by_x = {round(t.box.x_min, 3): t.track_id for t in seen}
+    assert by_x[0.88] == a_id
+    assert by_x[0.83] != a_id
+
+
+def test_a_walker_lost_for_over_a_second_is_not_taken_up_by_the_next_passer_by() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1, max_missed_s=3.0))
+    walker_id = 0
+    for step in range(6):
+        x_min = 0.2 + 0.02 * step
+        walker_id = tracker.update((walker(x_min, x_min + 0.1),), step * 0.2).seen[0].track_id
+    tracker.update((), 1.2)
+    # Seen again where expected within a second: the same walker.
+    assert tracker.update((walker(0.32, 0.42),), 1.4).seen[0].track_id == walker_id
+    for step in range(1, 8):
+        assert tracker.update((), 1.4 + 0.2 * step).ended == ()  # still coasting
+    # 1.4 s later, someone where the walker would have been 1 s on: someone else.
+    assert tracker.update((walker(0.42, 0.52),), 3.0).seen[0].track_id != walker_id
+
+
+def test_someone_standing_still_is_taken_up_again_after_a_long_miss() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1, max_missed_s=3.0))
+    still_id = 0
+    for step in range(6):
+        still_id = tracker.update((walker(0.40, 0.50),), step * 0.2).seen[0].track_id
+    for step in range(1, 13):
+        tracker.update((), 1.0 + 0.2 * step)
+    assert tracker.update((walker(0.401, 0.501),), 3.8).seen[0].track_id == still_id
+
+
+def test_a_leaver_missed_twice_has_left_and_ends_at_once() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1, max_missed_s=3.0))
+    leaver_id, now_s = walk_out_right(tracker)
+    assert tracker.update((), now_s + 0.2).ended == ()
+    ended = tracker.update((), now_s + 0.4).ended
+    assert [t.track_id for t in ended] == [leaver_id]
+    # Whoever comes in by that edge next is someone new.
+    newcomer = walker(0.93, 1.2)
+    assert tracker.update((newcomer,), now_s + 0.6).seen[0].track_id != leaver_id
+
+
+def test_someone_standing_at_the_edge_coasts_for_the_usual_time() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1, max_missed_s=3.0))
+    for step in range(6):
+        tracker.update((walker(0.90, 1.2),), step * 0.2)
+    assert all(tracker.update((), 1.0 + 0.2 * step).ended == () for step in range(1, 10))
