@@ -9,13 +9,20 @@ positive never becomes an event, and it ends when it has not been seen for
 ``max_missed_s`` (time, not frames, because the detector does not run on every
 frame).
 
-A track *leaving* the picture (its box cut by the left, right or bottom edge while
-it moves towards that edge) is only continued by a detection still cut by that
-edge: something leaving cannot step back into full view in one pass unless it
-turns round, while someone coming out from behind it, or entering close by, can.
-Without this gate the IoU tracker hands the leaver's id to the newcomer, whose
-dwell then starts from the leaver's entry (a loitering false alarm in a busy
-market; docs/notes.md).
+Three rules keep an id from passing from one person to the next in a busy place,
+where it would make one "loiterer" out of a string of passers-by (each traced to a
+false alarm in the market soak; docs/analytics.md, "The tracker"):
+
+- a *coasting* track (missed by the last pass) is matched where its speed over its
+  last second puts it now, for at most ``COAST_PREDICTION_MAX_S``: someone hidden by
+  a passer-by comes out ahead of where they vanished, where the passer-by now is;
+- a track that was *moving* and has been lost for longer than that is no longer
+  matched (it coasts on until it ends): the next person through the spot is someone
+  else. A still one stays matchable for the whole ``max_missed_s``;
+- a track *leaving* the picture (its box cut by the left, right or bottom edge while
+  it moves towards that edge) is only continued by a box still leaving by that edge,
+  and ends when missed twice: someone leaving shrinks out of the picture, someone
+  entering there or stepping out from behind them grows into it.
 """
 
 from __future__ import annotations
@@ -71,19 +78,25 @@ class _LiveTrack:
     hits: int = 1
     missed: int = 0
     labels: Counter[str] = field(default_factory=Counter)
-    # Recent (time, box) sightings, to tell which picture edge the track is leaving by
-    # (never to predict where it goes).
+    # (time, box) of the sightings before the last one within ``VELOCITY_WINDOW_S``:
+    # how fast the track moves, and towards which picture edge.
     recent: deque[tuple[float, Box]] = field(default_factory=deque)
+
+    def _window(self) -> tuple[Box, float] | None:
+        """The oldest recent box and the time from it to the last sighting, if any."""
+        if not self.recent:
+            return None
+        then_s, then = self.recent[0]
+        elapsed_s = self.last_seen_s - then_s
+        return (then, elapsed_s) if elapsed_s > 0.0 else None
 
     def leaving_edges(self) -> frozenset[str]:
         """The picture edges this track's box is cut by while it moves towards them."""
-        if not self.recent:
+        window = self._window()
+        if window is None:
             return frozenset()
-        then_s, then = self.recent[0]
+        then, elapsed_s = window
         box = self.box
-        elapsed_s = self.last_seen_s - then_s
-        if elapsed_s <= 0.0:
-            return frozenset()
         width, height = max(box.width, 1e-3), max(box.height, 1e-3)
         min_speed_x = MOVING_MIN_SPEED_BOXES_PER_S * width * elapsed_s
         min_speed_y = MOVING_MIN_SPEED_BOXES_PER_S * height * elapsed_s
@@ -142,12 +155,10 @@ class _LiveTrack:
 
     def velocity(self) -> tuple[float, float]:
         """Box-centre speed over the recent sightings (normalised units per second)."""
-        if not self.recent:
+        window = self._window()
+        if window is None:
             return 0.0, 0.0
-        then_s, then = self.recent[0]
-        elapsed_s = self.last_seen_s - then_s
-        if elapsed_s <= 0.0:
-            return 0.0, 0.0
+        then, elapsed_s = window
         (then_x, then_y), (now_x, now_y) = then.centre, self.box.centre
         return (now_x - then_x) / elapsed_s, (now_y - then_y) / elapsed_s
 
