@@ -34,6 +34,7 @@ from edge_agent.pipeline import CameraPipeline, EventSink, FrameOutput, GateSett
 from edge_agent.remote import CommandHandler
 from edge_agent.rules import build_rules
 from edge_agent.stats import CameraStats, build_stats, encode_stats, stats_expiry_s
+from edge_agent.status import Condition, Health, condition_of, open_indicator
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.types import Box, Frame, OutboundMessage
 from edge_agent.zones import Zone, zones_from_config
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CAPTURE_TIMEOUT_S = 1.0
 CAPTURE_RETRY_S = 5.0  # after a capture backend raised
+STATUS_INTERVAL_S = 1.0  # how often the status LED's condition is re-evaluated
 PREVIEW_EXPIRY_S = 10
 
 
@@ -177,6 +179,7 @@ class CameraWorker:
     latest: Frame | None = None  # for snapshots and previews
     preview: _Preview | None = None
     stats_mark: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # frames, runs, invoke_s, t
+    last_frame_mono_s: float | None = None  # when the analysis thread last got a frame
 
 
 class Agent:
@@ -190,6 +193,16 @@ class Agent:
         self._started_mono_s = time.monotonic()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # First, so the LED flickers "starting" while the model loads.
+        self.indicator = open_indicator(config.status.led)
+        self.indicator.show(Condition.STARTING)
+        try:
+            self._assemble(config)
+        except BaseException:
+            self.indicator.close()  # release the pin: the process may go on (tests, a retry)
+            raise
+
+    def _assemble(self, config: AgentConfig) -> None:
         self.outbox = Outbox.from_config(config.outbox)
         if self.outbox.recovered_from is not None:
             log.error(
@@ -285,6 +298,7 @@ class Agent:
                     worker.pipeline.idle(time.monotonic(), time.time())
                 continue
             last_frame = worker.latest = frame
+            worker.last_frame_mono_s = time.monotonic()
             try:
                 worker.pipeline.process(frame)
             except Exception as error:  # one bad frame must not stop the camera
@@ -302,10 +316,11 @@ class Agent:
 
     def _housekeeping_loop(self) -> None:
         next_stats_s = time.monotonic() + self.config.stats_interval_s
-        wait_s = self.config.stats_interval_s
+        wait_s = min(self.config.stats_interval_s, STATUS_INTERVAL_S)
         while not self._stop.wait(wait_s):
             now_s = time.monotonic()
             try:
+                self.indicator.show(self.condition(now_s))
                 for worker in self.workers:
                     self._send_preview(worker, now_s)
                 if now_s >= next_stats_s:
@@ -313,16 +328,33 @@ class Agent:
                     self.publish_stats()
             except Exception:  # never let a stats bug stop the device
                 log.exception("housekeeping failed")
-            wait_s = self._next_wake_s(next_stats_s)
+            wait_s = self._next_wake_s(min(next_stats_s, now_s + STATUS_INTERVAL_S))
 
-    def _next_wake_s(self, next_stats_s: float) -> float:
-        """Seconds until stats or a preview frame are due (previews change under us)."""
-        due = [next_stats_s]
+    def _next_wake_s(self, next_due_s: float) -> float:
+        """Seconds until the status, stats or a preview frame are due (previews change
+        under us)."""
+        due = [next_due_s]
         for worker in self.workers:
             preview = worker.preview  # read once: a command may switch it off meanwhile
             if preview is not None:
                 due.append(preview.next_due_s)
         return max(0.05, min(due) - time.monotonic())
+
+    def condition(self, now_s: float) -> Condition:
+        """The device's condition now (the LED's pattern): ``starting`` until every camera
+        has sent a frame or ``status.camera_silent_after_s`` has passed since the start."""
+        silent_after_s = self.config.status.camera_silent_after_s
+        last_frames = [w.last_frame_mono_s for w in self.workers]
+        if None in last_frames and now_s - self._started_mono_s < silent_after_s:
+            return Condition.STARTING
+        delivering = sum(1 for t in last_frames if t is not None and now_s - t <= silent_after_s)
+        return condition_of(
+            Health(
+                cameras=len(self.workers),
+                cameras_delivering=delivering,
+                uplink_connected=self.publisher.connected,
+            )
+        )
 
     def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
         preview = worker.preview
@@ -407,6 +439,8 @@ class Agent:
             "outbox": stats["outbox"],
             "cameras": stats["cameras"],
             "previews": [w.config.id for w in self.workers if w.preview is not None],
+            "condition": self.condition(time.monotonic()).value,
+            "status_led": self.indicator.description,
         }
 
     def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
@@ -449,4 +483,5 @@ class Agent:
         if depth:
             log.info("stopped with %d message(s) kept in the outbox for the next start", depth)
         self.outbox.close()
+        self.indicator.close()
         log.info("agent stopped")

@@ -195,6 +195,28 @@ class OutboxConfig(StrictModel):
     historical_after_s: float = Field(60.0, ge=0)  # older than this at send time → historical
 
 
+class StatusLedConfig(StrictModel):
+    """An LED on a GPIO pin showing the device's condition (edge_agent/status.py)."""
+
+    pin: int | str  # BCM number (17) or a gpiozero pin name ("GPIO17", "BOARD11")
+    active_high: bool = True  # False when the LED is wired from 3.3 V to the pin
+
+    @field_validator("pin")
+    @classmethod
+    def _plausible_pin(cls, pin: int | str) -> int | str:
+        if isinstance(pin, int) and not 0 <= pin <= 53:
+            raise ValueError(f"GPIO {pin} does not exist (BCM numbers are 0-53)")
+        if isinstance(pin, str) and not pin.strip():
+            raise ValueError("give a BCM number (17) or a pin name (GPIO17, BOARD11)")
+        return pin
+
+
+class StatusConfig(StrictModel):
+    led: StatusLedConfig | None = None  # none: the condition is only in the status reply
+    # A camera whose last frame is older than this counts as failed (LED, status reply).
+    camera_silent_after_s: float = Field(10.0, gt=0)
+
+
 class AgentConfig(StrictModel):
     site_id: Identifier
     device_id: Identifier
@@ -206,6 +228,7 @@ class AgentConfig(StrictModel):
     events: EventsConfig = Field(default_factory=EventsConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
     stats_interval_s: float = Field(60.0, ge=1.0)
 
     @field_validator("cameras")

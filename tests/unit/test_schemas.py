@@ -52,6 +52,7 @@ from edge_agent.remote import (
 from edge_agent.rules import build_rules
 from edge_agent.rules.testing import RuleDriver, Seen, standing
 from edge_agent.stats import CameraStats, build_stats, encode_stats, stats_expiry_s
+from edge_agent.status import Condition, NoIndicator
 from edge_agent.track import TrackUpdate
 from edge_agent.types import (
     Box,
@@ -673,11 +674,15 @@ class AgentStandIn:
         self.topics = TOPICS
         self.publisher = publisher
         self.commands = CommandHandler(self)
+        self.indicator = NoIndicator()
         frame = Frame("cam1", 0, 1_764_448_000.0, 0.0, IMAGE)
         self.workers = [
             SimpleNamespace(config=SimpleNamespace(id="cam1"), latest=frame, preview=None),
             SimpleNamespace(config=SimpleNamespace(id="cam2"), latest=None, preview=None),
         ]
+
+    def condition(self, now_s: float) -> Condition:
+        return Condition.UPLINK_DOWN
 
     def stats_body(self, **_options: object) -> dict[str, object]:
         outbox, publisher, cameras = stats_inputs()
@@ -1007,6 +1012,7 @@ def test_wrong_replies_fail(device: tuple[Publisher, FakePaho, AgentStandIn]) ->
             ]
         if name == "reply-status":
             wrongs.append(("outbox key missing", {**body, "outbox": {}}))
+            wrongs.append(("unknown condition", {**body, "condition": "fine"}))
         check_wrong(name, body, iter(wrongs))
 
 
