@@ -1,7 +1,9 @@
 """An IoU tracker: gives each object a stable id across frames.
 
 Greedy matching on IoU, best pairs first, is enough at the frame rates and
-object counts of a street camera, and it is predictable. Vehicles match each
+object counts of a street camera, and it is predictable. Confirmed tracks choose
+first: a second box the detector put on part of a person for one frame seeds a
+tentative track, which must not take that person's box in the next frame. Vehicles match each
 other across labels (a detector that flips between "car" and "truck" must not
 split one vehicle into two events); the label shown is the one seen most often.
 A track is *confirmed* after ``min_hits`` detections, so a one-frame false
@@ -226,22 +228,26 @@ class IouTracker:
         settings = self.settings
         leaving = [track.leaving_edges() for track in self._tracks]
         expected = [track.predicted_box(now_s) for track in self._tracks]
+        # Confirmed tracks choose first, best overlap first; tentative ones get what is
+        # left. A detector that boxes one person twice for a frame (the whole body and a
+        # part) seeds a tentative track on the part; in the next frame the one box left
+        # may overlap that part more than the whole, and must still go to the person's
+        # own track, not confirm a duplicate (seen on the room clip).
         pairs = sorted(
             (
-                (expected[t_index].iou(det.box), t_index, d_index)
+                (track.hits >= settings.min_hits, iou, t_index, d_index)
                 for t_index, track in enumerate(self._tracks)
                 for d_index, det in enumerate(detections)
                 if label_family(track.labels.most_common(1)[0][0]) == label_family(det.label)
                 and track.still_leaving_by(det.box, leaving[t_index])
                 and track.can_be_taken_up(now_s)
+                and (iou := expected[t_index].iou(det.box)) >= settings.iou_threshold
             ),
             reverse=True,
         )
         matched_tracks: set[int] = set()
         matched_detections: set[int] = set()
-        for iou, t_index, d_index in pairs:
-            if iou < settings.iou_threshold:
-                break
+        for _confirmed, _iou, t_index, d_index in pairs:
             if t_index in matched_tracks or d_index in matched_detections:
                 continue
             matched_tracks.add(t_index)

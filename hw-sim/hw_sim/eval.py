@@ -69,7 +69,7 @@ from edge_agent.config import AgentConfig, parse_config
 from edge_agent.detect.base import Detector
 from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.pipeline import FrameOutput
-from edge_agent.types import Frame, Lifecycle, OutboundMessage
+from edge_agent.types import Frame, Lifecycle, ObjectEvent, OutboundMessage
 from hw_sim.scenes import SCRIPTS, Expectations, Script, register, scenario_names, script
 
 EVAL_DATE = date(2025, 6, 18)  # a Wednesday: the day "HH:MM" clock starts fall on
@@ -135,11 +135,13 @@ class CollectingSink:
         self.alerts: list[Alert] = []
         self.states: list[SceneState] = []
         self.counts: list[CountReport] = []
+        self.events: list[ObjectEvent] = []
 
     def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
         self.alerts.extend(output.alerts)
         self.states.extend(output.states)
         self.counts.extend(output.counts)
+        self.events.extend(output.events)
 
 
 @dataclass

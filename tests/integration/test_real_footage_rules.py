@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hw_sim.eval import CollectingSink
 from realdata import require_media, require_model
 
@@ -107,6 +108,25 @@ def test_one_intrusion_alert_per_person_who_walks_in() -> None:
     for end, (first, last_frame) in zip(ends, PEOPLE_IN_VIEW, strict=True):
         assert end.end_s is not None
         assert first <= frame_of(end.end_s) <= last_frame + 40  # tracker coasting: up to 3 s
+
+
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_one_object_event_per_person_at_10_5_and_3_fps(every: int) -> None:
+    # The detector sometimes boxes one person twice for a frame (the body and a part of
+    # it); the tracker must not turn the part into a second person (docs/analytics.md).
+    require_model(MODEL)
+    video = require_media("intel_one-by-one-person-detection.mp4")
+    sink, last = replay(config(video, 10.0 / every, {}), every=every)
+    file_start_s = last.captured_at_s - last.monotonic_s
+
+    def frame_of(wall_s: float) -> float:
+        return (wall_s - file_start_s) * 10.0
+
+    news = [e for e in sink.events if e.lifecycle is Lifecycle.NEW and e.label == "person"]
+    assert len(news) == len(PEOPLE_IN_VIEW), [round(frame_of(e.start_s)) for e in news]
+    for event, (first, last_frame) in zip(news, PEOPLE_IN_VIEW, strict=True):
+        # PEOPLE_IN_VIEW was marked for "in the room"; the detector sees the door first.
+        assert first - 10 <= frame_of(event.start_s) <= last_frame
 
 
 def test_vehicle_counts_match_the_frames() -> None:

@@ -182,3 +182,21 @@ def test_someone_standing_at_the_edge_coasts_for_the_usual_time() -> None:
     for step in range(6):
         tracker.update((walker(0.90, 1.2),), step * 0.2)
     assert all(tracker.update((), 1.0 + 0.2 * step).ended == () for step in range(1, 10))
+
+
+def test_a_second_box_on_one_person_does_not_become_a_second_person() -> None:
+    # Room clip: for one frame the detector boxes a walker twice (the whole body and a
+    # part of it); next frame the one box left overlaps the part more than the body.
+    tracker = IouTracker(TrackerSettings(min_hits=2))
+    person_id = 0
+    for step in range(4):
+        x_min = 0.45 + 0.02 * step
+        seen = tracker.update(
+            (walker(x_min, x_min + 0.28, y_max=0.92, height=0.89),), step * 0.2
+        ).seen
+        person_id = seen[0].track_id if seen else person_id
+    body = walker(0.53, 0.81, y_max=0.92, height=0.89)
+    part = walker(0.64, 0.80, y_max=0.76, height=0.73)
+    tracker.update((body, part), 0.8)
+    seen = tracker.update((walker(0.65, 0.85, y_max=0.91, height=0.85),), 1.0).seen
+    assert [t.track_id for t in seen] == [person_id]
