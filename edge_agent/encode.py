@@ -7,7 +7,7 @@ can tell an old device from a new one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge_agent.analytics import Alert, CountReport, SceneState
 from edge_agent.types import MessageClass, ObjectEvent, OutboundMessage, Thumbnail
@@ -131,6 +131,23 @@ def encode_alert(topics: Topics, alert: Alert, boot_id: str) -> OutboundMessage:
     return _json_message(
         topics.events(alert.camera_id), MessageClass.ALERT, alert_body(alert, boot_id), "alert"
     )
+
+
+END_REASON_RESTART = "restart"
+
+
+def interrupted_end(last: OutboundMessage) -> OutboundMessage:
+    """The ``end`` of an event or alert that the previous run left open (it died first),
+    from the last ``new``/``update`` it stored: ended at that message's time (when it
+    was last known to be going on), marked ``end_reason: "restart"``, under the boot
+    that opened it."""
+    if last.json_body is None:
+        raise ValueError(f"not a JSON lifecycle message: {last.topic}")
+    body = dict(last.json_body)
+    body["type"] = "end"
+    body["end"] = body.get("ts")
+    body["end_reason"] = END_REASON_RESTART
+    return replace(last, json_body=body)
 
 
 def state_body(state: SceneState, boot_id: str) -> dict[str, object]:

@@ -102,6 +102,8 @@ EVICTION_PRIORITY: dict[MessageClass, int] = {
     MessageClass.STATE: 2,
     MessageClass.THUMBNAIL: 3,
 }
+LIFECYCLE_CLASSES = frozenset({MessageClass.EVENT, MessageClass.ALERT})
+"""Classes whose messages follow a new/update/end lifecycle by ``id``."""
 _NOTICE_PRIORITY = -1  # gap notices: first out, never evicted nor expired
 _URGENT_MAX_PRIORITY = 0  # priority <= this jumps the queue (notices and alerts)
 NOTICE_CLASS = "gaps"
@@ -138,6 +140,13 @@ CREATE TABLE IF NOT EXISTS gaps (
     seq_from INTEGER PRIMARY KEY,
     seq_to INTEGER NOT NULL UNIQUE,
     detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS open_lifecycles (
+    id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    message_class TEXT NOT NULL,
+    body TEXT NOT NULL,
+    user_properties TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
@@ -649,6 +658,7 @@ class Outbox:
                             ),
                         )
                         assert cursor.lastrowid is not None
+                        self._track_lifecycle_locked(messages[item.seq - first_seq])
                         _add(deltas, "mem:depth_rows", 1)
                         _add(deltas, "mem:depth_bytes", size)
                         result.append(replace(item, row_id=cursor.lastrowid))
@@ -672,6 +682,51 @@ class Outbox:
                 ", ".join(f"{n} {cls}" for cls, n in sorted(evicted.items())),
             )
         return result
+
+    def _track_lifecycle_locked(self, message: OutboundMessage) -> None:
+        """Remember the last ``new``/``update`` of each event or alert until its ``end``,
+        in the same transaction as the message: a restart can then end what a crash or
+        power cut left open (``open_lifecycles``)."""
+        body = message.json_body
+        if message.message_class not in LIFECYCLE_CLASSES or body is None:
+            return
+        lifecycle_id, step = body.get("id"), body.get("type")
+        if not isinstance(lifecycle_id, str):
+            return
+        if step == "end":
+            self._conn.execute("DELETE FROM open_lifecycles WHERE id = ?", (lifecycle_id,))
+        elif step in ("new", "update"):
+            self._conn.execute(
+                "INSERT OR REPLACE INTO open_lifecycles"
+                " (id, topic, message_class, body, user_properties) VALUES (?, ?, ?, ?, ?)",
+                (
+                    lifecycle_id,
+                    message.topic,
+                    message.message_class.value,
+                    json.dumps(body),
+                    json.dumps([list(p) for p in message.user_properties]),
+                ),
+            )
+
+    def open_lifecycles(self) -> list[OutboundMessage]:
+        """The last ``new``/``update`` of every event and alert whose ``end`` was never
+        stored (the previous run died with them open), oldest first."""
+        with self._lock:
+            self._check_open()
+            rows = self._conn.execute(
+                "SELECT topic, message_class, body, user_properties FROM open_lifecycles"
+                " ORDER BY rowid"
+            ).fetchall()
+        return [
+            OutboundMessage(
+                topic=topic,
+                message_class=MessageClass(message_class),
+                qos=1,
+                json_body=json.loads(body),
+                user_properties=_parse_user_properties(user_properties),
+            )
+            for topic, message_class, body, user_properties in rows
+        ]
 
     def _burn_locked(self, stored: Sequence[StoredMessage]) -> None:
         """A failed enqueue: its seqs are used up and reported as 'unstored' later."""

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -237,6 +237,57 @@ def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0
     assert os.path.exists(outbox_path)
+
+
+def test_an_event_open_when_the_agent_is_killed_is_ended_by_the_next_run(
+    tmp_path: Path, private_broker: LocalBroker, agent_processes: list[subprocess.Popen[str]]
+) -> None:
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    # person_walks_in, in real time: someone walks in at 5 s and stands until 21 s.
+    config = write_config(
+        tmp_path / "agent.yaml", mqtt={"host": "127.0.0.1", "port": private_broker.port}
+    )
+    steps: list[dict[str, object]] = []
+    lock = threading.Lock()
+
+    def on_message(message: ReceivedMessage) -> None:
+        with lock:
+            steps.append(message.json())
+
+    def seen(predicate: Callable[[dict[str, object]], bool]) -> list[dict[str, object]]:
+        with lock:
+            return [step for step in steps if predicate(step)]
+
+    with Subscriber(
+        "127.0.0.1",
+        private_broker.port,
+        ["city/test-site/dev-1/events/#"],
+        client_id="e2e-open-at-kill",
+        on_message=on_message,
+    ) as subscriber:
+        subscriber.start(timeout_s=10.0)
+        first = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
+        agent_processes.append(first)
+        wait_until(lambda: seen(lambda s: s["type"] == "new"), 60.0, "the person's new event")
+        first.send_signal(signal.SIGKILL)  # with the person still standing there
+        first.wait(timeout=30)
+        (opened,) = seen(lambda s: s["type"] == "new")
+        assert not seen(lambda s: s["type"] == "end")
+
+        second = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
+        agent_processes.append(second)
+
+        def ended_by_restart() -> list[dict[str, object]]:
+            return seen(lambda s: s["id"] == opened["id"] and s["type"] == "end")
+
+        wait_until(ended_by_restart, 60.0, "the next run ending the open event")
+        (end,) = ended_by_restart()
+        assert end["end_reason"] == "restart"
+        assert end["boot"] == opened["boot"]  # ended under the run that opened it
+        assert isinstance(end["end"], float) and end["end"] >= opened["start"]  # type: ignore[operator]
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
 
 
 def test_check_config_refuses_a_password_in_a_file_others_can_read(tmp_path: Path) -> None:

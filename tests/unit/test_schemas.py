@@ -36,6 +36,7 @@ from edge_agent.encode import (
     encode_event,
     encode_state,
     encode_thumbnail,
+    interrupted_end,
 )
 from edge_agent.events import EventEngine
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher, PublisherStats
@@ -447,6 +448,25 @@ def test_a_whole_event_lifecycle_from_the_engine_validates(outbox: Outbox) -> No
     assert [e["seq"] for e in events] == [1, 2, 3]
 
 
+def test_the_end_a_restart_sends_for_what_a_dead_run_left_open_validates(
+    outbox: Outbox,
+) -> None:
+    # A run dies after new/update of an event and an alert; the next one ends them.
+    alerts, _ = rule_outputs()
+    opened = [encode_event(TOPICS, e, BOOT) for e in lifecycle_events()[:2]]
+    opened.append(encode_alert(TOPICS, next(a for a in alerts if a.end_s is None), BOOT))
+    outbox.enqueue_many(opened)
+    left = outbox.open_lifecycles()
+    assert {(m.json_body or {})["type"] for m in left} <= {"new", "update"} and len(left) == 2
+    for message in left:
+        body = stored_json(outbox, interrupted_end(message))
+        kind = "event" if body["kind"] == "object" else "alert"
+        validator(kind).validate(body)
+        assert (body["type"], body["end_reason"], body["boot"]) == ("end", "restart", BOOT)
+        assert body["end"] == body["ts"] == (message.json_body or {})["ts"]
+    assert outbox.open_lifecycles() == []
+
+
 @pytest.mark.parametrize("age_s", [0.0, 3600.0], ids=["live", "historical"])
 def test_every_durable_message_validates_as_sent(outbox: Outbox, age_s: float) -> None:
     outbox.enqueue_many(durable_messages())
@@ -841,6 +861,8 @@ def lifecycle_mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
     yield "new with an end time", {**body, "type": "new", "end": body["start"] + 1}
     yield "end without an end time", {**body, "type": "end", "end": None}
     yield "camera with a slash", {**body, "camera": "cam/1"}
+    yield "an end reason on a new", {**body, "type": "new", "end": None, "end_reason": "restart"}
+    yield "an unknown end reason", {**body, "type": "end", "end": 1.0, "end_reason": "crash"}
 
 
 def event_mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
