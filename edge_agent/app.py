@@ -33,7 +33,13 @@ from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
 from edge_agent.pipeline import CameraPipeline, EventSink, FrameOutput, GateSettings
 from edge_agent.remote import CommandHandler
 from edge_agent.rules import build_rules
-from edge_agent.stats import CameraStats, build_stats, encode_stats, stats_expiry_s
+from edge_agent.stats import (
+    STATS_SCHEMA,
+    CameraStats,
+    build_stats,
+    encode_stats,
+    stats_expiry_s,
+)
 from edge_agent.status import Condition, Health, condition_of, open_indicator
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.types import Box, Frame, OutboundMessage
@@ -435,6 +441,7 @@ class Agent:
             encode_stats(self.stats_body()),
             content_type="application/json",
             expiry_s=stats_expiry_s(self.config.stats_interval_s),
+            user_properties=(("schema", STATS_SCHEMA),),
         )
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------

@@ -598,6 +598,7 @@ class Publisher:
         expiry_s: float,
         qos: int = 0,
         retain: bool = False,
+        user_properties: tuple[tuple[str, str], ...] = (),
     ) -> bool:
         """Send a latest-only message (stats, preview) now, or drop it: never buffered.
 
@@ -619,7 +620,11 @@ class Publisher:
                     payload,
                     qos=qos,
                     retain=retain,
-                    properties=self._properties(content_type, expiry_s=math.ceil(expiry_s)),
+                    properties=self._properties(
+                        content_type,
+                        expiry_s=math.ceil(expiry_s),
+                        user_properties=user_properties,
+                    ),
                 )
                 sent = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
             except ValueError as error:
@@ -1143,11 +1148,15 @@ class Publisher:
         return _compact_json(body)
 
     def _properties(
-        self, content_type: str, *, expiry_s: int | None = None
+        self,
+        content_type: str,
+        *,
+        expiry_s: int | None = None,
+        user_properties: tuple[tuple[str, str], ...] = (),
     ) -> _PackedProperties | None:
         if not self._v5:
             return None
-        return _plain_properties(content_type, expiry_s=expiry_s)
+        return _plain_properties(content_type, user_properties, expiry_s=expiry_s)
 
 
 class Subscriber:

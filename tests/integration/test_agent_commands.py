@@ -136,6 +136,8 @@ def test_stats_arrive_periodically_with_health_and_outbox_figures(
     message = centre.inbox.on(f"{ROOT}/stats")[-1]
     assert message.qos == 0 and not message.retain
     assert message.properties.MessageExpiryInterval >= 1
+    assert ("schema", "edge-agent/stats/1") in message.properties.UserProperty
+    assert message.properties.UserProperty[0] == ("v", "1")
     stats = json.loads(message.payload)
     assert stats["v"] == 1 and stats["uptime_s"] > 0
     assert {"depth_rows", "evicted", "expired", "disk_free_bytes"} <= set(stats["outbox"])

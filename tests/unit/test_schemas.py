@@ -815,7 +815,8 @@ def test_stats_and_previews_are_volatile_with_expiry(
     (sent,) = fake.sent
     assert (sent.topic, sent.qos, sent.retain) == (TOPICS.stats, 0, False)
     assert sent.expiry_s == stats_expiry_s(30.0) == 60
-    assert sent.content_type == "application/json" and sent.user_properties == [("v", "1")]
+    assert sent.content_type == "application/json"
+    assert sent.user_properties == [("v", "1"), ("schema", "edge-agent/stats/1")]
     validator("stats").validate(sent.json())
     # Previews: the agent sends them exactly like this (app.Agent._send_preview).
     jpeg = target.snapshot_jpeg("cam1", 480)
