@@ -425,6 +425,9 @@ class Agent:
                 inference_ms=1000.0 * d_invoke_s / d_runs if d_runs else None,
                 motion_ratio=worker.pipeline.last_motion_ratio,
                 source=worker.source.health(),
+                failed_frames=worker.errors,
+                last_error=worker.last_error,
+                stage_errors=dict(worker.pipeline.stage_errors),
             )
         return build_stats(
             boot_id=self.boot_id,

@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from edge_agent.types import SourceHealth
@@ -43,6 +43,11 @@ class CameraStats:
     inference_ms: float | None  # mean detector invoke time, None if it did not run
     motion_ratio: float | None  # mean share of changed pixels
     source: SourceHealth | None = None
+    # Since start: capture reads and frame analyses that raised (the camera went on),
+    # the last one's message, and failures per rule or analyzer (each guarded alone).
+    failed_frames: int = 0
+    last_error: str | None = None
+    stage_errors: Mapping[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -50,6 +55,9 @@ class CameraStats:
             "detector_runs": self.detector_runs,
             "inference_ms": _number(self.inference_ms, 2),
             "motion_ratio": _number(self.motion_ratio, 4),
+            "failed_frames": self.failed_frames,
+            "last_error": self.last_error,
+            "stage_errors": dict(self.stage_errors),
         }
         if self.source is not None:
             body["source"] = {

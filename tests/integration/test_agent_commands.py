@@ -22,6 +22,8 @@ from realdata import require_media, require_model
 from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
 from edge_agent.config import parse_config
+from edge_agent.pipeline import FrameOutput
+from edge_agent.types import Frame
 
 ROOT = "city/cmd-site/dev-1"
 
@@ -144,6 +146,34 @@ def test_stats_arrive_periodically_with_health_and_outbox_figures(
     camera = stats["cameras"]["cam1"]
     assert camera["fps"] > 0 and camera["source"]["connected"] is True
     assert stats["publisher"]["connected"] is True
+
+
+def test_a_frame_whose_analysis_fails_is_counted_in_stats_and_the_camera_goes_on(
+    running_agent: tuple[Agent, Centre],
+) -> None:
+    agent, centre = running_agent
+    worker = agent.workers[0]
+    real_process = worker.pipeline.process
+    failures = iter([RuntimeError("a bug in a rule")])
+
+    def process_failing_once(frame: Frame, **options: bool) -> FrameOutput:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_process(frame, **options)
+
+    worker.pipeline.process = process_failing_once  # type: ignore[method-assign]
+    frames_before = worker.pipeline.clock.frames
+
+    def stats_with_the_failure() -> list[dict[str, object]]:
+        bodies = [json.loads(m.payload) for m in centre.inbox.on(f"{ROOT}/stats")]
+        return [b for b in bodies if b["cameras"]["cam1"]["failed_frames"] == 1]
+
+    wait_until(stats_with_the_failure, 30.0, "stats counting the failed frame")
+    camera = stats_with_the_failure()[-1]["cameras"]["cam1"]
+    assert camera["last_error"] == "analysis failed: a bug in a rule"
+    assert camera["stage_errors"] == {}
+    wait_until(lambda: worker.pipeline.clock.frames > frames_before + 5, 30.0, "more frames")
 
 
 def test_ping_snapshot_and_bad_commands_get_replies(running_agent: tuple[Agent, Centre]) -> None:

@@ -37,6 +37,9 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
             inference_ms=float("nan"),
             motion_ratio=0.123456,
             source=SourceHealth(connected=True, frames_read=300, reconnects=1),
+            failed_frames=2,
+            last_error="analysis failed: boom",
+            stage_errors={"flood": 2},
         ),
         "cam2": {"fps": float("inf"), "note": "passed through"},
     }
@@ -77,6 +80,9 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
         "detector_runs": 120,
         "inference_ms": None,  # NaN is not JSON
         "motion_ratio": 0.1235,
+        "failed_frames": 2,
+        "last_error": "analysis failed: boom",
+        "stage_errors": {"flood": 2},
         "source": {
             "connected": True,
             "frames_read": 300,
