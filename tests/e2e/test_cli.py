@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,29 @@ def agent_processes() -> Iterator[list[subprocess.Popen[str]]]:
         process.wait(timeout=30)
 
 
+def run_agent(config: Path, processes: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    """``edge-agent run`` as a service manager starts it (the fixture reaps it)."""
+    process = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
+    processes.append(process)
+    return process
+
+
+@contextmanager
+def watching_events(
+    port: int, client_id: str, on_message: Callable[[ReceivedMessage], None]
+) -> Iterator[Subscriber]:
+    """A consumer of the test device's events, subscribed before anything is sent."""
+    with Subscriber(
+        "127.0.0.1",
+        port,
+        ["city/test-site/dev-1/events/#"],
+        client_id=client_id,
+        on_message=on_message,
+    ) as subscriber:
+        subscriber.start(timeout_s=10.0)
+        yield subscriber
+
+
 def durable_events(outbox_path: Path) -> dict[int, str]:
     """seq → event id of the event messages the agent has made durable so far."""
     if not outbox_path.exists():
@@ -200,8 +224,7 @@ def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
         cameras=[camera],
         mqtt={"host": "127.0.0.1", "port": private_broker.port},
     )
-    first = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
-    agent_processes.append(first)
+    first = run_agent(config, agent_processes)
     # The scene's one person makes new + updates + end; wait for the lifecycle to be durable.
     wait_until(lambda: len(durable_events(outbox_path)) >= 2, 120.0, "events in the outbox")
     first.send_signal(signal.SIGKILL)
@@ -218,16 +241,8 @@ def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
         with lock:
             received[int(body["seq"])] = body["id"]
 
-    with Subscriber(
-        "127.0.0.1",
-        private_broker.port,
-        ["city/test-site/dev-1/events/#"],
-        client_id="e2e-sigkill-watch",
-        on_message=on_message,
-    ) as subscriber:
-        subscriber.start(timeout_s=10.0)
-        second = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
-        agent_processes.append(second)
+    with watching_events(private_broker.port, "e2e-sigkill-watch", on_message):
+        second = run_agent(config, agent_processes)
 
         def all_arrived() -> bool:
             with lock:
@@ -259,24 +274,15 @@ def test_an_event_open_when_the_agent_is_killed_is_ended_by_the_next_run(
         with lock:
             return [step for step in steps if predicate(step)]
 
-    with Subscriber(
-        "127.0.0.1",
-        private_broker.port,
-        ["city/test-site/dev-1/events/#"],
-        client_id="e2e-open-at-kill",
-        on_message=on_message,
-    ) as subscriber:
-        subscriber.start(timeout_s=10.0)
-        first = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
-        agent_processes.append(first)
+    with watching_events(private_broker.port, "e2e-open-at-kill", on_message):
+        first = run_agent(config, agent_processes)
         wait_until(lambda: seen(lambda s: s["type"] == "new"), 60.0, "the person's new event")
         first.send_signal(signal.SIGKILL)  # with the person still standing there
         first.wait(timeout=30)
         (opened,) = seen(lambda s: s["type"] == "new")
         assert not seen(lambda s: s["type"] == "end")
 
-        second = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
-        agent_processes.append(second)
+        second = run_agent(config, agent_processes)
 
         def ended_by_restart() -> list[dict[str, object]]:
             return seen(lambda s: s["id"] == opened["id"] and s["type"] == "end")
