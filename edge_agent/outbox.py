@@ -710,7 +710,7 @@ class Outbox:
 
     def open_lifecycles(self) -> list[OutboundMessage]:
         """The last ``new``/``update`` of every event and alert whose ``end`` was never
-        stored (the previous run died with them open), oldest first."""
+        stored (the previous run died with them open), in the order of their last step."""
         with self._lock:
             self._check_open()
             rows = self._conn.execute(
