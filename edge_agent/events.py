@@ -3,7 +3,10 @@
 Each confirmed track of a label of interest yields one ``new``, then an
 ``update`` only when something a subscriber cares about changed (it moved into
 or out of a zone, its box moved a lot, its best score rose), at most once per
-``update_min_interval_s`` unless the zones changed, and one ``end``. With it
+``update_min_interval_s`` unless the zones changed, and one ``end``. Zones have
+the same inertia as the rules' occupancy: an object joins or leaves a zone after
+the zone's ``inertia_frames`` consecutive sightings agree, so a box flickering on
+a zone's edge does not send an update per frame, and events and alerts agree. With it
 comes the event's best thumbnail: a small JPEG of the highest-scoring sighting,
 sent as its own binary message and referenced by event id.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 
@@ -43,6 +46,8 @@ class _OpenEvent:
     published_box: Box
     best_thumbnail_score: float
     top_score: float
+    # zone name -> consecutive sightings that disagree with the published membership
+    zone_streaks: dict[str, int] = field(default_factory=dict)
 
 
 def new_event_id(start_s: float) -> str:
@@ -154,7 +159,7 @@ class EventEngine:
         settings = self.settings
         previous = open_event.event
         open_event.top_score = max(open_event.top_score, track.score)
-        zones = zones_of(self._zones, track.label, track.box)
+        zones = self._zones_with_inertia(track, open_event)
         better_sighting = (
             track.score >= open_event.best_thumbnail_score + settings.update_score_gain
         )
@@ -183,6 +188,26 @@ class EventEngine:
             open_event.best_thumbnail_score = track.score
             thumbnail = self._thumbnail(frame, event.event_id, track)
         return event, thumbnail
+
+    def _zones_with_inertia(self, track: Track, open_event: _OpenEvent) -> tuple[str, ...]:
+        """The event's zones after this sighting: a zone joins or leaves only when
+        ``inertia_frames`` sightings in a row disagree with what was published."""
+        published = set(open_event.event.zones)
+        sighted = set(zones_of(self._zones, track.label, track.box))
+        streaks = open_event.zone_streaks
+        zones: list[str] = []
+        for zone in self._zones:
+            inside = zone.name in published
+            if (zone.name in sighted) == inside:
+                streaks.pop(zone.name, None)
+            else:
+                streaks[zone.name] = streaks.get(zone.name, 0) + 1
+                if streaks[zone.name] >= zone.inertia_frames:
+                    inside = not inside
+                    del streaks[zone.name]
+            if inside:
+                zones.append(zone.name)
+        return tuple(zones)
 
     def _end(self, track: Track) -> list[ObjectEvent]:
         open_event = self._open.pop(track.track_id, None)

@@ -49,11 +49,22 @@ def test_lifecycle_new_then_end_with_one_thumbnail() -> None:
     assert events.open_events == 0
 
 
-def test_entering_a_zone_is_an_immediate_update() -> None:
+def test_entering_a_zone_is_an_update_once_inertia_agrees_whatever_the_rate_limit() -> None:
     events = engine(update_min_interval_s=60.0)
     events.update(frame(0.0), seen(track(0.0, Box(0.4, 0.1, 0.5, 0.4))))
-    step = events.update(frame(0.5), seen(track(0.5, Box(0.4, 0.3, 0.5, 0.7))))
-    assert [(e.lifecycle, e.zones) for e in step.events] == [(Lifecycle.UPDATE, ("lower",))]
+    inside = Box(0.4, 0.3, 0.5, 0.7)
+    steps = [events.update(frame(t_s), seen(track(t_s, inside))) for t_s in (0.2, 0.4, 0.6)]
+    assert [s.events for s in steps[:2]] == [(), ()]  # LOWER's inertia: 3 sightings
+    assert [(e.lifecycle, e.zones) for e in steps[2].events] == [(Lifecycle.UPDATE, ("lower",))]
+
+
+def test_a_box_flickering_on_a_zone_edge_sends_no_updates() -> None:
+    events = engine(update_min_interval_s=60.0)
+    events.update(frame(0.0), seen(track(0.0, Box(0.4, 0.1, 0.5, 0.45))))
+    feet_in, feet_out = Box(0.4, 0.11, 0.5, 0.52), Box(0.4, 0.1, 0.5, 0.48)
+    for k in range(1, 20):
+        box = feet_in if k % 3 else feet_out  # in, in, out: never three in a row
+        assert events.update(frame(0.2 * k), seen(track(0.2 * k, box))).events == ()
 
 
 def test_small_jitter_is_not_an_update_and_big_moves_are_rate_limited() -> None:

@@ -110,7 +110,10 @@ def lifecycle_events() -> list[ObjectEvent]:
     engine = EventEngine(
         "cam1",
         labels_of_interest=["person"],
-        zones=[Zone("pavement", ((0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)))],
+        # No inertia: one sighting inside is enough (tests/unit/test_events.py has inertia).
+        zones=[
+            Zone("pavement", ((0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)), inertia_frames=1)
+        ],
     )
 
     def frame(t_s: float) -> Frame:
