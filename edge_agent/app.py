@@ -215,7 +215,7 @@ class Agent:
                 "the outbox was unreadable and was moved aside to %s; starting with an empty one",
                 self.outbox.recovered_from,
             )
-        self.closed_at_start = self._end_what_the_last_run_left_open()
+        self._end_what_the_last_run_left_open()
         self.detector = build_detector(config)
         self._detector_lock = threading.Lock()
         self.commands = CommandHandler(self)
@@ -243,23 +243,22 @@ class Agent:
                 CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
             )
 
-    def _end_what_the_last_run_left_open(self) -> int:
+    def _end_what_the_last_run_left_open(self) -> None:
         """Events and alerts the previous run opened and never ended (it was killed, or
         the power went) get their ``end`` now, marked ``end_reason: "restart"``, so a
-        command centre does not show a person in the yard for ever. Returns how many."""
+        command centre does not show a person in the yard for ever."""
         try:
             leftovers = self.outbox.open_lifecycles()
             if leftovers:
                 self.outbox.enqueue_many([interrupted_end(m) for m in leftovers])
         except OutboxError as error:  # a full disk: they stay open, the next start retries
             log.error("could not end the events the last run left open: %s", error)
-            return 0
+            return
         if leftovers:
             log.warning(
                 "ended %d event(s)/alert(s) the last run left open (end_reason: restart)",
                 len(leftovers),
             )
-        return len(leftovers)
 
     def _birth(self) -> dict[str, object]:
         return birth_payload(self.config, self.boot_id, outbox_reset=self.outbox.recovered_from)
