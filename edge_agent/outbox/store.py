@@ -4,11 +4,8 @@ Group commit: one fsync per commit, amortised: every public write is one transac
 for a batch. The one exception is :meth:`Outbox.ack`: deletes of delivered rows are
 fsynced at most once a second, since losing one only means sending that message again.
 
-Bounds: ``max_rows`` and ``max_bytes`` (payload plus topic bytes, not file size). When
-a write would exceed either, rows past their class TTL go first, then the lowest
-priority, oldest first. A new low-priority message can itself be the one evicted. Rows
-the publisher has claimed (read, in flight, or acknowledged but not yet deleted; at most
-a few hundred) are never evicted or expired: they are being delivered.
+Bounds: ``max_rows`` and ``max_bytes``, enforced in the transaction that would exceed
+them (:mod:`~edge_agent.outbox.bounds` chooses what goes).
 
 Claims live in RAM only: after a restart every row is unclaimed and is sent again if it
 was not deleted, which is at-least-once.
@@ -40,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_agent.encode import encode_gap_notice
-from edge_agent.outbox import dead_letters, gaps, lifecycles, sqlite
+from edge_agent.outbox import bounds, dead_letters, gaps, lifecycles, sqlite
 from edge_agent.outbox.records import (
     EVICTION_PRIORITY,
     NOTICE_CLASS,
@@ -64,9 +61,6 @@ _log = logging.getLogger("edge_agent.outbox")  # one logger name for the whole p
 
 _FAILURE_LOG_INTERVAL_S = 60.0
 _ACK_FSYNC_INTERVAL_S = 1.0
-
-# row_id, seq, class name, size_bytes: a row chosen to be dropped
-_Victim = tuple[int, int, str, int]
 
 
 @dataclass
@@ -440,7 +434,7 @@ class Outbox:
         depth = self._depth + deltas.depth
         return depth.rows > self.max_rows or depth.size_bytes > self.max_bytes
 
-    def _delete_rows_locked(self, victims: Sequence[_Victim]) -> None:
+    def _delete_rows_locked(self, victims: Sequence[bounds.Victim]) -> None:
         """Delete (row_id, seq, class, size) rows in chunks."""
         ids = [v[0] for v in victims]
         for start in range(0, len(ids), CHUNK):
@@ -449,7 +443,7 @@ class Outbox:
             self._conn.execute(f"DELETE FROM messages WHERE row_id IN ({marks})", chunk)
 
     def _drop_locked(
-        self, victims: Sequence[_Victim], reason: str, deltas: _Deltas
+        self, victims: Sequence[bounds.Victim], reason: str, deltas: _Deltas
     ) -> dict[str, int]:
         by_class: dict[str, int] = {}
         if not victims:
@@ -468,33 +462,18 @@ class Outbox:
     def _evict_locked(self, deltas: _Deltas) -> dict[str, int]:
         """Delete lowest-priority, oldest unclaimed rows until under both caps."""
         depth = self._depth + deltas.depth
-        rows, size = depth.rows, depth.size_bytes
-        victims: list[_Victim] = []
-        cursor = self._conn.execute(
-            "SELECT row_id, seq, message_class, size_bytes FROM messages"
-            " WHERE priority >= 0 ORDER BY priority DESC, row_id ASC"
+        victims = bounds.eviction_victims(
+            self._conn,
+            rows=depth.rows,
+            size_bytes=depth.size_bytes,
+            max_rows=self.max_rows,
+            max_bytes=self.max_bytes,
+            claimed=self._claimed,
         )
-        for row_id, seq, cls, row_size in cursor:
-            if rows <= self.max_rows and size <= self.max_bytes:
-                break
-            if row_id in self._claimed:
-                continue  # being delivered right now: delivery wins
-            victims.append((int(row_id), int(seq), str(cls), int(row_size)))
-            rows -= 1
-            size -= int(row_size)
-        cursor.close()
         return self._drop_locked(victims, "evicted", deltas)
 
     def _expire_locked(self, now_s: float, deltas: _Deltas) -> dict[str, int]:
-        victims: list[_Victim] = []
-        for cls, ttl in self.ttl_s.items():
-            for row_id, seq, row_size in self._conn.execute(
-                "SELECT row_id, seq, size_bytes FROM messages"
-                " WHERE message_class = ? AND priority >= 0 AND created_at_s < ?",
-                (cls.value, now_s - ttl),
-            ):
-                if row_id not in self._claimed:
-                    victims.append((int(row_id), int(seq), cls.value, int(row_size)))
+        victims = bounds.expired_victims(self._conn, self.ttl_s, now_s, self._claimed)
         return self._drop_locked(victims, "expired", deltas)
 
     def expire(self) -> dict[str, int]:
@@ -508,16 +487,7 @@ class Outbox:
         with self._lock:
             self._check_open()
             now_s = self._clock()
-            # One index seek per class (messages_by_age); the common case finds nothing
-            # and costs no write transaction at all.
-            if not any(
-                self._conn.execute(
-                    "SELECT 1 FROM messages WHERE message_class = ? AND created_at_s < ?"
-                    " AND priority >= 0 LIMIT 1",
-                    (cls.value, now_s - ttl),
-                ).fetchone()
-                for cls, ttl in self.ttl_s.items()
-            ):
+            if not bounds.any_expired(self._conn, self.ttl_s, now_s):
                 return {}
             with self._transaction("expire") as deltas:
                 expired = self._expire_locked(now_s, deltas)
