@@ -6,7 +6,7 @@ are *urgent*: the publisher reads them before anything else ("live alerts jump t
 queue").
 
 A message's payload is fixed when it is stored: JSON bodies get their ``seq`` inserted
-here, as the last key, so what is sent is byte for byte what was stored.
+here, as the last key (the publisher adds only ``historical``, when a message is old).
 """
 
 from __future__ import annotations

@@ -36,8 +36,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import edge_agent.outbox.bounds as bounds
+import edge_agent.outbox.dead_letters as dead_letters
+import edge_agent.outbox.gaps as gaps
+import edge_agent.outbox.lifecycles as lifecycles
+import edge_agent.outbox.sqlite as sqlite
 from edge_agent.encode import encode_gap_notice
-from edge_agent.outbox import bounds, dead_letters, gaps, lifecycles, sqlite
 from edge_agent.outbox.records import (
     EVICTION_PRIORITY,
     NOTICE_CLASS,
@@ -162,10 +166,11 @@ class Outbox:
             self.recovered_from = sqlite.move_aside(self.path, error, self._clock())
             self.recovery_reason = str(error)
             self._conn = self._open()
-        self._counters: dict[str, int] = {
+        # Counters persisted in the meta table, by key: "last_seq", "evicted:<class>"...
+        self._meta: dict[str, int] = {
             str(k): int(v) for k, v in self._conn.execute("SELECT key, value FROM meta")
         }
-        self._dirty: set[str] = set()  # counters changed in RAM only (burnt seqs)
+        self._dirty: set[str] = set()  # meta counters changed in RAM only (burnt seqs)
         rows, size = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM messages"
         ).fetchone()
@@ -231,7 +236,7 @@ class Outbox:
             raise OutboxError(f"outbox {self.path} is closed")
 
     def _count(self, key: str) -> int:
-        return self._counters.get(key, 0)
+        return self._meta.get(key, 0)
 
     # -- transactions ---------------------------------------------------------
 
@@ -266,7 +271,7 @@ class Outbox:
             self._rollback_quietly()
             raise
         for key, delta in deltas.meta.items():
-            self._counters[key] = self._count(key) + delta
+            self._meta[key] = self._count(key) + delta
         self._depth = self._depth + deltas.depth
         self._dirty.clear()
         if flushed_unstored:
@@ -277,7 +282,7 @@ class Outbox:
                 "not be stored meanwhile (reported as 'unstored' gaps)",
                 self.path,
                 self._write_failures,
-                sum(v for k, v in self._counters.items() if k.startswith("unstored:")),
+                sum(v for k, v in self._meta.items() if k.startswith("unstored:")),
             )
             self._failing_since_s = None
 
@@ -422,11 +427,11 @@ class Outbox:
 
     def _burn_locked(self, stored: Sequence[StoredMessage]) -> None:
         """A failed enqueue: its seqs are used up and reported as 'unstored' later."""
-        self._counters["last_seq"] = self._count("last_seq") + len(stored)
+        self._meta["last_seq"] = self._count("last_seq") + len(stored)
         self._dirty.add("last_seq")
         for item in stored:
             key = f"unstored:{item.message_class.value}"
-            self._counters[key] = self._count(key) + 1
+            self._meta[key] = self._count(key) + 1
             self._dirty.add(key)
             self._unstored_pending.append((item.seq, item.message_class.value, "unstored"))
 
@@ -744,7 +749,7 @@ class Outbox:
             def by_class(prefix: str) -> dict[str, int]:
                 return {
                     k[len(prefix) :]: v
-                    for k, v in sorted(self._counters.items())
+                    for k, v in sorted(self._meta.items())
                     if k.startswith(prefix) and v
                 }
 
