@@ -193,3 +193,23 @@ def encode_counts(topics: Topics, report: CountReport, boot_id: str) -> Outbound
         counts_body(report, boot_id),
         "counts",
     )
+
+
+GapRanges = list[tuple[int, int, dict[str, dict[str, int]]]]
+"""Lost seqs ``first..last``, with counts by reason, then by class."""
+
+
+def gap_notice_body(ranges: GapRanges, ts_s: float) -> dict[str, object]:
+    """``{"v":1,"ts":...,"gaps":[{"from":a,"to":b,"<reason>":{"<class>":n}}]}``: every seq
+    from ``a`` to ``b`` is lost and the counts in each range add up to ``b - a + 1``
+    (the outbox appends the notice's own ``seq``)."""
+    return {
+        "v": SCHEMA_VERSION,
+        "ts": _time(ts_s),
+        "gaps": [{"from": first, "to": last, **detail} for first, last, detail in ranges],
+    }
+
+
+def encode_gap_notice(topic: str, ranges: GapRanges, ts_s: float) -> OutboundMessage:
+    """A gap notice: built by the outbox from its gap ledger, urgent like an alert."""
+    return _json_message(topic, MessageClass.ALERT, gap_notice_body(ranges, ts_s), "gaps")

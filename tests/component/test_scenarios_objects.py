@@ -8,7 +8,6 @@ runs over the same scenarios in tests/integration/test_eval_rules.py.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,6 +17,7 @@ from hw_sim.eval import clock_start_s, eval_config, evaluable_scenarios, run_sce
 from hw_sim.media import MediaNotFound
 from hw_sim.scenarios_objects import OBJECT_SCENARIOS, NightLighting, in_zone_spans
 from hw_sim.scenes import Scenario, load_scenario, scenario_names, script
+from realdata import skip_or_fail
 
 from edge_agent.rules.config import rule_problems
 from edge_agent.types import Box, Detection, DetectionResult, Frame, ImageBGR
@@ -48,9 +48,7 @@ def scene(name: str) -> Scenario:
     try:
         return load_scenario(name, width=WIDTH, height=HEIGHT, fps=script(name).fps or 5.0)
     except MediaNotFound as error:  # sprites are cut from footage: fail in CI, skip elsewhere
-        if os.environ.get("CI"):
-            pytest.fail(str(error))
-        pytest.skip(str(error))
+        skip_or_fail(str(error))
 
 
 def test_the_library_is_registered_and_evaluable() -> None:

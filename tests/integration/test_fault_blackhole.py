@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from helpers import wait_until
@@ -57,13 +56,6 @@ class Inbox:
 def proxy(broker: LocalBroker) -> Iterator[NetProxy]:
     with NetProxy(broker.host, broker.port) as p:
         yield p
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db", max_bytes=1 << 24, max_rows=100_000)
-    yield box
-    box.close()
 
 
 def produce(outbox: Outbox, publisher: Publisher, root: str, start: int, count: int) -> None:

@@ -77,13 +77,6 @@ def root() -> str:
     return f"city/site{uuid.uuid4().hex[:8]}/dev1"
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db", max_bytes=1 << 24, max_rows=100_000)
-    yield box
-    box.close()
-
-
 def events(
     root: str, start: int, count: int, cls: MessageClass = MessageClass.EVENT
 ) -> list[OutboundMessage]:

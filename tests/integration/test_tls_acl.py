@@ -29,6 +29,7 @@ import pytest
 from helpers import wait_until
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from realdata import skip_or_fail
 
 from edge_agent.broker import BrokerNotAvailable, LocalBroker, free_loopback_port
 from edge_agent.mqtt import MqttSettings, Publisher, ReceivedMessage, Subscriber, SubscriberError
@@ -148,15 +149,9 @@ def pki_files(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def _password_file(path: Path, user: str, password: str) -> None:
     tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not Path(tool).exists():
-        _missing("mosquitto_passwd not found (Debian package mosquitto)")
+        skip_or_fail("mosquitto_passwd not found (Debian package mosquitto)")
     subprocess.run([tool, "-b", "-c", str(path), user, password], check=True, timeout=30)
     path.chmod(0o600)
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {reason}")
-    pytest.skip(reason)
 
 
 class ReferenceBroker(LocalBroker):
@@ -201,7 +196,7 @@ def _start(files: Path) -> Iterator[ReferenceBroker]:
     try:
         broker = ReferenceBroker(files)
     except BrokerNotAvailable as error:
-        _missing(str(error))
+        skip_or_fail(str(error))
     try:
         broker.start()
         yield broker

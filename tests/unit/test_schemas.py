@@ -95,13 +95,6 @@ def stored_json(outbox: Outbox, message: OutboundMessage) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db", max_bytes=1 << 20, max_rows=1000)
-    yield box
-    box.close()
-
-
 # -- what the agent produces, from its real parts ---------------------------------------------
 
 
