@@ -7,58 +7,20 @@ logic: gating, tracking, lifecycle, encoding, and what reaches the sink.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from fakes.detect import StaticDetector, TruthDetector
+from fakes.sinks import ListSink
 from hw_sim.scenes import Scenario
 
-from edge_agent.capture import CaptureError, EndOfStream
+from edge_agent.capture import CaptureError
 from edge_agent.capture.sim_source import SimSource
-from edge_agent.encode import Topics
 from edge_agent.events import EventEngine
 from edge_agent.motion import MotionGate
-from edge_agent.pipeline import CameraPipeline, FrameOutput
+from edge_agent.pipeline import CameraPipeline, run_offline
 from edge_agent.track import IouTracker
-from edge_agent.types import (
-    Box,
-    Detection,
-    DetectionResult,
-    Frame,
-    ImageBGR,
-    Lifecycle,
-    MessageClass,
-    ObjectEvent,
-    OutboundMessage,
-)
-
-
-class TruthDetector:
-    """Reports the scenario's ground truth for the frame being rendered: a perfect detector."""
-
-    model_name = "truth"
-    labels = ("person", "car")
-
-    def __init__(self, scenario: Scenario) -> None:
-        self._scenario = scenario
-        self.frame_index = 0
-        self.calls = 0
-
-    def detect(self, image: ImageBGR) -> DetectionResult:
-        self.calls += 1
-        objects = self._scenario.truth(self.frame_index)
-        return DetectionResult(tuple(Detection(o.label, 0, 0.9, Box(*o.box)) for o in objects))
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.messages: list[OutboundMessage] = []
-        self.events: list[ObjectEvent] = []
-
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        self.messages.extend(messages)
-        self.events.extend(output.events)
+from edge_agent.types import Frame, Lifecycle, MessageClass
 
 
 def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipeline]:
@@ -76,22 +38,11 @@ def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipe
         camera_id="cam1",
         motion=MotionGate(),
         detector=detector,
-        detector_lock=threading.Lock(),
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person", "car"]),
-        topics=Topics("city/test/dev1"),
-        boot_id="boot1",
         sink=sink,
     )
-    while True:
-        try:
-            frame = source.read(timeout_s=1.0)
-        except EndOfStream:
-            break
-        assert frame is not None
-        detector.frame_index = frame.index
-        pipeline.process(frame)
-    pipeline.finish()
+    run_offline(source, pipeline, on_frame=detector.on_frame, read_timeout_s=1.0)
     return source, detector, sink, pipeline
 
 
@@ -151,23 +102,12 @@ def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
     from edge_agent.analyzers.config import TamperAnalyzerConfig
 
     sink = ListSink()
-
-    class NoDetections:
-        model_name = "none"
-        labels = ("person",)
-
-        def detect(self, image: ImageBGR) -> DetectionResult:
-            return DetectionResult(())
-
     pipeline = CameraPipeline(
         camera_id="cam1",
         motion=MotionGate(),
-        detector=NoDetections(),
-        detector_lock=threading.Lock(),
+        detector=StaticDetector(),
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person"]),
-        topics=Topics("city/test/dev1"),
-        boot_id="boot1",
         sink=sink,
         analyzers=build_analyzers([TamperAnalyzerConfig(no_signal_after_s=5.0)], camera_id="cam1"),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.clock import FakeClock
 
 from edge_agent.config import OutboxConfig
 from edge_agent.outbox import Outbox, OutboxError, OutboxFull, StoredMessage
@@ -27,14 +28,6 @@ def _event(n: int, cls: MessageClass = E) -> OutboundMessage:
         json_body={"v": 1, "n": n},
         user_properties=(("schema", "event"),),
     )
-
-
-class FakeClock:
-    def __init__(self, now_s: float = 1_700_000_000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def _open(path: Path, clock: Callable[[], float] | None = None, **caps: Any) -> Outbox:
