@@ -14,7 +14,7 @@ from fakes.detect import StaticDetector, TruthDetector
 from fakes.sinks import ListSink
 from hw_sim.scenes import Scenario
 
-from edge_agent.capture import CaptureError
+from edge_agent.capture import CaptureError, EndOfStream
 from edge_agent.capture.sim_source import SimSource
 from edge_agent.events import EventEngine
 from edge_agent.motion import MotionGate
@@ -118,3 +118,40 @@ def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
     lost = pipeline.idle(9.0, 1009.0).states
     assert [(s.analyzer, s.state) for s in lost] == [("tamper", "no_signal")]
     assert any(m.topic == "city/test/dev1/state/cam1/tamper" and m.retain for m in sink.messages)
+
+
+class ListSource:
+    """A finite source of the given frames (a file read as fast as possible)."""
+
+    camera_id = "cam1"
+    nominal_fps = 10.0
+    live = False
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self._frames = iter(frames)
+
+    def read(self, timeout_s: float) -> Frame | None:
+        frame = next(self._frames, None)
+        if frame is None:
+            raise EndOfStream(self.camera_id)
+        return frame
+
+
+def test_run_offline_keeps_every_nth_frame_or_decimates_by_stream_time() -> None:
+    image = np.zeros((90, 160, 3), np.uint8)
+    frames = [Frame("cam1", i, 1000.0 + i / 10, i / 10, image) for i in range(10)]  # 10 fps
+    for options in ({"every": 3}, {"min_interval_s": 0.3}):
+        pipeline = CameraPipeline(
+            camera_id="cam1",
+            motion=MotionGate(),
+            detector=StaticDetector(),
+            tracker=IouTracker(),
+            engine=EventEngine("cam1", labels_of_interest=["person"]),
+            sink=ListSink(),
+        )
+        seen: list[Frame] = []
+        run = run_offline(ListSource(frames), pipeline, on_frame=seen.append, **options)
+        assert [frame.index for frame in seen] == [0, 3, 6, 9], options
+        assert pipeline.clock.frames == 4
+        assert run.frames_read == 10
+        assert run.last_frame is not None and run.last_frame.index == 9
