@@ -21,7 +21,7 @@ from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 
 
-class SimSource(StrictModel):
+class SimSourceConfig(StrictModel):
     """A scene from the hardware simulator (``hw-sim list`` names them)."""
 
     kind: Literal["sim"] = "sim"
@@ -32,7 +32,7 @@ class SimSource(StrictModel):
     realtime: bool = True  # pace frames at the camera fps, like a real camera
 
 
-class OpenCVSource(StrictModel):
+class OpenCVSourceConfig(StrictModel):
     """A video file, a USB camera (``/dev/video0`` or an index) or an RTSP/HTTP URL."""
 
     kind: Literal["opencv"] = "opencv"
@@ -44,7 +44,7 @@ class OpenCVSource(StrictModel):
     read_timeout_s: float = Field(10.0, gt=0)
 
 
-class Picamera2Source(StrictModel):
+class Picamera2SourceConfig(StrictModel):
     """The Raspberry Pi camera: a full ``main`` stream plus a small ``lores`` one for analysis."""
 
     kind: Literal["picamera2"] = "picamera2"
@@ -53,7 +53,9 @@ class Picamera2Source(StrictModel):
     lores_size: tuple[int, int] = (320, 180)
 
 
-SourceConfig = Annotated[SimSource | OpenCVSource | Picamera2Source, Field(discriminator="kind")]
+SourceConfig = Annotated[
+    SimSourceConfig | OpenCVSourceConfig | Picamera2SourceConfig, Field(discriminator="kind")
+]
 
 
 class ZoneConfig(StrictModel):
@@ -196,7 +198,7 @@ class OutboxConfig(StrictModel):
 
 
 class StatusLedConfig(StrictModel):
-    """An LED on a GPIO pin showing the device's condition (edge_agent/status.py)."""
+    """An LED on a GPIO pin showing the device's condition (edge_agent/indicator.py)."""
 
     pin: int | str  # BCM number (17) or a gpiozero pin name ("GPIO17", "BOARD11")
     active_high: bool = True  # False when the LED is wired from 3.3 V to the pin

@@ -8,9 +8,13 @@ can tell an old device from a new one.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from edge_agent.analytics import Alert, CountReport, SceneState
 from edge_agent.types import MessageClass, ObjectEvent, OutboundMessage, Thumbnail
+
+if TYPE_CHECKING:
+    from edge_agent.pipeline import FrameOutput
 
 SCHEMA_VERSION = 1
 
@@ -184,6 +188,27 @@ def counts_body(report: CountReport, boot_id: str) -> dict[str, object]:
         "counts": {d: dict(by_label) for d, by_label in report.counts.items()},
         "boot": boot_id,
     }
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One device run's codec: a frame's output as the messages the outbox stores.
+
+    Only the outbox sink encodes; replay and eval read the ``FrameOutput`` itself.
+    """
+
+    topics: Topics
+    boot_id: str
+
+    def messages(self, output: FrameOutput) -> list[OutboundMessage]:
+        topics, boot = self.topics, self.boot_id
+        # Events before their thumbnails: `seq` order then reads new → thumbnail → update → end.
+        messages = [encode_alert(topics, a, boot) for a in output.alerts]
+        messages.extend(encode_event(topics, e, boot) for e in output.events)
+        messages.extend(encode_thumbnail(topics, t) for t in output.thumbnails)
+        messages.extend(encode_state(topics, s, boot) for s in output.states)
+        messages.extend(encode_counts(topics, c, boot) for c in output.counts)
+        return messages
 
 
 def encode_counts(topics: Topics, report: CountReport, boot_id: str) -> OutboundMessage:

@@ -16,12 +16,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import cv2
 
 from edge_agent.track import TrackUpdate
 from edge_agent.types import Box, Frame, ImageBGR, Lifecycle, ObjectEvent, Thumbnail, Track
 from edge_agent.zones import Zone, zones_of
+
+if TYPE_CHECKING:
+    from edge_agent.config import EventsConfig
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class EventSettings:
     update_score_gain: float = 0.1
     thumbnail_width_px: int = 320
     thumbnail_jpeg_quality: int = 70
+
+    @classmethod
+    def from_config(cls, config: EventsConfig) -> EventSettings:
+        return cls(**config.model_dump())
 
 
 @dataclass(frozen=True)

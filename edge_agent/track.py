@@ -31,9 +31,13 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.types import Box, Detection, Track
+
+if TYPE_CHECKING:
+    from edge_agent.config import TrackerConfig
 
 # A box edge within this of the picture's edge is cut by it (normalised units).
 EDGE_MARGIN = 0.02
@@ -68,6 +72,10 @@ class TrackerSettings:
     iou_threshold: float = 0.3
     max_missed_s: float = 3.0
     min_hits: int = 2
+
+    @classmethod
+    def from_config(cls, config: TrackerConfig) -> TrackerSettings:
+        return cls(**config.model_dump())
 
 
 @dataclass

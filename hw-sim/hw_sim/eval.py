@@ -1,7 +1,7 @@
 """``hw-sim eval``: run scenarios through the real agent pipeline and score it against truth.
 
 Each scenario is replayed offline (no pacing, no looping) through exactly what the
-agent runs — ``edge_agent.app.build_pipeline`` with the real detector — with the
+agent runs — ``edge_agent.assemble.build_pipeline`` with the real detector — with the
 camera config its ``Expectations.camera`` gives. What the pipeline emits (alerts,
 states, counts) is compared with the scenario's truth:
 
@@ -50,7 +50,6 @@ import argparse
 import json
 import math
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,14 +61,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge_agent.analytics import Alert, CountReport, SceneState
-from edge_agent.app import build_detector, build_pipeline
-from edge_agent.capture import EndOfStream
+from edge_agent.assemble import build_detector, build_pipeline
 from edge_agent.capture.sim_source import SimSource
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.detect.base import Detector
 from edge_agent.detect.labels import VEHICLE_LABELS
-from edge_agent.pipeline import FrameOutput
-from edge_agent.types import Frame, Lifecycle, ObjectEvent, OutboundMessage
+from edge_agent.pipeline import run_offline
+from edge_agent.sinks import CollectingSink
+from edge_agent.types import Frame, Lifecycle
 from hw_sim.scenes import SCRIPTS, Expectations, Script, register, scenario_names, script
 
 EVAL_DATE = date(2025, 6, 18)  # a Wednesday: the day "HH:MM" clock starts fall on
@@ -126,22 +125,6 @@ def eval_config(
 
 
 # --- running ---------------------------------------------------------------------------
-
-
-class CollectingSink:
-    """Keeps what the pipeline emitted, decoded (the encoded messages are not needed)."""
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-        self.states: list[SceneState] = []
-        self.counts: list[CountReport] = []
-        self.events: list[ObjectEvent] = []
-
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        self.alerts.extend(output.alerts)
-        self.states.extend(output.states)
-        self.counts.extend(output.counts)
-        self.events.extend(output.events)
 
 
 @dataclass
@@ -207,30 +190,9 @@ def run_scenario(
             clock_start_s=start_s,
         )
     sink = CollectingSink()
-    pipeline = build_pipeline(
-        config,
-        camera,
-        detector=detector,
-        detector_lock=threading.Lock(),
-        boot_id="eval",
-        sink=sink,
-    )
+    pipeline = build_pipeline(config, camera, detector=detector, sink=sink)
     started = time.perf_counter()
-    last: Frame | None = None
-    frames = 0
-    while True:
-        try:
-            frame = source.read(timeout_s=1.0)
-        except EndOfStream:
-            break
-        if frame is None:
-            continue
-        if on_frame is not None:
-            on_frame(frame)
-        pipeline.process(frame)
-        last = frame
-        frames += 1
-    pipeline.finish(last)
+    frames = run_offline(source, pipeline, on_frame=on_frame, read_timeout_s=1.0).frames_read
     kinds = tuple(r.kind for r in camera.rules)
     topics = tuple(r.rule_name for r in camera.rules if r.kind in STATE_RULE_KINDS) + tuple(
         str(getattr(a, "name", None) or a.kind) for a in camera.analyzers

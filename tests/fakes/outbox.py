@@ -46,16 +46,6 @@ def event(n: int, cls: MessageClass = MessageClass.EVENT) -> OutboundMessage:
     )
 
 
-class FakeClock:
-    """Wall-clock time that moves only when a test moves it (``clock.now_s += 61``)."""
-
-    def __init__(self, now_s: float = 1_700_000_000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 def seqs(box: Outbox) -> list[int]:
     """The seqs stored now, in order."""
     return [m.seq for m in box.pending(100_000)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from realdata import require_media, require_model
 
-from edge_agent.commands import detect
+from edge_agent.cli import detect
 
 
 def _run(argv: list[str]) -> int:

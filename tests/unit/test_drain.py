@@ -5,19 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from fakes.clock import FakeClock
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.config import OutboxConfig
 from edge_agent.mqtt import DrainPacer, DrainSettings, _plain_properties, _publish_packet_bytes
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def sendable_now(pacer: DrainPacer, size_bytes: int) -> int:
@@ -31,7 +24,7 @@ def sendable_now(pacer: DrainPacer, size_bytes: int) -> int:
 
 
 def test_message_rate_allows_a_burst_then_paces_in_quanta() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     pacer = DrainPacer(100.0, math.inf, burst_s=1.0, quantum_s=0.1, clock=clock)
     assert sendable_now(pacer, 300) == 100  # one second's worth
     wait_s = pacer.delay_s()
@@ -45,7 +38,7 @@ def test_message_rate_allows_a_burst_then_paces_in_quanta() -> None:
 
 
 def test_byte_rate_paces_big_messages_and_lets_an_oversized_one_through() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     pacer = DrainPacer(math.inf, 10_000.0, burst_s=1.0, quantum_s=0.1, clock=clock)
     assert sendable_now(pacer, 4_000) == 3  # 10 000 bytes of credit: 3 messages
     assert pacer.delay_s() == pytest.approx((2_000 + 1_000) / 10_000)

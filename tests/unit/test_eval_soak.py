@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pytest
+from fakes.detect import GHOST, StaticDetector
 from hw_sim import eval as hw_eval
 from hw_sim.eval import (
     ScenarioRun,
@@ -24,7 +25,7 @@ from hw_sim.eval import (
 )
 from hw_sim.scenes import SCRIPTS, Expectations, ExpectedAlert, Script, register, scenario_names
 
-from edge_agent.types import Box, Detection, DetectionResult, Frame, ImageBGR
+from edge_agent.types import Frame, ImageBGR
 
 QUIET = "soak_test_quiet"  # a false-alarm check: 10 s of empty street at 5 fps
 BLINKING = "soak_test_blinking"  # the same with a patch that flashes: the gate sees motion
@@ -50,21 +51,6 @@ class Blink:
             height, width = out.shape[:2]
             out[height // 3 : height, 2 * width // 5 : 3 * width // 5] = 0
         return out
-
-
-class FakeDetector:
-    """Sees nothing, or (``ghost``) a person in the middle of every picture."""
-
-    model_name = "fake"
-    labels = ("person",)
-
-    def __init__(self, *, ghost: bool = False) -> None:
-        self.ghost = ghost
-
-    def detect(self, image: ImageBGR) -> DetectionResult:
-        if not self.ghost:
-            return DetectionResult(())
-        return DetectionResult((Detection("person", 0, 0.9, Box(0.4, 0.3, 0.6, 0.9)),))
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +135,7 @@ def test_a_seed_redraws_the_scene_and_the_default_is_the_scripts_own() -> None:
     digests: list[str] = []
     hook = FrameDigests(digests)
     for seed in (None, SCRIPTS[QUIET].seed, SCRIPTS[QUIET].seed + 1):
-        run = run_scenario(QUIET, FakeDetector(), width=WIDTH, height=HEIGHT, on_frame=hook,
+        run = run_scenario(QUIET, StaticDetector(), width=WIDTH, height=HEIGHT, on_frame=hook,
                            seed=seed)  # fmt: skip
         hook.close()
         assert run.name == QUIET
@@ -162,7 +148,7 @@ def test_a_seed_redraws_the_scene_and_the_default_is_the_scripts_own() -> None:
 def test_a_quiet_soak_covers_the_target_with_fresh_seeds() -> None:
     done: list[tuple[int, int, ScenarioRun]] = []
     report = soak(
-        35.0 / 3600.0, [QUIET], detector=FakeDetector(), width=WIDTH, height=HEIGHT,
+        35.0 / 3600.0, [QUIET], detector=StaticDetector(), width=WIDTH, height=HEIGHT,
         on_run=lambda d, p, r: done.append((d, p, r)),
     )  # fmt: skip
     assert [r.seed for r in report.runs] == [SCRIPTS[QUIET].seed + k for k in range(4)]
@@ -180,7 +166,7 @@ def test_a_quiet_soak_covers_the_target_with_fresh_seeds() -> None:
 
 def test_every_alert_of_the_soak_is_a_false_alarm_per_hour_of_the_whole_soak() -> None:
     report = soak(
-        25.0 / 3600.0, [BLINKING], detector=FakeDetector(ghost=True), width=WIDTH, height=HEIGHT
+        25.0 / 3600.0, [BLINKING], detector=StaticDetector([GHOST]), width=WIDTH, height=HEIGHT
     )
     assert len(report.runs) == 3
     assert all(len({a.alert_id for a in run.alerts}) == 1 for run in report.runs)
@@ -193,7 +179,7 @@ def test_every_alert_of_the_soak_is_a_false_alarm_per_hour_of_the_whole_soak() -
 
 def test_a_scenario_with_truth_is_not_soaked() -> None:
     with pytest.raises(ValueError, match=f"{WITH_TRUTH} is not a false-alarm check"):
-        soak(1.0, [QUIET, WITH_TRUTH], detector=FakeDetector(), width=WIDTH, height=HEIGHT)
+        soak(1.0, [QUIET, WITH_TRUTH], detector=StaticDetector(), width=WIDTH, height=HEIGHT)
 
 
 def test_the_command_line_reports_a_bad_soak_as_usage_error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from edge_agent.encode import (
     interrupted_end,
 )
 from edge_agent.events import EventEngine
+from edge_agent.indicator import Condition, NoIndicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher, PublisherStats
 from edge_agent.outbox import DURABLE_CLASSES, GAP_REASONS, NOTICE_CLASS, Outbox, OutboxStats
 from edge_agent.remote import (
@@ -53,7 +55,6 @@ from edge_agent.remote import (
 from edge_agent.rules import build_rules
 from edge_agent.rules.testing import RuleDriver, Seen, standing
 from edge_agent.stats import CameraStats, build_stats, encode_stats, stats_expiry_s
-from edge_agent.status import Condition, NoIndicator
 from edge_agent.track import TrackUpdate
 from edge_agent.types import (
     Box,
@@ -691,6 +692,7 @@ class AgentStandIn:
         self.publisher = publisher
         self.commands = CommandHandler(self)
         self.indicator = NoIndicator()
+        self._preview_lock = threading.Lock()
         frame = Frame("cam1", 0, 1_764_448_000.0, 0.0, IMAGE)
         self.workers = [
             SimpleNamespace(config=SimpleNamespace(id="cam1"), latest=frame, preview=None),

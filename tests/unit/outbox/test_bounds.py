@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakes.outbox import FakeClock, assert_accounts_balance, event, open_outbox, seqs
+from fakes.clock import FakeClock
+from fakes.outbox import assert_accounts_balance, event, open_outbox, seqs
 
 from edge_agent.types import MessageClass, OutboundMessage
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fakes.outbox import FakeClock, assert_accounts_balance, event, open_outbox, seqs
+from fakes.clock import FakeClock
+from fakes.outbox import assert_accounts_balance, event, open_outbox, seqs
 
 from edge_agent.types import MessageClass
 

@@ -1,20 +1,63 @@
 """``edge-agent demo``: see the whole system work in one command.
 
-A local mosquitto (started by the caller), the agent on a simulated camera
-publishing to it, and a subscriber that prints every message as one line.
+A local mosquitto (or ``--broker``), the agent on a simulated camera publishing to
+it, and a subscriber that prints every message as one line.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import tempfile
 from pathlib import Path
 
+from edge_agent.cli.common import error
+from edge_agent.cli.run import run_agent
 from edge_agent.config import AgentConfig, parse_config
-from edge_agent.datafiles import load_manifest, locate, resolve_media, resolve_model_file
-from edge_agent.mqtt import Subscriber
-from edge_agent.watch import Watcher
+from edge_agent.datafiles import (
+    DataFileError,
+    load_manifest,
+    locate,
+    resolve_media,
+    resolve_model_file,
+)
 
 DEMO_MODEL = "ssd_mobilenet_v1"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="local broker + agent on a simulated camera + a subscriber printing events"
+    )
+    demo.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    demo.add_argument("--broker", default=None, help="HOST:PORT of a broker to use instead")
+    demo.add_argument("--scenario", default="street", help="simulator scene (hw-sim list)")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge_agent.broker import BrokerNotAvailable, LocalBroker
+
+    try:
+        prefetch_demo_data()
+    except DataFileError as problem:
+        return error(str(problem))
+    with tempfile.TemporaryDirectory(prefix="edge-agent-demo-") as workdir:
+        if args.broker:
+            host, _, port = args.broker.rpartition(":")
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                return error(f"--broker must be HOST:PORT, not {args.broker!r}")
+            return run_demo(
+                Path(workdir), host or "127.0.0.1", int(port), args.seconds, args.scenario
+            )
+        try:
+            with LocalBroker() as broker:
+                print(f"demo: started mosquitto on 127.0.0.1:{broker.port}", flush=True)
+                return run_demo(
+                    Path(workdir), "127.0.0.1", broker.port, args.seconds, args.scenario
+                )
+        except BrokerNotAvailable as problem:
+            return error(f"{problem} (install it: apt-get install mosquitto)")
 
 
 def prefetch_demo_data() -> None:
@@ -59,7 +102,8 @@ def demo_config(workdir: Path, host: str, port: int, scenario: str) -> AgentConf
 def run_demo(
     workdir: Path, host: str, port: int, seconds: float | None, scenario: str = "street"
 ) -> int:
-    from edge_agent.cli import run_agent
+    from edge_agent.mqtt import Subscriber
+    from edge_agent.watch import Watcher
 
     config = demo_config(workdir, host, port, scenario)
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge_agent.config import StatusConfig
-from edge_agent.status import PATTERNS, Condition, Health, NoIndicator, condition_of
+from edge_agent.indicator import PATTERNS, Condition, Health, NoIndicator, condition_of
 
 
 @pytest.mark.parametrize(

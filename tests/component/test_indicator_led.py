@@ -10,7 +10,14 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from helpers import wait_until
 
 from edge_agent.config import StatusLedConfig
-from edge_agent.status import Condition, NoIndicator, StatusError, StatusLed, open_indicator
+from edge_agent.indicator import (
+    PATTERNS,
+    Condition,
+    NoIndicator,
+    StatusError,
+    StatusLed,
+    open_indicator,
+)
 
 PIN = 17
 
@@ -50,10 +57,17 @@ def test_ok_is_steady_on_and_stopped_is_off(factory: MockFactory) -> None:
 )
 def test_trouble_blinks(factory: MockFactory, condition: Condition) -> None:
     led = StatusLed(PIN, pin_factory=factory)
+    mock_pin = pin(factory)
+    mock_pin.clear_states()
     led.show(condition)
-    # Off, on, off, on: it blinks by itself (gpiozero's thread), nobody calls show() again.
-    wait_until(lambda: len(transitions(pin(factory))) >= 4, 10.0, f"{condition.value} blinking")
+    # Off, on, off, on, off: it blinks by itself (gpiozero's thread), nobody calls show()
+    # again, in the condition's own rhythm (gpiozero's tolerance: 50 ms or 5 %).
+    wait_until(lambda: len(transitions(mock_pin)) >= 5, 10.0, f"{condition.value} blinking")
     led.close()
+    on_s, off_s = PATTERNS[condition].on_s, PATTERNS[condition].off_s
+    expected = [(0.0, False), (0.0, True), (on_s, False), (off_s, True), (on_s, False)]
+    assert len(mock_pin.states) >= len(expected)
+    mock_pin.assert_states_and_times(expected)
 
 
 def test_showing_the_same_condition_again_keeps_the_rhythm(factory: MockFactory) -> None:
