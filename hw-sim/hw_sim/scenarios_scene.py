@@ -277,11 +277,11 @@ def _frozen_feed() -> Script:
 
     def still(width: int, height: int) -> ImageBGR:
         """The street as it was when the feed froze (its own frame, noise and all)."""
-        scene = Scenario(
+        scenario = Scenario(
             "frozen_feed-held", width=width, height=height, fps=EVAL_FPS,
             duration_s=duration_s, actors=actors, loops=False,
         )  # fmt: skip
-        return scene.render(round(freeze_s * EVAL_FPS))
+        return scenario.render(round(freeze_s * EVAL_FPS))
 
     return Script(
         "frozen_feed",

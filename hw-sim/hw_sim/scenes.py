@@ -11,9 +11,9 @@ detector, tracker and event engine can be scored against truth.
 Scenarios loop: index ``n_frames`` shows the same picture as index 0, and objects
 whose path runs past the end re-enter at the start, so a live demo never jumps.
 
->>> scene = load_scenario("street", width=640, height=360)  # doctest: +SKIP
->>> image = scene.render(42)                                 # doctest: +SKIP
->>> [(o.label, o.box) for o in scene.truth(42)]              # doctest: +SKIP
+>>> scenario = load_scenario("street", width=640, height=360)  # doctest: +SKIP
+>>> image = scenario.render(42)                                 # doctest: +SKIP
+>>> [(o.label, o.box) for o in scenario.truth(42)]              # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class FakeDetector:
 
 
 @pytest.fixture(name="soak_test_scenarios", autouse=True)
-def fixture_soak_test_scenarios() -> Iterator[None]:
+def _soak_test_scenarios() -> Iterator[None]:
     """Registers the three scenarios above for the test, and removes them afterwards."""
     scenario_names()  # the libraries register first, so ours come last
     register(
