@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 from fakes.detect import TruthDetector
+from hw_sim.effects import NightLighting
 from hw_sim.eval import clock_start_s, eval_config, evaluable_scenarios, run_scenario, score
 from hw_sim.media import MediaNotFound
-from hw_sim.scenarios_objects import OBJECT_SCENARIOS, NightLighting, in_zone_spans
+from hw_sim.scenarios_objects import OBJECT_SCENARIOS
 from hw_sim.scenes import Scenario, load_scenario, scenario_names, script
+from hw_sim.truth import in_zone_spans
 from realdata import skip_or_fail
 
 from edge_agent.rules.config import rule_problems

@@ -14,15 +14,11 @@ from typing import Literal
 
 import pytest
 from fakes.detect import GHOST, StaticDetector
-from hw_sim import eval as hw_eval
-from hw_sim.eval import (
-    ScenarioRun,
-    false_alarm_scenarios,
-    format_table,
-    run_scenario,
-    soak,
-    soak_plan,
-)
+from hw_sim.eval.cli import add_eval_parser, run_eval_cli
+from hw_sim.eval.report import format_table
+from hw_sim.eval.run import false_alarm_scenarios, run_scenario
+from hw_sim.eval.score import ScenarioRun
+from hw_sim.eval.soak import soak, soak_plan
 from hw_sim.scenes import SCRIPTS, Expectations, ExpectedAlert, Script, register, scenario_names
 
 from edge_agent.types import Frame, ImageBGR
@@ -53,8 +49,9 @@ class Blink:
         return out
 
 
-@pytest.fixture(autouse=True)
-def test_scenarios() -> Iterator[None]:
+@pytest.fixture(name="soak_test_scenarios", autouse=True)
+def _soak_test_scenarios() -> Iterator[None]:
+    """Registers the three scenarios above for the test, and removes them afterwards."""
     scenario_names()  # the libraries register first, so ours come last
     register(
         Script(
@@ -186,7 +183,7 @@ def test_the_command_line_reports_a_bad_soak_as_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     parser = argparse.ArgumentParser()
-    hw_eval.add_eval_parser(parser.add_subparsers())
+    add_eval_parser(parser.add_subparsers())
     args = parser.parse_args(["eval", "--scenario", QUIET, "--soak-hours", "0"])
-    assert hw_eval.run_eval_cli(args) == 2
+    assert run_eval_cli(args) == 2
     assert "soak: the target must be a positive time" in capsys.readouterr().err

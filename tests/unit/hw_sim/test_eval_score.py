@@ -1,9 +1,11 @@
-"""How ``hw-sim eval`` scores alerts, states and counts (pure: synthetic runs, no video)."""
+"""How ``hw-sim eval`` scores alerts, states and counts (``hw_sim.eval.score``; pure:
+synthetic runs, no video)."""
 
 from __future__ import annotations
 
 import pytest
-from hw_sim.eval import Interval, ScenarioRun, clock_start_s, format_table, match, score
+from hw_sim.eval.report import format_table
+from hw_sim.eval.score import Interval, ScenarioRun, match, score
 from hw_sim.scenes import (
     Expectations,
     ExpectedAlert,
@@ -159,10 +161,3 @@ def test_false_alarm_scenarios_are_totalled_apart() -> None:
     assert report.rows["alert:crowd"].simulated_s == 1800.0
     table = format_table(report)
     assert "loitering" in table and "1 false alarm(s) in 3600 simulated s (1.0/h)" in table
-
-
-def test_clock_start() -> None:
-    jakarta_night = Expectations(clock_start="21:59:40", timezone="Asia/Jakarta")
-    assert clock_start_s(jakarta_night) == 1750258780.0  # 2025-06-18 21:59:40 +07:00
-    iso = Expectations(clock_start="2025-01-03T08:00", timezone="Europe/Berlin")
-    assert clock_start_s(iso) == 1735887600.0  # 07:00 UTC

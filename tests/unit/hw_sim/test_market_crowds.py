@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from hw_sim import scenarios_objects as market
+from hw_sim import street
 from hw_sim.scenes import script
 
 SEEDS = range(2024, 2044)
@@ -41,10 +42,10 @@ def test_a_reseeded_market_has_that_seeds_crowd_and_others_keep_their_actors() -
 
 def test_the_normality_check_rejects_a_loiterer_and_a_crowd() -> None:
     crowd = market._market_crowd(2024)
-    loiterer = market._person("loiterer", "person_black", (10.0, 0.5, 0.82), (40.0, 0.52, 0.82))
+    loiterer = street.person("loiterer", "person_black", (10.0, 0.5, 0.82), (40.0, 0.52, 0.82))
     assert not market._is_normal_market((*crowd, loiterer))
     group = tuple(
-        market._person(f"group-{i}", "person_black", (30.0, 0.2 + 0.1 * i, 0.9),
+        street.person(f"group-{i}", "person_black", (30.0, 0.2 + 0.1 * i, 0.9),
                        (42.0, 0.2 + 0.1 * i, 0.9))
         for i in range(6)
     )  # fmt: skip
