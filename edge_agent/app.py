@@ -24,6 +24,7 @@ from edge_agent.analyzers import build_analyzers
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
+from edge_agent.detect.filters import with_filters
 from edge_agent.detect.tflite import create_detector
 from edge_agent.encode import SCHEMA_VERSION, Topics, interrupted_end
 from edge_agent.events import EventEngine, EventSettings, jpeg_of_box
@@ -86,6 +87,8 @@ def build_detector(config: AgentConfig) -> Detector:
         score_threshold=detector.score_threshold,
         labels_of_interest=detector.labels,
         num_threads=detector.threads,
+        layout=detector.layout,
+        labels_file=detector.labels_file,
     )
 
 
@@ -103,7 +106,7 @@ def build_pipeline(
     return CameraPipeline(
         camera_id=camera.id,
         motion=MotionGate(MotionSettings(**config.motion.model_dump())),
-        detector=detector,
+        detector=with_filters(detector, camera.detection_filters),
         detector_lock=detector_lock,
         tracker=IouTracker(TrackerSettings(**config.tracker.model_dump())),
         engine=EventEngine(

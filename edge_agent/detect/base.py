@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from edge_agent.datafiles import DataFileError
 from edge_agent.types import DetectionResult, ImageBGR
 
 
@@ -22,3 +23,7 @@ class Detector(Protocol):
     def labels(self) -> Sequence[str]: ...
 
     def detect(self, image: ImageBGR) -> DetectionResult: ...
+
+
+class ModelLoadError(DataFileError):
+    """The model file is wrong, corrupt or not the layout the manifest or config says it is."""
