@@ -188,6 +188,7 @@ class SsdLayout:
     boxes, classes, scores and a count come out already suppressed."""
 
     def __init__(self, context: LayoutContext) -> None:
+        _require_input_dtype(context, "SSD", np.uint8, np.float32)
         self._outputs = _ssd_outputs(context.outputs, context.model_path)
         self._size_px = context.input_size_px
         self._float_input = context.input_dtype == np.float32
@@ -226,6 +227,15 @@ class SsdLayout:
 # YOLOX, decoded in the model: [1, N, 5+C] with objectness, NMS here
 
 
+def _require_input_dtype(context: LayoutContext, layout: str, *dtypes: type[Any]) -> None:
+    if context.input_dtype not in dtypes:
+        names = ", ".join(np.dtype(d).name for d in dtypes)
+        raise ModelLoadError(
+            f"{context.model_path}: input dtype {context.input_dtype.name} is not one the "
+            f"{layout} layout feeds ({names})"
+        )
+
+
 def _single_output(context: LayoutContext, layout: str, expected: str) -> TensorDetails:
     outputs = context.outputs
     if len(outputs) != 1 or len(outputs[0]["shape"]) != 3 or int(outputs[0]["shape"][0]) != 1:
@@ -250,6 +260,7 @@ class YoloxLayout:
                 f"layout [1, N, {n_values}] (4 box values, objectness, {len(context.labels)} "
                 "class scores)"
             )
+        _require_input_dtype(context, "YOLOX", np.float32)
         self._output_index = int(output["index"])
         self._input = _LetterboxInput(
             context.input_size_px, np.dtype(np.float32), YOLOX_PAD_VALUE, lambda bgr: bgr
@@ -309,9 +320,8 @@ class UltralyticsLayout:
                 f"per label). The model seems to have {classes} classes: check that the label "
                 "file is the one the model was trained with."
             )
+        _require_input_dtype(context, "Ultralytics", np.int8, np.uint8, np.float32)
         dtype = context.input_dtype
-        if dtype not in (np.int8, np.uint8, np.float32):
-            raise ModelLoadError(f"{context.model_path}: input dtype {dtype.name} not supported")
         try:
             lut = _input_lut(context.input)
         except ValueError as exc:
