@@ -297,6 +297,15 @@ def _input_lut(details: TensorDetails) -> npt.NDArray[Any]:
     return np.clip(values, info.min, info.max).astype(dtype)
 
 
+def _rgb_through(lut: npt.NDArray[Any]) -> Callable[[ImageBGR], npt.NDArray[Any]]:
+    """BGR picture -> RGB in the input's own values (cv2.LUT on the bytes for 8-bit inputs:
+    a third of the cost of numpy indexing at 416x416)."""
+    if lut.dtype.itemsize == 1:
+        lut_bytes = lut.view(np.uint8)
+        return lambda bgr: cv2.LUT(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), lut_bytes).view(lut.dtype)
+    return lambda bgr: lut[cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)]
+
+
 @register_layout("ultralytics")
 class UltralyticsLayout:
     """The YOLOv8/YOLO11 export most users train: input RGB 0..1 (quantised per the input
@@ -330,7 +339,7 @@ class UltralyticsLayout:
             context.input_size_px,
             dtype,
             float(lut[YOLOX_PAD_VALUE]),
-            lambda bgr: lut[bgr[..., ::-1]],  # BGR -> RGB, then the input's own values
+            _rgb_through(lut),
         )
         self._output_index = int(output["index"])
         self._output_quant = _quantization(output)
