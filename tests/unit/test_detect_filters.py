@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -164,3 +165,51 @@ def test_detector_config_for_a_users_model() -> None:
         DetectorConfig.model_validate(
             {"model": "/opt/m.tflite", "layout": "yolox", "labels_file": "/opt/m.txt"}
         )
+
+
+# -- wiring: the camera's filters sit between the shared detector and its pipeline
+
+
+class _NullSink:
+    def emit(self, *args: object) -> None:
+        pass
+
+
+def _events_seen(filters: dict[str, Any]) -> Counter[str]:
+    import threading
+
+    from edge_agent.app import build_pipeline
+    from edge_agent.config import parse_config
+    from edge_agent.types import Frame
+
+    camera = {"id": "lot", "source": {"kind": "opencv", "uri": "lot.mp4"}}
+    config = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{**camera, "detection_filters": filters}],
+            "detector": {"labels": ["person", "car"]},
+        }
+    )
+    big_person = _det("person", (0.1, 0.1, 0.6, 0.9))  # 40 % of the frame: not from a mast
+    pipeline = build_pipeline(
+        config,
+        config.cameras[0],
+        detector=_Static((big_person, CAR)),
+        detector_lock=threading.Lock(),
+        boot_id="b",
+        sink=_NullSink(),
+    )
+    labels: list[str] = []
+    image = np.zeros((90, 160, 3), np.uint8)
+    for index in range(6):
+        frame = Frame("lot", index, 1000.0 + index, float(index), image)
+        labels += [e.label for e in pipeline.process(frame, always_detect=True).events]
+    return Counter(labels)
+
+
+def test_build_pipeline_applies_the_cameras_filters() -> None:
+    unfiltered = _events_seen({})
+    filtered = _events_seen({"person": {"max_area": 0.05}})
+    assert unfiltered["person"] > 0 and unfiltered["car"] > 0
+    assert filtered["person"] == 0 and filtered["car"] == unfiltered["car"]
