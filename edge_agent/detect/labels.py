@@ -3,6 +3,7 @@ and a user's own, read from a label file or from the model's metadata."""
 
 from __future__ import annotations
 
+import ast
 import re
 import zipfile
 from pathlib import Path
@@ -102,13 +103,32 @@ def _yaml_labels(text: str, path: Path) -> tuple[str, ...]:
 
 
 def embedded_labels(path: Path) -> tuple[str, ...] | None:
-    """The labelmap from a model's TFLite metadata (a zip appended to the file), if any."""
+    """The labels in a model's TFLite metadata (a zip appended to the file), if any: a
+    labelmap ``*label*.txt`` (TF Hub models), else the ``names`` of Ultralytics' metadata."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.endswith(".txt") and "label" in n.lower()]
-            if not names:
-                return None
-            labels = parse_labelmap(archive.read(names[0]).decode("utf-8"))
+            texts = [n for n in archive.namelist() if n.endswith(".txt")]
+            labelmaps = [n for n in texts if "label" in n.lower()]
+            if labelmaps:
+                return parse_labelmap(archive.read(labelmaps[0]).decode("utf-8")) or None
+            for name in texts:
+                labels = _ultralytics_names(archive.read(name).decode("utf-8"))
+                if labels:
+                    return labels
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
         return None
-    return labels or None
+    return None
+
+
+def _ultralytics_names(text: str) -> tuple[str, ...] | None:
+    """``names`` from Ultralytics' export metadata: a Python dict literal, {0: 'person', ...}."""
+    try:
+        metadata = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    names = metadata.get("names") if isinstance(metadata, dict) else None
+    if not isinstance(names, dict) or sorted(names) != list(range(len(names))):
+        return None
+    if not all(isinstance(v, str) and v for v in names.values()):
+        return None
+    return tuple(names[i] for i in range(len(names))) or None

@@ -149,6 +149,12 @@ def test_yolo11n_as_a_users_model_with_its_label_file(tmp_path: Path) -> None:
     assert [d.label for d in own.detect(image).detections] == ["person"]
 
 
+def test_ultralytics_export_brings_its_labels_in_its_metadata() -> None:
+    model = require_model("yolo11n_int8_416")
+    detector = create_detector(str(model), layout="ultralytics")
+    assert detector.labels == COCO80
+
+
 def test_users_model_with_the_wrong_label_file_is_refused(tmp_path: Path) -> None:
     model = require_model("yolo11n_int8_416")
     labels_file = tmp_path / "piles.yaml"

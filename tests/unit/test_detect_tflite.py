@@ -157,3 +157,20 @@ def test_detect_rejects_non_bgr_images(tmp_path: Path, monkeypatch: pytest.Monke
     detector = tflite.TFLiteDetector("fake", manifest=manifest, model_path=path)
     with pytest.raises(ValueError, match="BGR"):
         detector.detect(np.zeros((8, 8), np.uint8))
+
+
+def test_ultralytics_metadata_names_are_embedded_labels(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "temp_meta.txt",
+            "{'description': 'piles', 'license': 'AGPL-3.0', 'task': 'detect', "
+            "'names': {0: 'garbage_pile', 1: 'water'}, 'args': {'nms': False}}",
+        )
+    path = tmp_path / "piles.tflite"
+    path.write_bytes(b"flatbuffer bytes" + buffer.getvalue())
+    assert embedded_labels(path) == ("garbage_pile", "water")
+    broken = tmp_path / "broken.tflite"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("temp_meta.txt", "{'names': {0: 'a', 2: 'b'}}")  # a gap in the ids
+    assert embedded_labels(broken) is None
