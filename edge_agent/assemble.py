@@ -12,6 +12,7 @@ import secrets
 from edge_agent.analyzers import build_analyzers
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
+from edge_agent.detect.filters import with_filters
 from edge_agent.detect.tflite import create_detector
 from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
@@ -57,6 +58,8 @@ def build_detector(config: AgentConfig) -> Detector:
         score_threshold=detector.score_threshold,
         labels_of_interest=detector.labels,
         num_threads=detector.threads,
+        layout=detector.layout,
+        labels_file=detector.labels_file,
     )
 
 
@@ -73,7 +76,7 @@ def build_pipeline(
     return CameraPipeline(
         camera_id=camera.id,
         motion=MotionGate(MotionSettings.from_config(config.motion)),
-        detector=detector,
+        detector=with_filters(detector, camera.detection_filters),
         tracker=IouTracker(TrackerSettings.from_config(config.tracker)),
         engine=EventEngine(
             camera.id,

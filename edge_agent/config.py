@@ -18,6 +18,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge_agent.analyzers.config import AnalyzerConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
+from edge_agent.datafiles import is_model_path
+from edge_agent.detect.filters import LabelFilterConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 
 
@@ -75,6 +77,8 @@ class CameraConfig(StrictModel):
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     analyzers: list[AnalyzerConfig] = Field(default_factory=list)
+    # label (or "*") -> bounds a detection must meet in this view (docs/configuration.md)
+    detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
 
     @field_validator("zones")
     @classmethod
@@ -98,7 +102,9 @@ class CameraConfig(StrictModel):
 
 
 class DetectorConfig(StrictModel):
-    model: str = "ssd_mobilenet_v1"
+    model: str = "ssd_mobilenet_v1"  # a manifest name, or a path to your own .tflite
+    layout: str | None = None  # a model file's output layout (docs/models.md)
+    labels_file: Path | None = None  # your model's labels: one per line, or a YAML list
     score_threshold: UnitFloat = 0.5
     labels: list[str] = Field(
         default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"],
@@ -107,6 +113,20 @@ class DetectorConfig(StrictModel):
     threads: int = Field(2, ge=1, le=8)
     refresh_interval_s: float = Field(1.0, gt=0)  # re-detect live tracks without motion
     keepalive_interval_s: float = Field(10.0, gt=0)  # detect at least this often regardless
+
+    @model_validator(mode="after")
+    def _own_model_says_how_to_read_it(self) -> DetectorConfig:
+        if is_model_path(self.model) and self.layout is None:
+            raise ValueError(
+                "a model file needs its layout: detector.layout "
+                "(ssd_postprocess, yolox or ultralytics; docs/models.md)"
+            )
+        if self.labels_file is not None and "labels" not in self.model_fields_set:
+            raise ValueError(
+                "with labels_file, list the labels of interest in detector.labels "
+                "(the default COCO list does not apply to your own labels)"
+            )
+        return self
 
 
 class MotionConfig(StrictModel):

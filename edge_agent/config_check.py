@@ -16,14 +16,29 @@ from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 def semantic_problems(config: AgentConfig, config_path: Path | None = None) -> list[str]:
     """What the schema cannot see: files that must exist, names that must be known."""
     from edge_agent.datafiles import load_manifest
-    from edge_agent.detect.labels import LABEL_SETS
+    from edge_agent.detect.filters import unknown_filter_labels
+    from edge_agent.detect.tflite import ModelLoadError, model_labels
 
     problems: list[str] = []
     try:
         manifest = load_manifest()
         try:
-            entry = manifest.model(config.detector.model)
-            problems.extend(_label_problems(config, frozenset(LABEL_SETS[entry.labels])))
+            detector = config.detector
+            labels = model_labels(
+                detector.model,
+                layout=detector.layout,
+                labels_file=detector.labels_file,
+                manifest=manifest,
+            )
+            problems.extend(_label_problems(config, frozenset(labels)))
+            problems.extend(
+                f"cameras[{c}].detection_filters: {label!r} is not a label of model "
+                f"{detector.model}"
+                for c, camera in enumerate(config.cameras)
+                for label in unknown_filter_labels(camera.detection_filters, labels)
+            )
+        except ModelLoadError as error:
+            problems.append(f"detector: {error}")
         except (KeyError, DataFileError):
             known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
             problems.append(

@@ -40,7 +40,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "coral_grace_hopper.bmp) is looked up on the media search path.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_VIDEO")
-    parser.add_argument("--model", default="ssd_mobilenet_v1", help="manifest model name")
+    parser.add_argument(
+        "--model",
+        default="ssd_mobilenet_v1",
+        help="manifest model name, or a path to your own .tflite (then give --layout)",
+    )
+    parser.add_argument(
+        "--layout",
+        default=None,
+        help="output layout of a model file: ssd_postprocess, yolox or ultralytics",
+    )
+    parser.add_argument(
+        "--labels-file",
+        type=Path,
+        default=None,
+        help="the model's labels: one per line, or a YAML list (docs/models.md)",
+    )
     parser.add_argument("--score", type=_unit_float, default=0.5, help="score threshold 0..1")
     parser.add_argument(
         "--every", type=_positive_int, default=1, metavar="N", help="video: every Nth frame"
@@ -148,6 +163,8 @@ def detect_handler(args: argparse.Namespace) -> int:
             score_threshold=args.score,
             labels_of_interest=labels,
             num_threads=args.threads,
+            layout=args.layout,
+            labels_file=args.labels_file,
         )
     except (DataFileError, RuntimeUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

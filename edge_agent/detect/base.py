@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
+from edge_agent.datafiles import DataFileError
 from edge_agent.types import DetectionResult, ImageBGR
 
 
@@ -44,3 +45,7 @@ class LockedDetector:
     def detect(self, image: ImageBGR) -> DetectionResult:
         with self._lock:
             return self._inner.detect(image)
+
+
+class ModelLoadError(DataFileError):
+    """The model file is wrong, corrupt or not the layout the manifest or config says it is."""
