@@ -17,6 +17,8 @@ frame is not practical), so events are matched to truth objects **by time overla
   into the frames of another truth object of its family: one event for two objects.
 - **Wrong label**: a matched event whose label differs from the truth's within the family
   (a car reported as "truck").
+- **Cover**: the share of the truth objects' frames that an event given to them (matched
+  or fragment) spans; an object found late, or lost for a while, covers less.
 - **Time to first event**: for each matched object, from its first frame to the publication
   of the earliest of its events (``new``), in seconds: what a person waits.
 - **Per-frame counts** (where the truth gives them): in every frame, the events whose span
@@ -69,6 +71,12 @@ class LabelScore:
     first_event_s: tuple[float, ...]  # per matched truth object
     seen_as: tuple[tuple[str, int], ...]  # labels of the events given to truth objects
     missed: tuple[str, ...]  # ids of the truth objects no event matched
+    covered_frames: int = 0  # truth frames spanned by an event given to that object
+    truth_frames: int = 0  # all the truth objects' frames
+
+    @property
+    def cover(self) -> float | None:
+        return self.covered_frames / self.truth_frames if self.truth_frames else None
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,17 @@ def _score_family(
         (min(e.published_frame for e in by_object[i]) - objects[i].first_frame) / fps
         for i in sorted(matched_objects)
     )
+    covered = sum(
+        len(
+            {
+                frame
+                for e in by_object.get(i, [])
+                for frame in range(e.first_frame, e.last_frame + 1)
+                if obj.contains(frame)
+            }
+        )
+        for i, obj in enumerate(objects)
+    )
     wrong = sum(1 for j in matched_events if events[j].label != objects[owner[j]].label)
     seen_as = Counter(events[j].label for j in owner)
     return LabelScore(
@@ -206,6 +225,8 @@ def _score_family(
         first_event_s=first_event_s,
         seen_as=tuple(sorted(seen_as.items())),
         missed=tuple(o.id for i, o in enumerate(objects) if i not in matched_objects),
+        covered_frames=covered,
+        truth_frames=sum(o.last_frame - o.first_frame + 1 for o in objects),
     )
 
 
@@ -250,7 +271,7 @@ def _family_total(counts: Iterable[tuple[str, int]], family: str) -> int:
 
 _HEADER = (
     f"{'label':<11}{'expected':>9}{'observed':>9}{'matched':>8}{'misses':>7}{'fragments':>10}"
-    f"{'id_sw':>6}{'false':>6}{'wrong':>6}  {'first event s':<15}seen as"
+    f"{'id_sw':>6}{'false':>6}{'wrong':>6}{'cover':>6}  {'first event s':<15}seen as"
 )
 
 
@@ -270,7 +291,8 @@ def format_clip(score: ClipScore, title: str) -> str:
             seen += f"; missed {','.join(r.missed)}"
         lines.append(
             f"{r.family:<11}{r.expected:>9}{r.observed:>9}{r.matched:>8}{r.misses:>7}"
-            f"{r.fragments:>10}{r.id_switches:>6}{r.false_events:>6}{r.wrong_labels:>6}  "
+            f"{r.fragments:>10}{r.id_switches:>6}{r.false_events:>6}{r.wrong_labels:>6}"
+            f"{'-' if r.cover is None else format(r.cover, '.0%'):>6}  "
             f"{_first_event_cell(r.first_event_s):<15}{seen}"
         )
     if score.counts:

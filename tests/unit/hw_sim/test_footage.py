@@ -118,6 +118,14 @@ def test_between_equal_overlaps_the_event_matches_the_object_of_its_label() -> N
     assert (row.missed, row.wrong_labels) == (("t",), 0)
 
 
+def test_cover_counts_the_object_frames_its_events_span() -> None:
+    # a: 101 frames, 51 covered by two fragments (one reaching before it); b: none.
+    events = [event("1", 95, 130), event("2", 160, 179)]
+    row = score_clip(TWO_VISITS, events).row("person")
+    assert (row.covered_frames, row.truth_frames) == (51, 202)
+    assert score_clip(truth([]), [event("1", 1, 2)]).row("person").cover is None
+
+
 def test_time_to_first_event_is_from_entry_to_publication() -> None:
     row = score_clip(
         TWO_VISITS, [event("1", 100, 200, published=115), event("2", 300, 400, published=305)]
