@@ -11,8 +11,9 @@ from pathlib import Path
 
 import cv2
 import pytest
-from hw_sim.footage import ClipTruth, load_truth, truth_files
-from realdata import require_media
+from hw_sim.footage import TRUTH_DIR, ClipTruth, load_truth, truth_files
+from hw_sim.footage.run import main, replay_clip
+from realdata import require_media, require_model
 
 from edge_agent import datafiles
 
@@ -46,3 +47,22 @@ def test_truth_matches_its_clip(path: Path) -> None:
 
 def test_every_clip_in_the_task_has_truth() -> None:
     assert len(TRUTHS) >= 5
+
+
+def test_the_runner_replays_a_clip_through_the_pipeline_in_the_clips_frames(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    require_model("ssd_mobilenet_v1")
+    truth = load_truth(TRUTH_DIR / "automl_traffic_frames.yaml")
+    require_media(truth.clip)
+    run = replay_clip(truth, camera_fps=30.0)  # the file's own rate: every frame
+    assert (run.step, run.frames_read) == (1, truth.frames)
+    assert run.events, "the pipeline emitted no object events on three vehicles"
+    for event in run.events:
+        assert 0 <= event.first_frame <= event.published_frame <= event.last_frame < truth.frames
+    assert run.score().row("vehicle").expected == 3
+
+    assert main(["--clip", truth.clip]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{truth.clip}: 20 frames at 30 fps, model ssd_mobilenet_v1, every 6")
+    assert "per-frame count" in out
