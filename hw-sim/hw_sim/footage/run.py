@@ -12,33 +12,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_agent import datafiles
-
-# The one place this module composes the agent; moved to edge_agent.assemble on main.
-from edge_agent.app import build_detector, build_pipeline
-from edge_agent.capture import EndOfStream, open_source
+from edge_agent.assemble import build_detector, build_pipeline
+from edge_agent.capture import open_source
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.detect.base import Detector
-from edge_agent.pipeline import FrameOutput
-from edge_agent.types import Frame, Lifecycle, ObjectEvent, OutboundMessage
+from edge_agent.pipeline import run_offline
+from edge_agent.sinks import CollectingSink
+from edge_agent.types import Frame, Lifecycle, ObjectEvent
 from hw_sim.footage.score import DEFAULT_SLACK_S, ClipScore, ObservedEvent, format_clip, score_clip
 from hw_sim.footage.truth import TRUTH_DIR, ClipTruth, load_truth, truth_files
-
-
-class _EventSink:
-    """Keeps the object events, decoded; the encoded messages are not needed."""
-
-    def __init__(self) -> None:
-        self.events: list[ObjectEvent] = []
-
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        self.events.extend(output.events)
 
 
 @dataclass(frozen=True)
@@ -110,37 +98,26 @@ def replay_clip(
     video = datafiles.resolve_media(truth.clip)
     config = footage_config(video, model=model, camera_fps=camera_fps)
     camera = config.cameras[0]
-    sink = _EventSink()
+    sink = CollectingSink()
     pipeline = build_pipeline(
         config,
         camera,
         detector=build_detector(config) if detector is None else detector,
-        detector_lock=threading.Lock(),
-        boot_id="footage",
         sink=sink,
     )
     source = open_source(camera, realtime=False)
     step = max(1, round(source.nominal_fps / camera.fps))
-    first: Frame | None = None
-    last: Frame | None = None
-    frames_read = 0
+    firsts: list[Frame] = []  # frame 0, kept alone: it fixes the clip's time origin
+
+    def keep_first(frame: Frame) -> None:
+        if not firsts:
+            firsts.append(frame)
+
     try:
-        while True:
-            try:
-                frame = source.read(timeout_s=5.0)
-            except EndOfStream:
-                break
-            if frame is None:
-                continue
-            frames_read += 1
-            if first is None:
-                first = frame
-            if frame.index % step == 0:
-                pipeline.process(frame)
-                last = frame
-        pipeline.finish(last)
+        frames_read = run_offline(source, pipeline, every=step, on_frame=keep_first).frames_read
     finally:
         source.close()
+    first = firsts[0] if firsts else None
     if first is None:
         raise RuntimeError(f"{truth.clip} gave no frames")
     t0_s = first.captured_at_s - first.monotonic_s
