@@ -31,7 +31,7 @@ from edge_agent.motion import MotionGate, MotionSettings
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
 from edge_agent.pipeline import CameraPipeline, EventSink, FrameOutput, GateSettings
-from edge_agent.remote import CommandHandler
+from edge_agent.remote import CommandHandler, Reply
 from edge_agent.rules import build_rules
 from edge_agent.stats import (
     STATS_SCHEMA,
@@ -222,11 +222,11 @@ class Agent:
         self.publisher = Publisher(
             mqtt_settings(config),
             self.outbox,
-            status_topic=self.topics.status,
+            self.topics,
             birth_payload=self._birth(),
             max_inflight=config.mqtt.max_inflight,
             drain=DrainSettings.from_config(config.outbox),
-            commands=self._on_command,
+            on_command=self._on_command,
         )
         self.sink = OutboxSink(self.outbox, self.publisher.wake)
         self.workers: list[CameraWorker] = []
@@ -448,9 +448,8 @@ class Agent:
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
 
-    def _on_command(self, name: str, payload: bytes, retained: bool) -> tuple[bytes, str] | None:
-        reply = self.commands.handle(name, payload, retained=retained)
-        return None if reply is None else (reply.payload, reply.content_type)
+    def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+        return self.commands.handle(name, payload, retained=retained)
 
     def camera_ids(self) -> tuple[str, ...]:
         return tuple(w.config.id for w in self.workers)

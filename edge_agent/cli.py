@@ -314,18 +314,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from edge_agent.mqtt import Subscriber, SubscriberError
+    from edge_agent.mqtt import MqttSettings, Subscriber, SubscriberError
     from edge_agent.watch import Watcher, topic_filter
 
     watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
     topic = topic_filter(args.prefix, args.site, args.device)
     try:
-        subscriber = Subscriber(
+        settings = MqttSettings.consumer(
             args.host,
             args.port,
-            [topic],
-            client_id=args.client_id or f"edge-agent-watch-{os.getpid()}",
-            on_message=watcher.on_message,
+            args.client_id or f"edge-agent-watch-{os.getpid()}",
             protocol=args.protocol,
             username=args.username,
             password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
@@ -333,6 +331,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             tls_cert_file=args.cert_file,
             tls_key_file=args.key_file,
         )
+        subscriber = Subscriber(settings, [topic], watcher.on_message)
     except ValueError as error:  # TLS files: missing, unreadable, too open
         return _error(str(error))
     try:

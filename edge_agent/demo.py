@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.datafiles import load_manifest, locate, resolve_media, resolve_model_file
-from edge_agent.mqtt import Subscriber
+from edge_agent.mqtt import MqttSettings, Subscriber
 from edge_agent.watch import Watcher
 
 DEMO_MODEL = "ssd_mobilenet_v1"
@@ -65,11 +65,9 @@ def run_demo(
 
     watcher = Watcher(lambda line: print(line, flush=True))
     subscriber = Subscriber(
-        host,
-        port,
+        MqttSettings.consumer(host, port, "edge-agent-demo-watch"),
         [f"{config.topic_root}/#"],
-        client_id="edge-agent-demo-watch",
-        on_message=watcher.on_message,
+        watcher.on_message,
     )
     subscriber.start(timeout_s=10.0)
     print(

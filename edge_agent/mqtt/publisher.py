@@ -1,8 +1,6 @@
-"""MQTT transport: the only module that imports paho (paho-mqtt 2.x, callback API v2).
-
-:class:`Publisher` drains the durable :class:`~edge_agent.outbox.Outbox` to the broker
-and sends volatile messages (stats, previews) that are never buffered;
-:class:`Subscriber` is a small consumer for the demo, ``edge-agent watch`` and tests.
+"""The device's MQTT side: :class:`Publisher` drains the durable
+:class:`~edge_agent.outbox.Outbox` to the broker, sends volatile messages (stats,
+previews) that are never buffered, and takes commands.
 docs/delivery.md states the guarantees for operators; this docstring says how.
 
 Delivery model. The outbox is the source of truth: a row is deleted only after its
@@ -33,60 +31,57 @@ never retried, never blocking the queue, reported on the gaps topic. Quota excee
 the one transient code: that message is retried after a pause. With MQTT 3.1.1 the
 broker cannot say no (mosquitto drops refused messages and still acknowledges them).
 
-Speed: MQTT 5 properties are packed here, once per distinct (content type, user
-properties) and a few bytes per message for ``seq``; paho's Properties object costs
-~20 µs per message to build and pack, which was most of the gap to bare paho.
-
 Threads: paho's network thread (``loop_start``) runs the callbacks, which only record
-facts and set an event; the ``mqtt-drain`` thread claims outbox rows, publishes and
-acknowledges in batches. The pipeline only calls :meth:`Publisher.wake`, which never
-blocks.
+facts and set an event (a command is queued to the ``mqtt-commands`` thread,
+:mod:`edge_agent.mqtt.command_queue`); the ``mqtt-drain`` thread claims outbox rows,
+publishes and acknowledges in batches. The pipeline only calls :meth:`Publisher.wake`,
+which never blocks. :meth:`Publisher.stop` returns the names of threads that did not end
+within its budget (and logs them as errors).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import ssl
-import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-
+from edge_agent.encode import Topics, encode_status
+from edge_agent.mqtt.client import (
+    Client,
+    ClientFactory,
+    ConnectFlags,
+    DisconnectFlags,
+    MQTTErrorCode,
+    MQTTMessage,
+    PackedProperties,
+    PacketTypes,
+    Properties,
+    ReasonCode,
+    connect_properties,
+    new_client,
+    new_properties,
+)
+from edge_agent.mqtt.command_queue import CommandCallback, CommandQueue, InboundCommand
+from edge_agent.mqtt.pacer import DrainPacer
+from edge_agent.mqtt.settings import DrainSettings, MqttSettings
+from edge_agent.mqtt.wire import (
+    HISTORICAL_TAIL,
+    is_json_object,
+    plain_properties_body,
+    publish_packet_bytes,
+    row_properties_body,
+)
 from edge_agent.outbox import Outbox, OutboxError, StoredMessage
+from edge_agent.remote import Reply
 
-if TYPE_CHECKING:
-    from edge_agent.config import OutboxConfig
+__all__ = ["Publisher", "PublisherStats"]
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "DrainPacer",
-    "DrainSettings",
-    "MqttSettings",
-    "Publisher",
-    "PublisherStats",
-    "ReceivedMessage",
-    "Subscriber",
-    "SubscriberError",
-]
+_log = logging.getLogger("edge_agent.mqtt")
 
-_log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-"""Value of the ``v`` user property and of ``v`` in status payloads."""
-
-Protocol = Literal["5", "3.1.1"]
 _IDLE_WAIT_S = 5.0  # drain thread safety net; all real work is event driven
 _HOUSEKEEPING_INTERVAL_S = 1.0  # TTL sweep
 _NOTICE_RETRY_S = 60.0  # after the broker refused a gap notice
@@ -95,127 +90,6 @@ _TRANSIENT_REASONS = frozenset({0x91, 0x97})  # packet identifier in use, quota 
 _POISON_STRIKES = 3  # connections in a row lost with the same message first in flight
 # A broker that ends the session on purpose is not saying anything about our message.
 _DELIBERATE_DISCONNECTS = frozenset({0x8B, 0x8E, 0x9C, 0x9D})
-_HISTORICAL_TAIL = b',"historical":true}'
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """How to reach the broker. Plain data: the pydantic config converts into this."""
-
-    host: str
-    port: int
-    client_id: str
-    protocol: Protocol = "5"
-    keepalive_s: int = 30
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_ca_file: Path | None = None
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    tls_insecure: bool = False
-    reconnect_min_delay_s: float = 1.0
-    reconnect_max_delay_s: float = 60.0
-    session_expiry_s: int = 3600  # 0: a clean session on every connect
-    tls: bool = False  # TLS even without files of our own (the system's CAs verify the broker)
-
-    @property
-    def uses_tls(self) -> bool:
-        files = (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
-        return self.tls or any(f is not None for f in files)
-
-
-@dataclass(frozen=True)
-class DrainSettings:
-    """How the outbox is replayed (docs/delivery.md). ``math.inf`` rates: no pacing."""
-
-    rate_msgs_per_s: float = 100.0
-    rate_bytes_per_s: float = 512 * 1024
-    historical_after_s: float = 60.0
-    burst_s: float = 1.0  # the bucket holds this many seconds' worth
-
-    def __post_init__(self) -> None:
-        if not (self.rate_msgs_per_s > 0 and self.rate_bytes_per_s > 0 and self.burst_s > 0):
-            raise ValueError("drain rates and burst_s must be positive")
-        if self.historical_after_s < 0:
-            raise ValueError("historical_after_s must not be negative")
-
-    @classmethod
-    def from_config(cls, config: OutboxConfig) -> DrainSettings:
-        return cls(
-            rate_msgs_per_s=config.drain_rate_msgs_per_s,
-            rate_bytes_per_s=float(config.drain_rate_bytes_per_s),
-            historical_after_s=config.historical_after_s,
-        )
-
-    @classmethod
-    def unlimited(cls, historical_after_s: float = 60.0) -> DrainSettings:
-        return cls(math.inf, math.inf, historical_after_s)
-
-
-class DrainPacer:
-    """Two token buckets (messages, bytes) for the non-urgent stream.
-
-    A message may go when at least one message token and a positive byte balance are
-    left; the byte balance may then go negative, so a message larger than the bucket
-    still passes (and the bucket pays it back). Once held back, the pacer waits until
-    ``quantum_s`` worth has refilled, so a paced drain wakes ~10 times a second and
-    sends small batches instead of waking per message (DESIGN.md §9: wake-ups cost more
-    CPU than the publishing).
-    """
-
-    def __init__(
-        self,
-        msgs_per_s: float,
-        bytes_per_s: float,
-        *,
-        burst_s: float = 1.0,
-        quantum_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._clock = clock
-        self._msg_rate = msgs_per_s
-        self._byte_rate = bytes_per_s
-        self._unlimited = math.isinf(msgs_per_s) and math.isinf(bytes_per_s)
-        self._msg_cap = max(1.0, msgs_per_s * burst_s)
-        self._byte_cap = max(1.0, bytes_per_s * burst_s)
-        self._msg_resume = min(self._msg_cap, max(1.0, msgs_per_s * quantum_s))
-        self._byte_resume = min(self._byte_cap, bytes_per_s * quantum_s)
-        self._msgs = self._msg_cap
-        self._bytes = self._byte_cap
-        self._held = False
-        self._last_s = clock()
-
-    def _refill(self) -> None:
-        now_s = self._clock()
-        elapsed_s = max(0.0, now_s - self._last_s)
-        self._last_s = now_s
-        if not math.isinf(self._msg_rate):
-            self._msgs = min(self._msg_cap, self._msgs + elapsed_s * self._msg_rate)
-        if not math.isinf(self._byte_rate):
-            self._bytes = min(self._byte_cap, self._bytes + elapsed_s * self._byte_rate)
-
-    def delay_s(self) -> float:
-        """0 if one more message may go now, else how long to wait before asking again."""
-        if self._unlimited:
-            return 0.0
-        self._refill()
-        msg_need = self._msg_resume if self._held else 1.0
-        byte_need = self._byte_resume if self._held else 2e-9
-        wait_s = 0.0
-        if not math.isinf(self._msg_rate) and self._msgs < msg_need - 1e-9:
-            wait_s = max(wait_s, (msg_need - self._msgs) / self._msg_rate)
-        if not math.isinf(self._byte_rate) and self._bytes < byte_need - 1e-9:
-            wait_s = max(wait_s, (byte_need - self._bytes) / self._byte_rate)
-        self._held = wait_s > 0.0
-        return wait_s
-
-    def spend(self, size_bytes: int) -> None:
-        if self._unlimited:
-            return
-        if not math.isinf(self._msg_rate):
-            self._msgs -= 1.0
-        if not math.isinf(self._byte_rate):
-            self._bytes -= size_bytes
 
 
 @dataclass(frozen=True)
@@ -237,193 +111,6 @@ class PublisherStats:
     broker_maximum_packet_bytes: int | None = None
 
 
-@dataclass(frozen=True)
-class ReceivedMessage:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    user_properties: tuple[tuple[str, str], ...] = ()
-    content_type: str | None = None
-    message_expiry_s: int | None = None  # remaining MQTT 5 message expiry, if any
-
-    def json(self) -> Any:
-        return json.loads(self.payload)
-
-    def user_property(self, name: str) -> str | None:
-        """The first user property called ``name``, or None."""
-        for key, value in self.user_properties:
-            if key == name:
-                return value
-        return None
-
-
-class SubscriberError(RuntimeError):
-    """The subscriber could not connect or the broker refused a subscription."""
-
-
-def _protocol(protocol: Protocol) -> MQTTProtocolVersion:
-    if protocol == "5":
-        return MQTTProtocolVersion.MQTTv5
-    if protocol == "3.1.1":
-        return MQTTProtocolVersion.MQTTv311
-    raise ValueError(f"MQTT protocol must be '5' or '3.1.1', not {protocol!r}")
-
-
-def _new_client(
-    *,
-    client_id: str,
-    protocol: Protocol,
-    clean_session: bool | None,
-    username: str | None,
-    password: str | None,
-    tls_ca_file: Path | None,
-    tls_cert_file: Path | None,
-    tls_key_file: Path | None,
-    tls_insecure: bool,
-    reconnect_min_delay_s: float,
-    reconnect_max_delay_s: float,
-    use_tls: bool = False,
-) -> paho.Client:
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        # paho rejects clean_session with MQTT 5 (clean_start is given to connect()).
-        clean_session=clean_session if protocol == "3.1.1" else None,
-        protocol=_protocol(protocol),
-    )
-    if username is not None:
-        client.username_pw_set(username, password)
-    if use_tls or any(f is not None for f in (tls_ca_file, tls_cert_file, tls_key_file)):
-        from edge_agent.security import build_tls_context  # (docs/security.md)
-
-        # Server verified against the CA and the host name dialled (hostname checking is
-        # off only with an explicit tls_insecure). Raises TlsConfigError, e.g. for a key
-        # file others can read, before any socket is opened.
-        context: ssl.SSLContext = build_tls_context(
-            ca_file=tls_ca_file,
-            cert_file=tls_cert_file,
-            key_file=tls_key_file,
-            insecure=tls_insecure,
-        )
-        client.tls_set_context(context)
-        client.tls_insecure_set(tls_insecure)
-    elif password is not None:
-        from edge_agent.security import plaintext_password_warning
-
-        _log.warning(plaintext_password_warning())
-    client.enable_logger(_log.getChild("paho"))  # paho's own packet log, at DEBUG
-    # paho takes whole seconds here.
-    min_delay = max(1, math.ceil(reconnect_min_delay_s))
-    client.reconnect_delay_set(
-        min_delay=min_delay, max_delay=max(min_delay, math.ceil(reconnect_max_delay_s))
-    )
-    return client
-
-
-def _new_properties(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
-
-
-def _compact_json(body: Mapping[str, object]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-# -- MQTT 5 properties, packed by hand (see the module docstring: speed) -------------
-
-_PROP_MESSAGE_EXPIRY = b"\x02"
-_PROP_CONTENT_TYPE = b"\x03"
-_PROP_USER = b"\x26"
-
-
-def _utf8(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    if len(raw) > 0xFFFF:
-        raise ValueError(f"MQTT string longer than 65535 bytes: {text[:40]!r}...")
-    return struct.pack("!H", len(raw)) + raw
-
-
-def _variable_byte_integer(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value % 128, value // 128
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-_CONTENT_TYPE_CACHE: dict[str, bytes] = {}
-_USER_PROPERTIES_CACHE: dict[tuple[tuple[str, str], ...], bytes] = {}
-_CACHE_LIMIT = 1024
-
-
-def _content_type_bytes(content_type: str) -> bytes:
-    packed = _CONTENT_TYPE_CACHE.get(content_type)
-    if packed is None:
-        packed = _PROP_CONTENT_TYPE + _utf8(content_type)
-        if len(_CONTENT_TYPE_CACHE) < _CACHE_LIMIT:
-            _CONTENT_TYPE_CACHE[content_type] = packed
-    return packed
-
-
-def _user_properties_bytes(pairs: tuple[tuple[str, str], ...]) -> bytes:
-    packed = _USER_PROPERTIES_CACHE.get(pairs)
-    if packed is None:
-        packed = b"".join(_PROP_USER + _utf8(k) + _utf8(v) for k, v in pairs)
-        if len(_USER_PROPERTIES_CACHE) < _CACHE_LIMIT:
-            _USER_PROPERTIES_CACHE[pairs] = packed
-    return packed
-
-
-_V_PROPERTY = _user_properties_bytes((("v", str(SCHEMA_VERSION)),))
-_SEQ_KEY = _PROP_USER + _utf8("seq")
-_HISTORICAL_PROPERTY = _user_properties_bytes((("historical", "true"),))
-
-
-class _PackedProperties(Properties):
-    """Properties already in wire format: paho only calls ``pack()`` (and ``str()``)."""
-
-    def __init__(self, body: bytes) -> None:  # no super().__init__(): nothing else is read
-        object.__setattr__(self, "_packed", _variable_byte_integer(len(body)) + body)
-
-    def pack(self) -> bytes:
-        packed: bytes = object.__getattribute__(self, "_packed")
-        return packed
-
-    def __str__(self) -> str:
-        return f"[{len(self.pack())} bytes of properties]"
-
-
-def _plain_properties(
-    content_type: str,
-    user_properties: tuple[tuple[str, str], ...] = (),
-    *,
-    expiry_s: int | None = None,
-) -> _PackedProperties:
-    body = _content_type_bytes(content_type) + _V_PROPERTY
-    body += _user_properties_bytes(user_properties)
-    if expiry_s is not None:
-        body += _PROP_MESSAGE_EXPIRY + struct.pack("!I", expiry_s)
-    return _PackedProperties(body)
-
-
-def _is_json_object(message: StoredMessage) -> bool:
-    """A JSON object payload (the outbox always gives those a ``seq`` key, never empty)."""
-    payload = message.payload
-    return (
-        message.content_type.startswith("application/json")
-        and payload[:1] == b"{"
-        and payload[-1:] == b"}"
-        and len(payload) > 2
-    )
-
-
-def _publish_packet_bytes(topic: str, payload_bytes: int, properties_bytes: int) -> int:
-    """Size of a QoS 1 PUBLISH on the wire (for the broker's Maximum Packet Size)."""
-    remaining = 2 + len(topic.encode("utf-8")) + 2 + properties_bytes + payload_bytes
-    return 1 + len(_variable_byte_integer(remaining)) + remaining
-
-
 @dataclass
 class _Stream:
     """One ordered stream of outbox rows: claimed rows not yet published, and a cursor."""
@@ -435,17 +122,14 @@ class _Stream:
     more: bool = False  # the last claim filled a batch: ask again even if epoch is unchanged
 
 
-CommandCallback = Callable[[str, bytes, bool], "tuple[bytes, str] | None"]
-"""(command name, payload, retained) → (reply payload, content type), or None for no reply."""
-
-
 class Publisher:
     """Publishes outbox rows, urgent ones first, at most ``max_inflight`` unacknowledged.
 
-    Status on ``status_topic`` (QoS 1, retained): the Last Will says ``offline``; every
-    (re)connect publishes ``online`` plus ``birth_payload``; :meth:`stop` publishes
-    ``stopped`` and disconnects cleanly so the will is not sent. Gap notices go to
-    ``gaps_topic`` (default: beside ``status_topic``).
+    Status on ``topics.status`` (QoS 1, retained; :func:`edge_agent.encode.encode_status`):
+    the Last Will says ``offline``; every (re)connect publishes ``online`` plus
+    ``birth_payload``; :meth:`stop` publishes ``stopped`` and disconnects cleanly so the
+    will is not sent. Gap notices go to ``topics.gaps``. With ``on_command``, commands on
+    ``topics.commands`` are run on the ``mqtt-commands`` thread and answered.
 
     MQTT 5 messages carry the content type and user properties ``("v", "1")``,
     ``("seq", "<seq>")``, ``("historical", "true")`` when historical, then the message's
@@ -456,21 +140,21 @@ class Publisher:
         self,
         settings: MqttSettings,
         outbox: Outbox,
+        topics: Topics,
         *,
-        status_topic: str,
         birth_payload: Mapping[str, object],
         max_inflight: int = 20,
         batch: int = 100,
         drain: DrainSettings | None = None,
-        gaps_topic: str | None = None,
-        commands: CommandCallback | None = None,
+        on_command: CommandCallback | None = None,
+        command_queue_size: int = 8,
         clock: Callable[[], float] = time.time,
+        client_factory: ClientFactory = new_client,
     ) -> None:
         if max_inflight < 1 or batch < 1:
             raise ValueError("max_inflight and batch must be at least 1")
         self.settings = settings
-        self.status_topic = status_topic
-        self.gaps_topic = gaps_topic or f"{status_topic.rsplit('/', 1)[0]}/gaps"
+        self.topics = topics
         self.drain = drain or DrainSettings()
         self._outbox = outbox
         self._max_inflight = max_inflight
@@ -480,28 +164,12 @@ class Publisher:
         self._pacer = DrainPacer(
             self.drain.rate_msgs_per_s, self.drain.rate_bytes_per_s, burst_s=self.drain.burst_s
         )
-        self._status_fields = {
-            k: v for k, v in birth_payload.items() if k not in ("v", "state", "ts")
-        }
-        keep_session = settings.session_expiry_s > 0
-        self._client = _new_client(
-            client_id=settings.client_id,
-            protocol=settings.protocol,
-            clean_session=not keep_session,
-            username=settings.username,
-            password=settings.password,
-            tls_ca_file=settings.tls_ca_file,
-            tls_cert_file=settings.tls_cert_file,
-            tls_key_file=settings.tls_key_file,
-            tls_insecure=settings.tls_insecure,
-            reconnect_min_delay_s=settings.reconnect_min_delay_s,
-            reconnect_max_delay_s=settings.reconnect_max_delay_s,
-            use_tls=settings.uses_tls,
-        )
+        self._birth_payload = dict(birth_payload)
+        self._client = client_factory(settings, clean_session=not settings.keeps_session)
         # We bound in-flight ourselves; paho's own limit would only add a second queue.
         self._client.max_inflight_messages_set(0)
         self._client.will_set(
-            status_topic,
+            topics.status,
             self._status_payload("offline", with_time=False),
             qos=1,
             retain=True,
@@ -511,10 +179,10 @@ class Publisher:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._commands = commands
-        self._root = status_topic.rsplit("/", 1)[0]
+        self._commands: CommandQueue | None = None
         self._commands_ready = threading.Event()  # cmd/ subscription acknowledged
-        if commands is not None:
+        if on_command is not None:
+            self._commands = CommandQueue(on_command, self._send_reply, capacity=command_queue_size)
             self._client.on_message = self._on_command
             self._client.on_subscribe = self._on_command_subscribed
 
@@ -566,14 +234,11 @@ class Publisher:
             raise RuntimeError("Publisher.start() called twice")
         self._started = True
         s = self.settings
-        properties: Properties | None = None
-        clean_start: paho.CleanStartOption = paho.MQTT_CLEAN_START_FIRST_ONLY
-        if self._v5:
-            # Keep the session over reconnects *and* restarts: commands queued for us
-            # while we were away still arrive.
-            clean_start = s.session_expiry_s == 0
-            properties = _new_properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = s.session_expiry_s
+        # Keep the session over reconnects *and* restarts: commands queued for us while
+        # we were away still arrive.
+        clean_start, properties = connect_properties(s)
+        if self._commands is not None:
+            self._commands.start()
         self._client.connect_async(
             s.host, s.port, keepalive=s.keepalive_s, clean_start=clean_start, properties=properties
         )
@@ -664,13 +329,16 @@ class Publisher:
                 broker_maximum_packet_bytes=self._maximum_packet_bytes,
             )
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0) -> tuple[str, ...]:
         """Drain what we can within ``timeout_s``, publish ``stopped``, disconnect cleanly.
 
         Whatever is not acknowledged by then stays in the outbox for the next start.
+        Returns the names of our threads still running after their join timeout (a
+        stuck command, a drain step blocked on the disk), each also logged as an error;
+        empty when everything stopped.
         """
         if not self._started:
-            return
+            return ()
         start = time.monotonic()
         deadline = start + timeout_s
         # Keep a slice of the budget for the "stopped" status and the disconnect.
@@ -678,9 +346,14 @@ class Publisher:
         self._stop_requested.set()
         self._wake_event.set()
         self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        alive = [] if not self._thread.is_alive() else [self._thread.name]
+        if self._commands is not None and not self._commands.stop(
+            max(0.0, self._stop_deadline - time.monotonic())
+        ):
+            alive.append(self._commands.thread_name)
         if self.connected:
             info = self._client.publish(
-                self.status_topic,
+                self.topics.status,
                 self._status_payload("stopped"),
                 qos=1,
                 retain=True,
@@ -702,14 +375,17 @@ class Publisher:
         with self._lock:
             self._connected = False
             self._ready = False
+        for name in alive:
+            _log.error("thread %r did not stop within %.1f s; left running", name, timeout_s)
+        return tuple(alive)
 
     # -- paho callbacks (network thread): record and wake, nothing slow ---------
 
     def _on_connect(
         self,
-        client: paho.Client,
+        client: Client,
         userdata: object,
-        flags: paho.ConnectFlags,
+        flags: ConnectFlags,
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
@@ -721,7 +397,7 @@ class Publisher:
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
         maximum_packet = getattr(properties, "MaximumPacketSize", None) if properties else None
         birth = client.publish(
-            self.status_topic,
+            self.topics.status,
             self._status_payload("online"),
             qos=1,
             retain=True,
@@ -740,7 +416,7 @@ class Publisher:
         if self._commands is not None:
             # Subscribing again on a resumed session is harmless and covers a lost one.
             self._commands_ready.clear()
-            client.subscribe(f"{self._root}/cmd/+", qos=1)
+            client.subscribe(self.topics.commands, qos=1)
         _log.info(
             "connected to MQTT broker %s:%s (session %s)",
             *self._where(),
@@ -748,7 +424,7 @@ class Publisher:
         )
         self._wake_event.set()
 
-    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+    def _on_connect_fail(self, client: Client, userdata: object) -> None:
         """The broker was unreachable, or refused us before MQTT (a TLS handshake failed:
         wrong CA, host name, revoked or expired certificate): visible in stats."""
         with self._lock:
@@ -763,7 +439,7 @@ class Publisher:
 
     def _on_command_subscribed(
         self,
-        client: paho.Client,
+        client: Client,
         userdata: object,
         mid: int,
         reason_codes: list[ReasonCode],
@@ -776,51 +452,58 @@ class Publisher:
                 self._last_error = f"command subscription refused: {reason_codes}"
             _log.error("the broker refused our command subscription: %s", reason_codes)
 
-    def _on_command(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        """A command on ``{root}/cmd/{name}``: hand it over, send the reply.
+    def _on_command(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
+        """A command on ``{root}/cmd/{name}``: queue it for the ``mqtt-commands`` thread.
 
         The reply goes to the MQTT 5 response topic when it lies under
         ``{root}/reply/`` (the only place the broker's ACL lets a device write
         replies), otherwise to ``{root}/reply/{name}``, with the correlation data
-        echoed. Replies are QoS 1, never retained, and expire after a minute.
+        echoed. Replies are QoS 1, never retained, and expire after a minute. A command
+        that finds the queue full is refused at once (``busy``).
         """
-        callback = self._commands
-        if callback is None or not msg.topic.startswith(f"{self._root}/cmd/"):
+        name = self.topics.command_name(msg.topic)
+        if self._commands is None or name is None:
             return
-        name = msg.topic.rsplit("/", 1)[1]
-        try:
-            reply = callback(name, bytes(msg.payload), bool(msg.retain))
-        except Exception:  # a handler bug must not kill paho's network thread
-            _log.exception("command %r failed", name)
-            reply = (b'{"ok":false,"error":"internal error"}', "application/json")
-        if reply is None:
-            return
-        payload, content_type = reply
-        reply_root = f"{self._root}/reply/"
         requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
-        topic = (
-            requested
-            if isinstance(requested, str) and requested.startswith(reply_root)
-            else (f"{reply_root}{name}")
+        correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        command = InboundCommand(
+            name=name,
+            payload=bytes(msg.payload),
+            retained=bool(msg.retain),
+            reply_topic=(
+                requested
+                if isinstance(requested, str) and self.topics.is_reply(requested)
+                else self.topics.reply(name)
+            ),
+            correlation=bytes(correlation) if correlation else None,
         )
+        if not self._commands.submit(command):
+            _log.warning("command %r refused: %d commands waiting", name, self._commands.capacity)
+            self._send_reply(
+                command,
+                Reply.error(f"busy: {self._commands.capacity} commands waiting; try again later"),
+            )
+
+    def _send_reply(self, command: InboundCommand, reply: Reply) -> None:
         properties: Properties | None = None
         if self._v5:
-            properties = _new_properties(PacketTypes.PUBLISH)
-            properties.ContentType = content_type
+            properties = new_properties(PacketTypes.PUBLISH)
+            properties.ContentType = reply.content_type
             properties.MessageExpiryInterval = 60
-            correlation = getattr(msg.properties, "CorrelationData", None)
-            if correlation:
-                properties.CorrelationData = correlation
+            if command.correlation:
+                properties.CorrelationData = command.correlation
         try:
-            client.publish(topic, payload, qos=1, retain=False, properties=properties)
+            self._client.publish(
+                command.reply_topic, reply.payload, qos=1, retain=False, properties=properties
+            )
         except ValueError as error:
-            _log.warning("reply to command %r refused: %s", name, error)
+            _log.warning("reply to command %r refused: %s", command.name, error)
 
     def _on_disconnect(
         self,
-        client: paho.Client,
+        client: Client,
         userdata: object,
-        flags: paho.DisconnectFlags,
+        flags: DisconnectFlags,
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
@@ -839,7 +522,7 @@ class Publisher:
 
     def _on_publish(
         self,
-        client: paho.Client,
+        client: Client,
         userdata: object,
         mid: int,
         reason_code: ReasonCode,
@@ -900,7 +583,7 @@ class Publisher:
         wait_s = _IDLE_WAIT_S
         if ready:
             if now_s >= self._notice_pause_until and self._outbox.notice_wanted():
-                self._guard(lambda: self._outbox.issue_gap_notice(self.gaps_topic), "gap notice")
+                self._guard(lambda: self._outbox.issue_gap_notice(self.topics.gaps), "gap notice")
             caught_up, wait_s = self._publish_more()
             with self._lock:
                 self._paced = wait_s < _IDLE_WAIT_S and not caught_up
@@ -1003,7 +686,7 @@ class Publisher:
             message.seq,
             message.topic,
             reason,
-            self.gaps_topic,
+            self.topics.gaps,
         )
         self._refused.append((message, reason))
         if message.is_gap_notice:
@@ -1079,11 +762,11 @@ class Publisher:
                 stream = self._urgent if message.urgent else self._rest
                 payload = message.payload
                 is_historical = now_wall_s - message.created_at_s > historical_after_s
-                if is_historical and _is_json_object(message):
-                    payload = payload[:-1] + _HISTORICAL_TAIL
+                if is_historical and is_json_object(message):
+                    payload = payload[:-1] + HISTORICAL_TAIL
                 properties = self._row_properties(message, is_historical)
                 if maximum_packet is not None:
-                    size = _publish_packet_bytes(
+                    size = publish_packet_bytes(
                         message.topic,
                         len(payload),
                         len(properties.pack()) if properties is not None else 1,
@@ -1127,25 +810,16 @@ class Publisher:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _row_properties(self, message: StoredMessage, historical: bool) -> _PackedProperties | None:
+    def _row_properties(self, message: StoredMessage, historical: bool) -> PackedProperties | None:
         if not self._v5:
             return None
-        body = _content_type_bytes(message.content_type) + _V_PROPERTY
-        body += _SEQ_KEY + _utf8(str(message.seq))
-        if historical:
-            body += _HISTORICAL_PROPERTY
-        body += _user_properties_bytes(message.user_properties)
-        return _PackedProperties(body)
+        return PackedProperties(row_properties_body(message, historical))
 
     def _where(self) -> tuple[str, int]:
         return self.settings.host, self.settings.port
 
     def _status_payload(self, state: str, *, with_time: bool = True) -> bytes:
-        body: dict[str, object] = {"v": SCHEMA_VERSION, "state": state}
-        if with_time:
-            body["ts"] = round(self._clock(), 3)
-        body.update(self._status_fields)
-        return _compact_json(body)
+        return encode_status(state, self._birth_payload, ts=self._clock() if with_time else None)
 
     def _properties(
         self,
@@ -1153,211 +827,9 @@ class Publisher:
         *,
         expiry_s: int | None = None,
         user_properties: tuple[tuple[str, str], ...] = (),
-    ) -> _PackedProperties | None:
+    ) -> PackedProperties | None:
         if not self._v5:
             return None
-        return _plain_properties(content_type, user_properties, expiry_s=expiry_s)
-
-
-class Subscriber:
-    """Connects, subscribes at QoS 1 and hands every message to ``on_message``.
-
-    With ``clean_start=False`` and ``session_expiry_s > 0`` (MQTT 5; with 3.1.1 the
-    session is kept while the broker lives) the broker queues QoS 1 messages while we
-    are away, so a reconnect loses nothing. ``on_message`` runs on paho's thread.
-    """
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        topics: Sequence[str],
-        *,
-        client_id: str,
-        on_message: Callable[[ReceivedMessage], None],
-        protocol: Protocol = "5",
-        clean_start: bool = True,
-        session_expiry_s: int = 0,
-        qos: int = 1,
-        keepalive_s: int = 30,
-        username: str | None = None,
-        password: str | None = None,
-        tls_ca_file: Path | None = None,
-        tls_cert_file: Path | None = None,
-        tls_key_file: Path | None = None,
-        tls_insecure: bool = False,
-        reconnect_min_delay_s: float = 1.0,
-        reconnect_max_delay_s: float = 5.0,
-    ) -> None:
-        if not topics:
-            raise ValueError("Subscriber needs at least one topic")
-        self.host = host
-        self.port = port
-        self.topics = tuple(topics)
-        self.client_id = client_id
-        self._on_message_cb = on_message
-        self._protocol = protocol
-        self._clean_start = clean_start
-        self._session_expiry_s = session_expiry_s
-        self._qos = qos
-        self._keepalive_s = keepalive_s
-        self._client = _new_client(
-            client_id=client_id,
-            protocol=protocol,
-            clean_session=clean_start,
-            username=username,
-            password=password,
-            tls_ca_file=tls_ca_file,
-            tls_cert_file=tls_cert_file,
-            tls_key_file=tls_key_file,
-            tls_insecure=tls_insecure,
-            reconnect_min_delay_s=reconnect_min_delay_s,
-            reconnect_max_delay_s=reconnect_max_delay_s,
+        return PackedProperties(
+            plain_properties_body(content_type, user_properties, expiry_s=expiry_s)
         )
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-        self._cond = threading.Condition()
-        self._connected = False
-        self._connects = 0
-        self._subscribed = False
-        self._error: str | None = None
-        self._started = False
-
-    @property
-    def connected(self) -> bool:
-        with self._cond:
-            return self._connected
-
-    @property
-    def connects(self) -> int:
-        """Successful connections so far (1 after start, +1 per reconnect)."""
-        with self._cond:
-            return self._connects
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Connect and subscribe; return once the broker granted every subscription."""
-        if self._started:
-            raise RuntimeError("Subscriber.start() called twice")
-        self._started = True
-        properties: Properties | None = None
-        clean_start: paho.CleanStartOption = paho.MQTT_CLEAN_START_FIRST_ONLY
-        if self._protocol == "5":
-            clean_start = self._clean_start
-            properties = _new_properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = self._session_expiry_s
-        try:
-            self._client.connect(
-                self.host,
-                self.port,
-                keepalive=self._keepalive_s,
-                clean_start=clean_start,
-                properties=properties,
-            )
-        except OSError as error:
-            raise SubscriberError(
-                f"cannot connect to MQTT broker {self.host}:{self.port}: {error}"
-            ) from error
-        self._client.loop_start()
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while not self._subscribed and self._error is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            failure = self._error
-            subscribed = self._subscribed
-        if not subscribed:
-            self.stop()
-            raise SubscriberError(
-                failure
-                or f"no SUBACK from {self.host}:{self.port} within {timeout_s} s for {self.topics}"
-            )
-
-    def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-        with self._cond:
-            self._connected = False
-
-    def __enter__(self) -> Subscriber:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _on_connect(
-        self,
-        client: paho.Client,
-        userdata: object,
-        flags: paho.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            with self._cond:
-                self._error = f"broker {self.host}:{self.port} refused connection: {reason_code}"
-                self._cond.notify_all()
-            return
-        with self._cond:
-            first = self._connects == 0
-            self._connects += 1
-            self._connected = True
-        if first or not flags.session_present:
-            client.subscribe([(topic, self._qos) for topic in self.topics])
-
-    def _on_disconnect(
-        self,
-        client: paho.Client,
-        userdata: object,
-        flags: paho.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        with self._cond:
-            self._connected = False
-
-    def _on_subscribe(
-        self,
-        client: paho.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        refused = [
-            f"{topic}: {code}"
-            for topic, code in zip(self.topics, reason_codes, strict=False)
-            if code.is_failure
-        ]
-        with self._cond:
-            if refused:
-                self._error = "broker refused subscription: " + "; ".join(refused)
-            else:
-                self._subscribed = True
-            self._cond.notify_all()
-
-    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        props = msg.properties
-        user_properties: tuple[tuple[str, str], ...] = ()
-        content_type: str | None = None
-        expiry_s: int | None = None
-        if props is not None:
-            user_properties = tuple((str(k), str(v)) for k, v in getattr(props, "UserProperty", []))
-            content_type = getattr(props, "ContentType", None)
-            expiry_s = getattr(props, "MessageExpiryInterval", None)
-        received = ReceivedMessage(
-            topic=msg.topic,
-            payload=bytes(msg.payload),
-            qos=msg.qos,
-            retain=bool(msg.retain),
-            user_properties=user_properties,
-            content_type=content_type,
-            message_expiry_s=expiry_s,
-        )
-        try:
-            self._on_message_cb(received)
-        except Exception:  # a consumer bug must not kill paho's network thread
-            _log.exception("on_message handler failed for %s", msg.topic)
