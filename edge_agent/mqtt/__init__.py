@@ -4,7 +4,9 @@
 - :mod:`.pacer`: :class:`DrainPacer`, the drain's token bucket (pure)
 - :mod:`.wire`: MQTT 5 properties packed by hand, PUBLISH sizes (pure)
 - :mod:`.client`: :func:`new_client`, the only module that imports paho
-- :mod:`.publisher`: :class:`Publisher`, outbox → broker, status, commands
+- :mod:`.publisher`: :class:`Publisher`, the device's side: status, volatile messages,
+  commands, paho's callbacks
+- :mod:`.drain`: the ``mqtt-drain`` thread, outbox rows → broker
 - :mod:`.command_queue`: commands run off paho's network thread
 - :mod:`.subscriber`: :class:`Subscriber`, a small consumer
 """
