@@ -22,7 +22,7 @@ __all__ = ["CommandCallback", "CommandQueue", "InboundCommand"]
 
 _log = logging.getLogger("edge_agent.mqtt")
 
-CommandCallback = Callable[[str, bytes, bool], "Reply | None"]
+CommandCallback = Callable[[str, bytes, bool], Reply | None]
 """(command name, payload, retained) → the reply, or None for no reply (runs on the
 ``mqtt-commands`` thread)."""
 
