@@ -58,7 +58,7 @@ from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
 from edge_agent.pipeline import CameraPipeline, StageClock
-from edge_agent.remote import CommandHandler
+from edge_agent.remote import CommandHandler, Reply
 from edge_agent.sinks import OutboxSink
 from edge_agent.stats import (
     STATS_SCHEMA,
@@ -206,11 +206,11 @@ class Agent:
         self.publisher = Publisher(
             mqtt_settings(config),
             self.outbox,
-            status_topic=self.topics.status,
+            self.topics,
             birth_payload=self._birth(),
             max_inflight=config.mqtt.max_inflight,
             drain=DrainSettings.from_config(config.outbox),
-            commands=self._on_command,
+            on_command=self._on_command,
         )
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.workers: list[CameraWorker] = []
@@ -421,9 +421,8 @@ class Agent:
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
 
-    def _on_command(self, name: str, payload: bytes, retained: bool) -> tuple[bytes, str] | None:
-        reply = self.commands.handle(name, payload, retained=retained)
-        return None if reply is None else (reply.payload, reply.content_type)
+    def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+        return self.commands.handle(name, payload, retained=retained)
 
     def camera_ids(self) -> tuple[str, ...]:
         return tuple(w.config.id for w in self.workers)

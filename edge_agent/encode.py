@@ -7,6 +7,8 @@ can tell an old device from a new one.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -47,6 +49,56 @@ class Topics:
 
     def counts(self, camera_id: str, line: str) -> str:
         return f"{self.root}/counts/{camera_id}/{line}"
+
+    @property
+    def gaps(self) -> str:
+        return f"{self.root}/gaps"
+
+    @property
+    def commands(self) -> str:
+        """The filter the device subscribes to: ``{root}/cmd/+``."""
+        return f"{self.root}/cmd/+"
+
+    def command(self, name: str) -> str:
+        return f"{self.root}/cmd/{name}"
+
+    def command_name(self, topic: str) -> str | None:
+        """``name`` for a topic ``{root}/cmd/{name}``, else None."""
+        prefix = self.command("")
+        name = topic[len(prefix) :] if topic.startswith(prefix) else ""
+        return name if name and "/" not in name else None
+
+    def reply(self, name: str) -> str:
+        return f"{self.root}/reply/{name}"
+
+    def is_reply(self, topic: str) -> bool:
+        """Under ``{root}/reply/``: the only place the broker's ACL lets a device reply."""
+        return topic.startswith(self.reply(""))
+
+
+STATUS_STATES = ("online", "offline", "stopped")
+"""``online``: the birth on every (re)connect; ``offline``: the Last Will (no ``ts``,
+the broker sends it); ``stopped``: a clean stop."""
+
+
+def status_body(state: str, fields: Mapping[str, object], *, ts: float | None) -> dict[str, object]:
+    """The retained status: ``v``, ``state``, ``ts`` (not in the Last Will), then what
+    the birth says about this run (``fields``; their own v/state/ts are ignored)."""
+    if state not in STATUS_STATES:
+        raise ValueError(f"status state must be one of {STATUS_STATES}, not {state!r}")
+    body: dict[str, object] = {"v": SCHEMA_VERSION, "state": state}
+    if ts is not None:
+        body["ts"] = round(ts, 3)
+    body.update((k, v) for k, v in fields.items() if k not in ("v", "state", "ts"))
+    return body
+
+
+def compact_json(body: Mapping[str, object]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_status(state: str, fields: Mapping[str, object], *, ts: float | None) -> bytes:
+    return compact_json(status_body(state, fields, ts=ts))
 
 
 def _json_message(

@@ -102,18 +102,16 @@ def demo_config(workdir: Path, host: str, port: int, scenario: str) -> AgentConf
 def run_demo(
     workdir: Path, host: str, port: int, seconds: float | None, scenario: str = "street"
 ) -> int:
-    from edge_agent.mqtt import Subscriber
+    from edge_agent.mqtt import MqttSettings, Subscriber
     from edge_agent.watch import Watcher
 
     config = demo_config(workdir, host, port, scenario)
 
     watcher = Watcher(lambda line: print(line, flush=True))
     subscriber = Subscriber(
-        host,
-        port,
+        MqttSettings.consumer(host, port, "edge-agent-demo-watch"),
         [f"{config.topic_root}/#"],
-        client_id="edge-agent-demo-watch",
-        on_message=watcher.on_message,
+        watcher.on_message,
     )
     subscriber.start(timeout_s=10.0)
     print(

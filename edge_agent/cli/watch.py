@@ -34,18 +34,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from edge_agent.mqtt import Subscriber, SubscriberError
+    from edge_agent.mqtt import MqttSettings, Subscriber, SubscriberError
     from edge_agent.watch import Watcher, topic_filter
 
     watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
     topic = topic_filter(args.prefix, args.site, args.device)
     try:
-        subscriber = Subscriber(
+        settings = MqttSettings.consumer(
             args.host,
             args.port,
-            [topic],
-            client_id=args.client_id or f"edge-agent-watch-{os.getpid()}",
-            on_message=watcher.on_message,
+            args.client_id or f"edge-agent-watch-{os.getpid()}",
             protocol=args.protocol,
             username=args.username,
             password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
@@ -53,6 +51,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             tls_cert_file=args.cert_file,
             tls_key_file=args.key_file,
         )
+        subscriber = Subscriber(settings, [topic], watcher.on_message)
     except ValueError as problem:  # TLS files: missing, unreadable, too open
         return error(str(problem))
     try:
