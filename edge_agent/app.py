@@ -17,13 +17,12 @@ thread             the only writer of                              hands off thr
 ``analysis-{cam}`` ``CameraPipeline`` (tracker, rules, ``clock``), ``OutboxSink.emit`` →
                    ``worker.latest``, ``worker.last_frame_mono_s``, ``Outbox`` lock →
                    ``worker.analysis_failures``                    ``Publisher.wake()``
-``mqtt-drain``     the publisher's in-flight state and pacing      ``Outbox`` lock; counters
-                   (edge_agent/mqtt.py)                            under ``Publisher``'s lock
-command thread     ``worker.preview`` on/off (``set_preview``,     the reply
-(``Publisher``'s   under ``_preview_lock``)
-commands callback:
-paho's network
-thread today)
+``mqtt-drain``     the publisher's in-flight table, streams and    ``Outbox`` lock; link facts
+                   pacing (edge_agent/mqtt/drain.py)               under ``LinkState``'s lock
+paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake``; a command is
+                   (records and wakes, nothing slow)               queued, never run here
+``mqtt-commands``  ``worker.preview`` on/off (``set_preview``,     the reply (``Reply``),
+                   under ``_preview_lock``); snapshots             ``publish_volatile``
 ``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``
                    ``next_due_s``; ends an expired preview under
                    ``_preview_lock``
@@ -494,7 +493,8 @@ class Agent:
             )
         for worker in self.workers:
             worker.source.close()  # only now: never release a capture mid-read
-        self.publisher.stop(timeout_s=flush_timeout_s)
+        # The publisher logs its own stuck threads; they are the agent's to report too.
+        self.not_stopped += self.publisher.stop(timeout_s=flush_timeout_s)
         depth = self.outbox.depth()
         if depth:
             log.info("stopped with %d message(s) kept in the outbox for the next start", depth)
