@@ -102,19 +102,33 @@ def test_a_region_near_a_corner_is_shifted_inside_the_picture_not_cut() -> None:
     assert (x1 - x0, y1 - y0) == (round(MIN_SIDE), round(MIN_SIDE))
 
 
-def test_a_large_object_gets_a_region_larger_than_the_model_input() -> None:
-    plan = plan_regions(FRAME, INPUT, tracks=[norm(100, 100, 200, 400)])
-    x0, y0, x1, y1 = pixels(plan.regions[0].box)
-    side = 300 * (1 + 2 * SETTINGS.track_padding)  # 450 px, the detector shrinks it
-    assert (x1 - x0, y1 - y0) == (round(side), round(side))
-    assert side > INPUT[0]
+def test_a_region_larger_than_the_model_input_is_allowed_for_a_larger_object() -> None:
+    """On a 1920x1080 main stream, a person 280 px tall is ~60 px in the full-frame input:
+    still small enough for a region of their own, larger than the input."""
+    main = (1920, 1080)
+    plan = plan_regions(main, INPUT, tracks=[Box(0.5, 0.3, 0.52, 0.3 + 280 / 1080)])
+    (region,) = plan.regions
+    x0, y0, x1, y1 = region.box.to_pixels(*main)
+    side = 280 * (1 + 2 * SETTINGS.track_padding)  # 420 px: the detector shrinks it
+    assert (x1 - x0, y1 - y0) == (round(side), round(side)) and side > INPUT[0]
+    assert region.kind == "track"
 
 
-def test_a_region_taller_than_the_picture_is_cut_to_it() -> None:
-    plan = plan_regions(FRAME, INPUT, tracks=[norm(400, 20, 560, 520)])
+def test_a_large_object_is_left_to_the_full_frame_pass() -> None:
+    """A person 300 px tall in 960x540 is 130 px in the full-frame input: a region of
+    their own would cost an invoke and show them little larger."""
+    large, small = norm(500, 100, 580, 400), norm(800, 300, 810, 325)
+    plan = plan_regions(FRAME, INPUT, tracks=[large, small])
+    assert [r.kind for r in plan.regions] == ["full", "track"]
+    assert plan.planned == 2
+    assert plan_regions(FRAME, INPUT, motion=[large]).full_frame
+
+
+def test_a_region_larger_than_the_picture_is_cut_to_it() -> None:
+    settings = replace(SETTINGS, min_region_px=600)
+    plan = plan_regions(FRAME, INPUT, motion=[norm(400, 200, 410, 225)], settings=settings)
     x0, y0, x1, y1 = pixels(plan.regions[0].box)
-    assert (y0, y1) == (0, FRAME[1])
-    assert x1 - x0 == round(500 * (1 + 2 * SETTINGS.track_padding))
+    assert (y0, y1) == (0, FRAME[1]) and x1 - x0 == 600
 
 
 def test_overlapping_seeds_merge_into_one_region_and_distant_ones_do_not() -> None:
@@ -129,11 +143,11 @@ def test_overlapping_seeds_merge_into_one_region_and_distant_ones_do_not() -> No
 def test_motion_inside_a_tracks_box_adds_no_region_and_motion_beside_it_does() -> None:
     """An arm swinging is the tracked person moving; a small region for it would be an
     invoke for nothing. Beside the person, the same motion is someone else."""
-    person = norm(500, 100, 580, 400)
-    arm = norm(560, 200, 580, 230)
+    person = norm(500, 200, 530, 320)
+    arm = norm(520, 240, 536, 260)
     plan = plan_regions(FRAME, INPUT, tracks=[person], motion=[arm])
     assert [r.kind for r in plan.regions] == ["track"]
-    beside = norm(720, 200, 740, 230)
+    beside = norm(720, 240, 736, 260)
     plan = plan_regions(FRAME, INPUT, tracks=[person], motion=[beside])
     assert [r.kind for r in plan.regions] == ["track", "motion"]
 
@@ -153,13 +167,14 @@ def test_the_budget_goes_to_tracks_first_then_to_the_largest_motion() -> None:
 
 
 def test_the_full_frame_pass_comes_first_and_skips_regions_that_show_nothing_larger() -> None:
-    big = norm(200, 20, 600, 520)  # a region of the whole height: no better than the frame
-    small = norm(800, 300, 810, 325)
-    plan = plan_regions(FRAME, INPUT, tracks=[big, small], full_frame=True)
-    assert [r.kind for r in plan.regions] == ["full", "track"]
-    x0, _, x1, _ = pixels(plan.regions[1].box)
-    assert x0 <= 800 and x1 >= 810
-    assert len(plan_regions(FRAME, INPUT, tracks=[big]).regions) == 1  # without it, it runs
+    settings = replace(SETTINGS, min_region_px=700)  # 700x540: 1.37x the full frame's scale
+    motion = [norm(400, 200, 410, 225)]
+    plan = plan_regions(FRAME, INPUT, motion=motion, full_frame=True, settings=settings)
+    assert [r.kind for r in plan.regions] == ["full"]
+    plan = plan_regions(FRAME, INPUT, motion=motion, settings=settings)
+    assert [r.kind for r in plan.regions] == ["motion"]  # without it, the region runs
+    plan = plan_regions(FRAME, INPUT, motion=motion, full_frame=True)
+    assert [r.kind for r in plan.regions] == ["full", "motion"]  # 139 px: 6.9x
 
 
 def test_boxes_outside_the_picture_seed_nothing() -> None:
