@@ -1,17 +1,19 @@
 """Small people: recall per person height, whole-frame vs region detection, per model.
 
-A real person (cut by eye from a frame of intel_one-by-one-person-detection.mp4) is scaled
-to a few heights and pasted at random places (fixed seed) into real 960x540 frames without
-people: the empty room and parking lot (768x432 clips, scaled up) and two highway frames.
-Each trial is detected three ways:
+Two real people (cut by eye from frames of intel_one-by-one-person-detection.mp4) are
+scaled to a few heights and pasted at random places (fixed seed) into real 960x540 frames
+without people: the empty room and parking lot (768x432 clips, scaled up) and two highway
+frames. Each trial is detected three ways:
 
 - *whole*: the whole frame resized to the model input (the agent before regions);
-- *motion*: ``RegionDetector`` with nothing tracked and a motion box around the person
-  (drawn as the gate draws them: on its ~100-row grid, dilated): the first sighting;
-- *track*: ``RegionDetector`` with a track at the person's box and the full-frame pass
-  not due: keeping someone once found.
+- *motion*: ``RegionDetector`` with nothing tracked (so with its full-frame pass) and a
+  motion box around the person, drawn as the gate draws them (on its ~100-row grid,
+  dilated): the first sighting;
+- *track*: the regions planned for a track at the person's box, the full-frame pass not
+  due: keeping someone once found.
 
-Found: a "person" with score >= ``--score`` whose box overlaps the pasted one by IoU >= 0.3.
+Found: a "person" with score >= ``--score`` whose box overlaps the pasted one by IoU >= 0.3;
+false/frame: other "person" boxes (the highway frames have cars, nobody on foot).
 Invokes per frame are counted from the region module's figures (never above the budget).
 Run with the models and media on the search path, e.g.
     EDGE_AGENT_MODEL_PATH=... EDGE_AGENT_MEDIA_PATH=... python bench/bench_small_objects.py
