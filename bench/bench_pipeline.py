@@ -36,7 +36,7 @@ from edge_agent import assemble, datafiles
 from edge_agent.capture import FrameSource, LatestFrameMailbox, open_source
 from edge_agent.capture.opencv_source import OpenCVSource
 from edge_agent.config import AgentConfig
-from edge_agent.detect.base import Detector
+from edge_agent.detect.base import Detector, DetectorWrapper
 from edge_agent.encode import Encoder, Topics
 from edge_agent.motion import MotionSettings
 from edge_agent.outbox import Outbox
@@ -151,21 +151,13 @@ class RecordingSink:
         return set(self.open.values())
 
 
-class ObservedDetector:
+class ObservedDetector(DetectorWrapper):
     """Passes through to the real detector and keeps its last result."""
 
     def __init__(self, inner: Detector) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.last: DetectionResult | None = None
         self.calls = 0
-
-    @property
-    def model_name(self) -> str:
-        return self._inner.model_name
-
-    @property
-    def labels(self) -> Sequence[str]:
-        return self._inner.labels
 
     def detect(self, image: ImageBGR) -> DetectionResult:
         self.calls += 1

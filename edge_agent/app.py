@@ -134,12 +134,21 @@ class StatsMark:
 
     frames: int = 0
     detector_runs: int = 0
+    invokes: int = 0
+    full_frame_passes: int = 0
     invoke_s: float = 0.0
     at_mono_s: float | None = None  # None: the agent's start
 
     @classmethod
     def of(cls, clock: StageClock, now_s: float) -> StatsMark:
-        return cls(clock.frames, clock.detector_runs, clock.seconds["invoke"], now_s)
+        return cls(
+            clock.frames,
+            clock.detector_runs,
+            clock.invokes,
+            clock.full_frame_passes,
+            clock.seconds["invoke"],
+            now_s,
+        )
 
 
 @dataclass
@@ -386,6 +395,7 @@ class Agent:
             mark, now_mark = worker.stats_mark, StatsMark.of(clock, now_s)
             d_frames = now_mark.frames - mark.frames
             d_runs = now_mark.detector_runs - mark.detector_runs
+            d_invokes = now_mark.invokes - mark.invokes
             d_invoke_s = now_mark.invoke_s - mark.invoke_s
             elapsed_s = max(1e-6, now_s - (mark.at_mono_s or self._started_mono_s))
             if new_interval:  # periodic stats: housekeeping, the mark's only writer
@@ -393,7 +403,9 @@ class Agent:
             cameras[worker.config.id] = CameraStats(
                 fps=d_frames / elapsed_s,
                 detector_runs=d_runs,
-                inference_ms=1000.0 * d_invoke_s / d_runs if d_runs else None,
+                invokes=d_invokes,
+                full_frame_passes=now_mark.full_frame_passes - mark.full_frame_passes,
+                inference_ms=1000.0 * d_invoke_s / d_invokes if d_invokes else None,
                 motion_ratio=worker.pipeline.last_motion_ratio,
                 source=worker.source.health(),
                 failed_frames=worker.failed_frames,

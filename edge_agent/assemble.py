@@ -12,7 +12,8 @@ import secrets
 from edge_agent.analyzers import build_analyzers
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
-from edge_agent.detect.filters import with_filters
+from edge_agent.detect.frame import FrameDetector
+from edge_agent.detect.regions import RegionSettings
 from edge_agent.detect.tflite import create_detector
 from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
@@ -52,7 +53,11 @@ def build_pipeline(
     return CameraPipeline(
         camera_id=camera.id,
         motion=MotionGate(MotionSettings.from_config(config.motion)),
-        detector=with_filters(detector, camera.detection_filters),
+        detector=FrameDetector(
+            detector,
+            regions=RegionSettings.from_config(camera.regions),
+            filters=camera.detection_filters,
+        ),
         tracker=IouTracker(TrackerSettings.from_config(config.tracker)),
         engine=EventEngine(
             camera.id,

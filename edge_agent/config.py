@@ -70,6 +70,21 @@ class ZoneConfig(StrictModel):
     inertia_frames: int = Field(3, ge=1, le=100)  # frames in/out before it counts
 
 
+class RegionConfig(StrictModel):
+    """Where the detector looks (docs/pipeline.md §6): crops around motion and tracks at
+    native resolution, so a person 25 px tall is found; a full-frame pass on a cadence."""
+
+    enabled: bool = True  # False: one full-frame pass per detection run
+    max_invokes_per_frame: int = Field(4, ge=1, le=16)  # the CPU bound on a busy scene
+    full_frame_every_s: float = Field(2.0, gt=0)  # at least this often while tracking
+    min_region_px: int = Field(0, ge=0)  # smallest crop side in image px; 0: model input / 3
+    track_padding: float = Field(0.25, ge=0)  # context around a track box, x its long side
+    motion_padding: float = Field(0.1, ge=0)  # the same around a motion box
+    merge_max_growth: float = Field(1.2, ge=1)  # merge two crops a square this x the smaller holds
+    nms_iou: float = Field(0.5, gt=0, le=1)  # one object seen by two crops: boxes overlapping this
+    regrow: bool = True  # re-run a larger crop around a box cut by a crop's edge
+
+
 class CameraConfig(StrictModel):
     id: Identifier
     source: SourceConfig
@@ -79,6 +94,7 @@ class CameraConfig(StrictModel):
     analyzers: list[AnalyzerConfig] = Field(default_factory=list)
     # label (or "*") -> bounds a detection must meet in this view (docs/configuration.md)
     detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
+    regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
 
     @field_validator("zones")
     @classmethod

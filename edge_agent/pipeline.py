@@ -9,6 +9,11 @@ running, stdout when replaying). It decides per frame whether the detector runs:
   (someone standing still has faded into the motion background but is still
   there; this is what lets the gate be strict about noise), or
 - nothing has been detected for ``keepalive_interval_s`` (a cheap safety net).
+
+Where it looks when it runs is the camera's ``FrameDetector``'s business: crops around
+the gate's motion boxes and the live tracks, a full-frame pass on a cadence
+(docs/pipeline.md §6). The gate therefore runs on every frame it is enabled for, even
+when the detector runs anyway, because its boxes say where to look.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ from edge_agent.analytics import (
 )
 from edge_agent.analyzers import SignalWatcher
 from edge_agent.capture.base import EndOfStream, FrameSource
-from edge_agent.detect.base import Detector
+from edge_agent.detect.frame import FrameDetector
 from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
 from edge_agent.track import IouTracker
-from edge_agent.types import DetectionResult, Frame, ObjectEvent, Thumbnail
+from edge_agent.types import Box, Frame, ObjectEvent, Thumbnail
 
 if TYPE_CHECKING:
     from edge_agent.config import DetectorConfig
@@ -87,7 +92,10 @@ class StageClock:
 
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     frames: int = 0
-    detector_runs: int = 0
+    detector_runs: int = 0  # frames on which the detector ran (one or more invokes)
+    invokes: int = 0  # detector invokes: full-frame passes, regions and regrowths
+    full_frame_passes: int = 0
+    max_invokes_per_frame: int = 0
     motion_frames: int = 0
 
     def add(self, stage: str, seconds: float) -> None:
@@ -113,14 +121,14 @@ class GateSettings:
 
 class CameraPipeline:
     """One camera's stages. Not thread-safe: only that camera's analysis thread calls it
-    (a detector shared between cameras comes wrapped in ``LockedDetector``)."""
+    (the model shared between cameras sits in its ``FrameDetector`` as a ``LockedDetector``)."""
 
     def __init__(
         self,
         *,
         camera_id: str,
         motion: MotionGate,
-        detector: Detector,
+        detector: FrameDetector,
         tracker: IouTracker,
         engine: EventEngine,
         sink: FrameSink,
@@ -154,26 +162,40 @@ class CameraPipeline:
         clock = self.clock
         clock.frames += 1
         now_s = frame.monotonic_s
-        if always_detect or not self._motion.settings.enabled:
-            # The detector runs anyway: the gate's verdict would change nothing.
-            detection_ran = True
-        else:
+        motion_boxes: tuple[Box, ...] = ()
+        has_motion = False
+        if self._motion.settings.enabled:
             started = time.perf_counter()
             motion = self._motion.update(frame.for_analysis)
             self.last_motion_ratio = motion.motion_ratio
             clock.add("motion", time.perf_counter() - started)
-            if motion.has_motion:
+            has_motion, motion_boxes = motion.has_motion, motion.regions
+            if has_motion:
                 clock.motion_frames += 1
-            detection_ran = self._should_detect(now_s, motion.has_motion)
+        # Without a gate, or asked to, the detector runs anyway.
+        detection_ran = (
+            always_detect
+            or not self._motion.settings.enabled
+            or self._should_detect(now_s, has_motion)
+        )
         if detection_ran:
-            result: DetectionResult = self._detector.detect(frame.image)
+            found = self._detector.detect(
+                frame.image,
+                now_s=now_s,
+                motion=motion_boxes,
+                tracks=self._tracker.expected_tracks(now_s),
+            )
+            result = found.result
             clock.detector_runs += 1
+            clock.invokes += found.figures.invokes
+            clock.full_frame_passes += found.figures.full_frame
+            clock.max_invokes_per_frame = max(clock.max_invokes_per_frame, found.figures.invokes)
             clock.add("preprocess", result.preprocess_s)
             clock.add("invoke", result.invoke_s)
             clock.add("postprocess", result.postprocess_s)
             self._last_detect_s = now_s
             started = time.perf_counter()
-            tracks = self._tracker.update(result.detections, now_s)
+            tracks = self._tracker.update(result.detections, now_s, found.looked_at)
         else:
             started = time.perf_counter()
             tracks = self._tracker.tick(now_s)

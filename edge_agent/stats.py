@@ -39,10 +39,14 @@ class CameraStats:
     """One camera's figures over the last stats interval."""
 
     fps: float  # frames analysed per second
-    detector_runs: int  # detector invocations in the interval
-    inference_ms: float | None  # mean detector invoke time, None if it did not run
+    detector_runs: int  # frames the detector ran on in the interval
+    inference_ms: float | None  # mean time of one invoke, None if it did not run
     motion_ratio: float | None  # mean share of changed pixels
     source: SourceHealth | None = None
+    # Region detection: invokes (full-frame passes, crops, regrowths) and full-frame passes
+    # in the interval; invokes / detector_runs is the regions per detection run.
+    invokes: int = 0
+    full_frame_passes: int = 0
     # Since start: capture reads and frame analyses that raised (the camera went on),
     # the last one's message, and failures per rule or analyzer (each guarded alone).
     failed_frames: int = 0
@@ -53,6 +57,8 @@ class CameraStats:
         body: dict[str, object] = {
             "fps": _number(self.fps, 2),
             "detector_runs": self.detector_runs,
+            "invokes": self.invokes,
+            "full_frame_passes": self.full_frame_passes,
             "inference_ms": _number(self.inference_ms, 2),
             "motion_ratio": _number(self.motion_ratio, 4),
             "failed_frames": self.failed_frames,

@@ -32,6 +32,7 @@ false alarm in the market soak; docs/analytics.md, "The tracker"):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -243,7 +244,15 @@ class IouTracker:
     def has_live_tracks(self) -> bool:
         return any(t.hits >= self.settings.min_hits for t in self._tracks)
 
-    def update(self, detections: tuple[Detection, ...], now_s: float) -> TrackUpdate:
+    def update(
+        self,
+        detections: tuple[Detection, ...],
+        now_s: float,
+        looked_at: Callable[[Box], bool] | None = None,
+    ) -> TrackUpdate:
+        """Match this pass's detections. ``looked_at(box)`` says whether the pass covered a
+        track's expected box (region detection looks at parts of the frame): a track it did
+        not cover was not looked for, so it is not missed (it still ends by time)."""
         settings = self.settings
         leaving = [track.leaving_edges() for track in self._tracks]
         expected = [track.predicted_box(now_s) for track in self._tracks]
@@ -275,7 +284,9 @@ class IouTracker:
 
         seen_now = [t for i, t in enumerate(self._tracks) if i in matched_tracks]
         for t_index, track in enumerate(self._tracks):
-            if t_index not in matched_tracks:
+            if t_index not in matched_tracks and (
+                looked_at is None or looked_at(expected[t_index])
+            ):
                 track.missed += 1
         # A tentative track missed by two detection passes was a false positive: drop it quietly.
         self._tracks = [t for t in self._tracks if t.hits >= settings.min_hits or t.missed < 2]

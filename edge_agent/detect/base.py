@@ -23,16 +23,19 @@ class Detector(Protocol):
     @property
     def labels(self) -> Sequence[str]: ...
 
+    @property
+    def input_size_px(self) -> tuple[int, int]:
+        """(width, height) the model sees: region detection sizes its crops from it."""
+        ...
+
     def detect(self, image: ImageBGR) -> DetectionResult: ...
 
 
-class LockedDetector:
-    """A detector shared by several cameras' analysis threads: one ``detect`` at a time
-    (a TFLite interpreter is not thread-safe, and one model is loaded per device)."""
+class DetectorWrapper:
+    """A detector around another that changes only ``detect``; the rest passes through."""
 
     def __init__(self, inner: Detector) -> None:
         self._inner = inner
-        self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -41,6 +44,22 @@ class LockedDetector:
     @property
     def labels(self) -> Sequence[str]:
         return self._inner.labels
+
+    @property
+    def input_size_px(self) -> tuple[int, int]:
+        return self._inner.input_size_px
+
+    def detect(self, image: ImageBGR) -> DetectionResult:
+        return self._inner.detect(image)
+
+
+class LockedDetector(DetectorWrapper):
+    """A detector shared by several cameras' analysis threads: one ``detect`` at a time
+    (a TFLite interpreter is not thread-safe, and one model is loaded per device)."""
+
+    def __init__(self, inner: Detector) -> None:
+        super().__init__(inner)
+        self._lock = threading.Lock()
 
     def detect(self, image: ImageBGR) -> DetectionResult:
         with self._lock:

@@ -4,7 +4,8 @@ A COCO detector looking straight down on a car park calls cars "cell phone"; no 
 fixes that, but a size limit does: a phone never fills a tenth of an overhead frame. Each
 camera may set, per label (or for every label with ``"*"``), a minimum score, minimum and
 maximum box area as a fraction of the frame, and aspect-ratio (width/height in pixels)
-bounds. The filter is pure; ``FilteredDetector`` applies it around a shared detector.
+bounds. The filter is pure; ``detect.frame.FrameDetector`` applies it to each camera's
+detections in frame coordinates (after region detection mapped them back).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import Field, model_validator
 
 from edge_agent.config_base import StrictModel, UnitFloat
-from edge_agent.detect.base import Detector
-from edge_agent.types import Detection, DetectionResult, ImageBGR
+from edge_agent.types import Detection
 
 ANY_LABEL = "*"
 """Filter key for every label that has no entry of its own."""
@@ -76,46 +76,3 @@ def unknown_filter_labels(filters: DetectionFilters, labels: Sequence[str]) -> l
     """Filter keys the model never produces: a typo here is a filter that never applies."""
     known = set(labels) | {ANY_LABEL}
     return sorted(key for key in filters if key not in known)
-
-
-class FilteredDetector:
-    """A Detector that applies one camera's filters to another detector's results.
-
-    Many cameras share one detector (and its lock); each wraps it with its own filters.
-    """
-
-    def __init__(self, detector: Detector, filters: DetectionFilters) -> None:
-        unknown = unknown_filter_labels(filters, detector.labels)
-        if unknown:
-            raise ValueError(
-                f"detection_filters name labels model {detector.model_name} does not have: "
-                f"{', '.join(unknown)}"
-            )
-        self._detector = detector
-        self._filters = dict(filters)
-
-    @property
-    def model_name(self) -> str:
-        return self._detector.model_name
-
-    @property
-    def labels(self) -> Sequence[str]:
-        return self._detector.labels
-
-    def detect(self, image: ImageBGR) -> DetectionResult:
-        result = self._detector.detect(image)
-        height_px, width_px = image.shape[:2]
-        kept = filter_detections(result.detections, self._filters, width_px / height_px)
-        if len(kept) == len(result.detections):
-            return result
-        return DetectionResult(
-            detections=kept,
-            preprocess_s=result.preprocess_s,
-            invoke_s=result.invoke_s,
-            postprocess_s=result.postprocess_s,
-        )
-
-
-def with_filters(detector: Detector, filters: DetectionFilters) -> Detector:
-    """``detector`` itself when there are no filters (today's behaviour), else wrapped."""
-    return FilteredDetector(detector, filters) if filters else detector

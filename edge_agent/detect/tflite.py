@@ -144,17 +144,16 @@ class TFLiteDetector:
         self._labels = source.labels
         input_details = self._check_input(source.entry)
         self._input_index = int(input_details["index"])
-        self._layout: OutputLayout = build_layout(
-            source.layout,
-            LayoutContext(
-                model_path=self.model_path,
-                input=input_details,
-                outputs=self._interpreter.get_output_details(),
-                labels=self._labels,
-                score_threshold=score_threshold,
-                allowed_class_ids=self._class_ids_of(labels_of_interest),
-            ),
+        context = LayoutContext(
+            model_path=self.model_path,
+            input=input_details,
+            outputs=self._interpreter.get_output_details(),
+            labels=self._labels,
+            score_threshold=score_threshold,
+            allowed_class_ids=self._class_ids_of(labels_of_interest),
         )
+        self._input_size_px = context.input_size_px
+        self._layout: OutputLayout = build_layout(source.layout, context)
 
     # -- Detector protocol
 
@@ -165,6 +164,10 @@ class TFLiteDetector:
     @property
     def labels(self) -> Sequence[str]:
         return self._labels
+
+    @property
+    def input_size_px(self) -> tuple[int, int]:
+        return self._input_size_px
 
     def detect(self, image: ImageBGR) -> DetectionResult:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:

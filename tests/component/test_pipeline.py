@@ -14,6 +14,8 @@ from realdata import skip_or_fail
 
 from edge_agent.capture import CaptureError, EndOfStream
 from edge_agent.capture.sim_source import SimSource
+from edge_agent.detect.frame import FrameDetector
+from edge_agent.detect.regions import RegionSettings
 from edge_agent.events import EventEngine
 from edge_agent.motion import MotionGate
 from edge_agent.pipeline import CameraPipeline, run_offline
@@ -33,7 +35,7 @@ def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipe
     pipeline = CameraPipeline(
         camera_id="cam1",
         motion=MotionGate(),
-        detector=detector,
+        detector=FrameDetector(detector, regions=RegionSettings()),  # regions as by default
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person", "car"]),
         sink=sink,
@@ -101,7 +103,7 @@ def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
     pipeline = CameraPipeline(
         camera_id="cam1",
         motion=MotionGate(),
-        detector=StaticDetector(),
+        detector=FrameDetector(StaticDetector()),
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person"]),
         sink=sink,
@@ -140,7 +142,7 @@ def test_run_offline_keeps_every_nth_frame_or_decimates_by_stream_time() -> None
         pipeline = CameraPipeline(
             camera_id="cam1",
             motion=MotionGate(),
-            detector=StaticDetector(),
+            detector=FrameDetector(StaticDetector()),
             tracker=IouTracker(),
             engine=EventEngine("cam1", labels_of_interest=["person"]),
             sink=ListSink(),

@@ -11,14 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from edge_agent.config import CameraConfig, DetectorConfig
-from edge_agent.detect.filters import (
-    FilteredDetector,
-    LabelFilterConfig,
-    filter_detections,
-    with_filters,
-)
+from edge_agent.detect.filters import LabelFilterConfig, filter_detections
+from edge_agent.detect.frame import FrameDetector
+from edge_agent.detect.regions import RegionSettings
 from edge_agent.sinks import CollectingSink
-from edge_agent.types import Box, Detection, DetectionResult, ImageBGR
+from edge_agent.types import Box, Detection, DetectionResult, ImageBGR, Track
 
 
 def _det(label: str, box: tuple[float, float, float, float], score: float = 0.9) -> Detection:
@@ -85,34 +82,50 @@ class _Static:
     def labels(self) -> Sequence[str]:
         return ("person", "car", "cell phone")
 
+    @property
+    def input_size_px(self) -> tuple[int, int]:
+        return (300, 300)
+
     def detect(self, image: ImageBGR) -> DetectionResult:
         self.calls += 1
         return DetectionResult(self.detections, preprocess_s=0.1, invoke_s=0.2)
 
 
-def test_filtered_detector_uses_the_image_aspect_and_keeps_timings() -> None:
+def test_frame_detector_filters_with_the_frame_aspect_and_keeps_timings() -> None:
     inner = _Static((PERSON, CAR_SIZED_PHONE))
-    detector = FilteredDetector(
+    detector = FrameDetector(
         inner,
-        {"person": LabelFilterConfig(max_aspect=0.25), "cell phone": LabelFilterConfig()},
+        filters={"person": LabelFilterConfig(max_aspect=0.25), "cell phone": LabelFilterConfig()},
     )
-    square = detector.detect(np.zeros((100, 100, 3), np.uint8))
+    square = detector.detect(np.zeros((100, 100, 3), np.uint8), now_s=0.0).result
     assert square.detections == (PERSON, CAR_SIZED_PHONE)
-    wide = detector.detect(np.zeros((90, 160, 3), np.uint8))
+    wide = detector.detect(np.zeros((90, 160, 3), np.uint8), now_s=1.0).result
     assert wide.detections == (CAR_SIZED_PHONE,)
     assert (wide.preprocess_s, wide.invoke_s) == (0.1, 0.2)
-    assert detector.labels == inner.labels and detector.model_name == "static"
+    assert detector.detector is inner
+
+
+def test_filters_apply_to_the_frame_not_to_the_crop_a_region_showed() -> None:
+    """A phone box filling most of a small crop is a small box in the frame: kept."""
+    phone_in_crop = _det("cell phone", (0.1, 0.1, 0.9, 0.9))
+    inner = _Static((phone_in_crop,))
+    detector = FrameDetector(
+        inner,
+        regions=RegionSettings(full_frame_every_s=100.0),
+        filters={"cell phone": LabelFilterConfig(max_area=0.05)},
+    )
+    image = np.zeros((540, 960, 3), np.uint8)
+    track = Track(1, "cell phone", 0.9, Box(0.5, 0.5, 0.52, 0.53), 0.0, 0.0, hits=3)
+    detector.detect(image, now_s=0.0, tracks=(track,))  # the first run: full frame too
+    found = detector.detect(image, now_s=1.0, tracks=(track,))
+    assert found.figures.full_frame is False and found.figures.invokes >= 1
+    assert [d.label for d in found.result.detections] == ["cell phone"]
+    assert all(d.box.area < 0.05 for d in found.result.detections)
 
 
 def test_filters_naming_unknown_labels_are_refused() -> None:
     with pytest.raises(ValueError, match="cellphone"):
-        FilteredDetector(_Static(()), {"cellphone": LabelFilterConfig(max_area=0.01)})
-
-
-def test_with_filters_wraps_only_when_there_are_filters() -> None:
-    inner = _Static(())
-    assert with_filters(inner, {}) is inner
-    assert isinstance(with_filters(inner, {"*": LabelFilterConfig()}), FilteredDetector)
+        FrameDetector(_Static(()), filters={"cellphone": LabelFilterConfig(max_area=0.01)})
 
 
 # -- config

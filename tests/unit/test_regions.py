@@ -352,3 +352,15 @@ def test_the_tracker_gives_a_coasting_track_where_it_is_expected() -> None:
     (expected,) = tracker.expected_tracks(now_s=0.8)
     assert expected.box.x_min == pytest.approx(0.1 + 0.05 * 4)
     assert tracker.live_tracks()[0].box.x_min == pytest.approx(0.2)
+
+
+def test_the_config_defaults_are_the_settings_defaults() -> None:
+    import dataclasses
+
+    from edge_agent.config import RegionConfig
+
+    assert RegionConfig().model_dump() == dataclasses.asdict(RegionSettings())
+    tuned = RegionConfig(max_invokes_per_frame=2, enabled=False)
+    assert RegionSettings.from_config(tuned) == RegionSettings(
+        max_invokes_per_frame=2, enabled=False
+    )

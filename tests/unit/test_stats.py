@@ -48,6 +48,8 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
         "cam1": CameraStats(
             fps=4.9876,
             detector_runs=120,
+            invokes=150,
+            full_frame_passes=30,
             inference_ms=float("nan"),
             motion_ratio=0.123456,
             source=SourceHealth(connected=True, frames_read=300, reconnects=1),
@@ -92,6 +94,8 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
     assert decoded["cameras"]["cam1"] == {
         "fps": 4.99,
         "detector_runs": 120,
+        "invokes": 150,
+        "full_frame_passes": 30,
         "inference_ms": None,  # NaN is not JSON
         "motion_ratio": 0.1235,
         "failed_frames": 2,

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.types import Box
+
+if TYPE_CHECKING:
+    from edge_agent.config import RegionConfig
 
 RegionKind = Literal["full", "track", "motion", "regrown"]
 WHOLE_FRAME = Box(0.0, 0.0, 1.0, 1.0)
@@ -45,6 +48,10 @@ class RegionSettings:
     merge_max_growth: float = 1.2  # merge two regions when a square this x the smaller holds both
     nms_iou: float = 0.5  # boxes of one label family from two passes overlapping this: one
     regrow: bool = True  # re-run a region around a box cut by its edge
+
+    @classmethod
+    def from_config(cls, config: RegionConfig) -> RegionSettings:
+        return cls(**config.model_dump())
 
     def __post_init__(self) -> None:
         if self.max_invokes_per_frame < 1:
