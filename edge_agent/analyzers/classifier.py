@@ -67,6 +67,7 @@ class ClassifierAnalyzer:
         self._resting = resting if resting in self._labels else self._labels[0]
         self._cadence = Cadence(every_s)
         self._persistence = Persistence(min_duration_s)
+        self._restart_requested = False
         self.model_path = model_path or resolve_classifier_model(config.model)
         try:
             self._interpreter = interpreter_factory(self.model_path, config.threads)
@@ -106,9 +107,30 @@ class ClassifierAnalyzer:
     def state(self) -> str | None:
         return self._persistence.state
 
+    # A classifier has no reference to set or learn; these let it stand where the pixel
+    # analyzers do (paused and resumed by the camera's tamper analyzer).
+
+    def request_reference(self, mode: str = "learn") -> None:
+        """Nothing to learn: judge afresh from the next frame."""
+        self._restart_requested = True
+
+    @property
+    def reference_pending(self) -> bool:
+        return self._restart_requested
+
+    def relearn(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        """Judge afresh: the next level is published again."""
+        self._persistence.reset()
+        self._restart_requested = False
+
     def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
         if not self._cadence.due(now_s):
             return ()
+        if self._restart_requested:
+            self.restart()
         scores = self.classify(frame.for_analysis)
         self.last_scores = dict(zip(self._labels, (float(s) for s in scores), strict=True))
         candidate = self._candidate(scores)

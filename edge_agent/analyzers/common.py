@@ -203,6 +203,11 @@ class Persistence:
         """Forget a candidate still waiting: after a gap its evidence is stale."""
         self._candidate = None
 
+    def reset(self) -> None:
+        """Judge afresh (a new reference): the next level is published even if it is the same."""
+        self.state = None
+        self._candidate = None
+
     def force(self, state: str, now_s: float, wall_s: float) -> Change | None:
         """Set a state without debouncing (no signal: there are no frames to wait for)."""
         self._candidate = None

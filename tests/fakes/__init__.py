@@ -1,0 +1,1 @@
+"""Test doubles shared across the suite (public on purpose, like gpiozero's mock pins)."""
