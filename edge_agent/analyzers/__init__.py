@@ -18,12 +18,14 @@ reference shows (``PausedWhileTampered``, through the small ``ViewWatcher`` seam
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from edge_agent.analytics import SceneAnalyzer, SceneState
 from edge_agent.analyzers import flood, garbage, tamper
 from edge_agent.analyzers.classifier import ClassifierAnalyzer, InterpreterFactory
+from edge_agent.analyzers.common import ViewReport
 from edge_agent.analyzers.config import (
     RESTING_STATES,
     AnalyzerConfig,
@@ -42,10 +44,11 @@ from edge_agent.analyzers.reference import (
     ReferenceStore,
     unknown_state,
 )
-from edge_agent.analyzers.tamper import MOVED, OK, TamperAnalyzer, ViewReport
+from edge_agent.analyzers.tamper import MOVED, OK, TamperAnalyzer
 from edge_agent.detect.runtime import load_interpreter
 from edge_agent.types import Frame
 
+log = logging.getLogger(__name__)
 __all__ = [
     "UNKNOWN",
     "ClassifierAnalyzer",
@@ -165,13 +168,25 @@ def build_analyzers(
         )
         for config in configs
     ]
-    watcher = next((a for _, a in built if isinstance(a, TamperAnalyzer)), None)
+    tamper_config, watcher = next(
+        ((c, a) for c, a in built if isinstance(c, TamperAnalyzerConfig)), (None, None)
+    )
     analyzers: list[SceneAnalyzer] = []
     for config, analyzer in built:
         if isinstance(config, TamperAnalyzerConfig):
             analyzers.insert(0, analyzer)  # judged first on each frame: the others ask it
-        elif watcher is not None and config.pause_when_tampered:
+        elif tamper_config is not None and config.pause_when_tampered:
             assert isinstance(analyzer, (FloodAnalyzer, GarbageAnalyzer, ClassifierAnalyzer))
+            assert isinstance(watcher, (TamperAnalyzer, ClassifierAnalyzer))
+            if config.min_duration_s < tamper_config.min_duration_s:
+                log.warning(
+                    "camera %s: %s min_duration_s %.0f is shorter than tamper's %.0f: a view "
+                    "that moved may be judged before it is 'moved'",
+                    camera_id,
+                    config.name,
+                    config.min_duration_s,
+                    tamper_config.min_duration_s,
+                )
             analyzers.append(PausedWhileTampered(analyzer, watcher))
         else:
             analyzers.append(analyzer)

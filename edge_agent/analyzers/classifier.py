@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from edge_agent import datafiles
 from edge_agent.analytics import DetailValue, SceneState
-from edge_agent.analyzers.common import Cadence, Persistence, make_state
+from edge_agent.analyzers.common import Cadence, Persistence, ViewReport, make_state
 from edge_agent.analyzers.config import ClassifierConfig, RegionConfig
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.runtime import Interpreter, load_interpreter
@@ -120,6 +120,11 @@ class ClassifierAnalyzer:
 
     def relearn(self) -> None:
         self.restart()
+
+    def view(self) -> ViewReport:
+        """As a camera's tamper analyzer: its labels (``ok``, ``moved``, ...) pause or
+        suspend the region analyzers; it has no reference view, so one epoch."""
+        return ViewReport(self._persistence.state, 1)
 
     def restart(self) -> None:
         """Judge afresh: the next level is published again."""

@@ -149,6 +149,14 @@ class Hysteresis:
 
 
 @dataclass(frozen=True)
+class ViewReport:
+    """What a camera's tamper analyzer says of its view, for the region analyzers."""
+
+    state: str | None  # the published level; None before the first
+    epoch: int  # grows each time a reference view is taken (learnt, loaded, set, accepted)
+
+
+@dataclass(frozen=True)
 class Change:
     """A debounced state change: the new state and when (monotonic, wall) its condition began."""
 

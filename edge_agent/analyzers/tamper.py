@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -39,6 +38,7 @@ from edge_agent.analyzers.common import (
     FloatImage,
     Persistence,
     ReferenceLearner,
+    ViewReport,
     blend_factor,
     elapsed,
     make_state,
@@ -58,14 +58,6 @@ OK, COVERED, BLURRED, MOVED, FROZEN, NO_SIGNAL = (
 )
 STATES = (OK, COVERED, BLURRED, MOVED, FROZEN, NO_SIGNAL)
 _FROZEN_SAMPLE_STEP = 4  # compare every 4th pixel: a live picture's noise differs everywhere
-
-
-@dataclass(frozen=True)
-class ViewReport:
-    """What the tamper analyzer says about the camera's view, for the region analyzers."""
-
-    state: str | None  # the published level; None before the first
-    epoch: int  # grows each time a reference view is taken (learnt, loaded, set, accepted)
 
 
 class TamperAnalyzer:
