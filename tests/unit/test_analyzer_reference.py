@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 
 import edge_agent.analyzers.reference as reference_module
-from edge_agent.analytics import SceneAnalyzer
-from edge_agent.analyzers import build_analyzers, request_references
+from edge_agent.analytics import SceneAnalyzer, SceneState
+from edge_agent.analyzers import (
+    PausedWhileTampered,
+    ViewReport,
+    build_analyzers,
+    request_references,
+)
 from edge_agent.analyzers.config import (
     AnalyzerConfig,
     FloodAnalyzerConfig,
@@ -24,6 +29,7 @@ from edge_agent.analyzers.config import (
 from edge_agent.analyzers.reference import (
     FORMAT_VERSION,
     ReferenceFileError,
+    ReferenceMode,
     ReferenceStore,
     StoredReference,
 )
@@ -191,3 +197,69 @@ def test_a_request_that_could_not_be_kept_is_refused_at_once(tmp_path: Path) -> 
         (locked / "cam1").chmod(0o500)
         with pytest.raises(ReferenceFileError, match="not writable"):
             request_references(_flood(locked))
+
+
+class _View:
+    """A stand-in tamper analyzer: what it says of the view is set by the test."""
+
+    def __init__(self) -> None:
+        self.report = ViewReport(None, 1)
+
+    def view(self) -> ViewReport:
+        return self.report
+
+
+class _Region:
+    """A stand-in region analyzer that records what the gate asks of it."""
+
+    name = "flood"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.pending = False
+
+    def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
+        self.calls.append("update")
+        return ()
+
+    def request_reference(self, mode: ReferenceMode = "learn") -> None:
+        self.pending = True
+
+    @property
+    def reference_pending(self) -> bool:
+        return self.pending
+
+    def relearn(self) -> None:
+        self.calls.append("relearn")
+
+    def restart(self) -> None:
+        self.calls.append("restart")
+
+
+def _step(gate: PausedWhileTampered, t: int) -> list[str]:
+    frame = Frame("cam1", t, WALL_S + t, float(t), _view())
+    return [f"{s.state}:{s.detail.get('reason')}" for s in gate.update(frame, float(t))]
+
+
+def test_the_gate_pauses_suspends_and_resumes_on_what_tamper_says() -> None:
+    view, region = _View(), _Region()
+    gate = PausedWhileTampered(region, view)
+    assert _step(gate, 0) == [] and region.calls == ["update"]  # undecided: it looks
+    view.report = ViewReport("covered", 1)
+    assert _step(gate, 1) == [] and region.calls == ["update"]  # paused, state stands
+    view.report = ViewReport("moved", 1)
+    assert _step(gate, 2) == ["unknown:moved"] and gate.state == "unknown"
+    assert _step(gate, 3) == [] and region.calls == ["update"]  # suspended, said once
+    view.report = ViewReport("ok", 1)  # re-aimed: the reference fits again
+    assert _step(gate, 4) == [] and region.calls == ["update", "restart", "update"]
+    view.report = ViewReport("moved", 1)
+    assert _step(gate, 5) == ["unknown:moved"]
+    view.report = ViewReport(None, 2)  # tamper took a new view by itself
+    _step(gate, 6)
+    assert region.calls[-2:] == ["relearn", "update"] and gate.state != "unknown"
+    view.report = ViewReport("moved", 2)
+    _step(gate, 7)
+    gate.request_reference("frame")  # a person sets the camera: tamper and the region
+    view.report = ViewReport(None, 3)
+    _step(gate, 8)
+    assert region.calls[-1] == "update" and "relearn" not in region.calls[-2:]
