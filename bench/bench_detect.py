@@ -1,5 +1,8 @@
 """Detector cost per model: bare invoke rate on 1 and 2 threads, and pre/post-processing.
 
+Every model of the manifest found on the search path is measured, whatever its layout
+(SSD, YOLOX, Ultralytics); its layout and licence are printed beside the figures.
+
 Run with the models on the search path, e.g.
     EDGE_AGENT_MODEL_PATH=... EDGE_AGENT_MEDIA_PATH=... python bench/bench_detect.py
 Figures are for the machine it runs on; compare ratios (2 vs 1 thread, pre/post vs invoke)
@@ -37,12 +40,11 @@ def _test_image() -> tuple[str, ImageBGR]:
 
 def _bench(name: str, threads: int, image: ImageBGR, iterations: int) -> None:
     detector = TFLiteDetector(name, num_threads=threads, score_threshold=0.3)
-    interpreter = detector._interpreter  # bare invoke: the runtime alone, input already set
     for _ in range(5):
         detector.detect(image)
     start = time.perf_counter()
     for _ in range(iterations):
-        interpreter.invoke()
+        detector.invoke()  # bare invoke: the runtime alone, input already set
     invoke_s = (time.perf_counter() - start) / iterations
     pre_ms, post_ms = [], []
     for _ in range(iterations):
@@ -64,6 +66,7 @@ def main() -> int:
     cv2.setNumThreads(1)
     label, image = _test_image()
     print(f"input: {label} {image.shape[1]}x{image.shape[0]}, {args.iterations} iterations")
+    print(f"load average before: {_loadavg()} (other work on the machine skews wall times)")
     manifest = datafiles.load_manifest()
     names = args.models or [e.name for e in manifest.entries if e.kind == "model"]
     for name in names:
@@ -72,9 +75,23 @@ def main() -> int:
         except datafiles.DataFileError as exc:
             print(f"{name}: skipped ({exc})")
             continue
+        entry = manifest.model(name)
+        print(
+            f"{name}: layout {entry.format}, {entry.input_width}x{entry.input_height} "
+            f"{entry.input_dtype}, licence {entry.licence}"
+        )
         for threads in (1, 2):
             _bench(name, threads, image, args.iterations)
+    print(f"load average after: {_loadavg()}")
     return 0
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg", encoding="ascii") as stream:
+            return " ".join(stream.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The analytics evaluation table: every hw-sim scenario through the real pipeline.
 
 Precision, recall, detection delay and false alarms per simulated hour, per rule and
-analyzer (hw_sim/eval.py defines the scoring; docs/analytics.md and docs/analyzers.md
+analyzer (hw_sim/eval/score.py defines the scoring; docs/analytics.md and docs/analyzers.md
 explain it). The tests assert the acceptance thresholds; this prints the whole table.
 
     python bench/bench_eval.py            # every scenario (~1 min on 2 idle cores)

@@ -140,7 +140,7 @@ def bench_publisher(
     pub = Publisher(
         MqttSettings(host, port, f"bench-{uuid.uuid4().hex[:8]}", protocol=protocol),  # type: ignore[arg-type]
         box,
-        status_topic=TOPICS.status,
+        TOPICS,
         birth_payload={"boot": "bench"},
         max_inflight=20,
         drain=drain,
@@ -248,7 +248,7 @@ def wire_bytes(
     pub = Publisher(
         MqttSettings("127.0.0.1", proxy.port, f"wire-{uuid.uuid4().hex[:6]}", protocol=protocol),  # type: ignore[arg-type]
         box,
-        status_topic=TOPICS.status,
+        TOPICS,
         birth_payload={"boot": "bench"},
         drain=DrainSettings.unlimited(),
     )

@@ -10,7 +10,7 @@ Every figure that is a time is printed next to its denominator measured in the s
 (the model's bare invoke rate), because only ratios carry over to a Raspberry Pi
 (DESIGN.md §9). Each model runs in its own subprocess so that one model's allocations and
 warm caches do not colour the other's. The pipeline is the running agent's, built by
-``app.build_pipeline`` from a default config, with detector threads=2 and one OpenCV thread.
+``assemble.build_pipeline`` from a default config, with detector threads=2 and one OpenCV thread.
 Not part of the test run; see bench/README.md for the figures and docs/pipeline.md for
 what they mean.
 """
@@ -25,23 +25,32 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from edge_agent import app, datafiles
-from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
+from edge_agent import assemble, datafiles
+from edge_agent.capture import FrameSource, LatestFrameMailbox, open_source
 from edge_agent.capture.opencv_source import OpenCVSource
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import Detector
+from edge_agent.encode import Encoder, Topics
 from edge_agent.motion import MotionSettings
 from edge_agent.outbox import Outbox
-from edge_agent.pipeline import STAGES, CameraPipeline, EventSink, FrameOutput, StageClock
+from edge_agent.pipeline import (
+    STAGES,
+    CameraPipeline,
+    FrameOutput,
+    FrameSink,
+    StageClock,
+    run_offline,
+)
+from edge_agent.sinks import OutboxSink
 from edge_agent.track import label_family
-from edge_agent.types import DetectionResult, Frame, ImageBGR, Lifecycle, OutboundMessage
+from edge_agent.types import DetectionResult, Frame, ImageBGR, Lifecycle
 
 MODELS = ("ssd_mobilenet_v1", "yolox_nano")
 THROUGHPUT_CLIP = "automl_traffic_frames.mp4"
@@ -128,7 +137,7 @@ class RecordingSink:
         self.open: dict[str, str] = {}
         self.new_events: list[str] = []
 
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
+    def emit(self, output: FrameOutput) -> None:
         for event in output.events:
             if event.kind != "object":
                 continue
@@ -164,15 +173,8 @@ class ObservedDetector:
         return self.last
 
 
-def build(config: AgentConfig, detector: Detector, sink: EventSink) -> CameraPipeline:
-    return app.build_pipeline(
-        config,
-        config.cameras[0],
-        detector=detector,
-        detector_lock=threading.Lock(),
-        boot_id="bench",
-        sink=sink,
-    )
+def build(config: AgentConfig, detector: Detector, sink: FrameSink) -> CameraPipeline:
+    return assemble.build_pipeline(config, config.cameras[0], detector=detector, sink=sink)
 
 
 def read_frame(source: FrameSource) -> Frame:
@@ -323,11 +325,11 @@ def throughput_child(model: str, frames: int, block: int, threads: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         source_config = {"kind": "opencv", "uri": str(clip), "loop": True, "realtime": False}
         config = agent_config(model, source_config, 30.0, Path(tmp), threads)
-        detector = app.build_detector(config)
+        detector = assemble.build_detector(config)
         outbox = Outbox(
             config.outbox.path, max_bytes=config.outbox.max_bytes, max_rows=config.outbox.max_rows
         )
-        sink = app.OutboxSink(outbox, lambda: None)
+        sink = OutboxSink(outbox, Encoder(Topics(config.topic_root), "bench"), lambda: None)
 
         def new_source() -> OpenCVSource:
             return OpenCVSource("cam1", str(clip), loop=True, realtime=False)
@@ -490,22 +492,6 @@ class GateRun:
         return self.motion_frames / max(1, self.frames)
 
 
-def frames_at(source: FrameSource, fps: float) -> Iterator[Frame]:
-    """The source's frames decimated to ``fps`` the way app._capture_loop does."""
-    last_s: float | None = None
-    while True:
-        try:
-            frame = source.read(timeout_s=5.0)
-        except EndOfStream:
-            return
-        if frame is None:
-            continue
-        if last_s is not None and frame.monotonic_s - last_s < 0.9 / fps:
-            continue
-        last_s = frame.monotonic_s
-        yield frame
-
-
 def run_gate(
     clip: Clip,
     detector: Detector,
@@ -522,21 +508,33 @@ def run_gate(
     pipeline = build(config, observed, sink)
     source = open_source(config.cameras[0], realtime=False)
     run = GateRun(gate_name)
-    last: Frame | None = None
+    before = (0, 0)  # the detector's calls and the gate's motion frames before a frame
+
+    def on_frame(frame: Frame) -> None:
+        nonlocal before
+        before = (observed.calls, pipeline.clock.motion_frames)
+
+    def on_output(frame: Frame, output: FrameOutput) -> None:
+        calls, motion_frames = before
+        run.motion_at.append(pipeline.clock.motion_frames > motion_frames)
+        if reference is None:
+            seen = observed.last.detections if observed.calls > calls and observed.last else ()
+            run.in_view.append({label_family(d.label) for d in seen})
+        run.open_at.append(sink.open_families())
+
     cpu_start = time.process_time()
     try:
-        for frame in frames_at(source, clip.fps):
-            calls, motion_frames = observed.calls, pipeline.clock.motion_frames
-            pipeline.process(frame, always_detect=reference is None)
-            run.motion_at.append(pipeline.clock.motion_frames > motion_frames)
-            last = frame
-            if reference is None:
-                seen = observed.last.detections if observed.calls > calls and observed.last else ()
-                run.in_view.append({label_family(d.label) for d in seen})
-            run.open_at.append(sink.open_families())
+        # Decimated to the clip's fps the way the agent's capture thread does.
+        run_offline(
+            source,
+            pipeline,
+            min_interval_s=1.0 / clip.fps,
+            always_detect=reference is None,
+            on_frame=on_frame,
+            on_output=on_output,
+        )
     finally:
         source.close()
-    pipeline.finish(last)
     run.cpu_s = time.process_time() - cpu_start
     clock = pipeline.clock
     run.frames, run.detector_runs, run.motion_frames = (
@@ -697,7 +695,7 @@ def gate_child(model: str, fps_values: Sequence[float], sweep: bool) -> None:
     if sweep:
         with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
             config = agent_config(model, room_clips[0].source, 5.0, Path(tmp))
-            detector = app.build_detector(config)
+            detector = assemble.build_detector(config)
             for clip in room_clips:
                 emit_result(gate_clip(clip, detector, Path(tmp), sweep_gates()))
         return
@@ -720,7 +718,7 @@ def gate_child(model: str, fps_values: Sequence[float], sweep: bool) -> None:
     clips += room_clips
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
         config = agent_config(model, clips[0].source, 5.0, Path(tmp))
-        detector = app.build_detector(config)
+        detector = assemble.build_detector(config)
         for clip in clips:
             emit_result(gate_clip(clip, detector, Path(tmp)))
 

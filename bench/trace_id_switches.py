@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import hw_sim.eval as hw_eval
+import hw_sim.eval.run as hw_eval
 from hw_sim.eval import DEFAULT_HEIGHT, DEFAULT_WIDTH, _default_detector, run_scenario
 
 import edge_agent.track as track_module

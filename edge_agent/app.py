@@ -1,38 +1,64 @@
-"""Wires the stages into a running agent: one process, a few threads.
+"""Runs the stages as a live agent: one process, a few threads, one writer per field.
 
-Per camera: a capture thread (source → latest-frame mailbox) and an analysis
-thread (mailbox → pipeline → outbox). One publisher thread drains the outbox to
-MQTT. The camera thread never waits for detection, the pipeline never waits for
-the network, and the publisher never touches frames.
+Per camera a capture thread (source → latest-frame mailbox) and an analysis thread
+(mailbox → pipeline → outbox); one drain thread publishes the outbox to MQTT; one
+housekeeping thread keeps the LED, stats and previews. The camera thread never waits
+for detection, the pipeline never waits for the network, and the publisher never
+touches frames. Built from the config by ``edge_agent.assemble``.
+
+Who writes what: each field has one writing thread (or a lock, named); every other
+thread only reads it, one int or one reference at a time.
+
+=================  ==============================================  ===========================
+thread             the only writer of                              hands off through
+=================  ==============================================  ===========================
+``capture-{cam}``  the source, decimation,                         ``LatestFrameMailbox.put``
+                   ``worker.capture_failures``
+``analysis-{cam}`` ``CameraPipeline`` (tracker, rules, ``clock``), ``OutboxSink.emit`` →
+                   ``worker.latest``, ``worker.last_frame_mono_s``, ``Outbox`` lock →
+                   ``worker.analysis_failures``                    ``Publisher.wake()``
+``mqtt-drain``     the publisher's in-flight table, streams and    ``Outbox`` lock; link facts
+                   pacing (edge_agent/mqtt/drain.py)               under ``LinkState``'s lock
+paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake``; a command is
+                   (records and wakes, nothing slow)               queued, never run here
+``mqtt-commands``  ``worker.preview`` on/off (``set_preview``,     the reply (``Reply``),
+                   under ``_preview_lock``); snapshots             ``publish_volatile``
+``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``
+                   ``next_due_s``; ends an expired preview under
+                   ``_preview_lock``
+caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
+``start``/``stop`` sources after the join
+=================  ==============================================  ===========================
+
+A shared detector is a ``LockedDetector``: analysis threads take turns at it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
 from edge_agent import __version__
-from edge_agent.analyzers import build_analyzers
+from edge_agent.assemble import build_detector, build_pipeline, mqtt_settings, new_boot_id
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig, CameraConfig
-from edge_agent.detect.base import Detector
-from edge_agent.detect.tflite import create_detector
-from edge_agent.encode import SCHEMA_VERSION, Topics, interrupted_end
-from edge_agent.events import EventEngine, EventSettings, jpeg_of_box
-from edge_agent.motion import MotionGate, MotionSettings
-from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
+from edge_agent.detect.base import LockedDetector
+from edge_agent.encode import SCHEMA_VERSION, Encoder, Topics, interrupted_end
+from edge_agent.events import jpeg_of_box
+from edge_agent.indicator import Condition, Health, condition_of, open_indicator
+from edge_agent.mqtt import DrainSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
-from edge_agent.pipeline import CameraPipeline, EventSink, FrameOutput, GateSettings
-from edge_agent.remote import CommandHandler
-from edge_agent.rules import build_rules
+from edge_agent.pipeline import CameraPipeline, StageClock
+from edge_agent.remote import CommandHandler, Reply
+from edge_agent.sinks import OutboxSink
 from edge_agent.stats import (
     STATS_SCHEMA,
     CameraStats,
@@ -40,10 +66,15 @@ from edge_agent.stats import (
     encode_stats,
     stats_expiry_s,
 )
-from edge_agent.status import Condition, Health, condition_of, open_indicator
-from edge_agent.track import IouTracker, TrackerSettings
-from edge_agent.types import Box, Frame, OutboundMessage
-from edge_agent.zones import Zone, zones_from_config
+from edge_agent.types import Box, Frame
+
+__all__ = [
+    "PREVIEW_EXPIRY_S",
+    "Agent",
+    "CameraWorker",
+    "birth_payload",
+    "new_boot_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,77 +82,7 @@ CAPTURE_TIMEOUT_S = 1.0
 CAPTURE_RETRY_S = 5.0  # after a capture backend raised
 STATUS_INTERVAL_S = 1.0  # how often the status LED's condition is re-evaluated
 PREVIEW_EXPIRY_S = 10
-
-
-def new_boot_id() -> str:
-    """Identifies one run of the agent; consumers use it to tell restarts apart."""
-    return secrets.token_hex(4)
-
-
-def mqtt_settings(config: AgentConfig) -> MqttSettings:
-    mqtt = config.mqtt
-    tls = mqtt.tls
-    return MqttSettings(
-        host=mqtt.host,
-        port=mqtt.port,
-        client_id=config.client_id,
-        protocol=mqtt.protocol,
-        keepalive_s=mqtt.keepalive_s,
-        username=mqtt.username,
-        password=mqtt.password,
-        tls_ca_file=tls.ca_file if tls else None,
-        tls_cert_file=tls.cert_file if tls else None,
-        tls_key_file=tls.key_file if tls else None,
-        session_expiry_s=mqtt.session_expiry_s if mqtt.protocol == "5" else 0,
-        tls=tls is not None,  # `tls: {}` means TLS with the system's CAs, never plain text
-        reconnect_min_delay_s=mqtt.reconnect_min_delay_s,
-        reconnect_max_delay_s=mqtt.reconnect_max_delay_s,
-    )
-
-
-def build_detector(config: AgentConfig) -> Detector:
-    detector = config.detector
-    return create_detector(
-        detector.model,
-        score_threshold=detector.score_threshold,
-        labels_of_interest=detector.labels,
-        num_threads=detector.threads,
-    )
-
-
-def build_pipeline(
-    config: AgentConfig,
-    camera: CameraConfig,
-    *,
-    detector: Detector,
-    detector_lock: threading.Lock,
-    boot_id: str,
-    sink: EventSink,
-) -> CameraPipeline:
-    """One camera's stages from its config; shared by ``run`` and ``replay``."""
-    zones: list[Zone] = zones_from_config(camera.zones)
-    return CameraPipeline(
-        camera_id=camera.id,
-        motion=MotionGate(MotionSettings(**config.motion.model_dump())),
-        detector=detector,
-        detector_lock=detector_lock,
-        tracker=IouTracker(TrackerSettings(**config.tracker.model_dump())),
-        engine=EventEngine(
-            camera.id,
-            labels_of_interest=config.detector.labels,
-            zones=zones,
-            settings=EventSettings(**config.events.model_dump()),
-        ),
-        topics=Topics(config.topic_root),
-        boot_id=boot_id,
-        sink=sink,
-        gate=GateSettings(
-            refresh_interval_s=config.detector.refresh_interval_s,
-            keepalive_interval_s=config.detector.keepalive_interval_s,
-        ),
-        rules=build_rules(camera.rules, zones=zones, timezone=config.timezone),
-        analyzers=build_analyzers(camera.analyzers, camera_id=camera.id),
-    )
+JOIN_TIMEOUT_S = 15.0  # a capture read returns within its stream timeout
 
 
 def birth_payload(
@@ -144,61 +105,84 @@ def birth_payload(
     return birth
 
 
-class OutboxSink:
-    """The running agent's sink: durable first, then a nudge to the publisher.
-
-    When the outbox cannot write (a full disk), the messages of that frame are lost
-    *and counted*: the outbox burns their seq numbers and reports them in the next
-    gap notice and in ``stats``; analysis goes on (docs/delivery.md).
-    """
-
-    def __init__(self, outbox: Outbox, wake: Callable[[], None]) -> None:
-        self._outbox = outbox
-        self._wake = wake
-        self.write_failures = 0
-
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        try:
-            self._outbox.enqueue_many(messages)
-        except OutboxError:
-            self.write_failures += 1  # the outbox has logged it (rate-limited)
-            return
-        self._wake()
-
-
 @dataclass
 class _Preview:
     until_s: float  # monotonic
     interval_s: float
     width_px: int
-    next_due_s: float = 0.0
+    next_due_s: float = 0.0  # written by housekeeping only, once the preview is set
+
+
+_failure_order = itertools.count(1)  # which failure came last, across threads
+
+
+@dataclass(frozen=True)
+class Failures:
+    """One thread's failures on one camera; the thread replaces the whole value."""
+
+    count: int = 0
+    last_error: str | None = None
+    order: int = 0  # 0: none yet
+
+    def add(self, error: str) -> Failures:
+        return Failures(self.count + 1, error, next(_failure_order))
+
+
+@dataclass(frozen=True)
+class StatsMark:
+    """Where the current stats interval began: the pipeline's counters then, and when."""
+
+    frames: int = 0
+    detector_runs: int = 0
+    invoke_s: float = 0.0
+    at_mono_s: float | None = None  # None: the agent's start
+
+    @classmethod
+    def of(cls, clock: StageClock, now_s: float) -> StatsMark:
+        return cls(clock.frames, clock.detector_runs, clock.seconds["invoke"], now_s)
 
 
 @dataclass
 class CameraWorker:
+    """One camera's threads and what they share; the module docstring says who writes
+    which field."""
+
     config: CameraConfig
     source: FrameSource
     mailbox: LatestFrameMailbox
     pipeline: CameraPipeline
-    errors: int = 0
-    last_error: str | None = None
+    capture_failures: Failures = field(default_factory=Failures)
+    analysis_failures: Failures = field(default_factory=Failures)
     latest: Frame | None = None  # for snapshots and previews
     preview: _Preview | None = None
-    stats_mark: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)  # frames, runs, invoke_s, t
+    stats_mark: StatsMark = field(default_factory=StatsMark)
     last_frame_mono_s: float | None = None  # when the analysis thread last got a frame
+
+    @property
+    def failed_frames(self) -> int:
+        return self.capture_failures.count + self.analysis_failures.count
+
+    @property
+    def last_error(self) -> str | None:
+        capture, analysis = self.capture_failures, self.analysis_failures
+        latest = capture if capture.order > analysis.order else analysis
+        return latest.last_error
 
 
 class Agent:
     """The running agent; also the target of commands from the command centre."""
 
     def __init__(self, config: AgentConfig) -> None:
-        cv2.setNumThreads(1)  # DESIGN.md §9: OpenCV's pool costs more CPU than it saves here
+        # OpenCV's pool costs more CPU than it saves here (docs/pipeline.md §4, bench/README.md)
+        cv2.setNumThreads(1)
         self.config = config
         self.boot_id = new_boot_id()
         self.topics = Topics(config.topic_root)
         self._started_mono_s = time.monotonic()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._preview_lock = threading.Lock()  # command handler and housekeeping
+        self.not_stopped: tuple[str, ...] = ()  # threads that outlived ``stop``'s join
         # First, so the LED flickers "starting" while the model loads.
         self.indicator = open_indicator(config.status.led)
         self.indicator.show(Condition.STARTING)
@@ -216,29 +200,21 @@ class Agent:
                 self.outbox.recovered_from,
             )
         self._end_what_the_last_run_left_open()
-        self.detector = build_detector(config)
-        self._detector_lock = threading.Lock()
+        self.detector = LockedDetector(build_detector(config))  # one model, every camera
         self.commands = CommandHandler(self)
         self.publisher = Publisher(
             mqtt_settings(config),
             self.outbox,
-            status_topic=self.topics.status,
+            self.topics,
             birth_payload=self._birth(),
             max_inflight=config.mqtt.max_inflight,
             drain=DrainSettings.from_config(config.outbox),
-            commands=self._on_command,
+            on_command=self._on_command,
         )
-        self.sink = OutboxSink(self.outbox, self.publisher.wake)
+        self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.workers: list[CameraWorker] = []
         for camera in config.cameras:
-            pipeline = build_pipeline(
-                config,
-                camera,
-                detector=self.detector,
-                detector_lock=self._detector_lock,
-                boot_id=self.boot_id,
-                sink=self.sink,
-            )
+            pipeline = build_pipeline(config, camera, detector=self.detector, sink=self.sink)
             self.workers.append(
                 CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
             )
@@ -296,8 +272,9 @@ class Agent:
                     log.info("camera %s: end of stream", worker.config.id)
                     return
                 except Exception as error:  # a backend bug: say so, back off, keep trying
-                    worker.errors += 1
-                    worker.last_error = f"capture failed: {error}"
+                    worker.capture_failures = worker.capture_failures.add(
+                        f"capture failed: {error}"
+                    )
                     log.exception("camera %s: capture failed; retrying", worker.config.id)
                     self._stop.wait(CAPTURE_RETRY_S)
                     continue
@@ -326,8 +303,7 @@ class Agent:
             try:
                 worker.pipeline.process(frame)
             except Exception as error:  # one bad frame must not stop the camera
-                worker.errors += 1
-                worker.last_error = f"analysis failed: {error}"
+                worker.analysis_failures = worker.analysis_failures.add(f"analysis failed: {error}")
                 log.exception(
                     "camera %s: analysis failed on frame %d", worker.config.id, frame.index
                 )
@@ -385,8 +361,9 @@ class Agent:
         if preview is None or now_s < preview.next_due_s:
             return
         if now_s >= preview.until_s:
-            if worker.preview is preview:  # not replaced by a new command meanwhile
-                worker.preview = None
+            with self._preview_lock:
+                if worker.preview is preview:  # not replaced by a new command meanwhile
+                    worker.preview = None
             log.info("camera %s: preview ended", worker.config.id)
             return
         preview.next_due_s = now_s + preview.interval_s
@@ -406,25 +383,20 @@ class Agent:
         now_s = time.monotonic()
         for worker in self.workers:
             clock = worker.pipeline.clock
-            frames, runs, invoke_s, since_s = worker.stats_mark
-            d_frames = clock.frames - frames
-            d_runs = clock.detector_runs - runs
-            d_invoke_s = clock.seconds["invoke"] - invoke_s
-            elapsed_s = max(1e-6, now_s - (since_s or self._started_mono_s))
-            if new_interval:
-                worker.stats_mark = (
-                    clock.frames,
-                    clock.detector_runs,
-                    clock.seconds["invoke"],
-                    now_s,
-                )
+            mark, now_mark = worker.stats_mark, StatsMark.of(clock, now_s)
+            d_frames = now_mark.frames - mark.frames
+            d_runs = now_mark.detector_runs - mark.detector_runs
+            d_invoke_s = now_mark.invoke_s - mark.invoke_s
+            elapsed_s = max(1e-6, now_s - (mark.at_mono_s or self._started_mono_s))
+            if new_interval:  # periodic stats: housekeeping, the mark's only writer
+                worker.stats_mark = now_mark
             cameras[worker.config.id] = CameraStats(
                 fps=d_frames / elapsed_s,
                 detector_runs=d_runs,
                 inference_ms=1000.0 * d_invoke_s / d_runs if d_runs else None,
                 motion_ratio=worker.pipeline.last_motion_ratio,
                 source=worker.source.health(),
-                failed_frames=worker.errors,
+                failed_frames=worker.failed_frames,
                 last_error=worker.last_error,
                 stage_errors=dict(worker.pipeline.stage_errors),
             )
@@ -448,9 +420,8 @@ class Agent:
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
 
-    def _on_command(self, name: str, payload: bytes, retained: bool) -> tuple[bytes, str] | None:
-        reply = self.commands.handle(name, payload, retained=retained)
-        return None if reply is None else (reply.payload, reply.content_type)
+    def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+        return self.commands.handle(name, payload, retained=retained)
 
     def camera_ids(self) -> tuple[str, ...]:
         return tuple(w.config.id for w in self.workers)
@@ -482,10 +453,12 @@ class Agent:
     ) -> None:
         worker = self._worker(camera_id)
         if not on:
-            worker.preview = None
+            with self._preview_lock:
+                worker.preview = None
             return
         now_s = time.monotonic()
-        worker.preview = _Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
+        with self._preview_lock:
+            worker.preview = _Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
         log.info("camera %s: preview on for %.0f s at %.1f fps", camera_id, seconds, fps)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -497,19 +470,35 @@ class Agent:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def stop(self, flush_timeout_s: float = 5.0) -> None:
-        """Stop capture, close open events into the outbox, flush what the link allows."""
+    def stop(
+        self, flush_timeout_s: float = 5.0, *, join_timeout_s: float = JOIN_TIMEOUT_S
+    ) -> tuple[str, ...]:
+        """Stop capture, close open events into the outbox, flush what the link allows.
+
+        Returns (and keeps in ``not_stopped``) the names of the threads still running
+        after ``join_timeout_s`` each, logged as an error: a stuck capture backend, say.
+        They are daemon threads, so they do not keep the process alive.
+        """
         self._stop.set()
         for worker in self.workers:
             worker.mailbox.close()  # releases a capture thread waiting for the reader
         for thread in self._threads:
-            thread.join(timeout=15.0)  # a capture read returns within its stream timeout
+            thread.join(timeout=join_timeout_s)
+        self.not_stopped = tuple(t.name for t in self._threads if t.is_alive())
+        if self.not_stopped:
+            log.error(
+                "thread(s) still running %.0f s after stop: %s",
+                join_timeout_s,
+                ", ".join(self.not_stopped),
+            )
         for worker in self.workers:
             worker.source.close()  # only now: never release a capture mid-read
-        self.publisher.stop(timeout_s=flush_timeout_s)
+        # The publisher logs its own stuck threads; they are the agent's to report too.
+        self.not_stopped += self.publisher.stop(timeout_s=flush_timeout_s)
         depth = self.outbox.depth()
         if depth:
             log.info("stopped with %d message(s) kept in the outbox for the next start", depth)
         self.outbox.close()
         self.indicator.close()
         log.info("agent stopped")
+        return self.not_stopped

@@ -97,8 +97,8 @@ class LocalBroker:
             # default (1000 queued per client) would then drop some silently.
             "max_queued_messages 0",
         ]
-        # Started as root, mosquitto drops to user "mosquitto", which cannot write our
-        # temp dir (DESIGN.md §7).
+        # Started as root (a CI container), mosquitto drops to user "mosquitto", which
+        # cannot write our temp dir.
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             lines.append("user root")
         if self._extra_config:

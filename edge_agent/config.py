@@ -18,10 +18,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge_agent.analyzers.config import AnalyzerConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
+from edge_agent.datafiles import is_model_path
+from edge_agent.detect.filters import LabelFilterConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 
 
-class SimSource(StrictModel):
+class SimSourceConfig(StrictModel):
     """A scene from the hardware simulator (``hw-sim list`` names them)."""
 
     kind: Literal["sim"] = "sim"
@@ -32,7 +34,7 @@ class SimSource(StrictModel):
     realtime: bool = True  # pace frames at the camera fps, like a real camera
 
 
-class OpenCVSource(StrictModel):
+class OpenCVSourceConfig(StrictModel):
     """A video file, a USB camera (``/dev/video0`` or an index) or an RTSP/HTTP URL."""
 
     kind: Literal["opencv"] = "opencv"
@@ -44,7 +46,7 @@ class OpenCVSource(StrictModel):
     read_timeout_s: float = Field(10.0, gt=0)
 
 
-class Picamera2Source(StrictModel):
+class Picamera2SourceConfig(StrictModel):
     """The Raspberry Pi camera: a full ``main`` stream plus a small ``lores`` one for analysis."""
 
     kind: Literal["picamera2"] = "picamera2"
@@ -53,7 +55,9 @@ class Picamera2Source(StrictModel):
     lores_size: tuple[int, int] = (320, 180)
 
 
-SourceConfig = Annotated[SimSource | OpenCVSource | Picamera2Source, Field(discriminator="kind")]
+SourceConfig = Annotated[
+    SimSourceConfig | OpenCVSourceConfig | Picamera2SourceConfig, Field(discriminator="kind")
+]
 
 
 class ZoneConfig(StrictModel):
@@ -73,6 +77,8 @@ class CameraConfig(StrictModel):
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     analyzers: list[AnalyzerConfig] = Field(default_factory=list)
+    # label (or "*") -> bounds a detection must meet in this view (docs/configuration.md)
+    detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
 
     @field_validator("zones")
     @classmethod
@@ -96,7 +102,9 @@ class CameraConfig(StrictModel):
 
 
 class DetectorConfig(StrictModel):
-    model: str = "ssd_mobilenet_v1"
+    model: str = "ssd_mobilenet_v1"  # a manifest name, or a path to your own .tflite
+    layout: str | None = None  # a model file's output layout (docs/models.md)
+    labels_file: Path | None = None  # your model's labels: one per line, or a YAML list
     score_threshold: UnitFloat = 0.5
     labels: list[str] = Field(
         default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"],
@@ -105,6 +113,20 @@ class DetectorConfig(StrictModel):
     threads: int = Field(2, ge=1, le=8)
     refresh_interval_s: float = Field(1.0, gt=0)  # re-detect live tracks without motion
     keepalive_interval_s: float = Field(10.0, gt=0)  # detect at least this often regardless
+
+    @model_validator(mode="after")
+    def _own_model_says_how_to_read_it(self) -> DetectorConfig:
+        if is_model_path(self.model) and self.layout is None:
+            raise ValueError(
+                "a model file needs its layout: detector.layout "
+                "(ssd_postprocess, yolox or ultralytics; docs/models.md)"
+            )
+        if self.labels_file is not None and "labels" not in self.model_fields_set:
+            raise ValueError(
+                "with labels_file, list the labels of interest in detector.labels "
+                "(the default COCO list does not apply to your own labels)"
+            )
+        return self
 
 
 class MotionConfig(StrictModel):
@@ -196,7 +218,7 @@ class OutboxConfig(StrictModel):
 
 
 class StatusLedConfig(StrictModel):
-    """An LED on a GPIO pin showing the device's condition (edge_agent/status.py)."""
+    """An LED on a GPIO pin showing the device's condition (edge_agent/indicator.py)."""
 
     pin: int | str  # BCM number (17) or a gpiozero pin name ("GPIO17", "BOARD11")
     active_high: bool = True  # False when the LED is wired from 3.3 V to the pin

@@ -61,10 +61,11 @@ class _EntryBase(BaseModel):
 
 class ModelEntry(_EntryBase):
     kind: Literal["model"]
-    format: Literal["ssd_postprocess", "yolox"]
+    format: Literal["ssd_postprocess", "yolox", "ultralytics"]
+    """The output layout (edge_agent.detect.layouts; docs/models.md)."""
     input_width: int = Field(gt=0)
     input_height: int = Field(gt=0)
-    input_dtype: Literal["uint8", "float32"]
+    input_dtype: Literal["uint8", "int8", "float32"]
     labels: Literal["coco90", "coco80"]
     """Fallback label list; a labelmap embedded in the model file takes precedence."""
 
@@ -115,6 +116,11 @@ class Manifest(BaseModel):
         if not isinstance(entry, MediaEntry):
             raise DataFileError(f"{file_name!r} is a {entry.kind} entry, not media")
         return entry
+
+
+def is_model_path(model: str) -> bool:
+    """A path (``/opt/models/pile.tflite``, ``./pile.tflite``) rather than a manifest name."""
+    return "/" in model or model.endswith(".tflite")
 
 
 def manifest_path() -> Path:

@@ -7,10 +7,16 @@ can tell an old device from a new one.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from edge_agent.analytics import Alert, CountReport, SceneState
 from edge_agent.types import MessageClass, ObjectEvent, OutboundMessage, Thumbnail
+
+if TYPE_CHECKING:
+    from edge_agent.pipeline import FrameOutput
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +49,56 @@ class Topics:
 
     def counts(self, camera_id: str, line: str) -> str:
         return f"{self.root}/counts/{camera_id}/{line}"
+
+    @property
+    def gaps(self) -> str:
+        return f"{self.root}/gaps"
+
+    @property
+    def commands(self) -> str:
+        """The filter the device subscribes to: ``{root}/cmd/+``."""
+        return f"{self.root}/cmd/+"
+
+    def command(self, name: str) -> str:
+        return f"{self.root}/cmd/{name}"
+
+    def command_name(self, topic: str) -> str | None:
+        """``name`` for a topic ``{root}/cmd/{name}``, else None."""
+        prefix = self.command("")
+        name = topic[len(prefix) :] if topic.startswith(prefix) else ""
+        return name if name and "/" not in name else None
+
+    def reply(self, name: str) -> str:
+        return f"{self.root}/reply/{name}"
+
+    def is_reply(self, topic: str) -> bool:
+        """Under ``{root}/reply/``: the only place the broker's ACL lets a device reply."""
+        return topic.startswith(self.reply(""))
+
+
+STATUS_STATES = ("online", "offline", "stopped")
+"""``online``: the birth on every (re)connect; ``offline``: the Last Will (no ``ts``,
+the broker sends it); ``stopped``: a clean stop."""
+
+
+def status_body(state: str, fields: Mapping[str, object], *, ts: float | None) -> dict[str, object]:
+    """The retained status: ``v``, ``state``, ``ts`` (not in the Last Will), then what
+    the birth says about this run (``fields``; their own v/state/ts are ignored)."""
+    if state not in STATUS_STATES:
+        raise ValueError(f"status state must be one of {STATUS_STATES}, not {state!r}")
+    body: dict[str, object] = {"v": SCHEMA_VERSION, "state": state}
+    if ts is not None:
+        body["ts"] = round(ts, 3)
+    body.update((k, v) for k, v in fields.items() if k not in ("v", "state", "ts"))
+    return body
+
+
+def compact_json(body: Mapping[str, object]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def encode_status(state: str, fields: Mapping[str, object], *, ts: float | None) -> bytes:
+    return compact_json(status_body(state, fields, ts=ts))
 
 
 def _json_message(
@@ -186,6 +242,27 @@ def counts_body(report: CountReport, boot_id: str) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True)
+class Encoder:
+    """One device run's codec: a frame's output as the messages the outbox stores.
+
+    Only the outbox sink encodes; replay and eval read the ``FrameOutput`` itself.
+    """
+
+    topics: Topics
+    boot_id: str
+
+    def messages(self, output: FrameOutput) -> list[OutboundMessage]:
+        topics, boot = self.topics, self.boot_id
+        # Events before their thumbnails: `seq` order then reads new → thumbnail → update → end.
+        messages = [encode_alert(topics, a, boot) for a in output.alerts]
+        messages.extend(encode_event(topics, e, boot) for e in output.events)
+        messages.extend(encode_thumbnail(topics, t) for t in output.thumbnails)
+        messages.extend(encode_state(topics, s, boot) for s in output.states)
+        messages.extend(encode_counts(topics, c, boot) for c in output.counts)
+        return messages
+
+
 def encode_counts(topics: Topics, report: CountReport, boot_id: str) -> OutboundMessage:
     return _json_message(
         topics.counts(report.camera_id, report.line),
@@ -193,3 +270,23 @@ def encode_counts(topics: Topics, report: CountReport, boot_id: str) -> Outbound
         counts_body(report, boot_id),
         "counts",
     )
+
+
+GapRanges = list[tuple[int, int, dict[str, dict[str, int]]]]
+"""Lost seqs ``first..last``, with counts by reason, then by class."""
+
+
+def gap_notice_body(ranges: GapRanges, ts_s: float) -> dict[str, object]:
+    """``{"v":1,"ts":...,"gaps":[{"from":a,"to":b,"<reason>":{"<class>":n}}]}``: every seq
+    from ``a`` to ``b`` is lost and the counts in each range add up to ``b - a + 1``
+    (the outbox appends the notice's own ``seq``)."""
+    return {
+        "v": SCHEMA_VERSION,
+        "ts": _time(ts_s),
+        "gaps": [{"from": first, "to": last, **detail} for first, last, detail in ranges],
+    }
+
+
+def encode_gap_notice(topic: str, ranges: GapRanges, ts_s: float) -> OutboundMessage:
+    """A gap notice: built by the outbox from its gap ledger, urgent like an alert."""
+    return _json_message(topic, MessageClass.ALERT, gap_notice_body(ranges, ts_s), "gaps")

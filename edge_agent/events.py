@@ -3,7 +3,10 @@
 Each confirmed track of a label of interest yields one ``new``, then an
 ``update`` only when something a subscriber cares about changed (it moved into
 or out of a zone, its box moved a lot, its best score rose), at most once per
-``update_min_interval_s`` unless the zones changed, and one ``end``. Zones have
+``update_min_interval_s`` unless the zones changed, and one ``end``. The label is
+the tracker's score-weighted vote over the track's sightings: when the vote
+changes (a first "bus" outvoted by later "car" sightings) an ``update`` goes out
+at once, and ``end`` carries the label as voted at the end, not as last published. Zones have
 the same inertia as the rules' occupancy: an object joins or leaves a zone after
 the zone's ``inertia_frames`` consecutive sightings agree, so a box flickering on
 a zone's edge does not send an update per frame, and events and alerts agree. With it
@@ -16,12 +19,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import cv2
 
 from edge_agent.track import TrackUpdate
 from edge_agent.types import Box, Frame, ImageBGR, Lifecycle, ObjectEvent, Thumbnail, Track
 from edge_agent.zones import Zone, zones_of
+
+if TYPE_CHECKING:
+    from edge_agent.config import EventsConfig
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,10 @@ class EventSettings:
     update_score_gain: float = 0.1
     thumbnail_width_px: int = 320
     thumbnail_jpeg_quality: int = 70
+
+    @classmethod
+    def from_config(cls, config: EventsConfig) -> EventSettings:
+        return cls(**config.model_dump())
 
 
 @dataclass(frozen=True)
@@ -98,10 +109,11 @@ class EventEngine:
         events: list[ObjectEvent] = []
         thumbnails: list[Thumbnail] = []
         for track in tracks.seen:
-            if track.label not in self._labels:
-                continue
             open_event = self._open.get(track.track_id)
             if open_event is None:
+                if track.label not in self._labels:
+                    continue
+                # An event, once begun, follows its track whatever the vote says later.
                 event, thumb = self._start(frame, track)
                 events.append(event)
                 thumbnails.append(thumb)
@@ -167,7 +179,12 @@ class EventEngine:
         interval_passed = (
             frame.monotonic_s - open_event.last_published_mono_s >= settings.update_min_interval_s
         )
-        significant = zones != previous.zones or (interval_passed and (moved or better_sighting))
+        relabelled = track.label != previous.label
+        significant = (
+            zones != previous.zones
+            or relabelled
+            or (interval_passed and (moved or better_sighting))
+        )
         if not significant:
             return None
         event = replace(
@@ -221,6 +238,7 @@ class EventEngine:
             replace(
                 previous,
                 lifecycle=Lifecycle.END,
+                label=track.label,
                 top_score=open_event.top_score,
                 box=track.box,
                 end_s=last_seen_wall_s,

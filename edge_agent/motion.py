@@ -5,7 +5,7 @@ has *changed* when it differs from an adaptive background by more than
 ``pixel_threshold``; the gate opens when enough area has changed *and moves*.
 What keeps it from firing on things that are not new objects, which is what made
 a Frigate-default gate send ~96 % of a mostly empty room's frames to the detector
-(DESIGN.md §9, docs/pipeline.md):
+(docs/pipeline.md §3-§4):
 
 - exposure compensation: a frame's mean brightness is matched to the reference's
   before differencing, so auto-exposure drift and clouds do not light up the
@@ -34,12 +34,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.types import Box, ImageBGR, MotionResult
+
+if TYPE_CHECKING:
+    from edge_agent.config import MotionConfig
 
 GreyImage = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.uint8]
@@ -60,6 +64,10 @@ class MotionSettings:
     min_moving_px: int = 8  # recently changed pixels a changed region needs; 0: no ghost check
     moving_window_frames: int = 5  # "recently": compared with the frame this many frames ago
     enabled: bool = True  # False: no gate, the detector runs on every analysed frame
+
+    @classmethod
+    def from_config(cls, config: MotionConfig) -> MotionSettings:
+        return cls(**config.model_dump())
 
 
 class MotionGate:

@@ -1,8 +1,8 @@
 """One camera's analysis: motion gate → detector → tracker → event engine → sink.
 
-The pipeline never touches the network: it hands encoded messages to an
-``EventSink`` (the durable outbox when running, stdout when replaying). It
-decides per frame whether the detector runs:
+The pipeline never touches the network and never encodes: it hands each frame's
+``FrameOutput`` to a ``FrameSink`` (edge_agent/sinks.py: the durable outbox when
+running, stdout when replaying). It decides per frame whether the detector runs:
 
 - the motion gate says something moved, or
 - live tracks exist and have not been refreshed for ``refresh_interval_s``
@@ -14,12 +14,11 @@ decides per frame whether the detector runs:
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from edge_agent.analytics import (
     Alert,
@@ -32,19 +31,15 @@ from edge_agent.analytics import (
     merge,
 )
 from edge_agent.analyzers import SignalWatcher
+from edge_agent.capture.base import EndOfStream, FrameSource
 from edge_agent.detect.base import Detector
-from edge_agent.encode import (
-    Topics,
-    encode_alert,
-    encode_counts,
-    encode_event,
-    encode_state,
-    encode_thumbnail,
-)
 from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
 from edge_agent.track import IouTracker
-from edge_agent.types import DetectionResult, Frame, ObjectEvent, OutboundMessage, Thumbnail
+from edge_agent.types import DetectionResult, Frame, ObjectEvent, Thumbnail
+
+if TYPE_CHECKING:
+    from edge_agent.config import DetectorConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,10 +60,11 @@ class FrameOutput:
         return bool(self.events or self.thumbnails or self.alerts or self.states or self.counts)
 
 
-class EventSink(Protocol):
-    """Where encoded messages go. ``emit`` must return quickly and only once they are safe."""
+class FrameSink(Protocol):
+    """Where a frame's output goes (only non-empty outputs are emitted). ``emit`` must
+    return quickly, and only once the output is safe (the outbox sink: stored durably)."""
 
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None: ...
+    def emit(self, output: FrameOutput) -> None: ...
 
 
 STAGES = (
@@ -107,20 +103,27 @@ class GateSettings:
     refresh_interval_s: float = 1.0
     keepalive_interval_s: float = 10.0
 
+    @classmethod
+    def from_config(cls, config: DetectorConfig) -> GateSettings:
+        return cls(
+            refresh_interval_s=config.refresh_interval_s,
+            keepalive_interval_s=config.keepalive_interval_s,
+        )
+
 
 class CameraPipeline:
+    """One camera's stages. Not thread-safe: only that camera's analysis thread calls it
+    (a detector shared between cameras comes wrapped in ``LockedDetector``)."""
+
     def __init__(
         self,
         *,
         camera_id: str,
         motion: MotionGate,
         detector: Detector,
-        detector_lock: threading.Lock,
         tracker: IouTracker,
         engine: EventEngine,
-        topics: Topics,
-        boot_id: str,
-        sink: EventSink,
+        sink: FrameSink,
         gate: GateSettings | None = None,
         rules: Sequence[ObjectRule] = (),
         analyzers: Sequence[SceneAnalyzer] = (),
@@ -128,11 +131,8 @@ class CameraPipeline:
         self.camera_id = camera_id
         self._motion = motion
         self._detector = detector
-        self._detector_lock = detector_lock
         self._tracker = tracker
         self._engine = engine
-        self._topics = topics
-        self._boot_id = boot_id
         self._sink = sink
         self._gate = gate or GateSettings()
         self._rules = tuple(rules)
@@ -166,8 +166,7 @@ class CameraPipeline:
                 clock.motion_frames += 1
             detection_ran = self._should_detect(now_s, motion.has_motion)
         if detection_ran:
-            with self._detector_lock:
-                result: DetectionResult = self._detector.detect(frame.image)
+            result: DetectionResult = self._detector.detect(frame.image)
             clock.detector_runs += 1
             clock.add("preprocess", result.preprocess_s)
             clock.add("invoke", result.invoke_s)
@@ -253,21 +252,11 @@ class CameraPipeline:
         self._emit(output)
         return output
 
-    def _encode(self, output: FrameOutput) -> list[OutboundMessage]:
-        topics, boot = self._topics, self._boot_id
-        # Events before their thumbnails: `seq` order then reads new → thumbnail → update → end.
-        messages = [encode_alert(topics, a, boot) for a in output.alerts]
-        messages.extend(encode_event(topics, e, boot) for e in output.events)
-        messages.extend(encode_thumbnail(topics, t) for t in output.thumbnails)
-        messages.extend(encode_state(topics, s, boot) for s in output.states)
-        messages.extend(encode_counts(topics, c, boot) for c in output.counts)
-        return messages
-
     def _emit(self, output: FrameOutput) -> None:
         if not output:
             return
         started = time.perf_counter()
-        self._sink.emit(self._encode(output), output)
+        self._sink.emit(output)
         self.clock.add("outbox", time.perf_counter() - started)
 
 
@@ -281,3 +270,64 @@ def _combine(
         states=rule_output.states + states,
         counts=rule_output.counts,
     )
+
+
+def frames_of(source: FrameSource, *, read_timeout_s: float = 5.0) -> Iterator[Frame]:
+    """A finite source's frames, until ``EndOfStream`` (a read that timed out is skipped)."""
+    while True:
+        try:
+            frame = source.read(read_timeout_s)
+        except EndOfStream:
+            return
+        if frame is not None:
+            yield frame
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    """What ``run_offline`` went through."""
+
+    frames_read: int  # every frame the source gave, analysed or not
+    last_frame: Frame | None  # the last frame analysed
+
+
+def run_offline(
+    source: FrameSource,
+    pipeline: CameraPipeline,
+    *,
+    every: int = 1,
+    min_interval_s: float | None = None,
+    always_detect: bool = False,
+    on_frame: Callable[[Frame], None] | None = None,
+    on_output: Callable[[Frame, FrameOutput], None] | None = None,
+    read_timeout_s: float = 5.0,
+) -> OfflineRun:
+    """A finite source through the pipeline as fast as it decodes, then ``finish``.
+
+    Offline the video's own time runs as fast as we can decode, so every selected frame
+    is analysed: what makes replay and eval faithful to what the live agent would see.
+    ``every`` keeps every Nth frame read; ``min_interval_s`` drops frames closer than that
+    in stream time, as the capture thread decimates a fast camera. ``on_frame`` sees a
+    frame before the pipeline does, ``on_output`` what it made of it. The caller closes
+    the source.
+    """
+    read = 0
+    last: Frame | None = None
+    for frame in frames_of(source, read_timeout_s=read_timeout_s):
+        read += 1
+        if (read - 1) % every:
+            continue
+        if (
+            min_interval_s is not None
+            and last is not None
+            and frame.monotonic_s - last.monotonic_s < 0.9 * min_interval_s
+        ):
+            continue
+        if on_frame is not None:
+            on_frame(frame)
+        output = pipeline.process(frame, always_detect=always_detect)
+        if on_output is not None:
+            on_output(frame, output)
+        last = frame
+    pipeline.finish(last)
+    return OfflineRun(frames_read=read, last_frame=last)

@@ -4,7 +4,7 @@ Every command payload is validated (pydantic, unknown keys refused) before
 anything happens; a bad one gets an error reply and changes nothing. Retained
 command messages are ignored: a command must never fire again because a device
 reconnected. The transport (subscribing, MQTT 5 response topic and correlation
-data) is ``mqtt.py``'s; this module only decides what a command means.
+data) is ``edge_agent.mqtt``'s; this module only decides what a command means.
 
 Commands:
 
@@ -54,14 +54,17 @@ class EmptyCommand(StrictModel):
 
 @dataclass(frozen=True)
 class Reply:
-    """What goes back on the response topic."""
+    """What goes back on the response topic; ``ok`` False: the command was refused."""
 
     payload: bytes
     content_type: str = "application/json"
+    ok: bool = True
 
     @staticmethod
     def json(body: Mapping[str, object]) -> Reply:
-        return Reply(json.dumps(body, separators=(",", ":")).encode())
+        return Reply(
+            json.dumps(body, separators=(",", ":")).encode(), ok=body.get("ok") is not False
+        )
 
     @staticmethod
     def error(message: str) -> Reply:
@@ -101,7 +104,7 @@ class CommandHandler:
             self.refused += 1
             return None
         reply = self._dispatch(name, payload)
-        if reply.content_type == "application/json" and b'"ok":false' in reply.payload:
+        if not reply.ok:
             self.refused += 1
             log.warning("command %r refused: %s", name, reply.payload.decode(errors="replace"))
         else:

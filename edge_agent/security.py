@@ -1,4 +1,4 @@
-"""Checks and TLS set-up for the MQTT link (DESIGN.md §6, docs/security.md).
+"""Checks and TLS set-up for the MQTT link (docs/security.md).
 
 Why this is its own module: every check here runs *before* a socket is opened, so a
 bad key file or an unusable CA stops the agent at start with a message that names the

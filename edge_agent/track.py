@@ -5,7 +5,9 @@ object counts of a street camera, and it is predictable. Confirmed tracks choose
 first: a second box the detector put on part of a person for one frame seeds a
 tentative track, which must not take that person's box in the next frame. Vehicles match each
 other across labels (a detector that flips between "car" and "truck" must not
-split one vehicle into two events); the label shown is the one seen most often.
+split one vehicle into two events); the label shown is a vote over the track's
+sightings, each weighted by its score, so one confident early "bus" does not
+outvote six later "car" sightings.
 A track is *confirmed* after ``min_hits`` detections, so a one-frame false
 positive never becomes an event, and it ends when it has not been seen for
 ``max_missed_s`` (time, not frames, because the detector does not run on every
@@ -29,11 +31,15 @@ false alarm in the market soak; docs/analytics.md, "The tracker"):
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.types import Box, Detection, Track
+
+if TYPE_CHECKING:
+    from edge_agent.config import TrackerConfig
 
 # A box edge within this of the picture's edge is cut by it (normalised units).
 EDGE_MARGIN = 0.02
@@ -69,6 +75,10 @@ class TrackerSettings:
     max_missed_s: float = 3.0
     min_hits: int = 2
 
+    @classmethod
+    def from_config(cls, config: TrackerConfig) -> TrackerSettings:
+        return cls(**config.model_dump())
+
 
 @dataclass
 class _LiveTrack:
@@ -79,7 +89,8 @@ class _LiveTrack:
     last_seen_s: float
     hits: int = 1
     missed: int = 0
-    labels: Counter[str] = field(default_factory=Counter)
+    # label -> sum of the scores of the sightings that said it (the label vote)
+    label_votes: dict[str, float] = field(default_factory=dict)
     # (time, box) of the sightings before the last one within ``VELOCITY_WINDOW_S``:
     # how fast the track moves, and towards which picture edge.
     recent: deque[tuple[float, Box]] = field(default_factory=deque)
@@ -153,7 +164,15 @@ class _LiveTrack:
         self.last_seen_s = now_s
         self.hits += 1
         self.missed = 0
-        self.labels[det.label] += 1
+        self.vote(det)
+
+    def vote(self, det: Detection) -> None:
+        """Count ``det``'s label towards the track's label, weighted by its score."""
+        self.label_votes[det.label] = self.label_votes.get(det.label, 0.0) + det.score
+
+    def voted_label(self) -> str:
+        """The label with the highest summed score (the first one seen wins a tie)."""
+        return max(self.label_votes, key=lambda label: self.label_votes[label])
 
     def velocity(self) -> tuple[float, float]:
         """Box-centre speed over the recent sightings (normalised units per second)."""
@@ -195,7 +214,7 @@ class _LiveTrack:
     def snapshot(self) -> Track:
         return Track(
             track_id=self.track_id,
-            label=self.labels.most_common(1)[0][0],
+            label=self.voted_label(),
             score=self.score,
             box=self.box,
             first_seen_s=self.first_seen_s,
@@ -238,7 +257,7 @@ class IouTracker:
                 (track.hits >= settings.min_hits, iou, t_index, d_index)
                 for t_index, track in enumerate(self._tracks)
                 for d_index, det in enumerate(detections)
-                if label_family(track.labels.most_common(1)[0][0]) == label_family(det.label)
+                if label_family(track.voted_label()) == label_family(det.label)
                 and track.still_leaving_by(det.box, leaving[t_index])
                 and track.can_be_taken_up(now_s)
                 and (iou := expected[t_index].iou(det.box)) >= settings.iou_threshold
@@ -263,7 +282,7 @@ class IouTracker:
         for d_index, det in enumerate(detections):
             if d_index not in matched_detections:
                 track = _LiveTrack(self._next_id, det.box, det.score, now_s, now_s)
-                track.labels[det.label] += 1
+                track.vote(det)
                 self._next_id += 1
                 self._tracks.append(track)
                 seen_now.append(track)

@@ -156,7 +156,7 @@ class Lifecycle(str, Enum):
 
 
 class MessageClass(str, Enum):
-    """Outbox classes, by eviction priority (DESIGN.md §5): alerts are kept longest."""
+    """Outbox classes, by eviction priority (docs/delivery.md): alerts are kept longest."""
 
     ALERT = "alert"
     EVENT = "event"

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
+from realdata import skip_or_fail
 
 from edge_agent.broker import BrokerNotAvailable, LocalBroker
+
+pytest_plugins = ("fakes.outbox",)  # the `outbox` fixture, for every test
 
 
 def _new_broker() -> LocalBroker:
     try:
         return LocalBroker()
     except BrokerNotAvailable as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but mosquitto is missing: {error}")
-        pytest.skip(str(error))
+        skip_or_fail(f"mosquitto is missing: {error}")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,12 @@ from edge_agent.capture.base import (
     FrameSource,
     LatestFrameMailbox,
 )
-from edge_agent.config import CameraConfig, OpenCVSource, Picamera2Source, SimSource
+from edge_agent.config import (
+    CameraConfig,
+    OpenCVSourceConfig,
+    Picamera2SourceConfig,
+    SimSourceConfig,
+)
 
 __all__ = ["CaptureError", "EndOfStream", "FrameSource", "LatestFrameMailbox", "open_source"]
 
@@ -16,10 +21,10 @@ __all__ = ["CaptureError", "EndOfStream", "FrameSource", "LatestFrameMailbox", "
 def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameSource:
     """Open the camera's backend; ``realtime=False`` reads files and scenes as fast as possible."""
     source = camera.source
-    if isinstance(source, SimSource):
-        from edge_agent.capture.sim_source import SimSource as SimFrameSource
+    if isinstance(source, SimSourceConfig):
+        from edge_agent.capture.sim_source import SimSource
 
-        return SimFrameSource(
+        return SimSource(
             camera.id,
             scenario=source.scenario,
             width=source.width,
@@ -28,10 +33,10 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
             loop=source.loop if realtime is not False else False,
             realtime=source.realtime if realtime is None else realtime,
         )
-    if isinstance(source, OpenCVSource):
-        from edge_agent.capture.opencv_source import OpenCVSource as OpenCVFrameSource
+    if isinstance(source, OpenCVSourceConfig):
+        from edge_agent.capture.opencv_source import OpenCVSource
 
-        return OpenCVFrameSource(
+        return OpenCVSource(
             camera.id,
             source.uri,
             loop=source.loop if realtime is not False else False,
@@ -40,10 +45,10 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
             reconnect_max_delay_s=source.reconnect_max_delay_s,
             stream_timeout_s=source.read_timeout_s,
         )
-    if isinstance(source, Picamera2Source):
-        from edge_agent.capture.picamera2_source import Picamera2Source as PiFrameSource
+    if isinstance(source, Picamera2SourceConfig):
+        from edge_agent.capture.picamera2_source import Picamera2Source
 
-        return PiFrameSource(
+        return Picamera2Source(
             camera.id,
             camera_num=source.camera_num,
             main_size=source.main_size,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Protocol
 
+from edge_agent.datafiles import DataFileError
 from edge_agent.types import DetectionResult, ImageBGR
 
 
@@ -22,3 +24,28 @@ class Detector(Protocol):
     def labels(self) -> Sequence[str]: ...
 
     def detect(self, image: ImageBGR) -> DetectionResult: ...
+
+
+class LockedDetector:
+    """A detector shared by several cameras' analysis threads: one ``detect`` at a time
+    (a TFLite interpreter is not thread-safe, and one model is loaded per device)."""
+
+    def __init__(self, inner: Detector) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self._inner.model_name
+
+    @property
+    def labels(self) -> Sequence[str]:
+        return self._inner.labels
+
+    def detect(self, image: ImageBGR) -> DetectionResult:
+        with self._lock:
+            return self._inner.detect(image)
+
+
+class ModelLoadError(DataFileError):
+    """The model file is wrong, corrupt or not the layout the manifest or config says it is."""

@@ -7,7 +7,7 @@ two minutes). Where a truth interval depends on geometry (when does a person's f
 enter the zone?) it is computed from the actors' paths and the zone polygon, not
 typed in, so moving an actor keeps the truth right.
 
-Sizes follow hw_sim.scenes: people 0.47 of the frame height at the bottom edge,
+Sizes follow hw_sim.street: people 0.47 of the frame height at the bottom edge,
 cars 0.34, on the default street (far pavement y 0.355, far lane 0.57, near lane
 0.80, near pavement 0.94). ``hw-sim eval`` runs them through the real pipeline.
 """
@@ -16,188 +16,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import cv2
-import numpy as np
-
-from edge_agent.types import ImageBGR
-from hw_sim.scenes import (
+from hw_sim.effects import NightLighting
+from hw_sim.scenes import Expectations, ExpectedAlert, ExpectedCount, Script, register
+from hw_sim.street import (
+    FAR_LANE_Y,
+    FAR_PAVEMENT_Y,
+    NEAR_LANE_Y,
+    NEAR_PAVEMENT_Y,
     Actor,
-    Expectations,
-    ExpectedAlert,
-    ExpectedCount,
-    ExpectedState,
-    Script,
-    Waypoint,
-    register,
+    car,
+    drive,
+    person,
+    walk,
 )
+from hw_sim.truth import Polygon, congestion_truth, in_zone_spans
 
-FAR_PAVEMENT_Y = 0.355
-NEAR_PAVEMENT_Y = 0.94
-FAR_LANE_Y = 0.57
-NEAR_LANE_Y = 0.80
-PERSON_HEIGHT = 0.47
-CAR_HEIGHT = 0.34
 EVAL_FPS = 5.0
-
-Polygon = tuple[tuple[float, float], ...]
-
-
-# --- effects ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NightLighting:
-    """Night: the street lit only by a few lamps, bluish, windows lit here and there.
-
-    A scene-stage effect (sensor noise comes after it, as at night). ``lamps`` are
-    (x, y, radius) in normalised coordinates; light falls off smoothly around them.
-    """
-
-    ambient: float = 0.22
-    lamps: tuple[tuple[float, float, float], ...] = ((0.3, 0.9, 0.35), (0.8, 0.55, 0.3))
-    lamp_gain: float = 0.5
-
-    @property
-    def stage(self) -> Literal["scene", "lens"]:
-        return "scene"
-
-    def _light(self, height: int, width: int) -> np.ndarray[Any, np.dtype[np.float32]]:
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        light = np.full((height, width), self.ambient, np.float32)
-        for lx, ly, radius in self.lamps:
-            distance = np.hypot(xs / height - lx * width / height, ys / height - ly)
-            light += self.lamp_gain * np.exp(-((distance / radius) ** 2))
-        return light
-
-    def apply(self, image: ImageBGR, t_s: float) -> ImageBGR:
-        height, width = image.shape[:2]
-        light = _LIGHT_CACHE.get((self, height, width))
-        if light is None:
-            light = self._light(height, width)
-            _LIGHT_CACHE[(self, height, width)] = light
-        tint = np.array([1.15, 1.0, 0.8], np.float32)  # moonlight blue, sodium lamps aside
-        lit = image.astype(np.float32) * light[:, :, None] * tint
-        return np.asarray(cv2.convertScaleAbs(lit), np.uint8)
-
-
-_LIGHT_CACHE: dict[tuple[NightLighting, int, int], np.ndarray[Any, np.dtype[np.float32]]] = {}
-
-
-# --- geometry helpers ------------------------------------------------------------------
-
-
-def _inside(polygon: Polygon, x: float, y: float) -> bool:
-    inside = False
-    j = len(polygon) - 1
-    for i, (xi, yi) in enumerate(polygon):
-        xj, yj = polygon[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
-
-
-def in_zone_spans(actor: Actor, polygon: Polygon, step_s: float = 0.1) -> list[tuple[float, float]]:
-    """Times the actor's ground point is inside ``polygon`` and inside the frame."""
-    spans: list[tuple[float, float]] = []
-    start: float | None = None
-    t_s, last_t = actor.path[0].t_s, actor.path[-1].t_s
-    while t_s <= last_t + 1e-9:
-        position = actor.position(t_s)
-        inside = (
-            position is not None
-            and 0.0 <= position[0] <= 1.0
-            and _inside(polygon, position[0], position[1])
-        )
-        if inside and start is None:
-            start = t_s
-        elif not inside and start is not None:
-            spans.append((round(start, 2), round(t_s, 2)))
-            start = None
-        t_s += step_s
-    if start is not None:
-        spans.append((round(start, 2), round(last_t, 2)))
-    return spans
-
-
-def _car_height(y: float) -> float:
-    """A car's box height (frame heights) with its ground point at ``y`` (scenes' perspective)."""
-    horizon_y = -1.1
-    return CAR_HEIGHT * max(0.05, (y - horizon_y) / (1.0 - horizon_y))
-
-
-def congestion_truth(
-    actors: Sequence[Actor],
-    polygon: Polygon,
-    *,
-    analyzer: str,
-    duration_s: float,
-    rule: dict[str, Any],
-    aspect: float = 16.0 / 9.0,
-    step_s: float = 0.2,
-) -> tuple[ExpectedState, ...]:
-    """The congestion level the rule's own definition gives on the true paths.
-
-    Per time step: the vehicles whose ground point is in the zone and the frame, their
-    speed in heights per second, and how long each has stood still; levels as in
-    edge_agent.rules.congestion without hysteresis. Runs shorter than the rule's
-    ``min_duration_s`` are left out (transitions: no level is expected there).
-    """
-    slow_min = int(rule["slow_min_vehicles"])
-    jammed_min = int(rule["jammed_min_vehicles"])
-    slow_speed = float(rule["slow_speed_heights_per_s"])
-    jammed_fraction = float(rule["jammed_stationary_fraction"])
-    stationary_min_s = float(rule["stationary_min_s"])
-    min_run_s = float(rule["min_duration_s"])
-    still_since: dict[str, float] = {}
-    levels: list[tuple[float, str]] = []
-    n_steps = int(duration_s / step_s) + 1
-    for k in range(n_steps):
-        t_s = k * step_s
-        speeds: list[float] = []
-        stationary = 0
-        for actor in actors:
-            here, before = actor.position(t_s), actor.position(t_s - step_s)
-            if here is None or not (0.0 <= here[0] <= 1.0 and _inside(polygon, here[0], here[1])):
-                still_since.pop(actor.object_id, None)
-                continue
-            if before is None:
-                speed = float("inf")
-            else:
-                moved = np.hypot((here[0] - before[0]) * aspect, here[1] - before[1])
-                speed = float(moved) / step_s / _car_height(here[1])
-            speeds.append(speed)
-            if speed > 1e-6:
-                still_since.pop(actor.object_id, None)
-            else:
-                still_since.setdefault(actor.object_id, t_s)
-                if t_s - still_since[actor.object_id] >= stationary_min_s:
-                    stationary += 1
-        count = len(speeds)
-        fraction = stationary / count if count else 0.0
-        if count >= jammed_min and fraction >= jammed_fraction:
-            level = "jammed"
-        elif count >= slow_min and (
-            sum(speeds) / count < slow_speed or fraction >= jammed_fraction
-        ):
-            level = "slow"
-        else:
-            level = "free"
-        levels.append((t_s, level))
-    runs: list[tuple[str, float, float]] = []
-    for t_s, level in levels:
-        if runs and runs[-1][0] == level:
-            runs[-1] = (level, runs[-1][1], t_s)
-        else:
-            runs.append((level, t_s, t_s))
-    return tuple(
-        ExpectedState(analyzer, level, round(start, 2), round(end, 2))
-        for level, start, end in runs
-        if end - start >= min_run_s
-    )
 
 
 def _band(y_top: float, y_bottom: float, x0: float = 0.0, x1: float = 1.0) -> Polygon:
@@ -206,25 +42,6 @@ def _band(y_top: float, y_bottom: float, x0: float = 0.0, x1: float = 1.0) -> Po
 
 def _zone(name: str, polygon: Polygon, **extra: Any) -> dict[str, Any]:
     return {"name": name, "polygon": [list(p) for p in polygon], **extra}
-
-
-def _person(object_id: str, sprite: str, *points: tuple[float, float, float]) -> Actor:
-    return Actor(object_id, sprite, tuple(Waypoint(t, x, y) for t, x, y in points), PERSON_HEIGHT)
-
-
-def _car(object_id: str, sprite: str, *points: tuple[float, float, float]) -> Actor:
-    return Actor(object_id, sprite, tuple(Waypoint(t, x, y) for t, x, y in points), CAR_HEIGHT)
-
-
-def _walk(object_id: str, sprite: str, y: float, x0: float, x1: float, t0: float,
-          t1: float) -> Actor:  # fmt: skip
-    return _person(object_id, sprite, (t0, x0, y), (t1, x1, y))
-
-
-def _drive(object_id: str, sprite: str, y: float, rightwards: bool, t0: float,
-           t1: float) -> Actor:  # fmt: skip
-    x0, x1 = (-0.25, 1.25) if rightwards else (1.25, -0.25)
-    return _car(object_id, sprite, (t0, x0, y), (t1, x1, y))
 
 
 # --- intruder at night -----------------------------------------------------------------
@@ -236,14 +53,14 @@ def _intruder_at_night() -> Script:
     """Before 22:00 a worker crosses the yard (allowed); after it two intruders, one after
     the other, come in, stand a while and leave."""
     actors = (
-        _walk("worker", "person_tshirt", NEAR_PAVEMENT_Y, -0.1, 1.1, 3.0, 17.0),
-        _walk("passer-by", "person_black", FAR_PAVEMENT_Y, 1.08, -0.08, 24.0, 38.0),
-        _person(
+        walk("worker", "person_tshirt", NEAR_PAVEMENT_Y, -0.1, 1.1, 3.0, 17.0),
+        walk("passer-by", "person_black", FAR_PAVEMENT_Y, 1.08, -0.08, 24.0, 38.0),
+        person(
             "intruder", "person_black",
             (44.0, -0.1, NEAR_PAVEMENT_Y), (50.0, 0.4, NEAR_PAVEMENT_Y),
             (62.0, 0.4, NEAR_PAVEMENT_Y), (70.0, 1.1, NEAR_PAVEMENT_Y),
         ),
-        _person(
+        person(
             "intruder-2", "person_blonde",
             (74.0, 1.1, NEAR_PAVEMENT_Y), (80.0, 0.65, NEAR_PAVEMENT_Y),
             (88.0, 0.65, NEAR_PAVEMENT_Y), (96.0, -0.1, NEAR_PAVEMENT_Y),
@@ -284,7 +101,7 @@ def _buskers() -> Script:
     arrive = (4.0, 8.0, 12.0, 16.0)
     leave = (66.0, 62.0, 58.0, 54.0)
     buskers = tuple(
-        _person(
+        person(
             f"busker-{i + 1}", sprite,
             (t_in, x, FAR_PAVEMENT_Y), (t_in + 6.0, x, NEAR_PAVEMENT_Y),
             (t_out, x, NEAR_PAVEMENT_Y), (t_out + 6.0, x, FAR_PAVEMENT_Y),
@@ -294,8 +111,8 @@ def _buskers() -> Script:
         )
     )  # fmt: skip
     passers = (
-        _walk("passer-1", "person_shirt", FAR_PAVEMENT_Y, -0.08, 1.08, 20.0, 34.0),
-        _walk("passer-2", "person_blonde", FAR_PAVEMENT_Y, 1.08, -0.08, 34.0, 48.0),
+        walk("passer-1", "person_shirt", FAR_PAVEMENT_Y, -0.08, 1.08, 20.0, 34.0),
+        walk("passer-2", "person_blonde", FAR_PAVEMENT_Y, 1.08, -0.08, 34.0, 48.0),
     )
     spans = [in_zone_spans(b, _PLAZA)[0] for b in buskers]
     loitering = tuple(
@@ -356,24 +173,24 @@ _CONGESTION = {
 def _bridge() -> Script:
     """Free flow, then a queue crawls in and stops, stands, moves off; free flow again."""
     free_before = (
-        _drive("free-1", "car_dark", NEAR_LANE_Y, True, 1.0, 4.0),
-        _drive("free-2", "car_white", FAR_LANE_Y, True, 6.0, 9.5),
-        _drive("free-3", "car_red", NEAR_LANE_Y, True, 12.0, 15.0),
+        drive("free-1", "car_dark", NEAR_LANE_Y, True, 1.0, 4.0),
+        drive("free-2", "car_white", FAR_LANE_Y, True, 6.0, 9.5),
+        drive("free-3", "car_red", NEAR_LANE_Y, True, 12.0, 15.0),
     )
     # The queue: two cars per lane crawl in (about 0.5 heights/s), stop, then drive off.
     queue = (
-        _car("queue-1", "car_dark", (18.0, -0.25, NEAR_LANE_Y), (26.0, 0.55, NEAR_LANE_Y),
+        car("queue-1", "car_dark", (18.0, -0.25, NEAR_LANE_Y), (26.0, 0.55, NEAR_LANE_Y),
              (32.0, 0.72, NEAR_LANE_Y), (62.0, 0.72, NEAR_LANE_Y), (66.0, 1.3, NEAR_LANE_Y)),
-        _car("queue-2", "car_white", (19.0, -0.25, FAR_LANE_Y), (27.0, 0.55, FAR_LANE_Y),
+        car("queue-2", "car_white", (19.0, -0.25, FAR_LANE_Y), (27.0, 0.55, FAR_LANE_Y),
              (33.0, 0.7, FAR_LANE_Y), (63.0, 0.7, FAR_LANE_Y), (67.0, 1.3, FAR_LANE_Y)),
-        _car("queue-3", "car_red", (23.0, -0.25, NEAR_LANE_Y), (29.0, 0.15, NEAR_LANE_Y),
+        car("queue-3", "car_red", (23.0, -0.25, NEAR_LANE_Y), (29.0, 0.15, NEAR_LANE_Y),
              (34.0, 0.3, NEAR_LANE_Y), (63.0, 0.3, NEAR_LANE_Y), (68.0, 1.3, NEAR_LANE_Y)),
-        _car("queue-4", "car_dark", (24.0, -0.25, FAR_LANE_Y), (30.0, 0.1, FAR_LANE_Y),
+        car("queue-4", "car_dark", (24.0, -0.25, FAR_LANE_Y), (30.0, 0.1, FAR_LANE_Y),
              (35.0, 0.27, FAR_LANE_Y), (64.0, 0.27, FAR_LANE_Y), (69.0, 1.3, FAR_LANE_Y)),
     )  # fmt: skip
     free_after = (
-        _drive("free-4", "car_white", NEAR_LANE_Y, True, 74.0, 77.0),
-        _drive("free-5", "car_dark", FAR_LANE_Y, True, 79.0, 82.5),
+        drive("free-4", "car_white", NEAR_LANE_Y, True, 74.0, 77.0),
+        drive("free-5", "car_dark", FAR_LANE_Y, True, 79.0, 82.5),
     )
     actors = free_before + queue + free_after
     duration_s = 88.0
@@ -438,13 +255,13 @@ def _draw_market_crowd(rng: random.Random) -> tuple[Actor, ...]:
             walk_out_s = 5.0 * abs(x1 - stall_x) / 0.75
             pause_s = rng.uniform(6.0, 8.0)
             actors.append(
-                _person(f"shopper-{k + 1}", sprite, (t0, x0, y), (t0 + walk_in_s, stall_x, y),
+                person(f"shopper-{k + 1}", sprite, (t0, x0, y), (t0 + walk_in_s, stall_x, y),
                         (t0 + walk_in_s + pause_s, stall_x, y),
                         (t0 + walk_in_s + pause_s + walk_out_s, x1, y))
             )  # fmt: skip
         else:
             crossing_s = rng.uniform(12.0, 16.0)
-            actors.append(_walk(f"shopper-{k + 1}", sprite, y, x0, x1, t0, t0 + crossing_s))
+            actors.append(walk(f"shopper-{k + 1}", sprite, y, x0, x1, t0, t0 + crossing_s))
     family_t0 = rng.uniform(50.0, 70.0)
     leftwards = rng.random() < 0.5
     family = (
@@ -454,7 +271,7 @@ def _draw_market_crowd(rng: random.Random) -> tuple[Actor, ...]:
     )
     for i, (sprite, y, lag) in enumerate(family):
         x0, x1 = (1.1 + lag, -0.1 + lag) if leftwards else (-0.1 - lag, 1.1 - lag)
-        actors.append(_walk(f"family-{i + 1}", sprite, y, x0, x1, family_t0, family_t0 + 14.0))
+        actors.append(walk(f"family-{i + 1}", sprite, y, x0, x1, family_t0, family_t0 + 14.0))
     return tuple(actors)
 
 
@@ -521,18 +338,18 @@ def _crossing_counts() -> Script:
     along the pavements, which cross neither line."""
     crossing_x = 0.69
     actors = (
-        _drive("east-1", "car_dark", NEAR_LANE_Y, True, 1.0, 5.0),
-        _drive("west-1", "car_white", FAR_LANE_Y, False, 5.0, 9.5),
-        _drive("east-2", "car_red", NEAR_LANE_Y, True, 10.0, 14.0),
-        _person("zebra-1", "person_tshirt", (14.0, crossing_x, FAR_PAVEMENT_Y),
+        drive("east-1", "car_dark", NEAR_LANE_Y, True, 1.0, 5.0),
+        drive("west-1", "car_white", FAR_LANE_Y, False, 5.0, 9.5),
+        drive("east-2", "car_red", NEAR_LANE_Y, True, 10.0, 14.0),
+        person("zebra-1", "person_tshirt", (14.0, crossing_x, FAR_PAVEMENT_Y),
                 (22.0, crossing_x, NEAR_PAVEMENT_Y)),
-        _walk("pavement-1", "person_black", FAR_PAVEMENT_Y, -0.08, 0.45, 14.0, 22.0),
-        _drive("west-2", "car_dark_small", FAR_LANE_Y, False, 23.0, 27.5),
-        _person("zebra-2", "person_shirt", (28.0, crossing_x, NEAR_PAVEMENT_Y),
+        walk("pavement-1", "person_black", FAR_PAVEMENT_Y, -0.08, 0.45, 14.0, 22.0),
+        drive("west-2", "car_dark_small", FAR_LANE_Y, False, 23.0, 27.5),
+        person("zebra-2", "person_shirt", (28.0, crossing_x, NEAR_PAVEMENT_Y),
                 (36.0, crossing_x, FAR_PAVEMENT_Y)),
-        _walk("pavement-2", "person_blonde", NEAR_PAVEMENT_Y, 0.4, -0.1, 29.0, 35.0),
-        _drive("east-3", "car_white", NEAR_LANE_Y, True, 37.0, 41.0),
-        _person("zebra-3", "person_black", (42.0, crossing_x, FAR_PAVEMENT_Y),
+        walk("pavement-2", "person_blonde", NEAR_PAVEMENT_Y, 0.4, -0.1, 29.0, 35.0),
+        drive("east-3", "car_white", NEAR_LANE_Y, True, 37.0, 41.0),
+        person("zebra-3", "person_black", (42.0, crossing_x, FAR_PAVEMENT_Y),
                 (50.0, crossing_x, NEAR_PAVEMENT_Y)),
     )  # fmt: skip
     return Script(
@@ -583,20 +400,20 @@ _STOPPED_S = 15.0
 
 def _no_stopping() -> Script:
     """Two cars park at the far kerb, 30 s and 25 s (alerts); another pauses 5 s (no alert)."""
-    parked = _car(
+    parked = car(
         "parked", "car_white",
         (4.0, 1.25, FAR_LANE_Y), (9.0, 0.6, FAR_LANE_Y), (39.0, 0.6, FAR_LANE_Y),
         (43.0, -0.25, FAR_LANE_Y),
     )  # fmt: skip
     actors = (
         parked,
-        _drive("through-1", "car_dark", NEAR_LANE_Y, True, 12.0, 16.0),
-        _drive("through-2", "car_red", NEAR_LANE_Y, True, 24.0, 28.0),
-        _car("drop-off", "car_dark", (45.0, 1.25, FAR_LANE_Y), (48.0, 0.55, FAR_LANE_Y),
+        drive("through-1", "car_dark", NEAR_LANE_Y, True, 12.0, 16.0),
+        drive("through-2", "car_red", NEAR_LANE_Y, True, 24.0, 28.0),
+        car("drop-off", "car_dark", (45.0, 1.25, FAR_LANE_Y), (48.0, 0.55, FAR_LANE_Y),
              (53.0, 0.55, FAR_LANE_Y), (56.0, -0.25, FAR_LANE_Y)),
-        _car("parked-2", "car_red", (57.0, 1.25, FAR_LANE_Y), (61.0, 0.45, FAR_LANE_Y),
+        car("parked-2", "car_red", (57.0, 1.25, FAR_LANE_Y), (61.0, 0.45, FAR_LANE_Y),
              (86.0, 0.45, FAR_LANE_Y), (90.0, -0.25, FAR_LANE_Y)),
-        _drive("through-3", "car_white", NEAR_LANE_Y, True, 70.0, 74.0),
+        drive("through-3", "car_white", NEAR_LANE_Y, True, 70.0, 74.0),
     )  # fmt: skip
     return Script(
         "no_stopping",

@@ -33,21 +33,16 @@ from hw_sim.effects import (
     Rain,
     car_actors,
 )
-from hw_sim.scenes import (
-    _CAR_HEIGHT,
-    _FAR_LANE_Y,
-    _FAR_PAVEMENT_Y,
-    _NEAR_LANE_Y,
-    _NEAR_PAVEMENT_Y,
-    _PERSON_HEIGHT,
+from hw_sim.scenes import Effect, Expectations, ExpectedState, Scenario, Script, register
+from hw_sim.street import (
+    FAR_LANE_Y,
+    FAR_PAVEMENT_Y,
+    NEAR_LANE_Y,
+    NEAR_PAVEMENT_Y,
     Actor,
-    Effect,
-    Expectations,
-    ExpectedState,
-    Scenario,
-    Script,
-    Waypoint,
-    register,
+    drive,
+    person,
+    walk,
 )
 
 EVAL_FPS = 1.0
@@ -83,16 +78,14 @@ def _camera(*analyzers: Mapping[str, Any]) -> dict[str, Any]:
 def _walker(object_id: str, sprite: str, y: float, rightwards: bool, t0: float,
             crossing_s: float = 14.0) -> Actor:  # fmt: skip
     x_from, x_to = (-0.1, 1.1) if rightwards else (1.1, -0.1)
-    path = (Waypoint(t0, x_from, y), Waypoint(t0 + crossing_s, x_to, y))
-    return Actor(object_id, sprite, path, _PERSON_HEIGHT)
+    return walk(object_id, sprite, y, x_from, x_to, t0, t0 + crossing_s)
 
 
 def _car(object_id: str, sprite: str, near_lane: bool, t0: float,
          crossing_s: float = 5.0) -> Actor:  # fmt: skip
-    y = _NEAR_LANE_Y if near_lane else _FAR_LANE_Y
-    x_from, x_to = (-0.25, 1.25) if near_lane else (1.25, -0.25)
-    return Actor(object_id, sprite, (Waypoint(t0, x_from, y), Waypoint(t0 + crossing_s, x_to, y)),
-                 _CAR_HEIGHT)  # fmt: skip
+    """A car through the picture: rightwards on the near lane, leftwards on the far one."""
+    y = NEAR_LANE_Y if near_lane else FAR_LANE_Y
+    return drive(object_id, sprite, y, near_lane, t0, t0 + crossing_s)
 
 
 def traffic(
@@ -116,7 +109,7 @@ def traffic(
     n = 0
     while t_s < duration_s - 14.0:
         on_near = near_pavement and n % 2 == 1
-        y = _NEAR_PAVEMENT_Y if on_near else _FAR_PAVEMENT_Y
+        y = NEAR_PAVEMENT_Y if on_near else FAR_PAVEMENT_Y
         actors.append(_walker(f"person-{n}", _PEOPLE[n % len(_PEOPLE)], y, n % 3 != 0, t_s))
         n += 1
         t_s += person_every_s * float(rng.uniform(0.6, 1.4))
@@ -219,14 +212,14 @@ def _garbage_bags() -> Script:
     actors = (
         *traffic(duration_s, seed=43, car_every_s=18.0, person_every_s=22.0),
         # Someone waits on the spot for 15 s (not garbage), twice.
-        Actor("waiting-1", "person_shirt", (
-            Waypoint(10.0, -0.1, _NEAR_PAVEMENT_Y), Waypoint(16.0, 0.3, _NEAR_PAVEMENT_Y),
-            Waypoint(31.0, 0.3, _NEAR_PAVEMENT_Y), Waypoint(40.0, 1.1, _NEAR_PAVEMENT_Y),
-        ), _PERSON_HEIGHT),
-        Actor("waiting-2", "person_blonde", (
-            Waypoint(225.0, 1.1, 0.97), Waypoint(234.0, 0.4, 0.97),
-            Waypoint(249.0, 0.4, 0.97), Waypoint(255.0, -0.1, 0.97),
-        ), _PERSON_HEIGHT),
+        person("waiting-1", "person_shirt",
+            (10.0, -0.1, NEAR_PAVEMENT_Y), (16.0, 0.3, NEAR_PAVEMENT_Y),
+            (31.0, 0.3, NEAR_PAVEMENT_Y), (40.0, 1.1, NEAR_PAVEMENT_Y),
+        ),
+        person("waiting-2", "person_blonde",
+            (225.0, 1.1, 0.97), (234.0, 0.4, 0.97),
+            (249.0, 0.4, 0.97), (255.0, -0.1, 0.97),
+        ),
     )  # fmt: skip
     region = _box_polygon(NO_DUMPING)
     garbage_truth = states_from_measure(
@@ -289,11 +282,11 @@ def _frozen_feed() -> Script:
 
     def still(width: int, height: int) -> ImageBGR:
         """The street as it was when the feed froze (its own frame, noise and all)."""
-        scene = Scenario(
+        scenario = Scenario(
             "frozen_feed-held", width=width, height=height, fps=EVAL_FPS,
             duration_s=duration_s, actors=actors, loops=False,
         )  # fmt: skip
-        return scene.render(round(freeze_s * EVAL_FPS))
+        return scenario.render(round(freeze_s * EVAL_FPS))
 
     return Script(
         "frozen_feed",
@@ -356,18 +349,18 @@ def _clouds_and_crowds() -> Script:
         *traffic(duration_s, seed=59, car_every_s=7.0, person_every_s=6.0),
         # Two people stop for a chat on the no-dumping pavement (20 s), one leaves a
         # minute later after waiting by the kerb.
-        Actor("chat-1", "person_black", (
-            Waypoint(40.0, -0.1, 0.93), Waypoint(46.0, 0.2, 0.93),
-            Waypoint(66.0, 0.2, 0.93), Waypoint(72.0, 1.1, 0.93),
-        ), _PERSON_HEIGHT),
-        Actor("chat-2", "person_blonde", (
-            Waypoint(41.0, 1.1, 0.96), Waypoint(49.0, 0.3, 0.96),
-            Waypoint(67.0, 0.3, 0.96), Waypoint(75.0, -0.1, 0.96),
-        ), _PERSON_HEIGHT),
-        Actor("waiting", "person_tshirt", (
-            Waypoint(130.0, 1.1, 0.90), Waypoint(137.0, 0.45, 0.90),
-            Waypoint(157.0, 0.45, 0.90), Waypoint(162.0, 1.1, 0.90),
-        ), _PERSON_HEIGHT),
+        person("chat-1", "person_black",
+            (40.0, -0.1, 0.93), (46.0, 0.2, 0.93),
+            (66.0, 0.2, 0.93), (72.0, 1.1, 0.93),
+        ),
+        person("chat-2", "person_blonde",
+            (41.0, 1.1, 0.96), (49.0, 0.3, 0.96),
+            (67.0, 0.3, 0.96), (75.0, -0.1, 0.96),
+        ),
+        person("waiting", "person_tshirt",
+            (130.0, 1.1, 0.90), (137.0, 0.45, 0.90),
+            (157.0, 0.45, 0.90), (162.0, 1.1, 0.90),
+        ),
     )  # fmt: skip
     effects: tuple[Effect, ...] = (
         CloudShadows(((30.0, 38.0), (90.0, 97.0), (150.0, 160.0), (200.0, 206.0))),

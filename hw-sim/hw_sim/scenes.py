@@ -1,16 +1,19 @@
-"""Scripted camera scenes with ground truth.
+"""Scenarios: scripted camera scenes with ground truth.
 
-A ``Scenario`` is a pure function of the frame index: ``render(i)`` always returns the
-same bytes and ``truth(i)`` says what is in that picture. Real cut-outs of people and
-cars (``hw_sim.sprites``) move along piecewise-linear paths over a procedural street,
-so the agent's real detector, tracker and event engine can be scored against truth.
+A *scenario* is a name registered with a ``Script``: what happens (actors, effects, the
+``Expectations``), independent of the picture size and frame rate. ``load_scenario``
+turns it into a ``Scenario`` at a size and rate, a pure function of the frame index:
+``render(i)`` always returns the same bytes and ``truth(i)`` says what is in that
+picture. Real cut-outs of people and cars (``hw_sim.sprites``) move along
+piecewise-linear paths (``hw_sim.street``) over a procedural street, so the agent's real
+detector, tracker and event engine can be scored against truth.
 
 Scenarios loop: index ``n_frames`` shows the same picture as index 0, and objects
 whose path runs past the end re-enter at the start, so a live demo never jumps.
 
->>> scene = load_scenario("street", width=640, height=360)  # doctest: +SKIP
->>> image = scene.render(42)                                 # doctest: +SKIP
->>> [(o.label, o.box) for o in scene.truth(42)]              # doctest: +SKIP
+>>> scenario = load_scenario("street", width=640, height=360)  # doctest: +SKIP
+>>> image = scenario.render(42)                                 # doctest: +SKIP
+>>> [(o.label, o.box) for o in scenario.truth(42)]              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ import numpy as np
 from edge_agent.types import ImageBGR
 from hw_sim.background import Sensor, StreetLayout, draw_street
 from hw_sim.sprites import Sprite, load_sprites, sprite_media
+from hw_sim.street import (
+    FAR_LANE_Y,
+    FAR_PAVEMENT_Y,
+    HORIZON_Y,
+    NEAR_LANE_Y,
+    NEAR_PAVEMENT_Y,
+    Actor,
+    drive,
+    person,
+    perspective_scale,
+    walk,
+)
+from hw_sim.street import Waypoint as Waypoint  # re-exported: scenario libraries used it
 
 NormBox = tuple[float, float, float, float]
 
@@ -109,58 +125,6 @@ class Expectations:
 
 
 @dataclass(frozen=True)
-class Waypoint:
-    """Where an object touches the ground at a time: x of its centre, y of its bottom."""
-
-    t_s: float
-    x: float
-    y: float
-
-
-@dataclass(frozen=True)
-class Actor:
-    """An object following waypoints; it exists only between the first and last time."""
-
-    object_id: str
-    sprite: str
-    path: tuple[Waypoint, ...]
-    height: float
-    """Object height as a fraction of the frame height, at the bottom of the frame (y = 1)."""
-
-    def __post_init__(self) -> None:
-        if not self.path:
-            raise ValueError(f"actor {self.object_id}: empty path")
-        times = [w.t_s for w in self.path]
-        if times != sorted(times):
-            raise ValueError(f"actor {self.object_id}: waypoint times must not decrease")
-
-    def position(self, t_s: float) -> tuple[float, float, bool] | None:
-        """(x, y, moving_right) at ``t_s``, or None outside the path's time span."""
-        path = self.path
-        if t_s < path[0].t_s or t_s > path[-1].t_s:
-            return None
-        segment = 0
-        while segment < len(path) - 2 and t_s > path[segment + 1].t_s:
-            segment += 1
-        start = path[segment]
-        end = path[min(segment + 1, len(path) - 1)]
-        span_s = end.t_s - start.t_s
-        share = 0.0 if span_s <= 0.0 else (t_s - start.t_s) / span_s
-        x = start.x + (end.x - start.x) * share
-        y = start.y + (end.y - start.y) * share
-        return x, y, self._heading_right(segment)
-
-    def _heading_right(self, segment: int) -> bool:
-        """Direction of the nearest segment that moves sideways; standing keeps the last one."""
-        order = list(range(segment, -1, -1)) + list(range(segment + 1, len(self.path) - 1))
-        for i in order:
-            dx = self.path[i + 1].x - self.path[i].x
-            if dx != 0.0:
-                return dx > 0.0
-        return False
-
-
-@dataclass(frozen=True)
 class _Placement:
     actor: Actor
     sprite: Sprite
@@ -183,7 +147,7 @@ class Scenario:
         seed: int = 2024,
         noise_sigma: float = 2.0,
         drift_amplitude: float = 0.0,
-        horizon_y: float = -1.1,
+        horizon_y: float = HORIZON_Y,
         layout: StreetLayout | None = None,
         effects: tuple[Effect, ...] = (),
         expectations: Expectations | None = None,
@@ -285,7 +249,7 @@ class Scenario:
 
     def _place(self, actor: Actor, x: float, y: float, moving_right: bool) -> _Placement:
         sprite = self._sprites[actor.sprite]
-        scale = max(0.05, (y - self._horizon_y) / (1.0 - self._horizon_y))
+        scale = perspective_scale(y, self._horizon_y)
         height_px = max(2, round(actor.height * scale * self.height))
         width_px = max(2, round(height_px * sprite.aspect))
         x0 = round(x * self.width - width_px / 2.0)
@@ -334,28 +298,6 @@ def _visible_fraction(
 
 # --- the scenarios -------------------------------------------------------------------
 
-# Ground lines of the default StreetLayout: pavements and lane centres (bottom of objects).
-# Sizes are where the real SSD MobileNet scores these sprites well (0.33-0.45 of the frame
-# height for people, 0.27-0.31 for cars), with a perspective that keeps them there.
-_FAR_PAVEMENT_Y = 0.355
-_NEAR_PAVEMENT_Y = 0.94
-_FAR_LANE_Y = 0.57
-_NEAR_LANE_Y = 0.80
-_PERSON_HEIGHT = 0.47
-_CAR_HEIGHT = 0.34
-
-
-def _walk(object_id: str, sprite: str, y: float, x_from: float, x_to: float, t0: float,
-          t1: float) -> Actor:  # fmt: skip
-    return Actor(object_id, sprite, (Waypoint(t0, x_from, y), Waypoint(t1, x_to, y)),
-                 _PERSON_HEIGHT)  # fmt: skip
-
-
-def _drive(object_id: str, sprite: str, y: float, rightwards: bool, t0: float,
-           t1: float) -> Actor:  # fmt: skip
-    x_from, x_to = (-0.25, 1.25) if rightwards else (1.25, -0.25)
-    return Actor(object_id, sprite, (Waypoint(t0, x_from, y), Waypoint(t1, x_to, y)), _CAR_HEIGHT)
-
 
 @dataclass(frozen=True)
 class Script:
@@ -384,34 +326,31 @@ class Script:
 def _street() -> tuple[Actor, ...]:
     crossing_x = sum(StreetLayout().crossing_x) / 2.0
     return (
-        _walk("person-1", "person_tshirt", _FAR_PAVEMENT_Y, -0.08, 1.08, 0.0, 15.0),
-        _walk("person-2", "person_black", _NEAR_PAVEMENT_Y, 1.1, -0.1, 3.0, 17.0),
-        _drive("car-1", "car_dark", _FAR_LANE_Y, False, 2.0, 7.0),
-        _drive("car-2", "car_white", _NEAR_LANE_Y, True, 6.5, 11.5),
-        Actor(
+        walk("person-1", "person_tshirt", FAR_PAVEMENT_Y, -0.08, 1.08, 0.0, 15.0),
+        walk("person-2", "person_black", NEAR_PAVEMENT_Y, 1.1, -0.1, 3.0, 17.0),
+        drive("car-1", "car_dark", FAR_LANE_Y, False, 2.0, 7.0),
+        drive("car-2", "car_white", NEAR_LANE_Y, True, 6.5, 11.5),
+        person(
             "person-3", "person_shirt",
-            (
-                Waypoint(11.0, 1.08, _FAR_PAVEMENT_Y), Waypoint(14.0, crossing_x, _FAR_PAVEMENT_Y),
-                Waypoint(15.0, crossing_x, _FAR_PAVEMENT_Y), Waypoint(21.0, crossing_x, 0.96),
-                Waypoint(22.0, crossing_x, 0.96), Waypoint(26.0, 1.1, 0.96),
-            ),
-            _PERSON_HEIGHT,
+            (11.0, 1.08, FAR_PAVEMENT_Y), (14.0, crossing_x, FAR_PAVEMENT_Y),
+            (15.0, crossing_x, FAR_PAVEMENT_Y), (21.0, crossing_x, 0.96),
+            (22.0, crossing_x, 0.96), (26.0, 1.1, 0.96),
         ),
-        _drive("car-3", "car_red", _FAR_LANE_Y, False, 21.0, 26.0),
-        _drive("car-4", "car_dark", _NEAR_LANE_Y, True, 23.0, 27.5),
-        _walk("person-4", "person_black", _NEAR_PAVEMENT_Y, -0.1, 1.1, 18.0, 32.0),
-        _walk("person-5", "person_blonde", _FAR_PAVEMENT_Y, 1.08, -0.08, 24.0, 38.0),
+        drive("car-3", "car_red", FAR_LANE_Y, False, 21.0, 26.0),
+        drive("car-4", "car_dark", NEAR_LANE_Y, True, 23.0, 27.5),
+        walk("person-4", "person_black", NEAR_PAVEMENT_Y, -0.1, 1.1, 18.0, 32.0),
+        walk("person-5", "person_blonde", FAR_PAVEMENT_Y, 1.08, -0.08, 24.0, 38.0),
     )  # fmt: skip
 
 
 def _person_walks_in() -> tuple[Actor, ...]:
-    path = (
-        Waypoint(5.0, -0.1, _NEAR_PAVEMENT_Y),
-        Waypoint(11.0, 0.45, _NEAR_PAVEMENT_Y),
-        Waypoint(21.0, 0.45, _NEAR_PAVEMENT_Y),
-        Waypoint(26.0, 1.1, _NEAR_PAVEMENT_Y),
-    )
-    return (Actor("person-1", "person_tshirt", path, _PERSON_HEIGHT),)
+    return (
+        person(
+            "person-1", "person_tshirt",
+            (5.0, -0.1, NEAR_PAVEMENT_Y), (11.0, 0.45, NEAR_PAVEMENT_Y),
+            (21.0, 0.45, NEAR_PAVEMENT_Y), (26.0, 1.1, NEAR_PAVEMENT_Y),
+        ),
+    )  # fmt: skip
 
 
 SCRIPTS: dict[str, Script] = {

@@ -6,59 +6,19 @@ logic: gating, tracking, lifecycle, encoding, and what reaches the sink.
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Sequence
-
 import numpy as np
-import pytest
+from fakes.detect import StaticDetector, TruthDetector
+from fakes.sinks import ListSink
 from hw_sim.scenes import Scenario
+from realdata import skip_or_fail
 
 from edge_agent.capture import CaptureError, EndOfStream
 from edge_agent.capture.sim_source import SimSource
-from edge_agent.encode import Topics
 from edge_agent.events import EventEngine
 from edge_agent.motion import MotionGate
-from edge_agent.pipeline import CameraPipeline, FrameOutput
+from edge_agent.pipeline import CameraPipeline, run_offline
 from edge_agent.track import IouTracker
-from edge_agent.types import (
-    Box,
-    Detection,
-    DetectionResult,
-    Frame,
-    ImageBGR,
-    Lifecycle,
-    MessageClass,
-    ObjectEvent,
-    OutboundMessage,
-)
-
-
-class TruthDetector:
-    """Reports the scenario's ground truth for the frame being rendered: a perfect detector."""
-
-    model_name = "truth"
-    labels = ("person", "car")
-
-    def __init__(self, scenario: Scenario) -> None:
-        self._scenario = scenario
-        self.frame_index = 0
-        self.calls = 0
-
-    def detect(self, image: ImageBGR) -> DetectionResult:
-        self.calls += 1
-        objects = self._scenario.truth(self.frame_index)
-        return DetectionResult(tuple(Detection(o.label, 0, 0.9, Box(*o.box)) for o in objects))
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.messages: list[OutboundMessage] = []
-        self.events: list[ObjectEvent] = []
-
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        self.messages.extend(messages)
-        self.events.extend(output.events)
+from edge_agent.types import Frame, Lifecycle, MessageClass
 
 
 def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipeline]:
@@ -67,31 +27,18 @@ def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipe
             "cam1", scenario=name, width=480, height=270, fps=5.0, loop=False, realtime=False
         )
     except CaptureError as error:  # footage missing: a failure in CI, a skip elsewhere
-        if os.environ.get("CI"):
-            pytest.fail(str(error))
-        pytest.skip(str(error))
+        skip_or_fail(str(error))
     detector = TruthDetector(source.scenario)
     sink = ListSink()
     pipeline = CameraPipeline(
         camera_id="cam1",
         motion=MotionGate(),
         detector=detector,
-        detector_lock=threading.Lock(),
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person", "car"]),
-        topics=Topics("city/test/dev1"),
-        boot_id="boot1",
         sink=sink,
     )
-    while True:
-        try:
-            frame = source.read(timeout_s=1.0)
-        except EndOfStream:
-            break
-        assert frame is not None
-        detector.frame_index = frame.index
-        pipeline.process(frame)
-    pipeline.finish()
+    run_offline(source, pipeline, on_frame=detector.on_frame, read_timeout_s=1.0)
     return source, detector, sink, pipeline
 
 
@@ -151,23 +98,12 @@ def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
     from edge_agent.analyzers.config import TamperAnalyzerConfig
 
     sink = ListSink()
-
-    class NoDetections:
-        model_name = "none"
-        labels = ("person",)
-
-        def detect(self, image: ImageBGR) -> DetectionResult:
-            return DetectionResult(())
-
     pipeline = CameraPipeline(
         camera_id="cam1",
         motion=MotionGate(),
-        detector=NoDetections(),
-        detector_lock=threading.Lock(),
+        detector=StaticDetector(),
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person"]),
-        topics=Topics("city/test/dev1"),
-        boot_id="boot1",
         sink=sink,
         analyzers=build_analyzers([TamperAnalyzerConfig(no_signal_after_s=5.0)], camera_id="cam1"),
     )
@@ -178,3 +114,40 @@ def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
     lost = pipeline.idle(9.0, 1009.0).states
     assert [(s.analyzer, s.state) for s in lost] == [("tamper", "no_signal")]
     assert any(m.topic == "city/test/dev1/state/cam1/tamper" and m.retain for m in sink.messages)
+
+
+class ListSource:
+    """A finite source of the given frames (a file read as fast as possible)."""
+
+    camera_id = "cam1"
+    nominal_fps = 10.0
+    live = False
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self._frames = iter(frames)
+
+    def read(self, timeout_s: float) -> Frame | None:
+        frame = next(self._frames, None)
+        if frame is None:
+            raise EndOfStream(self.camera_id)
+        return frame
+
+
+def test_run_offline_keeps_every_nth_frame_or_decimates_by_stream_time() -> None:
+    image = np.zeros((90, 160, 3), np.uint8)
+    frames = [Frame("cam1", i, 1000.0 + i / 10, i / 10, image) for i in range(10)]  # 10 fps
+    for options in ({"every": 3}, {"min_interval_s": 0.3}):
+        pipeline = CameraPipeline(
+            camera_id="cam1",
+            motion=MotionGate(),
+            detector=StaticDetector(),
+            tracker=IouTracker(),
+            engine=EventEngine("cam1", labels_of_interest=["person"]),
+            sink=ListSink(),
+        )
+        seen: list[Frame] = []
+        run = run_offline(ListSource(frames), pipeline, on_frame=seen.append, **options)
+        assert [frame.index for frame in seen] == [0, 3, 6, 9], options
+        assert pipeline.clock.frames == 4
+        assert run.frames_read == 10
+        assert run.last_frame is not None and run.last_frame.index == 9

@@ -8,49 +8,30 @@ runs over the same scenarios in tests/integration/test_eval_rules.py.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from fakes.detect import TruthDetector
+from hw_sim.effects import NightLighting
 from hw_sim.eval import clock_start_s, eval_config, evaluable_scenarios, run_scenario, score
 from hw_sim.media import MediaNotFound
-from hw_sim.scenarios_objects import OBJECT_SCENARIOS, NightLighting, in_zone_spans
+from hw_sim.scenarios_objects import OBJECT_SCENARIOS
 from hw_sim.scenes import Scenario, load_scenario, scenario_names, script
+from hw_sim.truth import in_zone_spans
+from realdata import skip_or_fail
 
 from edge_agent.rules.config import rule_problems
-from edge_agent.types import Box, Detection, DetectionResult, Frame, ImageBGR
 
 WIDTH, HEIGHT = 320, 180
-
-
-class TruthDetector:
-    """Reports the ground truth of the frame the pipeline is processing."""
-
-    model_name = "truth"
-    labels = ("person", "car")
-
-    def __init__(self) -> None:
-        self.scenario: Scenario | None = None
-        self.index = 0
-
-    def on_frame(self, frame: Frame) -> None:
-        self.index = frame.index
-
-    def detect(self, image: ImageBGR) -> DetectionResult:
-        assert self.scenario is not None
-        objects = [o for o in self.scenario.truth(self.index) if o.visible_fraction >= 0.5]
-        return DetectionResult(tuple(Detection(o.label, 0, 0.9, Box(*o.box)) for o in objects))
 
 
 def scene(name: str) -> Scenario:
     try:
         return load_scenario(name, width=WIDTH, height=HEIGHT, fps=script(name).fps or 5.0)
     except MediaNotFound as error:  # sprites are cut from footage: fail in CI, skip elsewhere
-        if os.environ.get("CI"):
-            pytest.fail(str(error))
-        pytest.skip(str(error))
+        skip_or_fail(str(error))
 
 
 def test_the_library_is_registered_and_evaluable() -> None:
@@ -102,7 +83,7 @@ def test_the_bridge_truth_has_every_level() -> None:
 
 
 def test_rules_score_perfectly_on_perfect_perception() -> None:
-    detector = TruthDetector()
+    detector = TruthDetector(min_visible_fraction=0.5)
     runs = []
     for name in OBJECT_SCENARIOS:
         detector.scenario = scene(name)

@@ -7,13 +7,12 @@ without it these tests skip, or fail where CI is set.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-
 import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+from fakes.detect import StaticDetector
+from fakes.sinks import ListSink
 from hw_sim.effects import Daylight, FrozenFeed, GarbageBags, Knock, Puddle, interpolate
 from hw_sim.scenarios_scene import NO_DUMPING, ROAD, SCENE_SCENARIO_NAMES
 from hw_sim.scenes import Scenario, load_scenario, required_media, scenario_names, script
@@ -21,12 +20,11 @@ from realdata import require_media
 
 from edge_agent.analyzers import build_analyzers
 from edge_agent.analyzers.tamper import phase_shift
-from edge_agent.app import build_pipeline
-from edge_agent.capture import EndOfStream
+from edge_agent.assemble import build_pipeline
 from edge_agent.capture.sim_source import SimSource
 from edge_agent.config import parse_config
-from edge_agent.pipeline import FrameOutput
-from edge_agent.types import DetectionResult, ImageBGR, MessageClass, OutboundMessage
+from edge_agent.pipeline import run_offline
+from edge_agent.types import ImageBGR, MessageClass
 
 W, H = 320, 180
 
@@ -140,24 +138,8 @@ def test_dusk_darkens_and_tints_the_scene() -> None:
     assert interpolate(((0.0, 1.0), (10.0, 3.0)), 5.0) == pytest.approx(2.0)
 
 
-class _NoDetector:
-    model_name = "none"
-    labels = ("person", "car")
-
-    def detect(self, image: ImageBGR) -> DetectionResult:
-        return DetectionResult(())
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.messages: list[OutboundMessage] = []
-
-    def emit(self, messages: Sequence[OutboundMessage], output: FrameOutput) -> None:
-        self.messages.extend(messages)
-
-
 def test_states_reach_the_sink_retained_on_their_topic() -> None:
-    """The covered lens through the agent's own pipeline wiring (app.build_pipeline)."""
+    """The covered lens through the agent's own pipeline wiring (assemble.build_pipeline)."""
     name = "lens_covered"
     _scene(name)
     s = script(name)
@@ -167,26 +149,15 @@ def test_states_reach_the_sink_retained_on_their_topic() -> None:
         "source": {"kind": "sim", "scenario": name, "width": W, "height": H},
     }
     config = parse_config({"site_id": "s", "device_id": "d", "cameras": [camera]})
-    sink = _Sink()
+    sink = ListSink(config.topic_root, "b1")
     pipeline = build_pipeline(
-        config,
-        config.cameras[0],
-        detector=_NoDetector(),
-        detector_lock=threading.Lock(),
-        boot_id="b1",
-        sink=sink,
+        config, config.cameras[0], detector=StaticDetector(labels=("person", "car")), sink=sink
     )
     source = SimSource(
         "cam", scenario=name, width=W, height=H, fps=1.0, loop=False, realtime=False,
         clock_start_s=1_750_000_000.0,
     )  # fmt: skip
-    while True:
-        try:
-            frame = source.read(1.0)
-        except EndOfStream:
-            break
-        assert frame is not None
-        pipeline.process(frame)
+    run_offline(source, pipeline, read_timeout_s=1.0)
     states = [m for m in sink.messages if m.message_class is MessageClass.STATE]
     by_topic: dict[str, list[str]] = {}
     for message in states:

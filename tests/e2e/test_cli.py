@@ -19,7 +19,7 @@ from helpers import wait_until
 from realdata import require_media, require_model
 
 from edge_agent.broker import LocalBroker
-from edge_agent.mqtt import ReceivedMessage, Subscriber
+from edge_agent.mqtt import MqttSettings, ReceivedMessage, Subscriber
 
 EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 
@@ -175,11 +175,9 @@ def watching_events(
 ) -> Iterator[Subscriber]:
     """A consumer of the test device's events, subscribed before anything is sent."""
     with Subscriber(
-        "127.0.0.1",
-        port,
+        MqttSettings.consumer("127.0.0.1", port, client_id),
         ["city/test-site/dev-1/events/#"],
-        client_id=client_id,
-        on_message=on_message,
+        on_message,
     ) as subscriber:
         subscriber.start(timeout_s=10.0)
         yield subscriber

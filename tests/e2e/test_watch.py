@@ -9,6 +9,7 @@ from pathlib import Path
 from helpers import wait_until
 
 from edge_agent.broker import LocalBroker
+from edge_agent.encode import Topics
 from edge_agent.mqtt import MqttSettings, Publisher
 from edge_agent.outbox import Outbox
 from edge_agent.types import MessageClass, OutboundMessage
@@ -30,7 +31,7 @@ def test_watch_prints_one_line_per_event_of_the_chosen_site(
         publisher = Publisher(
             MqttSettings(host="127.0.0.1", port=broker.port, client_id="watch-test-device"),
             outbox,
-            status_topic="city/watch-site/dev-1/status",
+            Topics("city/watch-site/dev-1"),
             birth_payload={"version": "test"},
         )
         publisher.start()

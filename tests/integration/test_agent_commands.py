@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
+from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.netproxy import NetProxy
 from paho.mqtt.packettypes import PacketTypes
@@ -28,36 +28,22 @@ from edge_agent.types import Frame
 ROOT = "city/cmd-site/dev-1"
 
 
-@dataclass
-class Inbox:
-    messages: list[paho.MQTTMessage] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def on(self, topic: str) -> list[paho.MQTTMessage]:
-        with self.lock:
-            return [m for m in self.messages if m.topic == topic]
-
-
 class Centre:
     """A command-centre client: subscribes to the device, sends commands with MQTT 5
     response topics and correlation data."""
 
     def __init__(self, port: int) -> None:
-        self.inbox = Inbox()
+        self.inbox: Inbox[paho.MQTTMessage] = Inbox()
         self.client = paho.Client(
             paho.CallbackAPIVersion.VERSION2, client_id="centre", protocol=paho.MQTTv5
         )
         subscribed = threading.Event()
-        self.client.on_message = lambda _c, _u, msg: self._store(msg)
+        self.client.on_message = lambda _c, _u, msg: self.inbox(msg)
         self.client.on_subscribe = lambda *_args: subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.client.subscribe(f"{ROOT}/#", qos=1)
         wait_until(subscribed.is_set, 10.0, "the centre's subscription")
-
-    def _store(self, msg: paho.MQTTMessage) -> None:
-        with self.inbox.lock:
-            self.inbox.messages.append(msg)
 
     def send(self, name: str, body: object, correlation: bytes, retain: bool = False) -> None:
         properties = Properties(PacketTypes.PUBLISH)
@@ -72,7 +58,7 @@ class Centre:
         self.client.publish(f"{ROOT}/cmd/{name}", b"", qos=1, retain=True).wait_for_publish(10.0)
 
     def reply(self, correlation: bytes) -> paho.MQTTMessage | None:
-        for message in self.inbox.on(f"{ROOT}/reply/centre"):
+        for message in self.inbox.at(f"{ROOT}/reply/centre"):
             if getattr(message.properties, "CorrelationData", None) == correlation:
                 return message
         return None
@@ -134,8 +120,8 @@ def test_stats_arrive_periodically_with_health_and_outbox_figures(
     running_agent: tuple[Agent, Centre],
 ) -> None:
     _, centre = running_agent
-    wait_until(lambda: len(centre.inbox.on(f"{ROOT}/stats")) >= 2, 30.0, "two stats messages")
-    message = centre.inbox.on(f"{ROOT}/stats")[-1]
+    wait_until(lambda: len(centre.inbox.at(f"{ROOT}/stats")) >= 2, 30.0, "two stats messages")
+    message = centre.inbox.at(f"{ROOT}/stats")[-1]
     assert message.qos == 0 and not message.retain
     assert message.properties.MessageExpiryInterval >= 1
     assert ("schema", "edge-agent/stats/1") in message.properties.UserProperty
@@ -166,7 +152,7 @@ def test_a_frame_whose_analysis_fails_is_counted_in_stats_and_the_camera_goes_on
     frames_before = worker.pipeline.clock.frames
 
     def stats_with_the_failure() -> list[dict[str, object]]:
-        bodies = [json.loads(m.payload) for m in centre.inbox.on(f"{ROOT}/stats")]
+        bodies = [json.loads(m.payload) for m in centre.inbox.at(f"{ROOT}/stats")]
         return [b for b in bodies if b["cameras"]["cam1"]["failed_frames"] == 1]
 
     wait_until(stats_with_the_failure, 30.0, "stats counting the failed frame")
@@ -200,8 +186,8 @@ def test_preview_runs_at_low_rate_and_stops_by_itself(running_agent: tuple[Agent
     agent, centre = running_agent
     centre.send("preview", {"camera": "cam1", "seconds": 2, "fps": 2}, b"c-prev")
     assert reply_body(centre, b"c-prev")["preview"] == "on"
-    wait_until(lambda: len(centre.inbox.on(f"{ROOT}/preview/cam1")) >= 2, 30.0, "preview frames")
-    frame = centre.inbox.on(f"{ROOT}/preview/cam1")[0]
+    wait_until(lambda: len(centre.inbox.at(f"{ROOT}/preview/cam1")) >= 2, 30.0, "preview frames")
+    frame = centre.inbox.at(f"{ROOT}/preview/cam1")[0]
     assert frame.qos == 0 and frame.properties.ContentType == "image/jpeg"
     assert frame.properties.MessageExpiryInterval <= 10
     wait_until(lambda: agent.workers[0].preview is None, 30.0, "the preview to time out")

@@ -4,15 +4,14 @@ command-centre consumer sees it: exactly the API that docs/mqtt-api.md and docs/
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.scenes import required_media
 from jsonschema import Draft202012Validator
@@ -22,7 +21,7 @@ from edge_agent import __version__
 from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
 from edge_agent.config import AgentConfig, parse_config
-from edge_agent.mqtt import ReceivedMessage, Subscriber
+from edge_agent.mqtt import MqttSettings, ReceivedMessage, Subscriber
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 TIMEOUT_S = 60.0
@@ -33,32 +32,6 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 def validator(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text(encoding="utf-8"))
     return Draft202012Validator(schema)
-
-
-class Inbox:
-    """Everything a Subscriber received, in arrival order (on_message runs on paho's thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._messages: list[ReceivedMessage] = []
-
-    def __call__(self, message: ReceivedMessage) -> None:
-        with self._lock:
-            self._messages.append(message)
-
-    def all(self) -> list[ReceivedMessage]:
-        with self._lock:
-            return list(self._messages)
-
-    def under(self, level: str) -> list[ReceivedMessage]:
-        """Messages whose topic has ``level`` right below the device root."""
-        return [m for m in self.all() if m.topic.split("/")[3] == level]
-
-    def statuses(self) -> list[dict[str, Any]]:
-        return [m.json() for m in self.under("status")]
-
-    def events(self) -> list[dict[str, Any]]:
-        return [m.json() for m in self.under("events")]
 
 
 def agent_config(tmp_path: Path, broker: LocalBroker, site_id: str) -> AgentConfig:
@@ -93,7 +66,9 @@ def agent_config(tmp_path: Path, broker: LocalBroker, site_id: str) -> AgentConf
 
 def subscribe(broker: LocalBroker, topic: str, inbox: Inbox) -> Subscriber:
     subscriber = Subscriber(
-        broker.host, broker.port, [topic], client_id=f"sub-{uuid.uuid4().hex[:8]}", on_message=inbox
+        MqttSettings.consumer(broker.host, broker.port, f"sub-{uuid.uuid4().hex[:8]}"),
+        [topic],
+        inbox,
     )
     subscriber.start(timeout_s=TIMEOUT_S)
     return subscriber

@@ -17,7 +17,7 @@ from realdata import require_model
 from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
 from edge_agent.config import parse_config
-from edge_agent.status import Condition
+from edge_agent.indicator import Condition
 
 PIN = 17
 MODEL = "ssd_mobilenet_v1"

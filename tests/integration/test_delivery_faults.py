@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_until
+from realdata import skip_or_fail
 
 from edge_agent.broker import LocalBroker
+from edge_agent.encode import Topics
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher, ReceivedMessage, Subscriber
 from edge_agent.outbox import EVICTION_PRIORITY, Outbox, OutboxFull
 from edge_agent.stats import build_stats, encode_stats
@@ -136,17 +138,15 @@ def root() -> str:
 
 def consumer_on(broker: LocalBroker, root: str, consumer: Consumer) -> Subscriber:
     """A persistent consumer: its queued messages survive its own reconnects."""
-    return Subscriber(
+    settings = MqttSettings.consumer(
         broker.host,
         broker.port,
-        [f"{root}/#"],
-        client_id=f"cc-{uuid.uuid4().hex[:8]}",
-        on_message=consumer,
-        clean_start=False,
+        f"cc-{uuid.uuid4().hex[:8]}",
         session_expiry_s=600,
         reconnect_min_delay_s=1,
         reconnect_max_delay_s=1,
     )
+    return Subscriber(settings, [f"{root}/#"], consumer)
 
 
 def publisher_for(
@@ -161,7 +161,7 @@ def publisher_for(
             reconnect_max_delay_s=1,
         ),
         outbox,
-        status_topic=f"{root}/status",
+        Topics(root),
         birth_payload={"boot": "test"},
         drain=drain or DrainSettings.unlimited(),
     )
@@ -244,6 +244,7 @@ CHILD_AGENT = textwrap.dedent(
     """
     import json, logging, signal, sys, threading
     from pathlib import Path
+    from edge_agent.encode import Topics
     from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
     from edge_agent.outbox import Outbox
     from edge_agent.types import MessageClass, OutboundMessage
@@ -261,7 +262,7 @@ CHILD_AGENT = textwrap.dedent(
     pub = Publisher(
         MqttSettings("127.0.0.1", args["port"], args["client_id"],
                      reconnect_min_delay_s=1, reconnect_max_delay_s=1),
-        box, status_topic=root + "/status", birth_payload={"boot": "child"},
+        box, Topics(root), birth_payload={"boot": "child"},
         drain=DrainSettings(rate_msgs_per_s=args["rate"], rate_bytes_per_s=1e9),
     )
     stop = threading.Event()
@@ -488,9 +489,10 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
     )
     if result.returncode != 0:
         reason = f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode})"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}; run the tests as root or with CAP_SYS_ADMIN")
-        pytest.skip(f"{reason}; the injected-error unit tests still cover the logic")
+        skip_or_fail(
+            f"{reason}; the injected-error unit tests still cover the logic",
+            ci_reason=f"CI is set but {reason}; run the tests as root or with CAP_SYS_ADMIN",
+        )
     try:
         yield mount_point
     finally:

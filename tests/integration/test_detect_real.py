@@ -1,4 +1,4 @@
-"""Both real models on real pictures, checked against what a person sees in them.
+"""The real models on real pictures, checked against what a person sees in them.
 
 Ground truth was read off the frames by eye: automl_traffic_frames.mp4 shows three vehicles
 (dark sedan, black pickup, white sedan) in frames 0-11, the sedan has driven out from frame 12
@@ -18,11 +18,11 @@ import pytest
 from realdata import require_media, require_model
 
 from edge_agent.datafiles import load_manifest
-from edge_agent.detect.labels import VEHICLE_LABELS
+from edge_agent.detect.labels import COCO80, VEHICLE_LABELS
 from edge_agent.detect.tflite import ModelLoadError, TFLiteDetector, create_detector
 from edge_agent.types import Box, ImageBGR
 
-MODELS = ["ssd_mobilenet_v1", "yolox_nano"]
+MODELS = ["ssd_mobilenet_v1", "yolox_nano", "yolo11n_int8_416"]
 TRAFFIC_VEHICLES = [3] * 12 + [2] * 8
 PERSON_FRAMES = (150, 300, 600, 800, 1100, 1300)
 EMPTY_FRAMES = (20, 480, 900)
@@ -110,6 +110,59 @@ def test_room_person_present_or_absent(model_name: str, room_frames: dict[int, I
         assert len(people) == 1, (index, people)
     for index in EMPTY_FRAMES:
         assert detector.detect(room_frames[index]).detections == (), index
+
+
+# coral_traffic_0001.bmp (256x256), read off the picture: a dark sedan mid-left, a pickup cut
+# by the right edge and a white car in front of it, also cut by the edge.
+CORAL_VEHICLES = (
+    Box(0.205, 0.586, 0.48, 0.766),
+    Box(0.826, 0.566, 1.0, 0.746),
+    Box(0.918, 0.707, 1.0, 0.855),
+)
+
+
+@pytest.mark.parametrize("name", ["yolox_nano", "yolo11n_int8_416"])
+def test_coral_traffic_frame_three_vehicles(name: str) -> None:
+    require_model(name)
+    image = np.asarray(cv2.imread(str(require_media("coral_traffic_0001.bmp"))), dtype=np.uint8)
+    detector = create_detector(name, score_threshold=0.35, labels_of_interest=VEHICLE_LABELS)
+    detections = detector.detect(image).detections
+    assert len(detections) == 3, detections
+    for truth in CORAL_VEHICLES:
+        assert max(d.box.iou(truth) for d in detections) > 0.6, (truth, detections)
+    sedan = max(detections, key=lambda d: d.box.iou(CORAL_VEHICLES[0]))
+    assert sedan.label == "car"
+
+
+def test_yolo11n_as_a_users_model_with_its_label_file(tmp_path: Path) -> None:
+    """The documented path for a model a city trained: file, layout and label file."""
+    model = require_model("yolo11n_int8_416")
+    labels_file = tmp_path / "coco80.txt"
+    labels_file.write_text("\n".join(COCO80) + "\n")
+    image = np.asarray(cv2.imread(str(require_media("coral_grace_hopper.bmp"))), dtype=np.uint8)
+    own = create_detector(
+        str(model), layout="ultralytics", labels_file=labels_file, score_threshold=0.5
+    )
+    listed = create_detector("yolo11n_int8_416", score_threshold=0.5)
+    assert own.labels == COCO80 and own.model_name == model.name
+    assert own.detect(image).detections == listed.detect(image).detections
+    assert [d.label for d in own.detect(image).detections] == ["person"]
+
+
+def test_ultralytics_export_brings_its_labels_in_its_metadata() -> None:
+    model = require_model("yolo11n_int8_416")
+    detector = create_detector(str(model), layout="ultralytics")
+    assert detector.labels == COCO80
+
+
+def test_users_model_with_the_wrong_label_file_is_refused(tmp_path: Path) -> None:
+    model = require_model("yolo11n_int8_416")
+    labels_file = tmp_path / "piles.yaml"
+    labels_file.write_text("- garbage_pile\n- water\n")
+    with pytest.raises(ModelLoadError, match=r"2 labels.*80 classes"):
+        create_detector(str(model), layout="ultralytics", labels_file=labels_file)
+    with pytest.raises(ModelLoadError, match="not the YOLOX layout"):
+        create_detector(str(model), layout="yolox", labels_file=labels_file)
 
 
 def test_two_threads_give_the_same_answer(traffic_frames: dict[int, ImageBGR]) -> None:

@@ -2,7 +2,7 @@
 
 Every scene scenario (rain_puddle, garbage_bags, lens_covered, camera_knocked,
 camera_defocus, frozen_feed, dusk_headlights) runs offline through exactly what the agent
-runs (``hw_sim.eval``: app.build_pipeline with the real SSD detector, SimSource at the
+runs (``hw_sim.eval``: assemble.build_pipeline with the real SSD detector, SimSource at the
 scene's own 1 fps) and is scored the way ``hw-sim eval`` scores it: state episodes
 (a level from its publication until a different level) matched one to one with the
 expected intervals, overlap allowed ``tolerance_s`` of slack. Each analyzer must reach

@@ -10,17 +10,17 @@ arrive twice (at-least-once).
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.netproxy import NetProxy
 
 from edge_agent.broker import LocalBroker
-from edge_agent.mqtt import MqttSettings, Publisher, ReceivedMessage, Subscriber
+from edge_agent.encode import Topics
+from edge_agent.mqtt import MqttSettings, Publisher, Subscriber
 from edge_agent.outbox import Outbox
 from edge_agent.types import MessageClass, OutboundMessage
 
@@ -33,37 +33,10 @@ TIMEOUT_S = 30.0
 pytestmark = pytest.mark.slow
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[tuple[int, str]] = []  # (seq, event id) in arrival order
-
-    def __call__(self, message: ReceivedMessage) -> None:
-        if "/events/" not in message.topic:
-            return
-        body = message.json()
-        with self._lock:
-            self._events.append((int(body["seq"]), str(body["id"])))
-
-    def events(self) -> list[tuple[int, str]]:
-        with self._lock:
-            return list(self._events)
-
-    def seqs(self) -> set[int]:
-        return {seq for seq, _ in self.events()}
-
-
 @pytest.fixture
 def proxy(broker: LocalBroker) -> Iterator[NetProxy]:
     with NetProxy(broker.host, broker.port) as p:
         yield p
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db", max_bytes=1 << 24, max_rows=100_000)
-    yield box
-    box.close()
 
 
 def produce(outbox: Outbox, publisher: Publisher, root: str, start: int, count: int) -> None:
@@ -86,11 +59,9 @@ def test_blackhole_longer_than_keepalive_loses_nothing(
     root = f"city/site{uuid.uuid4().hex[:8]}/dev1"
     inbox = Inbox()
     consumer = Subscriber(
-        broker.host,
-        broker.port,
+        MqttSettings.consumer(broker.host, broker.port, f"consumer-{uuid.uuid4().hex[:8]}"),
         [f"{root}/#"],
-        client_id=f"consumer-{uuid.uuid4().hex[:8]}",
-        on_message=inbox,
+        inbox,
     )
     consumer.start(TIMEOUT_S)
     publisher = Publisher(
@@ -103,14 +74,16 @@ def test_blackhole_longer_than_keepalive_loses_nothing(
             reconnect_max_delay_s=1,
         ),
         outbox,
-        status_topic=f"{root}/status",
+        Topics(root),
         birth_payload={"version": "test"},
     )
     publisher.start()
     try:
         # 1. Healthy link: 20 events delivered and acknowledged.
         produce(outbox, publisher, root, 0, 20)
-        wait_until(lambda: inbox.seqs() == set(range(1, 21)), TIMEOUT_S, "first 20 events")
+        wait_until(
+            lambda: set(inbox.event_seqs()) == set(range(1, 21)), TIMEOUT_S, "first 20 events"
+        )
         wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "first 20 acknowledged")
         acked_before = outbox.stats().last_seq
 
@@ -135,18 +108,18 @@ def test_blackhole_longer_than_keepalive_loses_nothing(
             "a reconnect attempt into the blackhole",
         )
         produce(outbox, publisher, root, 40, 10)
-        assert inbox.seqs() == set(range(1, 21))  # nothing leaked through the blackhole
+        assert set(inbox.event_seqs()) == set(range(1, 21))  # nothing leaked through the blackhole
 
         # 4. The path heals: the agent reconnects and delivers everything.
         proxy.set_mode("pass")
-        wait_until(lambda: inbox.seqs() == set(range(1, 51)), TIMEOUT_S, "all 50 events")
+        wait_until(lambda: set(inbox.event_seqs()) == set(range(1, 51)), TIMEOUT_S, "all 50 events")
         wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "outbox to empty")
         wait_until(lambda: publisher.connected, TIMEOUT_S, "agent connected again")
     finally:
         publisher.stop()
         consumer.stop()
 
-    events = inbox.events()
+    events = inbox.event_ids()
     # Every seq carries the event id it was given, and every id arrived.
     assert {seq: eid for seq, eid in events} == {i + 1: f"e{i}" for i in range(50)}
     counts: dict[int, int] = {}

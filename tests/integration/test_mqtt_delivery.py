@@ -8,20 +8,20 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.mqtt import Inbox
 from helpers import wait_until
 
 from edge_agent.broker import LocalBroker, free_loopback_port
+from edge_agent.encode import Topics
 from edge_agent.mqtt import (
     DrainSettings,
     MqttSettings,
     Publisher,
-    ReceivedMessage,
     Subscriber,
     SubscriberError,
 )
@@ -29,36 +29,6 @@ from edge_agent.outbox import Outbox
 from edge_agent.types import MessageClass, OutboundMessage
 
 TIMEOUT_S = 20.0
-
-
-class Inbox:
-    """Thread-safe list of what a Subscriber received."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._messages: list[ReceivedMessage] = []
-
-    def __call__(self, message: ReceivedMessage) -> None:
-        with self._lock:
-            self._messages.append(message)
-
-    def on(self, suffix: str) -> list[ReceivedMessage]:
-        with self._lock:
-            return [m for m in self._messages if m.topic.endswith(suffix) or suffix in m.topic]
-
-    def event_seqs(self) -> list[int]:
-        return [int(m.json()["seq"]) for m in self.on("/events/")]
-
-    def states(self) -> list[str]:
-        return [str(m.json()["state"]) for m in self.on("/status")]
-
-    def reported_seqs(self) -> list[int]:
-        """Seqs listed as lost in the gap notices received."""
-        lost = []
-        for notice in self.on("/gaps"):
-            for item in notice.json()["gaps"]:
-                lost.extend(range(item["from"], item["to"] + 1))
-        return lost
 
 
 def first_arrivals(seqs: list[int]) -> list[int]:
@@ -75,13 +45,6 @@ def first_arrivals(seqs: list[int]) -> list[int]:
 @pytest.fixture
 def root() -> str:
     return f"city/site{uuid.uuid4().hex[:8]}/dev1"
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db", max_bytes=1 << 24, max_rows=100_000)
-    yield box
-    box.close()
 
 
 def events(
@@ -116,15 +79,16 @@ def make_publisher(
             **settings,  # type: ignore[arg-type]
         ),
         outbox,
-        status_topic=f"{root}/status",
+        Topics(root),
         birth_payload={"version": "test", "boot": "b1"},
         drain=drain or DrainSettings.unlimited(),
     )
 
 
 def make_subscriber(broker: LocalBroker, root: str, inbox: Inbox, **kwargs: object) -> Subscriber:
-    kwargs.setdefault("client_id", f"sub-{uuid.uuid4().hex[:8]}")
-    return Subscriber(broker.host, broker.port, [f"{root}/#"], on_message=inbox, **kwargs)  # type: ignore[arg-type]
+    client_id = str(kwargs.pop("client_id", f"sub-{uuid.uuid4().hex[:8]}"))
+    settings = MqttSettings.consumer(broker.host, broker.port, client_id, **kwargs)
+    return Subscriber(settings, [f"{root}/#"], inbox)
 
 
 def persistent_subscriber(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
@@ -133,7 +97,6 @@ def persistent_subscriber(broker: LocalBroker, root: str, inbox: Inbox) -> Subsc
         broker,
         root,
         inbox,
-        clean_start=False,
         session_expiry_s=300,
         reconnect_min_delay_s=1,
         reconnect_max_delay_s=1,
@@ -236,7 +199,7 @@ def test_birth_is_retained_and_clean_stop_says_stopped_without_will(
         marker = Publisher(
             MqttSettings(broker.host, broker.port, f"marker-{uuid.uuid4().hex[:6]}"),
             outbox,
-            status_topic=f"{root}/marker/status",
+            Topics(f"{root}/marker"),
             birth_payload={},
         )
         marker.start()
@@ -250,11 +213,9 @@ def test_birth_is_retained_and_clean_stop_says_stopped_without_will(
     # And what a newcomer sees retained is "stopped".
     newcomer = Inbox()
     sub2 = Subscriber(
-        broker.host,
-        broker.port,
+        MqttSettings.consumer(broker.host, broker.port, f"n-{uuid.uuid4().hex[:6]}"),
         [f"{root}/status"],
-        client_id=f"n-{uuid.uuid4().hex[:6]}",
-        on_message=newcomer,
+        newcomer,
     )
     sub2.start(TIMEOUT_S)
     try:
@@ -268,6 +229,7 @@ CRASHING_AGENT = textwrap.dedent(
     """
     import sys, threading
     from pathlib import Path
+    from edge_agent.encode import Topics
     from edge_agent.mqtt import MqttSettings, Publisher
     from edge_agent.outbox import Outbox
 
@@ -276,7 +238,7 @@ CRASHING_AGENT = textwrap.dedent(
     pub = Publisher(
         MqttSettings("127.0.0.1", port, "crashing-agent-" + root.split("/")[1], keepalive_s=60),
         box,
-        status_topic=root + "/status",
+        Topics(root),
         birth_payload={"boot": "doomed"},
     )
     pub.start()
@@ -405,7 +367,7 @@ def test_replay_marks_old_messages_historical_and_alerts_jump_the_queue(
             reconnect_max_delay_s=1,
         ),
         box,
-        status_topic=f"{root}/status",
+        Topics(root),
         birth_payload={},
         # Slow enough that the backlog is still queued when the alerts are read.
         drain=DrainSettings(rate_msgs_per_s=200, historical_after_s=60),
@@ -623,7 +585,7 @@ def test_the_brokers_receive_maximum_caps_the_inflight_window(outbox: Outbox, ro
 
 def test_subscriber_reports_unreachable_broker(broker: LocalBroker) -> None:
     sub = Subscriber(
-        "127.0.0.1", free_loopback_port(), ["x/#"], client_id="lonely", on_message=print
+        MqttSettings.consumer("127.0.0.1", free_loopback_port(), "lonely"), ["x/#"], print
     )
     with pytest.raises(SubscriberError, match="cannot connect"):
         sub.start(2)
@@ -633,7 +595,7 @@ def test_publisher_never_blocks_without_a_broker(outbox: Outbox, root: str) -> N
     pub = Publisher(
         MqttSettings("127.0.0.1", free_loopback_port(), "nobody-home"),
         outbox,
-        status_topic=f"{root}/status",
+        Topics(root),
         birth_payload={},
     )
     pub.start()

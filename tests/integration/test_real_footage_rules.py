@@ -13,18 +13,18 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hw_sim.eval import CollectingSink
 from realdata import require_media, require_model
 
-from edge_agent.app import build_detector, build_pipeline
-from edge_agent.capture import EndOfStream, open_source
+from edge_agent.assemble import build_detector, build_pipeline
+from edge_agent.capture import open_source
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.detect.labels import VEHICLE_LABELS
+from edge_agent.pipeline import frames_of, run_offline
+from edge_agent.sinks import CollectingSink
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.types import Frame, Lifecycle
 from edge_agent.zones import ZoneOccupancy, zones_from_config
@@ -55,27 +55,10 @@ def replay(agent: AgentConfig, *, every: int = 1) -> tuple[CollectingSink, Frame
     """Every ``every``-th frame of the file through the pipeline; what it emitted."""
     camera = agent.cameras[0]
     sink = CollectingSink()
-    pipeline = build_pipeline(
-        agent,
-        camera,
-        detector=build_detector(agent),
-        detector_lock=threading.Lock(),
-        boot_id="test",
-        sink=sink,
-    )
+    pipeline = build_pipeline(agent, camera, detector=build_detector(agent), sink=sink)
     source = open_source(camera, realtime=False)
-    last = None
-    while True:
-        try:
-            frame = source.read(1.0)
-        except EndOfStream:
-            break
-        if frame is None or frame.index % every:
-            continue
-        pipeline.process(frame)
-        last = frame
+    last = run_offline(source, pipeline, every=every, read_timeout_s=1.0).last_frame
     assert last is not None, "the video gave no frames"
-    pipeline.finish(last)
     return sink, last
 
 
@@ -157,13 +140,7 @@ def test_vehicle_counts_match_the_frames() -> None:
     seen: dict[str, set[int]] = {"0-11": set(), "12-19": set()}
     source = open_source(agent.cameras[0], realtime=False)
     frames = 0
-    while True:
-        try:
-            frame = source.read(1.0)
-        except EndOfStream:
-            break
-        if frame is None:
-            continue
+    for frame in frames_of(source, read_timeout_s=1.0):
         frames += 1
         tracker.update(detector.detect(frame.image).detections, frame.monotonic_s)
         height, width = frame.image.shape[:2]

@@ -26,12 +26,15 @@ from types import ModuleType
 
 import paho.mqtt.client as paho
 import pytest
+from fakes.mqtt import Inbox
 from helpers import wait_until
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from realdata import skip_or_fail
 
 from edge_agent.broker import BrokerNotAvailable, LocalBroker, free_loopback_port
-from edge_agent.mqtt import MqttSettings, Publisher, ReceivedMessage, Subscriber, SubscriberError
+from edge_agent.encode import Topics
+from edge_agent.mqtt import MqttSettings, Publisher, Subscriber, SubscriberError
 from edge_agent.outbox import Outbox
 from edge_agent.security import InsecureKeyFileError
 from edge_agent.types import MessageClass, OutboundMessage
@@ -148,15 +151,9 @@ def pki_files(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def _password_file(path: Path, user: str, password: str) -> None:
     tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not Path(tool).exists():
-        _missing("mosquitto_passwd not found (Debian package mosquitto)")
+        skip_or_fail("mosquitto_passwd not found (Debian package mosquitto)")
     subprocess.run([tool, "-b", "-c", str(path), user, password], check=True, timeout=30)
     path.chmod(0o600)
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {reason}")
-    pytest.skip(reason)
 
 
 class ReferenceBroker(LocalBroker):
@@ -201,7 +198,7 @@ def _start(files: Path) -> Iterator[ReferenceBroker]:
     try:
         broker = ReferenceBroker(files)
     except BrokerNotAvailable as error:
-        _missing(str(error))
+        skip_or_fail(str(error))
     try:
         broker.start()
         yield broker
@@ -222,24 +219,6 @@ def site() -> str:
 # -- clients ------------------------------------------------------------------------
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._messages: list[ReceivedMessage] = []
-
-    def __call__(self, message: ReceivedMessage) -> None:
-        with self._lock:
-            self._messages.append(message)
-
-    def topics(self) -> list[str]:
-        with self._lock:
-            return [m.topic for m in self._messages]
-
-    def payloads(self, topic: str) -> list[bytes]:
-        with self._lock:
-            return [m.payload for m in self._messages if m.topic == topic]
-
-
 def subscriber(
     broker: ReferenceBroker,
     ca: Path,
@@ -248,17 +227,16 @@ def subscriber(
     inbox: Inbox,
     **kwargs: object,
 ) -> Subscriber:
-    sub = Subscriber(
-        kwargs.pop("host", broker.host),  # type: ignore[arg-type]
-        kwargs.pop("port", broker.port),  # type: ignore[arg-type]
-        topics,
-        client_id=f"sub-{uuid.uuid4().hex[:8]}",
-        on_message=inbox,
+    settings = MqttSettings.consumer(
+        str(kwargs.pop("host", broker.host)),
+        int(kwargs.pop("port", broker.port)),  # type: ignore[call-overload]
+        f"sub-{uuid.uuid4().hex[:8]}",
         tls_ca_file=ca,
         tls_cert_file=who.cert if who else None,
         tls_key_file=who.key if who else None,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
+    sub = Subscriber(settings, topics, inbox)
     sub.start(TIMEOUT_S)
     return sub
 
@@ -284,7 +262,7 @@ def publisher(
             reconnect_max_delay_s=1,
         ),
         outbox,
-        status_topic=f"{PREFIX}/{site}/{who.name}/status",
+        Topics(f"{PREFIX}/{site}/{who.name}"),
         birth_payload={"version": "test"},
     )
 
@@ -565,11 +543,11 @@ def test_agent_refuses_a_key_file_others_can_access(
     outbox = Outbox(tmp_path / "outbox.db", max_bytes=1 << 20, max_rows=1000)
     try:
         with pytest.raises(InsecureKeyFileError) as caught:
-            Publisher(settings, outbox, status_topic="x/status", birth_payload={})
+            Publisher(settings, outbox, Topics("x"), birth_payload={})
         message = str(caught.value)
         assert str(key) in message and "chmod 600" in message and f"{mode:04o}" in message
         key.chmod(0o600)  # control: the same file is accepted once it is private
-        Publisher(settings, outbox, status_topic="x/status", birth_payload={})
+        Publisher(settings, outbox, Topics("x"), birth_payload={})
     finally:
         outbox.close()
 

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.config import ConfigError, OpenCVSource, SimSource, load_config, parse_config
+from edge_agent.config import (
+    ConfigError,
+    OpenCVSourceConfig,
+    SimSourceConfig,
+    load_config,
+    parse_config,
+)
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 
@@ -33,7 +39,7 @@ def test_examples_cover_the_city_site_kinds() -> None:
 
 def test_defaults_fill_a_minimal_config() -> None:
     config = parse_config(MINIMAL)
-    assert isinstance(config.cameras[0].source, SimSource)
+    assert isinstance(config.cameras[0].source, SimSourceConfig)
     assert config.mqtt.protocol == "5"
     assert config.client_id == "plaza-pi-1"
     assert config.topic_root == "city/plaza/pi-1"
@@ -113,4 +119,4 @@ def test_opencv_source_keeps_its_uri() -> None:
     camera = {"id": "c", "source": {"kind": "opencv", "uri": "rtsp://cam/1"}}
     config = parse_config({**MINIMAL, "cameras": [camera]})
     source = config.cameras[0].source
-    assert isinstance(source, OpenCVSource) and source.uri == "rtsp://cam/1"
+    assert isinstance(source, OpenCVSourceConfig) and source.uri == "rtsp://cam/1"

@@ -312,7 +312,7 @@ def test_resolve_media_prefers_the_media_path(env: dict[str, Path]) -> None:
 def _run_models(argv: list[str]) -> int:
     import argparse
 
-    from edge_agent.commands import models
+    from edge_agent.cli import models
 
     parser = argparse.ArgumentParser(prog="edge-agent")
     models.register(parser.add_subparsers(dest="command", required=True))

@@ -12,9 +12,9 @@ DOCS = Path(__file__).parents[2] / "docs"
 CORE_MODELS: list[type[BaseModel]] = [
     config.AgentConfig,
     config.CameraConfig,
-    config.SimSource,
-    config.OpenCVSource,
-    config.Picamera2Source,
+    config.SimSourceConfig,
+    config.OpenCVSourceConfig,
+    config.Picamera2SourceConfig,
     config.ZoneConfig,
     config.DetectorConfig,
     config.MotionConfig,

@@ -109,3 +109,34 @@ def test_encoding_follows_the_documented_api() -> None:
     assert thumb.topic == f"city/plaza/pi-1/thumbs/cam1/{body['id']}"
     assert thumb.binary_body and thumb.binary_body[:2] == b"\xff\xd8"
     assert thumb.content_type == "image/jpeg"
+
+
+def test_a_label_the_vote_changes_is_an_update_at_once_and_the_end_carries_it() -> None:
+    events = engine(update_min_interval_s=60.0)
+    box = Box(0.4, 0.2, 0.5, 0.45)
+    first = events.update(frame(0.0), seen(track(0.0, box, label="person")))
+    assert [(e.lifecycle, e.label) for e in first.events] == [(Lifecycle.NEW, "person")]
+    same = events.update(frame(0.2), seen(track(0.2, box, label="person")))
+    assert same.events == ()
+    flipped = events.update(frame(0.4), seen(track(0.4, box, label="car")))
+    assert [(e.lifecycle, e.label) for e in flipped.events] == [(Lifecycle.UPDATE, "car")]
+
+
+def test_end_carries_the_voted_label_even_when_no_update_fell_due() -> None:
+    events = engine(update_min_interval_s=60.0)
+    box = Box(0.4, 0.2, 0.5, 0.45)
+    events.update(frame(0.0), seen(track(0.0, box, label="person")))
+    ended = TrackUpdate(seen=(), ended=(track(1.0, box, label="car"),), live=0)
+    assert [(e.lifecycle, e.label) for e in events.update(frame(2.0), ended).events] == [
+        (Lifecycle.END, "car")
+    ]
+
+
+def test_an_event_follows_its_track_when_the_vote_turns_to_a_label_not_of_interest() -> None:
+    events = engine(update_min_interval_s=60.0)
+    box = Box(0.4, 0.2, 0.5, 0.45)
+    events.update(frame(0.0), seen(track(0.0, box, label="car")))
+    flipped = events.update(frame(0.2), seen(track(0.2, box, label="truck")))
+    assert [(e.lifecycle, e.label) for e in flipped.events] == [(Lifecycle.UPDATE, "truck")]
+    ended = TrackUpdate(seen=(), ended=(track(1.0, box, label="truck"),), live=0)
+    assert [e.lifecycle for e in events.update(frame(2.0), ended).events] == [Lifecycle.END]

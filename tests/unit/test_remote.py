@@ -1,7 +1,17 @@
 import json
 from collections.abc import Mapping
 
-from edge_agent.remote import CommandHandler, Reply
+from api_contract import asyncapi
+
+from edge_agent.remote import (
+    MAX_PREVIEW_FPS,
+    MAX_PREVIEW_S,
+    CommandHandler,
+    EmptyCommand,
+    PreviewCommand,
+    Reply,
+    SnapshotCommand,
+)
 
 
 class FakeAgent:
@@ -91,3 +101,37 @@ def test_a_payload_that_is_not_json_is_refused() -> None:
 def test_retained_commands_are_ignored() -> None:
     reply, agent, handler = handle("preview", {"camera": "cam1"}, retained=True)
     assert reply is None and agent.previews == [] and handler.refused == 1
+
+
+def test_asyncapi_command_payloads_are_the_device_s_models() -> None:
+    schemas = asyncapi()["components"]["schemas"]
+    for name, model in (
+        ("emptyCommand", EmptyCommand),
+        ("snapshotCommand", SnapshotCommand),
+        ("previewCommand", PreviewCommand),
+    ):
+        documented = schemas[name]
+        actual = model.model_json_schema()
+        assert documented["additionalProperties"] is False
+        assert set(documented["properties"]) == set(actual.get("properties", {})), name
+        assert set(documented.get("required", [])) == set(actual.get("required", [])), name
+        for key, spec in documented["properties"].items():
+            real = actual["properties"][key]
+            for keyword in ("minimum", "maximum", "exclusiveMinimum", "default", "pattern"):
+                assert spec.get(keyword) == real.get(keyword), (name, key, keyword)
+    assert schemas["previewCommand"]["properties"]["seconds"]["maximum"] == MAX_PREVIEW_S
+    assert schemas["previewCommand"]["properties"]["fps"]["maximum"] == MAX_PREVIEW_FPS
+
+
+def test_a_reply_says_whether_the_command_was_refused() -> None:
+    assert Reply.json({"ok": True}).ok and not Reply.error("no").ok
+    assert Reply(b"\xff\xd8", "image/jpeg").ok
+
+    class Reporting(FakeAgent):
+        def status_report(self) -> Mapping[str, object]:
+            return {"last_upload": {"ok": False}}  # a nested "ok":false is not a refusal
+
+    handler = CommandHandler(Reporting(), clock=lambda: 100.0)
+    reply = handler.handle("status", b"")
+    assert reply is not None and reply.ok and b'"ok":false' in reply.payload
+    assert (handler.handled, handler.refused) == (1, 0)

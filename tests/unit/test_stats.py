@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from api_contract import (
+    BOOT,
+    ROOT,
+    check_wrong,
+    gap_notice_scenario,
+    gaps_mutations,
+    mutations,
+    new_publisher,
+    stats_inputs,
+    stats_mutations,
+    validator,
+)
 
 from edge_agent.mqtt import PublisherStats
 from edge_agent.outbox import OutboxStats
@@ -99,3 +113,65 @@ def test_stats_without_a_publisher_and_expiry() -> None:
     body = build_stats(boot_id="b", uptime_s=0.0, outbox=OutboxStats(0, 0, 0, 0), cameras={})
     assert "publisher" not in body and body["cameras"] == {}
     assert stats_expiry_s(60) == 120 and stats_expiry_s(0.1) == 1.0
+
+
+def test_stats_from_the_real_builder_validate(tmp_path: Path) -> None:
+    outbox_stats, publisher_stats, cameras = stats_inputs()
+    body = build_stats(
+        boot_id=BOOT,
+        uptime_s=61.04,
+        outbox=outbox_stats,
+        publisher=publisher_stats,
+        cameras=cameras,
+        disk_free_bytes=-1,
+    )
+    wire = json.loads(encode_stats(body))
+    validator("stats").validate(wire)
+    assert wire["cameras"]["cam2"]["inference_ms"] is None
+    # And from a real outbox that dropped messages, and a real (idle) publisher.
+    box = gap_notice_scenario(tmp_path)
+    try:
+        publisher, _ = new_publisher(box)
+        body = build_stats(
+            boot_id=BOOT,
+            uptime_s=5.0,
+            outbox=box.stats(),
+            publisher=publisher.stats(),
+            cameras={"cam1": cameras["cam1"]},
+            disk_free_bytes=123456789,
+        )
+        wire = json.loads(encode_stats(body))
+        validator("stats").validate(wire)
+        drops = wire["outbox"]
+        assert (drops["evicted"], drops["expired"], drops["dead_lettered"]) == (
+            {"event": 1},
+            {"thumbnail": 1},
+            {"event": 1},
+        )
+    finally:
+        box.close()
+
+
+def test_wrong_gap_notices_and_stats_fail(tmp_path: Path) -> None:
+    box = gap_notice_scenario(tmp_path)
+    try:
+        notice = box.issue_gap_notice(f"{ROOT}/gaps")
+        assert notice is not None
+        body = json.loads(notice.payload)
+        check_wrong("gaps", body, iter([*mutations(body), *gaps_mutations(body)]))
+    finally:
+        box.close()
+    outbox_stats, publisher_stats, cameras = stats_inputs()
+    body = json.loads(
+        encode_stats(
+            build_stats(
+                boot_id=BOOT,
+                uptime_s=1.0,
+                outbox=outbox_stats,
+                publisher=publisher_stats,
+                cameras=cameras,
+                disk_free_bytes=10,
+            )
+        )
+    )
+    check_wrong("stats", body, iter([*mutations(body), *stats_mutations(body)]))

@@ -200,3 +200,17 @@ def test_a_second_box_on_one_person_does_not_become_a_second_person() -> None:
     tracker.update((body, part), 0.8)
     seen = tracker.update((walker(0.65, 0.85, y_max=0.91, height=0.85),), 1.0).seen
     assert [t.track_id for t in seen] == [person_id]
+
+
+def test_the_label_is_a_score_weighted_vote_not_the_first_or_the_most_frequent() -> None:
+    tracker = IouTracker(TrackerSettings(min_hits=1))
+    # One confident "bus" first, then two hesitant "truck" sightings and a "car" pair:
+    # counted, "truck" and "car" tie; weighted by score, "car" (0.6 + 0.6) wins over
+    # "bus" (0.9) and "truck" (0.3 + 0.3).
+    sightings = [("bus", 0.9), ("truck", 0.3), ("car", 0.6), ("truck", 0.3), ("car", 0.6)]
+    labels = [
+        tracker.update((det(label, 0.3, score),), i * 0.2).seen[0].label
+        for i, (label, score) in enumerate(sightings)
+    ]
+    assert labels == ["bus", "bus", "bus", "bus", "car"]
+    assert tracker.finish()[0].label == "car"

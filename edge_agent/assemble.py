@@ -1,0 +1,91 @@
+"""The composition root: config → the objects the agent, replay, eval and bench run.
+
+Each stage's settings come from its config section by ``Settings.from_config`` (the
+stages know nothing of YAML); this module only puts the pieces together, so ``run``,
+``replay``, ``hw-sim eval``, bench/ and the tests build a camera exactly alike.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from edge_agent.analyzers import build_analyzers
+from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.detect.base import Detector
+from edge_agent.detect.filters import with_filters
+from edge_agent.detect.tflite import create_detector
+from edge_agent.events import EventEngine, EventSettings
+from edge_agent.motion import MotionGate, MotionSettings
+from edge_agent.mqtt import MqttSettings
+from edge_agent.pipeline import CameraPipeline, FrameSink, GateSettings
+from edge_agent.rules import build_rules
+from edge_agent.track import IouTracker, TrackerSettings
+from edge_agent.zones import Zone, zones_from_config
+
+
+def new_boot_id() -> str:
+    """Identifies one run of the agent; consumers use it to tell restarts apart."""
+    return secrets.token_hex(4)
+
+
+def mqtt_settings(config: AgentConfig) -> MqttSettings:
+    """The link's settings (a free function only because ``MqttSettings`` lives with the
+    MQTT code, which does not read the agent's config)."""
+    mqtt = config.mqtt
+    tls = mqtt.tls
+    return MqttSettings(
+        host=mqtt.host,
+        port=mqtt.port,
+        client_id=config.client_id,
+        protocol=mqtt.protocol,
+        keepalive_s=mqtt.keepalive_s,
+        username=mqtt.username,
+        password=mqtt.password,
+        tls_ca_file=tls.ca_file if tls else None,
+        tls_cert_file=tls.cert_file if tls else None,
+        tls_key_file=tls.key_file if tls else None,
+        session_expiry_s=mqtt.session_expiry_s if mqtt.protocol == "5" else 0,
+        tls=tls is not None,  # `tls: {}` means TLS with the system's CAs, never plain text
+        reconnect_min_delay_s=mqtt.reconnect_min_delay_s,
+        reconnect_max_delay_s=mqtt.reconnect_max_delay_s,
+    )
+
+
+def build_detector(config: AgentConfig) -> Detector:
+    detector = config.detector
+    return create_detector(
+        detector.model,
+        score_threshold=detector.score_threshold,
+        labels_of_interest=detector.labels,
+        num_threads=detector.threads,
+        layout=detector.layout,
+        labels_file=detector.labels_file,
+    )
+
+
+def build_pipeline(
+    config: AgentConfig,
+    camera: CameraConfig,
+    *,
+    detector: Detector,
+    sink: FrameSink,
+) -> CameraPipeline:
+    """One camera's stages from its config. A detector shared by several cameras' threads
+    must come wrapped in ``LockedDetector``."""
+    zones: list[Zone] = zones_from_config(camera.zones)
+    return CameraPipeline(
+        camera_id=camera.id,
+        motion=MotionGate(MotionSettings.from_config(config.motion)),
+        detector=with_filters(detector, camera.detection_filters),
+        tracker=IouTracker(TrackerSettings.from_config(config.tracker)),
+        engine=EventEngine(
+            camera.id,
+            labels_of_interest=config.detector.labels,
+            zones=zones,
+            settings=EventSettings.from_config(config.events),
+        ),
+        sink=sink,
+        gate=GateSettings.from_config(config.detector),
+        rules=build_rules(camera.rules, zones=zones, timezone=config.timezone),
+        analyzers=build_analyzers(camera.analyzers, camera_id=camera.id),
+    )

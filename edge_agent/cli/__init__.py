@@ -1,0 +1,61 @@
+"""``edge-agent``: the command line a technician and a developer use.
+
+Exit codes: 0 success, 1 the agent failed while running, 2 bad input (config,
+file, model) — with the reason on stderr.
+"""
+
+# One module per command, each with ``register(subparsers)``; this one only builds the
+# parser and dispatches (the entry point ``edge_agent.cli:main``). The docstring above is
+# the ``--help`` text.
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from edge_agent import __version__
+from edge_agent.cli import check_config, demo, detect, models, replay, run, watch
+from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_checked_config
+from edge_agent.cli.run import run_agent
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "build_parser",
+    "load_checked_config",
+    "main",
+    "run_agent",
+]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (run, check_config, replay, demo, watch, models, detect):
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    handler = args.handler
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,27 @@
+"""``edge-agent check-config FILE``: validate a config file, list every problem."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_OK, load_checked_config
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = subparsers.add_parser("check-config", help="validate a config file, list every problem")
+    check.add_argument("config", help="the YAML config file")
+    check.set_defaults(handler=cmd_check_config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.config)
+    config = load_checked_config(path)
+    if config is None:
+        return EXIT_BAD_INPUT
+    print(
+        f"{path}: OK — site {config.site_id}, device {config.device_id}, "
+        f"{len(config.cameras)} camera(s), model {config.detector.model}, "
+        f"broker {config.mqtt.host}:{config.mqtt.port}, topics under {config.topic_root}/"
+    )
+    return EXIT_OK

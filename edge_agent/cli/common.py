@@ -1,0 +1,40 @@
+"""What every ``edge-agent`` command shares: exit codes, the error line, the checked config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge_agent.config import AgentConfig, ConfigError, load_config
+from edge_agent.config_check import semantic_problems
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def error(message: str) -> int:
+    print(f"edge-agent: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def load_checked_config(path: Path) -> AgentConfig | None:
+    """The config, with every problem (schema and beyond) printed to stderr if any."""
+    try:
+        config = load_config(path)
+    except ConfigError as problem:
+        print(str(problem), file=sys.stderr)
+        return None
+    problems = semantic_problems(config, path)
+    if problems:
+        print(str(ConfigError(str(path), problems)), file=sys.stderr)
+        return None
+    return config

@@ -1,0 +1,72 @@
+"""``edge-agent watch``: follow a site's events as the command centre sees them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from edge_agent.cli.common import EXIT_OK, error
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    watch = subparsers.add_parser(
+        "watch", help="follow a site's events as the command centre sees them (dedup, seq gaps)"
+    )
+    watch.add_argument("--host", default="127.0.0.1")
+    watch.add_argument("--port", type=int, default=1883)
+    watch.add_argument("--prefix", default="city", help="topic prefix (default: city)")
+    watch.add_argument("--site", default=None, help="one site (default: every site)")
+    watch.add_argument("--device", default=None, help="one device (default: every device)")
+    watch.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    watch.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    watch.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    watch.add_argument("--client-id", default=None)
+    watch.add_argument("--username", default=None, help="password from $EDGE_AGENT_WATCH_PASSWORD")
+    watch.add_argument("--ca-file", type=Path, default=None)
+    watch.add_argument("--cert-file", type=Path, default=None)
+    watch.add_argument("--key-file", type=Path, default=None)
+    watch.add_argument("--connect-timeout-s", type=float, default=10.0)
+    watch.set_defaults(handler=cmd_watch)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from edge_agent.mqtt import MqttSettings, Subscriber, SubscriberError
+    from edge_agent.watch import Watcher, topic_filter
+
+    watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
+    topic = topic_filter(args.prefix, args.site, args.device)
+    try:
+        settings = MqttSettings.consumer(
+            args.host,
+            args.port,
+            args.client_id or f"edge-agent-watch-{os.getpid()}",
+            protocol=args.protocol,
+            username=args.username,
+            password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
+            tls_ca_file=args.ca_file,
+            tls_cert_file=args.cert_file,
+            tls_key_file=args.key_file,
+        )
+        subscriber = Subscriber(settings, [topic], watcher.on_message)
+    except ValueError as problem:  # TLS files: missing, unreadable, too open
+        return error(str(problem))
+    try:
+        subscriber.start(timeout_s=args.connect_timeout_s)
+    except SubscriberError as problem:
+        return error(str(problem))
+    print(f"watching {topic} on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _s, _f: stop.set())
+    try:
+        stop.wait(args.seconds)
+    finally:
+        subscriber.stop()
+    if watcher.duplicates:
+        print(f"watch: {watcher.duplicates} duplicate(s) dropped", file=sys.stderr)
+    return EXIT_OK

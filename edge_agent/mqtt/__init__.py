@@ -1,0 +1,36 @@
+"""MQTT transport (docs/delivery.md states the guarantees; each module says how).
+
+- :mod:`.settings`: :class:`MqttSettings`, :class:`DrainSettings` (plain data)
+- :mod:`.pacer`: :class:`DrainPacer`, the drain's token bucket (pure)
+- :mod:`.wire`: MQTT 5 properties packed by hand, PUBLISH sizes (pure)
+- :mod:`.client`: :func:`new_client`, the only module that imports paho
+- :mod:`.publisher`: :class:`Publisher`, the device's side: status, volatile messages,
+  commands, paho's callbacks
+- :mod:`.drain`: the ``mqtt-drain`` thread, outbox rows → broker
+- :mod:`.command_queue`: commands run off paho's network thread
+- :mod:`.subscriber`: :class:`Subscriber`, a small consumer
+"""
+
+from edge_agent.encode import SCHEMA_VERSION
+from edge_agent.mqtt.client import ClientFactory, new_client
+from edge_agent.mqtt.command_queue import CommandCallback
+from edge_agent.mqtt.pacer import DrainPacer
+from edge_agent.mqtt.publisher import Publisher, PublisherStats
+from edge_agent.mqtt.settings import DrainSettings, MqttSettings, Protocol
+from edge_agent.mqtt.subscriber import ReceivedMessage, Subscriber, SubscriberError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ClientFactory",
+    "CommandCallback",
+    "DrainPacer",
+    "DrainSettings",
+    "MqttSettings",
+    "Protocol",
+    "Publisher",
+    "PublisherStats",
+    "ReceivedMessage",
+    "Subscriber",
+    "SubscriberError",
+    "new_client",
+]

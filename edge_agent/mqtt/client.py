@@ -1,0 +1,135 @@
+"""paho-mqtt behind one door: the only module that imports paho (2.x, callback API v2).
+
+:func:`new_client` turns :class:`MqttSettings` into a configured paho client (protocol,
+credentials, TLS, reconnect delays). :class:`~edge_agent.mqtt.Publisher` and
+:class:`~edge_agent.mqtt.Subscriber` take a ``client_factory`` of this shape, so tests
+hand them a stand-in (``tests/fakes/mqtt.py``) the way gpiozero takes ``pin_factory=``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from typing import Protocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent.mqtt.settings import MqttSettings
+from edge_agent.mqtt.settings import Protocol as MqttProtocol
+from edge_agent.mqtt.wire import properties_block
+
+__all__ = [
+    "CLEAN_START_FIRST_ONLY",
+    "CleanStartOption",
+    "Client",
+    "ClientFactory",
+    "ConnectFlags",
+    "DisconnectFlags",
+    "MQTTErrorCode",
+    "MQTTMessage",
+    "PackedProperties",
+    "PacketTypes",
+    "Properties",
+    "ReasonCode",
+    "connect_properties",
+    "new_client",
+    "new_properties",
+]
+
+_log = logging.getLogger("edge_agent.mqtt")
+
+Client = paho.Client
+ConnectFlags = paho.ConnectFlags
+DisconnectFlags = paho.DisconnectFlags
+MQTTMessage = paho.MQTTMessage
+CleanStartOption = paho.CleanStartOption
+CLEAN_START_FIRST_ONLY = paho.MQTT_CLEAN_START_FIRST_ONLY
+
+
+class ClientFactory(Protocol):
+    """Makes the client a Publisher or Subscriber talks through (:func:`new_client`)."""
+
+    def __call__(self, settings: MqttSettings, *, clean_session: bool) -> paho.Client: ...
+
+
+def _protocol(protocol: MqttProtocol) -> MQTTProtocolVersion:
+    if protocol == "5":
+        return MQTTProtocolVersion.MQTTv5
+    if protocol == "3.1.1":
+        return MQTTProtocolVersion.MQTTv311
+    raise ValueError(f"MQTT protocol must be '5' or '3.1.1', not {protocol!r}")
+
+
+def new_client(settings: MqttSettings, *, clean_session: bool) -> paho.Client:
+    """A paho client for ``settings``; ``clean_session`` matters only with MQTT 3.1.1
+    (MQTT 5 asks for a clean start in ``connect``). Raises TlsConfigError (a ValueError)
+    for unusable TLS files before any socket is opened."""
+    s = settings
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=s.client_id,
+        # paho rejects clean_session with MQTT 5 (clean_start is given to connect()).
+        clean_session=clean_session if s.protocol == "3.1.1" else None,
+        protocol=_protocol(s.protocol),
+    )
+    if s.username is not None:
+        client.username_pw_set(s.username, s.password)
+    if s.uses_tls:
+        from edge_agent.security import build_tls_context  # (docs/security.md)
+
+        # Server verified against the CA and the host name dialled (hostname checking is
+        # off only with an explicit tls_insecure). Raises TlsConfigError, e.g. for a key
+        # file others can read, before any socket is opened.
+        context: ssl.SSLContext = build_tls_context(
+            ca_file=s.tls_ca_file,
+            cert_file=s.tls_cert_file,
+            key_file=s.tls_key_file,
+            insecure=s.tls_insecure,
+        )
+        client.tls_set_context(context)
+        client.tls_insecure_set(s.tls_insecure)
+    elif s.password is not None:
+        from edge_agent.security import plaintext_password_warning
+
+        _log.warning(plaintext_password_warning())
+    client.enable_logger(_log.getChild("paho"))  # paho's own packet log, at DEBUG
+    # paho takes whole seconds here.
+    min_delay = max(1, math.ceil(s.reconnect_min_delay_s))
+    client.reconnect_delay_set(
+        min_delay=min_delay, max_delay=max(min_delay, math.ceil(s.reconnect_max_delay_s))
+    )
+    return client
+
+
+def new_properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def connect_properties(settings: MqttSettings) -> tuple[CleanStartOption, Properties | None]:
+    """``clean_start`` and CONNECT properties: with MQTT 5 a kept session lasts
+    ``session_expiry_s`` (commands queued for us while we were away still arrive)."""
+    if settings.protocol != "5":
+        return CLEAN_START_FIRST_ONLY, None
+    properties = new_properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = settings.session_expiry_s
+    return not settings.keeps_session, properties
+
+
+class PackedProperties(Properties):
+    """Properties already in wire format (:mod:`edge_agent.mqtt.wire`): paho only calls
+    ``pack()`` (and ``str()``)."""
+
+    def __init__(self, body: bytes) -> None:  # no super().__init__(): nothing else is read
+        object.__setattr__(self, "_packed", properties_block(body))
+
+    def pack(self) -> bytes:
+        packed: bytes = object.__getattribute__(self, "_packed")
+        return packed
+
+    def __str__(self) -> str:
+        return f"[{len(self.pack())} bytes of properties]"

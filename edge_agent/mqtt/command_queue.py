@@ -1,0 +1,102 @@
+"""Commands off paho's network thread: a bounded queue and one ``mqtt-commands`` thread.
+
+paho runs ``on_message`` on its network thread, which also reads PUBACKs and sends
+keepalives; a command may be slow (``snapshot`` JPEG-encodes a frame), so the publisher
+only queues it there and this thread runs it and sends the reply. When the queue is full
+the command is refused at once (``{"ok":false,"error":"busy: ..."}``) rather than
+queued without bound or run on the network thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_agent.remote import Reply
+
+__all__ = ["CommandCallback", "CommandQueue", "InboundCommand"]
+
+_log = logging.getLogger("edge_agent.mqtt")
+
+CommandCallback = Callable[[str, bytes, bool], Reply | None]
+"""(command name, payload, retained) → the reply, or None for no reply (runs on the
+``mqtt-commands`` thread)."""
+
+THREAD_NAME = "mqtt-commands"
+
+
+@dataclass(frozen=True)
+class InboundCommand:
+    """A command as received, with where its reply goes."""
+
+    name: str
+    payload: bytes
+    retained: bool
+    reply_topic: str
+    correlation: bytes | None = None
+
+
+class CommandQueue:
+    """Runs queued commands one at a time, in arrival order, on its own thread."""
+
+    def __init__(
+        self,
+        callback: CommandCallback,
+        send_reply: Callable[[InboundCommand, Reply], None],
+        *,
+        capacity: int = 8,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("the command queue needs room for at least one command")
+        self.capacity = capacity
+        self._callback = callback
+        self._send_reply = send_reply
+        self._queue: queue.Queue[InboundCommand | None] = queue.Queue(maxsize=capacity)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+
+    @property
+    def thread_name(self) -> str:
+        return self._thread.name
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, command: InboundCommand) -> bool:
+        """Queue ``command``; False when the queue is full (or stopping). Never blocks."""
+        if self._stopping.is_set():
+            return False
+        try:
+            self._queue.put_nowait(command)
+        except queue.Full:
+            return False
+        return True
+
+    def stop(self, timeout_s: float) -> bool:
+        """Finish the command in hand, drop the rest; False if the thread is still busy
+        after ``timeout_s`` (the caller reports it)."""
+        if not self._thread.is_alive():
+            return True
+        self._stopping.set()
+        # Wake an idle thread; a busy one checks _stopping after its command.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout=max(0.0, timeout_s))
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            command = self._queue.get()
+            if command is None or self._stopping.is_set():
+                return
+            try:
+                reply = self._callback(command.name, command.payload, command.retained)
+            except Exception:  # a handler bug must not end the command thread
+                _log.exception("command %r failed", command.name)
+                reply = Reply.error("internal error")
+            if reply is not None:
+                self._send_reply(command, reply)

@@ -1,0 +1,111 @@
+"""The agent's threads (edge_agent/app.py) with fake detector and camera: who stops, and
+what each thread's failures add up to."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+from fakes.detect import StaticDetector
+from helpers import wait_until
+
+from edge_agent import app
+from edge_agent.broker import LocalBroker
+from edge_agent.capture import LatestFrameMailbox
+from edge_agent.config import CameraConfig, parse_config
+from edge_agent.types import Frame, SourceHealth
+
+
+class StuckSource:
+    """A capture backend whose ``read`` hangs, ignoring its timeout, until released."""
+
+    camera_id = "cam1"
+    nominal_fps = 5.0
+    live = True
+
+    def __init__(self) -> None:
+        self.reading = threading.Event()
+        self.release = threading.Event()
+        self.closed = False
+
+    def read(self, timeout_s: float) -> Frame | None:
+        self.reading.set()
+        self.release.wait()
+        return None
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(connected=True, frames_read=0, reconnects=0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_stop_reports_the_threads_that_did_not_stop(
+    tmp_path: Path,
+    broker: LocalBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = StuckSource()
+    monkeypatch.setattr(app, "build_detector", lambda config: StaticDetector())
+    monkeypatch.setattr(app, "open_source", lambda camera: source)
+    config = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{"id": "cam1", "source": {"kind": "sim", "scenario": "empty_street"}}],
+            "mqtt": {"host": "127.0.0.1", "port": broker.port},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+        }
+    )
+    agent = app.Agent(config)
+    agent.start()
+    try:
+        wait_until(source.reading.is_set, 10.0, "the capture thread reading")
+        with caplog.at_level(logging.ERROR, logger="edge_agent.app"):
+            not_stopped = agent.stop(flush_timeout_s=1.0, join_timeout_s=0.2)
+        assert not_stopped == agent.not_stopped == ("capture-cam1",)
+        assert "still running" in caplog.text and "capture-cam1" in caplog.text
+    finally:
+        source.release.set()
+    stuck = [t for t in threading.enumerate() if t.name == "capture-cam1"]
+    for thread in stuck:
+        thread.join(10.0)
+    assert not any(t.is_alive() for t in stuck)
+
+
+def test_a_clean_stop_reports_no_thread(
+    tmp_path: Path, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = StuckSource()
+    source.release.set()  # reads return at once
+    monkeypatch.setattr(app, "build_detector", lambda config: StaticDetector())
+    monkeypatch.setattr(app, "open_source", lambda camera: source)
+    config = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{"id": "cam1", "source": {"kind": "sim", "scenario": "empty_street"}}],
+            "mqtt": {"host": "127.0.0.1", "port": broker.port},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+        }
+    )
+    agent = app.Agent(config)
+    agent.start()
+    wait_until(source.reading.is_set, 10.0, "the capture thread reading")
+    assert agent.stop(flush_timeout_s=1.0) == agent.not_stopped == ()
+    assert source.closed
+
+
+def test_each_thread_counts_its_own_failures_and_the_latest_error_is_reported() -> None:
+    camera = CameraConfig.model_validate({"id": "cam1", "source": {"kind": "sim"}})
+    pipeline = None  # not used by the failure counts
+    worker = app.CameraWorker(camera, StuckSource(), LatestFrameMailbox(), pipeline)  # type: ignore[arg-type]
+    assert (worker.failed_frames, worker.last_error) == (0, None)
+    worker.capture_failures = worker.capture_failures.add("capture failed: a")
+    worker.analysis_failures = worker.analysis_failures.add("analysis failed: b")
+    assert (worker.failed_frames, worker.last_error) == (2, "analysis failed: b")
+    worker.capture_failures = worker.capture_failures.add("capture failed: c")
+    assert (worker.failed_frames, worker.last_error) == (3, "capture failed: c")

@@ -1,0 +1,121 @@
+"""The status LED on gpiozero's mock pins: the patterns it drives, and bad pins."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPin
+from helpers import wait_until
+
+from edge_agent.config import StatusLedConfig
+from edge_agent.indicator import (
+    PATTERNS,
+    Condition,
+    NoIndicator,
+    StatusError,
+    StatusLed,
+    open_indicator,
+)
+
+PIN = 17
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    pins = MockFactory()
+    yield pins
+    pins.close()
+
+
+def pin(factory: MockFactory) -> MockPin:
+    found: MockPin = factory.pin(PIN)
+    return found
+
+
+def transitions(mock_pin: MockPin) -> list[bool]:
+    """The pin's levels, one per change (repeated writes of one level dropped)."""
+    levels: list[bool] = []
+    for state in mock_pin.states:
+        if not levels or levels[-1] != bool(state.state):
+            levels.append(bool(state.state))
+    return levels
+
+
+def test_ok_is_steady_on_and_stopped_is_off(factory: MockFactory) -> None:
+    led = StatusLed(PIN, pin_factory=factory)
+    led.show(Condition.OK)
+    assert pin(factory).state
+    led.show(Condition.STOPPED)
+    assert not pin(factory).state
+    led.close()
+
+
+@pytest.mark.parametrize(
+    "condition", [Condition.STARTING, Condition.UPLINK_DOWN, Condition.CAMERA_FAULT]
+)
+def test_trouble_blinks(factory: MockFactory, condition: Condition) -> None:
+    led = StatusLed(PIN, pin_factory=factory)
+    mock_pin = pin(factory)
+    mock_pin.clear_states()
+    led.show(condition)
+    # Off, on, off, on, off: it blinks by itself (gpiozero's thread), nobody calls show()
+    # again, in the condition's own rhythm (gpiozero's tolerance: 50 ms or 5 %).
+    wait_until(lambda: len(transitions(mock_pin)) >= 5, 10.0, f"{condition.value} blinking")
+    led.close()
+    on_s, off_s = PATTERNS[condition].on_s, PATTERNS[condition].off_s
+    expected = [(0.0, False), (0.0, True), (on_s, False), (off_s, True), (on_s, False)]
+    assert len(mock_pin.states) >= len(expected)
+    mock_pin.assert_states_and_times(expected)
+
+
+def test_showing_the_same_condition_again_keeps_the_rhythm(factory: MockFactory) -> None:
+    led = StatusLed(PIN, pin_factory=factory)
+    led.show(Condition.OK)
+    before = len(pin(factory).states)
+    led.show(Condition.OK)  # the agent re-evaluates every second
+    assert len(pin(factory).states) == before
+    led.close()
+
+
+def test_an_active_low_led_is_lit_by_a_low_pin(factory: MockFactory) -> None:
+    led = StatusLed(PIN, active_high=False, pin_factory=factory)
+    led.show(Condition.OK)
+    assert not pin(factory).state
+    led.close()
+    assert pin(factory).state  # released dark: high
+
+
+def test_closing_turns_it_off_and_frees_the_pin(factory: MockFactory) -> None:
+    led = StatusLed(PIN, pin_factory=factory)
+    led.show(Condition.UPLINK_DOWN)
+    led.close()
+    assert led.condition is Condition.STOPPED
+    again = StatusLed(PIN, pin_factory=factory)  # would raise if the pin were still taken
+    again.close()
+
+
+def test_a_pin_in_use_is_a_clear_error(factory: MockFactory) -> None:
+    first = StatusLed(PIN, pin_factory=factory)
+    with pytest.raises(StatusError, match=f"pin {PIN}.*in use"):
+        StatusLed(PIN, pin_factory=factory)
+    first.close()
+
+
+def test_an_unknown_pin_name_is_a_clear_error(factory: MockFactory) -> None:
+    with pytest.raises(StatusError, match="'GPIO99'"):
+        StatusLed("GPIO99", pin_factory=factory)
+
+
+def test_the_agent_runs_on_without_a_led_that_cannot_be_set_up(
+    factory: MockFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    taken = StatusLed(PIN, pin_factory=factory)
+    with caplog.at_level(logging.ERROR):
+        indicator = open_indicator(StatusLedConfig(pin=PIN), pin_factory=factory)
+    assert isinstance(indicator, NoIndicator)
+    assert indicator.description.startswith(f"error: status LED on pin {PIN}")
+    assert "running without a status LED" in caplog.text
+    taken.close()
+    assert isinstance(open_indicator(None), NoIndicator)

@@ -1,0 +1,247 @@
+"""What the running agent (edge_agent.app) says over MQTT: the birth, command replies,
+stats and previews, sent through the real publisher into a fake paho client (fakes.mqtt)
+and held against the documented API (docs/schemas, docs/asyncapi.yaml)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import pytest
+from api_contract import (
+    BOOT,
+    IMAGE,
+    ROOT,
+    TIMEOUT_S,
+    TOPICS,
+    agent_birth,
+    agent_config_dict,
+    asyncapi,
+    check_wrong,
+    mutations,
+    new_publisher,
+    running,
+    stats_inputs,
+    status_payloads,
+    validator,
+)
+from fakes.mqtt import FakeClient, Sent, command_message
+from helpers import wait_until
+
+from edge_agent.app import PREVIEW_EXPIRY_S, Agent
+from edge_agent.config import parse_config
+from edge_agent.indicator import Condition, NoIndicator
+from edge_agent.mqtt import Publisher
+from edge_agent.outbox import Outbox
+from edge_agent.remote import (
+    CommandHandler,
+    Reply,
+)
+from edge_agent.stats import build_stats, stats_expiry_s
+from edge_agent.types import Frame
+
+
+class AgentStandIn:
+    """The running agent's command target without cameras or a model: the methods that
+    build replies and publish stats are the real ``Agent``'s."""
+
+    status_report = Agent.status_report
+    snapshot_jpeg = Agent.snapshot_jpeg
+    set_preview = Agent.set_preview
+    camera_ids = Agent.camera_ids
+    publish_stats = Agent.publish_stats
+    _worker = Agent._worker
+    _on_command = Agent._on_command
+
+    def __init__(self, publisher: Publisher | None = None) -> None:
+        self.boot_id = BOOT
+        self.config = parse_config(agent_config_dict(stats_interval_s=30.0))
+        self.topics = TOPICS
+        self.publisher = publisher
+        self.commands = CommandHandler(self)
+        self.indicator = NoIndicator()
+        self._preview_lock = threading.Lock()
+        frame = Frame("cam1", 0, 1_764_448_000.0, 0.0, IMAGE)
+        self.workers = [
+            SimpleNamespace(config=SimpleNamespace(id="cam1"), latest=frame, preview=None),
+            SimpleNamespace(config=SimpleNamespace(id="cam2"), latest=None, preview=None),
+        ]
+
+    def condition(self, now_s: float) -> Condition:
+        return Condition.UPLINK_DOWN
+
+    def stats_body(self, **_options: object) -> dict[str, object]:
+        outbox, publisher, cameras = stats_inputs()
+        return build_stats(
+            boot_id=self.boot_id, uptime_s=12.3, outbox=outbox, publisher=publisher, cameras=cameras
+        )
+
+
+def command(
+    name: str, body: object = None, *, retain: bool = False, **properties: object
+) -> SimpleNamespace:
+    """A command as paho hands it to the publisher."""
+    return command_message(f"{ROOT}/cmd/{name}", body, retain=retain, **properties)
+
+
+class Device(NamedTuple):
+    publisher: Publisher
+    fake: FakeClient
+    target: AgentStandIn
+    replies: list[Reply | None]  # what the agent's command callback returned, in order
+
+
+@pytest.fixture
+def device(outbox: Outbox) -> Iterator[Device]:
+    """The agent's command target behind a started publisher (connected to a fake)."""
+    target = AgentStandIn()
+    replies: list[Reply | None] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply | None:
+        reply = target._on_command(name, payload, retained)
+        replies.append(reply)
+        return reply
+
+    publisher, fake = new_publisher(outbox, on_command=on_command)
+    target.publisher = publisher
+    with running(publisher, fake):
+        yield Device(publisher, fake, target, replies)
+
+
+def send(device: Device, message: SimpleNamespace) -> list[Sent]:
+    """Deliver a command; what the publisher sent in reply (once the agent handled it)."""
+    sent_before, handled_before = len(device.fake.sent), len(device.replies)
+    device.fake.deliver(message)
+    wait_until(lambda: len(device.replies) > handled_before, TIMEOUT_S, "the command handled")
+    if device.replies[-1] is not None:
+        wait_until(lambda: len(device.fake.sent) > sent_before, TIMEOUT_S, "the reply")
+    return device.fake.sent[sent_before:]
+
+
+REPLY_TO = f"{ROOT}/reply/centre-7"
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "schema"),
+    [
+        ("ping", None, "reply-ping"),
+        ("ping", {}, "reply-ping"),
+        ("status", {}, "reply-status"),
+        ("preview", {"camera": "cam1", "seconds": 30, "fps": 2}, "reply-preview"),
+        ("preview", {"camera": "cam1", "on": False}, "reply-preview"),
+        ("preview", {"camera": "cam9"}, "reply-error"),
+        ("preview", {"camera": "cam1", "fps": 50}, "reply-error"),
+        ("snapshot", {"camera": "cam2"}, "reply-error"),
+        ("snapshot", {"camera": "cam1", "colour": "red"}, "reply-error"),
+        ("ping", [1, 2], "reply-error"),
+        ("reboot", {}, "reply-error"),
+    ],
+)
+def test_command_replies_validate_and_go_where_documented(
+    device: Device, name: str, body: object, schema: str
+) -> None:
+    (reply,) = send(device, command(name, body, ResponseTopic=REPLY_TO, CorrelationData=b"c-1"))
+    assert (reply.topic, reply.qos, reply.retain) == (REPLY_TO, 1, False)
+    assert (reply.content_type, reply.expiry_s, reply.correlation) == (
+        "application/json",
+        60,
+        b"c-1",
+    )
+    validator(schema).validate(reply.json())
+
+
+def test_a_snapshot_reply_is_a_jpeg(device: Device) -> None:
+    (reply,) = send(device, command("snapshot", {"camera": "cam1", "width_px": 320}))
+    assert reply.content_type == "image/jpeg" and reply.payload.startswith(b"\xff\xd8\xff")
+    assert reply.topic == f"{ROOT}/reply/snapshot" and reply.correlation is None
+
+
+@pytest.mark.parametrize(
+    "response_topic", [None, "centre/inbox", f"{ROOT}/replies", "city/other-site/pi-9/reply/x"]
+)
+def test_a_reply_goes_under_the_device_s_own_reply_topic_or_to_reply_name(
+    device: Device, response_topic: str | None
+) -> None:
+    properties = {"ResponseTopic": response_topic} if response_topic else {}
+    (reply,) = send(device, command("ping", **properties))
+    assert reply.topic == f"{ROOT}/reply/ping"
+
+
+def test_retained_commands_are_ignored(device: Device) -> None:
+    assert send(device, command("preview", {"camera": "cam1"}, retain=True)) == []
+    assert device[2].workers[0].preview is None and device[2].commands.refused == 1
+
+
+def test_stats_and_previews_are_volatile_with_expiry(
+    device: Device,
+) -> None:
+    publisher, fake, target, _ = device
+    before = len(fake.sent)
+    assert target.publish_stats()
+    (sent,) = fake.sent[before:]
+    assert (sent.topic, sent.qos, sent.retain) == (TOPICS.stats, 0, False)
+    assert sent.expiry_s == stats_expiry_s(30.0) == 60
+    assert sent.content_type == "application/json"
+    assert sent.user_properties == [("v", "1"), ("schema", "edge-agent/stats/1")]
+    validator("stats").validate(sent.json())
+    # Previews: the agent sends them exactly like this (app.Agent._send_preview).
+    jpeg = target.snapshot_jpeg("cam1", 480)
+    assert jpeg is not None
+    assert publisher.publish_volatile(
+        TOPICS.preview("cam1"), jpeg, content_type="image/jpeg", expiry_s=PREVIEW_EXPIRY_S
+    )
+    preview = fake.sent[-1]
+    assert (preview.topic, preview.qos, preview.retain) == (f"{ROOT}/preview/cam1", 0, False)
+    assert (preview.expiry_s, preview.content_type) == (10, "image/jpeg")
+    # Never buffered: not connected means dropped, and counted.
+    fake.drop_connection()
+    wait_until(lambda: not publisher.connected, TIMEOUT_S, "the link lost")
+    assert not target.publish_stats()
+    assert publisher.stats().volatile_dropped == 1
+
+
+def test_wrong_replies_fail(device: Device) -> None:
+    bodies = {
+        "reply-ping": send(device, command("ping"))[0].json(),
+        "reply-status": send(device, command("status"))[0].json(),
+        "reply-preview": send(device, command("preview", {"camera": "cam1"}))[0].json(),
+        "reply-error": send(device, command("preview", {}))[0].json(),
+    }
+    assert "camera" in bodies["reply-error"]["error"]  # names the missing key
+    for name, body in bodies.items():
+        wrongs = [*mutations(body), ("ok flipped", {**body, "ok": not body["ok"]})]
+        wrongs.append(("v added", {**body, "v": 1}))
+        if name == "reply-preview":
+            wrongs += [
+                ("on without until", {**body, "until": None}),
+                ("off with until", {**body, "preview": "off"}),
+                ("preview true", {**body, "preview": True}),
+            ]
+        if name == "reply-status":
+            wrongs.append(("outbox key missing", {**body, "outbox": {}}))
+            wrongs.append(("unknown condition", {**body, "condition": "fine"}))
+        check_wrong(name, body, iter(wrongs))
+
+
+def test_asyncapi_command_examples_are_carried_out() -> None:
+    document = asyncapi()
+    handler = CommandHandler(AgentStandIn())
+    for name, message in document["channels"]["commands"]["messages"].items():
+        resolved = document["components"]["messages"][message["$ref"].rsplit("/", 1)[1]]
+        assert resolved["examples"], name
+        for example in resolved["examples"]:
+            reply = handler.handle(name, json.dumps(example["payload"]).encode())
+            assert reply is not None and b'"ok":false' not in reply.payload, (name, example)
+
+
+def test_a_reset_outbox_is_told_in_every_status_of_the_run(outbox: Outbox) -> None:
+    moved = Path("/var/lib/edge-agent/outbox.db.corrupt-20251130T101500Z")
+    birth = agent_birth(outbox_reset=moved)
+    assert birth["outbox_reset"] == str(moved)
+    for body in status_payloads(outbox, birth).values():
+        validator("status").validate(body)
+        assert body["outbox_reset"] == str(moved)
