@@ -47,14 +47,14 @@ from pathlib import Path
 import cv2
 
 from edge_agent import __version__
-from edge_agent.assemble import build_detector, build_pipeline, mqtt_settings, new_boot_id
+from edge_agent.assemble import build_detector, build_pipeline, new_boot_id
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import SCHEMA_VERSION, Encoder, Topics, interrupted_end
 from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
-from edge_agent.mqtt import DrainSettings, Publisher
+from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
 from edge_agent.pipeline import CameraPipeline, StageClock
 from edge_agent.remote import CommandHandler, Reply
@@ -203,7 +203,7 @@ class Agent:
         self.detector = LockedDetector(build_detector(config))  # one model, every camera
         self.commands = CommandHandler(self)
         self.publisher = Publisher(
-            mqtt_settings(config),
+            MqttSettings.from_config(config),
             self.outbox,
             self.topics,
             birth_payload=self._birth(),

@@ -16,7 +16,6 @@ from edge_agent.detect.filters import with_filters
 from edge_agent.detect.tflite import create_detector
 from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
-from edge_agent.mqtt import MqttSettings
 from edge_agent.pipeline import CameraPipeline, FrameSink, GateSettings
 from edge_agent.rules import build_rules
 from edge_agent.track import IouTracker, TrackerSettings
@@ -26,29 +25,6 @@ from edge_agent.zones import Zone, zones_from_config
 def new_boot_id() -> str:
     """Identifies one run of the agent; consumers use it to tell restarts apart."""
     return secrets.token_hex(4)
-
-
-def mqtt_settings(config: AgentConfig) -> MqttSettings:
-    """The link's settings (a free function only because ``MqttSettings`` lives with the
-    MQTT code, which does not read the agent's config)."""
-    mqtt = config.mqtt
-    tls = mqtt.tls
-    return MqttSettings(
-        host=mqtt.host,
-        port=mqtt.port,
-        client_id=config.client_id,
-        protocol=mqtt.protocol,
-        keepalive_s=mqtt.keepalive_s,
-        username=mqtt.username,
-        password=mqtt.password,
-        tls_ca_file=tls.ca_file if tls else None,
-        tls_cert_file=tls.cert_file if tls else None,
-        tls_key_file=tls.key_file if tls else None,
-        session_expiry_s=mqtt.session_expiry_s if mqtt.protocol == "5" else 0,
-        tls=tls is not None,  # `tls: {}` means TLS with the system's CAs, never plain text
-        reconnect_min_delay_s=mqtt.reconnect_min_delay_s,
-        reconnect_max_delay_s=mqtt.reconnect_max_delay_s,
-    )
 
 
 def build_detector(config: AgentConfig) -> Detector:

@@ -32,7 +32,7 @@ false alarm in the market soak; docs/analytics.md, "The tracker"):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from edge_agent.detect.labels import VEHICLE_LABELS
@@ -293,6 +293,12 @@ class IouTracker:
     def live_tracks(self) -> tuple[Track, ...]:
         """Every confirmed track still alive, seen this frame or coasting on its last box."""
         return tuple(t.snapshot() for t in self._tracks if t.hits >= self.settings.min_hits)
+
+    def expected_tracks(self, now_s: float) -> tuple[Track, ...]:
+        """Every live track, tentative ones too, with its box where it is expected at
+        ``now_s`` (a coasting one moved on at its recent speed): where region detection
+        looks for it, and a tentative one is looked for so it can be confirmed."""
+        return tuple(replace(t.snapshot(), box=t.predicted_box(now_s)) for t in self._tracks)
 
     def tick(self, now_s: float) -> TrackUpdate:
         """Advance time without a detection pass (the gate kept the detector idle)."""

@@ -1,6 +1,7 @@
 """How to reach the broker and how fast to replay the outbox: plain, frozen data.
 
-The pydantic config converts into these (``app.mqtt_settings``, ``DrainSettings.from_config``);
+The pydantic config converts into these (``MqttSettings.from_config``,
+``DrainSettings.from_config``);
 nothing here knows about paho.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from edge_agent.config import OutboxConfig
+    from edge_agent.config import AgentConfig, OutboxConfig
 
 Protocol = Literal["5", "3.1.1"]
 
@@ -49,6 +50,29 @@ class MqttSettings:
     @property
     def keeps_session(self) -> bool:
         return self.session_expiry_s > 0
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> MqttSettings:
+        """The device's link: its own client id, its TLS files, and a session kept over
+        reconnects with MQTT 5 (3.1.1 always starts clean, docs/delivery.md)."""
+        mqtt = config.mqtt
+        tls = mqtt.tls
+        return cls(
+            host=mqtt.host,
+            port=mqtt.port,
+            client_id=config.client_id,
+            protocol=mqtt.protocol,
+            keepalive_s=mqtt.keepalive_s,
+            username=mqtt.username,
+            password=mqtt.password,
+            tls_ca_file=tls.ca_file if tls else None,
+            tls_cert_file=tls.cert_file if tls else None,
+            tls_key_file=tls.key_file if tls else None,
+            session_expiry_s=mqtt.session_expiry_s if mqtt.protocol == "5" else 0,
+            tls=tls is not None,  # `tls: {}` means TLS with the system's CAs, never plain text
+            reconnect_min_delay_s=mqtt.reconnect_min_delay_s,
+            reconnect_max_delay_s=mqtt.reconnect_max_delay_s,
+        )
 
     @classmethod
     def consumer(
