@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from edge_agent import datafiles
 from edge_agent.analytics import DetailValue, SceneState
-from edge_agent.analyzers.common import Cadence, Persistence, make_state
+from edge_agent.analyzers.common import Cadence, Persistence, ViewReport, make_state
 from edge_agent.analyzers.config import ClassifierConfig, RegionConfig
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.runtime import Interpreter, load_interpreter
@@ -67,6 +67,7 @@ class ClassifierAnalyzer:
         self._resting = resting if resting in self._labels else self._labels[0]
         self._cadence = Cadence(every_s)
         self._persistence = Persistence(min_duration_s)
+        self._restart_requested = False
         self.model_path = model_path or resolve_classifier_model(config.model)
         try:
             self._interpreter = interpreter_factory(self.model_path, config.threads)
@@ -106,9 +107,35 @@ class ClassifierAnalyzer:
     def state(self) -> str | None:
         return self._persistence.state
 
+    # A classifier has no reference to set or learn; these let it stand where the pixel
+    # analyzers do (paused and resumed by the camera's tamper analyzer).
+
+    def request_reference(self, mode: str = "learn") -> None:
+        """Nothing to learn: judge afresh from the next frame."""
+        self._restart_requested = True
+
+    @property
+    def reference_pending(self) -> bool:
+        return self._restart_requested
+
+    def relearn(self) -> None:
+        self.restart()
+
+    def view(self) -> ViewReport:
+        """As a camera's tamper analyzer: its labels (``ok``, ``moved``, ...) pause or
+        suspend the region analyzers; it has no reference view, so one epoch."""
+        return ViewReport(self._persistence.state, 1)
+
+    def restart(self) -> None:
+        """Judge afresh: the next level is published again."""
+        self._persistence.reset()
+        self._restart_requested = False
+
     def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
         if not self._cadence.due(now_s):
             return ()
+        if self._restart_requested:
+            self.restart()
         scores = self.classify(frame.for_analysis)
         self.last_scores = dict(zip(self._labels, (float(s) for s in scores), strict=True))
         candidate = self._candidate(scores)

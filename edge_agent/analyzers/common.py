@@ -149,6 +149,14 @@ class Hysteresis:
 
 
 @dataclass(frozen=True)
+class ViewReport:
+    """What a camera's tamper analyzer says of its view, for the region analyzers."""
+
+    state: str | None  # the published level; None before the first
+    epoch: int  # grows each time a reference view is taken (learnt, loaded, set, accepted)
+
+
+@dataclass(frozen=True)
 class Change:
     """A debounced state change: the new state and when (monotonic, wall) its condition began."""
 
@@ -201,6 +209,11 @@ class Persistence:
 
     def interrupt(self) -> None:
         """Forget a candidate still waiting: after a gap its evidence is stale."""
+        self._candidate = None
+
+    def reset(self) -> None:
+        """Judge afresh (a new reference): the next level is published even if it is the same."""
+        self.state = None
         self._candidate = None
 
     def force(self, state: str, now_s: float, wall_s: float) -> Change | None:

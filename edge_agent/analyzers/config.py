@@ -8,6 +8,7 @@ docs/analyzers.md explains each knob and why its default is what it is.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -47,6 +48,17 @@ class RegionConfig(StrictModel):
             return [(float(x), float(y)) for x, y in self.polygon]
         x0, y0, x1, y1 = self.box if self.box is not None else (0.0, 0.0, 1.0, 1.0)
         return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+class ReferenceStoreConfig(StrictModel):
+    """Where the analyzers' references of the clear scene are kept, and what to do without one.
+
+    One per agent (each camera gets a sub-directory) or per camera; docs/analyzers.md,
+    *Stored references*.
+    """
+
+    directory: Path | None = Path("/var/lib/edge-agent/references")  # None: memory only
+    learn_at_start: bool = True  # no stored reference: learn one at start (as before)
 
 
 class ClassifierConfig(StrictModel):

@@ -19,11 +19,15 @@ sweeping across the road does not count; the share of the region that is water t
 goes through hysteresis (``puddle_*``, ``flooded_*``) and persistence (``min_duration_s``).
 While the road is dry, the reference follows slow change (``reference_tau_s``) on the
 pixels that look dry.
+
+The dry reference is best *set* while the road is dry (``request_reference``) and kept on
+disk (``edge_agent.analyzers.reference``): water already there at start is then reported.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
@@ -44,6 +48,11 @@ from edge_agent.analyzers.common import (
     shrink,
 )
 from edge_agent.analyzers.config import FloodAnalyzerConfig
+from edge_agent.analyzers.reference import (
+    ReferenceMode,
+    ReferenceSlot,
+    region_geometry,
+)
 from edge_agent.types import Frame, ImageBGR
 
 NONE, PUDDLE, FLOODED = "none", "puddle", "flooded"
@@ -52,6 +61,8 @@ CONTEXT_WIDTH_PX = 64  # the whole frame at this width measures the light
 _TEXTURE_FLOOR = 0.02  # relative texture below which "more textured" is only noise
 _SMOOTH_SHARE = 0.3  # a reflective patch is water when a good part of it is smooth
 _RECENT_FRAMES = 3  # texture is measured on the median of the last few pictures
+_DRIFT_SHARE = 0.25  # the adapted reference stays this share of the thresholds from the set one
+_TEXTURE_DRIFT = (0.8, 1.25)  # and its texture within these factors of the set one's
 
 
 def texture(grey: FloatImage) -> FloatImage:
@@ -65,9 +76,18 @@ def texture(grey: FloatImage) -> FloatImage:
 
 
 class FloodAnalyzer:
-    def __init__(self, config: FloodAnalyzerConfig, camera_id: str = "") -> None:
+    def __init__(
+        self, config: FloodAnalyzerConfig, camera_id: str = "", slot: ReferenceSlot | None = None
+    ) -> None:
         self.config = config
         self._camera_id = camera_id
+        self.slot = slot or ReferenceSlot(
+            store=None,
+            camera_id=camera_id,
+            analyzer=config.name,
+            kind=config.kind,
+            geometry=geometry_of(config),
+        )
         self._sampler = RegionSampler(config.region, config.work_width_px)
         self._hysteresis = Hysteresis(
             NONE,
@@ -82,6 +102,7 @@ class FloodAnalyzer:
         self._reference: FloatImage | None = None  # region, BGR float
         self._reference_texture: FloatImage | None = None
         self._reference_context: FloatImage | None = None
+        self._anchor: dict[str, FloatImage] = {}  # the reference as it was set or learnt
         self._outside: BoolImage | None = None  # context pixels outside the region
         self._memory: FloatImage | None = None
         self._recent: deque[FloatImage] = deque(maxlen=_RECENT_FRAMES)
@@ -96,6 +117,71 @@ class FloodAnalyzer:
     def state(self) -> str | None:
         return self._persistence.state
 
+    # -- the reference (docs/analyzers.md, Stored references)
+
+    def request_reference(self, mode: ReferenceMode = "learn") -> None:
+        """Take a new dry reference from the next frame(s); any thread."""
+        self.slot.request(mode)
+
+    @property
+    def reference_pending(self) -> bool:
+        return self.slot.pending
+
+    def relearn(self) -> None:
+        """The view changed for good: learn the road again, and judge afresh."""
+        self._forget()
+        self.restart()
+
+    def restart(self) -> None:
+        """Judge afresh with the same reference: the next level is published again."""
+        self._persistence.reset()
+        self._memory = None
+        self._recent.clear()
+
+    def _arrays(self) -> dict[str, FloatImage]:
+        assert self._reference is not None
+        assert self._reference_texture is not None and self._reference_context is not None
+        return {
+            "region": self._reference,
+            "texture": self._reference_texture,
+            "context": self._reference_context,
+        }
+
+    def _install(self, arrays: Mapping[str, FloatImage]) -> bool:
+        """Take these arrays as the reference, if their shapes fit this picture."""
+        region, tex, context = arrays.get("region"), arrays.get("texture"), arrays.get("context")
+        if region is None or tex is None or context is None:
+            return False
+        if tex.shape != region.shape[:2] or self._outside is None:
+            return False
+        if context.shape[:2] != self._outside.shape:
+            return False
+        self._reference = region.astype(np.float32, copy=True)
+        self._reference_texture = tex.astype(np.float32, copy=True)
+        self._reference_context = context.astype(np.float32, copy=True)
+        self._anchor = {key: value.copy() for key, value in self._arrays().items()}
+        self.restart()
+        self.slot.judged()
+        return True
+
+    def _reference_step(
+        self, region: FloatImage, context: FloatImage, size: tuple[int, int], now_s: float
+    ) -> None:
+        """Requests first, then the stored reference at the first frame."""
+        request = self.slot.take_request()
+        if request == "frame":
+            arrays = {"region": region, "texture": texture(_grey(region)), "context": context}
+            if self._install(arrays):
+                self.slot.taken(self._arrays(), size, now_s, explicit=True)
+        elif request == "learn":
+            self.relearn()
+        elif self._reference is None:
+            stored = self.slot.stored_for(size)
+            if stored is not None and not self._install(stored):
+                self.slot.errors += 1  # the same size and geometry cannot give other shapes
+
+    # -- judgement
+
     def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
         tick = self._ticker.tick(now_s)
         if tick is None:
@@ -104,6 +190,7 @@ class FloodAnalyzer:
         if gap:
             self._recent.clear()
         image = frame.for_analysis
+        size = (int(image.shape[1]), int(image.shape[0]))
         small, mask = self._sampler.sample(image)
         region = small.astype(np.float32)
         context = shrink(image, CONTEXT_WIDTH_PX).astype(np.float32)
@@ -115,8 +202,13 @@ class FloodAnalyzer:
             self._forget()  # the camera's resolution changed: learn the road again
         if self._outside is None or self._outside.shape != context.shape[:2]:
             self._outside = ~self._region_in_context(image)
+        self._reference_step(region, context, size, now_s)
         if self._reference is None:
-            self._learn(region, context, now_s)
+            if not self.slot.may_learn:
+                return self.slot.unknown_once(frame, self.name)
+            learnt = self._learn(region, context, now_s)
+            if learnt is not None and self._install(learnt):
+                self.slot.taken(self._arrays(), size, now_s, explicit=False)
             return ()
         assert self._reference_texture is not None and self._reference_context is not None
         gain = channel_gain(context, self._reference_context, self._outside)
@@ -179,16 +271,21 @@ class FloodAnalyzer:
         cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
         return mask > 0
 
-    def _learn(self, region: FloatImage, context: FloatImage, now_s: float) -> None:
+    def _learn(
+        self, region: FloatImage, context: FloatImage, now_s: float
+    ) -> dict[str, FloatImage] | None:
+        """The learnt reference, once learning is over with this picture."""
         tex = texture(_grey(region))
         stacked = np.concatenate([region.ravel(), tex.ravel(), context.ravel()])
         median = self._learner.add(stacked, now_s)
         if median is None:
-            return
+            return None
         n_region, n_tex = region.size, tex.size
-        self._reference = median[:n_region].reshape(region.shape).copy()
-        self._reference_texture = median[n_region : n_region + n_tex].reshape(tex.shape).copy()
-        self._reference_context = median[n_region + n_tex :].reshape(context.shape).copy()
+        return {
+            "region": median[:n_region].reshape(region.shape),
+            "texture": median[n_region : n_region + n_tex].reshape(tex.shape),
+            "context": median[n_region + n_tex :].reshape(context.shape),
+        }
 
     def _adapt(
         self,
@@ -209,6 +306,35 @@ class FloodAnalyzer:
         self._reference_texture[dry] += weight * (
             current_texture[dry] - self._reference_texture[dry]
         )
+        self._bound_drift()
+
+    def _bound_drift(self) -> None:
+        """Keep the adapted reference near the one that was set (or learnt), after the change
+        of light between the two: slow wear and dirt fit in the bounds, but a flood that
+        deepens slowly, a little more each minute, is never taken for the dry road."""
+        assert self._reference is not None and self._reference_texture is not None
+        assert self._reference_context is not None and self._outside is not None
+        if not self._anchor:
+            return
+        light = channel_gain(self._reference_context, self._anchor["context"], self._outside)
+        dry = self._anchor["region"] * light
+        bound = _DRIFT_SHARE * min(self.config.brightness_shift, self.config.blue_shift)
+        np.clip(self._reference, dry - bound, dry + bound, out=self._reference)
+        low, high = _TEXTURE_DRIFT
+        anchor_texture = self._anchor["texture"]
+        np.clip(
+            self._reference_texture,
+            low * anchor_texture,
+            high * anchor_texture,
+            out=self._reference_texture,
+        )
+
+
+def geometry_of(config: FloodAnalyzerConfig) -> str:
+    """What the stored arrays' shapes depend on, besides the picture's size."""
+    return region_geometry(
+        config.region.points(), config.work_width_px, f"context={CONTEXT_WIDTH_PX}"
+    )
 
 
 def _smooth_regions(reflective: BoolImage, smooth: BoolImage) -> BoolImage:

@@ -15,11 +15,18 @@ half that (everything else), and compared with a reference view learned at start
   pointing somewhere else);
 - no_signal: no frames at all for ``no_signal_after_s`` (``no_frames``, called by the
   capture loop when its source goes quiet).
+
+The reference view can be *set* (``request_reference``) and kept on disk
+(``edge_agent.analyzers.reference``), so a camera knocked while the agent was down is
+``moved`` at start. ``view()`` tells the region analyzers of the camera what the tamper
+analyzer sees (``ViewReport``): they pause while it is not fine, and stop at ``unknown``
+when it moved.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
@@ -31,12 +38,14 @@ from edge_agent.analyzers.common import (
     FloatImage,
     Persistence,
     ReferenceLearner,
+    ViewReport,
     blend_factor,
     elapsed,
     make_state,
     shrink,
 )
 from edge_agent.analyzers.config import TamperAnalyzerConfig
+from edge_agent.analyzers.reference import ReferenceMode, ReferenceSlot, region_geometry
 from edge_agent.types import Frame, ImageBGR
 
 OK, COVERED, BLURRED, MOVED, FROZEN, NO_SIGNAL = (
@@ -52,9 +61,21 @@ _FROZEN_SAMPLE_STEP = 4  # compare every 4th pixel: a live picture's noise diffe
 
 
 class TamperAnalyzer:
-    def __init__(self, config: TamperAnalyzerConfig, camera_id: str = "") -> None:
+    def __init__(
+        self,
+        config: TamperAnalyzerConfig,
+        camera_id: str = "",
+        slot: ReferenceSlot | None = None,
+    ) -> None:
         self.config = config
         self._camera_id = camera_id
+        self.slot = slot or ReferenceSlot(
+            store=None,
+            camera_id=camera_id,
+            analyzer=config.name,
+            kind=config.kind,
+            geometry=geometry_of(config),
+        )
         self._cadence = Cadence(config.every_s)
         self._persistence = Persistence(config.min_duration_s, {FROZEN: config.frozen_after_s})
         self._learner = ReferenceLearner(config.learn_s)
@@ -114,11 +135,13 @@ class TamperAnalyzer:
             self._reference = None  # the camera's resolution changed: learn the view again
             self._learner.reset()
             self._sharpness_samples.clear()
+        size = (int(image.shape[1]), int(image.shape[0]))
+        self._reference_step(grey, sharpness, size, now_s)
         view = self._compare(grey, sharpness, measures) if self._reference is not None else None
         candidate = self._candidate(mean, std, frozen, view)
         began: tuple[float, float] | None = None
         if candidate is None:
-            self._learn(grey, sharpness, now_s)
+            self._learn(grey, sharpness, size, now_s)
         elif candidate == FROZEN:
             began = self._still_since  # frozen since the first of the identical pictures
         elif candidate == OK and self._persistence.state == OK:
@@ -177,14 +200,62 @@ class TamperAnalyzer:
         good (``accept_moved_after_s``, a new resolution), so region analyzers relearn too."""
         return self._epoch
 
-    def _learn(self, grey: FloatImage, sharpness: float, now_s: float) -> None:
+    def view(self) -> ViewReport:
+        return ViewReport(self._persistence.state, self._epoch)
+
+    def request_reference(self, mode: ReferenceMode = "learn") -> None:
+        """Take a new reference view from the next frame(s); any thread."""
+        self.slot.request(mode)
+
+    @property
+    def reference_pending(self) -> bool:
+        return self.slot.pending
+
+    def _arrays(self) -> dict[str, FloatImage]:
+        assert self._reference is not None
+        return {
+            "view": self._reference,
+            "sharpness": np.array([self._reference_sharpness], np.float32),
+        }
+
+    def _install(self, reference: FloatImage, sharpness: float) -> None:
+        """A new reference view: judge afresh (the next level is published again)."""
+        self._epoch += 1
+        self._reference = reference.astype(np.float32, copy=True)
+        self._reference_sharpness = sharpness
+        self._sharpness_samples.clear()
+        self._persistence.reset()
+        self._moved_since_s = None
+
+    def _reference_step(
+        self, grey: FloatImage, sharpness: float, size: tuple[int, int], now_s: float
+    ) -> None:
+        """Requests first, then the stored reference at the first frame."""
+        request = self.slot.take_request()
+        if request == "frame":
+            self._install(grey, sharpness)
+            self.slot.taken(self._arrays(), size, now_s, explicit=True)
+        elif request == "learn":
+            self._reference = None  # the published level stands until the new view is learnt
+            self._learner.reset()
+            self._sharpness_samples.clear()
+        elif self._reference is None:
+            stored: Mapping[str, FloatImage] | None = self.slot.stored_for(size)
+            view = None if stored is None else stored.get("view")
+            stored_sharpness = None if stored is None else stored.get("sharpness")
+            if view is not None and stored_sharpness is not None and view.shape == grey.shape:
+                self._install(view, float(stored_sharpness.reshape(-1)[0]))
+            elif stored is not None:
+                self.slot.errors += 1  # the same size and geometry cannot give other shapes
+
+    def _learn(
+        self, grey: FloatImage, sharpness: float, size: tuple[int, int], now_s: float
+    ) -> None:
         self._sharpness_samples.append(sharpness)
         reference = self._learner.add(grey, now_s)
         if reference is not None:
-            self._epoch += 1
-            self._reference = reference
-            self._reference_sharpness = float(np.median(self._sharpness_samples))
-            self._sharpness_samples.clear()
+            self._install(reference, float(np.median(self._sharpness_samples)))
+            self.slot.taken(self._arrays(), size, now_s, explicit=False)
 
     def _adapt(self, grey: FloatImage, sharpness: float, dt_s: float) -> None:
         """Follow slow change (light over the day, seasons) while the view is fine."""
@@ -220,6 +291,10 @@ class TamperAnalyzer:
         dx, dy = phase_shift(self._reference, grey, self._window)
         shift = math.hypot(dx, dy) / grey.shape[1]
         similarity = _structure_similarity(self._reference, grey)
+        if shift >= config.moved_shift and not _shift_explains(
+            self._reference, grey, dx, dy, similarity
+        ):
+            shift = 0.0  # the peak came from something new in view (a car), not a move
         self._recognised = similarity >= config.moved_similarity and shift < config.moved_shift
         measures.update(
             sharpness=round(sharpness_ratio, 3),
@@ -231,6 +306,11 @@ class TamperAnalyzer:
         if not self._recognised:
             return MOVED
         return OK
+
+
+def geometry_of(config: TamperAnalyzerConfig) -> str:
+    """What the stored arrays' shapes depend on, besides the picture's size."""
+    return region_geometry([(0.0, 0.0), (1.0, 1.0)], config.work_width_px, "half")
 
 
 def phase_shift(reference: FloatImage, current: FloatImage, window: FloatImage) -> tuple[int, int]:
@@ -256,20 +336,75 @@ def _sharpness(grey: FloatImage) -> float:
 
 
 def _structure_similarity(reference: FloatImage, current: FloatImage) -> float:
-    """Correlation of the two pictures' edge maps (gradient magnitude, blurred a little):
-    1 for the same view whatever the light, near 0 for a different view."""
+    """How well the two pictures' edge maps (gradient magnitude, blurred a little) agree:
+    1 for the same view whatever the light, near 0 for a different view.
 
-    def edges(grey: FloatImage) -> FloatImage:
-        gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-        magnitude = cv2.magnitude(gx, gy)
-        return np.asarray(cv2.GaussianBlur(magnitude, (0, 0), 1.5), np.float32)
+    The better of two measures: the correlation over the whole picture, and the median of
+    the correlations of ``_TILES`` tiles weighted by how much structure each shows in the
+    reference. A pile, a flood or a lorry changes a few tiles of a bare view (asphalt seen
+    from above) and can dominate its edges; a moved camera changes every tile.
+    """
+    a, b = _edges(reference), _edges(current)
+    whole = _correlation(a, b)
+    columns, rows = _TILES
+    height, width = a.shape
+    values: list[float] = []
+    weights: list[float] = []
+    for row in range(rows):
+        for column in range(columns):
+            ys = slice(row * height // rows, (row + 1) * height // rows)
+            xs = slice(column * width // columns, (column + 1) * width // columns)
+            tile_a = a[ys, xs]
+            values.append(_correlation(tile_a, b[ys, xs]))
+            weights.append(float(tile_a.std()))
+    return max(whole, _weighted_median(values, weights))
 
-    a, b = edges(reference), edges(current)
-    a -= a.mean()
-    b -= b.mean()
+
+_TILES = (4, 3)  # columns, rows of the tiled similarity
+_ALIGNED_GAIN = 0.1  # a real shift: the aligned pictures agree this much better
+
+
+def _shift_explains(
+    reference: FloatImage, current: FloatImage, dx: int, dy: int, similarity: float
+) -> bool:
+    """Whether the view really shifted by (dx, dy): the pictures, so aligned, agree clearly
+    better than as they are. A car or a pile in a bare view can put the peak of the phase
+    correlation anywhere; aligning by it then agrees no better."""
+    height, width = reference.shape
+    if abs(dx) >= width // 2 or abs(dy) >= height // 2:
+        return False  # too little overlap to tell: only the similarity can say "moved"
+    ys_ref = slice(max(0, -dy), height - max(0, dy))
+    xs_ref = slice(max(0, -dx), width - max(0, dx))
+    ys_cur = slice(max(0, dy), height - max(0, -dy))
+    xs_cur = slice(max(0, dx), width - max(0, -dx))
+    aligned = _structure_similarity(reference[ys_ref, xs_ref], current[ys_cur, xs_cur])
+    return aligned >= similarity + _ALIGNED_GAIN
+
+
+def _edges(grey: FloatImage) -> FloatImage:
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    magnitude = cv2.magnitude(gx, gy)
+    return np.asarray(cv2.GaussianBlur(magnitude, (0, 0), 1.5), np.float32)
+
+
+def _correlation(a: FloatImage, b: FloatImage) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
     denominator = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
     return float((a * b).sum()) / denominator if denominator > 0.0 else 0.0
+
+
+def _weighted_median(values: list[float], weights: list[float]) -> float:
+    total = sum(weights)
+    if total <= 0.0:
+        return 0.0
+    running = 0.0
+    for value, weight in sorted(zip(values, weights, strict=True)):
+        running += weight
+        if running >= total / 2.0:
+            return value
+    return values[-1]
 
 
 def _score(state: str, measures: dict[str, DetailValue]) -> float | None:
@@ -278,4 +413,4 @@ def _score(state: str, measures: dict[str, DetailValue]) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-__all__ = ["STATES", "Change", "TamperAnalyzer"]
+__all__ = ["STATES", "Change", "TamperAnalyzer", "ViewReport"]

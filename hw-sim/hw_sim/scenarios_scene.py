@@ -253,11 +253,16 @@ def _tamper_script(
     seed: int, duration_s: float = 180.0, regions_too: bool = False,
 ) -> Script:  # fmt: skip
     """A tamper scenario; with ``regions_too`` flood and garbage watch as well and must stay
-    quiet (they pause while the camera is not ok: a covered lens is not a pile of rubbish)."""
+    quiet (they pause while the camera is not ok: a covered lens is not a pile of rubbish),
+    and say ``unknown`` once it moved (their regions show something else now)."""
     truth = tuple(ExpectedState("tamper", s, t0, t1) for s, t0, t1 in states)
     camera = _camera(TAMPER)
     if regions_too:
-        truth += (_always("flood", "none", duration_s), _always("garbage", "none", duration_s))
+        moved_s = next((t0 for s, t0, _ in states if s == "moved"), duration_s)
+        for region in ("flood", "garbage"):
+            truth += (ExpectedState(region, "none", 0.0, moved_s),)
+            if moved_s < duration_s:
+                truth += (ExpectedState(region, "unknown", moved_s, duration_s),)
         camera = _camera(TAMPER, FLOOD, GARBAGE)
     return Script(
         name,

@@ -19,7 +19,12 @@ import pytest
 from edge_agent.analytics import SceneState
 from edge_agent.analyzers import ClassifierAnalyzer, build_analyzers
 from edge_agent.analyzers.classifier import ClassifierLoadError, resolve_classifier_model
-from edge_agent.analyzers.config import ClassifierConfig, FloodAnalyzerConfig, RegionConfig
+from edge_agent.analyzers.config import (
+    ClassifierConfig,
+    FloodAnalyzerConfig,
+    RegionConfig,
+    TamperAnalyzerConfig,
+)
 from edge_agent.detect.runtime import Interpreter
 from edge_agent.types import Frame, ImageBGR
 
@@ -236,3 +241,27 @@ def test_a_real_tflite_classifier_runs_on_the_region(tmp_path: Path) -> None:
     top_blue[30:] = (0, 0, 255)  # the region is red
     (state,) = analyzer.update(Frame("cam1", 0, WALL_S, 0.0, top_blue), 0.0)
     assert state.state == "flooded" and state.score is not None and state.score > 0.99
+
+
+def test_a_tamper_classifier_pauses_and_suspends_the_region_analyzers(tmp_path: Path) -> None:
+    fake = ColourClassifier()
+    model = tmp_path / "tamper.tflite"
+    model.write_bytes(b"")
+    configs = [
+        TamperAnalyzerConfig(
+            method="classifier",
+            classifier=_config(model=str(model), labels=["moved", "ok", "covered"]),
+            min_duration_s=2.0,
+        ),
+        FloodAnalyzerConfig(learn_s=2.0, min_duration_s=2.0),
+    ]
+    analyzers = build_analyzers(configs, camera_id="cam1", interpreter_factory=_factory(fake))
+    published = []
+    for t in range(20):
+        colour = (0, 0, 255) if t >= 10 else (0, 255, 0)  # red: "moved"; green: "ok"
+        image = np.full((36, 64, 3), colour, np.uint8)
+        image[::4] = 40  # a little structure for the flood analyzer's texture
+        frame = Frame("cam1", t, WALL_S + t, float(t), image)
+        for analyzer in analyzers:
+            published.extend(f"{s.analyzer}:{s.state}" for s in analyzer.update(frame, float(t)))
+    assert published == ["tamper:ok", "flood:none", "tamper:moved", "flood:unknown"]

@@ -199,9 +199,11 @@ def test_region_analyzers_learn_again_when_a_moved_view_is_accepted() -> None:
         return after if t >= 20 else before
 
     paused = _states(True, picture)
-    # Moved, accepted after 20 s, learned: ok. Garbage learns the new view: none, no pile.
+    # Moved: garbage cannot judge (unknown). Accepted after 20 s, learned: ok. Garbage
+    # learns the new view: none, no pile.
     assert paused == [
-        "tamper:ok", "garbage:none", "tamper:moved", "tamper:ok", "garbage:none"
+        "tamper:ok", "garbage:none", "tamper:moved", "garbage:unknown", "tamper:ok",
+        "garbage:none",
     ]  # fmt: skip
     assert "garbage:present" in _states(False, picture)
 

@@ -20,6 +20,7 @@ from edge_agent.analyzers.config import (
     ClassifierConfig,
     FloodAnalyzerConfig,
     GarbageAnalyzerConfig,
+    ReferenceStoreConfig,
     RegionConfig,
     TamperAnalyzerConfig,
 )
@@ -123,6 +124,7 @@ def test_region_defaults_to_the_whole_frame() -> None:
 
 
 ANALYZER_MODELS: list[type[BaseModel]] = [
+    ReferenceStoreConfig,
     RegionConfig,
     ClassifierConfig,
     FloodAnalyzerConfig,
@@ -136,3 +138,10 @@ def test_every_analyzer_knob_is_documented(model: type[BaseModel]) -> None:
     text = (DOCS / "analyzers.md").read_text()
     missing = [name for name in model.model_fields if f"`{name}`" not in text]
     assert not missing, f"{model.__name__}: undocumented keys {missing} in docs/analyzers.md"
+
+
+def test_the_reference_store_config_refuses_unknown_keys() -> None:
+    assert ReferenceStoreConfig().learn_at_start
+    assert ReferenceStoreConfig.model_validate({"directory": None}).directory is None
+    with pytest.raises(ValidationError, match="extra"):
+        ReferenceStoreConfig.model_validate({"dir": "/tmp"})
