@@ -116,13 +116,16 @@ def agent_config(
     outbox_dir: Path,
     threads: int = 2,
     motion: MotionSettings | None = None,
+    regions: bool = True,
 ) -> AgentConfig:
-    """The running agent's defaults, one camera, ``model`` on ``threads`` threads."""
+    """The running agent's defaults, one camera, ``model`` on ``threads`` threads
+    (``regions=False``: one whole-frame pass per detection run, as before regions)."""
+    camera = {"id": "cam1", "fps": fps, "source": source, "regions": {"enabled": regions}}
     return AgentConfig.model_validate(
         {
             "site_id": "bench",
             "device_id": "bench",
-            "cameras": [{"id": "cam1", "fps": fps, "source": source}],
+            "cameras": [camera],
             "detector": {"model": model, "threads": threads},
             "motion": asdict(motion or MotionSettings()),
             "outbox": {"path": str(outbox_dir / "outbox.db")},
@@ -464,6 +467,7 @@ class GateRun:
     gate: str
     frames: int = 0
     detector_runs: int = 0
+    invokes: int = 0
     motion_frames: int = 0
     in_view: list[set[str]] = field(default_factory=list)  # families detected per frame (ref)
     open_at: list[set[str]] = field(default_factory=list)  # families with an open event
@@ -483,6 +487,10 @@ class GateRun:
     def motion_share(self) -> float:
         return self.motion_frames / max(1, self.frames)
 
+    @property
+    def invokes_per_frame(self) -> float:
+        return self.invokes / max(1, self.frames)
+
 
 def run_gate(
     clip: Clip,
@@ -492,9 +500,16 @@ def run_gate(
     reference: list[set[str]] | None,
     tmp_dir: Path,
 ) -> GateRun:
-    """One pass over the clip. Without ``reference`` the detector runs on every frame and
-    the pass *is* the reference: which label families it sees per frame."""
-    config = agent_config(detector.model_name, clip.source, clip.fps, tmp_dir, motion=motion)
+    """One pass over the clip. Without ``reference`` the detector runs on the whole of every
+    frame and the pass *is* the reference: which label families it sees per frame."""
+    config = agent_config(
+        detector.model_name,
+        clip.source,
+        clip.fps,
+        tmp_dir,
+        motion=motion,
+        regions=reference is not None,
+    )
     observed = ObservedDetector(detector)
     sink = RecordingSink()
     pipeline = build(config, observed, sink)
@@ -529,9 +544,10 @@ def run_gate(
         source.close()
     run.cpu_s = time.process_time() - cpu_start
     clock = pipeline.clock
-    run.frames, run.detector_runs, run.motion_frames = (
+    run.frames, run.detector_runs, run.invokes, run.motion_frames = (
         clock.frames,
         clock.detector_runs,
+        clock.invokes,
         clock.motion_frames,
     )
     run.new_events = len(sink.new_events)
@@ -644,6 +660,7 @@ def gate_clip(
         row: dict[str, Any] = {
             "gate": run.gate,
             "detector_share": run.detector_share,
+            "invokes_per_frame": run.invokes_per_frame,
             "motion_share": run.motion_share,
             "new_events": run.new_events,
             "coverage": run_coverage,
@@ -656,6 +673,7 @@ def gate_clip(
         quiet_motion = "-" if not quiet else f"{100 * row['quiet_motion']:.0f} %"
         print(
             f"  {run.gate:<16} detector {100 * run.detector_share:5.1f} %  "
+            f"invokes {run.invokes_per_frame:4.2f}/frame  "
             f"motion {100 * run.motion_share:5.1f} % (empty scene: {quiet_motion})  "
             f"new events {run.new_events:3d}  "
             f"in-view frames with an open event {100 * run_coverage:5.1f} %  "
@@ -720,11 +738,11 @@ def gate(model: str, fps_values: Sequence[float], sweep: bool = False) -> list[d
     args += ["--sweep"] if sweep else []
     results = run_child(args)
     print(
-        "\n| clip | fps | frames | person in view | gate | detector | motion | "
+        "\n| clip | fps | frames | person in view | gate | detector | invokes/frame | motion | "
         "motion on empty scene | new events | in-view frames with an open event | "
         "visits with an event | CPU ms/frame |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         for row in r["rows"]:
             cover = "-" if r["visits"] == 0 else f"{100 * row['coverage']:.1f} %"
@@ -736,6 +754,7 @@ def gate(model: str, fps_values: Sequence[float], sweep: bool = False) -> list[d
             print(
                 f"| {r['clip']} | {r['fps']:g} | {r['frames']} | {100 * r['person_share']:.1f} % | "
                 f"{row['gate']} | {100 * row['detector_share']:.1f} % | "
+                f"{row['invokes_per_frame']:.2f} | "
                 f"{100 * row['motion_share']:.1f} % | {quiet} | {row['new_events']} | {cover} | "
                 f"{row['visits_with_event']}/{r['visits']} | {row['cpu_ms']:.1f} |"
             )
