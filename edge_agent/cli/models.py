@@ -62,6 +62,16 @@ def _select(manifest: Manifest, names: list[str]) -> list[Entry]:
     return [manifest.find(name) for name in names]
 
 
+def _named_entries(names: list[str]) -> list[Entry] | None:
+    """The manifest entries ``names`` asks for (all without names); None, said on stderr,
+    when the manifest cannot be read or a name is not in it."""
+    try:
+        return _select(datafiles.load_manifest(), names)
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def list_handler(args: argparse.Namespace) -> int:
     try:
         manifest = datafiles.load_manifest()
@@ -76,11 +86,8 @@ def list_handler(args: argparse.Namespace) -> int:
 
 
 def verify_handler(args: argparse.Namespace) -> int:
-    try:
-        manifest = datafiles.load_manifest()
-        entries = _select(manifest, args.names)
-    except DataFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    entries = _named_entries(args.names)
+    if entries is None:
         return 2
     failures = 0
     for entry in entries:
@@ -95,11 +102,8 @@ def verify_handler(args: argparse.Namespace) -> int:
 
 
 def fetch_handler(args: argparse.Namespace) -> int:
-    try:
-        manifest = datafiles.load_manifest()
-        entries = _select(manifest, args.names)
-    except DataFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    entries = _named_entries(args.names)
+    if entries is None:
         return 2
     dest_dir: Path | None = args.dest
     failures = 0
