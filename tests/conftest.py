@@ -1,8 +1,11 @@
-"""Shared fixtures: a real mosquitto on a free loopback port (never 1883)."""
+"""Shared fixtures: a real mosquitto on a free loopback port (never 1883), and the
+child processes a test starts."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from realdata import skip_or_fail
@@ -19,23 +22,36 @@ def _new_broker() -> LocalBroker:
         skip_or_fail(f"mosquitto is missing: {error}")
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[LocalBroker]:
-    """One mosquitto for the whole session. Tests must not stop or restart it."""
+@contextmanager
+def _running_broker() -> Iterator[LocalBroker]:
     local = _new_broker()
     try:
         local.start()
         yield local
     finally:
         local.close()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[LocalBroker]:
+    """One mosquitto for the whole session. Tests must not stop or restart it."""
+    with _running_broker() as local:
+        yield local
 
 
 @pytest.fixture
 def private_broker() -> Iterator[LocalBroker]:
     """A mosquitto of this test's own, which it may stop, kill and restart."""
-    local = _new_broker()
-    try:
-        local.start()
+    with _running_broker() as local:
         yield local
-    finally:
-        local.close()
+
+
+@pytest.fixture
+def child_processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts (it appends them): killed if still running, and reaped."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)

@@ -275,24 +275,16 @@ CHILD_AGENT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
-def start_child(children: list[subprocess.Popen[str]], **args: object) -> subprocess.Popen[str]:
+def start_child(
+    child_processes: list[subprocess.Popen[str]], **args: object
+) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD_AGENT, json.dumps(args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    children.append(child)
+    child_processes.append(child)
     return child
 
 
@@ -302,7 +294,7 @@ def stored_seqs(path: Path) -> set[int]:
 
 
 def test_agent_sigkill_in_the_middle_of_a_drain_loses_nothing(
-    broker: LocalBroker, tmp_path: Path, root: str, children: list[subprocess.Popen[str]]
+    broker: LocalBroker, tmp_path: Path, root: str, child_processes: list[subprocess.Popen[str]]
 ) -> None:
     outbox_path = tmp_path / "outbox.db"
     with Outbox(outbox_path, max_bytes=1 << 26, max_rows=100_000) as box:
@@ -312,14 +304,14 @@ def test_agent_sigkill_in_the_middle_of_a_drain_loses_nothing(
     sub.start(TIMEOUT_S)
     common = {"port": broker.port, "outbox": str(outbox_path), "root": root, "rate": 1000}
     try:
-        first = start_child(children, client_id=f"agent-{root[10:18]}", **common)
+        first = start_child(child_processes, client_id=f"agent-{root[10:18]}", **common)
         wait_until(lambda: len(consumer.seqs()) >= 600, TIMEOUT_S, "the drain to be under way")
         first.send_signal(signal.SIGKILL)
         first.wait(TIMEOUT_S)
         left = stored_seqs(outbox_path)  # what the next run will send
         assert 0 < len(left) < 3000, "the kill did not land mid-drain"
 
-        second = start_child(children, client_id=f"agent-{root[10:18]}", **common)
+        second = start_child(child_processes, client_id=f"agent-{root[10:18]}", **common)
         wait_until(lambda: set(consumer.seqs()) >= set(range(1, 3001)), TIMEOUT_S, "all 3000")
         second.send_signal(signal.SIGTERM)
         _out, err = second.communicate(timeout=TIMEOUT_S)
@@ -440,7 +432,7 @@ def test_cap_reached_during_a_long_outage_evicts_as_documented_and_reports_it(
 
 
 def test_corrupt_outbox_at_start_is_kept_aside_and_the_agent_starts_fresh(
-    broker: LocalBroker, tmp_path: Path, root: str, children: list[subprocess.Popen[str]]
+    broker: LocalBroker, tmp_path: Path, root: str, child_processes: list[subprocess.Popen[str]]
 ) -> None:
     outbox_path = tmp_path / "outbox.db"
     garbage = b"SQLite format 3\x00" + os.urandom(8192)
@@ -450,7 +442,7 @@ def test_corrupt_outbox_at_start_is_kept_aside_and_the_agent_starts_fresh(
     sub.start(TIMEOUT_S)
     try:
         child = start_child(
-            children,
+            child_processes,
             port=broker.port,
             outbox=str(outbox_path),
             root=root,
