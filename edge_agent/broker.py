@@ -205,7 +205,11 @@ class LocalBroker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalBroker:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a broker that failed to start leaves no temp dir behind
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from realdata import skip_or_fail
@@ -22,27 +21,17 @@ def _new_broker() -> LocalBroker:
         skip_or_fail(f"mosquitto is missing: {error}")
 
 
-@contextmanager
-def _running_broker() -> Iterator[LocalBroker]:
-    local = _new_broker()
-    try:
-        local.start()
-        yield local
-    finally:
-        local.close()
-
-
 @pytest.fixture(scope="session")
 def broker() -> Iterator[LocalBroker]:
     """One mosquitto for the whole session. Tests must not stop or restart it."""
-    with _running_broker() as local:
+    with _new_broker() as local:
         yield local
 
 
 @pytest.fixture
 def private_broker() -> Iterator[LocalBroker]:
     """A mosquitto of this test's own, which it may stop, kill and restart."""
-    with _running_broker() as local:
+    with _new_broker() as local:
         yield local
 
 

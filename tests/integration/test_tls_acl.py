@@ -194,11 +194,8 @@ def _start(files: Path) -> Iterator[ReferenceBroker]:
         broker = ReferenceBroker(files)
     except BrokerNotAvailable as error:
         skip_or_fail(str(error))
-    try:
-        broker.start()
+    with broker:
         yield broker
-    finally:
-        broker.close()
 
 
 @pytest.fixture(scope="module")
