@@ -149,6 +149,19 @@ def consumer_on(broker: LocalBroker, root: str, consumer: Consumer) -> Subscribe
     return Subscriber(settings, [f"{root}/#"], consumer)
 
 
+def drain_after_the_outage(
+    broker: LocalBroker, box: Outbox, consumer: Consumer, expected_seqs: int
+) -> None:
+    """Bring the uplink back; return once ``box`` drained, the gap notice arrived and the
+    consumer holds ``expected_seqs`` distinct seqs."""
+    broker.start()
+    wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
+    wait_until(lambda: consumer.notices(), TIMEOUT_S, "the gap notice")
+    wait_until(
+        lambda: len(set(consumer.seqs())) >= expected_seqs, TIMEOUT_S, f"{expected_seqs} seqs"
+    )
+
+
 def publisher_for(
     broker: LocalBroker, outbox: Outbox, root: str, drain: DrainSettings | None = None
 ) -> Publisher:
@@ -400,10 +413,7 @@ def test_cap_reached_during_a_long_outage_evicts_as_documented_and_reports_it(
         assert body["outbox"]["gaps_unreported"] == len(evicted)
         assert body["publisher"]["connected"] is False
 
-        private_broker.start()  # the uplink comes back
-        wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
-        wait_until(lambda: consumer.notices(), TIMEOUT_S, "the gap notice")
-        wait_until(lambda: len(set(consumer.seqs())) >= len(kept) + 1, TIMEOUT_S, "kept + notice")
+        drain_after_the_outage(private_broker, box, consumer, len(kept) + 1)  # kept + notice
     finally:
         pub.stop(5)
         sub.stop()
@@ -525,10 +535,7 @@ def test_full_disk_degrades_as_documented_and_recovers(
         after = box.enqueue_many([event(root, 9000), thumbnail(root, 9000)])
         last_seq = after[-1].seq
         assert last_seq == len(stored) + 10 + 2  # the 10 unstored seqs were not reused
-        private_broker.start()
-        wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
-        wait_until(lambda: consumer.notices(), TIMEOUT_S, "the gap notice")
-        wait_until(lambda: len(set(consumer.seqs())) >= len(stored) + 3, TIMEOUT_S, "all")
+        drain_after_the_outage(private_broker, box, consumer, len(stored) + 3)
     finally:
         pub.stop(5)
         sub.stop()
