@@ -292,13 +292,9 @@ def test_resolve_media_prefers_the_media_path(env: dict[str, Path]) -> None:
 
 
 def _run_models(argv: list[str]) -> int:
-    import argparse
+    from edge_agent.cli import build_parser
 
-    from edge_agent.cli import models
-
-    parser = argparse.ArgumentParser(prog="edge-agent")
-    models.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["models", *argv])
+    args = build_parser().parse_args(["models", *argv])
     result: int = args.handler(args)
     return result
 
