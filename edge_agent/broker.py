@@ -64,6 +64,23 @@ def free_loopback_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def service_lines(log_path: Path) -> list[str]:
+    """mosquitto config lines every test broker shares: a full log in ``log_path`` (read
+    when a test fails) and, started as root (a CI container), staying root: mosquitto
+    would drop to user "mosquitto", which cannot write our temp dir."""
+    lines = [
+        f"log_dest file {log_path}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        lines.append("user root")
+    return lines
+
+
 class LocalBroker:
     """Runs ``mosquitto -c <tmp>/mosquitto.conf`` listening on ``127.0.0.1:port``."""
 
@@ -85,22 +102,13 @@ class LocalBroker:
         lines = [
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
-            f"log_dest file {self.log_path}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "connection_messages true",
+            *service_lines(self.log_path),
             "persistence true",
             f"persistence_location {data_dir}/",
             # A test subscriber may lag a fast drain by thousands of messages; mosquitto's
             # default (1000 queued per client) would then drop some silently.
             "max_queued_messages 0",
         ]
-        # Started as root (a CI container), mosquitto drops to user "mosquitto", which
-        # cannot write our temp dir.
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            lines.append("user root")
         if self._extra_config:
             lines.append(self._extra_config)
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -197,7 +205,11 @@ class LocalBroker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LocalBroker:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a broker that failed to start leaves no temp dir behind
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -70,6 +70,17 @@ class ZoneConfig(StrictModel):
     inertia_frames: int = Field(3, ge=1, le=100)  # frames in/out before it counts
 
 
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+def _refuse_repeats(what: str, names: list[str]) -> None:
+    repeated = _repeated(names)
+    if repeated:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
+
+
 class RegionConfig(StrictModel):
     """Where the detector looks (docs/pipeline.md §6): crops around motion and tracks at
     native resolution, so a person 25 px tall is found; a full-frame pass on a cadence."""
@@ -99,17 +110,13 @@ class CameraConfig(StrictModel):
     @field_validator("zones")
     @classmethod
     def _unique_zone_names(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
-        names = [z.name for z in zones]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"zone names must be unique, repeated: {', '.join(duplicates)}")
+        _refuse_repeats("zone names", [z.name for z in zones])
         return zones
 
     @model_validator(mode="after")
     def _rules_fit_the_zones(self) -> CameraConfig:
         problems = rule_problems(self.rules, [z.name for z in self.zones])
-        names = [a.name for a in self.analyzers]
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        repeated = _repeated([a.name for a in self.analyzers])
         if repeated:
             problems.append(f"analyzer names must be unique per camera: {', '.join(repeated)}")
         if problems:
@@ -272,10 +279,7 @@ class AgentConfig(StrictModel):
     @field_validator("cameras")
     @classmethod
     def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
-        ids = [c.id for c in cameras]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"camera ids must be unique, repeated: {', '.join(duplicates)}")
+        _refuse_repeats("camera ids", [c.id for c in cameras])
         return cameras
 
     @field_validator("timezone")

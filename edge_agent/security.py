@@ -56,7 +56,8 @@ class InsecureKeyFileError(TlsConfigError):
     """A private key file that someone other than its owner can read or write."""
 
 
-def _stat_regular_file(path: Path, what: str) -> os.stat_result:
+def _regular_file_mode(path: Path, what: str) -> int:
+    """The permission bits of ``path``, which must be a regular file."""
     try:
         info = path.stat()  # follows symlinks: the mode that matters is the target's
     except FileNotFoundError:
@@ -70,7 +71,7 @@ def _stat_regular_file(path: Path, what: str) -> os.stat_result:
         raise TlsConfigError(f"{what} {path} cannot be read: {error.strerror or error}") from None
     if not stat.S_ISREG(info.st_mode):
         raise TlsConfigError(f"{what} {path} is not a regular file")
-    return info
+    return stat.S_IMODE(info.st_mode)
 
 
 def _read_head(path: Path, what: str, max_bytes: int = 1 << 20) -> bytes:
@@ -108,8 +109,7 @@ def check_private_key_file(path: Path) -> None:
 def check_secret_file(path: Path, what: str = "file holding a secret") -> None:
     """Refuse a file holding a secret (e.g. a config with ``mqtt.password``) that group or
     others may read or write; same rule as for a private key, without the PEM checks."""
-    info = _stat_regular_file(path, what)
-    mode = stat.S_IMODE(info.st_mode)
+    mode = _regular_file_mode(path, what)
     if mode & 0o077:
         raise InsecureKeyFileError(
             f"{what} {path} has mode {mode:04o}: group or others may read or write it."
@@ -119,7 +119,7 @@ def check_secret_file(path: Path, what: str = "file holding a secret") -> None:
 
 def check_certificate_file(path: Path, what: str = "TLS certificate file") -> None:
     """A certificate file (public) must exist, be readable and hold a PEM certificate."""
-    _stat_regular_file(path, what)
+    _regular_file_mode(path, what)
     if b"-----BEGIN CERTIFICATE-----" not in _read_head(path, what):
         raise TlsConfigError(f"{what} {path} does not hold a PEM certificate")
 
@@ -127,8 +127,7 @@ def check_certificate_file(path: Path, what: str = "TLS certificate file") -> No
 def check_ca_file(path: Path) -> None:
     """Like :func:`check_certificate_file`, and nobody but the owner may write it."""
     what = "TLS CA file"
-    info = _stat_regular_file(path, what)
-    mode = stat.S_IMODE(info.st_mode)
+    mode = _regular_file_mode(path, what)
     if mode & 0o022:
         raise TlsConfigError(
             f"{what} {path} has mode {mode:04o}: group or others may write it, and so make the"

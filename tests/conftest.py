@@ -1,7 +1,9 @@
-"""Shared fixtures: a real mosquitto on a free loopback port (never 1883)."""
+"""Shared fixtures: a real mosquitto on a free loopback port (never 1883), and the
+child processes a test starts."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -22,20 +24,23 @@ def _new_broker() -> LocalBroker:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[LocalBroker]:
     """One mosquitto for the whole session. Tests must not stop or restart it."""
-    local = _new_broker()
-    try:
-        local.start()
+    with _new_broker() as local:
         yield local
-    finally:
-        local.close()
 
 
 @pytest.fixture
 def private_broker() -> Iterator[LocalBroker]:
     """A mosquitto of this test's own, which it may stop, kill and restart."""
-    local = _new_broker()
-    try:
-        local.start()
+    with _new_broker() as local:
         yield local
-    finally:
-        local.close()
+
+
+@pytest.fixture
+def child_processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts (it appends them): killed if still running, and reaped."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)

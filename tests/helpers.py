@@ -21,3 +21,19 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(_POLL_S)
+
+
+def sim_camera(**source: object) -> dict[str, object]:
+    """The agent tests' camera config: cam1 at 5 fps on the simulated ``person_walks_in``
+    scene at 480x270; ``source`` adds or overrides keys of its source."""
+    return {
+        "id": "cam1",
+        "fps": 5,
+        "source": {
+            "kind": "sim",
+            "scenario": "person_walks_in",
+            "width": 480,
+            "height": 270,
+            **source,
+        },
+    }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from edge_agent import datafiles
@@ -62,6 +64,16 @@ def _select(manifest: Manifest, names: list[str]) -> list[Entry]:
     return [manifest.find(name) for name in names]
 
 
+def _named_entries(names: list[str]) -> list[Entry] | None:
+    """The manifest entries ``names`` asks for (all without names); None, said on stderr,
+    when the manifest cannot be read or a name is not in it."""
+    try:
+        return _select(datafiles.load_manifest(), names)
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def list_handler(args: argparse.Namespace) -> int:
     try:
         manifest = datafiles.load_manifest()
@@ -75,31 +87,32 @@ def list_handler(args: argparse.Namespace) -> int:
     return 0
 
 
-def verify_handler(args: argparse.Namespace) -> int:
+def _report(entry: Entry, verb: str, find: Callable[[], Path]) -> bool:
+    """Print ``verb``, the entry and the path ``find`` gives, or FAIL and why on stderr
+    (then False)."""
     try:
-        manifest = datafiles.load_manifest()
-        entries = _select(manifest, args.names)
+        path = find()
     except DataFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"FAIL {entry.name}: {exc}", file=sys.stderr)
+        return False
+    print(f"{verb:<4} {entry.name}  {path}")
+    return True
+
+
+def verify_handler(args: argparse.Namespace) -> int:
+    entries = _named_entries(args.names)
+    if entries is None:
         return 2
     failures = 0
     for entry in entries:
-        try:
-            path = datafiles.resolve_entry(entry)
-        except DataFileError as exc:
+        if not _report(entry, "ok", partial(datafiles.resolve_entry, entry)):
             failures += 1
-            print(f"FAIL {entry.name}: {exc}", file=sys.stderr)
-            continue
-        print(f"ok   {entry.name}  {path}")
     return 1 if failures else 0
 
 
 def fetch_handler(args: argparse.Namespace) -> int:
-    try:
-        manifest = datafiles.load_manifest()
-        entries = _select(manifest, args.names)
-    except DataFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    entries = _named_entries(args.names)
+    if entries is None:
         return 2
     dest_dir: Path | None = args.dest
     failures = 0
@@ -115,11 +128,6 @@ def fetch_handler(args: argparse.Namespace) -> int:
         if not entry.downloadable and not args.names:
             print(f"skip {entry.name}: no download for the exact file (see manifest notes)")
             continue
-        try:
-            path = datafiles.fetch(entry, dest_dir=dest_dir)
-        except DataFileError as exc:
+        if not _report(entry, "got", partial(datafiles.fetch, entry, dest_dir=dest_dir)):
             failures += 1
-            print(f"FAIL {entry.name}: {exc}", file=sys.stderr)
-            continue
-        print(f"got  {entry.name}  {path}")
     return 1 if failures else 0

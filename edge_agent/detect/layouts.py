@@ -246,8 +246,24 @@ def _single_output(context: LayoutContext, layout: str, expected: str) -> Tensor
     return outputs[0]
 
 
+class _LetterboxLayout:
+    """One output, and the input letterboxed into a reused buffer: what the YOLO layouts
+    share."""
+
+    def __init__(
+        self, context: LayoutContext, output: TensorDetails, letterbox: _LetterboxInput
+    ) -> None:
+        self._input = letterbox
+        self._output_index = int(output["index"])
+        self._score_threshold = context.score_threshold
+        self._allowed_ids = context.allowed_class_ids
+
+    def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
+        return self._input.fill(image)
+
+
 @register_layout("yolox")
-class YoloxLayout:
+class YoloxLayout(_LetterboxLayout):
     """YOLOX exported with its decoder: rows of cx, cy, w, h (input px), objectness, C class
     scores; input BGR 0-255 float, letterboxed top-left with grey 114."""
 
@@ -261,15 +277,10 @@ class YoloxLayout:
                 "class scores)"
             )
         _require_input_dtype(context, "YOLOX", np.float32)
-        self._output_index = int(output["index"])
-        self._input = _LetterboxInput(
+        letterbox = _LetterboxInput(
             context.input_size_px, np.dtype(np.float32), YOLOX_PAD_VALUE, lambda bgr: bgr
         )
-        self._score_threshold = context.score_threshold
-        self._allowed_ids = context.allowed_class_ids
-
-    def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
-        return self._input.fill(image)
+        super().__init__(context, output, letterbox)
 
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         assert fit is not None
@@ -307,7 +318,7 @@ def _rgb_through(lut: npt.NDArray[Any]) -> Callable[[ImageBGR], npt.NDArray[Any]
 
 
 @register_layout("ultralytics")
-class UltralyticsLayout:
+class UltralyticsLayout(_LetterboxLayout):
     """The YOLOv8/YOLO11 export most users train: input RGB 0..1 (quantised per the input
     tensor), letterboxed with grey 114; one output of cx, cy, w, h and one score per class
     for each of N anchors, either orientation, int8/uint8 (dequantised here) or float."""
@@ -335,20 +346,15 @@ class UltralyticsLayout:
             lut = _input_lut(context.input)
         except ValueError as exc:
             raise ModelLoadError(f"{context.model_path}: {exc}") from exc
-        self._input = _LetterboxInput(
+        letterbox = _LetterboxInput(
             context.input_size_px,
             dtype,
             float(lut[YOLOX_PAD_VALUE]),
             _rgb_through(lut),
         )
-        self._output_index = int(output["index"])
+        super().__init__(context, output, letterbox)
         self._output_quant = _quantization(output)
         self._input_size_px = context.input_size_px
-        self._score_threshold = context.score_threshold
-        self._allowed_ids = context.allowed_class_ids
-
-    def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
-        return self._input.fill(image)
 
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         assert fit is not None

@@ -145,6 +145,25 @@ def encode_payload(message: OutboundMessage, seq: int) -> bytes:
     return bytes(message.binary_body)
 
 
+def stored_message(
+    message: OutboundMessage, seq: int, now_s: float, *, is_gap_notice: bool = False
+) -> StoredMessage:
+    """``message`` as the row it becomes under ``seq``; ``row_id`` is 0 until inserted."""
+    return StoredMessage(
+        row_id=0,
+        seq=seq,
+        topic=message.topic,
+        payload=encode_payload(message, seq),
+        qos=message.qos,
+        retain=message.retain,
+        message_class=message.message_class,
+        created_at_s=now_s,
+        content_type=message.content_type,
+        user_properties=tuple(message.user_properties),
+        is_gap_notice=is_gap_notice,
+    )
+
+
 def dump_user_properties(properties: tuple[tuple[str, str], ...]) -> str:
     """The ``user_properties`` column: a JSON list of pairs."""
     return json.dumps([list(p) for p in properties])

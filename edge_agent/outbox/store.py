@@ -52,8 +52,8 @@ from edge_agent.outbox.records import (
     OutboxStats,
     StoredMessage,
     dump_user_properties,
-    encode_payload,
     row_to_message,
+    stored_message,
 )
 from edge_agent.outbox.sqlite import CHUNK, OutboxError, OutboxFull
 from edge_agent.types import MessageClass, OutboundMessage
@@ -349,19 +349,8 @@ class Outbox:
             self._check_open()
             now_s = self._clock()
             first_seq = self._count("last_seq") + 1
-            stored = [
-                StoredMessage(
-                    row_id=0,  # filled in below
-                    seq=seq,
-                    topic=message.topic,
-                    payload=encode_payload(message, seq),
-                    qos=message.qos,
-                    retain=message.retain,
-                    message_class=message.message_class,
-                    created_at_s=now_s,
-                    content_type=message.content_type,
-                    user_properties=tuple(message.user_properties),
-                )
+            stored = [  # row ids filled in below
+                stored_message(message, seq, now_s)
                 for seq, message in enumerate(messages, start=first_seq)
             ]
             result: list[StoredMessage] = []
@@ -522,19 +511,7 @@ class Outbox:
                 covered = sum(last - first + 1 for first, last, _detail in ranges)
                 seq = self._count("last_seq") + deltas.meta.get("last_seq", 0) + 1
                 notice = encode_gap_notice(topic, ranges, now_s)
-                stored = StoredMessage(
-                    row_id=0,  # filled in below
-                    seq=seq,
-                    topic=notice.topic,
-                    payload=encode_payload(notice, seq),
-                    qos=notice.qos,
-                    retain=notice.retain,
-                    message_class=notice.message_class,
-                    created_at_s=now_s,
-                    content_type=notice.content_type,
-                    user_properties=notice.user_properties,
-                    is_gap_notice=True,
-                )
+                stored = stored_message(notice, seq, now_s, is_gap_notice=True)
                 stored = replace(stored, row_id=self._insert_locked(stored, NOTICE_PRIORITY))
                 gaps.forget_through(self._conn, ranges[-1][0])
                 for key in ("last_seq", "enqueued_total", "gap_notices_total"):

@@ -140,15 +140,7 @@ class AlertBook:
             return None
         if context.now_s - opened.last_published_s < self.update_min_interval_s - EPSILON_S:
             return None
-        alert = replace(
-            opened.alert,
-            lifecycle=Lifecycle.UPDATE,
-            frame_time_s=context.wall_s,
-            labels=finding.labels,
-            track_ids=finding.track_ids,
-            box=finding.box,
-            detail=dict(finding.detail or {}),
-        )
+        alert = _restated(opened.alert, Lifecycle.UPDATE, context, finding)
         opened.alert = alert
         opened.signature = finding.signature
         opened.last_published_s = context.now_s
@@ -156,14 +148,18 @@ class AlertBook:
 
     def _end(self, context: RuleContext, key: Hashable) -> Alert:
         opened = self._open.pop(key)
-        latest = opened.latest
-        return replace(
-            opened.alert,
-            lifecycle=Lifecycle.END,
-            end_s=opened.last_present_wall_s,
-            frame_time_s=context.wall_s,
-            labels=latest.labels,
-            track_ids=latest.track_ids,
-            box=latest.box,
-            detail=dict(latest.detail or {}),
-        )
+        ended = _restated(opened.alert, Lifecycle.END, context, opened.latest)
+        return replace(ended, end_s=opened.last_present_wall_s)
+
+
+def _restated(alert: Alert, lifecycle: Lifecycle, context: RuleContext, finding: Finding) -> Alert:
+    """``alert`` again as ``lifecycle`` on this frame, with what ``finding`` saw."""
+    return replace(
+        alert,
+        lifecycle=lifecycle,
+        frame_time_s=context.wall_s,
+        labels=finding.labels,
+        track_ids=finding.track_ids,
+        box=finding.box,
+        detail=dict(finding.detail or {}),
+    )

@@ -28,7 +28,7 @@ from enum import Enum
 from edge_agent.analytics import RuleContext, RuleOutput, SceneState
 from edge_agent.rules.base import wall_of
 from edge_agent.rules.config import CongestionRuleConfig
-from edge_agent.rules.zoned import frame_aspect
+from edge_agent.rules.zoned import occupants_now
 from edge_agent.zones import Occupant, Zone, ZoneOccupancy
 
 
@@ -88,12 +88,7 @@ class CongestionRule:
         return Level.FREE
 
     def update(self, context: RuleContext) -> RuleOutput:
-        occupants = self.occupancy.update(
-            context.tracks,
-            context.now_s,
-            detection_ran=context.detection_ran,
-            aspect=frame_aspect(context),
-        )
+        occupants = occupants_now(self.occupancy, context)
         now_s = context.now_s
         count, mean_speed, stationary_fraction = self.measure(occupants, now_s)
         raw = self.raw_level(count, mean_speed, stationary_fraction)

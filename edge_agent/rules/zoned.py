@@ -50,6 +50,16 @@ def frame_aspect(context: RuleContext) -> float:
     return width / height if height else 1.0
 
 
+def occupants_now(occupancy: ZoneOccupancy, context: RuleContext) -> tuple[Occupant, ...]:
+    """Step ``occupancy`` with this frame's tracks: every zone rule's first move."""
+    return occupancy.update(
+        context.tracks,
+        context.now_s,
+        detection_ran=context.detection_ran,
+        aspect=frame_aspect(context),
+    )
+
+
 class ScheduledZoneRule:
     """An alert rule on one zone, silent while the zone's schedule is inactive.
 
@@ -100,12 +110,7 @@ class ScheduledZoneRule:
         raise NotImplementedError
 
     def update(self, context: RuleContext) -> RuleOutput:
-        occupants = self.occupancy.update(
-            context.tracks,
-            context.now_s,
-            detection_ran=context.detection_ran,
-            aspect=frame_aspect(context),
-        )
+        occupants = occupants_now(self.occupancy, context)
         if self.zone.active_at(context.wall_s, self.tz):
             if self._active_since_s is None:
                 self._active_since_s = context.now_s

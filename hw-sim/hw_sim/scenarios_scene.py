@@ -72,6 +72,23 @@ def _camera(*analyzers: Mapping[str, Any]) -> dict[str, Any]:
     return {"fps": EVAL_FPS, "analyzers": [dict(a) for a in analyzers]}
 
 
+def _eval_script(
+    name: str, description: str, duration_s: float, actors: tuple[Actor, ...], *,
+    effects: tuple[Effect, ...], expectations: Expectations,
+) -> Script:  # fmt: skip
+    """A scene scenario as evaluated: at EVAL_FPS, once from beginning to end."""
+    return Script(
+        name,
+        description,
+        duration_s,
+        actors,
+        effects=effects,
+        expectations=expectations,
+        fps=EVAL_FPS,
+        loops=False,
+    )
+
+
 # --- people and traffic --------------------------------------------------------------
 
 
@@ -152,6 +169,15 @@ def _always(analyzer: str, state: str, duration_s: float) -> ExpectedState:
     return ExpectedState(analyzer, state, 0.0, duration_s)
 
 
+def _region_truth(
+    analyzer: Mapping[str, Any], states: tuple[ExpectedState, ...], duration_s: float
+) -> Expectations:
+    """A region analyzer's expected ``states``, with tamper watching too and ok throughout."""
+    return Expectations(
+        states=(*states, _always("tamper", "ok", duration_s)), camera=_camera(analyzer, TAMPER)
+    )
+
+
 def _box_polygon(box: tuple[float, float, float, float]) -> list[tuple[float, float]]:
     x0, y0, x1, y1 = box
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
@@ -183,18 +209,13 @@ def _rain_puddle() -> Script:
         Rain(40.0, 200.0),
         Daylight(gain=((0.0, 1.0), (30.0, 1.0), (60.0, 0.8), (200.0, 0.8), (260.0, 0.95))),
     )
-    return Script(
+    return _eval_script(
         "rain_puddle",
         "rain under an overcast sky: a puddle forms on the road, floods it, then dries (300 s)",
         duration_s,
         actors,
         effects=effects,
-        expectations=Expectations(
-            states=(*flood_truth, _always("tamper", "ok", duration_s)),
-            camera=_camera(FLOOD, TAMPER),
-        ),
-        fps=EVAL_FPS,
-        loops=False,
+        expectations=_region_truth(FLOOD, flood_truth, duration_s),
     )
 
 
@@ -232,19 +253,14 @@ def _garbage_bags() -> Script:
             tint_blue=((0.0, 1.0), (150.0, 1.05), (300.0, 0.97)),
         ),
     )
-    return Script(
+    return _eval_script(
         "garbage_bags",
         "bags of rubbish dumped one by one on the pavement, people passing and waiting, "
         "the light changing (300 s)",
         duration_s,
         actors,
         effects=effects,
-        expectations=Expectations(
-            states=(*garbage_truth, _always("tamper", "ok", duration_s)),
-            camera=_camera(GARBAGE, TAMPER),
-        ),
-        fps=EVAL_FPS,
-        loops=False,
+        expectations=_region_truth(GARBAGE, garbage_truth, duration_s),
     )
 
 
@@ -264,15 +280,13 @@ def _tamper_script(
             if moved_s < duration_s:
                 truth += (ExpectedState(region, "unknown", moved_s, duration_s),)
         camera = _camera(TAMPER, FLOOD, GARBAGE)
-    return Script(
+    return _eval_script(
         name,
         description,
         duration_s,
         traffic(duration_s, seed=seed),
         effects=(effect,),
         expectations=Expectations(states=truth, camera=camera),
-        fps=EVAL_FPS,
-        loops=False,
     )
 
 
@@ -288,7 +302,7 @@ def _frozen_feed() -> Script:
         )  # fmt: skip
         return scenario.render(round(freeze_s * EVAL_FPS))
 
-    return Script(
+    return _eval_script(
         "frozen_feed",
         "the feed freezes on one picture for 70 s while the street goes on, then recovers (180 s)",
         duration_s,
@@ -302,8 +316,6 @@ def _frozen_feed() -> Script:
             ),
             camera=_camera(TAMPER),
         ),
-        fps=EVAL_FPS,
-        loops=False,
     )
 
 
@@ -331,15 +343,13 @@ def _dusk_headlights() -> Script:
         ),
         Headlights(car_actors(actors), strength=((0.0, 0.0), (120.0, 0.0), (220.0, 1.0))),
     )
-    return Script(
+    return _eval_script(
         "dusk_headlights",
         "day turns to dusk, busy traffic switches its headlights on: nothing is wrong (300 s)",
         duration_s,
         actors,
         effects=effects,
         expectations=_nothing_wrong(duration_s),
-        fps=EVAL_FPS,
-        loops=False,
     )
 
 
@@ -366,7 +376,7 @@ def _clouds_and_crowds() -> Script:
         CloudShadows(((30.0, 38.0), (90.0, 97.0), (150.0, 160.0), (200.0, 206.0))),
         Daylight(gain=((0.0, 1.0), (60.0, 1.1), (120.0, 0.85), (180.0, 1.05), (240.0, 0.9))),
     )
-    return Script(
+    return _eval_script(
         "clouds_and_crowds",
         "a busy street under passing clouds: shadows sweep across, people walk, chat and "
         "wait on the pavement, cars pass: nothing is wrong (240 s)",
@@ -374,8 +384,6 @@ def _clouds_and_crowds() -> Script:
         actors,
         effects=effects,
         expectations=_nothing_wrong(duration_s),
-        fps=EVAL_FPS,
-        loops=False,
     )
 
 

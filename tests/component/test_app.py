@@ -42,13 +42,10 @@ class StuckSource:
         self.closed = True
 
 
-def test_stop_reports_the_threads_that_did_not_stop(
-    tmp_path: Path,
-    broker: LocalBroker,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    source = StuckSource()
+def agent_on(
+    source: StuckSource, tmp_path: Path, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> app.Agent:
+    """An agent with one camera reading ``source`` and a detector that finds nothing."""
     monkeypatch.setattr(app, "build_detector", lambda config: StaticDetector())
     monkeypatch.setattr(app, "open_source", lambda camera: source)
     config = parse_config(
@@ -60,7 +57,17 @@ def test_stop_reports_the_threads_that_did_not_stop(
             "outbox": {"path": str(tmp_path / "outbox.db")},
         }
     )
-    agent = app.Agent(config)
+    return app.Agent(config)
+
+
+def test_stop_reports_the_threads_that_did_not_stop(
+    tmp_path: Path,
+    broker: LocalBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = StuckSource()
+    agent = agent_on(source, tmp_path, broker, monkeypatch)
     agent.start()
     try:
         wait_until(source.reading.is_set, 10.0, "the capture thread reading")
@@ -81,18 +88,7 @@ def test_a_clean_stop_reports_no_thread(
 ) -> None:
     source = StuckSource()
     source.release.set()  # reads return at once
-    monkeypatch.setattr(app, "build_detector", lambda config: StaticDetector())
-    monkeypatch.setattr(app, "open_source", lambda camera: source)
-    config = parse_config(
-        {
-            "site_id": "s",
-            "device_id": "d",
-            "cameras": [{"id": "cam1", "source": {"kind": "sim", "scenario": "empty_street"}}],
-            "mqtt": {"host": "127.0.0.1", "port": broker.port},
-            "outbox": {"path": str(tmp_path / "outbox.db")},
-        }
-    )
-    agent = app.Agent(config)
+    agent = agent_on(source, tmp_path, broker, monkeypatch)
     agent.start()
     wait_until(source.reading.is_set, 10.0, "the capture thread reading")
     assert agent.stop(flush_timeout_s=1.0) == agent.not_stopped == ()

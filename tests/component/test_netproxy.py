@@ -95,11 +95,23 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
+def assert_echoed(sock: socket.socket, data: bytes) -> None:
+    """Send ``data`` and get it back (through the proxy to the echo server)."""
+    sock.sendall(data)
+    assert recv_exactly(sock, len(data)) == data
+
+
+def assert_nothing_arrives(sock: socket.socket) -> None:
+    """Half-open: no data, no FIN, no RST (leaves ``sock`` non-blocking)."""
+    sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        sock.recv(1)
+
+
 def test_pass_forwards_both_ways_and_counts_exact_bytes(proxy: NetProxy, echo: EchoServer) -> None:
     payload = bytes(range(256)) * 1000  # 256 kB: more than one chunk
     with connect(proxy) as sock:
-        sock.sendall(payload)
-        assert recv_exactly(sock, len(payload)) == payload
+        assert_echoed(sock, payload)
         wait_until(lambda: proxy.stats().bytes_to_client == len(payload), TIMEOUT_S, "client bytes")
     stats = proxy.stats()
     assert (stats.bytes_to_upstream, stats.bytes_to_client) == (len(payload), len(payload))
@@ -127,16 +139,13 @@ def test_blackhole_keeps_connections_open_and_drops_every_byte(
     proxy: NetProxy, echo: EchoServer
 ) -> None:
     with connect(proxy) as sock:
-        sock.sendall(b"hello")
-        assert recv_exactly(sock, 5) == b"hello"
+        assert_echoed(sock, b"hello")
         proxy.set_mode("blackhole")
         accepted_before, received_before = echo.counts()
         sock.sendall(b"x" * 1000)
         wait_until(lambda: proxy.stats().bytes_dropped == 1000, TIMEOUT_S, "bytes dropped")
         # Half-open: no data, no FIN, no RST for the client.
-        sock.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            sock.recv(1)
+        assert_nothing_arrives(sock)
         # A new connection is accepted too, and the upstream is never dialled.
         with connect(proxy) as late:
             late.sendall(b"y" * 10)
@@ -149,8 +158,7 @@ def test_blackhole_keeps_connections_open_and_drops_every_byte(
                 with pytest.raises(ConnectionResetError):
                     dead.recv(1)
     with connect(proxy) as fresh:
-        fresh.sendall(b"again")
-        assert recv_exactly(fresh, 5) == b"again"
+        assert_echoed(fresh, b"again")
     assert proxy.stats().resets == 2
 
 
@@ -158,22 +166,18 @@ def test_blackhole_hides_an_upstream_close_from_the_client(
     proxy: NetProxy, echo: EchoServer
 ) -> None:
     with connect(proxy) as sock:
-        sock.sendall(b"ping")
-        assert recv_exactly(sock, 4) == b"ping"
+        assert_echoed(sock, b"ping")
         proxy.set_mode("blackhole")
         echo.close()  # the broker gives up on the silent client
         sock.sendall(b"z" * 7)
         wait_until(lambda: proxy.stats().bytes_dropped == 7, TIMEOUT_S, "bytes dropped")
-        sock.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            sock.recv(1)
+        assert_nothing_arrives(sock)
         assert proxy.stats().connections_open == 1
 
 
 def test_reset_resets_open_connections_and_new_ones(proxy: NetProxy, echo: EchoServer) -> None:
     with connect(proxy) as sock:
-        sock.sendall(b"hi")
-        assert recv_exactly(sock, 2) == b"hi"
+        assert_echoed(sock, b"hi")
         proxy.set_mode("reset")
         with pytest.raises(ConnectionResetError):
             sock.recv(1)
@@ -184,8 +188,7 @@ def test_reset_resets_open_connections_and_new_ones(proxy: NetProxy, echo: EchoS
     assert echo.counts()[0] == 1
     proxy.set_mode("pass")
     with connect(proxy) as sock:
-        sock.sendall(b"ok")
-        assert recv_exactly(sock, 2) == b"ok"
+        assert_echoed(sock, b"ok")
     assert proxy.stats().resets == 2
 
 
@@ -225,8 +228,7 @@ def test_cli_drives_the_proxy_from_stdin(echo: EchoServer) -> None:
         assert banner.startswith("listening on 127.0.0.1:"), banner
         port = int(banner.split()[2].rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
-            sock.sendall(b"abc")
-            assert recv_exactly(sock, 3) == b"abc"
+            assert_echoed(sock, b"abc")
             proc.stdin.write("blackhole\n")
             proc.stdin.flush()
             answer = json.loads(proc.stdout.readline())

@@ -6,12 +6,15 @@ logic: gating, tracking, lifecycle, encoding, and what reaches the sink.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from fakes.detect import StaticDetector, TruthDetector
 from fakes.sinks import ListSink
 from hw_sim.scenes import Scenario
 from realdata import skip_or_fail
 
+from edge_agent.analytics import SceneAnalyzer
 from edge_agent.capture import CaptureError, EndOfStream
 from edge_agent.capture.sim_source import SimSource
 from edge_agent.detect.frame import FrameDetector
@@ -95,20 +98,26 @@ def test_the_busy_street_yields_one_event_per_appearance() -> None:
     assert ended == {e.event_id for e in new_events}
 
 
-def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
-    from edge_agent.analyzers import build_analyzers
-    from edge_agent.analyzers.config import TamperAnalyzerConfig
-
-    sink = ListSink()
-    pipeline = CameraPipeline(
+def quiet_pipeline(sink: ListSink, analyzers: Sequence[SceneAnalyzer] = ()) -> CameraPipeline:
+    """A pipeline on cam1 whose detector finds nothing."""
+    return CameraPipeline(
         camera_id="cam1",
         motion=MotionGate(),
         detector=FrameDetector(StaticDetector()),
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person"]),
         sink=sink,
-        analyzers=build_analyzers([TamperAnalyzerConfig(no_signal_after_s=5.0)], camera_id="cam1"),
+        analyzers=analyzers,
     )
+
+
+def test_a_camera_that_stops_sending_frames_is_reported_as_no_signal() -> None:
+    from edge_agent.analyzers import build_analyzers
+    from edge_agent.analyzers.config import TamperAnalyzerConfig
+
+    sink = ListSink()
+    analyzers = build_analyzers([TamperAnalyzerConfig(no_signal_after_s=5.0)], camera_id="cam1")
+    pipeline = quiet_pipeline(sink, analyzers)
     image = np.zeros((90, 160, 3), np.uint8)
     for index in range(3):
         pipeline.process(Frame("cam1", index, 1000.0 + index, float(index), image))
@@ -139,14 +148,7 @@ def test_run_offline_keeps_every_nth_frame_or_decimates_by_stream_time() -> None
     image = np.zeros((90, 160, 3), np.uint8)
     frames = [Frame("cam1", i, 1000.0 + i / 10, i / 10, image) for i in range(10)]  # 10 fps
     for options in ({"every": 3}, {"min_interval_s": 0.3}):
-        pipeline = CameraPipeline(
-            camera_id="cam1",
-            motion=MotionGate(),
-            detector=FrameDetector(StaticDetector()),
-            tracker=IouTracker(),
-            engine=EventEngine("cam1", labels_of_interest=["person"]),
-            sink=ListSink(),
-        )
+        pipeline = quiet_pipeline(ListSink())
         seen: list[Frame] = []
         run = run_offline(ListSource(frames), pipeline, on_frame=seen.append, **options)
         assert [frame.index for frame in seen] == [0, 3, 6, 9], options

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import yaml
-from helpers import wait_until
+from helpers import sim_camera, wait_until
 from realdata import require_media, require_model
 
 from edge_agent.broker import LocalBroker
@@ -34,18 +33,7 @@ def write_config(path: Path, **overrides: object) -> Path:
     config: dict[str, object] = {
         "site_id": "test-site",
         "device_id": "dev-1",
-        "cameras": [
-            {
-                "id": "cam1",
-                "fps": 5,
-                "source": {
-                    "kind": "sim",
-                    "scenario": "person_walks_in",
-                    "width": 480,
-                    "height": 270,
-                },
-            }
-        ],
+        "cameras": [sim_camera()],
         "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
         "outbox": {"path": str(path.parent / "outbox.db")},
     }
@@ -152,16 +140,6 @@ def test_demo_shows_events_and_exits_0() -> None:
 # ---------------------------------------------------------------- run + SIGKILL
 
 
-@pytest.fixture
-def agent_processes() -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
 def run_agent(config: Path, processes: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
     """``edge-agent run`` as a service manager starts it (the fixture reaps it)."""
     process = subprocess.Popen([*EDGE_AGENT, "run", "--config", str(config)], text=True)
@@ -198,31 +176,20 @@ def durable_events(outbox_path: Path) -> dict[int, str]:
 
 
 def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
-    tmp_path: Path, private_broker: LocalBroker, agent_processes: list[subprocess.Popen[str]]
+    tmp_path: Path, private_broker: LocalBroker, child_processes: list[subprocess.Popen[str]]
 ) -> None:
     require_model("ssd_mobilenet_v1")
     require_media("intel_one-by-one-person-detection.mp4")
     outbox_path = tmp_path / "outbox.db"
     # The first run cannot reach any broker: everything it makes stays in the outbox.
     private_broker.stop()
-    camera = {
-        "id": "cam1",
-        "fps": 5,
-        "source": {
-            "kind": "sim",
-            "scenario": "person_walks_in",
-            "width": 480,
-            "height": 270,
-            "realtime": False,
-            "loop": False,
-        },
-    }
+    camera = sim_camera(realtime=False, loop=False)
     config = write_config(
         tmp_path / "agent.yaml",
         cameras=[camera],
         mqtt={"host": "127.0.0.1", "port": private_broker.port},
     )
-    first = run_agent(config, agent_processes)
+    first = run_agent(config, child_processes)
     # The scene's one person makes new + updates + end; wait for the lifecycle to be durable.
     wait_until(lambda: len(durable_events(outbox_path)) >= 2, 120.0, "events in the outbox")
     first.send_signal(signal.SIGKILL)
@@ -240,7 +207,7 @@ def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
             received[int(body["seq"])] = body["id"]
 
     with watching_events(private_broker.port, "e2e-sigkill-watch", on_message):
-        second = run_agent(config, agent_processes)
+        second = run_agent(config, child_processes)
 
         def all_arrived() -> bool:
             with lock:
@@ -253,7 +220,7 @@ def test_events_made_durable_survive_sigkill_and_arrive_after_restart(
 
 
 def test_an_event_open_when_the_agent_is_killed_is_ended_by_the_next_run(
-    tmp_path: Path, private_broker: LocalBroker, agent_processes: list[subprocess.Popen[str]]
+    tmp_path: Path, private_broker: LocalBroker, child_processes: list[subprocess.Popen[str]]
 ) -> None:
     require_model("ssd_mobilenet_v1")
     require_media("intel_one-by-one-person-detection.mp4")
@@ -273,14 +240,14 @@ def test_an_event_open_when_the_agent_is_killed_is_ended_by_the_next_run(
             return [step for step in steps if predicate(step)]
 
     with watching_events(private_broker.port, "e2e-open-at-kill", on_message):
-        first = run_agent(config, agent_processes)
+        first = run_agent(config, child_processes)
         wait_until(lambda: seen(lambda s: s["type"] == "new"), 60.0, "the person's new event")
         first.send_signal(signal.SIGKILL)  # with the person still standing there
         first.wait(timeout=30)
         (opened,) = seen(lambda s: s["type"] == "new")
         assert not seen(lambda s: s["type"] == "end")
 
-        second = run_agent(config, agent_processes)
+        second = run_agent(config, child_processes)
 
         def ended_by_restart() -> list[dict[str, object]]:
             return seen(lambda s: s["id"] == opened["id"] and s["type"] == "end")

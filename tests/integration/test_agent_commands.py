@@ -13,7 +13,7 @@ import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from fakes.mqtt import Inbox
-from helpers import wait_until
+from helpers import sim_camera, wait_until
 from hw_sim.netproxy import NetProxy
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -73,18 +73,7 @@ def agent_config(tmp_path: Path, port: int) -> dict[str, object]:
         "site_id": "cmd-site",
         "device_id": "dev-1",
         "stats_interval_s": 1.0,
-        "cameras": [
-            {
-                "id": "cam1",
-                "fps": 5,
-                "source": {
-                    "kind": "sim",
-                    "scenario": "person_walks_in",
-                    "width": 480,
-                    "height": 270,
-                },
-            }
-        ],
+        "cameras": [sim_camera()],
         "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
         "mqtt": {"host": "127.0.0.1", "port": port, "reconnect_min_delay_s": 0.5},
         "outbox": {"path": str(tmp_path / "outbox.db")},

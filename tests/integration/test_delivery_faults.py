@@ -149,6 +149,19 @@ def consumer_on(broker: LocalBroker, root: str, consumer: Consumer) -> Subscribe
     return Subscriber(settings, [f"{root}/#"], consumer)
 
 
+def drain_after_the_outage(
+    broker: LocalBroker, box: Outbox, consumer: Consumer, expected_seqs: int
+) -> None:
+    """Bring the uplink back; return once ``box`` drained, the gap notice arrived and the
+    consumer holds ``expected_seqs`` distinct seqs."""
+    broker.start()
+    wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
+    wait_until(lambda: consumer.notices(), TIMEOUT_S, "the gap notice")
+    wait_until(
+        lambda: len(set(consumer.seqs())) >= expected_seqs, TIMEOUT_S, f"{expected_seqs} seqs"
+    )
+
+
 def publisher_for(
     broker: LocalBroker, outbox: Outbox, root: str, drain: DrainSettings | None = None
 ) -> Publisher:
@@ -275,24 +288,16 @@ CHILD_AGENT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
-def start_child(children: list[subprocess.Popen[str]], **args: object) -> subprocess.Popen[str]:
+def start_child(
+    child_processes: list[subprocess.Popen[str]], **args: object
+) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD_AGENT, json.dumps(args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    children.append(child)
+    child_processes.append(child)
     return child
 
 
@@ -302,7 +307,7 @@ def stored_seqs(path: Path) -> set[int]:
 
 
 def test_agent_sigkill_in_the_middle_of_a_drain_loses_nothing(
-    broker: LocalBroker, tmp_path: Path, root: str, children: list[subprocess.Popen[str]]
+    broker: LocalBroker, tmp_path: Path, root: str, child_processes: list[subprocess.Popen[str]]
 ) -> None:
     outbox_path = tmp_path / "outbox.db"
     with Outbox(outbox_path, max_bytes=1 << 26, max_rows=100_000) as box:
@@ -312,14 +317,14 @@ def test_agent_sigkill_in_the_middle_of_a_drain_loses_nothing(
     sub.start(TIMEOUT_S)
     common = {"port": broker.port, "outbox": str(outbox_path), "root": root, "rate": 1000}
     try:
-        first = start_child(children, client_id=f"agent-{root[10:18]}", **common)
+        first = start_child(child_processes, client_id=f"agent-{root[10:18]}", **common)
         wait_until(lambda: len(consumer.seqs()) >= 600, TIMEOUT_S, "the drain to be under way")
         first.send_signal(signal.SIGKILL)
         first.wait(TIMEOUT_S)
         left = stored_seqs(outbox_path)  # what the next run will send
         assert 0 < len(left) < 3000, "the kill did not land mid-drain"
 
-        second = start_child(children, client_id=f"agent-{root[10:18]}", **common)
+        second = start_child(child_processes, client_id=f"agent-{root[10:18]}", **common)
         wait_until(lambda: set(consumer.seqs()) >= set(range(1, 3001)), TIMEOUT_S, "all 3000")
         second.send_signal(signal.SIGTERM)
         _out, err = second.communicate(timeout=TIMEOUT_S)
@@ -408,10 +413,7 @@ def test_cap_reached_during_a_long_outage_evicts_as_documented_and_reports_it(
         assert body["outbox"]["gaps_unreported"] == len(evicted)
         assert body["publisher"]["connected"] is False
 
-        private_broker.start()  # the uplink comes back
-        wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
-        wait_until(lambda: consumer.notices(), TIMEOUT_S, "the gap notice")
-        wait_until(lambda: len(set(consumer.seqs())) >= len(kept) + 1, TIMEOUT_S, "kept + notice")
+        drain_after_the_outage(private_broker, box, consumer, len(kept) + 1)  # kept + notice
     finally:
         pub.stop(5)
         sub.stop()
@@ -440,7 +442,7 @@ def test_cap_reached_during_a_long_outage_evicts_as_documented_and_reports_it(
 
 
 def test_corrupt_outbox_at_start_is_kept_aside_and_the_agent_starts_fresh(
-    broker: LocalBroker, tmp_path: Path, root: str, children: list[subprocess.Popen[str]]
+    broker: LocalBroker, tmp_path: Path, root: str, child_processes: list[subprocess.Popen[str]]
 ) -> None:
     outbox_path = tmp_path / "outbox.db"
     garbage = b"SQLite format 3\x00" + os.urandom(8192)
@@ -450,7 +452,7 @@ def test_corrupt_outbox_at_start_is_kept_aside_and_the_agent_starts_fresh(
     sub.start(TIMEOUT_S)
     try:
         child = start_child(
-            children,
+            child_processes,
             port=broker.port,
             outbox=str(outbox_path),
             root=root,
@@ -533,10 +535,7 @@ def test_full_disk_degrades_as_documented_and_recovers(
         after = box.enqueue_many([event(root, 9000), thumbnail(root, 9000)])
         last_seq = after[-1].seq
         assert last_seq == len(stored) + 10 + 2  # the 10 unstored seqs were not reused
-        private_broker.start()
-        wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
-        wait_until(lambda: consumer.notices(), TIMEOUT_S, "the gap notice")
-        wait_until(lambda: len(set(consumer.seqs())) >= len(stored) + 3, TIMEOUT_S, "all")
+        drain_after_the_outage(private_broker, box, consumer, len(stored) + 3)
     finally:
         pub.stop(5)
         sub.stop()

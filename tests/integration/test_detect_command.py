@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 from realdata import require_media, require_model
 
-from edge_agent.cli import detect
+from edge_agent.cli import build_parser
 from edge_agent.detect.labels import COCO80
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="edge-agent")
-    detect.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["detect", *argv])
+    args = build_parser().parse_args(["detect", *argv])
     result: int = args.handler(args)
     return result
 

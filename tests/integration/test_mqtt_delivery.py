@@ -10,6 +10,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,10 +86,34 @@ def make_publisher(
     )
 
 
-def make_subscriber(broker: LocalBroker, root: str, inbox: Inbox, **kwargs: object) -> Subscriber:
+def make_subscriber(
+    broker: LocalBroker, root: str, inbox: Inbox, topic: str = "#", **kwargs: object
+) -> Subscriber:
+    """A consumer of ``root``'s ``topic`` (all of it by default)."""
     client_id = str(kwargs.pop("client_id", f"sub-{uuid.uuid4().hex[:8]}"))
     settings = MqttSettings.consumer(broker.host, broker.port, client_id, **kwargs)
-    return Subscriber(settings, [f"{root}/#"], inbox)
+    return Subscriber(settings, [f"{root}/{topic}"], inbox)
+
+
+@contextmanager
+def delivering(
+    broker: LocalBroker, outbox: Outbox, root: str, *, persistent: bool = False
+) -> Iterator[tuple[Inbox, Publisher, Subscriber]]:
+    """A consumer of ``root`` subscribed first (:func:`persistent_subscriber` if
+    ``persistent``), then a publisher draining ``outbox``; both stopped on the way out."""
+    inbox = Inbox()
+    if persistent:
+        sub = persistent_subscriber(broker, root, inbox)
+    else:
+        sub = make_subscriber(broker, root, inbox)
+    sub.start(TIMEOUT_S)
+    pub = make_publisher(broker, outbox, root)
+    pub.start()
+    try:
+        yield inbox, pub, sub
+    finally:
+        pub.stop(5)
+        sub.stop()
 
 
 def persistent_subscriber(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
@@ -109,22 +134,14 @@ def persistent_subscriber(broker: LocalBroker, root: str, inbox: Inbox) -> Subsc
 def test_events_arrive_in_seq_order_with_user_properties(
     broker: LocalBroker, outbox: Outbox, root: str
 ) -> None:
-    inbox = Inbox()
-    sub = make_subscriber(broker, root, inbox)
-    sub.start(TIMEOUT_S)
     # Some rows exist before the publisher starts, as after an agent restart.
     outbox.enqueue_many(events(root, 0, 50))
-    pub = make_publisher(broker, outbox, root)
-    pub.start()
-    for start in range(50, 300, 25):
-        outbox.enqueue_many(events(root, start, 25))
-        pub.wake()
-    try:
+    with delivering(broker, outbox, root) as (inbox, pub, _):
+        for start in range(50, 300, 25):
+            outbox.enqueue_many(events(root, start, 25))
+            pub.wake()
         wait_until(lambda: len(inbox.event_seqs()) >= 300, TIMEOUT_S, "300 events")
         wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "outbox to empty")
-    finally:
-        pub.stop(5)
-        sub.stop()
     assert inbox.event_seqs() == list(range(1, 301))
     for message in inbox.on("/events/"):
         body = message.json()
@@ -212,11 +229,7 @@ def test_birth_is_retained_and_clean_stop_says_stopped_without_will(
 
     # And what a newcomer sees retained is "stopped".
     newcomer = Inbox()
-    sub2 = Subscriber(
-        MqttSettings.consumer(broker.host, broker.port, f"n-{uuid.uuid4().hex[:6]}"),
-        [f"{root}/status"],
-        newcomer,
-    )
+    sub2 = make_subscriber(broker, root, newcomer, topic="status")
     sub2.start(TIMEOUT_S)
     try:
         wait_until(lambda: newcomer.states(), TIMEOUT_S, "retained status")
@@ -279,12 +292,7 @@ def test_broker_outage_loses_nothing_and_keeps_seq_order(
     private_broker: LocalBroker, outbox: Outbox, root: str
 ) -> None:
     """Stop the broker, keep producing, restart it, receive every one in order."""
-    inbox = Inbox()
-    sub = persistent_subscriber(private_broker, root, inbox)
-    sub.start(TIMEOUT_S)
-    pub = make_publisher(private_broker, outbox, root)
-    pub.start()
-    try:
+    with delivering(private_broker, outbox, root, persistent=True) as (inbox, pub, sub):
         outbox.enqueue_many(events(root, 0, 20))
         pub.wake()
         wait_until(lambda: len(inbox.event_seqs()) >= 20, TIMEOUT_S, "events before the outage")
@@ -301,9 +309,6 @@ def test_broker_outage_loses_nothing_and_keeps_seq_order(
         wait_until(lambda: len(set(inbox.event_seqs())) >= 60, TIMEOUT_S, "all 60 events")
         wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "outbox to empty")
         assert pub.stats().reconnects >= 1
-    finally:
-        pub.stop(5)
-        sub.stop()
     assert first_arrivals(inbox.event_seqs()) == list(range(1, 61))
 
 
@@ -314,13 +319,8 @@ def test_broker_restart_in_the_middle_of_a_backlog(
 
     The session survives (SIGTERM: mosquitto saves it), and the broker says so.
     """
-    inbox = Inbox()
-    sub = persistent_subscriber(private_broker, root, inbox)
-    sub.start(TIMEOUT_S)
     outbox.enqueue_many(events(root, 0, 3000))
-    pub = make_publisher(private_broker, outbox, root)
-    pub.start()
-    try:
+    with delivering(private_broker, outbox, root, persistent=True) as (inbox, pub, _):
         wait_until(lambda: inbox.event_seqs(), TIMEOUT_S, "the drain to begin")
         assert not pub.stats().session_present  # a new session the first time
         private_broker.restart()
@@ -329,9 +329,6 @@ def test_broker_restart_in_the_middle_of_a_backlog(
         stats = pub.stats()
         assert stats.reconnects >= 1
         assert stats.session_present  # clean_start=False + session expiry kept it
-    finally:
-        pub.stop(5)
-        sub.stop()
     assert first_arrivals(inbox.event_seqs()) == list(range(1, 3001))
 
 
@@ -457,9 +454,6 @@ def test_refused_messages_are_dead_lettered_reported_and_never_block(
     acl_broker: tuple[LocalBroker, str], outbox: Outbox
 ) -> None:
     broker, root = acl_broker
-    inbox = Inbox()
-    sub = make_subscriber(broker, root, inbox)
-    sub.start(TIMEOUT_S)
     forbidden = [
         OutboundMessage(f"{root}/forbidden/{i}", MessageClass.EVENT, json_body={"id": i})
         for i in range(2)
@@ -467,15 +461,10 @@ def test_refused_messages_are_dead_lettered_reported_and_never_block(
     outbox.enqueue_many(
         [*events(root, 0, 3), forbidden[0], *events(root, 3, 2), forbidden[1], *events(root, 5, 3)]
     )  # seq 1-3 ok, 4 not authorised, 5-6 ok, 7 not authorised, 8-10 ok
-    pub = make_publisher(broker, outbox, root)
-    pub.start()
-    try:
+    with delivering(broker, outbox, root) as (inbox, pub, _):
         wait_until(lambda: len(inbox.event_seqs()) >= 8, TIMEOUT_S, "the 8 acceptable events")
         wait_until(lambda: set(inbox.reported_seqs()) == {4, 7}, TIMEOUT_S, "gap notices")
         wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "outbox to empty")
-    finally:
-        pub.stop(5)
-        sub.stop()
     # mosquitto 2.0 also drops the link after a denied publish (often losing that PUBACK):
     # what was in flight then is sent again (at-least-once), never out of order, and a
     # seq reported lost never arrives.
@@ -499,30 +488,28 @@ def test_refused_messages_are_dead_lettered_reported_and_never_block(
     assert pub.stats().rejected_total == 2
 
 
+def enqueue_a_thumbnail_among_events(outbox: Outbox, root: str, size_bytes: int) -> None:
+    """Four events with a thumbnail of ``size_bytes`` between the second and third: the
+    thumbnail gets seq 3."""
+    thumbnail = OutboundMessage(
+        f"{root}/thumbs/cam1/e1",
+        MessageClass.THUMBNAIL,
+        binary_body=b"x" * size_bytes,
+        content_type="image/jpeg",
+    )
+    outbox.enqueue_many([*events(root, 0, 2), thumbnail, *events(root, 2, 2)])
+
+
 def test_a_message_that_makes_the_broker_drop_the_link_is_set_aside(
     outbox: Outbox, root: str
 ) -> None:
     """mosquitto 2.0's message_size_limit closes the connection instead of refusing the
     message, and announces no limit: paho would resend it forever."""
     with LocalBroker(extra_config="message_size_limit 2000") as broker:
-        inbox = Inbox()
-        sub = make_subscriber(broker, root, inbox)
-        sub.start(TIMEOUT_S)
-        big = OutboundMessage(
-            f"{root}/thumbs/cam1/e1",
-            MessageClass.THUMBNAIL,
-            binary_body=b"x" * 5000,
-            content_type="image/jpeg",
-        )
-        outbox.enqueue_many([*events(root, 0, 2), big, *events(root, 2, 2)])
-        pub = make_publisher(broker, outbox, root)
-        pub.start()
-        try:
+        enqueue_a_thumbnail_among_events(outbox, root, 5000)
+        with delivering(broker, outbox, root) as (inbox, pub, _):
             wait_until(lambda: len(inbox.event_seqs()) >= 4, 3 * TIMEOUT_S, "4 events")
             wait_until(lambda: inbox.on("/gaps"), TIMEOUT_S, "the gap notice")
-        finally:
-            pub.stop(5)
-            sub.stop()
         assert first_arrivals(inbox.event_seqs()) == [1, 2, 4, 5]
         assert inbox.reported_seqs() == [3]
         (letter,) = outbox.dead_letters()
@@ -536,24 +523,10 @@ def test_messages_over_the_brokers_maximum_packet_size_are_set_aside(
     """mosquitto disconnects a client that sends an oversized packet; paho would resend
     it on every reconnect. The publisher checks the CONNACK's limit first."""
     with LocalBroker(extra_config="max_packet_size 3000") as broker:
-        inbox = Inbox()
-        sub = make_subscriber(broker, root, inbox)
-        sub.start(TIMEOUT_S)
-        huge = OutboundMessage(
-            f"{root}/thumbs/cam1/e1",
-            MessageClass.THUMBNAIL,
-            binary_body=b"x" * 4000,
-            content_type="image/jpeg",
-        )
-        outbox.enqueue_many([*events(root, 0, 2), huge, *events(root, 2, 2)])
-        pub = make_publisher(broker, outbox, root)
-        pub.start()
-        try:
+        enqueue_a_thumbnail_among_events(outbox, root, 4000)
+        with delivering(broker, outbox, root) as (inbox, pub, _):
             wait_until(lambda: len(inbox.event_seqs()) >= 4, TIMEOUT_S, "4 events")
             wait_until(lambda: inbox.on("/gaps"), TIMEOUT_S, "the gap notice")
-        finally:
-            pub.stop(5)
-            sub.stop()
         assert inbox.event_seqs() == [1, 2, 4, 5]
         assert inbox.reported_seqs() == [3]
         stats = pub.stats()
@@ -564,17 +537,9 @@ def test_messages_over_the_brokers_maximum_packet_size_are_set_aside(
 
 def test_the_brokers_receive_maximum_caps_the_inflight_window(outbox: Outbox, root: str) -> None:
     with LocalBroker(extra_config="max_inflight_messages 3") as broker:
-        inbox = Inbox()
-        sub = make_subscriber(broker, root, inbox)
-        sub.start(TIMEOUT_S)
         outbox.enqueue_many(events(root, 0, 500))
-        pub = make_publisher(broker, outbox, root)
-        pub.start()
-        try:
+        with delivering(broker, outbox, root) as (inbox, pub, _):
             wait_until(lambda: len(inbox.event_seqs()) >= 500, TIMEOUT_S, "500 events")
-        finally:
-            pub.stop(5)
-            sub.stop()
         assert inbox.event_seqs() == list(range(1, 501))
         stats = pub.stats()
         assert stats.broker_receive_maximum == 3 and stats.reconnects == 0

@@ -32,7 +32,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from realdata import skip_or_fail
 
-from edge_agent.broker import BrokerNotAvailable, LocalBroker, free_loopback_port
+from edge_agent.broker import (
+    BrokerNotAvailable,
+    LocalBroker,
+    free_loopback_port,
+    service_lines,
+)
 from edge_agent.encode import Topics
 from edge_agent.mqtt import MqttSettings, Publisher, Subscriber, SubscriberError
 from edge_agent.outbox import Outbox
@@ -179,17 +184,7 @@ class ReferenceBroker(LocalBroker):
         for old, new in rewrites.items():
             assert old in text, f"reference config no longer has {old!r}"
             text = text.replace(old, new)
-        preamble = [
-            f"log_dest file {self.log_path}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "connection_messages true",
-            "persistence false",
-        ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            preamble.append("user root")
+        preamble = [*service_lines(self.log_path), "persistence false"]
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text("\n".join(preamble) + "\n" + text, encoding="utf-8")
 
@@ -199,11 +194,8 @@ def _start(files: Path) -> Iterator[ReferenceBroker]:
         broker = ReferenceBroker(files)
     except BrokerNotAvailable as error:
         skip_or_fail(str(error))
-    try:
-        broker.start()
+    with broker:
         yield broker
-    finally:
-        broker.close()
 
 
 @pytest.fixture(scope="module")
@@ -471,19 +463,9 @@ def test_password_fallback_through_the_agents_client(
 ) -> None:
     user = pki_files.password_user
     own = f"{PREFIX}/{site}/{user}/cmd/#"
-    with subscriber(
-        ref_broker,
-        pki_files.ca,
-        None,
-        [own],
-        Inbox(),
-        port=ref_broker.password_port,
-        username=user,
-        password=pki_files.password,
-    ) as sub:
-        assert sub.connected
-    with pytest.raises(SubscriberError, match=r"[Nn]ot authori"):
-        subscriber(
+
+    def with_password(password: str) -> Subscriber:
+        return subscriber(
             ref_broker,
             pki_files.ca,
             None,
@@ -491,8 +473,13 @@ def test_password_fallback_through_the_agents_client(
             Inbox(),
             port=ref_broker.password_port,
             username=user,
-            password="wrong",
+            password=password,
         )
+
+    with with_password(pki_files.password) as sub:
+        assert sub.connected
+    with pytest.raises(SubscriberError, match=r"[Nn]ot authori"):
+        with_password("wrong")
 
 
 @pytest.mark.parametrize("which", ["forged_a", "revoked", "expired"])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fakes.manifest import model_entry
 
 from edge_agent import datafiles
 from edge_agent.datafiles import ChecksumMismatch, DataFileError, DataFileNotFound
@@ -19,25 +20,6 @@ MEDIA_BYTES = b"\x00\x01fake video\xff" * 50
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _model_entry(name: str, data: bytes, source_url: str, **extra: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": name,
-        "kind": "model",
-        "file": f"{name}.tflite",
-        "sha256": _sha(data),
-        "bytes": len(data),
-        "source_url": source_url,
-        "licence": "Apache-2.0",
-        "format": "ssd_postprocess",
-        "input_width": 300,
-        "input_height": 300,
-        "input_dtype": "uint8",
-        "labels": "coco90",
-    }
-    entry.update(extra)
-    return entry
 
 
 def _media_entry(file_name: str, data: bytes, source_url: str) -> dict[str, Any]:
@@ -62,8 +44,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     manifest = {
         "version": 1,
         "entries": [
-            _model_entry("tiny", MODEL_BYTES, (upstream / "tiny.tflite").as_uri()),
-            _model_entry("pinned", MODEL_BYTES, "https://example.invalid/x", downloadable=False),
+            model_entry("tiny", MODEL_BYTES, (upstream / "tiny.tflite").as_uri()),
+            model_entry("pinned", MODEL_BYTES, "https://example.invalid/x", downloadable=False),
             _media_entry("clip.mp4", MEDIA_BYTES, (upstream / "clip.mp4").as_uri()),
         ],
     }
@@ -130,7 +112,7 @@ def _write_manifest(path: Path, entries: list[dict[str, Any]]) -> Path:
 def test_invalid_entries_are_rejected_with_the_field_named(
     tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
-    entry = _model_entry("m", MODEL_BYTES, "https://example.invalid/m") | change
+    entry = model_entry("m", MODEL_BYTES, "https://example.invalid/m") | change
     path = _write_manifest(tmp_path / "m.yaml", [entry])
     with pytest.raises(DataFileError, match=message):
         datafiles.load_manifest(path)
@@ -143,14 +125,14 @@ def test_media_entry_cannot_carry_model_fields(tmp_path: Path) -> None:
 
 
 def test_model_entry_needs_model_fields(tmp_path: Path) -> None:
-    entry = _model_entry("m", MODEL_BYTES, "https://example.invalid/m")
+    entry = model_entry("m", MODEL_BYTES, "https://example.invalid/m")
     del entry["input_dtype"]
     with pytest.raises(DataFileError, match="input_dtype"):
         datafiles.load_manifest(_write_manifest(tmp_path / "m.yaml", [entry]))
 
 
 def test_duplicate_names_are_rejected(tmp_path: Path) -> None:
-    entry = _model_entry("m", MODEL_BYTES, "https://example.invalid/m")
+    entry = model_entry("m", MODEL_BYTES, "https://example.invalid/m")
     other = entry | {"file": "other.tflite"}
     with pytest.raises(DataFileError, match="duplicate name"):
         datafiles.load_manifest(_write_manifest(tmp_path / "m.yaml", [entry, other]))
@@ -310,13 +292,9 @@ def test_resolve_media_prefers_the_media_path(env: dict[str, Path]) -> None:
 
 
 def _run_models(argv: list[str]) -> int:
-    import argparse
+    from edge_agent.cli import build_parser
 
-    from edge_agent.cli import models
-
-    parser = argparse.ArgumentParser(prog="edge-agent")
-    models.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["models", *argv])
+    args = build_parser().parse_args(["models", *argv])
     result: int = args.handler(args)
     return result
 

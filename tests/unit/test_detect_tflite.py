@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from fakes.manifest import model_entry
 
 from edge_agent import datafiles
 from edge_agent.detect import tflite
@@ -70,22 +70,7 @@ def _fake_model(tmp_path: Path, data: bytes) -> tuple[datafiles.Manifest, Path]:
     path.write_bytes(data)
     manifest = {
         "version": 1,
-        "entries": [
-            {
-                "name": "fake",
-                "kind": "model",
-                "file": "fake.tflite",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "bytes": len(data),
-                "source_url": "https://example.invalid/fake.tflite",
-                "licence": "Apache-2.0",
-                "format": "ssd_postprocess",
-                "input_width": 300,
-                "input_height": 300,
-                "input_dtype": "uint8",
-                "labels": "coco90",
-            }
-        ],
+        "entries": [model_entry("fake", data, "https://example.invalid/fake.tflite")],
     }
     manifest_path = tmp_path / "manifest.yaml"
     manifest_path.write_text(yaml.safe_dump(manifest))

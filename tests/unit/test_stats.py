@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from api_contract import (
@@ -25,21 +26,8 @@ from edge_agent.types import SourceHealth
 
 
 def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
-    outbox = OutboxStats(
-        depth_rows=12,
-        depth_bytes=3456,
-        enqueued_total=100,
-        acked_total=80,
-        evicted_by_class={"thumbnail": 5},
-        last_seq=103,
-        expired_by_class={"state": 2},
-        dead_lettered_by_class={"event": 1},
-        unstored_by_class={"event": 3},
-        gap_seqs_unreported=4,
-        gap_notices_total=2,
-        write_failures=1,
-        last_error="disk full during enqueue: database or disk is full",
-        recovered_from="/var/lib/edge-agent/outbox.db.corrupt-20240101T000000",
+    outbox = replace(
+        stats_inputs()[0], dead_lettered_by_class={"event": 1}, unstored_by_class={"event": 3}
     )
     publisher = PublisherStats(
         published_total=90, acked_total=80, reconnects=3, inflight=7, connected=True
