@@ -27,6 +27,18 @@ false alarm in the market soak; docs/analytics.md, "The tracker"):
   it moves towards that edge) is only continued by a box still leaving by that edge,
   and ends when missed twice: someone leaving shrinks out of the picture, someone
   entering there or stepping out from behind them grows into it.
+
+Two more keep one person one track at the picture's edge, where region detection (crops
+around motion, up-scaled) sees parts of people the whole frame never showed:
+
+- a box cut by a picture edge continues a track cut by the same edge when most of the
+  smaller of the two lies inside the other, whatever their IoU: someone walking in
+  head first grows from a sliver to a whole person in a few frames;
+- a track born, within ``REMNANT_WINDOW_S`` of a leaver ending, at the edge it left by and
+  beside where it left, or mostly inside the leaver's last box, is a *remnant* (the legs
+  still in view, a part boxed alone): it is not confirmed while it stays there, for up to
+  ``REMNANT_HOLD_S``. Someone really entering there walks out of that spot into view and
+  is confirmed then.
 """
 
 from __future__ import annotations
@@ -64,10 +76,63 @@ MOVING_MIN_SPEED_BOXES_PER_S = 0.25
 COAST_PREDICTION_MAX_S = 1.0
 # How far back the track's own boxes are kept to measure speeds.
 VELOCITY_WINDOW_S = 1.0
+# Two boxes cut by the same picture edge are one object growing into view (or shrinking
+# out of it) when this share of the smaller lies inside the larger.
+EDGE_GROWTH_OVERLAP = 0.6
+# A track born this soon after a leaver ended, at its edge and beside it, is a remnant ...
+REMNANT_WINDOW_S = 1.0
+# ... not confirmed while it stays cut by that edge, for at most this long.
+REMNANT_HOLD_S = 2.0
 
 
 def label_family(label: str) -> str:
     return "vehicle" if label in VEHICLE_LABELS else label
+
+
+def cut_edges(box: Box) -> frozenset[str]:
+    """The picture edges (left, right, bottom) that cut ``box``."""
+    edges = set()
+    if box.x_min <= EDGE_MARGIN:
+        edges.add("left")
+    if box.x_max >= 1.0 - EDGE_MARGIN:
+        edges.add("right")
+    if box.y_max >= 1.0 - EDGE_MARGIN:
+        edges.add("bottom")
+    return frozenset(edges)
+
+
+def grows_from_edge(track_box: Box, box: Box) -> bool:
+    """Whether ``box`` can be ``track_box`` growing into view from (or shrinking out of) a
+    picture edge both are cut by: most of the smaller one lies inside the other."""
+    if not cut_edges(track_box) & cut_edges(box):
+        return False
+    inside = track_box.intersection(box)
+    smaller = min(track_box.area, box.area)
+    return smaller > 0.0 and inside >= EDGE_GROWTH_OVERLAP * smaller
+
+
+def _beside(a: Box, b: Box, edge: str) -> bool:
+    """Whether ``a`` and ``b`` overlap along ``edge`` (rows for a side, columns for the
+    bottom)."""
+    if edge == "bottom":
+        return a.x_min < b.x_max and b.x_min < a.x_max
+    return a.y_min < b.y_max and b.y_min < a.y_max
+
+
+@dataclass(frozen=True)
+class _Left:
+    """A track that ended leaving the picture: where, by which edges, and when."""
+
+    box: Box
+    edges: frozenset[str]
+    at_s: float
+
+    def left_behind(self, box: Box) -> bool:
+        """Whether ``box`` can be a part of this leaver still in view: cut by an edge it left
+        by, beside where it left, or mostly inside its last box."""
+        if any(_beside(box, self.box, edge) for edge in cut_edges(box) & self.edges):
+            return True
+        return box.area > 0.0 and box.intersection(self.box) >= EDGE_GROWTH_OVERLAP * box.area
 
 
 @dataclass(frozen=True)
@@ -95,6 +160,12 @@ class _LiveTrack:
     # (time, box) of the sightings before the last one within ``VELOCITY_WINDOW_S``:
     # how fast the track moves, and towards which picture edge.
     recent: deque[tuple[float, Box]] = field(default_factory=deque)
+    # The leaver this track was born as a remnant of (None: it was not).
+    remnant_of: _Left | None = None
+
+    def confirmed(self, min_hits: int) -> bool:
+        """Seen often enough to be an object, and not what a leaver left at the edge."""
+        return self.hits >= min_hits and self.remnant_of is None
 
     def _window(self) -> tuple[Box, float] | None:
         """The oldest recent box and the time from it to the last sighting, if any."""
@@ -166,6 +237,10 @@ class _LiveTrack:
         self.hits += 1
         self.missed = 0
         self.vote(det)
+        if self.remnant_of is not None and (
+            not self.remnant_of.left_behind(self.box) or now_s - self.first_seen_s >= REMNANT_HOLD_S
+        ):
+            self.remnant_of = None  # walked out of the spot, or there too long to be a remnant
 
     def vote(self, det: Detection) -> None:
         """Count ``det``'s label towards the track's label, weighted by its score."""
@@ -239,10 +314,11 @@ class IouTracker:
         self.settings = settings or TrackerSettings()
         self._tracks: list[_LiveTrack] = []
         self._next_id = 1
+        self._left: list[_Left] = []  # leavers that ended within ``REMNANT_WINDOW_S``
 
     @property
     def has_live_tracks(self) -> bool:
-        return any(t.hits >= self.settings.min_hits for t in self._tracks)
+        return any(t.confirmed(self.settings.min_hits) for t in self._tracks)
 
     def update(
         self,
@@ -263,13 +339,16 @@ class IouTracker:
         # own track, not confirm a duplicate (seen on the room clip).
         pairs = sorted(
             (
-                (track.hits >= settings.min_hits, iou, t_index, d_index)
+                (track.confirmed(settings.min_hits), iou, t_index, d_index)
                 for t_index, track in enumerate(self._tracks)
                 for d_index, det in enumerate(detections)
                 if label_family(track.voted_label()) == label_family(det.label)
                 and track.still_leaving_by(det.box, leaving[t_index])
                 and track.can_be_taken_up(now_s)
-                and (iou := expected[t_index].iou(det.box)) >= settings.iou_threshold
+                and (
+                    (iou := expected[t_index].iou(det.box)) >= settings.iou_threshold
+                    or grows_from_edge(expected[t_index], det.box)
+                )
             ),
             reverse=True,
         )
@@ -289,21 +368,29 @@ class IouTracker:
             ):
                 track.missed += 1
         # A tentative track missed by two detection passes was a false positive: drop it quietly.
-        self._tracks = [t for t in self._tracks if t.hits >= settings.min_hits or t.missed < 2]
+        self._tracks = [t for t in self._tracks if t.confirmed(settings.min_hits) or t.missed < 2]
         for d_index, det in enumerate(detections):
             if d_index not in matched_detections:
                 track = _LiveTrack(self._next_id, det.box, det.score, now_s, now_s)
                 track.vote(det)
+                track.remnant_of = next(
+                    (
+                        left
+                        for left in self._left
+                        if now_s - left.at_s <= REMNANT_WINDOW_S and left.left_behind(det.box)
+                    ),
+                    None,
+                )
                 self._next_id += 1
                 self._tracks.append(track)
                 seen_now.append(track)
 
-        seen = tuple(t.snapshot() for t in seen_now if t.hits >= settings.min_hits)
+        seen = tuple(t.snapshot() for t in seen_now if t.confirmed(settings.min_hits))
         return TrackUpdate(seen=seen, ended=self._expire(now_s), live=self._live_count())
 
     def live_tracks(self) -> tuple[Track, ...]:
         """Every confirmed track still alive, seen this frame or coasting on its last box."""
-        return tuple(t.snapshot() for t in self._tracks if t.hits >= self.settings.min_hits)
+        return tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings.min_hits))
 
     def expected_tracks(self, now_s: float) -> tuple[Track, ...]:
         """Every live track, tentative ones too, with its box where it is expected at
@@ -317,23 +404,27 @@ class IouTracker:
 
     def finish(self) -> tuple[Track, ...]:
         """End every confirmed track (end of a file, agent stopping)."""
-        ended = tuple(t.snapshot() for t in self._tracks if t.hits >= self.settings.min_hits)
+        ended = tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings.min_hits))
         self._tracks = []
         return ended
 
     def _expire(self, now_s: float) -> tuple[Track, ...]:
         keep: list[_LiveTrack] = []
         ended: list[Track] = []
+        self._left = [left for left in self._left if now_s - left.at_s <= REMNANT_WINDOW_S]
         for track in self._tracks:
+            leaving = track.leaving_edges()
             if now_s - track.last_seen_s > self.settings.max_missed_s or (
-                track.missed >= LEFT_AFTER_MISSED_PASSES and track.leaving_edges()
+                track.missed >= LEFT_AFTER_MISSED_PASSES and leaving
             ):
-                if track.hits >= self.settings.min_hits:
+                if track.confirmed(self.settings.min_hits):
                     ended.append(track.snapshot())
+                    if leaving:
+                        self._left.append(_Left(track.box, leaving, now_s))
             else:
                 keep.append(track)
         self._tracks = keep
         return tuple(ended)
 
     def _live_count(self) -> int:
-        return sum(1 for t in self._tracks if t.hits >= self.settings.min_hits)
+        return sum(1 for t in self._tracks if t.confirmed(self.settings.min_hits))

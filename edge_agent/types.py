@@ -48,10 +48,14 @@ class Box:
         """Where the object touches the ground: the point zones are tested against."""
         return ((self.x_min + self.x_max) / 2.0, self.y_max)
 
-    def iou(self, other: Box) -> float:
+    def intersection(self, other: Box) -> float:
+        """The area the two boxes share."""
         ix = max(0.0, min(self.x_max, other.x_max) - max(self.x_min, other.x_min))
         iy = max(0.0, min(self.y_max, other.y_max) - max(self.y_min, other.y_min))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: Box) -> float:
+        inter = self.intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0.0 else 0.0
 

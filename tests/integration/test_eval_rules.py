@@ -28,6 +28,11 @@ OBJECT_ROWS = (
 )
 
 
+# The module's fixtures replay every object scenario (and ten market crowds) through the real
+# detector: minutes of work, which a loaded 2-core machine may stretch past the default timeout.
+pytestmark = pytest.mark.timeout(900)
+
+
 @pytest.fixture(scope="module")
 def report() -> Report:
     require_model(MODEL)

@@ -172,9 +172,60 @@ def test_a_leaver_missed_twice_has_left_and_ends_at_once() -> None:
     assert tracker.update((), now_s + 0.2).ended == ()
     ended = tracker.update((), now_s + 0.4).ended
     assert [t.track_id for t in ended] == [leaver_id]
-    # Whoever comes in by that edge next is someone new.
-    newcomer = walker(0.93, 1.2)
-    assert tracker.update((newcomer,), now_s + 0.6).seen[0].track_id != leaver_id
+    # Whoever comes in by that edge next is someone new: confirmed once in full view
+    # (until then, at the edge the leaver just left, it may be the leaver's legs).
+    steps = [walker(0.93, 1.2), walker(0.88, 1.15), walker(0.80, 1.0), walker(0.72, 0.96)]
+    seen = [tracker.update((box,), now_s + 0.6 + 0.2 * i).seen for i, box in enumerate(steps)]
+    assert seen[:3] == [(), (), ()]
+    assert len(seen[3]) == 1 and seen[3][0].track_id != leaver_id
+
+
+def test_what_a_leaver_leaves_at_the_edge_is_not_a_new_object() -> None:
+    # Room clip, frame 198: the person has left by the right edge; a region still boxes
+    # their legs there, twice, shrinking out of view: no second person.
+    tracker = IouTracker(TrackerSettings(min_hits=2, max_missed_s=3.0))
+    leaver_id, now_s = walk_out_right(tracker)
+    tracker.update((), now_s + 0.2)
+    assert [t.track_id for t in tracker.update((), now_s + 0.4).ended] == [leaver_id]
+    legs = [walker(0.93, 1.0, y_max=0.99, height=0.3), walker(0.95, 1.0, y_max=0.99, height=0.3)]
+    for i, box in enumerate(legs):
+        assert tracker.update((box,), now_s + 0.6 + 0.2 * i).seen == ()
+    assert not tracker.has_live_tracks
+
+
+def test_a_part_of_a_leaver_boxed_just_inside_the_edge_is_not_a_new_object() -> None:
+    # Room clip, frame 699: the leaver's track has ended; a region boxes their lower half
+    # just inside the picture, where their last box was, for two frames.
+    tracker = IouTracker(TrackerSettings(min_hits=2, max_missed_s=3.0))
+    leaver_id, now_s = walk_out_right(tracker)
+    tracker.update((), now_s + 0.2)
+    assert [t.track_id for t in tracker.update((), now_s + 0.4).ended] == [leaver_id]
+    lower_half = [walker(0.915, 0.975, height=0.2), walker(0.91, 0.975, height=0.22)]
+    for i, box in enumerate(lower_half):
+        assert tracker.update((box,), now_s + 0.6 + 0.2 * i).seen == ()
+    # Long after (the remnant gone), the same spot is someone else's.
+    tracker.update((), now_s + 4.0)
+    late = [tracker.update((box,), now_s + 5.0 + 0.2 * i).seen for i, box in enumerate(lower_half)]
+    assert late[0] == () and len(late[1]) == 1
+
+
+def test_someone_walking_in_head_first_stays_one_track_as_their_box_grows() -> None:
+    # Room clip, frames 228-230: a sliver at the bottom edge grows to most of a person in
+    # two frames; IoU with the last box falls to 0.27, but most of it lies inside.
+    tracker = IouTracker(TrackerSettings(min_hits=2))
+    boxes = [
+        Box(0.24, 0.79, 0.39, 1.0),
+        Box(0.24, 0.64, 0.42, 0.99),
+        Box(0.28, 0.5, 0.61, 0.98),
+        Box(0.29, 0.39, 0.63, 1.0),
+    ]
+    ids = set()
+    for i, box in enumerate(boxes):
+        ids |= {
+            t.track_id for t in tracker.update((Detection("person", 0, 0.7, box),), i * 0.1).seen
+        }
+    assert len(ids) == 1
+    assert len(tracker.live_tracks()) == 1
 
 
 def test_someone_standing_at_the_edge_coasts_for_the_usual_time() -> None:

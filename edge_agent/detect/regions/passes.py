@@ -13,7 +13,6 @@ from edge_agent.detect.regions.plan import (
     Region,
     RegionPlan,
     RegionSettings,
-    intersection,
     min_side_px,
     seed_cluster,
     square,
@@ -54,7 +53,7 @@ class RegionResult:
         if area <= 0.0:
             return False
         return any(
-            region.kind == "full" or intersection(region.box, box) >= 0.5 * area
+            region.kind == "full" or region.box.intersection(box) >= 0.5 * area
             for region in self.regions
         )
 
@@ -121,7 +120,7 @@ def _seen_whole_elsewhere(det: Detection, passes: Sequence[_Pass], own: _Pass) -
     return area > 0.0 and any(
         not cut
         and _family(other.label) == _family(det.label)
-        and intersection(other.box, det.box) >= CUT_COVERED * area
+        and other.box.intersection(det.box) >= CUT_COVERED * area
         for done in passes
         if done is not own
         for other, cut in done.detections
@@ -190,7 +189,7 @@ def _deduplicate(passes: Sequence[_Pass], nms_iou: float) -> tuple[list[Detectio
             and _family(det.label) == _family(other.label)
             and (
                 det.box.iou(other.box) >= nms_iou
-                or intersection(det.box, other.box) >= CONTAINED * det.box.area
+                or det.box.intersection(other.box) >= CONTAINED * det.box.area
             )
             for other, kept_index in kept
         )

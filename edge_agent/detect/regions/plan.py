@@ -92,12 +92,6 @@ class RegionPlan:
         return any(region.kind == "full" for region in self.regions)
 
 
-def intersection(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a.x_max, b.x_max) - max(a.x_min, b.x_min))
-    iy = max(0.0, min(a.y_max, b.y_max) - max(a.y_min, b.y_min))
-    return ix * iy
-
-
 # ---------------------------------------------------------------------------------------------
 # Planning
 
@@ -255,7 +249,7 @@ def plan_regions(
     motion = [
         box
         for box in motion
-        if not any(intersection(box, t) >= TRACK_MOTION * box.clipped().area for t in tracked)
+        if not any(box.intersection(t) >= TRACK_MOTION * box.clipped().area for t in tracked)
     ]
     largest_motion = sorted(motion, key=lambda b: b.clipped().area, reverse=True)
     for box in largest_motion[:MAX_MOTION_SEEDS]:
