@@ -22,7 +22,12 @@ thread             the only writer of                              hands off thr
 paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake``; a command is
                    (records and wakes, nothing slow)               queued, never run here
 ``mqtt-commands``  ``worker.preview`` on/off (``set_preview``,     the reply (``Reply``),
-                   under ``_preview_lock``); snapshots             ``publish_volatile``
+                   under ``_preview_lock``); snapshots; a          ``publish_volatile``
+                   reference request (``set_references``: only
+                   queued, under each slot's lock, or a
+                   classifier's one-bool restart flag; the
+                   ``analysis-{cam}`` thread takes it at its
+                   next frame)
 ``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``
                    ``next_due_s``; ends an expired preview under
                    ``_preview_lock``
@@ -47,6 +52,8 @@ from pathlib import Path
 import cv2
 
 from edge_agent import __version__
+from edge_agent.analyzers import ReferenceFileError, request_references
+from edge_agent.analyzers.reference import ReferenceMode
 from edge_agent.assemble import build_detector, build_pipeline, new_boot_id
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig, CameraConfig
@@ -223,7 +230,9 @@ class Agent:
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.workers: list[CameraWorker] = []
         for camera in config.cameras:
-            pipeline = build_pipeline(config, camera, detector=self.detector, sink=self.sink)
+            pipeline = build_pipeline(
+                config, camera, detector=self.detector, sink=self.sink, references=True
+            )
             self.workers.append(
                 CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
             )
@@ -472,6 +481,23 @@ class Agent:
         with self._preview_lock:
             worker.preview = _Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
         log.info("camera %s: preview on for %.0f s at %.1f fps", camera_id, seconds, fps)
+
+    def set_references(
+        self, camera_id: str, *, mode: ReferenceMode, analyzers: list[str] | None
+    ) -> list[str]:
+        """Ask a camera's analyzers (all, or those named) for a new reference of the clear
+        scene; the names asked. Only queues the request: the analysis thread takes it at
+        its next frame. ``ValueError`` with the reason when it cannot be done."""
+        pipeline = self._worker(camera_id).pipeline
+        try:
+            return request_references(pipeline.analyzers, mode, analyzers)
+        except KeyError as error:
+            known = ", ".join(a.name for a in pipeline.analyzers) or "none"
+            raise ValueError(
+                f"camera {camera_id!r} has no analyzer {error.args[0]}; it has: {known}"
+            ) from None
+        except ReferenceFileError as error:
+            raise ValueError(f"cannot keep a reference: {error}") from None
 
     # -- lifecycle -----------------------------------------------------------------
 

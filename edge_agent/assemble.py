@@ -46,9 +46,13 @@ def build_pipeline(
     *,
     detector: Detector,
     sink: FrameSink,
+    references: bool = False,
 ) -> CameraPipeline:
     """One camera's stages from its config. A detector shared by several cameras' threads
-    must come wrapped in ``LockedDetector``."""
+    must come wrapped in ``LockedDetector``.
+
+    ``references``: the analyzers load and keep their stored references (the running agent
+    only; replay, eval and bench learn at start and never touch a device's references)."""
     zones: list[Zone] = zones_from_config(camera.zones)
     return CameraPipeline(
         camera_id=camera.id,
@@ -68,5 +72,9 @@ def build_pipeline(
         sink=sink,
         gate=GateSettings.from_config(config.detector),
         rules=build_rules(camera.rules, zones=zones, timezone=config.timezone),
-        analyzers=build_analyzers(camera.analyzers, camera_id=camera.id),
+        analyzers=build_analyzers(
+            camera.analyzers,
+            camera_id=camera.id,
+            references=(camera.references or config.references) if references else None,
+        ),
     )

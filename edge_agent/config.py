@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from edge_agent.analyzers.config import AnalyzerConfig
+from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig
@@ -106,6 +106,7 @@ class CameraConfig(StrictModel):
     # label (or "*") -> bounds a detection must meet in this view (docs/configuration.md)
     detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
     regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
+    references: ReferenceStoreConfig | None = None  # None: the agent's (docs/analyzers.md)
 
     @field_validator("zones")
     @classmethod
@@ -274,6 +275,7 @@ class AgentConfig(StrictModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    references: ReferenceStoreConfig = Field(default_factory=ReferenceStoreConfig)
     stats_interval_s: float = Field(60.0, ge=1.0)
 
     @field_validator("cameras")

@@ -150,6 +150,11 @@ class CameraPipeline:
         self.last_motion_ratio = 0.0
         self.stage_errors: dict[str, int] = {}  # rule/analyzer name -> failures
 
+    @property
+    def analyzers(self) -> tuple[SceneAnalyzer, ...]:
+        """This camera's scene analyzers (a command asks them for a new reference)."""
+        return self._analyzers
+
     def _should_detect(self, now_s: float, has_motion: bool) -> bool:
         if has_motion or self._last_detect_s is None:
             return True

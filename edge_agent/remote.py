@@ -13,6 +13,8 @@ Commands:
 - ``snapshot`` ``{"camera": "cam1", "width_px": 640}`` → a JPEG of the latest frame.
 - ``preview`` ``{"camera": "cam1", "on": true, "seconds": 60, "fps": 1}`` → low-rate
   JPEGs on ``preview/{camera}`` (QoS 0, short message expiry) until it times out.
+- ``reference`` ``{"camera": "cam1", "mode": "learn"}`` → the camera's analyzers take a
+  new reference of the clear scene, kept on disk (docs/analyzers.md, Stored references).
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class PreviewCommand(StrictModel):
     seconds: float = Field(60.0, gt=0, le=MAX_PREVIEW_S)
     fps: float = Field(1.0, gt=0, le=MAX_PREVIEW_FPS)
     width_px: int = Field(480, ge=64, le=1280)
+
+
+class ReferenceCommand(StrictModel):
+    camera: Identifier
+    mode: Literal["learn", "frame"] = "learn"  # learn: a median over learn_s; frame: the next
+    analyzers: list[Identifier] | None = None  # None: every analyzer that holds a reference
 
 
 class EmptyCommand(StrictModel):
@@ -84,10 +92,17 @@ class CommandTarget(Protocol):
         self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
     ) -> None: ...
 
+    def set_references(
+        self, camera_id: str, *, mode: Literal["learn", "frame"], analyzers: list[str] | None
+    ) -> list[str]:
+        """Ask for new references (queued, not awaited); the analyzers asked.
+        ``ValueError``: an unknown analyzer, or a reference directory that cannot be written."""
+        ...
+
     def camera_ids(self) -> tuple[str, ...]: ...
 
 
-COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview")
+COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview", "reference")
 
 
 class CommandHandler:
@@ -130,6 +145,8 @@ class CommandHandler:
             if name == "snapshot":
                 snapshot = SnapshotCommand.model_validate(data)
                 return self._snapshot(snapshot)
+            if name == "reference":
+                return self._reference(ReferenceCommand.model_validate(data))
             preview = PreviewCommand.model_validate(data)
             return self._preview(preview)
         except ValidationError as error:
@@ -169,4 +186,21 @@ class CommandHandler:
                 "preview": state,
                 "until": round(self._clock() + command.seconds, 3) if command.on else None,
             }
+        )
+
+    def _reference(self, command: ReferenceCommand) -> Reply:
+        problem = self._known_camera(command.camera)
+        if problem:
+            return Reply.error(problem)
+        try:
+            asked = self._target.set_references(
+                command.camera, mode=command.mode, analyzers=command.analyzers
+            )
+        except ValueError as error:
+            return Reply.error(str(error))
+        if not asked:
+            return Reply.error(f"camera {command.camera!r} has no analyzer that holds a reference")
+        log.info("camera %s: %s a new reference for %s", command.camera, command.mode, asked)
+        return Reply.json(
+            {"ok": True, "camera": command.camera, "mode": command.mode, "analyzers": asked}
         )

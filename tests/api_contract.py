@@ -60,7 +60,7 @@ from edge_agent.zones import Zone, zones_from_config
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAYLOAD_SCHEMAS = ("event", "alert", "state", "counts", "gaps", "status", "stats")
-REPLY_SCHEMAS = ("reply-ping", "reply-status", "reply-preview", "reply-error")
+REPLY_SCHEMAS = ("reply-ping", "reply-status", "reply-preview", "reply-reference", "reply-error")
 SCHEMA_NAMES = PAYLOAD_SCHEMAS + REPLY_SCHEMAS
 ROOT = "city/demo-plaza/pi-001"
 TOPICS = Topics(ROOT)
@@ -509,6 +509,7 @@ MESSAGE_SCHEMAS = {
     "replyPing": "reply-ping",
     "replyStatus": "reply-status",
     "replyPreview": "reply-preview",
+    "replyReference": "reply-reference",
     "replyError": "reply-error",
 }
 

@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from realdata import require_media, require_model
 
+from edge_agent.analyzers import ReferenceStore
 from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
 from edge_agent.config import parse_config
@@ -224,3 +225,44 @@ def test_a_command_sent_while_the_device_is_cut_off_arrives_when_it_returns(
         finally:
             agent.stop()
             centre.close()
+
+
+def test_reference_command_sets_and_keeps_the_clear_scene(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """The technician's install step: ``cmd/reference`` for a camera with a flood analyzer;
+    the reference is taken at the next analysed frame and written to the camera's own
+    references directory (the camera's setting wins over the agent's)."""
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    config = agent_config(tmp_path, broker.port)
+    config["references"] = {"directory": str(tmp_path / "agent-refs")}
+    cameras = config["cameras"]
+    assert isinstance(cameras, list)
+    camera = cameras[0]
+    camera["analyzers"] = [{"kind": "flood", "region": {"box": [0.0, 0.5, 1.0, 1.0]}}]
+    camera["references"] = {"directory": str(tmp_path / "camera-refs")}
+    centre = Centre(broker.port)
+    agent = Agent(parse_config(config))
+    agent.start()
+    try:
+        wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
+        centre.send("reference", {"camera": "cam1", "analyzers": ["tide"]}, b"c-ref-bad")
+        bad = reply_body(centre, b"c-ref-bad")
+        assert bad["ok"] is False and "no analyzer tide" in str(bad["error"])
+
+        centre.send("reference", {"camera": "cam1", "mode": "frame"}, b"c-ref")
+        assert reply_body(centre, b"c-ref") == {
+            "ok": True,
+            "camera": "cam1",
+            "mode": "frame",
+            "analyzers": ["flood"],
+        }
+        path = tmp_path / "camera-refs" / "cam1" / "flood.npz"
+        wait_until(path.exists, 30.0, "the reference file")
+        stored = ReferenceStore(tmp_path / "camera-refs").load("cam1", "flood")
+        assert stored is not None and stored.kind == "flood"
+        assert not (tmp_path / "agent-refs").exists()
+    finally:
+        agent.stop()
+        centre.close()

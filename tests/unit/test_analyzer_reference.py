@@ -263,3 +263,44 @@ def test_the_gate_pauses_suspends_and_resumes_on_what_tamper_says() -> None:
     view.report = ViewReport(None, 3)
     _step(gate, 8)
     assert region.calls[-1] == "update" and "relearn" not in region.calls[-2:]
+
+
+# -- wiring: only the running agent's pipelines keep references (assemble.build_pipeline)
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_only_a_pipeline_built_for_the_agent_keeps_references(tmp_path: Path, kept: bool) -> None:
+    from fakes.detect import StaticDetector
+
+    from edge_agent.assemble import build_pipeline
+    from edge_agent.config import parse_config
+    from edge_agent.sinks import CollectingSink
+
+    flood = {"kind": "flood", "region": {"box": [0.0, 0.5, 1.0, 1.0]}}
+    config = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "references": {"directory": str(tmp_path / "agent")},
+            "cameras": [
+                {
+                    "id": "cam1",
+                    "source": {"kind": "sim"},
+                    "analyzers": [flood],
+                    "references": {"directory": str(tmp_path / "camera")},
+                }
+            ],
+        }
+    )
+    pipeline = build_pipeline(
+        config,
+        config.cameras[0],
+        detector=StaticDetector(),
+        sink=CollectingSink(),
+        references=kept,
+    )
+    assert request_references(pipeline.analyzers, "frame") == ["flood"]
+    for t in range(3):
+        pipeline.process(Frame("cam1", t, WALL_S + t, float(t), _view()))
+    assert (tmp_path / "camera" / "cam1" / "flood.npz").is_file() is kept  # the camera's wins
+    assert not (tmp_path / "agent").exists()

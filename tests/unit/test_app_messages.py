@@ -32,6 +32,8 @@ from api_contract import (
 from fakes.mqtt import FakeClient, Sent, command_message
 from helpers import wait_until
 
+from edge_agent.analyzers import build_analyzers
+from edge_agent.analyzers.config import FloodAnalyzerConfig, ReferenceStoreConfig
 from edge_agent.app import PREVIEW_EXPIRY_S, Agent
 from edge_agent.config import parse_config
 from edge_agent.indicator import Condition, NoIndicator
@@ -52,6 +54,7 @@ class AgentStandIn:
     status_report = Agent.status_report
     snapshot_jpeg = Agent.snapshot_jpeg
     set_preview = Agent.set_preview
+    set_references = Agent.set_references
     camera_ids = Agent.camera_ids
     publish_stats = Agent.publish_stats
     _worker = Agent._worker
@@ -66,9 +69,23 @@ class AgentStandIn:
         self.indicator = NoIndicator()
         self._preview_lock = threading.Lock()
         frame = Frame("cam1", 0, 1_764_448_000.0, 0.0, IMAGE)
+        flood = FloodAnalyzerConfig(region={"box": (0.0, 0.5, 1.0, 1.0)})
+        analyzers = build_analyzers(  # in memory: nothing written
+            [flood], camera_id="cam1", references=ReferenceStoreConfig(directory=None)
+        )
         self.workers = [
-            SimpleNamespace(config=SimpleNamespace(id="cam1"), latest=frame, preview=None),
-            SimpleNamespace(config=SimpleNamespace(id="cam2"), latest=None, preview=None),
+            SimpleNamespace(
+                config=SimpleNamespace(id="cam1"),
+                latest=frame,
+                preview=None,
+                pipeline=SimpleNamespace(analyzers=analyzers),
+            ),
+            SimpleNamespace(
+                config=SimpleNamespace(id="cam2"),
+                latest=None,
+                preview=None,
+                pipeline=SimpleNamespace(analyzers=()),
+            ),
         ]
 
     def condition(self, now_s: float) -> Condition:
@@ -135,6 +152,14 @@ REPLY_TO = f"{ROOT}/reply/centre-7"
         ("preview", {"camera": "cam1", "on": False}, "reply-preview"),
         ("preview", {"camera": "cam9"}, "reply-error"),
         ("preview", {"camera": "cam1", "fps": 50}, "reply-error"),
+        ("reference", {"camera": "cam1"}, "reply-reference"),
+        (
+            "reference",
+            {"camera": "cam1", "mode": "frame", "analyzers": ["flood"]},
+            "reply-reference",
+        ),
+        ("reference", {"camera": "cam2"}, "reply-error"),
+        ("reference", {"camera": "cam1", "analyzers": ["garbage"]}, "reply-error"),
         ("snapshot", {"camera": "cam2"}, "reply-error"),
         ("snapshot", {"camera": "cam1", "colour": "red"}, "reply-error"),
         ("ping", [1, 2], "reply-error"),
@@ -209,6 +234,7 @@ def test_wrong_replies_fail(device: Device) -> None:
         "reply-ping": send(device, command("ping"))[0].json(),
         "reply-status": send(device, command("status"))[0].json(),
         "reply-preview": send(device, command("preview", {"camera": "cam1"}))[0].json(),
+        "reply-reference": send(device, command("reference", {"camera": "cam1"}))[0].json(),
         "reply-error": send(device, command("preview", {}))[0].json(),
     }
     assert "camera" in bodies["reply-error"]["error"]  # names the missing key
@@ -220,6 +246,12 @@ def test_wrong_replies_fail(device: Device) -> None:
                 ("on without until", {**body, "until": None}),
                 ("off with until", {**body, "preview": "off"}),
                 ("preview true", {**body, "preview": True}),
+            ]
+        if name == "reply-reference":
+            wrongs += [
+                ("no analyzers", {**body, "analyzers": []}),
+                ("unknown mode", {**body, "mode": "now"}),
+                ("analyzer not a name", {**body, "analyzers": ["a/b"]}),
             ]
         if name == "reply-status":
             wrongs.append(("outbox key missing", {**body, "outbox": {}}))

@@ -50,6 +50,20 @@ def test_protocol_given_as_a_number_is_accepted() -> None:
     assert config.mqtt.protocol == "5"
 
 
+def test_references_are_the_agent_s_unless_a_camera_has_its_own() -> None:
+    config = parse_config(MINIMAL)
+    assert config.references.directory == Path("/var/lib/edge-agent/references")
+    assert config.references.learn_at_start and config.cameras[0].references is None
+    own = {"directory": "/srv/refs", "learn_at_start": False}
+    camera = {**MINIMAL["cameras"][0], "references": own}  # type: ignore[index]
+    config = parse_config({**MINIMAL, "references": {"directory": None}, "cameras": [camera]})
+    assert config.references.directory is None
+    assert config.cameras[0].references is not None
+    assert config.cameras[0].references.directory == Path("/srv/refs")
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.references\.dir: unknown key"):
+        parse_config({**MINIMAL, "cameras": [{**camera, "references": {"dir": "/x"}}]})
+
+
 def test_every_problem_is_reported_with_its_path() -> None:
     broken = {
         "site_id": "bad/site",

@@ -1,22 +1,54 @@
 import json
 from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
 
 from api_contract import asyncapi
 
+from edge_agent.analyzers import build_analyzers
+from edge_agent.analyzers.config import (
+    FloodAnalyzerConfig,
+    ReferenceStoreConfig,
+    TamperAnalyzerConfig,
+)
+from edge_agent.app import Agent
 from edge_agent.remote import (
     MAX_PREVIEW_FPS,
     MAX_PREVIEW_S,
     CommandHandler,
     EmptyCommand,
     PreviewCommand,
+    ReferenceCommand,
     Reply,
     SnapshotCommand,
 )
 
 
 class FakeAgent:
-    def __init__(self) -> None:
+    """cam1 has a tamper and a flood analyzer (real ones), cam2 none; reference requests
+    go through the real ``Agent.set_references``."""
+
+    set_references = Agent.set_references
+    _worker = Agent._worker
+
+    def __init__(self, references: Path | None = None) -> None:
         self.previews: list[tuple[str, bool, float, float]] = []
+        analyzers = build_analyzers(
+            [TamperAnalyzerConfig(), FloodAnalyzerConfig(region={"box": (0.0, 0.5, 1.0, 1.0)})],
+            camera_id="cam1",
+            references=ReferenceStoreConfig(directory=references),
+        )
+        self.workers = [
+            SimpleNamespace(
+                config=SimpleNamespace(id="cam1"), pipeline=SimpleNamespace(analyzers=analyzers)
+            ),
+            SimpleNamespace(
+                config=SimpleNamespace(id="cam2"), pipeline=SimpleNamespace(analyzers=())
+            ),
+        ]
+
+    def pending(self) -> list[str]:
+        return [a.name for a in self.workers[0].pipeline.analyzers if a.reference_pending]
 
     def status_report(self) -> Mapping[str, object]:
         return {"boot": "b1", "outbox_depth": 3}
@@ -76,6 +108,48 @@ def test_preview_on_is_bounded_and_acknowledged() -> None:
     assert agent.previews == [("cam1", True, 30.0, 2.0)]
 
 
+def test_reference_asks_the_camera_s_analyzers_and_says_which(tmp_path: Path) -> None:
+    agent = FakeAgent(tmp_path / "refs")
+    handler = CommandHandler(agent, clock=lambda: 100.0)
+    reply = handler.handle("reference", b'{"camera": "cam1"}')
+    assert body(reply) == {
+        "ok": True,
+        "camera": "cam1",
+        "mode": "learn",
+        "analyzers": ["tamper", "flood"],
+    }
+    assert agent.pending() == ["tamper", "flood"]  # queued for the analysis thread
+    assert (tmp_path / "refs" / "cam1").is_dir()  # checked writable at once
+    reply = handler.handle(
+        "reference", b'{"camera": "cam1", "mode": "frame", "analyzers": ["flood"]}'
+    )
+    assert body(reply) == {"ok": True, "camera": "cam1", "mode": "frame", "analyzers": ["flood"]}
+    assert handler.handled == 2
+
+
+def test_a_reference_that_cannot_be_set_is_refused_and_nothing_is_asked(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases = [
+        (None, {"camera": "cam9"}, "unknown camera 'cam9'"),
+        (
+            None,
+            {"camera": "cam1", "analyzers": ["flod"]},
+            "no analyzer flod; it has: tamper, flood",
+        ),
+        (None, {"camera": "cam2"}, "no analyzer that holds a reference"),
+        (None, {"camera": "cam1", "mode": "now"}, "mode"),
+        (None, {"camera": "cam1", "analyzer": ["flood"]}, "analyzer: unknown key"),
+        (blocker / "refs", {"camera": "cam1"}, "cannot create"),
+    ]
+    for directory, payload, expected in cases:
+        agent = FakeAgent(directory)
+        handler = CommandHandler(agent)
+        parsed = body(handler.handle("reference", json.dumps(payload).encode()))
+        assert parsed["ok"] is False and expected in str(parsed["error"]), (payload, parsed)
+        assert agent.pending() == [] and handler.refused == 1, payload
+
+
 def test_bad_commands_change_nothing_and_say_why() -> None:
     cases = [
         ("reboot", {}, "unknown command 'reboot'"),
@@ -101,6 +175,8 @@ def test_a_payload_that_is_not_json_is_refused() -> None:
 def test_retained_commands_are_ignored() -> None:
     reply, agent, handler = handle("preview", {"camera": "cam1"}, retained=True)
     assert reply is None and agent.previews == [] and handler.refused == 1
+    reply, agent, handler = handle("reference", {"camera": "cam1"}, retained=True)
+    assert reply is None and agent.pending() == [] and handler.refused == 1
 
 
 def test_asyncapi_command_payloads_are_the_device_s_models() -> None:
@@ -109,6 +185,7 @@ def test_asyncapi_command_payloads_are_the_device_s_models() -> None:
         ("emptyCommand", EmptyCommand),
         ("snapshotCommand", SnapshotCommand),
         ("previewCommand", PreviewCommand),
+        ("referenceCommand", ReferenceCommand),
     ):
         documented = schemas[name]
         actual = model.model_json_schema()

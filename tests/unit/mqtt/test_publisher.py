@@ -227,7 +227,8 @@ def test_asyncapi_qos_retain_and_properties_match_the_wire(outbox: Outbox) -> No
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
     messages = document["components"]["messages"]
     assert messages["preview"]["bindings"]["mqtt"]["messageExpiryInterval"] == PREVIEW_EXPIRY_S
-    for name in ("replyPing", "replyStatus", "replyPreview", "replySnapshot", "replyError"):
+    replies = ("replyPing", "replyStatus", "replyPreview", "replyReference", "replySnapshot")
+    for name in (*replies, "replyError"):
         assert messages[name]["bindings"]["mqtt"]["messageExpiryInterval"] == 60, name
 
 
