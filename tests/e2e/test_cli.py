@@ -280,3 +280,63 @@ def test_check_config_catches_label_typos_that_would_never_fire(tmp_path: Path) 
     result = edge_agent("check-config", str(path))
     assert result.returncode == 2
     assert "detector.labels: 'peron' is not a label of model ssd_mobilenet_v1" in result.stderr
+
+
+# ---------------------------------------------------------------- a city's own model
+
+
+def own_model_detector(tmp_path: Path) -> dict[str, object]:
+    """The Ultralytics-layout model as a file a city trained, with its own label names
+    (Indonesian for the two it cares about), as ``detector:`` config."""
+    from edge_agent.detect.labels import COCO80
+
+    model = require_model("yolo11n_int8_416")
+    names = {"person": "orang", "car": "mobil"}
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"{names.get(label, label)}\n" for label in COCO80))
+    return {
+        "model": str(model),
+        "layout": "ultralytics",
+        "labels_file": str(labels),
+        "labels": ["orang", "mobil"],
+        "threads": 1,
+    }
+
+
+def test_replay_runs_a_users_model_with_its_own_labels(tmp_path: Path) -> None:
+    video = require_media("automl_traffic_frames.mp4")
+    config = write_config(tmp_path / "agent.yaml", detector=own_model_detector(tmp_path))
+    result = edge_agent("replay", str(video), "--config", str(config), "--json", "--every", "1")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    labels = {e["label"] for e in events if e["type"] == "new"}
+    assert "mobil" in labels and labels <= {"orang", "mobil"}, events
+
+
+def test_run_publishes_events_of_a_users_model_with_its_own_labels(
+    tmp_path: Path, private_broker: LocalBroker, child_processes: list[subprocess.Popen[str]]
+) -> None:
+    require_media("intel_one-by-one-person-detection.mp4")
+    config = write_config(
+        tmp_path / "agent.yaml",
+        cameras=[sim_camera(realtime=False, loop=False)],
+        detector=own_model_detector(tmp_path),
+        mqtt={"host": "127.0.0.1", "port": private_broker.port},
+    )
+    received: list[dict[str, object]] = []
+    lock = threading.Lock()
+
+    def on_message(message: ReceivedMessage) -> None:
+        with lock:
+            received.append(json.loads(message.payload))
+
+    with watching_events(private_broker.port, "own-model-watch", on_message):
+        run_agent(config, child_processes)
+        wait_until(
+            lambda: any(e.get("type") == "new" for e in list(received)),
+            120.0,
+            "an event from the agent running the user's model",
+        )
+    with lock:
+        labels = {e["label"] for e in received if e.get("type") == "new"}
+    assert labels == {"orang"}, received

@@ -42,12 +42,18 @@ class ClipRun:
 
 
 def footage_config(
-    video: Path, *, model: str | None = None, camera_fps: float | None = None
+    video: Path,
+    *,
+    model: str | None = None,
+    camera_fps: float | None = None,
+    regions: bool = True,
 ) -> AgentConfig:
-    """The config a user replays a clip with: a file source, everything else default."""
+    """The config a user replays a clip with: a file source, everything else default
+    (``regions=False``: one whole-frame pass per detection run, for comparison)."""
     camera: dict[str, Any] = {
         "id": "cam",
         "source": {"kind": "opencv", "uri": str(video), "loop": False, "realtime": False},
+        "regions": {"enabled": regions},
     }
     if camera_fps is not None:
         camera["fps"] = camera_fps
@@ -93,10 +99,11 @@ def replay_clip(
     model: str | None = None,
     camera_fps: float | None = None,
     detector: Detector | None = None,
+    regions: bool = True,
 ) -> ClipRun:
     """Replay one clip through ``build_pipeline``; its events in frames of the clip."""
     video = datafiles.resolve_media(truth.clip)
-    config = footage_config(video, model=model, camera_fps=camera_fps)
+    config = footage_config(video, model=model, camera_fps=camera_fps, regions=regions)
     camera = config.cameras[0]
     sink = CollectingSink()
     pipeline = build_pipeline(
@@ -146,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="manifest model name (default: the config default)")
     parser.add_argument("--camera-fps", type=float, help="camera fps (default: the config default)")
     parser.add_argument("--clip", action="append", help="only this clip (repeatable)")
+    parser.add_argument(
+        "--regions",
+        choices=("on", "off"),
+        default="on",
+        help="region detection (default on, as the agent runs); off: whole frame only",
+    )
     parser.add_argument("--slack-s", type=float, default=DEFAULT_SLACK_S)
     parser.add_argument("--truth-dir", type=Path, default=TRUTH_DIR)
     args = parser.parse_args(argv)
@@ -162,7 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 video = datafiles.resolve_media(truth.clip)
                 detector = build_detector(footage_config(video, model=args.model))
             run = replay_clip(
-                truth, model=args.model, camera_fps=args.camera_fps, detector=detector
+                truth,
+                model=args.model,
+                camera_fps=args.camera_fps,
+                detector=detector,
+                regions=args.regions == "on",
             )
         except datafiles.DataFileError as exc:
             print(f"{truth.clip}: skipped: {exc}", file=sys.stderr)
