@@ -7,7 +7,8 @@ for detection, the pipeline never waits for the network, and the publisher never
 touches frames. Built from the config by ``edge_agent.assemble``.
 
 Who writes what: each field has one writing thread (or a lock, named); every other
-thread only reads it, one int or one reference at a time.
+thread only reads it, one int or one reference at a time (the ``worker.`` fields are
+``edge_agent.worker.CameraWorker``'s).
 
 =================  ==============================================  ===========================
 thread             the only writer of                              hands off through
@@ -40,13 +41,11 @@ A shared detector is a ``LockedDetector``: analysis threads take turns at it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -55,15 +54,14 @@ from edge_agent import __version__
 from edge_agent.analyzers import ReferenceFileError, request_references
 from edge_agent.analyzers.reference import ReferenceMode
 from edge_agent.assemble import build_detector, build_pipeline, new_boot_id
-from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, open_source
-from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.capture import EndOfStream, LatestFrameMailbox, open_source
+from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import SCHEMA_VERSION, Encoder, Topics, interrupted_end
 from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
-from edge_agent.pipeline import CameraPipeline, StageClock
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.sinks import OutboxSink
 from edge_agent.stats import (
@@ -74,6 +72,7 @@ from edge_agent.stats import (
     stats_expiry_s,
 )
 from edge_agent.types import Box, Frame
+from edge_agent.worker import CameraWorker, Preview
 
 __all__ = [
     "PREVIEW_EXPIRY_S",
@@ -110,79 +109,6 @@ def birth_payload(
     if outbox_reset is not None:
         birth["outbox_reset"] = str(outbox_reset)  # the outbox was unreadable at start
     return birth
-
-
-@dataclass
-class _Preview:
-    until_s: float  # monotonic
-    interval_s: float
-    width_px: int
-    next_due_s: float = 0.0  # written by housekeeping only, once the preview is set
-
-
-_failure_order = itertools.count(1)  # which failure came last, across threads
-
-
-@dataclass(frozen=True)
-class Failures:
-    """One thread's failures on one camera; the thread replaces the whole value."""
-
-    count: int = 0
-    last_error: str | None = None
-    order: int = 0  # 0: none yet
-
-    def add(self, error: str) -> Failures:
-        return Failures(self.count + 1, error, next(_failure_order))
-
-
-@dataclass(frozen=True)
-class StatsMark:
-    """Where the current stats interval began: the pipeline's counters then, and when."""
-
-    frames: int = 0
-    detector_runs: int = 0
-    invokes: int = 0
-    full_frame_passes: int = 0
-    invoke_s: float = 0.0
-    at_mono_s: float | None = None  # None: the agent's start
-
-    @classmethod
-    def of(cls, clock: StageClock, now_s: float) -> StatsMark:
-        return cls(
-            clock.frames,
-            clock.detector_runs,
-            clock.invokes,
-            clock.full_frame_passes,
-            clock.seconds["invoke"],
-            now_s,
-        )
-
-
-@dataclass
-class CameraWorker:
-    """One camera's threads and what they share; the module docstring says who writes
-    which field."""
-
-    config: CameraConfig
-    source: FrameSource
-    mailbox: LatestFrameMailbox
-    pipeline: CameraPipeline
-    capture_failures: Failures = field(default_factory=Failures)
-    analysis_failures: Failures = field(default_factory=Failures)
-    latest: Frame | None = None  # for snapshots and previews
-    preview: _Preview | None = None
-    stats_mark: StatsMark = field(default_factory=StatsMark)
-    last_frame_mono_s: float | None = None  # when the analysis thread last got a frame
-
-    @property
-    def failed_frames(self) -> int:
-        return self.capture_failures.count + self.analysis_failures.count
-
-    @property
-    def last_error(self) -> str | None:
-        capture, analysis = self.capture_failures, self.analysis_failures
-        latest = capture if capture.order > analysis.order else analysis
-        return latest.last_error
 
 
 class Agent:
@@ -400,26 +326,9 @@ class Agent:
         cameras: dict[str, CameraStats] = {}
         now_s = time.monotonic()
         for worker in self.workers:
-            clock = worker.pipeline.clock
-            mark, now_mark = worker.stats_mark, StatsMark.of(clock, now_s)
-            d_frames = now_mark.frames - mark.frames
-            d_runs = now_mark.detector_runs - mark.detector_runs
-            d_invokes = now_mark.invokes - mark.invokes
-            d_invoke_s = now_mark.invoke_s - mark.invoke_s
-            elapsed_s = max(1e-6, now_s - (mark.at_mono_s or self._started_mono_s))
-            if new_interval:  # periodic stats: housekeeping, the mark's only writer
-                worker.stats_mark = now_mark
-            cameras[worker.config.id] = CameraStats(
-                fps=d_frames / elapsed_s,
-                detector_runs=d_runs,
-                invokes=d_invokes,
-                full_frame_passes=now_mark.full_frame_passes - mark.full_frame_passes,
-                inference_ms=1000.0 * d_invoke_s / d_invokes if d_invokes else None,
-                motion_ratio=worker.pipeline.last_motion_ratio,
-                source=worker.source.health(),
-                failed_frames=worker.failed_frames,
-                last_error=worker.last_error,
-                stage_errors=dict(worker.pipeline.stage_errors),
+            # Periodic stats start the next interval (housekeeping, the mark's only writer).
+            cameras[worker.config.id] = worker.interval_stats(
+                now_s, self._started_mono_s, new_interval=new_interval
             )
         return build_stats(
             boot_id=self.boot_id,
@@ -479,7 +388,7 @@ class Agent:
             return
         now_s = time.monotonic()
         with self._preview_lock:
-            worker.preview = _Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
+            worker.preview = Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
         log.info("camera %s: preview on for %.0f s at %.1f fps", camera_id, seconds, fps)
 
     def set_references(

@@ -16,6 +16,7 @@ from edge_agent.broker import LocalBroker
 from edge_agent.capture import LatestFrameMailbox
 from edge_agent.config import CameraConfig, parse_config
 from edge_agent.types import Frame, SourceHealth
+from edge_agent.worker import CameraWorker
 
 
 class StuckSource:
@@ -98,7 +99,7 @@ def test_a_clean_stop_reports_no_thread(
 def test_each_thread_counts_its_own_failures_and_the_latest_error_is_reported() -> None:
     camera = CameraConfig.model_validate({"id": "cam1", "source": {"kind": "sim"}})
     pipeline = None  # not used by the failure counts
-    worker = app.CameraWorker(camera, StuckSource(), LatestFrameMailbox(), pipeline)  # type: ignore[arg-type]
+    worker = CameraWorker(camera, StuckSource(), LatestFrameMailbox(), pipeline)  # type: ignore[arg-type]
     assert (worker.failed_frames, worker.last_error) == (0, None)
     worker.capture_failures = worker.capture_failures.add("capture failed: a")
     worker.analysis_failures = worker.analysis_failures.add("analysis failed: b")

@@ -1,0 +1,115 @@
+"""What one camera's threads share: its source, mailbox and pipeline, the latest frame, its
+preview, its failures and where its stats interval began.
+
+``edge_agent/app.py``'s docstring says which thread writes which field; each field has one
+writer, and a value read across threads is replaced whole (frozen dataclasses), never
+changed in place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from edge_agent.capture import FrameSource, LatestFrameMailbox
+from edge_agent.config import CameraConfig
+from edge_agent.pipeline import CameraPipeline, StageClock
+from edge_agent.stats import CameraStats
+from edge_agent.types import Frame
+
+
+@dataclass
+class Preview:
+    until_s: float  # monotonic
+    interval_s: float
+    width_px: int
+    next_due_s: float = 0.0  # written by housekeeping only, once the preview is set
+
+
+_failure_order = itertools.count(1)  # which failure came last, across threads
+
+
+@dataclass(frozen=True)
+class Failures:
+    """One thread's failures on one camera; the thread replaces the whole value."""
+
+    count: int = 0
+    last_error: str | None = None
+    order: int = 0  # 0: none yet
+
+    def add(self, error: str) -> Failures:
+        return Failures(self.count + 1, error, next(_failure_order))
+
+
+@dataclass(frozen=True)
+class StatsMark:
+    """Where the current stats interval began: the pipeline's counters then, and when."""
+
+    frames: int = 0
+    detector_runs: int = 0
+    invokes: int = 0
+    full_frame_passes: int = 0
+    invoke_s: float = 0.0
+    at_mono_s: float | None = None  # None: the agent's start
+
+    @classmethod
+    def of(cls, clock: StageClock, now_s: float) -> StatsMark:
+        return cls(
+            clock.frames,
+            clock.detector_runs,
+            clock.invokes,
+            clock.full_frame_passes,
+            clock.seconds["invoke"],
+            now_s,
+        )
+
+
+@dataclass
+class CameraWorker:
+    """One camera's threads and what they share; the module docstring says who writes
+    which field."""
+
+    config: CameraConfig
+    source: FrameSource
+    mailbox: LatestFrameMailbox
+    pipeline: CameraPipeline
+    capture_failures: Failures = field(default_factory=Failures)
+    analysis_failures: Failures = field(default_factory=Failures)
+    latest: Frame | None = None  # for snapshots and previews
+    preview: Preview | None = None
+    stats_mark: StatsMark = field(default_factory=StatsMark)
+    last_frame_mono_s: float | None = None  # when the analysis thread last got a frame
+
+    @property
+    def failed_frames(self) -> int:
+        return self.capture_failures.count + self.analysis_failures.count
+
+    @property
+    def last_error(self) -> str | None:
+        capture, analysis = self.capture_failures, self.analysis_failures
+        latest = capture if capture.order > analysis.order else analysis
+        return latest.last_error
+
+    def interval_stats(
+        self, now_s: float, started_mono_s: float, *, new_interval: bool
+    ) -> CameraStats:
+        """This camera's figures since the last mark (``new_interval``: and set a new one)."""
+        clock = self.pipeline.clock
+        mark, now_mark = self.stats_mark, StatsMark.of(clock, now_s)
+        d_invokes = now_mark.invokes - mark.invokes
+        d_invoke_s = now_mark.invoke_s - mark.invoke_s
+        elapsed_s = max(1e-6, now_s - (mark.at_mono_s or started_mono_s))
+        if new_interval:
+            self.stats_mark = now_mark
+        return CameraStats(
+            fps=(now_mark.frames - mark.frames) / elapsed_s,
+            detector_runs=now_mark.detector_runs - mark.detector_runs,
+            invokes=d_invokes,
+            full_frame_passes=now_mark.full_frame_passes - mark.full_frame_passes,
+            inference_ms=1000.0 * d_invoke_s / d_invokes if d_invokes else None,
+            motion_ratio=self.pipeline.last_motion_ratio,
+            source=self.source.health(),
+            failed_frames=self.failed_frames,
+            last_error=self.last_error,
+            stage_errors=dict(self.pipeline.stage_errors),
+        )
