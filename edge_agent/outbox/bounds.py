@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Set
+from dataclasses import dataclass
 
 from edge_agent.types import MessageClass
 
-# row_id, seq, class name, size_bytes: a row chosen to be dropped
-Victim = tuple[int, int, str, int]
+
+@dataclass(frozen=True)
+class Victim:
+    """A stored row chosen to be dropped (evicted or expired)."""
+
+    row_id: int
+    seq: int
+    message_class: str
+    size_bytes: int
 
 
 def eviction_victims(
@@ -42,7 +50,7 @@ def eviction_victims(
             break
         if row_id in claimed:
             continue  # being delivered right now: delivery wins
-        victims.append((int(row_id), int(seq), str(cls), int(row_size)))
+        victims.append(Victim(int(row_id), int(seq), str(cls), int(row_size)))
         rows -= 1
         size_bytes -= int(row_size)
     cursor.close()
@@ -80,5 +88,5 @@ def expired_victims(
             (cls.value, now_s - ttl),
         ):
             if row_id not in claimed:
-                victims.append((int(row_id), int(seq), cls.value, int(row_size)))
+                victims.append(Victim(int(row_id), int(seq), cls.value, int(row_size)))
     return victims

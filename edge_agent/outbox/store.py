@@ -429,8 +429,8 @@ class Outbox:
         return depth.rows > self.max_rows or depth.size_bytes > self.max_bytes
 
     def _delete_rows_locked(self, victims: Sequence[bounds.Victim]) -> None:
-        """Delete (row_id, seq, class, size) rows in chunks."""
-        ids = [v[0] for v in victims]
+        """Delete the victims' rows in chunks."""
+        ids = [v.row_id for v in victims]
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -443,13 +443,14 @@ class Outbox:
         if not victims:
             return by_class
         self._delete_rows_locked(victims)
-        for _row_id, _seq, cls, size in victims:
+        for victim in victims:
+            cls = victim.message_class
             by_class[cls] = by_class.get(cls, 0) + 1
             deltas.depth.rows -= 1
-            deltas.depth.size_bytes -= size
+            deltas.depth.size_bytes -= victim.size_bytes
         for cls, n in by_class.items():
             deltas.count(f"{reason}:{cls}", n)
-        dropped = [(seq, cls, reason) for _r, seq, cls, _s in victims]
+        dropped = [(v.seq, v.message_class, reason) for v in victims]
         deltas.depth.gap_seqs += gaps.add_gaps(self._conn, dropped)
         return by_class
 

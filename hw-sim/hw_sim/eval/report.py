@@ -43,8 +43,8 @@ def format_table(report: Report) -> str:
     )
     if report.soak_target_s is not None:
         parts = [
-            f"{name} {len(runs)} runs {simulated_s:.0f} s {alarms} FA"
-            for name, (runs, simulated_s, alarms) in soak_breakdown(report).items()
+            f"{name} {share.runs} runs {share.simulated_s:.0f} s {share.false_alarms} FA"
+            for name, share in soak_breakdown(report).items()
         ]
         seeds = sorted({r.seed for r in report.runs if r.seed is not None})
         if seeds:

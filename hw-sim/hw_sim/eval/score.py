@@ -173,9 +173,9 @@ class Report:
             data["soak"] = {
                 "target_s": round(self.soak_target_s, 2),
                 "scenarios": [
-                    {"name": name, "runs": len(runs), "simulated_s": round(simulated_s, 2),
-                     "false_alarms": alarms}
-                    for name, (runs, simulated_s, alarms) in soak_breakdown(self).items()
+                    {"name": name, "runs": share.runs, "simulated_s": round(share.simulated_s, 2),
+                     "false_alarms": share.false_alarms}
+                    for name, share in soak_breakdown(self).items()
                 ],
             }  # fmt: skip
         return data
@@ -366,12 +366,23 @@ def score(runs: Iterable[ScenarioRun], tolerance_s: float = DEFAULT_TOLERANCE_S)
     return report
 
 
-def soak_breakdown(report: Report) -> dict[str, tuple[list[ScenarioRun], float, int]]:
+@dataclass(frozen=True)
+class SoakShare:
+    """One false-alarm-check scenario's part of a soak."""
+
+    runs: int
+    simulated_s: float
+    false_alarms: int
+
+
+def soak_breakdown(report: Report) -> dict[str, SoakShare]:
     """Per false-alarm-check scenario: its runs, their simulated seconds, their false alarms."""
     names = dict.fromkeys(r.name for r in report.runs if r.expectations.false_alarm_check)
     breakdown = {}
     for name in names:
         runs = [r for r in report.runs if r.name == name]
         alone = score(runs, report.tolerance_s)
-        breakdown[name] = (runs, alone.false_alarm_scenarios_s, alone.false_alarm_scenario_alarms)
+        breakdown[name] = SoakShare(
+            len(runs), alone.false_alarm_scenarios_s, alone.false_alarm_scenario_alarms
+        )
     return breakdown
