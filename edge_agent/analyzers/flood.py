@@ -49,8 +49,9 @@ from edge_agent.analyzers.common import (
 )
 from edge_agent.analyzers.config import FloodAnalyzerConfig
 from edge_agent.analyzers.reference import (
-    ReferenceMode,
     ReferenceSlot,
+    SlotHolder,
+    memory_slot,
     region_geometry,
 )
 from edge_agent.types import Frame, ImageBGR
@@ -75,19 +76,13 @@ def texture(grey: FloatImage) -> FloatImage:
     return energy / (brightness + 10.0)
 
 
-class FloodAnalyzer:
+class FloodAnalyzer(SlotHolder):
     def __init__(
         self, config: FloodAnalyzerConfig, camera_id: str = "", slot: ReferenceSlot | None = None
     ) -> None:
         self.config = config
         self._camera_id = camera_id
-        self.slot = slot or ReferenceSlot(
-            store=None,
-            camera_id=camera_id,
-            analyzer=config.name,
-            kind=config.kind,
-            geometry=geometry_of(config),
-        )
+        self.slot = slot or memory_slot(camera_id, config.name, config.kind, geometry_of(config))
         self._sampler = RegionSampler(config.region, config.work_width_px)
         self._hysteresis = Hysteresis(
             NONE,
@@ -118,14 +113,6 @@ class FloodAnalyzer:
         return self._persistence.state
 
     # -- the reference (docs/analyzers.md, Stored references)
-
-    def request_reference(self, mode: ReferenceMode = "learn") -> None:
-        """Take a new dry reference from the next frame(s); any thread."""
-        self.slot.request(mode)
-
-    @property
-    def reference_pending(self) -> bool:
-        return self.slot.pending
 
     def relearn(self) -> None:
         """The view changed for good: learn the road again, and judge afresh."""

@@ -48,7 +48,12 @@ from edge_agent.analyzers.common import (
     make_state,
 )
 from edge_agent.analyzers.config import GarbageAnalyzerConfig
-from edge_agent.analyzers.reference import ReferenceMode, ReferenceSlot, region_geometry
+from edge_agent.analyzers.reference import (
+    ReferenceSlot,
+    SlotHolder,
+    memory_slot,
+    region_geometry,
+)
 from edge_agent.types import Frame
 
 NONE, PRESENT = "none", "present"
@@ -57,7 +62,7 @@ _OPEN_KERNEL = np.ones((3, 3), np.uint8)
 _DRIFT_SHARE = 0.25  # the adapted reference stays this share of diff_threshold from the set one
 
 
-class GarbageAnalyzer:
+class GarbageAnalyzer(SlotHolder):
     def __init__(
         self,
         config: GarbageAnalyzerConfig,
@@ -66,13 +71,7 @@ class GarbageAnalyzer:
     ) -> None:
         self.config = config
         self._camera_id = camera_id
-        self.slot = slot or ReferenceSlot(
-            store=None,
-            camera_id=camera_id,
-            analyzer=config.name,
-            kind=config.kind,
-            geometry=geometry_of(config),
-        )
+        self.slot = slot or memory_slot(camera_id, config.name, config.kind, geometry_of(config))
         self._sampler = RegionSampler(config.region, config.work_width_px)
         self._hysteresis = Hysteresis(
             NONE, (Level(PRESENT, config.present_enter, config.present_exit),)
@@ -99,14 +98,6 @@ class GarbageAnalyzer:
         return self._persistence.state
 
     # -- the reference (docs/analyzers.md, Stored references)
-
-    def request_reference(self, mode: ReferenceMode = "learn") -> None:
-        """Take a new empty reference from the next frame(s); any thread."""
-        self.slot.request(mode)
-
-    @property
-    def reference_pending(self) -> bool:
-        return self.slot.pending
 
     def relearn(self) -> None:
         """The view changed for good: learn the empty region again, and judge afresh."""

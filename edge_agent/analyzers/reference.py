@@ -317,6 +317,28 @@ class ReferenceSlot:
         self._unknown_published = False
 
 
+def memory_slot(camera_id: str, name: str, kind: str, geometry: str) -> ReferenceSlot:
+    """A slot that keeps its reference in memory only (an analyzer built without a store)."""
+    return ReferenceSlot(
+        store=None, camera_id=camera_id, analyzer=name, kind=kind, geometry=geometry
+    )
+
+
+class SlotHolder:
+    """Mixin: the reference requests of an analyzer that keeps its reference in ``slot``
+    (small mixins, as gpiozero composes its devices)."""
+
+    slot: ReferenceSlot
+
+    def request_reference(self, mode: ReferenceMode = "learn") -> None:
+        """Take a new reference of the clear scene from the next frame(s); any thread."""
+        self.slot.request(mode)
+
+    @property
+    def reference_pending(self) -> bool:
+        return self.slot.pending
+
+
 def unknown_state(frame: Frame, analyzer: str, reason: str) -> SceneState:
     """The level of a region analyzer that cannot judge, and why (``detail.reason``)."""
     return SceneState(

@@ -45,7 +45,12 @@ from edge_agent.analyzers.common import (
     shrink,
 )
 from edge_agent.analyzers.config import TamperAnalyzerConfig
-from edge_agent.analyzers.reference import ReferenceMode, ReferenceSlot, region_geometry
+from edge_agent.analyzers.reference import (
+    ReferenceSlot,
+    SlotHolder,
+    memory_slot,
+    region_geometry,
+)
 from edge_agent.types import Frame, ImageBGR
 
 OK, COVERED, BLURRED, MOVED, FROZEN, NO_SIGNAL = (
@@ -60,7 +65,7 @@ STATES = (OK, COVERED, BLURRED, MOVED, FROZEN, NO_SIGNAL)
 _FROZEN_SAMPLE_STEP = 4  # compare every 4th pixel: a live picture's noise differs everywhere
 
 
-class TamperAnalyzer:
+class TamperAnalyzer(SlotHolder):
     def __init__(
         self,
         config: TamperAnalyzerConfig,
@@ -69,13 +74,7 @@ class TamperAnalyzer:
     ) -> None:
         self.config = config
         self._camera_id = camera_id
-        self.slot = slot or ReferenceSlot(
-            store=None,
-            camera_id=camera_id,
-            analyzer=config.name,
-            kind=config.kind,
-            geometry=geometry_of(config),
-        )
+        self.slot = slot or memory_slot(camera_id, config.name, config.kind, geometry_of(config))
         self._cadence = Cadence(config.every_s)
         self._persistence = Persistence(config.min_duration_s, {FROZEN: config.frozen_after_s})
         self._learner = ReferenceLearner(config.learn_s)
@@ -202,14 +201,6 @@ class TamperAnalyzer:
 
     def view(self) -> ViewReport:
         return ViewReport(self._persistence.state, self._epoch)
-
-    def request_reference(self, mode: ReferenceMode = "learn") -> None:
-        """Take a new reference view from the next frame(s); any thread."""
-        self.slot.request(mode)
-
-    @property
-    def reference_pending(self) -> bool:
-        return self.slot.pending
 
     def _arrays(self) -> dict[str, FloatImage]:
         assert self._reference is not None
