@@ -220,7 +220,11 @@ def main() -> int:
         (name, cv2.resize(media_frames.frame(clip, index), FRAME_PX, cv2.INTER_LINEAR))
         for name, clip, index in BACKGROUNDS
     ]
-    gates = [c for c in candidates() if args.only is None or c[0] in args.only]
+    gates = [
+        (name, settings)
+        for name, settings in candidates()
+        if (args.only is None or name in args.only) and (settings.enabled or not args.gate_only)
+    ]
     print(
         f"{FRAMES} frames at {FPS:g} fps, {FRAME_PX[0]}x{FRAME_PX[1]}, walker contrast "
         f"{args.contrast:g} grey levels, noise sigma {args.noise:g}, seed {args.seed}; "
