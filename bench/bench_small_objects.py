@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
+import media_frames  # bench/, on the path when this runs as a script
 import numpy as np
+from media_frames import PERSON_CLIP
 
 from edge_agent import datafiles
 from edge_agent.detect.base import Detector
@@ -43,12 +45,6 @@ from edge_agent.detect.tflite import create_detector
 from edge_agent.types import Box, Detection, ImageBGR
 
 FRAME_PX = (960, 540)
-PERSON_CLIP = "intel_one-by-one-person-detection.mp4"
-# People cut from frames of the person clip, whole from hair to shoes, seen from behind
-# (frame, (x_min, y_min, x_max, y_max) in its 768x432 pixels, chosen by eye): a man in
-# black, and a man in a light grey shirt against the white wall (lower contrast; the
-# crown of his head is cut by the frame).
-PEOPLE = ((348, (380, 3, 545, 384)), (1276, (345, 0, 528, 396)))
 # (clip, frame) with nobody in view, chosen from contact sheets.
 BACKGROUNDS = (
     (PERSON_CLIP, 0),  # the empty room
@@ -60,16 +56,6 @@ GATE_ROWS = 100  # MotionSettings.frame_height_px: the grid motion boxes are dra
 GATE_DILATE_CELLS = 2  # motion._regions dilates the mask by a 5x5 kernel
 MATCH_IOU = 0.3
 MODES = ("whole", "motion", "track")
-
-
-def _frame(clip: str, index: int) -> ImageBGR:
-    capture = cv2.VideoCapture(str(datafiles.resolve_media(clip)))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, frame = capture.read()
-    capture.release()
-    if not ok:
-        sys.exit(f"cannot decode frame {index} of {clip}")
-    return np.asarray(frame, np.uint8)
 
 
 def _motion_box(truth: Box) -> Box:
@@ -167,10 +153,10 @@ def main() -> int:
     args = parser.parse_args()
     cv2.setNumThreads(1)
 
-    people = []
-    for index, (x0, y0, x1, y1) in PEOPLE:
-        people.append(_frame(PERSON_CLIP, index)[y0:y1, x0:x1])
-    backgrounds = [cv2.resize(_frame(c, i), FRAME_PX, cv2.INTER_LINEAR) for c, i in BACKGROUNDS]
+    people = media_frames.people()
+    backgrounds = [
+        cv2.resize(media_frames.frame(c, i), FRAME_PX, cv2.INTER_LINEAR) for c, i in BACKGROUNDS
+    ]
     trials = {h: _trials(people, backgrounds, h, args.trials, args.seed) for h in args.heights}
     budget = RegionSettings().max_invokes_per_frame
     print(

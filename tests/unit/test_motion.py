@@ -122,3 +122,39 @@ def test_a_light_switched_on_in_part_of_the_picture_stops_opening_the_gate() -> 
     window = MotionSettings().moving_window_frames
     assert not any(lamp_on(MotionSettings())[window + 1 :])
     assert all(lamp_on(BACKGROUND_ONLY)[1:10])  # until the lamp has blended in
+
+
+def sand(noise: float) -> np.ndarray:
+    """A sandy street: a light, gently mottled surface, with fresh sensor noise each call."""
+    mottle = cv2.resize(SAND_MOTTLE, (320, 180), interpolation=cv2.INTER_CUBIC)
+    image = 170.0 + mottle + RNG.normal(0, noise, mottle.shape)
+    grey = np.clip(image, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+SAND_MOTTLE = np.random.default_rng(3).normal(0, 6, (18, 32)).astype(np.float32)
+
+
+# The best candidate bench/bench_gate_contrast.py found, not the default (docs/pipeline.md §3).
+LOW_CONTRAST = MotionSettings(pixel_threshold=25, min_area_ratio=0.001)
+
+
+def test_a_low_contrast_walker_on_a_noisy_sandy_street_needs_a_lower_threshold() -> None:
+    # A light coat on sand: 28 grey levels lighter than the street, under the default 30.
+    def walk(settings: MotionSettings) -> list[bool]:
+        gate = MotionGate(settings)
+        for _ in range(5):
+            gate.update(sand(noise=4.0))
+        return [
+            gate.update(with_patch(sand(noise=4.0), 40 + 8 * i, 28)).has_motion for i in range(25)
+        ]
+
+    assert not any(walk(MotionSettings()))
+    assert all(walk(LOW_CONTRAST)[2:])
+
+
+def test_sensor_noise_on_a_sandy_street_never_opens_the_gate() -> None:
+    for settings in (MotionSettings(), LOW_CONTRAST):
+        for noise in (4.0, 8.0):
+            gate = MotionGate(settings)
+            assert not any(gate.update(sand(noise)).has_motion for _ in range(100)), noise
