@@ -9,6 +9,8 @@ offending key, so one run of ``edge-agent check-config`` lists them all.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -341,6 +343,8 @@ def problems_of(error: ValidationError) -> list[str]:
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (misspelt, or not valid here)"
+        elif isinstance(item.get("input"), (date, datetime)) and item["type"] == "string_type":
+            message = f"YAML reads {item['input']} as a date: quote it ('...') to make it text"
         problems.append(f"{_location(item['loc'])}: {message}")
     return problems
 
@@ -354,18 +358,88 @@ def parse_config(data: object, source: str = "<config>") -> AgentConfig:
         raise ConfigError(source, problems_of(error)) from None
 
 
-def load_config(path: Path) -> AgentConfig:
+MAX_YAML_DEPTH = 64
+"""A real config nests about eight levels; PyYAML slows quadratically on deep flow nesting
+and overflows Python's stack past ~1000 levels, so deeper is refused as it is read."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with scalars Python cannot hold (``2024-02-30``, an integer of
+    5000 digits) and nesting past MAX_YAML_DEPTH turned into YAML errors at their line
+    instead of a bare ValueError or RecursionError."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    self.get_mark(),
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _guarded(
+    construct: Callable[[yaml.SafeLoader, yaml.ScalarNode], object], what: str
+) -> Callable[[yaml.SafeLoader, yaml.ScalarNode], object]:
+    def guarded(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+        try:
+            return construct(loader, node)
+        except (ValueError, OverflowError) as error:
+            value = str(node.value)
+            shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
+            reason = str(error).split(":")[0]
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{shown} is not a usable {what} ({reason}); quote it if it is text",
+                node.start_mark,
+            ) from None
+
+    return guarded
+
+
+for _tag, _what in (("timestamp", "date"), ("int", "integer"), ("float", "number")):
+    _ConfigLoader.add_constructor(
+        f"tag:yaml.org,2002:{_tag}",
+        _guarded(yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"], _what),
+    )
+
+
+def read_config_data(path: Path) -> object:
+    """The YAML document in ``path``; every way the file cannot be read is a ConfigError."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as error:
         raise ConfigError(source, [f"cannot read the file: {error.strerror or error}"]) from None
+    if not raw.strip():
+        raise ConfigError(source, ["the file is empty (expected site_id, device_id, cameras, ...)"])
+    if b"\0" in raw:
+        raise ConfigError(source, ["the file is binary, not YAML text"])
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(source, ["the file is not UTF-8 text"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(source, [f"not valid YAML{where}: {error}"]) from None
-    return parse_config(data, source)
+        problem = getattr(error, "problem", None) or error
+        raise ConfigError(source, [f"not valid YAML{where}: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(source, ["not valid YAML: nested too deeply for the parser"]) from None
+    if data is None:
+        raise ConfigError(source, ["the file holds no settings (only comments or blank)"])
+    return data
+
+
+def load_config(path: Path) -> AgentConfig:
+    return parse_config(read_config_data(path), str(path))

@@ -1,82 +1,217 @@
 """What the config schema cannot see: files that must exist, names that must be known.
 
-``edge-agent check-config`` and ``run`` print these beside the schema's own problems
-(edge_agent/config.py), in the same "path: problem" form.
+``check_config_file`` is what ``edge-agent check-config`` runs: it never raises, and it
+reports every problem in one go. The schema's problems (edge_agent/config.py) come first;
+the checks here then run on every part of the file that validated on its own (the detector,
+each camera, mqtt, outbox), so a typo in one camera does not hide an unknown model or a
+missing video file elsewhere. ``--offline`` leaves out what only the device can show: its
+TLS files, its outbox directory and the mode of its copy of a config holding a password.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
-from edge_agent.config import AgentConfig, OpenCVSourceConfig
+from pydantic import BaseModel, ValidationError
+
+from edge_agent.config import (
+    AgentConfig,
+    CameraConfig,
+    ConfigError,
+    DetectorConfig,
+    MqttConfig,
+    OpenCVSourceConfig,
+    OutboxConfig,
+    SimSourceConfig,
+    parse_config,
+    read_config_data,
+)
 from edge_agent.datafiles import DataFileError
 from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 
+_Model = TypeVar("_Model", bound=BaseModel)
 
-def semantic_problems(config: AgentConfig, config_path: Path | None = None) -> list[str]:
-    """What the schema cannot see: files that must exist, names that must be known."""
-    from edge_agent.datafiles import load_manifest
-    from edge_agent.detect.filters import unknown_filter_labels
-    from edge_agent.detect.tflite import ModelLoadError, model_labels
 
-    problems: list[str] = []
+@dataclass(frozen=True)
+class ConfigCheck:
+    """The outcome of a check: the config when the schema accepted it, and every problem."""
+
+    config: AgentConfig | None
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None and not self.problems
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The sections that validated, each on its own (cameras keep their index in the file)."""
+
+    detector: DetectorConfig | None
+    cameras: tuple[tuple[int, CameraConfig], ...]
+    mqtt: MqttConfig | None
+    outbox: OutboxConfig | None
+
+
+def check_config_file(path: Path, *, offline: bool = False) -> ConfigCheck:
+    """Every problem with the config file at ``path``; never raises."""
     try:
-        manifest = load_manifest()
-        try:
-            detector = config.detector
-            labels = model_labels(
-                detector.model,
-                layout=detector.layout,
-                labels_file=detector.labels_file,
-                manifest=manifest,
-            )
-            problems.extend(_label_problems(config, frozenset(labels)))
-            problems.extend(
-                f"cameras[{c}].detection_filters: {label!r} is not a label of model "
-                f"{detector.model}"
-                for c, camera in enumerate(config.cameras)
-                for label in unknown_filter_labels(camera.detection_filters, labels)
-            )
-        except ModelLoadError as error:
-            problems.append(f"detector: {error}")
-        except (KeyError, DataFileError):
-            known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
-            problems.append(
-                f"detector.model: unknown model {config.detector.model!r} (known: {known})"
-            )
-    except DataFileError as error:
-        problems.append(f"detector.model: cannot read the model manifest: {error}")
-    tls = config.mqtt.tls
-    if tls is not None:
+        data = read_config_data(path)
+    except ConfigError as error:
+        return ConfigCheck(None, tuple(error.problems))
+    return check_config_data(data, str(path), config_path=path, offline=offline)
+
+
+def check_config_data(
+    data: object,
+    source: str = "<config>",
+    *,
+    config_path: Path | None = None,
+    offline: bool = False,
+) -> ConfigCheck:
+    """Every problem with already-read config ``data``: schema first, then the rest."""
+    try:
+        config: AgentConfig | None = parse_config(data, source)
+        structural: list[str] = []
+    except ConfigError as error:
+        config, structural = None, error.problems
+    parts = _parts_of(config) if config is not None else _valid_parts(data)
+    semantic = _part_problems(parts, config_path, offline=offline)
+    problems = structural + [p for p in semantic if p not in structural]
+    return ConfigCheck(config, tuple(problems))
+
+
+def semantic_problems(
+    config: AgentConfig, config_path: Path | None = None, *, offline: bool = False
+) -> list[str]:
+    """What the schema cannot see: files that must exist, names that must be known."""
+    return _part_problems(_parts_of(config), config_path, offline=offline)
+
+
+def _parts_of(config: AgentConfig) -> _Parts:
+    return _Parts(config.detector, tuple(enumerate(config.cameras)), config.mqtt, config.outbox)
+
+
+def _valid_parts(data: object) -> _Parts:
+    """The sections of a file the schema refused that are valid on their own."""
+    if not isinstance(data, dict):
+        return _Parts(None, (), None, None)
+    cameras = data.get("cameras")
+    valid_cameras: list[tuple[int, CameraConfig]] = []
+    if isinstance(cameras, list):
+        for index, camera in enumerate(cameras):
+            checked = _validated(CameraConfig, camera)
+            if checked is not None:
+                valid_cameras.append((index, checked))
+    return _Parts(
+        _validated(DetectorConfig, data.get("detector", {})),
+        tuple(valid_cameras),
+        _validated(MqttConfig, data.get("mqtt", {})),
+        _validated(OutboxConfig, data.get("outbox", {})),
+    )
+
+
+def _validated(model: type[_Model], data: object) -> _Model | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _part_problems(parts: _Parts, config_path: Path | None, *, offline: bool) -> list[str]:
+    problems: list[str] = []
+    detector, mqtt = parts.detector, parts.mqtt
+    if detector is not None:
+        problems.extend(_unusable("detector", lambda: _model_problems(detector, parts.cameras)))
+    if mqtt is not None and mqtt.tls is not None and not offline:
+        tls = mqtt.tls
         problems.extend(
-            f"mqtt.tls: {problem}"
-            for problem in tls_problems(
-                ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file
+            _unusable(
+                "mqtt.tls",
+                lambda: [
+                    f"mqtt.tls: {problem}"
+                    for problem in tls_problems(
+                        ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file
+                    )
+                ],
             )
         )
-    if config.mqtt.password is not None and config_path is not None:
+    if mqtt is not None and mqtt.password is not None and config_path is not None and not offline:
         try:
             check_secret_file(config_path, "config file holding mqtt.password")
         except TlsConfigError as error:
             problems.append(f"mqtt.password: {error}")
-    for index, camera in enumerate(config.cameras):
-        source = camera.source
-        if isinstance(source, OpenCVSourceConfig) and "://" not in source.uri:
-            is_device = source.uri.isdigit() or source.uri.startswith("/dev/video")
-            if not is_device and not Path(source.uri).is_file():
-                problems.append(f"cameras[{index}].source.uri: video file not found: {source.uri}")
+    outbox = parts.outbox
+    if outbox is not None and not offline:
+        problems.extend(_unusable("outbox.path", lambda: _outbox_problems(outbox.path)))
+    for index, camera in parts.cameras:
+        where = f"cameras[{index}].source"
+        problems.extend(_unusable(where, partial(_source_problems, where, camera)))
     return problems
 
 
-def _label_problems(config: AgentConfig, model_labels: frozenset[str]) -> list[str]:
+def _unusable(where: str, check: Callable[[], list[str]]) -> list[str]:
+    """The check's problems, or why a path it was given cannot even be looked at (a name
+    too long for the file system, a NUL byte)."""
+    try:
+        return check()
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return [f"{where}: a path here cannot be used: {reason}"]
+
+
+def _model_problems(
+    detector: DetectorConfig, cameras: Sequence[tuple[int, CameraConfig]]
+) -> list[str]:
+    """The model resolves (a manifest name, or a model file with its labels), and every
+    label the config names is one the model can produce."""
+    from edge_agent.datafiles import load_manifest
+    from edge_agent.detect.filters import unknown_filter_labels
+    from edge_agent.detect.tflite import ModelLoadError, model_labels
+
+    try:
+        manifest = load_manifest()
+    except DataFileError as error:
+        return [f"detector.model: cannot read the model manifest: {error}"]
+    try:
+        labels = model_labels(
+            detector.model,
+            layout=detector.layout,
+            labels_file=detector.labels_file,
+            manifest=manifest,
+        )
+    except ModelLoadError as error:
+        return [f"detector: {error}"]
+    except (KeyError, DataFileError):
+        known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
+        return [f"detector.model: unknown model {detector.model!r} (known: {known})"]
+    problems = _label_problems(detector, cameras, frozenset(labels))
+    problems.extend(
+        f"cameras[{c}].detection_filters: {label!r} is not a label of model {detector.model}"
+        for c, camera in cameras
+        for label in unknown_filter_labels(camera.detection_filters, labels)
+    )
+    return problems
+
+
+def _label_problems(
+    detector: DetectorConfig,
+    cameras: Sequence[tuple[int, CameraConfig]],
+    model_labels: frozenset[str],
+) -> list[str]:
     """Labels the model cannot produce: a typo here means a rule that silently never fires.
     (A rule label the detector is not asked for is fine: the rule is narrower.)"""
     problems = [
-        f"detector.labels: {label!r} is not a label of model {config.detector.model}"
-        for label in config.detector.labels
+        f"detector.labels: {label!r} is not a label of model {detector.model}"
+        for label in detector.labels
         if label not in model_labels
     ]
-    for c, camera in enumerate(config.cameras):
+    for c, camera in cameras:
         places = [
             (f"cameras[{c}].zones[{z}].labels", zone.labels) for z, zone in enumerate(camera.zones)
         ]
@@ -86,8 +221,53 @@ def _label_problems(config: AgentConfig, model_labels: frozenset[str]) -> list[s
         ]
         for where, labels in places:
             problems.extend(
-                f"{where}: {label!r} is not a label of model {config.detector.model}"
+                f"{where}: {label!r} is not a label of model {detector.model}"
                 for label in labels or ()
                 if label not in model_labels
             )
     return problems
+
+
+def _source_problems(where: str, camera: CameraConfig) -> list[str]:
+    """A video file that is not there, a simulator scene that does not exist."""
+    source = camera.source
+    if isinstance(source, OpenCVSourceConfig) and "://" not in source.uri:
+        is_device = source.uri.isdigit() or source.uri.startswith("/dev/video")
+        if not is_device and not Path(source.uri).is_file():
+            return [f"{where}.uri: video file not found: {source.uri}"]
+    elif isinstance(source, SimSourceConfig):
+        scenes = _sim_scenes()
+        if isinstance(scenes, str):
+            return [f"{where}: {scenes}"]
+        if source.scenario not in scenes:
+            known = ", ".join(scenes)
+            return [
+                f"{where}.scenario: unknown simulator scene {source.scenario!r} (known: {known})"
+            ]
+    return []
+
+
+def _sim_scenes() -> tuple[str, ...] | str:
+    """The simulator's scene names, or why they cannot be known (hw_sim is a dev package)."""
+    try:
+        from hw_sim.scenes import scenario_names
+    except ImportError as error:
+        return (
+            "kind 'sim' needs the simulator, which is not installed "
+            f"(pip install -e hw-sim): {error}"
+        )
+    return scenario_names()
+
+
+def _outbox_problems(path: Path) -> list[str]:
+    """The agent creates the outbox and its directory; it cannot when a file is in the way."""
+    if "\0" in str(path):
+        raise ValueError("embedded null byte")  # pathlib's probes would just say False
+    if path.is_dir():
+        return [f"outbox.path: {path} is a directory; give the database file's path"]
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return [f"outbox.path: cannot create {path.parent}: {ancestor} is not a directory"]
+    return []

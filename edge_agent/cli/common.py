@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_agent.config import AgentConfig, ConfigError, load_config
-from edge_agent.config_check import semantic_problems
+from edge_agent.config import AgentConfig, ConfigError
+from edge_agent.config_check import check_config_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,15 +26,10 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load_checked_config(path: Path) -> AgentConfig | None:
-    """The config, with every problem (schema and beyond) printed to stderr if any."""
-    try:
-        config = load_config(path)
-    except ConfigError as problem:
-        print(str(problem), file=sys.stderr)
+def load_checked_config(path: Path, *, offline: bool = False) -> AgentConfig | None:
+    """The config, or None with every problem (schema and beyond) printed to stderr."""
+    check = check_config_file(path, offline=offline)
+    if check.config is None or check.problems:
+        print(str(ConfigError(str(path), list(check.problems))), file=sys.stderr)
         return None
-    problems = semantic_problems(config, path)
-    if problems:
-        print(str(ConfigError(str(path), problems)), file=sys.stderr)
-        return None
-    return config
+    return check.config

@@ -90,6 +90,61 @@ def test_check_config_reports_files_that_do_not_exist(tmp_path: Path) -> None:
     assert "detector.model: unknown model 'no_such_model'" in result.stderr
 
 
+def test_check_config_finds_seven_planted_problems_in_one_run(tmp_path: Path) -> None:
+    """Schema problems (the first three) do not hide the checks on the parts that are valid."""
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "site_id: 'has space'\n"
+        "device_id: dev-1\n"
+        "cameras:\n"
+        "  - {id: cam0, fps: -1, source: {kind: sim}}\n"
+        f"  - {{id: cam1, source: {{kind: opencv, uri: {tmp_path / 'gone.mp4'}}}}}\n"
+        "  - {id: cam2, source: {kind: sim, scenario: stret}}\n"
+        "detector: {model: ssd_mobilnet}\n"
+        "motion: {treshold: 3}\n"
+        f"mqtt: {{tls: {{ca_file: {tmp_path / 'ca.crt'}}}}}\n"
+        f"outbox: {{path: {tmp_path / 'outbox.db'}}}\n"
+    )
+    result = edge_agent("check-config", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for expected in (
+        "site_id:",
+        "cameras[0].fps:",
+        "motion.treshold: unknown key",
+        "detector.model: unknown model 'ssd_mobilnet'",
+        "mqtt.tls: TLS CA file",
+        "cameras[1].source.uri: video file not found",
+        "cameras[2].source.scenario: unknown simulator scene 'stret'",
+    ):
+        assert f"  - {expected}" in result.stderr, result.stderr
+    assert "7 problem(s)" in result.stderr
+    offline = edge_agent("check-config", "--offline", str(path))
+    assert offline.returncode == 2
+    assert "6 problem(s)" in offline.stderr and "mqtt.tls" not in offline.stderr, offline.stderr
+
+
+def test_check_config_offline_passes_a_site_config_away_from_the_device() -> None:
+    example = Path(__file__).parents[2] / "examples" / "bridge.yaml"
+    assert edge_agent("check-config", str(example)).returncode == 2  # no /etc/edge-agent here
+    result = edge_agent("check-config", "--offline", str(example))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "offline" in result.stdout
+
+
+def test_check_config_explains_pathological_files_with_exit_2(tmp_path: Path) -> None:
+    for name, text in {
+        "date": "site_id: 2024-02-30\n",
+        "digits": "mqtt: {port: " + "7" * 5000 + "}\n",
+        "nesting": "site_id: " + "[" * 1500 + "]" * 1500 + "\n",
+        "empty": "",
+    }.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        result = edge_agent("check-config", str(path))
+        assert result.returncode == 2, (name, result.stderr)
+        assert "1 problem(s)" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_run_refuses_a_broken_config_without_starting(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("site_id: [unclosed\n")
