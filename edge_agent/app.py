@@ -107,7 +107,7 @@ def birth_payload(
         "started": round(time.time(), 3),
     }
     if outbox_reset is not None:
-        birth["outbox_reset"] = str(outbox_reset)  # the outbox was unreadable at start
+        birth["outbox_reset"] = str(outbox_reset)  # the outbox was corrupt at start
     return birth
 
 
@@ -138,7 +138,7 @@ class Agent:
         self.outbox = Outbox.from_config(config.outbox)
         if self.outbox.recovered_from is not None:
             log.error(
-                "the outbox was unreadable and was moved aside to %s; starting with an empty one",
+                "the outbox was corrupt and was moved aside to %s; starting with an empty one",
                 self.outbox.recovered_from,
             )
         self._end_what_the_last_run_left_open()

@@ -3,11 +3,15 @@
 Durability: WAL mode with ``synchronous=FULL`` (in WAL mode ``NORMAL`` only syncs at
 checkpoints, so a power cut could lose commits that had already returned).
 
-Opening checks the file (``PRAGMA quick_check``) and its schema version. A file that is
-corrupt, unreadable or from a newer agent is moved aside (``<name>.corrupt-<UTC stamp>``,
-with its ``-wal``/``-shm``) and an empty outbox starts; a file that is merely locked by
-another process, or on a full or failing disk, is kept and the error raised, since the
-file itself may be fine.
+Opening checks the file (``PRAGMA quick_check``) and its schema version. Only a file
+SQLite itself reports as corrupt or not a database, or one from a newer agent, is moved
+aside (``<name>.corrupt-<UTC stamp>``, with its ``-wal``/``-shm``) and an empty outbox
+starts. A file that cannot be opened (permissions, wrong owner, a directory or other
+non-file at the path, a read-only, full or failing disk) or is merely locked by another
+process is kept and the error raised: the environment is at fault, not the file, and the
+messages in it must survive until it is fixed.
+
+The file and its ``-wal``/``-shm`` are owner-only (0600): they hold thumbnails of people.
 
 This module knows nothing of queues: it is the layer the store stands on.
 """
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -84,6 +90,100 @@ class OutboxFull(OutboxError):
     """The disk holding the outbox is full: the write was rolled back, nothing was stored."""
 
 
+class UnusableFile(sqlite3.DatabaseError):
+    """The file opened but cannot be used as this agent's outbox (failed check, newer schema)."""
+
+
+FILE_MODE = 0o600  # owner-only: the outbox holds thumbnails of people
+_WAL_SUFFIXES = ("-wal", "-shm")
+
+
+def prepare(path: Path) -> None:
+    """Make sure ``path`` can hold the outbox, creating it owner-only if it is missing.
+
+    Raises :class:`OutboxError` saying what to fix when the environment is at fault (a
+    parent that cannot be created, a directory or other non-file at the path, a file or
+    directory this user may not read and write); nothing is moved, renamed or deleted.
+    """
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
+        why = (
+            f"{blocker} is not a directory"
+            if blocker is not None and not blocker.is_dir()
+            else str(error)
+        )
+        raise OutboxError(
+            f"outbox {path}: cannot create its directory {parent} ({why}); create it for "
+            "the agent's user or point outbox.path elsewhere"
+        ) from error
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as error:
+        raise OutboxError(
+            f"outbox {path} cannot be examined ({error}); check the permissions of "
+            f"{parent} for the agent's user (uid {os.geteuid()})"
+        ) from error
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise OutboxError(
+            f"outbox {path} is {kind}; remove it or point outbox.path elsewhere "
+            "(nothing was moved or deleted)"
+        )
+    if _read_only_filesystem(parent):
+        raise OutboxError(
+            f"outbox {path} is on a read-only filesystem; remount it read-write or point "
+            "outbox.path at writable storage (the stored messages are kept)"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutboxError(
+            f"outbox {path}: its directory {parent} is not writable by the agent's user "
+            f"(uid {os.geteuid()}; the outbox needs to create its -wal and -shm files "
+            f"there): chown/chmod {parent} or point outbox.path elsewhere"
+        )
+    if info is not None and not os.access(path, os.R_OK | os.W_OK):
+        raise OutboxError(
+            f"outbox {path} is not readable and writable by the agent's user (uid "
+            f"{os.geteuid()}; the file belongs to uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}): chown it to the agent's user and chmod 600 "
+            "it; the stored messages are kept"
+        )
+    if info is None:
+        try:  # an empty file is an empty database; SQLite's own would be 0644
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        except FileExistsError:
+            pass  # created meanwhile: connect() decides
+        except OSError as error:
+            raise OutboxError(
+                f"outbox {path} cannot be created ({error}); check {parent}"
+            ) from error
+
+
+def _read_only_filesystem(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False  # unknown: let the access checks and SQLite say what is wrong
+
+
+def restrict_mode(path: Path) -> None:
+    """Make the outbox and its WAL files owner-only (an older agent left them 0644)."""
+    for file in (path, *(path.with_name(path.name + s) for s in _WAL_SUFFIXES)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+                _log.warning("outbox %s was mode %04o; made it owner-only", file, mode)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            _log.warning("outbox %s: could not make it owner-only (%s)", file, error)
+
+
 def connect(path: Path, *, lock_timeout_s: float) -> sqlite3.Connection:
     """Open (creating or upgrading) the outbox file; raises ``sqlite3.DatabaseError`` if
     it is corrupt, from a newer agent, locked or on a failing disk (see the classifiers)."""
@@ -101,10 +201,10 @@ def connect(path: Path, *, lock_timeout_s: float) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_size_limit=4194304")
         check = conn.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
-            raise sqlite3.DatabaseError(f"quick_check failed: {check}")
+            raise UnusableFile(f"quick_check failed: {check}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
+            raise UnusableFile(
                 f"outbox schema version {version} is newer than this agent's ({SCHEMA_VERSION})"
             )
         conn.executescript(SCHEMA)
@@ -117,7 +217,7 @@ def connect(path: Path, *, lock_timeout_s: float) -> sqlite3.Connection:
 
 
 def move_aside(path: Path, error: Exception, now_s: float) -> Path:
-    """Rename an unusable outbox (and its WAL files) out of the way, loudly; where it went."""
+    """Rename a corrupt outbox (and its WAL files) out of the way, loudly; where it went."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_s))
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
@@ -126,7 +226,7 @@ def move_aside(path: Path, error: Exception, now_s: float) -> Path:
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
     try:
         path.rename(target)
-        for suffix in ("-wal", "-shm"):
+        for suffix in _WAL_SUFFIXES:
             sibling = path.with_name(path.name + suffix)
             if sibling.exists():
                 sibling.rename(target.with_name(target.name + suffix))
@@ -136,7 +236,7 @@ def move_aside(path: Path, error: Exception, now_s: float) -> Path:
             f" ({move_error}); move or delete it by hand"
         ) from move_error
     _log.error(
-        "OUTBOX RESET: %s is corrupt or unreadable (%s); kept it as %s for inspection and "
+        "OUTBOX RESET: %s is corrupt (%s); kept it as %s for inspection and "
         "started an empty outbox. Messages stored in it were NOT delivered; seq restarts "
         "at 1.",
         path,
@@ -166,17 +266,19 @@ def is_disk_full(error: BaseException) -> bool:
     return "full" in str(error).lower()
 
 
-_ENVIRONMENTAL_CODES = frozenset({3, 7, 8, 10, 13})  # PERM, NOMEM, READONLY, IOERR, FULL
-_ENVIRONMENTAL_WORDS = ("disk is full", "disk i/o error", "readonly", "out of memory")
+_CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_CORRUPT_WORDS = ("malformed", "not a database")
 
 
-def is_environmental(error: sqlite3.DatabaseError) -> bool:
-    """A failure of the disk or the machine, not of the file's contents."""
+def is_corrupt(error: sqlite3.DatabaseError) -> bool:
+    """SQLite says the file's contents are unusable: the only case that moves it aside."""
+    if isinstance(error, UnusableFile):
+        return True
     code = getattr(error, "sqlite_errorcode", None)  # Python >= 3.11
     if isinstance(code, int):
-        return (code & 0xFF) in _ENVIRONMENTAL_CODES
+        return (code & 0xFF) in _CORRUPT_CODES
     text = str(error).lower()
-    return any(word in text for word in _ENVIRONMENTAL_WORDS)
+    return any(word in text for word in _CORRUPT_WORDS)
 
 
 def is_busy(error: BaseException) -> bool:

@@ -26,6 +26,7 @@ short transaction, so the pipeline never waits long for the publisher or the rev
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -146,9 +147,9 @@ class Outbox:
         self._clock = clock
         self._lock = threading.Lock()
         self.recovered_from: Path | None = None
-        """Where a corrupt or unreadable outbox found at open was moved to, or None."""
+        """Where a corrupt outbox found at open was moved to, or None."""
         self.recovery_reason: str | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite.prepare(self.path)  # a directory, wrong owner...: OutboxError, nothing moved
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as error:
@@ -156,16 +157,21 @@ class Outbox:
                 raise OutboxError(
                     f"outbox {self.path} is locked: is another edge-agent using it? ({error})"
                 ) from error
-            if sqlite.is_environmental(error):
-                # A full disk or an I/O error says nothing about the file: keep it (and the
-                # messages in it) for when the disk is fixed; never reset a healthy outbox.
+            if not sqlite.is_corrupt(error):
+                # Permissions, a full disk or an I/O error say nothing about the file: keep
+                # it (and the messages in it) for when that is fixed; only a file SQLite
+                # calls corrupt is reset.
                 raise OutboxError(
-                    f"outbox {self.path} cannot be opened: {error}. Free disk space or fix "
-                    "the storage, then start again; the stored messages are kept."
+                    f"outbox {self.path} cannot be opened: {error}. Check that it and its "
+                    f"directory are readable and writable by the agent's user (uid "
+                    f"{os.geteuid()}) and that the disk is writable and not full, then start "
+                    "again; the stored messages are kept."
                 ) from error
             self.recovered_from = sqlite.move_aside(self.path, error, self._clock())
             self.recovery_reason = str(error)
+            sqlite.prepare(self.path)
             self._conn = self._open()
+        sqlite.restrict_mode(self.path)
         # Counters persisted in the meta table, by key: "last_seq", "evicted:<class>"...
         self._meta: dict[str, int] = {
             str(k): int(v) for k, v in self._conn.execute("SELECT key, value FROM meta")

@@ -153,6 +153,18 @@ def test_run_refuses_a_broken_config_without_starting(tmp_path: Path) -> None:
     assert "not valid YAML" in result.stderr
 
 
+def test_run_refuses_an_outbox_it_cannot_open_and_leaves_it_alone(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.db"
+    outbox.mkdir()  # e.g. a volume mounted at the file's path
+    (outbox / "keep").write_text("x")
+    result = edge_agent("run", "--config", str(write_config(tmp_path / "agent.yaml")))
+    assert result.returncode == 1  # the environment, not the input (README: exit codes)
+    assert f"cannot start: outbox {outbox} is a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (outbox / "keep").read_text() == "x"
+    assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []
+
+
 # ---------------------------------------------------------------- replay
 
 

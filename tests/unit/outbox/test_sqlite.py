@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -41,13 +44,155 @@ def test_truncated_database_is_moved_aside(tmp_path: Path) -> None:
     assert reopened.recovered_from is not None and reopened.depth() == 0
 
 
-def test_a_directory_in_place_of_the_file_is_moved_aside(tmp_path: Path) -> None:
+def _nothing_moved_aside(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if "corrupt" in p.name]
+
+
+def test_a_directory_in_place_of_the_file_is_an_error_and_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     path.mkdir()
     (path / "something").write_text("x")
+    with pytest.raises(OutboxError, match=r"is a directory; remove it or point outbox\.path"):
+        open_outbox(path)
+    assert (path / "something").read_text() == "x"
+    assert _nothing_moved_aside(tmp_path)
+
+
+def test_a_fifo_in_place_of_the_file_is_an_error_and_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    os.mkfifo(path)
+    with pytest.raises(OutboxError, match="not a regular file"):
+        open_outbox(path)
+    assert stat.S_ISFIFO(path.stat().st_mode)
+    assert _nothing_moved_aside(tmp_path)
+
+
+def test_a_parent_that_is_a_file_is_an_error_saying_so(tmp_path: Path) -> None:
+    parent = tmp_path / "state"
+    parent.write_text("not a directory")
+    with pytest.raises(OutboxError, match=re.escape(f"{parent} is not a directory")):
+        open_outbox(parent / "sub" / "o.db")
+    assert parent.read_text() == "not a directory"
+    assert _nothing_moved_aside(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("unable to open database file", 14),  # SQLITE_CANTOPEN: wrong owner, missing dir
+        ("attempt to write a readonly database", 8),  # SQLITE_READONLY: read-only mount
+        ("access permission denied", 3),  # SQLITE_PERM
+        ("unable to open database file", None),  # no error code: judged by the text
+        ("some error SQLite has not told us about", 1),  # SQLITE_ERROR: not corruption
+    ],
+)
+def test_a_file_sqlite_cannot_open_is_kept_with_its_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, message: str, code: int | None
+) -> None:
+    path = tmp_path / "o.db"
     box = open_outbox(path)
-    assert box.recovered_from is not None and (box.recovered_from / "something").exists()
-    assert box.enqueue(event(1)).seq == 1
+    box.enqueue_many([event(i) for i in range(25)])
+    box.close()
+    before = path.read_bytes()
+    failure = sqlite3.OperationalError(message)
+    failure.sqlite_errorcode = code  # type: ignore[attr-defined]
+
+    def cannot_open(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise failure
+
+    monkeypatch.setattr(sqlite3, "connect", cannot_open)
+    with pytest.raises(OutboxError, match="the stored messages are kept"):
+        open_outbox(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert _nothing_moved_aside(tmp_path)
+    again = open_outbox(path)
+    assert again.depth() == 25 and again.enqueue(event(99)).seq == 26
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permission bits do not stop root")
+def test_a_file_the_agent_may_not_write_is_kept_and_the_error_says_chown(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = open_outbox(path)
+    box.enqueue_many([event(i) for i in range(3)])
+    box.close()
+    path.chmod(0o400)
+    with pytest.raises(OutboxError, match="chown"):
+        open_outbox(path)
+    path.chmod(0o600)
+    assert _nothing_moved_aside(tmp_path) and open_outbox(path).depth() == 3
+
+
+def test_a_file_of_another_owner_is_kept_and_the_error_says_chown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the test above, for root too: ``os.access`` answers as it would for a service
+    user facing a file root left behind (0644, owned by root)."""
+    path = tmp_path / "o.db"
+    box = open_outbox(path)
+    box.enqueue_many([event(i) for i in range(25)])
+    box.close()
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != path)
+    with pytest.raises(OutboxError, match=r"not readable and writable .* chown it"):
+        open_outbox(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and _nothing_moved_aside(tmp_path)
+    assert open_outbox(path).depth() == 25
+
+
+def test_an_outbox_on_a_read_only_filesystem_is_kept_and_the_error_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "o.db"
+    box = open_outbox(path)
+    box.enqueue(event(1))
+    box.close()
+    real_statvfs = os.statvfs
+
+    def read_only(folder: object) -> object:
+        real = real_statvfs(folder)  # type: ignore[arg-type]
+        return type("Statvfs", (), {"f_flag": real.f_flag | os.ST_RDONLY})()
+
+    monkeypatch.setattr(os, "statvfs", read_only)
+    with pytest.raises(OutboxError, match="read-only filesystem; remount it read-write"):
+        open_outbox(path)
+    monkeypatch.undo()
+    assert _nothing_moved_aside(tmp_path) and open_outbox(path).depth() == 1
+
+
+def test_the_outbox_and_its_wal_files_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = open_outbox(path)
+    box.enqueue(event(1))
+    files = [path, tmp_path / "o.db-wal", tmp_path / "o.db-shm"]
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+    box.close()
+
+
+def test_an_outbox_left_readable_by_others_is_made_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    conn = sqlite3.connect(path)  # as an older agent made it: 0644 under umask 022
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    path.chmod(0o644)
+    (tmp_path / "o.db-wal").chmod(0o644)
+    box = open_outbox(path)
+    box.enqueue(event(1))
+    conn.close()
+    for name in ("o.db", "o.db-wal", "o.db-shm"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    box.close()
+
+
+def test_a_corrupt_file_after_a_fresh_start_is_still_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    path.write_bytes(os.urandom(8192))
+    box = open_outbox(path)
+    assert box.recovered_from is not None
+    assert box.recovered_from.stat().st_size == 8192
+    box.enqueue(event(1))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_an_outbox_from_a_newer_agent_is_kept_aside(tmp_path: Path) -> None:
