@@ -155,11 +155,22 @@ def test_run_refuses_a_broken_config_without_starting(tmp_path: Path) -> None:
 
 def test_run_refuses_an_outbox_it_cannot_open_and_leaves_it_alone(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox.db"
-    outbox.mkdir()  # e.g. a volume mounted at the file's path
-    (outbox / "keep").write_text("x")
+    os.mkfifo(outbox)  # not a file SQLite can use, and not one to move aside either
     result = edge_agent("run", "--config", str(write_config(tmp_path / "agent.yaml")))
     assert result.returncode == 1  # the environment, not the input (README: exit codes)
-    assert f"cannot start: outbox {outbox} is a directory" in result.stderr
+    assert f"cannot start: outbox {outbox} is not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert outbox.is_fifo()
+    assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []
+
+
+def test_run_refuses_a_config_whose_outbox_path_is_a_directory(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.db"
+    outbox.mkdir()  # e.g. a volume mounted at the file's path: the config names a directory
+    (outbox / "keep").write_text("x")
+    result = edge_agent("run", "--config", str(write_config(tmp_path / "agent.yaml")))
+    assert result.returncode == 2  # check-config's verdict, before anything starts
+    assert f"outbox.path: {outbox} is a directory" in result.stderr
     assert "Traceback" not in result.stderr
     assert (outbox / "keep").read_text() == "x"
     assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []
