@@ -13,8 +13,10 @@ Layered as persist-queue puts its ``sqlbase`` under its queues:
 - :mod:`~edge_agent.outbox.gaps`: the gap ledger (dropped seqs until a notice reports them).
 - :mod:`~edge_agent.outbox.dead_letters`: messages the broker refused, kept aside.
 - :mod:`~edge_agent.outbox.lifecycles`: events and alerts a crash left open.
-- :mod:`~edge_agent.outbox.store`: :class:`Outbox`, the one class (and one lock) that
-  uses them all, in one transaction per write.
+- :mod:`~edge_agent.outbox.base`: opening and recovery, the counters, one write
+  transaction at a time, write failures (as persist-queue's ``sqlbase``).
+- :mod:`~edge_agent.outbox.store`: :class:`Outbox`, the queue on that base (one object,
+  one lock) that uses them all, in one transaction per write.
 """
 
 from __future__ import annotations

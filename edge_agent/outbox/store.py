@@ -1,4 +1,4 @@
-"""The outbox itself: one SQLite connection, one lock, every queue operation.
+"""The outbox's queue: every operation on the stored messages, in one transaction each.
 
 Group commit: one fsync per commit, amortised: every public write is one transaction
 for a batch. The one exception is :meth:`Outbox.ack`: deletes of delivered rows are
@@ -10,30 +10,18 @@ them (:mod:`~edge_agent.outbox.bounds` chooses what goes).
 Claims live in RAM only: after a restart every row is unclaimed and is sent again if it
 was not deleted, which is at-least-once.
 
-Write failures (full disk, I/O error): the transaction is rolled back, so nothing
-already stored is touched, and :class:`OutboxFull` / :class:`OutboxError` is raised. The
-seqs a failed enqueue would have used are burnt and reported as ``unstored`` by the next
-write that succeeds.
-
-Counters: those that must survive a restart (``last_seq``, totals, drops by class) are
-kept in the ``meta`` table under string keys, in the transaction that changes them; what
-the tables hold now (:class:`_Depth`) is kept in RAM and recounted at open.
-
-Threading: one SQLite connection guarded by one lock; every critical section is one
-short transaction, so the pipeline never waits long for the publisher or the reverse.
+Opening, recovery, the counters, write transactions and write failures are
+:class:`~edge_agent.outbox.base.OutboxBase`'s (edge_agent/outbox/base.py): this module is
+the queue on top of it, one object with one lock.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,8 +29,8 @@ import edge_agent.outbox.bounds as bounds
 import edge_agent.outbox.dead_letters as dead_letters
 import edge_agent.outbox.gaps as gaps
 import edge_agent.outbox.lifecycles as lifecycles
-import edge_agent.outbox.sqlite as sqlite
 from edge_agent.encode import encode_gap_notice
+from edge_agent.outbox.base import Deltas, OutboxBase
 from edge_agent.outbox.records import (
     EVICTION_PRIORITY,
     NOTICE_CLASS,
@@ -56,7 +44,7 @@ from edge_agent.outbox.records import (
     row_to_message,
     stored_message,
 )
-from edge_agent.outbox.sqlite import CHUNK, OutboxError, OutboxFull
+from edge_agent.outbox.sqlite import CHUNK, OutboxError
 from edge_agent.types import MessageClass, OutboundMessage
 
 if TYPE_CHECKING:
@@ -64,46 +52,10 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("edge_agent.outbox")  # one logger name for the whole package
 
-_FAILURE_LOG_INTERVAL_S = 60.0
 _ACK_FSYNC_INTERVAL_S = 1.0
 
 
-@dataclass
-class _Depth:
-    """What the tables hold now, kept in RAM (recounted from the tables at open).
-
-    The store keeps one for its current state, and each transaction one of changes,
-    added to the store's on commit.
-    """
-
-    rows: int = 0
-    size_bytes: int = 0
-    gap_seqs: int = 0  # in the gap ledger, not yet in a notice
-    notice_rows: int = 0  # gap notices waiting to be delivered (at most one)
-    dead_letter_rows: int = 0
-
-    def __add__(self, other: _Depth) -> _Depth:
-        return _Depth(
-            rows=self.rows + other.rows,
-            size_bytes=self.size_bytes + other.size_bytes,
-            gap_seqs=self.gap_seqs + other.gap_seqs,
-            notice_rows=self.notice_rows + other.notice_rows,
-            dead_letter_rows=self.dead_letter_rows + other.dead_letter_rows,
-        )
-
-
-@dataclass
-class _Deltas:
-    """The changes one write transaction makes to the counters, applied on commit."""
-
-    depth: _Depth = field(default_factory=_Depth)
-    meta: dict[str, int] = field(default_factory=dict)  # persisted counters, by key
-
-    def count(self, key: str, value: int) -> None:
-        self.meta[key] = self.meta.get(key, 0) + value
-
-
-class Outbox:
+class Outbox(OutboxBase):
     """A durable, bounded queue of outbound MQTT messages (see the module docstring).
 
     >>> import tempfile
@@ -138,67 +90,14 @@ class Outbox:
                 raise ValueError(f"no TTL for {cls.value!r}: it is never buffered")
             if not value > 0:
                 raise ValueError(f"TTL for {cls.value} must be positive, not {value}")
-        self.path = Path(path)
         self.max_bytes = max_bytes
         self.max_rows = max_rows
         self.ttl_s: dict[MessageClass, float] = ttl
         self.dead_letter_max_rows = dead_letter_max_rows
-        self._lock_timeout_s = lock_timeout_s  # another process holding the file
-        self._clock = clock
-        self._lock = threading.Lock()
-        self.recovered_from: Path | None = None
-        """Where a corrupt outbox found at open was moved to, or None."""
-        self.recovery_reason: str | None = None
-        sqlite.prepare(self.path)  # a directory, wrong owner...: OutboxError, nothing moved
-        try:
-            self._conn = self._open()
-        except sqlite3.DatabaseError as error:
-            if sqlite.is_busy(error):
-                raise OutboxError(
-                    f"outbox {self.path} is locked: is another edge-agent using it? ({error})"
-                ) from error
-            if not sqlite.is_corrupt(error):
-                # Permissions, a full disk or an I/O error say nothing about the file: keep
-                # it (and the messages in it) for when that is fixed; only a file SQLite
-                # calls corrupt is reset.
-                raise OutboxError(
-                    f"outbox {self.path} cannot be opened: {error}. Check that it and its "
-                    f"directory are readable and writable by the agent's user (uid "
-                    f"{os.geteuid()}) and that the disk is writable and not full, then start "
-                    "again; the stored messages are kept."
-                ) from error
-            self.recovered_from = sqlite.move_aside(self.path, error, self._clock())
-            self.recovery_reason = str(error)
-            sqlite.prepare(self.path)
-            self._conn = self._open()
-        sqlite.restrict_mode(self.path)
-        # Counters persisted in the meta table, by key: "last_seq", "evicted:<class>"...
-        self._meta: dict[str, int] = {
-            str(k): int(v) for k, v in self._conn.execute("SELECT key, value FROM meta")
-        }
-        self._dirty: set[str] = set()  # meta counters changed in RAM only (burnt seqs)
-        rows, size = self._conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM messages"
-        ).fetchone()
-        (notices,) = self._conn.execute(
-            "SELECT COUNT(*) FROM messages WHERE priority < 0"
-        ).fetchone()
-        self._depth = _Depth(
-            rows=int(rows),
-            size_bytes=int(size),
-            gap_seqs=gaps.pending_seqs(self._conn),
-            notice_rows=int(notices),
-            dead_letter_rows=dead_letters.count(self._conn),
-        )
+        super().__init__(path, lock_timeout_s=lock_timeout_s, clock=clock)
         self._urgent_epoch = 0  # bumped when urgent rows may have become claimable
         self._claimed: set[int] = set()
         self._last_fsync_s = -float("inf")  # monotonic time of the last fsynced commit
-        self._unstored_pending: list[gaps.GapEntry] = []
-        self._write_failures = 0
-        self._failing_since_s: float | None = None
-        self._last_failure_log_s = -float("inf")
-        self._last_error: str | None = None
-        self._closed = False
         self._warn_if_disk_too_small()
 
     @classmethod
@@ -217,10 +116,7 @@ class Outbox:
             clock=clock,
         )
 
-    # -- opening and recovery -------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:  # a method, so a test can make opening fail
-        return sqlite.connect(self.path, lock_timeout_s=self._lock_timeout_s)
+    # -- the disk -------------------------------------------------------------
 
     def _warn_if_disk_too_small(self) -> None:
         try:
@@ -236,96 +132,6 @@ class Outbox:
                 self.max_bytes,
                 usage.free + own,
             )
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise OutboxError(f"outbox {self.path} is closed")
-
-    def _count(self, key: str) -> int:
-        return self._meta.get(key, 0)
-
-    # -- transactions ---------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self, what: str) -> Iterator[_Deltas]:
-        """One write transaction; yields the counter changes, applied on commit.
-
-        ``deltas.depth`` lives in RAM only; ``deltas.meta`` is persisted in ``meta`` in
-        the same transaction. On any SQLite error the transaction is rolled back and
-        :class:`OutboxError` (or :class:`OutboxFull`) is raised; RAM state is untouched,
-        because callers only update it after the ``with`` block.
-        """
-        conn = self._conn
-        deltas = _Deltas()
-        flushed_unstored = False
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if self._unstored_pending:
-                deltas.depth.gap_seqs += gaps.add_gaps(conn, self._unstored_pending)
-                flushed_unstored = True
-            yield deltas
-            for key in self._dirty | deltas.meta.keys():
-                sqlite.set_meta(conn, key, self._count(key) + deltas.meta.get(key, 0))
-            conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            self._rollback_quietly()
-            raise self._write_failed(what, error) from error
-        except OSError as error:  # e.g. the WAL could not grow
-            self._rollback_quietly()
-            raise self._write_failed(what, error) from error
-        except BaseException:
-            self._rollback_quietly()
-            raise
-        for key, delta in deltas.meta.items():
-            self._meta[key] = self._count(key) + delta
-        self._depth = self._depth + deltas.depth
-        self._dirty.clear()
-        if flushed_unstored:
-            self._unstored_pending = []
-        if self._failing_since_s is not None:
-            _log.warning(
-                "outbox %s is writable again after %d failed write(s); %d message(s) could "
-                "not be stored meanwhile (reported as 'unstored' gaps)",
-                self.path,
-                self._write_failures,
-                sum(v for k, v in self._meta.items() if k.startswith("unstored:")),
-            )
-            self._failing_since_s = None
-
-    def _rollback_quietly(self) -> None:
-        try:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-        except sqlite3.Error as error:  # SQLite may already have rolled back itself
-            _log.debug("rollback after a failed write: %s", error)
-
-    def _write_failed(self, what: str, error: BaseException) -> OutboxError:
-        full = sqlite.is_disk_full(error)
-        self._write_failures += 1
-        kind = "disk full" if full else "write error"
-        self._last_error = f"{kind} during {what}: {error}"
-        now_s = time.monotonic()
-        if self._failing_since_s is None:
-            self._failing_since_s = now_s
-            self._last_failure_log_s = now_s
-            _log.error(
-                "outbox %s: %s during %s (%s). Nothing already stored is affected; new "
-                "messages cannot be stored until this is fixed.",
-                self.path,
-                kind,
-                what,
-                error,
-            )
-        elif now_s - self._last_failure_log_s >= _FAILURE_LOG_INTERVAL_S:
-            self._last_failure_log_s = now_s
-            _log.error(
-                "outbox %s: still failing (%s); %d failed write(s) so far",
-                self.path,
-                error,
-                self._write_failures,
-            )
-        message = f"outbox {self.path}: {kind} during {what}: {error}"
-        return OutboxFull(message) if full else OutboxError(message)
 
     # -- writing --------------------------------------------------------------
 
@@ -430,7 +236,7 @@ class Outbox:
             self._dirty.add(key)
             self._unstored_pending.append((item.seq, item.message_class.value, "unstored"))
 
-    def _over_cap(self, deltas: _Deltas) -> bool:
+    def _over_cap(self, deltas: Deltas) -> bool:
         depth = self._depth + deltas.depth
         return depth.rows > self.max_rows or depth.size_bytes > self.max_bytes
 
@@ -443,7 +249,7 @@ class Outbox:
             self._conn.execute(f"DELETE FROM messages WHERE row_id IN ({marks})", chunk)
 
     def _drop_locked(
-        self, victims: Sequence[bounds.Victim], reason: str, deltas: _Deltas
+        self, victims: Sequence[bounds.Victim], reason: str, deltas: Deltas
     ) -> dict[str, int]:
         by_class: dict[str, int] = {}
         if not victims:
@@ -460,7 +266,7 @@ class Outbox:
         deltas.depth.gap_seqs += gaps.add_gaps(self._conn, dropped)
         return by_class
 
-    def _evict_locked(self, deltas: _Deltas) -> dict[str, int]:
+    def _evict_locked(self, deltas: Deltas) -> dict[str, int]:
         """Delete lowest-priority, oldest unclaimed rows until under both caps."""
         depth = self._depth + deltas.depth
         victims = bounds.eviction_victims(
@@ -473,7 +279,7 @@ class Outbox:
         )
         return self._drop_locked(victims, "evicted", deltas)
 
-    def _expire_locked(self, now_s: float, deltas: _Deltas) -> dict[str, int]:
+    def _expire_locked(self, now_s: float, deltas: Deltas) -> dict[str, int]:
         victims = bounds.expired_victims(self._conn, self.ttl_s, now_s, self._claimed)
         return self._drop_locked(victims, "expired", deltas)
 
@@ -619,7 +425,7 @@ class Outbox:
                 self._trim_dead_letters_locked(deltas)
             self._claimed.difference_update(m.row_id for m, _ in refused)
 
-    def _trim_dead_letters_locked(self, deltas: _Deltas) -> None:
+    def _trim_dead_letters_locked(self, deltas: Deltas) -> None:
         rows = self._depth.dead_letter_rows + deltas.depth.dead_letter_rows
         excess = rows - self.dead_letter_max_rows
         if excess > 0:
@@ -754,18 +560,6 @@ class Outbox:
                 last_error=self._last_error,
                 recovered_from=str(self.recovered_from) if self.recovered_from else None,
             )
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                if self._unstored_pending:
-                    _log.error(
-                        "outbox closing with %d unstored seq(s) not yet recorded; they will "
-                        "be reused after restart (they were never delivered)",
-                        len(self._unstored_pending),
-                    )
-                self._conn.close()
 
     def __enter__(self) -> Outbox:
         return self
