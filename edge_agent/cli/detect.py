@@ -16,6 +16,7 @@ from typing import cast
 import cv2
 
 from edge_agent import datafiles
+from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.base import Detector
 from edge_agent.detect.runtime import RuntimeUnavailable
@@ -23,8 +24,6 @@ from edge_agent.detect.tflite import create_detector
 from edge_agent.types import ImageBGR
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".ppm"})
-EXIT_BAD_INPUT = 2
-EXIT_MODEL_ERROR = 1
 
 
 class InputError(Exception):
@@ -166,10 +165,10 @@ def detect_handler(args: argparse.Namespace) -> int:
             layout=args.layout,
             labels_file=args.labels_file,
         )
-    except (DataFileError, RuntimeUnavailable) as exc:
+    except RuntimeUnavailable as exc:  # the installation, not the input
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
-    except ValueError as exc:  # e.g. an unknown label in --labels
+        return EXIT_FAILED
+    except (DataFileError, ValueError) as exc:  # missing/corrupt model, unknown --labels
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     status = 0
