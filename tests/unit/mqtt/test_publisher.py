@@ -291,6 +291,24 @@ def test_a_full_command_queue_refuses_at_once_with_an_error_reply(outbox: Outbox
     assert fake.published_on(f"{ROOT}/reply/first")[0].json()["ok"] is True
 
 
+@pytest.mark.parametrize("wildcard", ["+", "#", "centre/+/x"])
+def test_a_response_topic_with_a_wildcard_is_refused_on_the_default_reply_topic(
+    outbox: Outbox, wildcard: str
+) -> None:
+    commands = BlockingCommands(block=False)
+    publisher, fake = new_publisher(outbox, on_command=commands)
+    with running(publisher, fake):
+        fake.deliver(ping(f"{ROOT}/reply/{wildcard}"))
+        wait_until(lambda: fake.published_on(f"{ROOT}/reply/ping"), TIMEOUT_S, "the refusal")
+    (refusal,) = fake.published_on(f"{ROOT}/reply/ping")
+    body = refusal.json()
+    assert body["ok"] is False and "response topic" in body["error"], body
+    assert "wildcard" in body["error"] and f"reply/{wildcard}" in body["error"]
+    validator("reply-error").validate(body)
+    assert commands.threads == []  # the command never ran
+    assert not [m for m in fake.sent if "+" in m.topic or "#" in m.topic]
+
+
 def test_stop_reports_a_thread_that_did_not_stop(
     outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
