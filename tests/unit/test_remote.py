@@ -5,7 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from api_contract import asyncapi
+from api_contract import asyncapi, validator
 
 from edge_agent.analyzers import build_analyzers
 from edge_agent.analyzers.config import (
@@ -259,5 +259,7 @@ def test_echoed_request_text_is_cut_short() -> None:
         body(handler.handle("preview", json.dumps({"camera": "c" * 20_000}).encode()))["error"]
     )
     assert "c" * 65 not in error and len(error) <= MAX_ERROR_CHARS
-    assert len(json.loads(Reply.error("e" * 5000).payload)["error"]) <= MAX_ERROR_CHARS + 30
+    huge = json.loads(Reply.error("e" * 5_000_000).payload)
+    assert len(huge["error"]) <= MAX_ERROR_CHARS + 30
+    validator("reply-error").validate(huge)  # its maxLength holds
     assert shown("short") == "short"
