@@ -225,11 +225,16 @@ def test_asyncapi_qos_retain_and_properties_match_the_wire(outbox: Outbox) -> No
     ):
         binding = operations[name]["bindings"]["mqtt"]
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
-    messages = document["components"]["messages"]
-    assert messages["preview"]["bindings"]["mqtt"]["messageExpiryInterval"] == PREVIEW_EXPIRY_S
+    # MQTT binding 0.2.0 puts the expiry on the operation, not the message.
+    preview = operations["publishPreview"]["bindings"]["mqtt"]
+    assert preview["messageExpiryInterval"] == PREVIEW_EXPIRY_S
+    reply = operations["sendReply"]["bindings"]["mqtt"]
+    assert (reply["qos"], reply["retain"], reply["messageExpiryInterval"]) == (1, False, 60)
     replies = ("replyPing", "replyStatus", "replyPreview", "replyReference", "replySnapshot")
-    for name in (*replies, "replyError"):
-        assert messages[name]["bindings"]["mqtt"]["messageExpiryInterval"] == 60, name
+    sent = {m["$ref"].rsplit("/", 1)[-1] for m in operations["sendReply"]["messages"]}
+    assert sent == {*replies, "replyError"}
+    for message in document["components"]["messages"].values():
+        assert "messageExpiryInterval" not in message.get("bindings", {}).get("mqtt", {})
 
 
 # -- commands: off the network thread, bounded, and a stop that says what it left ---------------
