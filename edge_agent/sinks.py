@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from edge_agent.analytics import Alert, CountReport, SceneState
@@ -26,8 +28,9 @@ class OutboxSink:
 
     When the outbox cannot write (a full disk), the messages are *held* here, in order,
     and stored ahead of anything newer at the next emit or :meth:`retry` (the
-    housekeeping thread's, about once a second): an event's ``end`` refused by a full
-    disk is sent once there is room, instead of never. What is held is bounded
+    housekeeping thread's, about once a second), at most every ``retry_interval_s`` while
+    the disk keeps refusing (each try writes everything held): an event's ``end`` refused
+    by a full disk is sent once there is room, instead of never. What is held is bounded
     (``max_held_messages``, ``max_held_bytes``); past that, the least important and
     oldest held messages (thumbnails first, alerts last) are dropped *and counted*: the
     outbox reports their seqs as ``unstored`` in the next gap notice and in ``stats``
@@ -44,12 +47,17 @@ class OutboxSink:
         *,
         max_held_messages: int = 1000,
         max_held_bytes: int = 8 << 20,
+        retry_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._outbox = outbox
         self._encoder = encoder
         self._wake = wake
         self.max_held_messages = max_held_messages
         self.max_held_bytes = max_held_bytes
+        self.retry_interval_s = retry_interval_s
+        self._clock = clock
+        self._next_try_s = -math.inf  # while held: no try before this (monotonic)
         self._lock = threading.Lock()
         self._held: list[tuple[OutboundMessage, int]] = []  # (message, size in bytes)
         self._held_bytes = 0
@@ -80,6 +88,7 @@ class OutboxSink:
     def close(self) -> None:
         """A clean stop: one last try; what still cannot be stored is given up on and said."""
         with self._lock:
+            self._next_try_s = -math.inf  # the last chance: try now
             if not self._held or self._store_locked([]):
                 return
             lost = [message for message, _ in self._held]
@@ -100,10 +109,15 @@ class OutboxSink:
         batch = [message for message, _ in self._held] + list(messages)
         if not batch:
             return False
+        now_s = self._clock()
+        if self._held and now_s < self._next_try_s:
+            self._hold_locked(messages)  # the disk refused a moment ago: queue behind
+            return False
         try:
             self._outbox.enqueue_many(batch, burn=False)
         except OutboxError:
             self.write_failures += 1  # the outbox has logged it (rate-limited)
+            self._next_try_s = now_s + self.retry_interval_s
             self._hold_locked(messages)
             return False
         if self._held:

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from fakes.clock import FakeClock
 from fakes.outbox import assert_accounts_balance, make_faulty, open_outbox
 
 from edge_agent.encode import Encoder, Topics
@@ -41,9 +42,20 @@ def thumbnail(event_id: str) -> FrameOutput:
     return FrameOutput(thumbnails=(Thumbnail(event_id, "cam1", b"\xff\xd8" + b"j" * 500, 0.9),))
 
 
-def sink_on(box: Outbox, **caps: int) -> tuple[OutboxSink, list[int]]:
+def sink_on(
+    box: Outbox, clock: FakeClock | None = None, **caps: int
+) -> tuple[OutboxSink, list[int]]:
+    """A sink with a retry interval of 1 s on ``clock`` (monotonic; a fake one that the
+    test moves, by default one that never moves)."""
     wakes: list[int] = []
-    sink = OutboxSink(box, Encoder(Topics(ROOT), "boot1"), lambda: wakes.append(1), **caps)
+    sink = OutboxSink(
+        box,
+        Encoder(Topics(ROOT), "boot1"),
+        lambda: wakes.append(1),
+        retry_interval_s=1.0,
+        clock=clock or FakeClock(0.0),
+        **caps,
+    )
     return sink, wakes
 
 
@@ -67,16 +79,23 @@ def test_an_end_the_full_disk_refused_is_stored_in_order_once_there_is_room(
     tmp_path: Path,
 ) -> None:
     box = open_outbox(tmp_path / "o.db")
-    sink, wakes = sink_on(box)
+    clock = FakeClock(0.0)
+    sink, wakes = sink_on(box, clock)
     sink.emit(step("e1", Lifecycle.NEW))
     faulty = make_faulty(box)
     faulty.failing = True
     sink.emit(step("e1", Lifecycle.END))
-    sink.emit(step("e2", Lifecycle.NEW))
+    sink.emit(step("e2", Lifecycle.NEW))  # queued behind, not tried: it just failed
+    sink.retry()
+    assert sink.write_failures == 1
+    clock.now_s += 1.0
     sink.retry()  # still full: nothing changes
-    assert sink.held == 2 and sink.write_failures == 3 and len(wakes) == 1
+    assert sink.held == 2 and sink.write_failures == 2 and len(wakes) == 1
     assert stored_steps(box) == [(1, "e1", "new")] and open_ids(box) == ["e1"]
     faulty.failing = False  # space comes back
+    sink.retry()  # not yet: at most one try per retry_interval_s
+    assert sink.held == 2
+    clock.now_s += 1.0
     sink.retry()  # the housekeeping tick: no frame needed
     assert sink.held == 0 and len(wakes) == 2
     # In their order, with the next seqs: none was burnt, so none is reported lost.
@@ -90,11 +109,13 @@ def test_an_end_the_full_disk_refused_is_stored_in_order_once_there_is_room(
 
 def test_held_messages_go_before_newer_ones_at_the_next_emit(tmp_path: Path) -> None:
     box = open_outbox(tmp_path / "o.db")
-    sink, _ = sink_on(box)
+    clock = FakeClock(0.0)
+    sink, _ = sink_on(box, clock)
     faulty = make_faulty(box)
     faulty.failing = True
     sink.emit(step("e1", Lifecycle.NEW))
     faulty.failing = False
+    clock.now_s += 1.0
     sink.emit(step("e1", Lifecycle.END))
     assert stored_steps(box) == [(1, "e1", "new"), (2, "e1", "end")] and sink.held == 0
     box.close()
@@ -139,7 +160,8 @@ def test_held_messages_are_bounded_and_what_is_dropped_is_counted_and_reported(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     box = open_outbox(tmp_path / "o.db")
-    sink, _ = sink_on(box, max_held_messages=3)
+    clock = FakeClock(0.0)
+    sink, _ = sink_on(box, clock, max_held_messages=3)
     sink.emit(step("e1", Lifecycle.NEW))
     faulty = make_faulty(box)
     faulty.failing = True
@@ -152,6 +174,7 @@ def test_held_messages_are_bounded_and_what_is_dropped_is_counted_and_reported(
     assert "dropping the least important" in caplog.text
     assert sink.held == 3 and sink.held_dropped == 2
     faulty.failing = False
+    clock.now_s += 1.0
     sink.retry()
     # Every event step arrived, in order, after the two seqs burnt for the thumbnails.
     assert stored_steps(box) == [
@@ -170,13 +193,15 @@ def test_held_messages_are_bounded_and_what_is_dropped_is_counted_and_reported(
 
 def test_a_byte_cap_drops_thumbnails_before_any_event(tmp_path: Path) -> None:
     box = open_outbox(tmp_path / "o.db")
-    sink, _ = sink_on(box, max_held_bytes=1500)
+    clock = FakeClock(0.0)
+    sink, _ = sink_on(box, clock, max_held_bytes=1500)
     faulty = make_faulty(box)
     faulty.failing = True
     for _ in range(4):
         sink.emit(thumbnail("e1"))
     sink.emit(step("e1", Lifecycle.END))
     faulty.failing = False
+    clock.now_s += 1.0
     sink.retry()
     assert [s[2] for s in stored_steps(box)] == ["end"]
     stored_thumbnails = [m for m in box.pending(100) if "/thumbs/" in m.topic]
