@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fakes.detect import StaticDetector
+from fakes.lifecycle import event_step
 from fakes.outbox import make_faulty, open_outbox
 from helpers import wait_until
 
@@ -16,8 +17,7 @@ from edge_agent import app
 from edge_agent.broker import LocalBroker
 from edge_agent.capture import LatestFrameMailbox
 from edge_agent.config import CameraConfig, parse_config
-from edge_agent.pipeline import FrameOutput
-from edge_agent.types import Box, Frame, Lifecycle, ObjectEvent, SourceHealth
+from edge_agent.types import Frame, Lifecycle, SourceHealth
 from edge_agent.worker import CameraWorker
 
 
@@ -132,22 +132,3 @@ def test_an_end_a_full_disk_refused_is_stored_later_and_a_clean_stop_leaves_noth
     reopened = open_outbox(tmp_path / "outbox.db")
     assert reopened.open_lifecycles() == []
     reopened.close()
-
-
-def event_step(event_id: str, lifecycle: Lifecycle) -> FrameOutput:
-    ended = lifecycle is Lifecycle.END
-    event = ObjectEvent(
-        event_id,
-        lifecycle,
-        "cam1",
-        "object",
-        "person",
-        0.9,
-        0.9,
-        Box(0.1, 0.1, 0.3, 0.6),
-        (),
-        1000.0,
-        1002.0 if ended else None,
-        1002.0 if ended else 1000.0,
-    )
-    return FrameOutput(events=(event,))

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.lifecycle import event_step
 from helpers import wait_until
 from realdata import skip_or_fail
 
@@ -32,14 +33,7 @@ from edge_agent.outbox import EVICTION_PRIORITY, Outbox, OutboxFull
 from edge_agent.pipeline import FrameOutput
 from edge_agent.sinks import OutboxSink
 from edge_agent.stats import build_stats, encode_stats
-from edge_agent.types import (
-    Box,
-    Lifecycle,
-    MessageClass,
-    ObjectEvent,
-    OutboundMessage,
-    Thumbnail,
-)
+from edge_agent.types import Lifecycle, MessageClass, OutboundMessage, Thumbnail
 
 TIMEOUT_S = 30.0
 
@@ -575,14 +569,14 @@ def test_an_end_the_full_disk_refused_arrives_once_there_is_room_and_nothing_sta
     pub.start()
     sink = OutboxSink(box, Encoder(Topics(root), "boot1"), pub.wake, retry_interval_s=0.0)
     try:
-        sink.emit(lifecycle_step("e1", Lifecycle.NEW))
+        sink.emit(event_step("e1", Lifecycle.NEW))
         step = 0
         while sink.held == 0:  # the pipeline goes on while the disk fills up
             thumb = Thumbnail("e1", "cam1", bytes([step % 256]) * 3000, 0.9)
             sink.emit(FrameOutput(thumbnails=(thumb,)))
             step += 1
             assert step < 1000, "the disk never filled"
-        sink.emit(lifecycle_step("e1", Lifecycle.END))  # refused too: held
+        sink.emit(event_step("e1", Lifecycle.END))  # refused too: held
         assert sink.held == 2
         assert [(m.json_body or {})["id"] for m in box.open_lifecycles()] == ["e1"]
         ballast.unlink()  # space comes back
@@ -605,22 +599,3 @@ def test_an_end_the_full_disk_refused_arrives_once_there_is_room_and_nothing_sta
     reopened = Outbox(small_filesystem / "outbox.db", max_bytes=64 << 20, max_rows=100_000)
     assert reopened.open_lifecycles() == []  # the next start ends nothing as "restart"
     reopened.close()
-
-
-def lifecycle_step(event_id: str, lifecycle: Lifecycle) -> FrameOutput:
-    ended = lifecycle is Lifecycle.END
-    event = ObjectEvent(
-        event_id,
-        lifecycle,
-        "cam1",
-        "object",
-        "person",
-        0.9,
-        0.9,
-        Box(0.1, 0.1, 0.3, 0.6),
-        (),
-        1000.0,
-        1002.0 if ended else None,
-        1002.0 if ended else 1000.0,
-    )
-    return FrameOutput(events=(event,))

@@ -8,34 +8,16 @@ from pathlib import Path
 
 import pytest
 from fakes.clock import FakeClock
+from fakes.lifecycle import event_step
 from fakes.outbox import assert_accounts_balance, make_faulty, open_outbox
 
 from edge_agent.encode import Encoder, Topics
 from edge_agent.outbox import Outbox
 from edge_agent.pipeline import FrameOutput
 from edge_agent.sinks import OutboxSink
-from edge_agent.types import Box, Lifecycle, ObjectEvent, Thumbnail
+from edge_agent.types import Lifecycle, Thumbnail
 
 ROOT = "city/s/d"
-
-
-def step(event_id: str, lifecycle: Lifecycle) -> FrameOutput:
-    ended = lifecycle is Lifecycle.END
-    event = ObjectEvent(
-        event_id,
-        lifecycle,
-        "cam1",
-        "object",
-        "person",
-        0.9,
-        0.9,
-        Box(0.1, 0.1, 0.3, 0.6),
-        (),
-        1000.0,
-        1002.0 if ended else None,
-        1002.0 if ended else 1000.0,
-    )
-    return FrameOutput(events=(event,))
 
 
 def thumbnail(event_id: str) -> FrameOutput:
@@ -81,11 +63,11 @@ def test_an_end_the_full_disk_refused_is_stored_in_order_once_there_is_room(
     box = open_outbox(tmp_path / "o.db")
     clock = FakeClock(0.0)
     sink, wakes = sink_on(box, clock)
-    sink.emit(step("e1", Lifecycle.NEW))
+    sink.emit(event_step("e1", Lifecycle.NEW))
     faulty = make_faulty(box)
     faulty.failing = True
-    sink.emit(step("e1", Lifecycle.END))
-    sink.emit(step("e2", Lifecycle.NEW))  # queued behind, not tried: it just failed
+    sink.emit(event_step("e1", Lifecycle.END))
+    sink.emit(event_step("e2", Lifecycle.NEW))  # queued behind, not tried: it just failed
     sink.retry()
     assert sink.write_failures == 1
     clock.now_s += 1.0
@@ -113,10 +95,10 @@ def test_held_messages_go_before_newer_ones_at_the_next_emit(tmp_path: Path) -> 
     sink, _ = sink_on(box, clock)
     faulty = make_faulty(box)
     faulty.failing = True
-    sink.emit(step("e1", Lifecycle.NEW))
+    sink.emit(event_step("e1", Lifecycle.NEW))
     faulty.failing = False
     clock.now_s += 1.0
-    sink.emit(step("e1", Lifecycle.END))
+    sink.emit(event_step("e1", Lifecycle.END))
     assert stored_steps(box) == [(1, "e1", "new"), (2, "e1", "end")] and sink.held == 0
     box.close()
 
@@ -124,10 +106,10 @@ def test_held_messages_go_before_newer_ones_at_the_next_emit(tmp_path: Path) -> 
 def test_a_clean_stop_stores_what_was_held_and_leaves_nothing_open(tmp_path: Path) -> None:
     box = open_outbox(tmp_path / "o.db")
     sink, _ = sink_on(box)
-    sink.emit(step("e1", Lifecycle.NEW))
+    sink.emit(event_step("e1", Lifecycle.NEW))
     faulty = make_faulty(box)
     faulty.failing = True
-    sink.emit(step("e1", Lifecycle.END))  # the pipeline's finish() at stop, refused
+    sink.emit(event_step("e1", Lifecycle.END))  # the pipeline's finish() at stop, refused
     faulty.failing = False
     sink.close()  # the agent's stop: one more try
     assert sink.held == 0 and [s[2] for s in stored_steps(box)] == ["new", "end"]
@@ -141,10 +123,10 @@ def test_a_stop_while_the_disk_is_still_full_says_what_is_lost(
 ) -> None:
     box = open_outbox(tmp_path / "o.db")
     sink, _ = sink_on(box)
-    sink.emit(step("e1", Lifecycle.NEW))
+    sink.emit(event_step("e1", Lifecycle.NEW))
     faulty = make_faulty(box)
     faulty.failing = True
-    sink.emit(step("e1", Lifecycle.END))
+    sink.emit(event_step("e1", Lifecycle.END))
     with caplog.at_level(logging.ERROR, logger="edge_agent.sinks"):
         sink.close()
     assert "stopping with 1 message(s) the disk would not store, 1 of them" in caplog.text
@@ -162,15 +144,15 @@ def test_held_messages_are_bounded_and_what_is_dropped_is_counted_and_reported(
     box = open_outbox(tmp_path / "o.db")
     clock = FakeClock(0.0)
     sink, _ = sink_on(box, clock, max_held_messages=3)
-    sink.emit(step("e1", Lifecycle.NEW))
+    sink.emit(event_step("e1", Lifecycle.NEW))
     faulty = make_faulty(box)
     faulty.failing = True
     with caplog.at_level(logging.ERROR, logger="edge_agent.sinks"):
         sink.emit(thumbnail("e1"))
-        sink.emit(step("e1", Lifecycle.UPDATE))
+        sink.emit(event_step("e1", Lifecycle.UPDATE))
         sink.emit(thumbnail("e1"))
-        sink.emit(step("e1", Lifecycle.END))  # over the cap: the oldest thumbnail goes
-        sink.emit(step("e2", Lifecycle.NEW))  # and then the other one
+        sink.emit(event_step("e1", Lifecycle.END))  # over the cap: the oldest thumbnail goes
+        sink.emit(event_step("e2", Lifecycle.NEW))  # and then the other one
     assert "dropping the least important" in caplog.text
     assert sink.held == 3 and sink.held_dropped == 2
     faulty.failing = False
@@ -199,7 +181,7 @@ def test_a_byte_cap_drops_thumbnails_before_any_event(tmp_path: Path) -> None:
     faulty.failing = True
     for _ in range(4):
         sink.emit(thumbnail("e1"))
-    sink.emit(step("e1", Lifecycle.END))
+    sink.emit(event_step("e1", Lifecycle.END))
     faulty.failing = False
     clock.now_s += 1.0
     sink.retry()
