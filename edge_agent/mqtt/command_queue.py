@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.encode import Topics
-from edge_agent.remote import Reply, shown
+from edge_agent.remote import MAX_ECHO_CHARS, Reply, shown
 
 __all__ = ["CommandCallback", "CommandQueue", "InboundCommand", "reply_route"]
 
@@ -58,8 +58,8 @@ def reply_route(topics: Topics, name: str, requested: object) -> tuple[str, str 
         return default, None
     if any(char in requested for char in "+#\0"):
         return default, (
-            f"response topic {shown(requested)!r} is not a valid topic to publish to "
-            "(it holds a wildcard + or # or a NUL); the command was not run"
+            f"response topic {shown(requested, 4 * MAX_ECHO_CHARS)!r} is not a valid topic to "
+            "publish to (it holds a wildcard + or # or a NUL); the command was not run"
         )
     return requested, None
 
