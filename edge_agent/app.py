@@ -29,11 +29,12 @@ paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake`
                    classifier's one-bool restart flag; the
                    ``analysis-{cam}`` thread takes it at its
                    next frame)
-``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``
-                   ``next_due_s``; ends an expired preview under
-                   ``_preview_lock``
+``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``;
+                   ``next_due_s``; ends an expired preview under   ``OutboxSink.retry`` (its
+                   ``_preview_lock``                               lock): what a full disk
+                                                                   refused is stored later
 caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
-``start``/``stop`` sources after the join
+``start``/``stop`` sources and the sink after the join
 =================  ==============================================  ===========================
 
 A shared detector is a ``LockedDetector``: analysis threads take turns at it.
@@ -264,6 +265,7 @@ class Agent:
         while not self._stop.wait(wait_s):
             now_s = time.monotonic()
             try:
+                self.sink.retry()  # an event end a full disk refused: stored once it has room
                 self.indicator.show(self.condition(now_s))
                 for worker in self.workers:
                     self._send_preview(worker, now_s)
@@ -440,6 +442,7 @@ class Agent:
             )
         for worker in self.workers:
             worker.source.close()  # only now: never release a capture mid-read
+        self.sink.close()  # what a full disk refused: one last try, or said to be lost
         # The publisher logs its own stuck threads; they are the agent's to report too.
         self.not_stopped += self.publisher.stop(timeout_s=flush_timeout_s)
         depth = self.outbox.depth()

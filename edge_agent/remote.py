@@ -15,6 +15,10 @@ Commands:
   JPEGs on ``preview/{camera}`` (QoS 0, short message expiry) until it times out.
 - ``reference`` ``{"camera": "cam1", "mode": "learn"}`` → the camera's analyzers take a
   new reference of the clear scene, kept on disk (docs/analyzers.md, Stored references).
+
+Hostile input is refused before it costs anything: a payload over ``MAX_PAYLOAD_BYTES`` or
+nested deeper than ``MAX_JSON_DEPTH`` is not parsed, and whatever a reply or a log line
+echoes of the request (a command name, a key) is cut to ``MAX_ECHO_CHARS``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,51 @@ log = logging.getLogger(__name__)
 
 MAX_PREVIEW_S = 600.0
 MAX_PREVIEW_FPS = 5.0
+MAX_PAYLOAD_BYTES = 65_536
+"""A real command is under 200 bytes; a bigger payload is not even parsed."""
+MAX_JSON_DEPTH = 32
+"""A real command nests two levels; deeper would only exhaust the parser's stack."""
+MAX_ECHO_CHARS = 64
+"""How much of the request's own text (a command name, a key) a reply or log line repeats."""
+MAX_ERROR_CHARS = 1024
+"""An error reply's text is never longer, whatever it quotes."""
+
+
+def shown(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for echoing back, saying how long it was.
+
+    >>> shown("x" * 100, 8)
+    'xxxxxxxx… (100 characters)'
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` opens more than ``limit`` arrays/objects inside each other
+    (brackets inside strings do not count). Checked before parsing: the parser recurses."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the usual case: too few brackets to be that deep
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 class SnapshotCommand(StrictModel):
@@ -76,7 +125,9 @@ class Reply:
 
     @staticmethod
     def error(message: str) -> Reply:
-        return Reply.json({"ok": False, "error": message})
+        """A refusal; its text is capped at ``MAX_ERROR_CHARS`` (callers cut what they
+        quote with :func:`shown`; this is the backstop)."""
+        return Reply.json({"ok": False, "error": shown(message, MAX_ERROR_CHARS)})
 
 
 class CommandTarget(Protocol):
@@ -105,6 +156,17 @@ class CommandTarget(Protocol):
 COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview", "reference")
 
 
+def _problems(error: ValidationError) -> list[str]:
+    """``problems_of``, with any key of the request it names cut to ``MAX_ECHO_CHARS``."""
+    problems = []
+    for problem, item in zip(problems_of(error), error.errors(), strict=False):
+        for part in item["loc"]:
+            if isinstance(part, str) and len(part) > MAX_ECHO_CHARS:
+                problem = problem.replace(part, shown(part))
+        problems.append(problem)
+    return problems
+
+
 class CommandHandler:
     def __init__(self, target: CommandTarget, clock: Callable[[], float] = time.time) -> None:
         self._target = target
@@ -115,24 +177,37 @@ class CommandHandler:
     def handle(self, name: str, payload: bytes, *, retained: bool = False) -> Reply | None:
         """The reply to command ``name``; None for a retained message (ignored, logged)."""
         if retained:
-            log.warning("ignoring retained command %r: commands must never be retained", name)
+            log.warning(
+                "ignoring retained command %r: commands must never be retained", shown(name)
+            )
             self.refused += 1
             return None
         reply = self._dispatch(name, payload)
         if not reply.ok:
             self.refused += 1
-            log.warning("command %r refused: %s", name, reply.payload.decode(errors="replace"))
+            log.warning(
+                "command %r refused: %s", shown(name), reply.payload.decode(errors="replace")
+            )
         else:
             self.handled += 1
         return reply
 
     def _dispatch(self, name: str, payload: bytes) -> Reply:
         if name not in COMMANDS:
-            return Reply.error(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+            return Reply.error(f"unknown command {shown(name)!r}; known: {', '.join(COMMANDS)}")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return Reply.error(
+                f"bad request: payload of {len(payload)} bytes (at most {MAX_PAYLOAD_BYTES})"
+            )
         try:
-            data = json.loads(payload) if payload.strip() else {}
+            text = payload.decode(json.detect_encoding(payload))  # as json.loads(bytes)
+            if nests_deeper_than(text, MAX_JSON_DEPTH):
+                return Reply.error(f"bad request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            data = json.loads(text) if text.strip() else {}
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             return Reply.error(f"payload is not JSON: {error}")
+        except RecursionError:  # the depth check should have caught it; never a traceback
+            return Reply.error(f"bad request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
         if not isinstance(data, dict):
             return Reply.error("payload must be a JSON object")
         try:
@@ -150,7 +225,7 @@ class CommandHandler:
             preview = PreviewCommand.model_validate(data)
             return self._preview(preview)
         except ValidationError as error:
-            return Reply.error("; ".join(problems_of(error)))
+            return Reply.error("; ".join(_problems(error)))
 
     def _known_camera(self, camera_id: str) -> str | None:
         cameras = self._target.camera_ids()

@@ -49,3 +49,24 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ hw-sim/pyproject.to
   .venv/bin/python -m pip install -q "${constraints[@]}" -e ".[${extras}]" -e ./hw-sim
   touch "$stamp"
 fi
+
+# The official AsyncAPI parser, for tests/unit/test_asyncapi_parser.py: pinned in
+# tools/asyncapi/package-lock.json, installed with `npm ci` (never committed). Where CI is
+# set it must run, so Node.js is installed if missing; elsewhere the test is skipped.
+if ! command -v npm >/dev/null 2>&1 && [ -n "${CI:-}" ]; then
+  echo "setup: installing system packages: nodejs npm (CI: the AsyncAPI parser test)"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+node_stamp=tools/asyncapi/node_modules/.edge-agent-installed
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -f "$node_stamp" ] || [ tools/asyncapi/package-lock.json -nt "$node_stamp" ]; then
+    echo "setup: installing the AsyncAPI parser into tools/asyncapi/node_modules (npm ci)"
+    # No install scripts: the parser needs none (one dependency's is only telemetry).
+    (cd tools/asyncapi && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    touch "$node_stamp"
+  fi
+else
+  echo "setup: npm not found: tests/unit/test_asyncapi_parser.py will be skipped (apt install nodejs npm)"
+fi

@@ -5,6 +5,9 @@ keepalives; a command may be slow (``snapshot`` JPEG-encodes a frame), so the pu
 only queues it there and this thread runs it and sends the reply. When the queue is full
 the command is refused at once (``{"ok":false,"error":"busy: ..."}``) rather than
 queued without bound or run on the network thread.
+
+Where the reply goes is decided here too (:func:`reply_route`): a response topic the
+device may not or cannot publish to is never used.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge_agent.remote import Reply
+from edge_agent.encode import Topics
+from edge_agent.remote import MAX_ECHO_CHARS, Reply, shown
 
-__all__ = ["CommandCallback", "CommandQueue", "InboundCommand"]
+__all__ = ["CommandCallback", "CommandQueue", "InboundCommand", "reply_route"]
 
 _log = logging.getLogger("edge_agent.mqtt")
 
@@ -38,6 +42,26 @@ class InboundCommand:
     retained: bool
     reply_topic: str
     correlation: bytes | None = None
+
+
+def reply_route(topics: Topics, name: str, requested: object) -> tuple[str, str | None]:
+    """Where the reply to command ``name`` goes, and why the requested MQTT 5 response
+    topic was refused (None: it was fine, or there was none).
+
+    A response topic under ``{root}/reply/`` is used as is; any other is replaced by
+    ``{root}/reply/{name}`` (the broker's ACL allows no other). One under ``reply/`` that
+    holds a wildcard (``+``, ``#``) or a NUL cannot be published to at all: the command is
+    refused, with the reason on the default topic, rather than run and answered nowhere.
+    """
+    default = topics.reply(name)
+    if not isinstance(requested, str) or not topics.is_reply(requested):
+        return default, None
+    if any(char in requested for char in "+#\0"):
+        return default, (
+            f"response topic {shown(requested, 4 * MAX_ECHO_CHARS)!r} is not a valid topic to "
+            "publish to (it holds a wildcard + or # or a NUL); the command was not run"
+        )
+    return requested, None
 
 
 class CommandQueue:
@@ -96,7 +120,7 @@ class CommandQueue:
             try:
                 reply = self._callback(command.name, command.payload, command.retained)
             except Exception:  # a handler bug must not end the command thread
-                _log.exception("command %r failed", command.name)
+                _log.exception("command %r failed", shown(command.name))
                 reply = Reply.error("internal error")
             if reply is not None:
                 self._send_reply(command, reply)

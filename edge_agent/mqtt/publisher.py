@@ -65,12 +65,17 @@ from edge_agent.mqtt.client import (
     new_client,
     new_properties,
 )
-from edge_agent.mqtt.command_queue import CommandCallback, CommandQueue, InboundCommand
+from edge_agent.mqtt.command_queue import (
+    CommandCallback,
+    CommandQueue,
+    InboundCommand,
+    reply_route,
+)
 from edge_agent.mqtt.drain import Drain, LinkState
 from edge_agent.mqtt.settings import DrainSettings, MqttSettings
 from edge_agent.mqtt.wire import plain_properties_body
 from edge_agent.outbox import Outbox
-from edge_agent.remote import Reply
+from edge_agent.remote import Reply, shown
 
 __all__ = ["Publisher", "PublisherStats"]
 
@@ -394,26 +399,29 @@ class Publisher:
         ``{root}/reply/`` (the only place the broker's ACL lets a device write
         replies), otherwise to ``{root}/reply/{name}``, with the correlation data
         echoed. Replies are QoS 1, never retained, and expire after a minute. A command
-        that finds the queue full is refused at once (``busy``).
+        that finds the queue full, or asks for a response topic no one can publish to
+        (a wildcard), is refused at once.
         """
         name = self.topics.command_name(msg.topic)
         if self._commands is None or name is None:
             return
         requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
         correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        reply_topic, refusal = reply_route(self.topics, name, requested)
         command = InboundCommand(
             name=name,
             payload=bytes(msg.payload),
             retained=bool(msg.retain),
-            reply_topic=(
-                requested
-                if isinstance(requested, str) and self.topics.is_reply(requested)
-                else self.topics.reply(name)
-            ),
+            reply_topic=reply_topic,
             correlation=bytes(correlation) if correlation else None,
         )
-        if not self._commands.submit(command):
-            _log.warning("command %r refused: %d commands waiting", name, self._commands.capacity)
+        if refusal is not None:
+            _log.warning("command %r refused: %s", shown(name), refusal)
+            self._send_reply(command, Reply.error(refusal))
+        elif not self._commands.submit(command):
+            _log.warning(
+                "command %r refused: %d commands waiting", shown(name), self._commands.capacity
+            )
             self._send_reply(
                 command,
                 Reply.error(f"busy: {self._commands.capacity} commands waiting; try again later"),
@@ -432,7 +440,7 @@ class Publisher:
                 command.reply_topic, reply.payload, qos=1, retain=False, properties=properties
             )
         except ValueError as error:
-            _log.warning("reply to command %r refused: %s", command.name, error)
+            _log.warning("reply to command %r refused: %s", shown(command.name), error)
 
     def _on_disconnect(
         self,

@@ -4,7 +4,8 @@ as persist-queue puts ``sqlbase`` under its queues: one object, one lock.
 Write failures (full disk, I/O error): the transaction is rolled back, so nothing
 already stored is touched, and :class:`OutboxFull` / :class:`OutboxError` is raised. The
 seqs a failed enqueue would have used are burnt and reported as ``unstored`` by the next
-write that succeeds.
+write that succeeds (unless the caller keeps the messages to retry, and burns them only
+if it gives up: ``OutboxSink``).
 
 Counters: those that must survive a restart (``last_seq``, totals, drops by class) are
 kept in the ``meta`` table under string keys, in the transaction that changes them; what
@@ -21,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,18 @@ class OutboxBase:
             )
         message = f"outbox {self.path}: {kind} during {what}: {error}"
         return OutboxFull(message) if full else OutboxError(message)
+
+    def _burn_locked(self, class_names: Sequence[str]) -> None:
+        """Messages that will never be stored: their seqs are used up and reported as
+        ``unstored`` by the next write that succeeds (in RAM until then)."""
+        first_seq = self._count("last_seq") + 1
+        self._meta["last_seq"] = first_seq - 1 + len(class_names)
+        self._dirty.add("last_seq")
+        for seq, class_name in enumerate(class_names, start=first_seq):
+            key = f"unstored:{class_name}"
+            self._meta[key] = self._count(key) + 1
+            self._dirty.add(key)
+            self._unstored_pending.append((seq, class_name, "unstored"))
 
     def close(self) -> None:
         with self._lock:

@@ -138,14 +138,18 @@ class Outbox(OutboxBase):
     def enqueue(self, message: OutboundMessage) -> StoredMessage:
         return self.enqueue_many([message])[0]
 
-    def enqueue_many(self, messages: Sequence[OutboundMessage]) -> list[StoredMessage]:
+    def enqueue_many(
+        self, messages: Sequence[OutboundMessage], *, burn: bool = True
+    ) -> list[StoredMessage]:
         """Store ``messages`` durably in one transaction, giving each the next ``seq``.
 
         Returns once the batch is on disk. Raises ``ValueError`` (storing nothing, using
         no seq) if a message is malformed, and :class:`OutboxFull` / :class:`OutboxError`
         if the disk refuses the write: then nothing is stored, the seqs are burnt and
-        reported as ``unstored``. A returned message may already have been evicted if
-        the outbox was full of more important ones; ``stats()`` counts it.
+        reported as ``unstored`` -- unless ``burn`` is False: a caller that keeps the
+        messages to try again, and calls :meth:`report_unstored` if it gives up. A
+        returned message may already have been evicted if the outbox was full of more
+        important ones; ``stats()`` counts it.
         """
         if not messages:
             return []
@@ -182,7 +186,8 @@ class Outbox(OutboxBase):
                     if self._over_cap(deltas):
                         evicted = self._evict_locked(deltas)
             except OutboxError:
-                self._burn_locked(stored)
+                if burn:
+                    self._burn_locked([item.message_class.value for item in stored])
                 raise
             self._last_fsync_s = time.monotonic()
             if any(item.urgent for item in result):
@@ -226,15 +231,12 @@ class Outbox(OutboxBase):
             self._check_open()
             return lifecycles.last_steps(self._conn)
 
-    def _burn_locked(self, stored: Sequence[StoredMessage]) -> None:
-        """A failed enqueue: its seqs are used up and reported as 'unstored' later."""
-        self._meta["last_seq"] = self._count("last_seq") + len(stored)
-        self._dirty.add("last_seq")
-        for item in stored:
-            key = f"unstored:{item.message_class.value}"
-            self._meta[key] = self._count(key) + 1
-            self._dirty.add(key)
-            self._unstored_pending.append((item.seq, item.message_class.value, "unstored"))
+    def report_unstored(self, messages: Sequence[OutboundMessage]) -> None:
+        """Messages a caller held after ``enqueue_many(..., burn=False)`` failed and now
+        gives up on: they use seqs, reported as ``unstored`` like a failed enqueue's."""
+        with self._lock:
+            self._check_open()
+            self._burn_locked([m.message_class.value for m in messages])
 
     def _over_cap(self, deltas: Deltas) -> bool:
         depth = self._depth + deltas.depth

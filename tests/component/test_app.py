@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 from fakes.detect import StaticDetector
+from fakes.lifecycle import event_step
+from fakes.outbox import make_faulty, open_outbox
 from helpers import wait_until
 
 from edge_agent import app
 from edge_agent.broker import LocalBroker
 from edge_agent.capture import LatestFrameMailbox
 from edge_agent.config import CameraConfig, parse_config
-from edge_agent.types import Frame, SourceHealth
+from edge_agent.types import Frame, Lifecycle, SourceHealth
 from edge_agent.worker import CameraWorker
 
 
@@ -106,3 +108,27 @@ def test_each_thread_counts_its_own_failures_and_the_latest_error_is_reported() 
     assert (worker.failed_frames, worker.last_error) == (2, "analysis failed: b")
     worker.capture_failures = worker.capture_failures.add("capture failed: c")
     assert (worker.failed_frames, worker.last_error) == (3, "capture failed: c")
+
+
+def test_an_end_a_full_disk_refused_is_stored_later_and_a_clean_stop_leaves_nothing_open(
+    tmp_path: Path, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = StuckSource()
+    source.release.set()
+    agent = agent_on(source, tmp_path, broker, monkeypatch)
+    agent.start()
+    try:
+        agent.sink.emit(event_step("e1", Lifecycle.NEW))
+        faulty = make_faulty(agent.outbox)
+        faulty.failing = True  # the disk fills up
+        agent.sink.emit(event_step("e1", Lifecycle.END))
+        assert agent.sink.held == 1
+        faulty.failing = False  # and has room again; no frame brings a new emit
+        wait_until(lambda: agent.sink.held == 0, 10.0, "housekeeping storing the held end")
+        assert agent.outbox.open_lifecycles() == []
+    finally:
+        agent.stop(flush_timeout_s=1.0)
+    # The next start finds nothing open, so it sends no false end_reason "restart".
+    reopened = open_outbox(tmp_path / "outbox.db")
+    assert reopened.open_lifecycles() == []
+    reopened.close()

@@ -4,6 +4,7 @@ broker. The commanding client is plain paho (a command-centre tool, not the agen
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,20 +47,32 @@ class Centre:
         self.client.subscribe(f"{ROOT}/#", qos=1)
         wait_until(subscribed.is_set, 10.0, "the centre's subscription")
 
-    def send(self, name: str, body: object, correlation: bytes, retain: bool = False) -> None:
+    def send(
+        self,
+        name: str,
+        body: object,
+        correlation: bytes,
+        retain: bool = False,
+        *,
+        response_topic: str = f"{ROOT}/reply/centre",
+    ) -> None:
+        """Send command ``name``; ``body`` bytes go as they are, anything else as JSON."""
         properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = f"{ROOT}/reply/centre"
+        properties.ResponseTopic = response_topic
         properties.CorrelationData = correlation
+        payload = body if isinstance(body, bytes) else json.dumps(body)
         info = self.client.publish(
-            f"{ROOT}/cmd/{name}", json.dumps(body), qos=1, retain=retain, properties=properties
+            f"{ROOT}/cmd/{name}", payload, qos=1, retain=retain, properties=properties
         )
         info.wait_for_publish(timeout=10.0)
 
     def clear_retained(self, name: str) -> None:
         self.client.publish(f"{ROOT}/cmd/{name}", b"", qos=1, retain=True).wait_for_publish(10.0)
 
-    def reply(self, correlation: bytes) -> paho.MQTTMessage | None:
-        for message in self.inbox.at(f"{ROOT}/reply/centre"):
+    def reply(
+        self, correlation: bytes, topic: str = f"{ROOT}/reply/centre"
+    ) -> paho.MQTTMessage | None:
+        for message in self.inbox.at(topic):
             if getattr(message.properties, "CorrelationData", None) == correlation:
                 return message
         return None
@@ -170,6 +183,40 @@ def test_ping_snapshot_and_bad_commands_get_replies(running_agent: tuple[Agent, 
     assert bad["ok"] is False and "unknown camera" in str(bad["error"])
     centre.send("format-disk", {}, b"c-unknown")
     assert "unknown command" in str(reply_body(centre, b"c-unknown")["error"])
+
+
+def test_hostile_commands_get_a_short_clear_refusal_and_the_agent_goes_on(
+    running_agent: tuple[Agent, Centre], caplog: pytest.LogCaptureFixture
+) -> None:
+    """What an independent test found: a 100,000-deep JSON payload, a wildcard response
+    topic under reply/, a 60,000-character command name."""
+    agent, centre = running_agent
+    with caplog.at_level(logging.INFO):  # paho's DEBUG lines quote every topic whole
+        centre.send("ping", b"[" * 100_000 + b"]" * 100_000, b"c-deep")
+        centre.send("ping", b"[" * 5_000 + b"]" * 5_000, b"c-deep-small")
+        centre.send("ping", {}, b"c-wild", response_topic=f"{ROOT}/reply/centre/+")
+        centre.send("n" * 60_000, {}, b"c-long")
+        for correlation in (b"c-deep", b"c-deep-small"):
+            deep = reply_body(centre, correlation)
+            assert deep["ok"] is False and str(deep["error"]).startswith("bad request"), deep
+        # Refused on the default reply topic, with the correlation data: it says why.
+        default = f"{ROOT}/reply/ping"
+        wait_until(lambda: centre.reply(b"c-wild", default), 30.0, "the wildcard refusal")
+        wild = centre.reply(b"c-wild", default)
+        assert wild is not None
+        error = str(json.loads(wild.payload)["error"])
+        assert "response topic" in error and "wildcard" in error
+        wait_until(lambda: centre.reply(b"c-long"), 30.0, "the unknown-command reply")
+        long_reply = centre.reply(b"c-long")
+        assert long_reply is not None and len(long_reply.payload) < 300
+        error = str(json.loads(long_reply.payload)["error"])
+        assert error.startswith("unknown command 'nnnn") and "(60000 characters)" in error
+        centre.send("ping", {}, b"c-after")
+        assert reply_body(centre, b"c-after")["ok"] is True  # the agent goes on
+    assert "internal error" not in caplog.text
+    assert not any(r.exc_info for r in caplog.records), "a traceback was logged"
+    assert not [r for r in caplog.records if "n" * 100 in r.getMessage()]  # logs cut it too
+    assert agent.commands.refused == 3  # the wildcard one never reached the handler
 
 
 def test_preview_runs_at_low_rate_and_stops_by_itself(running_agent: tuple[Agent, Centre]) -> None:

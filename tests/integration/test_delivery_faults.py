@@ -22,15 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.lifecycle import event_step
 from helpers import wait_until
 from realdata import skip_or_fail
 
 from edge_agent.broker import LocalBroker
-from edge_agent.encode import Topics
+from edge_agent.encode import Encoder, Topics
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher, ReceivedMessage, Subscriber
 from edge_agent.outbox import EVICTION_PRIORITY, Outbox, OutboxFull
+from edge_agent.pipeline import FrameOutput
+from edge_agent.sinks import OutboxSink
 from edge_agent.stats import build_stats, encode_stats
-from edge_agent.types import MessageClass, OutboundMessage
+from edge_agent.types import Lifecycle, MessageClass, OutboundMessage, Thumbnail
 
 TIMEOUT_S = 30.0
 
@@ -257,7 +260,7 @@ CHILD_AGENT = textwrap.dedent(
     """
     import json, logging, signal, sys, threading
     from pathlib import Path
-    from edge_agent.encode import Topics
+    from edge_agent.encode import Encoder, Topics
     from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
     from edge_agent.outbox import Outbox
     from edge_agent.types import MessageClass, OutboundMessage
@@ -548,3 +551,51 @@ def test_full_disk_degrades_as_documented_and_recovers(
     assert_every_seq_accounted_for(consumer, last_seq + 1)
     with contextlib.closing(sqlite3.connect(small_filesystem / "outbox.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_an_end_the_full_disk_refused_arrives_once_there_is_room_and_nothing_stays_open(
+    private_broker: LocalBroker, small_filesystem: Path, root: str
+) -> None:
+    """What an independent test found: the ``end`` of an event, refused by a full disk, was
+    never sent, and the next start sent a false ``end_reason: "restart"`` for it."""
+    ballast = small_filesystem / "ballast"
+    ballast.write_bytes(b"\0" * 300_000)
+    box = Outbox(small_filesystem / "outbox.db", max_bytes=64 << 20, max_rows=100_000)
+    consumer = Consumer()
+    sub = consumer_on(private_broker, root, consumer)
+    sub.start(TIMEOUT_S)
+    private_broker.stop()  # an outage: the backlog fills the disk
+    pub = publisher_for(private_broker, box, root)
+    pub.start()
+    sink = OutboxSink(box, Encoder(Topics(root), "boot1"), pub.wake, retry_interval_s=0.0)
+    try:
+        sink.emit(event_step("e1", Lifecycle.NEW))
+        step = 0
+        while sink.held == 0:  # the pipeline goes on while the disk fills up
+            thumb = Thumbnail("e1", "cam1", bytes([step % 256]) * 3000, 0.9)
+            sink.emit(FrameOutput(thumbnails=(thumb,)))
+            step += 1
+            assert step < 1000, "the disk never filled"
+        sink.emit(event_step("e1", Lifecycle.END))  # refused too: held
+        assert sink.held == 2
+        assert [(m.json_body or {})["id"] for m in box.open_lifecycles()] == ["e1"]
+        ballast.unlink()  # space comes back
+        sink.retry()  # the agent's housekeeping tick
+        assert sink.held == 0 and box.open_lifecycles() == []
+        last_seq = box.stats().last_seq
+        private_broker.start()
+        wait_until(lambda: box.depth() == 0, TIMEOUT_S, "the outbox to drain")
+        wait_until(lambda: len(set(consumer.seqs())) >= last_seq, TIMEOUT_S, f"{last_seq} seqs")
+        sink.close()  # a clean stop: nothing left to say
+    finally:
+        pub.stop(5)
+        sub.stop()
+        box.close()
+    # Every seq arrived, none was lost: the end came last, after what the full disk held.
+    assert set(consumer.seqs()) == set(range(1, last_seq + 1)) and consumer.notices() == []
+    assert consumer.event_ids() == {1: "e1", last_seq: "e1"}
+    (end,) = [m.json() for seq, _, m in consumer.messages if seq == last_seq]
+    assert end["type"] == "end" and "end_reason" not in end  # a true end, not "restart"
+    reopened = Outbox(small_filesystem / "outbox.db", max_bytes=64 << 20, max_rows=100_000)
+    assert reopened.open_lifecycles() == []  # the next start ends nothing as "restart"
+    reopened.close()

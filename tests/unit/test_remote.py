@@ -1,9 +1,11 @@
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
-from api_contract import asyncapi
+import pytest
+from api_contract import asyncapi, validator
 
 from edge_agent.analyzers import build_analyzers
 from edge_agent.analyzers.config import (
@@ -13,6 +15,9 @@ from edge_agent.analyzers.config import (
 )
 from edge_agent.app import Agent
 from edge_agent.remote import (
+    MAX_ECHO_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_JSON_DEPTH,
     MAX_PREVIEW_FPS,
     MAX_PREVIEW_S,
     CommandHandler,
@@ -21,6 +26,8 @@ from edge_agent.remote import (
     ReferenceCommand,
     Reply,
     SnapshotCommand,
+    nests_deeper_than,
+    shown,
 )
 
 
@@ -212,3 +219,47 @@ def test_a_reply_says_whether_the_command_was_refused() -> None:
     reply = handler.handle("status", b"")
     assert reply is not None and reply.ok and b'"ok":false' in reply.payload
     assert (handler.handled, handler.refused) == (1, 0)
+
+
+def test_a_deeply_nested_payload_is_a_bad_request_not_an_internal_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = CommandHandler(FakeAgent())
+    deep = b"[" * 100_000 + b"]" * 100_000  # the independent test's payload
+    within_size = b'{"camera":' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    just_too_deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+    with caplog.at_level(logging.DEBUG):
+        for payload in (deep, within_size, just_too_deep):
+            parsed = body(handler.handle("ping", payload))
+            assert parsed["ok"] is False and str(parsed["error"]).startswith("bad request"), parsed
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    assert handler.refused == 3
+    # Brackets inside strings are text, and nesting up to the limit is parsed as usual.
+    brackets = json.dumps({"camera": "[" * 100}).encode()
+    assert "bad request" not in str(body(handler.handle("snapshot", brackets))["error"])
+    assert not nests_deeper_than("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH, MAX_JSON_DEPTH)
+    assert nests_deeper_than('{"a":' * 40 + "1" + "}" * 40, MAX_JSON_DEPTH)
+    assert not nests_deeper_than('"\\"[[[[' + "[" * 40 + '"', MAX_JSON_DEPTH)
+
+
+def test_echoed_request_text_is_cut_short() -> None:
+    handler = CommandHandler(FakeAgent())
+    long_name = "x" * 60_000
+    reply = handler.handle(long_name, b"{}")
+    assert reply is not None and len(reply.payload) < 300
+    error = str(body(reply)["error"])
+    assert error.startswith(f"unknown command '{'x' * MAX_ECHO_CHARS}… (60000 characters)'")
+    long_key = "k" * 10_000
+    error = str(body(handler.handle("ping", json.dumps({long_key: 1}).encode()))["error"])
+    assert (
+        error
+        == f"{'k' * MAX_ECHO_CHARS}… (10000 characters): unknown key (misspelt, or not valid here)"
+    )
+    error = str(
+        body(handler.handle("preview", json.dumps({"camera": "c" * 20_000}).encode()))["error"]
+    )
+    assert "c" * 65 not in error and len(error) <= MAX_ERROR_CHARS
+    huge = json.loads(Reply.error("e" * 5_000_000).payload)
+    assert len(huge["error"]) <= MAX_ERROR_CHARS + 30
+    validator("reply-error").validate(huge)  # its maxLength holds
+    assert shown("short") == "short"

@@ -225,11 +225,16 @@ def test_asyncapi_qos_retain_and_properties_match_the_wire(outbox: Outbox) -> No
     ):
         binding = operations[name]["bindings"]["mqtt"]
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
-    messages = document["components"]["messages"]
-    assert messages["preview"]["bindings"]["mqtt"]["messageExpiryInterval"] == PREVIEW_EXPIRY_S
+    # MQTT binding 0.2.0 puts the expiry on the operation, not the message.
+    preview = operations["publishPreview"]["bindings"]["mqtt"]
+    assert preview["messageExpiryInterval"] == PREVIEW_EXPIRY_S
+    reply = operations["sendReply"]["bindings"]["mqtt"]
+    assert (reply["qos"], reply["retain"], reply["messageExpiryInterval"]) == (1, False, 60)
     replies = ("replyPing", "replyStatus", "replyPreview", "replyReference", "replySnapshot")
-    for name in (*replies, "replyError"):
-        assert messages[name]["bindings"]["mqtt"]["messageExpiryInterval"] == 60, name
+    sent = {m["$ref"].rsplit("/", 1)[-1] for m in operations["sendReply"]["messages"]}
+    assert sent == {*replies, "replyError"}
+    for message in document["components"]["messages"].values():
+        assert "messageExpiryInterval" not in message.get("bindings", {}).get("mqtt", {})
 
 
 # -- commands: off the network thread, bounded, and a stop that says what it left ---------------
@@ -289,6 +294,24 @@ def test_a_full_command_queue_refuses_at_once_with_an_error_reply(outbox: Outbox
     assert refusal.content_type == "application/json" and refusal.expiry_s == 60
     assert len(commands.threads) == 2  # the refused one never ran
     assert fake.published_on(f"{ROOT}/reply/first")[0].json()["ok"] is True
+
+
+@pytest.mark.parametrize("wildcard", ["+", "#", "centre/+/x"])
+def test_a_response_topic_with_a_wildcard_is_refused_on_the_default_reply_topic(
+    outbox: Outbox, wildcard: str
+) -> None:
+    commands = BlockingCommands(block=False)
+    publisher, fake = new_publisher(outbox, on_command=commands)
+    with running(publisher, fake):
+        fake.deliver(ping(f"{ROOT}/reply/{wildcard}"))
+        wait_until(lambda: fake.published_on(f"{ROOT}/reply/ping"), TIMEOUT_S, "the refusal")
+    (refusal,) = fake.published_on(f"{ROOT}/reply/ping")
+    body = refusal.json()
+    assert body["ok"] is False and "response topic" in body["error"], body
+    assert "wildcard" in body["error"] and f"reply/{wildcard}" in body["error"]
+    validator("reply-error").validate(body)
+    assert commands.threads == []  # the command never ran
+    assert not [m for m in fake.sent if "+" in m.topic or "#" in m.topic]
 
 
 def test_stop_reports_a_thread_that_did_not_stop(
