@@ -5,6 +5,7 @@ agent runs) and off (whole frame only), beside the model's bare invoke time.
 
     EDGE_AGENT_MODEL_PATH=... EDGE_AGENT_MEDIA_PATH=... python bench/bench_models.py
     python bench/bench_models.py --model ssd_mobilenet_v1 --regions on --camera-fps 30
+    python bench/bench_models.py --config examples/overhead-car-park.yaml  # a view's settings
 
 Counts do not depend on the machine's load; invoke times do (compare ratios). Replaying every
 clip takes ~1-2 minutes per model and mode here. Not part of the test run.
@@ -15,12 +16,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from hw_sim.footage.run import ClipRun, footage_config, replay_clip
 from hw_sim.footage.truth import TRUTH_DIR, load_truth, truth_files
 
 from edge_agent import datafiles
 from edge_agent.assemble import build_detector
+from edge_agent.config import load_config
 from edge_agent.detect.tflite import TFLiteDetector
 
 COLUMNS = ("expected", "matched", "misses", "fragments", "id_sw", "false", "wrong")
@@ -67,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
     parser.add_argument("--regions", choices=("on", "off", "both"), default="both")
     parser.add_argument("--camera-fps", type=float, help="default: the camera's default fps")
+    parser.add_argument(
+        "--config", type=Path, help="a site config whose first camera's settings apply"
+    )
     args = parser.parse_args(argv)
+    site = None if args.config is None else load_config(args.config)
     truths = [load_truth(path) for path in truth_files(TRUTH_DIR)]
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.regions]
     print(
@@ -88,13 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"<!-- {truth.clip}: skipped: {exc} -->")
                     continue
                 if detector is None:
-                    detector = build_detector(footage_config(video, model=model))
+                    detector = build_detector(footage_config(video, model=model, site=site))
                 run = replay_clip(
                     truth,
                     model=model,
                     camera_fps=args.camera_fps,
                     detector=detector,
                     regions=regions,
+                    site=site,
                 )
                 row = _row(run)
                 sums = {k: sums[k] + row[k] for k in COLUMNS}

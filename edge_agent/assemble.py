@@ -12,6 +12,7 @@ import secrets
 from edge_agent.analyzers import build_analyzers
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
+from edge_agent.detect.filters import relabel_sources
 from edge_agent.detect.frame import FrameDetector
 from edge_agent.detect.regions import RegionSettings
 from edge_agent.detect.tflite import create_detector
@@ -28,12 +29,21 @@ def new_boot_id() -> str:
     return secrets.token_hex(4)
 
 
+def detector_labels(config: AgentConfig) -> list[str]:
+    """What the shared model must report: the labels of interest, and those a camera's
+    detection filters rename into one ("cell phone" on an overhead car park)."""
+    wanted = list(config.detector.labels)
+    for camera in config.cameras:
+        wanted += sorted(relabel_sources(camera.detection_filters) - set(wanted))
+    return wanted
+
+
 def build_detector(config: AgentConfig) -> Detector:
     detector = config.detector
     return create_detector(
         detector.model,
         score_threshold=detector.score_threshold,
-        labels_of_interest=detector.labels,
+        labels_of_interest=detector_labels(config),
         num_threads=detector.threads,
         layout=detector.layout,
         labels_file=detector.labels_file,
@@ -61,6 +71,7 @@ def build_pipeline(
             detector,
             regions=RegionSettings.from_config(camera.regions),
             filters=camera.detection_filters,
+            labels_of_interest=config.detector.labels,
         ),
         tracker=IouTracker(TrackerSettings.from_config(config.tracker)),
         engine=EventEngine(

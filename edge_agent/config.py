@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
-from edge_agent.detect.filters import LabelFilterConfig
+from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 
 
@@ -119,6 +119,7 @@ class CameraConfig(StrictModel):
     @model_validator(mode="after")
     def _rules_fit_the_zones(self) -> CameraConfig:
         problems = rule_problems(self.rules, [z.name for z in self.zones])
+        problems += [f"detection_filters: {p}" for p in filter_problems(self.detection_filters)]
         repeated = _repeated([a.name for a in self.analyzers])
         if repeated:
             problems.append(f"analyzer names must be unique per camera: {', '.join(repeated)}")
@@ -296,6 +297,19 @@ class AgentConfig(StrictModel):
                 f"unknown timezone {name!r} (use an IANA name like 'Asia/Jakarta')"
             ) from None
         return name
+
+    @model_validator(mode="after")
+    def _relabels_name_labels_of_interest(self) -> AgentConfig:
+        """A box renamed to a label outside detector.labels would be dropped at once."""
+        wanted = set(self.detector.labels)
+        problems = [
+            f"cameras[{c}].detection_filters relabel to {label!r}, not in detector.labels"
+            for c, camera in enumerate(self.cameras)
+            for label in sorted(relabel_targets(camera.detection_filters) - wanted)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def client_id(self) -> str:

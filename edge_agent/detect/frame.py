@@ -5,15 +5,23 @@ camera looks through it in its own way. ``FrameDetector`` runs region detection 
 the camera's motion and tracks (``detect.regions``) and then applies the camera's label
 filters (``detect.filters``) to the boxes *in frame coordinates*: a filter on box size
 means a share of the camera's picture, never of whichever crop the model happened to see.
+The shared model also reports the labels any camera relabels ("cell phone" on an overhead
+car park); each camera keeps only its labels of interest after its own filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from edge_agent.detect.base import Detector
-from edge_agent.detect.filters import DetectionFilters, filter_detections, unknown_filter_labels
+from edge_agent.detect.filters import (
+    DetectionFilters,
+    filter_detections,
+    filter_problems,
+    relabel_targets,
+    unknown_filter_labels,
+)
 from edge_agent.detect.regions import RegionDetector, RegionResult, RegionSettings
 from edge_agent.types import Box, ImageBGR, Track
 
@@ -33,16 +41,26 @@ class FrameDetector:
         *,
         regions: RegionSettings = WHOLE_FRAME_ONLY,
         filters: DetectionFilters | None = None,
+        labels_of_interest: Iterable[str] | None = None,
     ) -> None:
-        unknown = unknown_filter_labels(filters or {}, detector.labels)
+        """``labels_of_interest``: the labels this camera reports once filtered (None: all
+        the shared detector reports)."""
+        filters = dict(filters or {})
+        unknown = unknown_filter_labels(filters, detector.labels)
+        unknown += sorted(relabel_targets(filters) - set(detector.labels))
         if unknown:
             raise ValueError(
                 f"detection_filters name labels model {detector.model_name} does not have: "
                 f"{', '.join(unknown)}"
             )
+        problems = filter_problems(filters)
+        if problems:
+            raise ValueError(f"detection_filters: {'; '.join(problems)}")
         self.detector = detector
         self._regions = RegionDetector(detector.input_size_px, regions)
-        self._filters = dict(filters or {})
+        self._filters = filters
+        self._wanted = None if labels_of_interest is None else frozenset(labels_of_interest)
+        self._class_ids = {label: i for i, label in enumerate(detector.labels)}
 
     @property
     def region_settings(self) -> RegionSettings:
@@ -61,8 +79,14 @@ class FrameDetector:
         found = self._regions.detect(
             self.detector, image, now_s=now_s, motion=motion, tracks=tracks
         )
-        if not self._filters:
+        detections = found.result.detections
+        if self._filters:
+            height_px, width_px = image.shape[:2]
+            detections = filter_detections(
+                detections, self._filters, width_px / height_px, self._class_ids
+            )
+        if self._wanted is not None:
+            detections = tuple(d for d in detections if d.label in self._wanted)
+        if detections == found.result.detections:
             return found
-        height_px, width_px = image.shape[:2]
-        kept = filter_detections(found.result.detections, self._filters, width_px / height_px)
-        return replace(found, result=replace(found.result, detections=kept))
+        return replace(found, result=replace(found.result, detections=detections))

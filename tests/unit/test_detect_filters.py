@@ -218,3 +218,138 @@ def test_build_pipeline_applies_the_cameras_filters() -> None:
     filtered = _events_seen({"person": {"max_area": 0.05}})
     assert unfiltered["person"] > 0 and unfiltered["car"] > 0
     assert filtered["person"] == 0 and filtered["car"] == unfiltered["car"]
+
+
+# -- relabel: the installer's knowledge of an overhead view
+
+OVERHEAD = {
+    "cell phone": LabelFilterConfig(relabel="car", min_area=0.01, max_area=0.35),
+    "suitcase": LabelFilterConfig(relabel="car", min_area=0.01),
+}
+
+
+def test_a_car_sized_phone_becomes_a_car_and_a_phone_sized_one_is_dropped() -> None:
+    kept = filter_detections((CAR_SIZED_PHONE, PHONE, PERSON), OVERHEAD, 16 / 9, {"car": 2})
+    assert [(d.label, d.class_id, d.box) for d in kept] == [
+        ("car", 2, CAR_SIZED_PHONE.box),
+        ("person", 0, PERSON.box),
+    ]
+    assert kept[0].score == CAR_SIZED_PHONE.score
+
+
+def test_relabel_applies_only_within_the_entry_s_aspect_bounds() -> None:
+    thin = {"cell phone": LabelFilterConfig(relabel="car", max_aspect=0.5)}
+    assert filter_detections((CAR_SIZED_PHONE,), thin, 1.0) == ()  # 0.4 x 0.3: aspect 1.33
+
+
+def test_a_renamed_box_on_a_car_already_found_is_one_car() -> None:
+    """The same car seen as "car" by one pass and "suitcase" by another: one car, the
+    better box; a renamed box elsewhere stays."""
+    car = _det("car", (0.2, 0.2, 0.6, 0.5), score=0.8)
+    suitcase = _det("suitcase", (0.21, 0.2, 0.6, 0.52), score=0.6)
+    kept = filter_detections((car, suitcase, CAR_SIZED_PHONE), OVERHEAD, 1.0)
+    assert [(d.label, d.score) for d in kept] == [("car", 0.9)]  # the phone box is best
+    apart = _det("suitcase", (0.7, 0.7, 0.9, 0.9), score=0.6)
+    kept = filter_detections((car, apart), OVERHEAD, 1.0)
+    assert [(d.label, d.box) for d in kept] == [("car", car.box), ("car", apart.box)]
+
+
+def test_boxes_not_renamed_are_not_merged_by_the_relabel() -> None:
+    """Two overlapping cars the detector kept stay two: only renamed boxes are checked."""
+    a = _det("car", (0.2, 0.2, 0.6, 0.5), score=0.8)
+    b = _det("car", (0.25, 0.2, 0.62, 0.5), score=0.7)
+    assert filter_detections((a, b), OVERHEAD, 1.0) == (a, b)
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"*": {"relabel": "car"}}, "cannot relabel"),
+        ({"car": {"relabel": "car"}}, "relabels to itself"),
+        (
+            {"cell phone": {"relabel": "suitcase"}, "suitcase": {"relabel": "car"}},
+            "which relabels again",
+        ),
+        ({"cell phone": {"relabel": ""}}, "at least 1 character"),
+        ({"cell phone": {"rename": "car"}}, "Extra inputs are not permitted"),
+    ],
+)
+def test_relabel_config_errors(filters: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        _camera(detection_filters=filters)
+
+
+def _site(filters: dict[str, Any], labels: list[str] | None = None) -> Any:
+    from edge_agent.config import parse_config
+
+    data: dict[str, Any] = {
+        "site_id": "s",
+        "device_id": "d",
+        "cameras": [
+            {"id": "lot", "source": {"kind": "opencv", "uri": "lot.mp4"}},
+            {
+                "id": "overhead",
+                "source": {"kind": "opencv", "uri": "o.mp4"},
+                "detection_filters": filters,
+            },
+        ],
+    }
+    if labels is not None:
+        data["detector"] = {"labels": labels}
+    return parse_config(data)
+
+
+def test_relabel_to_a_label_not_of_interest_is_a_config_error() -> None:
+    from edge_agent.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cameras\[1\].detection_filters relabel to 'car'"):
+        _site({"cell phone": {"relabel": "car"}}, labels=["person"])
+
+
+def test_the_shared_detector_reports_what_any_camera_relabels() -> None:
+    from edge_agent.assemble import detector_labels
+
+    config = _site({"cell phone": {"relabel": "car"}, "suitcase": {"relabel": "truck"}})
+    assert detector_labels(config) == [*config.detector.labels, "cell phone", "suitcase"]
+    assert detector_labels(_site({})) == config.detector.labels
+
+
+def test_frame_detector_refuses_a_relabel_to_a_label_the_model_lacks() -> None:
+    with pytest.raises(ValueError, match="van"):
+        FrameDetector(_Static(()), filters={"cell phone": LabelFilterConfig(relabel="van")})
+
+
+def test_frame_detector_keeps_only_its_labels_of_interest_after_relabel() -> None:
+    """The shared model reports phones for the overhead camera; a camera without the
+    relabel never sees them, as before."""
+    inner = _Static((CAR_SIZED_PHONE, PHONE, PERSON))
+    image = np.zeros((90, 160, 3), np.uint8)
+    plain = FrameDetector(inner, labels_of_interest=("person", "car"))
+    assert plain.detect(image, now_s=0.0).result.detections == (PERSON,)
+    phones = {"cell phone": OVERHEAD["cell phone"]}  # _Static has no suitcase
+    overhead = FrameDetector(inner, filters=phones, labels_of_interest=("person", "car"))
+    found = overhead.detect(image, now_s=0.0).result.detections
+    assert [(d.label, d.class_id) for d in found] == [("car", 1), ("person", 0)]
+
+
+def test_build_pipeline_turns_car_sized_phones_into_car_events_on_that_camera_only() -> None:
+    from edge_agent.assemble import build_pipeline
+    from edge_agent.types import Frame
+
+    config = _site({"cell phone": {"relabel": "car", "min_area": 0.01}})
+    image = np.zeros((90, 160, 3), np.uint8)
+    seen: dict[str, Counter[str]] = {}
+    for camera in config.cameras:
+        pipeline = build_pipeline(
+            config,
+            camera,
+            detector=_Static((CAR_SIZED_PHONE, PHONE)),
+            sink=CollectingSink(),
+        )
+        labels: list[str] = []
+        for index in range(6):
+            frame = Frame(camera.id, index, 1000.0 + index, float(index), image)
+            labels += [e.label for e in pipeline.process(frame, always_detect=True).events]
+        seen[camera.id] = Counter(labels)
+    assert seen["lot"] == Counter()
+    assert set(seen["overhead"]) == {"car"}

@@ -4,8 +4,11 @@ Each clip with a truth file is found through the data manifest (``EDGE_AGENT_MED
 checked by sha256) and replayed offline exactly as ``edge-agent replay`` would with a
 config that sets nothing but the model: the camera's default fps decides which frames are
 analysed (every ``round(file fps / camera fps)``-th), and the motion gate, detector
-threshold, tracker and event settings are the defaults a new user gets. The object events
-it emits are turned into frames of the clip and scored (``hw_sim.footage.score``).
+threshold, tracker and event settings are the defaults a new user gets. With ``--config``
+a site's config applies instead, its first camera's settings (fps, detection filters,
+regions) to the clip, as ``edge-agent replay --config`` does: how a view that needs a
+per-camera setting (an overhead car park) is measured. The object events it emits are
+turned into frames of the clip and scored (``hw_sim.footage.score``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from edge_agent import datafiles
 from edge_agent.assemble import build_detector, build_pipeline
 from edge_agent.capture import open_source
-from edge_agent.config import AgentConfig, parse_config
+from edge_agent.config import AgentConfig, OpenCVSourceConfig, load_config, parse_config
 from edge_agent.detect.base import Detector
 from edge_agent.pipeline import run_offline
 from edge_agent.sinks import CollectingSink
@@ -47,9 +50,13 @@ def footage_config(
     model: str | None = None,
     camera_fps: float | None = None,
     regions: bool = True,
+    site: AgentConfig | None = None,
 ) -> AgentConfig:
     """The config a user replays a clip with: a file source, everything else default
-    (``regions=False``: one whole-frame pass per detection run, for comparison)."""
+    (``regions=False``: one whole-frame pass per detection run, for comparison), or
+    ``site``'s with its first camera reading the clip."""
+    if site is not None:
+        return _site_config(site, video, model=model, camera_fps=camera_fps, regions=regions)
     camera: dict[str, Any] = {
         "id": "cam",
         "source": {"kind": "opencv", "uri": str(video), "loop": False, "realtime": False},
@@ -61,6 +68,23 @@ def footage_config(
     if model is not None:
         data["detector"] = {"model": model}
     return parse_config(data, f"footage {video.name}")
+
+
+def _site_config(
+    site: AgentConfig, video: Path, *, model: str | None, camera_fps: float | None, regions: bool
+) -> AgentConfig:
+    base = site.cameras[0]
+    update: dict[str, Any] = {
+        "source": OpenCVSourceConfig(uri=str(video), loop=False, realtime=False)
+    }
+    if camera_fps is not None:
+        update["fps"] = camera_fps
+    if not regions:
+        update["regions"] = base.regions.model_copy(update={"enabled": False})
+    changes: dict[str, Any] = {"cameras": [base.model_copy(update=update)]}
+    if model is not None:
+        changes["detector"] = site.detector.model_copy(update={"model": model})
+    return site.model_copy(update=changes)
 
 
 def observed_events(
@@ -100,10 +124,12 @@ def replay_clip(
     camera_fps: float | None = None,
     detector: Detector | None = None,
     regions: bool = True,
+    site: AgentConfig | None = None,
 ) -> ClipRun:
-    """Replay one clip through ``build_pipeline``; its events in frames of the clip."""
+    """Replay one clip through ``build_pipeline``; its events in frames of the clip.
+    ``site``: a site's config whose first camera's settings apply (default: none set)."""
     video = datafiles.resolve_media(truth.clip)
-    config = footage_config(video, model=model, camera_fps=camera_fps, regions=regions)
+    config = footage_config(video, model=model, camera_fps=camera_fps, regions=regions, site=site)
     camera = config.cameras[0]
     sink = CollectingSink()
     pipeline = build_pipeline(
@@ -159,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="on",
         help="region detection (default on, as the agent runs); off: whole frame only",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a site config whose first camera's settings apply to every clip "
+        "(default: none, the settings a new user gets)",
+    )
     parser.add_argument("--slack-s", type=float, default=DEFAULT_SLACK_S)
     parser.add_argument("--truth-dir", type=Path, default=TRUTH_DIR)
     args = parser.parse_args(argv)
@@ -168,18 +200,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not truths:
         print("no truth files match", file=sys.stderr)
         return 2
+    site = None if args.config is None else load_config(args.config)
     detector: Detector | None = None
     for truth in truths:
         try:
             if detector is None:
                 video = datafiles.resolve_media(truth.clip)
-                detector = build_detector(footage_config(video, model=args.model))
+                detector = build_detector(footage_config(video, model=args.model, site=site))
             run = replay_clip(
                 truth,
                 model=args.model,
                 camera_fps=args.camera_fps,
                 detector=detector,
                 regions=args.regions == "on",
+                site=site,
             )
         except datafiles.DataFileError as exc:
             print(f"{truth.clip}: skipped: {exc}", file=sys.stderr)

@@ -133,6 +133,16 @@ class ClipTruth(_Strict):
                 counts[obj.label] = counts.get(obj.label, 0) + 1
         return counts
 
+    def cut_by_edge_at(self, frame: int, family: str) -> int:
+        """Objects of ``family`` in view at ``frame`` that the picture's edge cuts: the
+        per-frame count's tolerance (a car showing only its bumper may go uncounted)."""
+        return sum(
+            1
+            for obj in self.objects
+            if obj.family == family
+            and any(s.kind == "cut_by_edge" and s.contains(frame) for s in obj.spans)
+        )
+
     def counts_at(self, frame: int) -> dict[str, int] | None:
         """The per-frame truth at ``frame``; None when the file gives no per-frame counts."""
         for span in self.frame_counts:

@@ -229,3 +229,48 @@ def test_the_shipped_truth_files_load() -> None:
         "intel_car-detection.mp4",
         "intel_face-demographics-walking-and-pause.gif",
     }
+
+
+def test_cut_by_edge_counts_the_family_s_objects_cut_in_that_frame() -> None:
+    cut = {"kind": "cut_by_edge", "first_frame": 10, "last_frame": 20}
+    clip = truth(
+        [
+            {**obj("car", 10, 50, "car"), "spans": [cut]},
+            {**obj("pickup", 0, 50, "truck"), "spans": [{**cut, "first_frame": 15}]},
+            {**obj("walker", 10, 50), "spans": [cut]},
+            {**obj("hidden", 10, 50, "bus"), "spans": [{**cut, "kind": "occluded"}]},
+        ]
+    )
+    assert [clip.cut_by_edge_at(f, "vehicle") for f in (9, 10, 15, 20, 21)] == [0, 1, 2, 2, 0]
+    assert clip.cut_by_edge_at(15, "person") == 1
+
+
+def test_a_site_config_s_first_camera_applies_to_the_clip(tmp_path: Path) -> None:
+    from hw_sim.footage.run import footage_config
+
+    from edge_agent.config import parse_config
+
+    site = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [
+                {
+                    "id": "lot",
+                    "source": {"kind": "opencv", "uri": "rtsp://10.0.0.1/s"},
+                    "fps": 30,
+                    "detection_filters": {"cell phone": {"relabel": "car"}},
+                }
+            ],
+            "motion": {"enabled": False},
+        }
+    )
+    video = tmp_path / "clip.mp4"
+    config = footage_config(video, site=site, regions=False, model="yolox_nano")
+    camera = config.cameras[0]
+    assert camera.source.kind == "opencv" and camera.source.uri == str(video)
+    assert (camera.source.realtime, camera.source.loop) == (False, False)
+    assert camera.fps == 30 and camera.detection_filters["cell phone"].relabel == "car"
+    assert camera.regions.enabled is False and site.cameras[0].regions.enabled is True
+    assert config.motion.enabled is False and config.detector.model == "yolox_nano"
+    assert footage_config(video).cameras[0].fps == 5.0  # no site: the defaults
