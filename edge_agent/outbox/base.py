@@ -226,6 +226,11 @@ class OutboxBase:
         message = f"outbox {self.path}: {kind} during {what}: {error}"
         return OutboxFull(message) if full else OutboxError(message)
 
+    @property
+    def accepting_writes(self) -> bool:
+        """False from a failed write until the next one that succeeds (the watchdog's test)."""
+        return self._failing_since_s is None and not self._closed
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
