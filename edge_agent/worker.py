@@ -1,5 +1,7 @@
 """What one camera's threads share: its source, mailbox and pipeline, the latest frame, its
-preview, its failures and where its stats interval began.
+preview, its failures and where its stats interval began; and the two threads' loops
+(``capture_loop``, ``analysis_loop``), each stopped by the event it is given, so a reload
+can stop one generation of cameras and start the next.
 
 ``edge_agent/app.py``'s docstring says which thread writes which field; each field has one
 writer, and a value read across threads is replaced whole (frozen dataclasses), never
