@@ -35,18 +35,25 @@ paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake`
                                                                    refused is stored later
 caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
 ``start``/``stop`` sources and the sink after the join
+``reload`` (SIGHUP ``workers``, ``detector``, ``config`` (each      ``_cameras_stop``; the old
+thread or          replaced whole, under ``_reload_lock``)         camera threads joined first
+``mqtt-commands``)
 =================  ==============================================  ===========================
 
 A shared detector is a ``LockedDetector``: analysis threads take turns at it.
+
+Housekeeping also tells systemd how the agent is (``edge_agent.service``). A reload stops
+the camera threads (open events end), then starts new ones from the new config; the outbox
+and the MQTT link stay, so ``seq`` runs on without a gap or a repeat (docs/service.md).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -54,16 +61,30 @@ import cv2
 from edge_agent import __version__
 from edge_agent.analyzers import ReferenceFileError, request_references
 from edge_agent.analyzers.reference import ReferenceMode
-from edge_agent.assemble import build_detector, build_pipeline, new_boot_id
-from edge_agent.capture import EndOfStream, LatestFrameMailbox, open_source
+from edge_agent.assemble import (
+    birth_payload,
+    build_detector,
+    build_pipeline,
+    detector_labels,
+    new_boot_id,
+)
+from edge_agent.capture import LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
-from edge_agent.encode import SCHEMA_VERSION, Encoder, Topics, interrupted_end
+from edge_agent.encode import Encoder, Topics, interrupted_end
 from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
 from edge_agent.remote import CommandHandler, Reply
+from edge_agent.service import (
+    Notifier,
+    ServiceHealth,
+    ServiceMonitor,
+    notifier_from_env,
+    watchdog_interval_s,
+)
+from edge_agent.service.reload import ReloadOutcome, check_reload
 from edge_agent.sinks import OutboxSink
 from edge_agent.stats import (
     STATS_SCHEMA,
@@ -72,7 +93,7 @@ from edge_agent.stats import (
     encode_stats,
     stats_expiry_s,
 )
-from edge_agent.types import Box, Frame
+from edge_agent.types import Box
 from edge_agent.worker import CameraWorker, Preview
 
 __all__ = [
@@ -85,44 +106,39 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CAPTURE_TIMEOUT_S = 1.0
-CAPTURE_RETRY_S = 5.0  # after a capture backend raised
 STATUS_INTERVAL_S = 1.0  # how often the status LED's condition is re-evaluated
 PREVIEW_EXPIRY_S = 10
 JOIN_TIMEOUT_S = 15.0  # a capture read returns within its stream timeout
 
 
-def birth_payload(
-    config: AgentConfig, boot_id: str, *, outbox_reset: Path | None = None
-) -> dict[str, object]:
-    """What the retained ``online`` status says about this run (docs/mqtt-api.md)."""
-    birth: dict[str, object] = {
-        "v": SCHEMA_VERSION,
-        "version": __version__,
-        "boot": boot_id,
-        "site": config.site_id,
-        "device": config.device_id,
-        "host": socket.gethostname(),
-        "cameras": [c.id for c in config.cameras],
-        "model": config.detector.model,
-        "started": round(time.time(), 3),
-    }
-    if outbox_reset is not None:
-        birth["outbox_reset"] = str(outbox_reset)  # the outbox was corrupt at start
-    return birth
-
-
 class Agent:
     """The running agent; also the target of commands from the command centre."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        config_path: Path | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        """``config_path``: where ``reload`` reads the config again (None: no reload);
+        ``notifier``: where service state goes (default: ``$NOTIFY_SOCKET``, if set)."""
         # OpenCV's pool costs more CPU than it saves here (docs/pipeline.md §4, bench/README.md)
         cv2.setNumThreads(1)
         self.config = config
+        self.config_path = config_path
         self.boot_id = new_boot_id()
         self.topics = Topics(config.topic_root)
         self._started_mono_s = time.monotonic()
         self._stop = threading.Event()
+        self._cameras_stop = threading.Event()  # the current cameras' threads (reload, stop)
+        self._cameras_started_mono_s = self._started_mono_s
+        self._reload_lock = threading.Lock()  # one reload at a time, and never during stop
+        self._started = False
+        self.service = ServiceMonitor(
+            notifier if notifier is not None else notifier_from_env(),
+            watchdog_s=watchdog_interval_s(),
+        )
         self._threads: list[threading.Thread] = []
         self._preview_lock = threading.Lock()  # command handler and housekeeping
         self.not_stopped: tuple[str, ...] = ()  # threads that outlived ``stop``'s join
@@ -155,14 +171,23 @@ class Agent:
             on_command=self._on_command,
         )
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
-        self.workers: list[CameraWorker] = []
-        for camera in config.cameras:
-            pipeline = build_pipeline(
-                config, camera, detector=self.detector, sink=self.sink, references=True
-            )
-            self.workers.append(
-                CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
-            )
+        self.workers: list[CameraWorker] = self._build_workers(config, self.detector)
+
+    def _build_workers(self, config: AgentConfig, detector: LockedDetector) -> list[CameraWorker]:
+        workers: list[CameraWorker] = []
+        try:
+            for camera in config.cameras:
+                pipeline = build_pipeline(
+                    config, camera, detector=detector, sink=self.sink, references=True
+                )
+                workers.append(
+                    CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
+                )
+        except BaseException:
+            for worker in workers:
+                worker.source.close()
+            raise
+        return workers
 
     def _end_what_the_last_run_left_open(self) -> None:
         """Events and alerts the previous run opened and never ended (it was killed, or
@@ -185,14 +210,11 @@ class Agent:
         return birth_payload(self.config, self.boot_id, outbox_reset=self.outbox.recovered_from)
 
     def start(self) -> None:
-        self.publisher.start()
-        for worker in self.workers:
-            for target, name in (
-                (self._capture_loop, "capture"),
-                (self._analysis_loop, "analysis"),
-            ):
-                self._spawn(target, f"{name}-{worker.config.id}", worker)
-        self._spawn(self._housekeeping_loop, "housekeeping")
+        with self._reload_lock:  # a SIGHUP meanwhile is refused, not run half-way
+            self.publisher.start()
+            self._start_cameras()
+            self._spawn(self._housekeeping_loop, "housekeeping")
+            self._started = True
         log.info(
             "agent started: site=%s device=%s boot=%s cameras=%s",
             self.config.site_id,
@@ -201,61 +223,20 @@ class Agent:
             ",".join(w.config.id for w in self.workers),
         )
 
+    def _start_cameras(self) -> None:
+        stop = self._cameras_stop
+        self._cameras_started_mono_s = time.monotonic()
+        for worker in self.workers:
+            for target, name in (
+                (worker.capture_loop, "capture"),
+                (worker.analysis_loop, "analysis"),
+            ):
+                self._spawn(target, f"{name}-{worker.config.id}", stop)
+
     def _spawn(self, target: Callable[..., None], name: str, *args: object) -> None:
         thread = threading.Thread(target=target, name=name, args=args, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    def _capture_loop(self, worker: CameraWorker) -> None:
-        min_interval_s = 1.0 / worker.config.fps
-        last_put_s: float | None = None
-        try:
-            while not self._stop.is_set():
-                try:
-                    frame = worker.source.read(CAPTURE_TIMEOUT_S)
-                except EndOfStream:
-                    log.info("camera %s: end of stream", worker.config.id)
-                    return
-                except Exception as error:  # a backend bug: say so, back off, keep trying
-                    worker.capture_failures = worker.capture_failures.add(
-                        f"capture failed: {error}"
-                    )
-                    log.exception("camera %s: capture failed; retrying", worker.config.id)
-                    self._stop.wait(CAPTURE_RETRY_S)
-                    continue
-                if frame is None:
-                    continue
-                # Decimate a faster source to the configured analysis rate.
-                if last_put_s is not None and frame.monotonic_s - last_put_s < 0.9 * min_interval_s:
-                    continue
-                last_put_s = frame.monotonic_s
-                worker.mailbox.put(frame, wait_for_reader=not worker.source.live)
-        finally:
-            worker.mailbox.close()
-
-    def _analysis_loop(self, worker: CameraWorker) -> None:
-        last_frame: Frame | None = None
-        while True:
-            frame = worker.mailbox.get(timeout_s=0.5)
-            if frame is None:
-                if worker.mailbox.closed or self._stop.is_set():
-                    break
-                if worker.source.live:  # a live camera that sends nothing: tamper's no_signal
-                    worker.pipeline.idle(time.monotonic(), time.time())
-                continue
-            last_frame = worker.latest = frame
-            worker.last_frame_mono_s = time.monotonic()
-            try:
-                worker.pipeline.process(frame)
-            except Exception as error:  # one bad frame must not stop the camera
-                worker.analysis_failures = worker.analysis_failures.add(f"analysis failed: {error}")
-                log.exception(
-                    "camera %s: analysis failed on frame %d", worker.config.id, frame.index
-                )
-        try:
-            worker.pipeline.finish(last_frame)
-        except Exception:
-            log.exception("camera %s: could not close open events", worker.config.id)
 
     # -- housekeeping: stats and previews (volatile: sent now or never) ----------
 
@@ -267,6 +248,7 @@ class Agent:
             try:
                 self.sink.retry()  # an event end a full disk refused: stored once it has room
                 self.indicator.show(self.condition(now_s))
+                self.service.tick(self.service_health(now_s), now_s)
                 for worker in self.workers:
                     self._send_preview(worker, now_s)
                 if now_s >= next_stats_s:
@@ -279,7 +261,7 @@ class Agent:
     def _next_wake_s(self, next_due_s: float) -> float:
         """Seconds until the status, stats or a preview frame are due (previews change
         under us)."""
-        due = [next_due_s]
+        due = [next_due_s, self.service.next_due_s()]
         for worker in self.workers:
             preview = worker.preview  # read once: a command may switch it off meanwhile
             if preview is not None:
@@ -291,7 +273,7 @@ class Agent:
         has sent a frame or ``status.camera_silent_after_s`` has passed since the start."""
         silent_after_s = self.config.status.camera_silent_after_s
         last_frames = [w.last_frame_mono_s for w in self.workers]
-        if None in last_frames and now_s - self._started_mono_s < silent_after_s:
+        if None in last_frames and now_s - self._cameras_started_mono_s < silent_after_s:
             return Condition.STARTING
         delivering = sum(1 for t in last_frames if t is not None and now_s - t <= silent_after_s)
         return condition_of(
@@ -300,6 +282,26 @@ class Agent:
                 cameras_delivering=delivering,
                 uplink_connected=self.publisher.connected,
             )
+        )
+
+    def service_health(self, now_s: float) -> ServiceHealth:
+        """What the watchdog goes by: a camera is silent when its last frame (or, before
+        its first, the cameras' start) is older than ``status.camera_silent_after_s``."""
+        silent_after_s = self.config.status.camera_silent_after_s
+        workers = self.workers  # read once: a reload replaces the list
+        silent = tuple(
+            w.config.id
+            for w in workers
+            if now_s - (w.last_frame_mono_s or self._cameras_started_mono_s) > silent_after_s
+        )
+        return ServiceHealth(
+            starting=self.condition(now_s) is Condition.STARTING,
+            cameras=tuple(w.config.id for w in workers),
+            silent_cameras=silent,
+            frames_total=sum(w.pipeline.clock.frames for w in workers),
+            outbox_depth=self.outbox.depth(),
+            outbox_writable=self.outbox.accepting_writes,
+            uplink_connected=self.publisher.connected,
         )
 
     def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
@@ -374,6 +376,9 @@ class Agent:
             "status_led": self.indicator.description,
         }
 
+    def reload_config(self) -> dict[str, object]:
+        return self.reload().reply_body()
+
     def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
         frame = self._worker(camera_id).latest
         if frame is None:
@@ -419,6 +424,69 @@ class Agent:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def reload(self, path: Path | None = None) -> ReloadOutcome:
+        """Read the config again (from ``path``, else where it came from) and apply it, or
+        keep the running one and say why. Thread-safe; never raises for a bad config."""
+        source = path or self.config_path
+        if source is None:
+            return ReloadOutcome(False, ("this agent was not started from a config file",))
+        with self._reload_lock:
+            if self._stop.is_set() or not self._started:
+                why = "the agent is stopping" if self._stop.is_set() else "the agent is starting"
+                log.error("config %s not reloaded: %s; reload again once it runs", source, why)
+                return ReloadOutcome(False, (why,), path=str(source))
+            self.service.reloading(time.monotonic_ns() // 1000)
+            outcome = self._reload_locked(source)
+            self.service.reloaded(outcome.summary())
+        (log.info if outcome.applied else log.error)("%s", outcome.summary())
+        return outcome
+
+    def _reload_locked(self, path: Path) -> ReloadOutcome:
+        new, outcome = check_reload(path, self.config)
+        if new is None:
+            return outcome
+        detector = self.detector
+        # A camera's relabel filter changes what the shared model must report, too.
+        if "detector" in outcome.changed or detector_labels(new) != detector_labels(self.config):
+            try:
+                detector = LockedDetector(build_detector(new))
+            except Exception as error:  # a model that does not load: keep the running one
+                return replace(outcome, applied=False, problems=(f"detector: {error}",))
+        self._stop_cameras(JOIN_TIMEOUT_S)
+        try:
+            workers = self._build_workers(new, detector)
+        except Exception as error:  # a camera that cannot open: bring the old ones back
+            log.exception("reload: could not open the new cameras; reopening the old ones")
+            problems: tuple[str, ...] = (f"cameras: {error}",)
+            try:
+                self.workers = self._build_workers(self.config, self.detector)
+                self._start_cameras()
+            except Exception as again:  # they stay stopped, silent: the watchdog starves
+                problems += (f"the running cameras could not be reopened either: {again}",)
+            return replace(outcome, applied=False, problems=problems)
+        self.config, self.detector, self.workers = new, detector, workers
+        self._start_cameras()
+        return outcome
+
+    def _stop_cameras(self, join_timeout_s: float) -> list[threading.Thread]:
+        """Stop the cameras' threads (their open events end, as at a clean stop) and close
+        their sources; the threads still running after ``join_timeout_s`` (logged)."""
+        self._cameras_stop.set()
+        for worker in self.workers:
+            worker.mailbox.close()  # releases a capture thread waiting for the reader
+        names = {f"{n}-{w.config.id}" for w in self.workers for n in ("capture", "analysis")}
+        threads = [t for t in self._threads if t.name in names]
+        for thread in threads:
+            thread.join(timeout=join_timeout_s)
+        stuck = [t for t in threads if t.is_alive()]
+        if stuck and not self._stop.is_set():
+            log.error("reload: camera thread(s) still running: %s", [t.name for t in stuck])
+        self._threads = [t for t in self._threads if t not in threads or t.is_alive()]
+        for worker in self.workers:
+            worker.source.close()  # only now: never release a capture mid-read
+        self._cameras_stop = threading.Event()
+        return stuck
+
     def stop(
         self, flush_timeout_s: float = 5.0, *, join_timeout_s: float = JOIN_TIMEOUT_S
     ) -> tuple[str, ...]:
@@ -428,20 +496,20 @@ class Agent:
         after ``join_timeout_s`` each, logged as an error: a stuck capture backend, say.
         They are daemon threads, so they do not keep the process alive.
         """
+        self.service.stopping()
         self._stop.set()
-        for worker in self.workers:
-            worker.mailbox.close()  # releases a capture thread waiting for the reader
-        for thread in self._threads:
-            thread.join(timeout=join_timeout_s)
-        self.not_stopped = tuple(t.name for t in self._threads if t.is_alive())
+        with self._reload_lock:  # a reload in progress finishes first
+            stuck = self._stop_cameras(join_timeout_s)
+            for thread in self._threads:
+                if thread not in stuck:  # waited for once already
+                    thread.join(timeout=join_timeout_s)
+            self.not_stopped = tuple(t.name for t in self._threads if t.is_alive())
         if self.not_stopped:
             log.error(
                 "thread(s) still running %.0f s after stop: %s",
                 join_timeout_s,
                 ", ".join(self.not_stopped),
             )
-        for worker in self.workers:
-            worker.source.close()  # only now: never release a capture mid-read
         self.sink.close()  # what a full disk refused: one last try, or said to be lost
         # The publisher logs its own stuck threads; they are the agent's to report too.
         self.not_stopped += self.publisher.stop(timeout_s=flush_timeout_s)

@@ -8,7 +8,11 @@ stages know nothing of YAML); this module only puts the pieces together, so ``ru
 from __future__ import annotations
 
 import secrets
+import socket
+import time
+from pathlib import Path
 
+from edge_agent import __version__
 from edge_agent.analyzers import build_analyzers
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
@@ -16,6 +20,7 @@ from edge_agent.detect.filters import relabel_sources
 from edge_agent.detect.frame import FrameDetector
 from edge_agent.detect.regions import RegionSettings
 from edge_agent.detect.tflite import create_detector
+from edge_agent.encode import SCHEMA_VERSION
 from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
 from edge_agent.pipeline import CameraPipeline, FrameSink, GateSettings
@@ -36,6 +41,26 @@ def detector_labels(config: AgentConfig) -> list[str]:
     for camera in config.cameras:
         wanted += sorted(relabel_sources(camera.detection_filters) - set(wanted))
     return wanted
+
+
+def birth_payload(
+    config: AgentConfig, boot_id: str, *, outbox_reset: Path | None = None
+) -> dict[str, object]:
+    """What the retained ``online`` status says about this run (docs/mqtt-api.md)."""
+    birth: dict[str, object] = {
+        "v": SCHEMA_VERSION,
+        "version": __version__,
+        "boot": boot_id,
+        "site": config.site_id,
+        "device": config.device_id,
+        "host": socket.gethostname(),
+        "cameras": [c.id for c in config.cameras],
+        "model": config.detector.model,
+        "started": round(time.time(), 3),
+    }
+    if outbox_reset is not None:
+        birth["outbox_reset"] = str(outbox_reset)  # the outbox was corrupt at start
+    return birth
 
 
 def build_detector(config: AgentConfig) -> Detector:

@@ -15,6 +15,9 @@ Commands:
   JPEGs on ``preview/{camera}`` (QoS 0, short message expiry) until it times out.
 - ``reference`` ``{"camera": "cam1", "mode": "learn"}`` → the camera's analyzers take a
   new reference of the clear scene, kept on disk (docs/analyzers.md, Stored references).
+- ``reload`` ``{}`` → the device reads its config file again, checks it and applies it
+  (``{"ok": true, "config": …, "changed": […]}``), or keeps the running one and says why
+  (docs/service.md, Reload). The file is the device's own: a command cannot name another.
 
 Hostile input is refused before it costs anything: a payload over ``MAX_PAYLOAD_BYTES`` or
 nested deeper than ``MAX_JSON_DEPTH`` is not parsed, and whatever a reply or a log line
@@ -152,8 +155,13 @@ class CommandTarget(Protocol):
 
     def camera_ids(self) -> tuple[str, ...]: ...
 
+    def reload_config(self) -> Mapping[str, object]:
+        """Re-read, check and apply the config file: ``{"ok": True, ...}`` when applied,
+        ``{"ok": False, "error": why}`` when refused (the running config is kept)."""
+        ...
 
-COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview", "reference")
+
+COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview", "reference", "reload")
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -222,6 +230,9 @@ class CommandHandler:
                 return self._snapshot(snapshot)
             if name == "reference":
                 return self._reference(ReferenceCommand.model_validate(data))
+            if name == "reload":
+                EmptyCommand.model_validate(data)
+                return Reply.json(self._target.reload_config())
             preview = PreviewCommand.model_validate(data)
             return self._preview(preview)
         except ValidationError as error:

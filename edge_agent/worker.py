@@ -1,5 +1,7 @@
 """What one camera's threads share: its source, mailbox and pipeline, the latest frame, its
-preview, its failures and where its stats interval began.
+preview, its failures and where its stats interval began; and the two threads' loops
+(``capture_loop``, ``analysis_loop``), each stopped by the event it is given, so a reload
+can stop one generation of cameras and start the next.
 
 ``edge_agent/app.py``'s docstring says which thread writes which field; each field has one
 writer, and a value read across threads is replaced whole (frozen dataclasses), never
@@ -9,13 +11,21 @@ changed in place.
 from __future__ import annotations
 
 import itertools
+import logging
+import threading
+import time
 from dataclasses import dataclass, field
 
-from edge_agent.capture import FrameSource, LatestFrameMailbox
+from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline, StageClock
 from edge_agent.stats import CameraStats
 from edge_agent.types import Frame
+
+log = logging.getLogger("edge_agent.app")  # the agent's threads log as the agent
+
+CAPTURE_TIMEOUT_S = 1.0
+CAPTURE_RETRY_S = 5.0  # after a capture backend raised
 
 
 @dataclass
@@ -113,3 +123,52 @@ class CameraWorker:
             last_error=self.last_error,
             stage_errors=dict(self.pipeline.stage_errors),
         )
+
+    def capture_loop(self, stop: threading.Event) -> None:
+        """The ``capture-{cam}`` thread: source → mailbox, decimated to the camera's fps."""
+        min_interval_s = 1.0 / self.config.fps
+        last_put_s: float | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    frame = self.source.read(CAPTURE_TIMEOUT_S)
+                except EndOfStream:
+                    log.info("camera %s: end of stream", self.config.id)
+                    return
+                except Exception as error:  # a backend bug: say so, back off, keep trying
+                    self.capture_failures = self.capture_failures.add(f"capture failed: {error}")
+                    log.exception("camera %s: capture failed; retrying", self.config.id)
+                    stop.wait(CAPTURE_RETRY_S)
+                    continue
+                if frame is None:
+                    continue
+                # Decimate a faster source to the configured analysis rate.
+                if last_put_s is not None and frame.monotonic_s - last_put_s < 0.9 * min_interval_s:
+                    continue
+                last_put_s = frame.monotonic_s
+                self.mailbox.put(frame, wait_for_reader=not self.source.live)
+        finally:
+            self.mailbox.close()
+
+    def analysis_loop(self, stop: threading.Event) -> None:
+        """The ``analysis-{cam}`` thread: mailbox → pipeline; at the end, open events end."""
+        last_frame: Frame | None = None
+        while True:
+            frame = self.mailbox.get(timeout_s=0.5)
+            if frame is None:
+                if self.mailbox.closed or stop.is_set():
+                    break
+                if self.source.live:  # a live camera that sends nothing: tamper's no_signal
+                    self.pipeline.idle(time.monotonic(), time.time())
+                continue
+            last_frame = self.latest = frame
+            self.last_frame_mono_s = time.monotonic()
+            try:
+                self.pipeline.process(frame)
+            except Exception as error:  # one bad frame must not stop the camera
+                self.analysis_failures = self.analysis_failures.add(f"analysis failed: {error}")
+                log.exception("camera %s: analysis failed on frame %d", self.config.id, frame.index)
+        try:
+            self.pipeline.finish(last_frame)
+        except Exception:
+            log.exception("camera %s: could not close open events", self.config.id)

@@ -60,7 +60,14 @@ from edge_agent.zones import Zone, zones_from_config
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAYLOAD_SCHEMAS = ("event", "alert", "state", "counts", "gaps", "status", "stats")
-REPLY_SCHEMAS = ("reply-ping", "reply-status", "reply-preview", "reply-reference", "reply-error")
+REPLY_SCHEMAS = (
+    "reply-ping",
+    "reply-status",
+    "reply-preview",
+    "reply-reference",
+    "reply-reload",
+    "reply-error",
+)
 SCHEMA_NAMES = PAYLOAD_SCHEMAS + REPLY_SCHEMAS
 ROOT = "city/demo-plaza/pi-001"
 TOPICS = Topics(ROOT)
@@ -510,6 +517,7 @@ MESSAGE_SCHEMAS = {
     "replyStatus": "reply-status",
     "replyPreview": "reply-preview",
     "replyReference": "reply-reference",
+    "replyReload": "reply-reload",
     "replyError": "reply-error",
 }
 

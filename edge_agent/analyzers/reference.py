@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "edge-agent/analyzer-reference"
 FORMAT_VERSION = 1
-FILE_MODE = 0o640
-DIR_MODE = 0o750
+FILE_MODE = 0o600  # owner-only, like the outbox: a picture of the site (docs/service.md)
+DIR_MODE = 0o700
 UNKNOWN = "unknown"
 """The level of a region analyzer that cannot judge (no reference, or the view moved)."""
 

@@ -11,14 +11,13 @@ file, model) — with the reason on stderr.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 
 from edge_agent import __version__
 from edge_agent.cli import check_config, demo, detect, models, replay, run, watch
 from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_checked_config
 from edge_agent.cli.run import run_agent
+from edge_agent.service.logs import setup_logging
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -31,18 +30,16 @@ __all__ = [
 ]
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "journal", "plain"),
+        default="auto",
+        help="journal: <priority> prefixes, no timestamps (auto: when stderr is the journal)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (run, check_config, replay, demo, watch, models, detect):
         command.register(commands)
@@ -52,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     handler = args.handler
     try:
         code: int = handler(args)

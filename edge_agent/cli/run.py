@@ -1,9 +1,15 @@
-"""``edge-agent run --config FILE``: the agent, until SIGTERM/SIGINT."""
+"""``edge-agent run [--config FILE]``: the agent, until SIGTERM/SIGINT; SIGHUP reloads.
+
+Without ``--config`` the file is ``$EDGE_AGENT_CONFIG``, else ``/etc/edge-agent/config.yaml``
+(the systemd unit's ``ConfigurationDirectory``), so the service's command line carries no
+path an admin has to keep in step.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,20 +24,36 @@ from edge_agent.outbox import OutboxError
 
 log = logging.getLogger("edge_agent")
 
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/config.yaml")
+CONFIG_ENV = "EDGE_AGENT_CONFIG"
+
+
+def default_config_path() -> Path:
+    """``$EDGE_AGENT_CONFIG`` when set, else ``/etc/edge-agent/config.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = subparsers.add_parser("run", help="run the agent until SIGTERM/SIGINT")
-    run.add_argument("--config", required=True, help="the agent's YAML config file")
+    run = subparsers.add_parser(
+        "run", help="run the agent until SIGTERM/SIGINT (SIGHUP re-reads the config)"
+    )
+    run.add_argument(
+        "--config",
+        help=f"the agent's YAML config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
+    )
     run.set_defaults(handler=cmd_run)
 
 
-def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or ``seconds``); stop cleanly either way."""
+def run_agent(
+    config: AgentConfig, *, seconds: float | None = None, config_path: Path | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``seconds``); stop cleanly either way. With
+    ``config_path``, SIGHUP re-reads it (checked first; a bad one is refused and logged)."""
     from edge_agent.app import Agent
     from edge_agent.detect.tflite import ModelLoadError
 
     try:
-        agent = Agent(config)
+        agent = Agent(config, config_path=config_path)
     except (DataFileError, ModelLoadError, CaptureError, ValueError) as problem:
         return error(str(problem))
     except (OutboxError, OSError) as problem:  # the disk, not the input: exit 1
@@ -42,9 +64,16 @@ def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
         log.info("received %s, stopping", signal.Signals(signum).name)
         agent.request_stop()
 
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        # Not in the handler: a reload joins threads and may load a model.
+        log.info("received SIGHUP, reloading the config")
+        threading.Thread(target=agent.reload, name="reload", daemon=True).start()
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        if config_path is not None:
+            signal.signal(signal.SIGHUP, on_hangup)
     agent.start()
     try:
         agent.wait(seconds)
@@ -54,7 +83,8 @@ def run_agent(config: AgentConfig, *, seconds: float | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = load_checked_config(Path(args.config))
+    path = Path(args.config) if args.config else default_config_path()
+    config = load_checked_config(path)
     if config is None:
         return EXIT_BAD_INPUT
-    return run_agent(config)
+    return run_agent(config, config_path=path)

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.detect.quiet import quiet_runtime_banner
+
 
 class RuntimeUnavailable(ImportError):
     """Neither ai-edge-litert nor tflite-runtime can be imported."""
@@ -58,6 +60,7 @@ def load_interpreter(path: Path, num_threads: int) -> Interpreter:
     runtime) when the file is not a loadable model.
     """
     interpreter_class = _interpreter_class()
-    interpreter: Interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
-    interpreter.allocate_tensors()
+    with quiet_runtime_banner():  # its INFO banner, not in every start's log (journald)
+        interpreter: Interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
     return interpreter

@@ -239,6 +239,11 @@ class OutboxBase:
             self._dirty.add(key)
             self._unstored_pending.append((seq, class_name, "unstored"))
 
+    @property
+    def accepting_writes(self) -> bool:
+        """False from a failed write until the next one that succeeds (the watchdog's test)."""
+        return self._failing_since_s is None and not self._closed
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

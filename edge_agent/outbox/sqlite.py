@@ -107,7 +107,7 @@ def prepare(path: Path) -> None:
     """
     parent = path.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as the file
     except OSError as error:
         blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
         why = (

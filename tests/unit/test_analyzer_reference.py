@@ -87,7 +87,8 @@ def test_a_reference_is_kept_whole_private_and_versioned(tmp_path: Path) -> None
     store = ReferenceStore(tmp_path / "refs")
     path = store.save("cam1", "garbage", _reference())
     assert path == tmp_path / "refs" / "cam1" / "garbage.npz"
-    assert stat.S_IMODE(path.stat().st_mode) & 0o137 == 0  # 0640 at most: no one else writes
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0  # owner-only: a picture of the site
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
     assert [p.name for p in path.parent.iterdir()] == ["garbage.npz"]  # no temporary left
     loaded = store.load("cam1", "garbage")
     assert loaded is not None

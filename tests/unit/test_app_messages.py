@@ -43,6 +43,7 @@ from edge_agent.remote import (
     CommandHandler,
     Reply,
 )
+from edge_agent.service.reload import ReloadOutcome
 from edge_agent.stats import build_stats, stats_expiry_s
 from edge_agent.types import Frame
 
@@ -87,6 +88,11 @@ class AgentStandIn:
                 pipeline=SimpleNamespace(analyzers=()),
             ),
         ]
+
+    def reload_config(self) -> dict[str, object]:
+        """As ``Agent.reload_config`` replies when the file changed a camera."""
+        path = "/etc/edge-agent/config.yaml"
+        return ReloadOutcome(True, changed=("cameras",), path=path).reply_body()
 
     def condition(self, now_s: float) -> Condition:
         return Condition.UPLINK_DOWN
@@ -160,6 +166,8 @@ REPLY_TO = f"{ROOT}/reply/centre-7"
         ),
         ("reference", {"camera": "cam2"}, "reply-error"),
         ("reference", {"camera": "cam1", "analyzers": ["garbage"]}, "reply-error"),
+        ("reload", {}, "reply-reload"),
+        ("reload", {"path": "/tmp/other.yaml"}, "reply-error"),  # never another file
         ("snapshot", {"camera": "cam2"}, "reply-error"),
         ("snapshot", {"camera": "cam1", "colour": "red"}, "reply-error"),
         ("ping", [1, 2], "reply-error"),
@@ -235,6 +243,7 @@ def test_wrong_replies_fail(device: Device) -> None:
         "reply-status": send(device, command("status"))[0].json(),
         "reply-preview": send(device, command("preview", {"camera": "cam1"}))[0].json(),
         "reply-reference": send(device, command("reference", {"camera": "cam1"}))[0].json(),
+        "reply-reload": send(device, command("reload"))[0].json(),
         "reply-error": send(device, command("preview", {}))[0].json(),
     }
     assert "camera" in bodies["reply-error"]["error"]  # names the missing key

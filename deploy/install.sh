@@ -1,0 +1,157 @@
+#!/bin/sh
+# Install edge-agent as a systemd service: the edge-agent user, its directories, the unit.
+# Safe to run again (after an upgrade, say): it changes only what differs.
+#
+#   sudo deploy/install.sh [--bin PATH] [--now] [--dry-run]
+#
+#   --bin PATH   the installed console script (default: `command -v edge-agent`, else
+#                /opt/edge-agent/venv/bin/edge-agent); the unit's ExecStart runs it
+#   --now        also start (or restart) the service; needs /etc/edge-agent/config.yaml
+#   --dry-run    print what would be done, change nothing (no root needed)
+#   --print-unit print the unit as it would be installed, and exit
+#
+# docs/service.md says what each step is for.
+set -eu
+
+NAME=edge-agent
+HERE=$(cd "$(dirname "$0")" && pwd)
+UNIT_SRC="$HERE/systemd/$NAME.service"
+UNIT_DIR=${EDGE_AGENT_UNIT_DIR:-/etc/systemd/system}
+UNIT_DST="$UNIT_DIR/$NAME.service"
+DROPIN_DIR="$UNIT_DIR/$NAME.service.d"
+CONF_DIR=/etc/$NAME
+STATE_DIR=/var/lib/$NAME
+DEFAULT_BIN=/opt/$NAME/venv/bin/$NAME
+
+BIN=""
+NOW=0
+DRY=0
+PRINT_UNIT=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bin) [ $# -ge 2 ] || { echo "install.sh: --bin needs a path" >&2; exit 2; }
+               BIN=$2; shift ;;
+        --bin=*) BIN=${1#--bin=} ;;
+        --now) NOW=1 ;;
+        --dry-run) DRY=1 ;;
+        --print-unit) PRINT_UNIT=1 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [ -z "$BIN" ]; then
+    BIN=$(command -v "$NAME" 2>/dev/null || true)
+    [ -n "$BIN" ] || BIN=$DEFAULT_BIN
+fi
+case "$BIN" in
+    /*) ;;
+    *) BIN="$(pwd)/$BIN" ;;
+esac
+
+render_unit() {
+    sed "s#^ExecStart=.*#ExecStart=$BIN run#" "$UNIT_SRC"
+}
+
+if [ "$PRINT_UNIT" = 1 ]; then
+    render_unit
+    exit 0
+fi
+
+say() { printf '%s\n' "$*"; }
+# Every change goes through `run`: printed with --dry-run, run otherwise.
+run() {
+    if [ "$DRY" = 1 ]; then
+        say "would run: $*"
+    else
+        say "+ $*"
+        "$@"
+    fi
+}
+
+if [ "$DRY" = 0 ] && [ "$(id -u)" != 0 ]; then
+    echo "install.sh: run as root (sudo), or with --dry-run to see what it would do" >&2
+    exit 1
+fi
+[ -f "$UNIT_SRC" ] || { echo "install.sh: $UNIT_SRC is missing" >&2; exit 1; }
+if [ ! -x "$BIN" ]; then
+    if [ "$DRY" = 1 ]; then
+        say "warning: $BIN is not an executable yet (install the wheel first, or pass --bin)"
+    else
+        echo "install.sh: $BIN is not executable: install the wheel first, or pass --bin PATH" >&2
+        exit 1
+    fi
+fi
+
+# 1. The service user: a system account with no login and no home of its own.
+if getent passwd "$NAME" >/dev/null 2>&1; then
+    say "user $NAME exists"
+else
+    run useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+        --shell /usr/sbin/nologin --comment "edge-agent service" "$NAME"
+fi
+
+# 2. Device groups: video is in the unit (every Debian has it); gpio exists on Raspberry Pi
+#    OS only, and a unit naming a group that does not exist fails to start, so it goes in
+#    a drop-in only where it exists.
+getent group video >/dev/null 2>&1 ||
+    say "warning: no group video here: the unit's SupplementaryGroups=video will fail"
+EXTRA_GROUPS=""
+for group in gpio; do
+    if getent group "$group" >/dev/null 2>&1; then
+        EXTRA_GROUPS="$EXTRA_GROUPS $group"
+    else
+        say "group $group does not exist here: not used"
+    fi
+done
+EXTRA_GROUPS=${EXTRA_GROUPS# }
+
+# 3. Directories: config root-owned, entered by the group only; state owner-only. The
+#    config may hold a password, which the agent accepts only in an owner-only file: it is
+#    the agent's, 0600 (the sandbox's read-only /etc keeps the agent from changing it).
+run install -d -m 0750 -o root -g "$NAME" "$CONF_DIR"
+run install -d -m 0700 -o "$NAME" -g "$NAME" "$STATE_DIR"
+if [ -f "$CONF_DIR/config.yaml" ]; then
+    run chown "$NAME:$NAME" "$CONF_DIR/config.yaml"
+    run chmod 0600 "$CONF_DIR/config.yaml"
+else
+    say "no $CONF_DIR/config.yaml yet: write one (examples/), then: $BIN check-config $CONF_DIR/config.yaml"
+fi
+
+# 4. The unit, and a drop-in with the device groups; written only when they differ.
+install_file() {  # install_file DEST MODE < content
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
+        say "$1 is up to date"
+        rm -f "$tmp"
+        return 1
+    fi
+    if [ "$DRY" = 1 ]; then
+        say "would write $1"
+        rm -f "$tmp"
+    else
+        say "+ write $1"
+        install -m "$2" "$tmp" "$1"
+        rm -f "$tmp"
+    fi
+    return 0
+}
+CHANGED=0
+render_unit | install_file "$UNIT_DST" 0644 && CHANGED=1
+say "  ExecStart=$BIN run"
+if [ -n "$EXTRA_GROUPS" ]; then
+    [ -d "$DROPIN_DIR" ] || run install -d -m 0755 "$DROPIN_DIR"
+    printf '# written by deploy/install.sh: device groups this OS has\n[Service]\nSupplementaryGroups=%s\n' \
+        "$EXTRA_GROUPS" | install_file "$DROPIN_DIR/10-groups.conf" 0644 && CHANGED=1
+fi
+
+# 5. systemd: reload units if changed, enable at boot, start when asked.
+[ "$CHANGED" = 1 ] && run systemctl daemon-reload
+run systemctl enable "$NAME.service"
+if [ "$NOW" = 1 ]; then
+    run systemctl restart "$NAME.service"
+else
+    say "enabled; start it with: systemctl start $NAME (logs: journalctl -u $NAME -f)"
+fi
