@@ -36,9 +36,7 @@ from helpers import wait_until
 
 from edge_agent.app import PREVIEW_EXPIRY_S
 from edge_agent.outbox import Outbox
-from edge_agent.remote import (
-    Reply,
-)
+from edge_agent.remote import COMMANDS, Reply
 
 
 @pytest.mark.parametrize("age_s", [0.0, 3600.0], ids=["live", "historical"])
@@ -230,7 +228,7 @@ def test_asyncapi_qos_retain_and_properties_match_the_wire(outbox: Outbox) -> No
     assert preview["messageExpiryInterval"] == PREVIEW_EXPIRY_S
     reply = operations["sendReply"]["bindings"]["mqtt"]
     assert (reply["qos"], reply["retain"], reply["messageExpiryInterval"]) == (1, False, 60)
-    replies = ("replyPing", "replyStatus", "replyPreview", "replyReference", "replySnapshot")
+    replies = {f"reply{command.capitalize()}" for command in COMMANDS}  # one per command
     sent = {m["$ref"].rsplit("/", 1)[-1] for m in operations["sendReply"]["messages"]}
     assert sent == {*replies, "replyError"}
     for message in document["components"]["messages"].values():
