@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.capture import CaptureError, EndOfStream, FrameSource, open_source
-from edge_agent.config import AgentConfig, CameraConfig, OpenCVSourceConfig
+from edge_agent.capture.live import first_frame_timeout_s
+from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.config_check import ConfigCheck
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.base import Detector
@@ -74,11 +75,6 @@ class CameraSample:
     @property
     def fps(self) -> float | None:
         return (self.frames - 1) / self.span_s if self.frames > 1 and self.span_s > 0 else None
-
-
-def first_frame_timeout_s(camera: CameraConfig) -> float:
-    source = camera.source
-    return source.read_timeout_s if isinstance(source, OpenCVSourceConfig) else 10.0
 
 
 def sample_camera(
