@@ -3,16 +3,24 @@ real model and a real mosquitto."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fakes.mqtt import Inbox
 from helpers import sim_camera, wait_until
 from paho.mqtt.packettypes import PacketTypes
@@ -209,3 +217,118 @@ def test_the_centre_round_trip_when_the_centre_answers(tmp_path: Path, broker: L
             process.kill()
         process.wait(timeout=30)
         centre.close()
+
+
+# -- over TLS ----------------------------------------------------------------------------
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None,
+    *,
+    server: bool = False,
+) -> x509.Certificate:
+    now = datetime.now(timezone.utc)
+    issuer_name, issuer_key = issuer or (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(directory: Path, name: str, cert: x509.Certificate, key: object = None) -> Path:
+    path = directory / f"{name}.crt"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if key is not None:
+        key_path = directory / f"{name}.key"
+        key_path.write_bytes(
+            key.private_bytes(  # type: ignore[attr-defined]
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        key_path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class TlsBroker:
+    port: int
+    dir: Path
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """A mosquitto with an mTLS listener: a throwaway CA, its server certificate for
+    127.0.0.1 and a device certificate ``dev-1``; another CA the broker does not know."""
+    directory = tmp_path_factory.mktemp("tls")
+    ca_key, server_key, device_key, other_key = _key(), _key(), _key(), _key()
+    ca = _cert("test CA", ca_key)
+    _write(directory, "ca", ca)
+    _write(directory, "other-ca", _cert("other CA", other_key))
+    _write(
+        directory,
+        "server",
+        _cert("broker", server_key, ("test CA", ca_key), server=True),
+        server_key,
+    )
+    _write(directory, "dev-1", _cert("dev-1", device_key, ("test CA", ca_key)), device_key)
+    port = free_loopback_port()
+    listener = "\n".join(
+        [
+            f"listener {port} 127.0.0.1",
+            f"cafile {directory / 'ca.crt'}",
+            f"certfile {directory / 'server.crt'}",
+            f"keyfile {directory / 'server.key'}",
+            "require_certificate true",
+            "use_identity_as_username true",
+        ]
+    )
+    with LocalBroker(extra_config=listener):
+        yield TlsBroker(port, directory)
+
+
+def tls_config(tmp_path: Path, broker: TlsBroker, ca: str = "ca.crt") -> Path:
+    tls = {
+        "ca_file": str(broker.dir / ca),
+        "cert_file": str(broker.dir / "dev-1.crt"),
+        "key_file": str(broker.dir / "dev-1.key"),
+    }
+    return write_config(
+        tmp_path, broker.port, mqtt={"host": "127.0.0.1", "port": broker.port, "tls": tls}
+    )
+
+
+def test_every_check_passes_over_mutual_tls(tmp_path: Path, tls_broker: TlsBroker) -> None:
+    result = selftest(tls_config(tmp_path, tls_broker))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = lines_by_check(result.stdout)
+    assert lines["broker"].startswith("PASS") and "over TLS" in lines["broker"]
+    assert lines["birth"].startswith("PASS") and lines["commands"].startswith("PASS")
+
+
+def test_a_broker_certificate_from_an_unknown_ca_fails_the_broker_line(
+    tmp_path: Path, tls_broker: TlsBroker
+) -> None:
+    result = selftest(tls_config(tmp_path, tls_broker, ca="other-ca.crt"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = lines_by_check(result.stdout)["broker"]
+    assert line.startswith("FAIL") and "TLS" in line and "certificate" in line
