@@ -17,6 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 import yaml
+from api_contract import validator
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -164,7 +165,7 @@ class Centre:
         self.client.on_subscribe = lambda *_args: subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        self.client.subscribe(f"{ROOT}/reply/#", qos=1)
+        self.client.subscribe([(f"{ROOT}/reply/#", 1), (f"{ROOT}/status", 1)])
         wait_until(subscribed.is_set, 10.0, "the centre's subscription")
 
     def ping(self) -> None:
@@ -212,6 +213,13 @@ def test_the_centre_round_trip_when_the_centre_answers(tmp_path: Path, broker: L
         assert len(replies) == 1
         assert getattr(replies[0].properties, "CorrelationData", None) == b"c-1"
         assert json.loads(replies[0].payload)["ok"] is True
+        # The birth the centre saw: not retained, marked, and what the API documents.
+        # (A retained status another test's agent left on this root may come first.)
+        births = [m for m in centre.replies.at(f"{ROOT}/status") if not m.retain]
+        assert len(births) == 1
+        birth = json.loads(births[0].payload)
+        assert birth["selftest"] is True and birth["state"] == "online"
+        validator("status").validate(birth)
     finally:
         if process.poll() is None:
             process.kill()
