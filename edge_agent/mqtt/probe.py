@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from edge_agent.encode import Topics, encode_status
 from edge_agent.mqtt.client import (
+    CLEAN_START_FIRST_ONLY,
     Client,
     ClientFactory,
     ConnectFlags,
@@ -217,7 +218,8 @@ def probe_broker(
             settings.host,
             settings.port,
             keepalive=settings.keepalive_s,
-            clean_start=True,
+            # 3.1.1: the client was made with clean_session=True instead.
+            clean_start=True if v5 else CLEAN_START_FIRST_ONLY,
             properties=properties,
         )
     except (OSError, ValueError) as error:

@@ -195,7 +195,7 @@ def check_model(
     start_s = time.monotonic()
     try:
         detector = build(config)
-    except (DataFileError, RuntimeUnavailable, ValueError, OSError) as error:
+    except (DataFileError, RuntimeUnavailable, ValueError, OSError, RuntimeError) as error:
         return CheckResult(
             "model",
             "FAIL",
@@ -209,11 +209,19 @@ def check_model(
     )
     timings_ms: list[float] = []
     found = 0
-    for _ in range(runs):
-        run_start_s = time.monotonic()
-        result = detector.detect(image)
-        timings_ms.append((time.monotonic() - run_start_s) * 1000.0)
-        found = len(result.detections)
+    try:
+        for _ in range(runs):
+            run_start_s = time.monotonic()
+            result = detector.detect(image)
+            timings_ms.append((time.monotonic() - run_start_s) * 1000.0)
+            found = len(result.detections)
+    except Exception as error:  # a self-test reports what broke; it must not end in a traceback
+        return CheckResult(
+            "model",
+            "FAIL",
+            f"{model} loads but does not run: {type(error).__name__}: {error}",
+            "check detector.layout and the model file (edge-agent models verify)",
+        )
     height_px, width_px = image.shape[:2]
     inference_ms = statistics.median(timings_ms)
     data = {

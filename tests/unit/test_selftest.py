@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from fakes.detect import StaticDetector
 
-from edge_agent.config import CameraConfig
+from edge_agent.config import AgentConfig, CameraConfig, parse_config
+from edge_agent.datafiles import DataFileError
+from edge_agent.detect.base import Detector
 from edge_agent.mqtt.probe import BrokerProbe
 from edge_agent.selftest import CheckResult, exit_code
 from edge_agent.selftest.checks import (
@@ -17,12 +21,14 @@ from edge_agent.selftest.checks import (
     check_broker,
     check_camera,
     check_clock,
+    check_model,
     check_outbox,
     outbox_space_result,
     sample_camera,
 )
 from edge_agent.selftest.clock import ClockState, kernel_clock_state, read_clock_state
 from edge_agent.selftest.report import as_json, summary
+from edge_agent.types import DetectionResult, Frame, ImageBGR
 
 NOW_S = PLAUSIBLE_AFTER_S + 86400.0 * 400
 MIB = 2**20
@@ -140,10 +146,6 @@ def test_a_camera_without_frames_fails_with_the_reason_and_a_fix() -> None:
 
 
 def test_a_camera_slower_than_configured_warns() -> None:
-    import numpy as np
-
-    from edge_agent.types import Frame
-
     frame = Frame("gate", 0, 0.0, 0.0, np.zeros((4, 4, 3), dtype=np.uint8))
     slow = check_camera(camera(), CameraSample(4, 3.0, 640, 480, frame))
     assert slow.status == "WARN" and "1.0 fps" in slow.detail
@@ -197,3 +199,44 @@ def test_broker_lines(probe: BrokerProbe, verdicts: list[str]) -> None:
     lines = check_broker(probe, "b:8883", "site-dev-selftest")
     assert [r.status for r in lines] == verdicts
     assert "TLS" in lines[0].detail
+
+
+# -- model ------------------------------------------------------------------------------
+
+
+def agent_config() -> AgentConfig:
+    return parse_config(
+        {"site_id": "s", "device_id": "d", "cameras": [{"id": "c", "source": {"kind": "sim"}}]}
+    )
+
+
+def live_frame() -> Frame:
+    return Frame("c", 0, 0.0, 0.0, np.zeros((90, 160, 3), dtype=np.uint8))
+
+
+def test_the_model_runs_on_the_live_frame() -> None:
+    detector = StaticDetector()
+    line = check_model(agent_config(), live_frame(), lambda config: detector)
+    assert line.status == "PASS" and "live 160x90 frame" in line.detail
+    assert detector.calls == 3 and line.data["inference_ms"] is not None
+
+
+def test_without_a_live_frame_the_model_runs_on_a_blank_picture_and_warns() -> None:
+    line = check_model(agent_config(), None, lambda config: StaticDetector())
+    assert line.status == "WARN" and "blank picture" in line.detail
+
+
+def test_a_model_that_does_not_load_or_does_not_run_fails() -> None:
+    def missing(config: AgentConfig) -> Detector:
+        raise DataFileError("model 'ssd_mobilenet_v1' not found")
+
+    line = check_model(agent_config(), live_frame(), missing)
+    assert line.status == "FAIL" and "not found" in line.detail and "models fetch" in line.fix
+
+    class Broken(StaticDetector):
+        def detect(self, image: ImageBGR) -> DetectionResult:
+            raise ValueError("output tensor 3 missing")
+
+    line = check_model(agent_config(), live_frame(), lambda config: Broken())
+    assert line.status == "FAIL" and "does not run" in line.detail
+    assert "output tensor 3 missing" in line.detail
