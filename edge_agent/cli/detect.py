@@ -34,6 +34,8 @@ IMAGE_SUFFIXES = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".webp", ".tif", ".
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_ERROR = 1
 EXIT_NO_FRAMES = 1  # a live source that gave nothing: a failure, not bad input
+DEFAULT_MODEL = "ssd_mobilenet_v1"
+DEFAULT_SCORE = 0.5
 
 
 class InputError(Exception):
@@ -63,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--model",
-        default=None,
+        default=DEFAULT_MODEL,
+        action=_Given,
         help="manifest model name, or a path to your own .tflite (then give --layout); "
         "default: the config's, else ssd_mobilenet_v1",
     )
@@ -81,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--score",
         type=_unit_float,
-        default=None,
+        default=DEFAULT_SCORE,
+        action=_Given,
         help="score threshold 0..1 (default: the config's, else 0.5)",
     )
     parser.add_argument(
@@ -92,7 +96,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--threads", type=_positive_int, default=1, help="interpreter threads")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
-    parser.set_defaults(handler=detect_handler)
+    parser.set_defaults(handler=detect_handler, given=frozenset())
+
+
+class _Given(argparse.Action):
+    """Stores the value and notes it was given: with --config, what the command line
+    does not say comes from the config's detector."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = frozenset({*namespace.given, self.dest})
 
 
 def _unit_float(text: str) -> float:
@@ -249,14 +268,12 @@ def detect_handler(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     settings = config.detector if config is not None else None
-    model = args.model or (settings.model if settings else "ssd_mobilenet_v1")
-    own_model = settings is not None and args.model is None  # the config's, with its files
+    own_model = settings is not None and "model" not in args.given  # with its files
+    model = settings.model if settings and own_model else args.model
     labels = settings.labels if settings else None
     if args.labels:
         labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    score = (
-        args.score if args.score is not None else (settings.score_threshold if settings else 0.5)
-    )
+    score = settings.score_threshold if settings and "score" not in args.given else args.score
     try:
         detector = create_detector(
             model,

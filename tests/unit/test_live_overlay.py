@@ -70,3 +70,16 @@ def test_zones_lines_and_detections_are_drawn_where_they_are() -> None:
     assert near(drawn[100, 100], BOX_BGR)  # the box's left edge (x = 0.25 * 401)
     assert near(drawn[190, 20], (40, 40, 40))  # away from everything
     assert thickness_px(480) == 2 and thickness_px(1920) == 8
+
+
+def test_detect_knows_which_detector_options_the_command_line_gave() -> None:
+    """With --config, what the command line does not give comes from the config."""
+    from edge_agent.cli import build_parser
+
+    parser = build_parser()
+    plain = parser.parse_args(["detect", "--config", "agent.yaml"])
+    assert plain.given == frozenset() and plain.model == "ssd_mobilenet_v1"
+    chosen = parser.parse_args(["detect", "--config", "a.yaml", "--model", "yolox_nano"])
+    assert chosen.given == {"model"} and chosen.model == "yolox_nano"
+    both = parser.parse_args(["detect", "--source", "0", "--score", "0.3", "--model", "m"])
+    assert both.given == {"model", "score"} and both.score == 0.3
