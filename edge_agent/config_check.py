@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from edge_agent.capture.sim_source import SIMULATOR_MISSING
 from edge_agent.config import (
     AgentConfig,
     CameraConfig,
@@ -252,10 +253,7 @@ def _sim_scenes() -> tuple[str, ...] | str:
     try:
         from hw_sim.scenes import scenario_names
     except ImportError as error:
-        return (
-            "kind 'sim' needs the simulator, which is not installed "
-            f"(pip install -e hw-sim): {error}"
-        )
+        return f"{SIMULATOR_MISSING} ({error})"
     return scenario_names()
 
 

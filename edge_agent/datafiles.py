@@ -1,9 +1,10 @@
-"""Find, verify and fetch the models and sample media listed in models/manifest.yaml.
+"""Find, verify and fetch the models and sample media listed in the data manifest.
 
-Model weights and videos are never committed: the manifest records what each file must be
-(sha256, size, upstream URL, licence) and this module finds it on a search path, proves it is
-the right file, and can download it into a per-user cache. Every file is checked by sha256
-before use, so a truncated download or a wrong file is caught before an interpreter sees it.
+Model weights and videos are never committed: the manifest (``edge_agent/data/manifest.yaml``,
+shipped in the wheel) records what each file must be (sha256, size, upstream URL, licence) and
+this module finds it on a search path, proves it is the right file, and can download it into a
+per-user cache or a directory of the admin's choosing. Every file is checked by sha256 before
+use, so a truncated download or a wrong file is caught before an interpreter sees it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.resources
 import os
 import tempfile
 import threading
@@ -31,6 +33,9 @@ Kind = Literal["model", "media"]
 _PATH_ENV: dict[str, str] = {"model": MODEL_PATH_ENV, "media": MEDIA_PATH_ENV}
 _CACHE_SUBDIR: dict[str, str] = {"model": "models", "media": "media"}
 _CHUNK_BYTES = 1 << 20
+SYSTEM_DATA_DIRS: tuple[Path, ...] = (Path("/var/lib/edge-agent"), Path("/usr/share/edge-agent"))
+"""Searched after the user cache, as ``<dir>/models`` and ``<dir>/media``: where an admin (or
+``models fetch --dir``) puts files that a service user, with no cache of its own, must find."""
 
 
 class DataFileError(Exception):
@@ -43,6 +48,10 @@ class DataFileNotFound(DataFileError):
 
 class ChecksumMismatch(DataFileError):
     """A file exists but is not the one the manifest describes."""
+
+
+class DownloadFailed(DataFileError):
+    """The upstream could not be reached or read (no network, DNS, HTTP error, timeout)."""
 
 
 class _EntryBase(BaseModel):
@@ -124,10 +133,17 @@ def is_model_path(model: str) -> bool:
 
 
 def manifest_path() -> Path:
+    """$EDGE_AGENT_MANIFEST, else the manifest shipped inside this package."""
     override = os.environ.get(MANIFEST_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[1] / "models" / "manifest.yaml"
+    shipped = importlib.resources.files("edge_agent") / "data" / "manifest.yaml"
+    if not isinstance(shipped, Path):  # a zipped install: pip never makes one
+        raise DataFileError(
+            f"the shipped data manifest is not a plain file ({shipped}); "
+            f"set {MANIFEST_ENV} to the manifest file"
+        )
+    return shipped
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
@@ -166,10 +182,12 @@ def cache_dir() -> Path:
 
 
 def search_dirs(kind: Kind) -> list[Path]:
-    """Directories searched for a kind of file, in order: env var entries, then the cache."""
+    """Directories searched for a kind of file, in order: env var entries, the user cache,
+    then the system directories (SYSTEM_DATA_DIRS)."""
     raw = os.environ.get(_PATH_ENV[kind], "")
     dirs = [Path(part).expanduser() for part in raw.split(os.pathsep) if part]
     dirs.append(cache_dir() / _CACHE_SUBDIR[kind])
+    dirs.extend(root / _CACHE_SUBDIR[kind] for root in SYSTEM_DATA_DIRS)
     return dirs
 
 
@@ -288,15 +306,20 @@ def fetch(
             f"the manifest pins. {entry.notes}".strip()
         )
     dest_dir = cache_dir() / _CACHE_SUBDIR[entry.kind] if dest_dir is None else dest_dir
-    dest_dir.mkdir(parents=True, exist_ok=True)
     final_path = dest_dir / entry.file
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.file}.", suffix=".part", dir=dest_dir)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.file}.", suffix=".part", dir=dest_dir)
+    except OSError as exc:
+        raise DataFileError(f"cannot write into {dest_dir}: {exc.strerror or exc}") from exc
     tmp_path = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         size_bytes = 0
-        with os.fdopen(fd, "wb") as out, _open_url(entry.source_url, timeout_s) as response:
-            while chunk := response.read(_CHUNK_BYTES):
+        with os.fdopen(fd, "wb") as out, _open_url(entry, timeout_s) as response:
+            # Public data, so readable by a service user when root fetched it (--dir).
+            os.fchmod(out.fileno(), 0o644)
+            while chunk := _read_chunk(entry, response):
                 size_bytes += len(chunk)
                 if size_bytes > entry.bytes:
                     raise ChecksumMismatch(
@@ -321,7 +344,7 @@ def fetch(
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
-        raise DataFileError(f"cannot download {entry.source_url} into {dest_dir}: {exc}") from exc
+        raise DataFileError(f"cannot write {entry.file} into {dest_dir}: {exc}") from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
@@ -329,13 +352,33 @@ def fetch(
     return final_path
 
 
+def _download_failed(entry: ModelEntry | MediaEntry, exc: OSError) -> DownloadFailed:
+    """One line a technician on a site without internet can act on: what, from where, why
+    (the resolver's or server's words, not a traceback), and how to do without the download."""
+    reason = getattr(exc, "reason", exc)  # URLError wraps the socket error
+    why = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    system_dir = SYSTEM_DATA_DIRS[0] / _CACHE_SUBDIR[entry.kind]
+    return DownloadFailed(
+        f"cannot download {entry.kind} {entry.name} from {entry.source_url}: {why}. "
+        f"Without internet, copy {entry.file} from a machine that has it into {system_dir} "
+        f"or set {_PATH_ENV[entry.kind]} to a directory holding it"
+    )
+
+
 @contextlib.contextmanager
-def _open_url(url: str, timeout_s: float) -> Iterator[BinaryIO]:
+def _open_url(entry: ModelEntry | MediaEntry, timeout_s: float) -> Iterator[BinaryIO]:
     try:
-        response: BinaryIO = urllib.request.urlopen(url, timeout=timeout_s)
-    except OSError as exc:
-        raise DataFileError(f"cannot download {url}: {exc}") from exc
+        response: BinaryIO = urllib.request.urlopen(entry.source_url, timeout=timeout_s)
+    except OSError as exc:  # URLError, HTTPError, TimeoutError are all OSErrors
+        raise _download_failed(entry, exc) from exc
     try:
         yield response
     finally:
         response.close()
+
+
+def _read_chunk(entry: ModelEntry | MediaEntry, response: BinaryIO) -> bytes:
+    try:
+        return response.read(_CHUNK_BYTES)
+    except OSError as exc:  # the connection dropped or timed out mid-download
+        raise _download_failed(entry, exc) from exc

@@ -16,6 +16,12 @@ from edge_agent.types import Frame, SourceHealth
 if TYPE_CHECKING:
     from hw_sim.scenes import Scenario
 
+SIMULATOR_MISSING = (
+    "kind 'sim' needs the simulator package hw_sim, which is not installed: install the "
+    "hw-sim wheel built beside edge-agent's (pip install hw_sim-*.whl), or from a clone "
+    "pip install ./hw-sim"
+)
+
 
 class SimSource:
     def __init__(
@@ -33,10 +39,7 @@ class SimSource:
         try:
             from hw_sim.scenes import load_scenario
         except ImportError as error:
-            raise CaptureError(
-                f"camera {camera_id}: kind 'sim' needs the simulator "
-                f"(pip install -e hw-sim): {error}"
-            ) from None
+            raise CaptureError(f"camera {camera_id}: {SIMULATOR_MISSING} ({error})") from None
         try:
             self._scenario: Scenario = load_scenario(scenario, width=width, height=height, fps=fps)
         except (KeyError, ValueError, OSError) as error:

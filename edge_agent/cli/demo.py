@@ -7,10 +7,12 @@ it, and a subscriber that prints every message as one line.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 
+from edge_agent.capture.sim_source import SIMULATOR_MISSING
 from edge_agent.cli.common import error
 from edge_agent.cli.run import run_agent
 from edge_agent.config import AgentConfig, parse_config
@@ -38,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge_agent.broker import BrokerNotAvailable, LocalBroker
 
+    if importlib.util.find_spec("hw_sim") is None:  # before any download
+        return error(SIMULATOR_MISSING)
     try:
         prefetch_demo_data()
     except DataFileError as problem:

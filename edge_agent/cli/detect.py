@@ -21,7 +21,7 @@ import cv2
 from edge_agent import datafiles
 from edge_agent.capture import CaptureError, open_source
 from edge_agent.capture.live import camera_from_uri, first_frame_timeout_s, grab_frames
-from edge_agent.cli.common import load_checked_config
+from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, load_checked_config
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.base import Detector
@@ -31,9 +31,7 @@ from edge_agent.security import redact_url
 from edge_agent.types import ImageBGR
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".ppm"})
-EXIT_BAD_INPUT = 2
-EXIT_MODEL_ERROR = 1
-EXIT_NO_FRAMES = 1  # a live source that gave nothing: a failure, not bad input
+EXIT_NO_FRAMES = EXIT_FAILED  # a live source that gave nothing: a failure, not bad input
 DEFAULT_MODEL = "ssd_mobilenet_v1"
 DEFAULT_SCORE = 0.5
 
@@ -284,10 +282,10 @@ def detect_handler(args: argparse.Namespace) -> int:
             labels_file=args.labels_file
             or (settings.labels_file if settings and own_model else None),
         )
-    except (DataFileError, RuntimeUnavailable) as exc:
+    except RuntimeUnavailable as exc:  # the installation, not the input
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_MODEL_ERROR
-    except ValueError as exc:  # e.g. an unknown label in --labels
+        return EXIT_FAILED
+    except (DataFileError, ValueError) as exc:  # missing/corrupt model, unknown --labels
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if camera is not None:

@@ -1,7 +1,8 @@
 """`edge-agent models ...`: see, check and download the files in the data manifest.
 
 A technician at a site needs to know at once whether the model is there and intact, and how to
-get it if not; these commands answer that without starting the agent.
+get it if not; these commands answer that without starting the agent. Exit 2 when a file is
+missing, wrong or cannot be downloaded (README: a model is input), with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from edge_agent import datafiles
+from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_OK
 from edge_agent.datafiles import DataFileError, Manifest, MediaEntry, ModelEntry
 
 Entry = ModelEntry | MediaEntry
@@ -25,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Models and sample media listed in the data manifest "
         f"(override with ${datafiles.MANIFEST_ENV}). Files are searched in "
         f"${datafiles.MODEL_PATH_ENV} / ${datafiles.MEDIA_PATH_ENV} (colon-separated), "
-        "then in the per-user cache.",
+        "then in the per-user cache, then in "
+        + " and ".join(f"{root}/{{models,media}}" for root in datafiles.SYSTEM_DATA_DIRS)
+        + ".",
     )
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
 
@@ -41,7 +45,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     fetch_parser.add_argument("names", nargs="*", metavar="NAME")
     fetch_parser.add_argument(
-        "--dest", type=Path, default=None, help="directory to download into (default: the cache)"
+        "--dir",
+        "--dest",
+        dest="dest",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory to download into (default: the per-user cache); for a service, "
+        f"{datafiles.SYSTEM_DATA_DIRS[0]}/models is on its search path",
     )
     fetch_parser.set_defaults(handler=fetch_handler)
 
@@ -79,12 +90,12 @@ def list_handler(args: argparse.Namespace) -> int:
         manifest = datafiles.load_manifest()
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     rows = [(e.name, e.kind, _status(e)[1], e.licence) for e in manifest.entries]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for name, kind, status, licence in rows:
         print(f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {licence:<10}  {status}")
-    return 0
+    return EXIT_OK
 
 
 def _report(entry: Entry, verb: str, find: Callable[[], Path]) -> bool:
@@ -102,20 +113,20 @@ def _report(entry: Entry, verb: str, find: Callable[[], Path]) -> bool:
 def verify_handler(args: argparse.Namespace) -> int:
     entries = _named_entries(args.names)
     if entries is None:
-        return 2
+        return EXIT_BAD_INPUT
     failures = 0
     for entry in entries:
         if not _report(entry, "ok", partial(datafiles.resolve_entry, entry)):
             failures += 1
-    return 1 if failures else 0
+    return EXIT_BAD_INPUT if failures else EXIT_OK
 
 
 def fetch_handler(args: argparse.Namespace) -> int:
     entries = _named_entries(args.names)
     if entries is None:
-        return 2
+        return EXIT_BAD_INPUT
     dest_dir: Path | None = args.dest
-    failures = 0
+    failures = fetched = 0
     for entry in entries:
         present = dest_dir / entry.file if dest_dir is not None else datafiles.locate(entry)
         if present is not None and present.is_file():
@@ -124,10 +135,25 @@ def fetch_handler(args: argparse.Namespace) -> int:
                 print(f"have {entry.name}  {present}")
                 continue
             except DataFileError:
-                pass  # a wrong copy: fetch replaces it (in the cache or --dest)
+                pass  # a wrong copy: fetch replaces it (in the cache or --dir)
         if not entry.downloadable and not args.names:
             print(f"skip {entry.name}: no download for the exact file (see manifest notes)")
             continue
-        if not _report(entry, "got", partial(datafiles.fetch, entry, dest_dir=dest_dir)):
+        if _report(entry, "got", partial(datafiles.fetch, entry, dest_dir=dest_dir)):
+            fetched += 1
+        else:
             failures += 1
-    return 1 if failures else 0
+    if fetched and dest_dir is not None and not _searched(dest_dir):
+        print(
+            f"note: {dest_dir} is not on the search path; set "
+            f"{datafiles.MODEL_PATH_ENV} / {datafiles.MEDIA_PATH_ENV} to it",
+            file=sys.stderr,
+        )
+    return EXIT_BAD_INPUT if failures else EXIT_OK
+
+
+def _searched(directory: Path) -> bool:
+    """Whether the agent will look in ``directory`` for models or media."""
+    wanted = directory.resolve()
+    dirs = [*datafiles.search_dirs("model"), *datafiles.search_dirs("media")]
+    return any(d.resolve() == wanted for d in dirs)

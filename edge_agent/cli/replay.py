@@ -59,6 +59,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         run = run_offline(source, pipeline, every=step, always_detect=args.detect_every_frame)
     finally:
         source.close()
+    if run.frames_read == 0:  # OpenCV opens a text file named .mp4 and then reads nothing
+        return error(f"{video}: not a readable video (no frame could be decoded)")
     clock = pipeline.clock
     print(
         f"replay: {clock.frames} frames analysed of {run.frames_read}, "

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import stat
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +61,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         "models_b": tmp_path / "models_b",
         "media": tmp_path / "media",
         "cache": tmp_path / "cache",
+        "system": tmp_path / "system",
     }
     for key in ("models_a", "models_b", "media"):
         dirs[key].mkdir()
+    monkeypatch.setattr(datafiles, "SYSTEM_DATA_DIRS", (dirs["system"],))
     monkeypatch.setenv(datafiles.MANIFEST_ENV, str(manifest_path))
     monkeypatch.setenv(
         datafiles.MODEL_PATH_ENV, os.pathsep.join([str(dirs["models_a"]), str(dirs["models_b"])])
@@ -151,7 +156,32 @@ def test_search_path_order_env_dirs_then_cache(env: dict[str, Path]) -> None:
     assert datafiles.resolve_model_file("tiny") == env["models_b"] / "tiny.tflite"
     (env["models_a"] / "tiny.tflite").write_bytes(MODEL_BYTES)
     assert datafiles.resolve_model_file("tiny") == env["models_a"] / "tiny.tflite"
-    assert datafiles.search_dirs("model")[-1] == env["cache"] / "models"
+    assert datafiles.search_dirs("model")[-2:] == [
+        env["cache"] / "models",
+        env["system"] / "models",
+    ]
+
+
+def test_a_system_directory_is_searched_after_the_cache(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service user has no cache of its own: it finds what an admin put in /var/lib."""
+    monkeypatch.delenv(datafiles.MODEL_PATH_ENV)
+    system_copy = env["system"] / "models" / "tiny.tflite"
+    system_copy.parent.mkdir(parents=True)
+    system_copy.write_bytes(MODEL_BYTES)
+    assert datafiles.resolve_model_file("tiny") == system_copy
+    cached = env["cache"] / "models" / "tiny.tflite"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(MODEL_BYTES)
+    assert datafiles.resolve_model_file("tiny") == cached
+
+
+def test_the_shipped_manifest_is_package_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(datafiles.MANIFEST_ENV, raising=False)
+    path = datafiles.manifest_path()
+    assert path.parts[-3:] == ("edge_agent", "data", "manifest.yaml")
+    assert datafiles.load_manifest(path).model("ssd_mobilenet_v1")
 
 
 def test_cache_is_searched_when_env_unset(
@@ -240,6 +270,7 @@ def test_fetch_file_url_into_dest_dir(env: dict[str, Path], tmp_path: Path) -> N
     assert path == dest / "tiny.tflite"
     assert path.read_bytes() == MODEL_BYTES
     assert sorted(p.name for p in dest.iterdir()) == ["tiny.tflite"]  # no temp file left
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a service user can read root's fetch
 
 
 def test_fetch_defaults_to_the_cache_and_resolves_from_there(env: dict[str, Path]) -> None:
@@ -264,6 +295,34 @@ def test_fetch_of_missing_url_is_a_data_file_error(env: dict[str, Path], tmp_pat
     with pytest.raises(DataFileError, match="cannot download"):
         datafiles.fetch(entry, dest_dir=tmp_path / "dest")
     assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_fetch_without_network_says_what_where_and_how_to_do_without(
+    env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_dns(url: str, timeout: float) -> None:
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(datafiles.urllib.request, "urlopen", no_dns)
+    entry = datafiles.load_manifest().model("tiny")
+    with pytest.raises(datafiles.DownloadFailed) as caught:
+        datafiles.fetch(entry, dest_dir=tmp_path / "dest")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "model tiny" in message and entry.source_url in message
+    assert "Temporary failure in name resolution" in message
+    assert datafiles.MODEL_PATH_ENV in message and str(env["system"] / "models") in message
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_fetch_into_a_directory_it_cannot_create_is_a_data_file_error(
+    env: dict[str, Path], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    entry = datafiles.load_manifest().model("tiny")
+    with pytest.raises(DataFileError, match="cannot write into"):
+        datafiles.fetch(entry, dest_dir=blocker / "models")
 
 
 def test_fetch_refuses_undownloadable_entries(env: dict[str, Path], tmp_path: Path) -> None:
@@ -315,10 +374,10 @@ def test_models_verify_fails_on_missing_or_wrong(
 ) -> None:
     (env["models_a"] / "tiny.tflite").write_bytes(MODEL_BYTES)
     assert _run_models(["verify", "tiny"]) == 0
-    assert _run_models(["verify", "tiny", "clip.mp4"]) == 1
+    assert _run_models(["verify", "tiny", "clip.mp4"]) == 2  # README: a bad model/file is 2
     assert "FAIL clip.mp4" in capsys.readouterr().err
     (env["models_a"] / "tiny.tflite").write_bytes(b"x")
-    assert _run_models(["verify", "tiny"]) == 1
+    assert _run_models(["verify", "tiny"]) == 2
     assert _run_models(["verify", "no-such-thing"]) == 2
 
 
@@ -327,10 +386,21 @@ def test_models_fetch_downloads_missing_and_skips_pinned(
 ) -> None:
     dest = tmp_path / "dest"
     assert _run_models(["fetch", "--dest", str(dest)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "not on the search path" in err
     assert (dest / "tiny.tflite").read_bytes() == MODEL_BYTES
     assert (dest / "clip.mp4").read_bytes() == MEDIA_BYTES
     assert "skip pinned" in out
     assert _run_models(["fetch", "--dest", str(dest), "tiny"]) == 0
     assert "have tiny" in capsys.readouterr().out
-    assert _run_models(["fetch", "--dest", str(dest), "pinned"]) == 1
+    assert _run_models(["fetch", "--dest", str(dest), "pinned"]) == 2
+
+
+def test_models_fetch_into_a_system_directory_is_found_there(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(datafiles.MODEL_PATH_ENV)
+    system_models = env["system"] / "models"
+    assert _run_models(["fetch", "--dir", str(system_models), "tiny"]) == 0
+    assert "not on the search path" not in capsys.readouterr().err
+    assert datafiles.resolve_model_file("tiny") == system_models / "tiny.tflite"
