@@ -1,15 +1,15 @@
 """paho-mqtt behind one door: the only module that imports paho (2.x, callback API v2).
 
 :func:`new_client` turns :class:`MqttSettings` into a configured paho client (protocol,
-credentials, TLS, reconnect delays). :class:`~edge_agent.mqtt.Publisher` and
-:class:`~edge_agent.mqtt.Subscriber` take a ``client_factory`` of this shape, so tests
-hand them a stand-in (``tests/fakes/mqtt.py``) the way gpiozero takes ``pin_factory=``.
+credentials, TLS, reconnect delays with full jitter: :mod:`edge_agent.mqtt.backoff`).
+:class:`~edge_agent.mqtt.Publisher` and :class:`~edge_agent.mqtt.Subscriber` take a
+``client_factory`` of this shape, so tests hand them a stand-in (``tests/fakes/mqtt.py``)
+the way gpiozero takes ``pin_factory=``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import ssl
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_agent.mqtt.backoff import FullJitterBackoff, Uniform
 from edge_agent.mqtt.settings import MqttSettings
 from edge_agent.mqtt.settings import Protocol as MqttProtocol
 from edge_agent.mqtt.wire import properties_block
@@ -30,6 +31,7 @@ __all__ = [
     "ClientFactory",
     "ConnectFlags",
     "DisconnectFlags",
+    "JitteredClient",
     "MQTTErrorCode",
     "MQTTMessage",
     "PackedProperties",
@@ -51,6 +53,29 @@ CleanStartOption = paho.CleanStartOption
 CLEAN_START_FIRST_ONLY = paho.MQTT_CLEAN_START_FIRST_ONLY
 
 
+class JitteredClient(paho.Client):
+    """paho's client, its automatic reconnects spaced by :class:`FullJitterBackoff`.
+
+    paho's network thread (``loop_start``) calls ``_reconnect_wait`` before every
+    reconnect attempt, and waits there for a delay that doubles without jitter. Here the
+    delay is drawn from ``backoff`` and handed to paho (``reconnect_delay_set``) just
+    before paho's own wait runs, so its early exit on ``disconnect()``/``loop_stop()`` is
+    kept. paho clears its delay when a CONNACK succeeds: the next wait then starts again
+    at attempt 0. tests/unit/mqtt/test_backoff.py fails if paho drops that hook.
+    """
+
+    backoff: FullJitterBackoff
+
+    def _reconnect_wait(self) -> None:
+        if self._reconnect_delay is None:  # never waited, or connected since the last wait
+            self.backoff.reset()
+        delay_s = self.backoff.next_delay_s()
+        # Fractions of a second are fine: paho's wait loop sleeps min(remaining, 1) s.
+        self.reconnect_delay_set(min_delay=delay_s, max_delay=delay_s)  # type: ignore[arg-type]
+        _log.debug("reconnecting in %.2f s (attempt %d)", delay_s, self.backoff.attempt)
+        super()._reconnect_wait()
+
+
 class ClientFactory(Protocol):
     """Makes the client a Publisher or Subscriber talks through (:func:`new_client`)."""
 
@@ -65,12 +90,16 @@ def _protocol(protocol: MqttProtocol) -> MQTTProtocolVersion:
     raise ValueError(f"MQTT protocol must be '5' or '3.1.1', not {protocol!r}")
 
 
-def new_client(settings: MqttSettings, *, clean_session: bool) -> paho.Client:
+def new_client(
+    settings: MqttSettings, *, clean_session: bool, uniform: Uniform | None = None
+) -> paho.Client:
     """A paho client for ``settings``; ``clean_session`` matters only with MQTT 3.1.1
     (MQTT 5 asks for a clean start in ``connect``). Raises TlsConfigError (a ValueError)
-    for unusable TLS files before any socket is opened."""
+    for unusable TLS files before any socket is opened. Reconnects wait a full-jitter
+    delay between 0 and ``min(reconnect_max_delay_s, reconnect_min_delay_s * 2**attempt)``
+    (``uniform``: the random source, for tests)."""
     s = settings
-    client = paho.Client(
+    client = JitteredClient(
         CallbackAPIVersion.VERSION2,
         client_id=s.client_id,
         # paho rejects clean_session with MQTT 5 (clean_start is given to connect()).
@@ -98,10 +127,8 @@ def new_client(settings: MqttSettings, *, clean_session: bool) -> paho.Client:
 
         _log.warning(plaintext_password_warning())
     client.enable_logger(_log.getChild("paho"))  # paho's own packet log, at DEBUG
-    # paho takes whole seconds here.
-    min_delay = max(1, math.ceil(s.reconnect_min_delay_s))
-    client.reconnect_delay_set(
-        min_delay=min_delay, max_delay=max(min_delay, math.ceil(s.reconnect_max_delay_s))
+    client.backoff = FullJitterBackoff(
+        s.reconnect_min_delay_s, s.reconnect_max_delay_s, uniform=uniform
     )
     return client
 
