@@ -47,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -73,6 +74,9 @@ from edge_agent.stats import (
 )
 from edge_agent.types import Box, Frame
 from edge_agent.worker import CameraWorker, Preview
+
+if TYPE_CHECKING:
+    from edge_agent.renew import Renewer
 
 __all__ = [
     "PREVIEW_EXPIRY_S",
@@ -153,6 +157,7 @@ class Agent:
             drain=DrainSettings.from_config(config.outbox),
             on_command=self._on_command,
         )
+        self.renewer = self._renewer(config)
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.workers: list[CameraWorker] = []
         for camera in config.cameras:
@@ -265,6 +270,8 @@ class Agent:
             now_s = time.monotonic()
             try:
                 self.indicator.show(self.condition(now_s))
+                if self.renewer is not None:
+                    self.renewer.tick()
                 for worker in self.workers:
                     self._send_preview(worker, now_s)
                 if now_s >= next_stats_s:
@@ -350,7 +357,25 @@ class Agent:
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
 
+    def _renewer(self, config: AgentConfig) -> Renewer | None:
+        tls = config.mqtt.tls
+        if tls is None or tls.renew_at_fraction is None or tls.cert_file is None:
+            return None
+        assert tls.key_file is not None  # TlsConfig: both or neither
+        from edge_agent.renew import Renewer  # cryptography: only on enrolled devices
+
+        return Renewer(
+            device_id=config.device_id,
+            topic_root=self.topics.root,
+            cert_file=tls.cert_file,
+            key_file=tls.key_file,
+            link=self.publisher,
+            renew_at_fraction=tls.renew_at_fraction,
+        )
+
     def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+        if self.renewer is not None and name == self.renewer.COMMAND and not retained:
+            return self.renewer.on_certificate(payload)
         return self.commands.handle(name, payload, retained=retained)
 
     def camera_ids(self) -> tuple[str, ...]:

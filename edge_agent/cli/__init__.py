@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from edge_agent import __version__
-from edge_agent.cli import check_config, demo, detect, models, replay, run, watch
+from edge_agent.cli import check_config, demo, detect, enroll, models, replay, run, watch
 from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_checked_config
 from edge_agent.cli.run import run_agent
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, check_config, replay, demo, watch, models, detect):
+    for command in (run, check_config, replay, demo, watch, models, detect, enroll):
         command.register(commands)
     return parser
 
