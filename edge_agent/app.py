@@ -155,7 +155,7 @@ class Agent:
             birth_payload=self._birth(),
             max_inflight=config.mqtt.max_inflight,
             drain=DrainSettings.from_config(config.outbox),
-            on_command=self._on_command,
+            on_command=self._on_mqtt_command,
         )
         self.renewer = self._renewer(config)
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
@@ -373,9 +373,14 @@ class Agent:
             renew_at_fraction=tls.renew_at_fraction,
         )
 
-    def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+    def _on_mqtt_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+        """The renewed certificate (docs/enrolment.md) goes to the renewer, every other
+        command to :meth:`_on_command`."""
         if self.renewer is not None and name == self.renewer.COMMAND and not retained:
             return self.renewer.on_certificate(payload)
+        return self._on_command(name, payload, retained)
+
+    def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
         return self.commands.handle(name, payload, retained=retained)
 
     def camera_ids(self) -> tuple[str, ...]:

@@ -140,7 +140,9 @@ class Renewer:
                 write_atomic(self.key_file, old_key, 0o600)
                 write_atomic(self.cert_file, old_cert, 0o644)
                 return Reply.error(str(error))
-            self._asked_at = None
+            # Not before retry_s again, even if the new certificate is already due (a
+            # lifetime shorter than the CA's back-dating): no renewal storm.
+            self._asked_at = self._clock()
             self._renew_at = info.renew_at(self._fraction)
             self.renewals += 1
         _log.info("certificate renewed, valid until %s; reconnecting", info.not_after)

@@ -20,6 +20,7 @@ Command line (see deploy/mosquitto/README.md)::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import os
 import sys
@@ -38,6 +39,7 @@ from edge_agent.ids import check_id, inside
 
 __all__ = [
     "Credential",
+    "csr_key_id",
     "issue_client_cert",
     "issue_server_cert",
     "load_credential",
@@ -289,6 +291,21 @@ def sign_csr(
         now - CLOCK_SKEW,
         now + valid_for,
     )
+
+
+def csr_key_id(csr_pem: bytes) -> str:
+    """SHA-256 of the public key a CSR carries (ValueError for a malformed or forged CSR):
+    names the key without trusting anything else the CSR says."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise ValueError("the CSR is not a PEM certificate signing request") from None
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not verify")
+    der = csr.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
 
 
 def make_crl(

@@ -22,7 +22,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, enrol_topics
-from edge_agent.ids import ID_PATTERN, check_id, inside
+from edge_agent.ids import ID_PATTERN, check_id, inside, write_atomic
 from edge_agent.mqtt.client import new_client
 from edge_agent.mqtt.settings import MqttSettings
 from provisioning import pki
@@ -58,7 +58,7 @@ class Provisioner:
         self.state = state
         self.ca = pki.load_credential(state / "ca.crt", state / "ca.key")
         self.tokens = TokenStore(state / "tokens.json")
-        self._valid_for = valid_for  # overrides each device's certificate_days (tests)
+        self.valid_for = valid_for  # overrides each device's certificate_days (labs, tests)
         self.signed = 0
 
     def device(self, device_id: str) -> DeviceRecord:
@@ -72,10 +72,10 @@ class Provisioner:
         )
 
     def _sign(self, record: DeviceRecord, csr_pem: bytes) -> bytes:
-        valid_for = self._valid_for or timedelta(days=record.certificate_days)
+        valid_for = self.valid_for or timedelta(days=record.certificate_days)
         cert = pki.sign_csr(self.ca, csr_pem, record.device_id, valid_for=valid_for)
         self.signed += 1
-        _log.info("signed %s until %s", record.device_id, cert.not_valid_after_utc)
+        _log.info("signed %s for %s", record.device_id, valid_for)
         return cert.public_bytes(serialization.Encoding.PEM)
 
     def enrol(self, payload: bytes, *, token_id: str | None = None) -> bytes:
@@ -86,7 +86,11 @@ class Provisioner:
         except (ValueError, KeyError, TypeError):
             return refusal("malformed request: expected JSON with token and csr")
         try:
-            grant = self.tokens.redeem(token, token_id=token_id)
+            key_id = pki.csr_key_id(csr_pem)  # a bad CSR must not use the token up
+        except ValueError as error:
+            return refusal(str(error))
+        try:
+            grant = self.tokens.redeem(token, token_id=token_id, key_id=key_id)
         except TokenRefused as error:
             _log.warning("enrolment refused (token %s): %s", token_id or "?", error)
             return refusal(str(error))
@@ -188,8 +192,6 @@ def write_device(
     """The device's folder in the state directory: config.yaml, policy.json, acl.txt."""
     folder = inside(state / "devices", check_id(device_id, "device_id"))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    from edge_agent.ids import write_atomic
-
     write_atomic(
         inside(folder, "config.yaml"), yaml.safe_dump(config, sort_keys=False).encode(), 0o600
     )

@@ -111,9 +111,13 @@ class TokenStore:
             }
         return f"{token_id}.{secret}"
 
-    def redeem(self, token: str, *, token_id: str | None = None) -> TokenRecord:
+    def redeem(
+        self, token: str, *, token_id: str | None = None, key_id: str | None = None
+    ) -> TokenRecord:
         """Check and use up ``token``. ``token_id``, when given, is the id the request
-        arrived under (its topic) and must match the token's own."""
+        arrived under (its topic) and must match the token's own. ``key_id`` names the
+        key being enrolled: the same key may ask again with a used token (its answer was
+        lost on a flaky uplink) until the token expires; any other key is refused."""
         try:
             tid, secret = parse_token(token)
         except ValueError as error:
@@ -124,11 +128,14 @@ class TokenStore:
             record = data.get(tid)
             if record is None or not hmac.compare_digest(record["sha256"], _hash(secret)):
                 raise TokenRefused("unknown token")
-            if record["used_at"] is not None:
-                raise TokenRefused(f"token already used at {record['used_at']}")
             expires_at = datetime.fromisoformat(record["expires_at"])
             now = self._clock()
             if now >= expires_at:
                 raise TokenRefused(f"token expired at {record['expires_at']}")
-            record["used_at"] = now.isoformat()
+            if record["used_at"] is not None:
+                if key_id is None or record.get("key_id") != key_id:
+                    raise TokenRefused(f"token already used at {record['used_at']}")
+            else:
+                record["used_at"] = now.isoformat()
+                record["key_id"] = key_id
         return TokenRecord(tid, record["site_id"], record["device_id"], expires_at)

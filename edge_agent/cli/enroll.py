@@ -21,8 +21,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.cli.common import EXIT_FAILED, EXIT_OK, error
+
+if TYPE_CHECKING:
+    from edge_agent.enrol import DeviceFiles
 
 DEFAULT_DIR = Path("/etc/edge-agent")
 
@@ -45,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "8885")
     return host, int(port)
+
+
+def _key(files: DeviceFiles, *, fresh: bool) -> None:
+    """A new key, unless one is here from an attempt whose answer never came: the city
+    side answers the same key again for the same token (a flaky uplink costs no token)."""
+    if fresh or not files.path(files.KEY).exists():
+        files.new_key()
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -70,7 +81,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             return error("--token needs --broker HOST[:PORT] and --ca FILE")
         token_id, secret = parse_token(args.token)
         host, port = _host_port(args.broker)
-        files.new_key()
+        _key(files, fresh=args.force)
         request = enrol_request(args.token, files.csr(token_id))
         settings = MqttSettings.consumer(
             host, port, token_id, tls_ca_file=args.ca, username=token_id, password=secret
@@ -89,12 +100,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _by_bundle(args: argparse.Namespace, files: object) -> int:
+def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:
     """Step 1 writes DEVICE.request.json beside the bundle; step 2 installs the answer."""
-    from edge_agent.enrol import DeviceFiles, EnrolmentError, enrol_request, parse_response
+    from edge_agent.enrol import EnrolmentError, enrol_request, parse_response
     from edge_agent.ids import check_id, inside
 
-    assert isinstance(files, DeviceFiles)
     bundle: Path = args.bundle
     if not bundle.name.endswith(".enrol.json"):
         return error(f"{bundle}: expected a file named DEVICE.enrol.json (from edge-provision)")
@@ -115,7 +125,7 @@ def _by_bundle(args: argparse.Namespace, files: object) -> int:
         return error(f"{bundle} names device {device_id!r}")
     if files.path(files.CERT).exists() and not args.force:
         return error(f"{args.dir} already holds an enrolment; --force replaces it")
-    files.new_key()
+    _key(files, fresh=args.force)
     request_path.write_bytes(enrol_request(str(body["token"]), files.csr(device_id)))
     print(
         f"wrote {request_path} (a CSR; the key stays in {args.dir}). At the city side run"

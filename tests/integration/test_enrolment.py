@@ -81,6 +81,7 @@ class City:
     tokens: dict[str, str]  # device id -> token
     dev_a: str
     dev_b: str
+    dev_c: str
     consumer_cert: Path
     consumer_key: Path
     provisioner: Provisioner
@@ -132,8 +133,8 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     except BrokerNotAvailable as error:
         skip_or_fail(str(error))
     suffix = uuid.uuid4().hex[:6]
-    dev_a, dev_b = f"pole-a-{suffix}", f"pole-b-{suffix}"
-    _inventory(root / "site.yaml", broker, [dev_a, dev_b])
+    dev_a, dev_b, dev_c = (f"pole-{x}-{suffix}" for x in "abc")
+    _inventory(root / "site.yaml", broker, [dev_a, dev_b, dev_c])
     out = root / "tokens.txt"
     with out.open("w") as handle:
         saved, sys.stdout = sys.stdout, handle
@@ -166,7 +167,15 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
         try:
             assert ready.wait(TIMEOUT_S), "edge-provision serve never subscribed"
             yield City(
-                state, broker, tokens, dev_a, dev_b, root / "cc.crt", root / "cc.key", provisioner
+                state,
+                broker,
+                tokens,
+                dev_a,
+                dev_b,
+                dev_c,
+                root / "cc.crt",
+                root / "cc.key",
+                provisioner,
             )
         finally:
             stop.set()
@@ -229,6 +238,25 @@ def _device_publisher(config_path: Path, outbox: Outbox, **kwargs: object) -> Pu
     )
 
 
+def _run_agent(
+    directory: Path, tmp_path: Path, child_processes: list[subprocess.Popen[str]]
+) -> subprocess.Popen[str]:
+    """The device's second command: the agent itself, on the config enrolment wrote
+    (only the outbox moved into the test's folder)."""
+    data = yaml.safe_load((directory / "config.yaml").read_text())
+    require_model(data.get("detector", {}).get("model", "ssd_mobilenet_v1"))
+    data["outbox"] = {"path": str(tmp_path / "outbox.db")}
+    run_config = tmp_path / "agent.yaml"
+    run_config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(run_config)],
+        text=True,
+        env=_env(),
+    )
+    child_processes.append(agent)
+    return agent
+
+
 def _status_states(inbox: Inbox[object], device: str) -> list[str]:
     return [json.loads(p)["state"] for p in inbox.payloads(f"city/{SITE}/{device}/status")]
 
@@ -268,21 +296,9 @@ def test_inventory_entry_to_birth_over_mtls(
                 assert key_body not in b"".join(path.read_bytes().splitlines()), path
     config = load_config(device_a / "config.yaml")
     assert config.device_id == city.dev_a and config.client_id == city.dev_a
-    # The device's second command: the agent itself, on the config it was given (only
-    # the outbox moved into the test's folder).
-    require_model(config.detector.model)
-    data = yaml.safe_load((device_a / "config.yaml").read_text())
-    data["outbox"] = {"path": str(tmp_path / "outbox.db")}
-    run_config = tmp_path / "agent.yaml"
-    run_config.write_text(yaml.safe_dump(data), encoding="utf-8")
     inbox: Inbox[object] = Inbox()
     sub = _consumer(city, inbox)
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(run_config)],
-        text=True,
-        env=_env(),
-    )
-    child_processes.append(agent)
+    agent = _run_agent(device_a, tmp_path, child_processes)
     try:
         wait_until(lambda: "online" in _status_states(inbox, city.dev_a), TIMEOUT_S, "birth")
     finally:
@@ -403,6 +419,30 @@ def test_renewal_before_expiry_without_restart(city: City, outbox: Outbox, tmp_p
         assert not (directory / "device.key.new").exists()
     finally:
         device.stop()
+        sub.stop()
+
+
+def test_the_running_agent_renews_its_certificate_without_restarting(
+    city: City, tmp_path: Path, child_processes: list[subprocess.Popen[str]]
+) -> None:
+    # Two minutes of life (seven with the CA's back-dating): due at once at 2/3.
+    city.provisioner.valid_for = timedelta(minutes=2)
+    inbox: Inbox[object] = Inbox()
+    sub = _consumer(city, inbox)
+    try:
+        directory = _enrolled(city, city.dev_c, tmp_path)
+        enrolled_cert = (directory / "device.crt").read_bytes()
+        agent = _run_agent(directory, tmp_path, child_processes)
+        wait_until(
+            lambda: _status_states(inbox, city.dev_c).count("online") >= 2,
+            TIMEOUT_S,
+            "a second birth: the agent renewed and reconnected",
+        )
+        assert (directory / "device.crt").read_bytes() != enrolled_cert
+        assert agent.poll() is None  # the same process throughout
+        assert "offline" not in _status_states(inbox, city.dev_c)
+    finally:
+        city.provisioner.valid_for = timedelta(hours=1)
         sub.stop()
 
 

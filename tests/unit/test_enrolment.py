@@ -236,7 +236,8 @@ def test_usb_stick_flow_keeps_the_key_on_the_device(
     for path in [*usb.iterdir(), *state.rglob("*")]:
         if path.is_file():
             assert key not in path.read_text(errors="replace"), path
-    # The same request again: the token is spent.
+    # Another device with the same stick: the token is spent for any other key.
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(tmp_path / "thief")]) == 0
     assert provision_cli.main(["sign", str(state), str(request)]) == 2
     assert "already used" in capsys.readouterr().err
 
@@ -285,3 +286,32 @@ def test_renewal_is_for_known_devices_of_their_own_site_until_retired(tmp_path: 
     answer = json.loads(provisioner.renew("police-post-117", "pp117-pi-01", request))
     assert answer["ok"] is False and "unknown device" in answer["error"]
     assert provision_cli.main(["retire", str(state), "../state"]) == 2
+
+
+def test_the_same_key_may_ask_again_another_may_not(tmp_path: Path) -> None:
+    """An answer lost on a flaky uplink costs no token; a second device cannot use it."""
+    from provisioning.server import Provisioner
+
+    state = tmp_path / "state"
+    assert provision_cli.main(["init", str(state)]) == 0
+    assert provision_cli.main(["inventory", str(state), str(_write(tmp_path, _inventory()))]) == 0
+    token = TokenStore(state / "tokens.json").issue("police-post-117", "pp117-pi-01", timedelta(1))
+    provisioner = Provisioner(state)
+    first, second = DeviceFiles(tmp_path / "first"), DeviceFiles(tmp_path / "second")
+    first.new_key()
+    second.new_key()
+
+    def ask(device: DeviceFiles, csr: bytes | None = None) -> dict[str, object]:
+        request = json.dumps({"token": token, "csr": (csr or device.csr("x")).decode()})
+        answer: dict[str, object] = json.loads(provisioner.enrol(request.encode()))
+        return answer
+
+    broken = ask(
+        first, b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+    )
+    assert broken["ok"] is False  # a bad CSR ...
+    assert ask(first)["ok"] is True  # ... did not use the token up
+    again = ask(first)  # the same key, a new CSR: the answer again
+    assert again["ok"] is True and first.matches_key(str(again["cert"]).encode())
+    other = ask(second)
+    assert other["ok"] is False and "already used" in str(other["error"])
