@@ -7,8 +7,8 @@ Rules this module keeps (and ``provisioning`` relies on):
   an id is always exactly one MQTT topic level and one file name;
 - every file is written inside its directory (:func:`inside` resolves and checks) and
   atomically (temp file + ``os.replace``): a power cut leaves the old file or the new;
-- the private key is created owner-only in the device directory and never read back
-  except to make a CSR; requests carry the CSR, never the key.
+- the private key is created owner-only in the device directory and read back only to
+  make a CSR or match a certificate to it; requests carry the CSR, never the key.
 
 The wire format (JSON) is shared with ``edge-provision``: a request is
 ``{"v": 1, "token": ..., "csr": PEM}`` (enrolment) or ``{"v": 1, "csr": PEM}``

@@ -154,19 +154,27 @@ def serve(
         _log.info("serving enrolment on %s and renewal on %s", enrol_filter, renew_filter)
 
     def on_message(c: Any, _u: object, message: Any) -> None:
+        try:
+            answer(c, message)
+        except Exception:  # a bug or a broken state file must not stop the service
+            _log.exception("request on %s not answered", message.topic)
+
+    def answer(c: Any, message: Any) -> None:
         levels = str(message.topic).split("/")
         payload = bytes(message.payload)
         if len(levels) == 3 and levels[0] == "provision" and levels[2] == "request":
             token_id = levels[1]
-            answer = provisioner.enrol(payload, token_id=token_id)
-            c.publish(enrol_topics(token_id)[1], answer, qos=1)
+            c.publish(
+                enrol_topics(token_id)[1], provisioner.enrol(payload, token_id=token_id), qos=1
+            )
         elif len(levels) == 5 and levels[3:] == ["renew", "request"]:
             site_id, device_id = levels[1], levels[2]
             if not (ID_PATTERN.fullmatch(site_id) and ID_PATTERN.fullmatch(device_id)):
                 return
-            answer = provisioner.renew(site_id, device_id, payload)
             root = "/".join(levels[:3])
-            c.publish(f"{root}/cmd/{RENEW_COMMAND}", answer, qos=1)
+            c.publish(
+                f"{root}/cmd/{RENEW_COMMAND}", provisioner.renew(site_id, device_id, payload), qos=1
+            )
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
