@@ -28,14 +28,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge_agent.ids import check_id, inside
+
+if TYPE_CHECKING:  # the name exists from cryptography 40; Bookworm's apt ships 38
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 __all__ = [
     "Credential",
