@@ -18,6 +18,7 @@ from edge_agent.cli import (
     check_config,
     demo,
     detect,
+    enroll,
     models,
     replay,
     run,
@@ -51,7 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="journal: <priority> prefixes, no timestamps (auto: when stderr is the journal)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, check_config, replay, demo, watch, models, detect, selftest, snapshot):
+    for command in (
+        run,
+        check_config,
+        replay,
+        demo,
+        watch,
+        models,
+        detect,
+        selftest,
+        snapshot,
+        enroll,
+    ):
         command.register(commands)
     return parser
 

@@ -41,6 +41,7 @@ __all__ = [
     "connect_properties",
     "new_client",
     "new_properties",
+    "reload_tls",
 ]
 
 _log = logging.getLogger("edge_agent.mqtt")
@@ -131,6 +132,27 @@ def new_client(
         s.reconnect_min_delay_s, s.reconnect_max_delay_s, uniform=uniform
     )
     return client
+
+
+def reload_tls(client: paho.Client, settings: MqttSettings) -> None:
+    """Load the certificate and key files again (renewed in place, docs/enrolment.md)
+    into the client's TLS context and end the connection with a normal DISCONNECT:
+    paho reconnects with the new certificate, the session is kept and no Last Will is
+    sent. Raises TlsConfigError for unusable files (the old connection is then kept)."""
+    from edge_agent.security import TlsConfigError, check_certificate_file, check_private_key_file
+
+    context: ssl.SSLContext | None = client._ssl_context
+    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
+    if context is None or cert_file is None or key_file is None:
+        raise TlsConfigError("this MQTT link has no client certificate to reload")
+    check_certificate_file(cert_file)
+    check_private_key_file(key_file)
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except ssl.SSLError as error:
+        raise TlsConfigError(f"renewed certificate {cert_file} cannot be used: {error}") from None
+    # Not client.disconnect(): that would stop paho's reconnect loop for good.
+    client._send_disconnect()
 
 
 def new_properties(packet_type: int) -> Properties:

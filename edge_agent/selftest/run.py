@@ -9,8 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from edge_agent.app import birth_payload
-from edge_agent.assemble import build_detector, new_boot_id
+from edge_agent.assemble import birth_payload, build_detector, new_boot_id
 from edge_agent.capture import open_source
 from edge_agent.config import AgentConfig
 from edge_agent.config_check import check_config_file
@@ -18,6 +17,7 @@ from edge_agent.detect.base import Detector
 from edge_agent.encode import Topics
 from edge_agent.mqtt import MqttSettings
 from edge_agent.mqtt.probe import BrokerProbe, probe_broker
+from edge_agent.runlock import running_pid
 from edge_agent.selftest.checks import (
     SourceOpener,
     check_broker,
@@ -63,6 +63,17 @@ def selftest_settings(config: AgentConfig) -> MqttSettings:
     )
 
 
+def check_running_agent(pid: int) -> CheckResult:
+    holder = f"pid {pid}" if pid else "another process"
+    return CheckResult(
+        "agent",
+        "WARN",
+        f"the agent is running on this config ({holder}): cameras and broker not checked",
+        "stop it to run every check (sudo systemctl stop edge-agent), start it again after",
+        {"pid": pid},
+    )
+
+
 def run_selftest(
     path: Path,
     options: SelftestOptions = SelftestOptions(),
@@ -85,14 +96,25 @@ def run_selftest(
     if config is None:
         return results
 
+    agent_pid = running_pid(config.outbox.path)
+    if agent_pid is not None:
+        # Its cameras are open and the broker binds its client id to its certificate: a
+        # second login as this device would throw the agent off and wipe its session.
+        add(check_running_agent(agent_pid))
     live: Frame | None = None
     for camera in config.cameras:
+        if agent_pid is not None:
+            add(CheckResult(f"camera {camera.id}", "SKIP", "in use by the running agent"))
+            continue
         sample = sample_camera(camera, options.camera_s, opener)
         add(check_camera(camera, sample))
         live = live or sample.last
-    add(check_model(config, live, build))
+    add(check_model(config, live, build, cameras_in_use=agent_pid is not None))
     add(check_outbox(config.outbox.path, config.outbox.max_bytes))
     add(check_clock(clock_state(), time.time()))
+    if agent_pid is not None:
+        add(CheckResult("broker", "SKIP", "the running agent holds this device's session"))
+        return results
 
     settings = selftest_settings(config)
     birth = {**birth_payload(config, new_boot_id()), "selftest": True}

@@ -29,6 +29,7 @@ from paho.mqtt.properties import Properties
 from realdata import require_media, require_model
 
 from edge_agent.broker import LocalBroker, free_loopback_port
+from edge_agent.runlock import RunLock
 
 EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 ROOT = "city/test-site/dev-1"
@@ -94,6 +95,27 @@ def test_every_check_passes_on_a_working_device(tmp_path: Path, broker: LocalBro
     assert " ms per inference on a live 480x270 frame" in lines["model"]
     assert lines["centre"].startswith("SKIP") and "no centre" in lines["centre"]
     assert result.stdout.splitlines()[-1].startswith("selftest: OK")
+
+
+def test_a_running_agent_keeps_its_camera_and_broker_session(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """The broker binds the client id to the certificate: a self-test logging in as the
+    device would throw the running agent off. It says so and checks the rest."""
+    config = write_config(tmp_path, broker.port)
+    lock = RunLock(tmp_path / "outbox.db")  # what `edge-agent run` holds while it runs
+    lock.acquire()
+    try:
+        result = selftest(config)
+    finally:
+        lock.release()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if "  " in line}
+    assert lines["agent"].startswith("WARN") and f"pid {os.getpid()}" in lines["agent"]
+    assert "systemctl stop edge-agent" in lines["agent"]
+    assert lines["camera"].startswith("SKIP") and "running agent" in lines["camera"]
+    assert lines["broker"].startswith("SKIP")
+    assert lines["model"].startswith("PASS") and lines["outbox"].startswith("PASS")
 
 
 def test_json_output_for_scripts(tmp_path: Path, broker: LocalBroker) -> None:
