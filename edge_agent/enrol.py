@@ -19,6 +19,7 @@ or ``{"v": 1, "ok": false, "error": why}``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -109,21 +110,37 @@ def parse_response(payload: bytes) -> Enrolment:
 
 
 class DeviceFiles:
-    """The device's credential directory (``/etc/edge-agent`` by default): ``device.key``
-    (0600, made here), ``device.crt``, ``ca.crt``, ``config.yaml``."""
+    """Where enrolment writes: ``config.yaml`` in the config directory (``/etc/edge-agent``),
+    the identity — ``device.key`` (0600, made here), ``device.crt``, ``ca.crt`` — in
+    ``identity_dir`` (the same directory unless given). Under systemd the identity lives in
+    the state directory, the one place the sandboxed agent may write when it renews."""
 
     KEY = "device.key"
     NEW_KEY = "device.key.new"
     CERT = "device.crt"
     CA = "ca.crt"
     CONFIG = "config.yaml"
+    IDENTITY = frozenset({KEY, NEW_KEY, CERT, CA})
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, identity_dir: Path | None = None) -> None:
         self.dir = directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.identity_dir = identity_dir or directory
+        for folder in {directory, self.identity_dir}:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def path(self, name: str) -> Path:
-        return inside(self.dir, name)
+        return inside(self.identity_dir if name in self.IDENTITY else self.dir, name)
+
+    def give_to(self, user: str) -> None:
+        """Run as root for a service user: the identity and the config become that user's
+        (the agent reads its key and replaces it when it renews)."""
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        owned = [self.identity_dir, *(self.path(n) for n in (*self.IDENTITY, self.CONFIG))]
+        for path in owned:
+            if path.exists():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def new_key(self, name: str = KEY) -> bytes:
         """A new private key written owner-only to ``name``; returns its PEM (for the CSR)."""

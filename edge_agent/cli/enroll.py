@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from edge_agent.enrol import DeviceFiles
 
 DEFAULT_DIR = Path("/etc/edge-agent")
+DEFAULT_IDENTITY_DIR = Path("/var/lib/edge-agent/identity")  # the service's StateDirectory
+SERVICE_USER = "edge-agent"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +43,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     how.add_argument("--bundle", type=Path, help="DEVICE.enrol.json carried on a USB stick")
     enroll.add_argument("--broker", help="HOST[:PORT] of the enrolment listener (default 8885)")
     enroll.add_argument("--ca", type=Path, help="CA file that signed the broker")
-    enroll.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="credential directory")
+    enroll.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help=f"config directory (default {DEFAULT_DIR})"
+    )
+    enroll.add_argument(
+        "--identity-dir",
+        type=Path,
+        help=f"key and certificates (default {DEFAULT_IDENTITY_DIR} with the default --dir, "
+        "else --dir): the agent renews them there, so it must be writable by the service",
+    )
+    enroll.add_argument(
+        "--owner",
+        default=None,
+        help=f"run as root: give the files to this user (default {SERVICE_USER!r} if it exists)",
+    )
     enroll.add_argument("--timeout-s", type=float, default=30.0)
     enroll.add_argument("--force", action="store_true", help="replace an existing enrolment")
     enroll.set_defaults(handler=cmd_enroll)
@@ -72,9 +88,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     started_s = time.monotonic()
     try:
-        files = DeviceFiles(args.dir)
+        files = DeviceFiles(args.dir, _identity_dir(args))
         if args.bundle is not None:
-            return _by_bundle(args, files)
+            return _owned(args, files, _by_bundle(args, files))
         if files.path(files.CERT).exists() and not args.force:
             return error(f"{args.dir} already holds an enrolment; --force replaces it")
         if not args.broker or args.ca is None:
@@ -97,7 +113,31 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         f"enrolled in {time.monotonic() - started_s:.1f} s: config {config_path},"
         f" key {files.path(files.KEY)} (0600, made here)"
     )
-    return EXIT_OK
+    return _owned(args, files, EXIT_OK)
+
+
+def _identity_dir(args: argparse.Namespace) -> Path:
+    if args.identity_dir is not None:
+        return Path(args.identity_dir)
+    return DEFAULT_IDENTITY_DIR if args.dir == DEFAULT_DIR else Path(args.dir)
+
+
+def _owned(args: argparse.Namespace, files: DeviceFiles, code: int) -> int:
+    """As root, the files go to the service user, who reads the key and renews it."""
+    if code != EXIT_OK or os.geteuid() != 0:
+        return code
+    import pwd
+
+    user = args.owner or SERVICE_USER
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        if args.owner:  # asked for by name: a typo must not pass silently
+            return error(f"enroll: no user {user!r} to give the files to")
+        return code  # no service installed yet: root keeps them (deploy/install.sh later)
+    files.give_to(user)
+    print(f"gave {files.identity_dir} and {files.path(files.CONFIG)} to {user}")
+    return code
 
 
 def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:

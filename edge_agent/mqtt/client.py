@@ -54,6 +54,9 @@ CleanStartOption = paho.CleanStartOption
 CLEAN_START_FIRST_ONLY = paho.MQTT_CLEAN_START_FIRST_ONLY
 
 
+RECONNECT_AFTER_RELOAD_S = 1.0  # seen: 0-200 ms let the broker publish our will (takeover)
+
+
 class JitteredClient(paho.Client):
     """paho's client, its automatic reconnects spaced by :class:`FullJitterBackoff`.
 
@@ -66,11 +69,16 @@ class JitteredClient(paho.Client):
     """
 
     backoff: FullJitterBackoff
+    # At least this long before the next reconnect, once (set after our own DISCONNECT):
+    # the broker must have closed the old connection before the same client id comes
+    # back, or it takes the session over and publishes the old connection's Last Will.
+    hold_off_s: float = 0.0
 
     def _reconnect_wait(self) -> None:
         if self._reconnect_delay is None:  # never waited, or connected since the last wait
             self.backoff.reset()
-        delay_s = self.backoff.next_delay_s()
+        delay_s = max(self.backoff.next_delay_s(), self.hold_off_s)
+        self.hold_off_s = 0.0
         # Fractions of a second are fine: paho's wait loop sleeps min(remaining, 1) s.
         self.reconnect_delay_set(min_delay=delay_s, max_delay=delay_s)  # type: ignore[arg-type]
         _log.debug("reconnecting in %.2f s (attempt %d)", delay_s, self.backoff.attempt)
@@ -151,6 +159,8 @@ def reload_tls(client: paho.Client, settings: MqttSettings) -> None:
         context.load_cert_chain(str(cert_file), str(key_file))
     except ssl.SSLError as error:
         raise TlsConfigError(f"renewed certificate {cert_file} cannot be used: {error}") from None
+    if isinstance(client, JitteredClient):
+        client.hold_off_s = RECONNECT_AFTER_RELOAD_S
     # Not client.disconnect(): that would stop paho's reconnect loop for good.
     client._send_disconnect()
 

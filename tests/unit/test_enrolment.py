@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -265,6 +266,28 @@ def test_a_certificate_for_another_key_or_device_is_not_installed(tmp_path: Path
         ]["client_id"]
         == "pole-1"
     )
+
+
+def test_the_identity_can_live_apart_from_the_config_where_the_service_may_renew_it(
+    tmp_path: Path,
+) -> None:
+    """Under systemd /etc is read-only to the agent: key and certificates go to the state
+    directory, the config stays in /etc, and the config points at them."""
+    ca = pki.make_ca()
+    device = DeviceFiles(tmp_path / "etc", tmp_path / "state" / "identity")
+    device.new_key()
+    cert = pki.sign_csr(ca, device.csr("x"), "pole-1", valid_for=timedelta(days=1))
+    config = yaml.safe_dump({"site_id": "s", "device_id": "pole-1", "cameras": []})
+    pem = cert.public_bytes(pki.serialization.Encoding.PEM)
+    config_path = device.install(Enrolment(pem, ca.cert_pem, config))
+    assert config_path == tmp_path / "etc" / "config.yaml"
+    identity = tmp_path / "state" / "identity"
+    assert sorted(p.name for p in identity.iterdir()) == ["ca.crt", "device.crt", "device.key"]
+    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["config.yaml"]
+    tls = yaml.safe_load(config_path.read_text())["mqtt"]["tls"]
+    assert tls["key_file"] == str(identity / "device.key")
+    assert (identity / "device.key").stat().st_mode & 0o777 == 0o600
+    device.give_to(pwd.getpwuid(os.getuid()).pw_name)  # as root, the service user's
 
 
 def test_renewal_is_for_known_devices_of_their_own_site_until_retired(tmp_path: Path) -> None:

@@ -105,3 +105,17 @@ def test_new_client_reconnects_through_the_jittered_wait() -> None:
     client._reconnect_delay = None  # what paho does on a successful CONNACK
     client._reconnect_wait()
     assert recorder.windows[-1] == (0.0, 0.25)
+
+
+def test_a_reconnect_after_our_own_disconnect_waits_the_hold_off_once() -> None:
+    """After a TLS reload's DISCONNECT the same client id must not come back before the
+    broker closed the old connection (a takeover would publish our Last Will)."""
+    recorder = Recorder(fraction=0.0)  # the jitter alone would reconnect at once
+    settings = MqttSettings("127.0.0.1", 1, "c", reconnect_min_delay_s=0.25)
+    client = new_client(settings, clean_session=True, uniform=recorder)
+    assert isinstance(client, JitteredClient)
+    client.hold_off_s = 0.05
+    client._reconnect_wait()
+    assert client._reconnect_min_delay == 0.05 and client.hold_off_s == 0.0
+    client._reconnect_wait()
+    assert client._reconnect_min_delay == 0.0  # once only
