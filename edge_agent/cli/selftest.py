@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge_agent.cli.common import add_config_option, default_config_path
 from edge_agent.selftest import CheckResult, SelftestOptions, exit_code, run_selftest
 from edge_agent.selftest.report import as_json, summary
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check config, cameras, model, outbox, clock and broker; one line each",
         description=__doc__,
     )
-    parser.add_argument("--config", type=Path, required=True, help="the agent's config file")
+    add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     parser.add_argument(
         "--camera-s",
@@ -61,6 +62,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def selftest_handler(args: argparse.Namespace) -> int:
+    config: Path = args.config or default_config_path()
     options = SelftestOptions(
         camera_s=args.camera_s, timeout_s=args.timeout_s, centre_wait_s=args.centre_wait_s
     )
@@ -72,8 +74,8 @@ def selftest_handler(args: argparse.Namespace) -> int:
                 print(f"      waiting up to {args.centre_wait_s:g} s for a ping from the centre")
 
     if not args.json:
-        print(f"edge-agent selftest: {args.config}", flush=True)
-    results = run_selftest(args.config, options, report=show)
+        print(f"edge-agent selftest: {config}", flush=True)
+    results = run_selftest(config, options, report=show)
     if args.json:
         print(as_json(results))
     else:

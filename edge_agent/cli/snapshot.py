@@ -19,7 +19,15 @@ import cv2
 from edge_agent.assemble import build_detector
 from edge_agent.capture import CaptureError, open_source
 from edge_agent.capture.live import first_frame_timeout_s, grab_frames
-from edge_agent.cli.common import EXIT_FAILED, EXIT_OK, error, load_checked_config, positive_int
+from edge_agent.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_config_option,
+    default_config_path,
+    error,
+    load_checked_config,
+    positive_int,
+)
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.frame import FrameDetector
@@ -36,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a JPEG from a camera of the config, zones, lines and detections drawn",
         description=__doc__,
     )
-    parser.add_argument("--config", type=Path, required=True, help="the agent's config file")
+    add_config_option(parser)
     parser.add_argument("--camera", required=True, help="the camera's id in the config")
     parser.add_argument("--out", type=Path, required=True, help="the JPEG to write")
     parser.add_argument(
@@ -86,13 +94,14 @@ def write_jpeg(path: Path, image: ImageBGR, quality: int = 90) -> int:
 
 
 def snapshot_handler(args: argparse.Namespace) -> int:
-    config = load_checked_config(args.config, offline=True)
+    config_path: Path = args.config or default_config_path()
+    config = load_checked_config(config_path, offline=True)
     if config is None:
-        return error(f"{args.config}: fix the config first (edge-agent check-config)")
+        return error(f"{config_path}: fix the config first (edge-agent check-config)")
     camera = camera_of(config, args.camera)
     if camera is None:
         known = ", ".join(c.id for c in config.cameras)
-        return error(f"no camera {args.camera!r} in {args.config} (cameras: {known})")
+        return error(f"no camera {args.camera!r} in {config_path} (cameras: {known})")
     if not args.out.parent.is_dir():
         return error(f"{args.out.parent}: no such directory")
     try:
