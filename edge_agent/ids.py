@@ -4,10 +4,10 @@ inside their folder (docs/enrolment.md). No third-party imports: the city-side t
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from edge_agent.files import write_atomic
 
 __all__ = ["ID_PATTERN", "check_id", "inside", "write_atomic"]
 
@@ -33,20 +33,3 @@ def inside(directory: Path, name: str) -> Path:
     if target == base or base not in target.parents:
         raise ValueError(f"{name!r} would be written outside {base}; refused")
     return target
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` with ``mode`` (created so, never wider), via a temp
-    file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -8,9 +8,7 @@ right, does the model find the people and vehicles in this view?
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from edge_agent.datafiles import DataFileError
 from edge_agent.detect.frame import FrameDetector
 from edge_agent.detect.regions import RegionSettings
 from edge_agent.detect.runtime import RuntimeUnavailable
+from edge_agent.files import write_atomic
 from edge_agent.overlay import draw_overlay
 from edge_agent.security import redact_url
 from edge_agent.types import Detection, ImageBGR
@@ -81,15 +80,7 @@ def write_jpeg(path: Path, image: ImageBGR, quality: int = 90) -> int:
     if not ok:
         raise OSError(f"cannot encode {path} as JPEG")
     data = encoded.tobytes()
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, 0o600)  # a picture of people: owner-only
     return len(data)
 
 
