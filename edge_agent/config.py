@@ -181,6 +181,8 @@ class TrackerConfig(StrictModel):
     iou_threshold: UnitFloat = 0.3
     max_missed_s: float = Field(3.0, gt=0)  # a track not seen for this long ends
     min_hits: int = Field(2, ge=1)  # detections before a track becomes an event
+    # ... spanning at least this long (min_hits alone counts frames: 0.07 s at 30 fps)
+    min_confirm_s: float = Field(0.15, ge=0)
 
 
 class EventsConfig(StrictModel):

@@ -63,10 +63,14 @@ BACK_IN_VIEW_STEP = 0.01
 # A leaver's far side may move back from the edge by a step and this share of its box
 # (the detector's jitter); further back, it is someone entering there.
 FAR_SIDE_RETREAT_BOXES = 0.15
-# A track leaving by an edge and missed by this many detection passes has left: it
-# ends at once rather than coasting for ``max_missed_s`` where the next person to
-# come in by that edge would pick it up.
-LEFT_AFTER_MISSED_PASSES = 2
+# A track missed by this many detection passes, and unseen for this long, is lost: a
+# tentative one was a false positive and is dropped quietly; one leaving by an edge has
+# left, and ends at once rather than coasting for ``max_missed_s`` where the next person
+# to come in by that edge would pick it up. Both, because passes count frames: at 5 fps
+# two passes are 0.32-0.4 s (every 2nd or 3rd frame of a 12.5-16.7 fps file), at 30 fps
+# 0.07 s, in which a box that flickers for a moment would be lost.
+LOST_AFTER_MISSED_PASSES = 2
+LOST_AFTER_S = 0.3
 # Moving (and, for a box cut by an edge, moving towards it: its far side, the one the
 # edge does not cut) means at least this many box widths (or heights) per second: a
 # standing person's jitter is below, the slowest walkers in the market ~0.6.
@@ -140,6 +144,7 @@ class TrackerSettings:
     iou_threshold: float = 0.3
     max_missed_s: float = 3.0
     min_hits: int = 2
+    min_confirm_s: float = 0.15  # and first to last sighting at least this long
 
     @classmethod
     def from_config(cls, config: TrackerConfig) -> TrackerSettings:
@@ -163,9 +168,21 @@ class _LiveTrack:
     # The leaver this track was born as a remnant of (None: it was not).
     remnant_of: _Left | None = None
 
-    def confirmed(self, min_hits: int) -> bool:
-        """Seen often enough to be an object, and not what a leaver left at the edge."""
-        return self.hits >= min_hits and self.remnant_of is None
+    def confirmed(self, settings: TrackerSettings) -> bool:
+        """Seen often enough, for long enough, to be an object, and not what a leaver left
+        at the edge."""
+        return (
+            self.hits >= settings.min_hits
+            and (
+                settings.min_hits == 1
+                or self.last_seen_s - self.first_seen_s >= settings.min_confirm_s
+            )
+            and self.remnant_of is None
+        )
+
+    def lost(self, now_s: float) -> bool:
+        """Missed by ``LOST_AFTER_MISSED_PASSES`` passes and unseen for ``LOST_AFTER_S``."""
+        return self.missed >= LOST_AFTER_MISSED_PASSES and now_s - self.last_seen_s >= LOST_AFTER_S
 
     def _window(self) -> tuple[Box, float] | None:
         """The oldest recent box and the time from it to the last sighting, if any."""
@@ -318,7 +335,7 @@ class IouTracker:
 
     @property
     def has_live_tracks(self) -> bool:
-        return any(t.confirmed(self.settings.min_hits) for t in self._tracks)
+        return any(t.confirmed(self.settings) for t in self._tracks)
 
     def update(
         self,
@@ -339,7 +356,7 @@ class IouTracker:
         # own track, not confirm a duplicate (seen on the room clip).
         pairs = sorted(
             (
-                (track.confirmed(settings.min_hits), iou, t_index, d_index)
+                (track.confirmed(settings), iou, t_index, d_index)
                 for t_index, track in enumerate(self._tracks)
                 for d_index, det in enumerate(detections)
                 if label_family(track.voted_label()) == label_family(det.label)
@@ -368,7 +385,7 @@ class IouTracker:
             ):
                 track.missed += 1
         # A tentative track missed by two detection passes was a false positive: drop it quietly.
-        self._tracks = [t for t in self._tracks if t.confirmed(settings.min_hits) or t.missed < 2]
+        self._tracks = [t for t in self._tracks if t.confirmed(settings) or not t.lost(now_s)]
         for d_index, det in enumerate(detections):
             if d_index not in matched_detections:
                 track = _LiveTrack(self._next_id, det.box, det.score, now_s, now_s)
@@ -385,12 +402,12 @@ class IouTracker:
                 self._tracks.append(track)
                 seen_now.append(track)
 
-        seen = tuple(t.snapshot() for t in seen_now if t.confirmed(settings.min_hits))
+        seen = tuple(t.snapshot() for t in seen_now if t.confirmed(settings))
         return TrackUpdate(seen=seen, ended=self._expire(now_s), live=self._live_count())
 
     def live_tracks(self) -> tuple[Track, ...]:
         """Every confirmed track still alive, seen this frame or coasting on its last box."""
-        return tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings.min_hits))
+        return tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings))
 
     def expected_tracks(self, now_s: float) -> tuple[Track, ...]:
         """Every live track, tentative ones too, with its box where it is expected at
@@ -404,7 +421,7 @@ class IouTracker:
 
     def finish(self) -> tuple[Track, ...]:
         """End every confirmed track (end of a file, agent stopping)."""
-        ended = tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings.min_hits))
+        ended = tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings))
         self._tracks = []
         return ended
 
@@ -415,9 +432,9 @@ class IouTracker:
         for track in self._tracks:
             leaving = track.leaving_edges()
             if now_s - track.last_seen_s > self.settings.max_missed_s or (
-                track.missed >= LEFT_AFTER_MISSED_PASSES and leaving
+                leaving and track.lost(now_s)
             ):
-                if track.confirmed(self.settings.min_hits):
+                if track.confirmed(self.settings):
                     ended.append(track.snapshot())
                     if leaving:
                         self._left.append(_Left(track.box, leaving, now_s))
@@ -427,4 +444,4 @@ class IouTracker:
         return tuple(ended)
 
     def _live_count(self) -> int:
-        return sum(1 for t in self._tracks if t.confirmed(self.settings.min_hits))
+        return sum(1 for t in self._tracks if t.confirmed(self.settings))
