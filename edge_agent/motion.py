@@ -49,18 +49,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.types import Box, ImageBGR, MotionResult
+from edge_agent.types import REFERENCE_INTERVAL_S, Box, ImageBGR, MotionResult
 
 if TYPE_CHECKING:
     from edge_agent.config import MotionConfig
 
 GreyImage = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.uint8]
-
-# The frame interval the per-frame settings were tuned for: 5 fps, and every 2nd or 3rd
-# frame of a 12.5-16.7 fps file (0.16-0.18 s). Frames at least this far apart use them
-# as they are; closer ones are held to the same behaviour in time.
-REFERENCE_INTERVAL_S = 0.15
 
 
 @dataclass(frozen=True)

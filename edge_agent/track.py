@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from edge_agent.detect.labels import VEHICLE_LABELS
-from edge_agent.types import Box, Detection, Track
+from edge_agent.types import REFERENCE_INTERVAL_S, Box, Detection, Track
 
 if TYPE_CHECKING:
     from edge_agent.config import TrackerConfig
@@ -70,7 +70,9 @@ FAR_SIDE_RETREAT_BOXES = 0.15
 # two passes are 0.32-0.4 s (every 2nd or 3rd frame of a 12.5-16.7 fps file), at 30 fps
 # 0.07 s, in which a box that flickers for a moment would be lost.
 LOST_AFTER_MISSED_PASSES = 2
-LOST_AFTER_S = 0.3
+LOST_AFTER_S = LOST_AFTER_MISSED_PASSES * REFERENCE_INTERVAL_S
+# Frame times are rounded (a file's frame index / fps): durations compared with this slack.
+TIME_SLACK_S = 1e-3
 # Moving (and, for a box cut by an edge, moving towards it: its far side, the one the
 # edge does not cut) means at least this many box widths (or heights) per second: a
 # standing person's jitter is below, the slowest walkers in the market ~0.6.
@@ -175,14 +177,15 @@ class _LiveTrack:
             self.hits >= settings.min_hits
             and (
                 settings.min_hits == 1
-                or self.last_seen_s - self.first_seen_s >= settings.min_confirm_s
+                or self.last_seen_s - self.first_seen_s >= settings.min_confirm_s - TIME_SLACK_S
             )
             and self.remnant_of is None
         )
 
     def lost(self, now_s: float) -> bool:
         """Missed by ``LOST_AFTER_MISSED_PASSES`` passes and unseen for ``LOST_AFTER_S``."""
-        return self.missed >= LOST_AFTER_MISSED_PASSES and now_s - self.last_seen_s >= LOST_AFTER_S
+        unseen_s = now_s - self.last_seen_s
+        return self.missed >= LOST_AFTER_MISSED_PASSES and unseen_s >= LOST_AFTER_S - TIME_SLACK_S
 
     def _window(self) -> tuple[Box, float] | None:
         """The oldest recent box and the time from it to the last sighting, if any."""
