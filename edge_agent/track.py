@@ -387,6 +387,15 @@ class IouTracker:
                 looked_at is None or looked_at(expected[t_index])
             ):
                 track.missed += 1
+        # A confirmed leaver missed by this pass has not ended yet, but a box born beside it
+        # at its edge is as much a remnant as one born after it ended: its own box, come
+        # back from the edge for a moment by the detector's jitter (the more passes per
+        # second, the likelier), which must not confirm a second track for it.
+        leavers = self._left + [
+            _Left(track.box, leaving[t_index], now_s)
+            for t_index, track in enumerate(self._tracks)
+            if t_index not in matched_tracks and leaving[t_index] and track.confirmed(settings)
+        ]
         # A tentative track missed by two detection passes was a false positive: drop it quietly.
         self._tracks = [t for t in self._tracks if t.confirmed(settings) or not t.lost(now_s)]
         for d_index, det in enumerate(detections):
@@ -396,7 +405,7 @@ class IouTracker:
                 track.remnant_of = next(
                     (
                         left
-                        for left in self._left
+                        for left in leavers
                         if now_s - left.at_s <= REMNANT_WINDOW_S and left.left_behind(det.box)
                     ),
                     None,
