@@ -8,8 +8,9 @@ other across labels (a detector that flips between "car" and "truck" must not
 split one vehicle into two events); the label shown is a vote over the track's
 sightings, each weighted by its score, so one confident early "bus" does not
 outvote six later "car" sightings.
-A track is *confirmed* after ``min_hits`` detections, so a one-frame false
-positive never becomes an event, and it ends when it has not been seen for
+A track is *confirmed* after ``min_hits`` detections spanning ``min_confirm_s`` (two
+frames are 0.2 s at 5 fps but 0.03 s at 30 fps), so a one-frame false positive never
+becomes an event at any rate, and it ends when it has not been seen for
 ``max_missed_s`` (time, not frames, because the detector does not run on every
 frame).
 
@@ -25,8 +26,8 @@ false alarm in the market soak; docs/analytics.md, "The tracker"):
   else. A still one stays matchable for the whole ``max_missed_s``;
 - a track *leaving* the picture (its box cut by the left, right or bottom edge while
   it moves towards that edge) is only continued by a box still leaving by that edge,
-  and ends when missed twice: someone leaving shrinks out of the picture, someone
-  entering there or stepping out from behind them grows into it.
+  and ends when missed twice (and unseen for 0.3 s): someone leaving shrinks out of the
+  picture, someone entering there or stepping out from behind them grows into it.
 
 Two more keep one person one track at the picture's edge, where region detection (crops
 around motion, up-scaled) sees parts of people the whole frame never showed:
@@ -34,9 +35,10 @@ around motion, up-scaled) sees parts of people the whole frame never showed:
 - a box cut by a picture edge continues a track cut by the same edge when most of the
   smaller of the two lies inside the other, whatever their IoU: someone walking in
   head first grows from a sliver to a whole person in a few frames;
-- a track born, within ``REMNANT_WINDOW_S`` of a leaver ending, at the edge it left by and
-  beside where it left, or mostly inside the leaver's last box, is a *remnant* (the legs
-  still in view, a part boxed alone): it is not confirmed while it stays there, for up to
+- a track born while a leaver coasts or within ``REMNANT_WINDOW_S`` of it ending, at the
+  edge it leaves by and beside it, or mostly inside the leaver's last box, is a *remnant*
+  (the legs still in view, a part boxed alone, the leaver's own box come back from the
+  edge by the detector's jitter): it is not confirmed while it stays there, for up to
   ``REMNANT_HOLD_S``. Someone really entering there walks out of that spot into view and
   is confirmed then.
 """
