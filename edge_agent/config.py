@@ -162,14 +162,15 @@ class MotionConfig(StrictModel):
     frame_height_px: int = Field(100, ge=32, le=480)
     pixel_threshold: int = Field(30, ge=1, le=255)  # grey-level change that counts
     min_area_ratio: float = Field(0.002, ge=0.0, le=1.0)  # share of pixels that must change
-    background_alpha: float = Field(0.05, gt=0, le=1)  # background blend per frame
+    # background blend per frame; frames closer than 0.15 s blend less (the same per second)
+    background_alpha: float = Field(0.05, gt=0, le=1)
     noise_blur_px: int = Field(5, ge=1, le=31)
     min_frames: int = Field(2, ge=1, le=30)  # consecutive motion frames before the gate opens
     exposure_compensation: bool = True
     noise_opening: bool = True  # drop isolated changed pixels (compression noise)
     # A changed region counts only with this many pixels that changed within the last
-    # moving_window_frames frames: the spot someone left after standing still (a "ghost")
-    # does not hold the gate open. 0 turns the check off.
+    # moving_window_frames frames (and at least 0.15 s each): the spot someone left after
+    # standing still (a "ghost") does not hold the gate open. 0 turns the check off.
     min_moving_px: int = Field(8, ge=0, le=10_000)
     moving_window_frames: int = Field(5, ge=1, le=100)
     # False: no gate at all, the detector runs on every analysed frame (a junction where
@@ -181,6 +182,8 @@ class TrackerConfig(StrictModel):
     iou_threshold: UnitFloat = 0.3
     max_missed_s: float = Field(3.0, gt=0)  # a track not seen for this long ends
     min_hits: int = Field(2, ge=1)  # detections before a track becomes an event
+    # ... spanning at least this long (min_hits alone counts frames: 0.07 s at 30 fps)
+    min_confirm_s: float = Field(0.15, ge=0)
 
 
 class EventsConfig(StrictModel):

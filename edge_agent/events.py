@@ -8,8 +8,9 @@ the tracker's score-weighted vote over the track's sightings: when the vote
 changes (a first "bus" outvoted by later "car" sightings) an ``update`` goes out
 at once, and ``end`` carries the label as voted at the end, not as last published. Zones have
 the same inertia as the rules' occupancy: an object joins or leaves a zone after
-the zone's ``inertia_frames`` consecutive sightings agree, so a box flickering on
-a zone's edge does not send an update per frame, and events and alerts agree. With it
+the zone's ``inertia_frames`` consecutive sightings agree (over 0.3 s for 3, whatever the
+rate: ``zones.inertia_met``), so a box flickering on a zone's edge does not send an
+update per frame, and events and alerts agree. With it
 comes the event's best thumbnail: a small JPEG of the highest-scoring sighting,
 sent as its own binary message and referenced by event id.
 """
@@ -25,7 +26,7 @@ import cv2
 
 from edge_agent.track import TrackUpdate
 from edge_agent.types import Box, Frame, ImageBGR, Lifecycle, ObjectEvent, Thumbnail, Track
-from edge_agent.zones import Zone, zones_of
+from edge_agent.zones import Zone, inertia_met, zones_of
 
 if TYPE_CHECKING:
     from edge_agent.config import EventsConfig
@@ -58,7 +59,8 @@ class _OpenEvent:
     best_thumbnail_score: float
     top_score: float
     # zone name -> consecutive sightings that disagree with the published membership
-    zone_streaks: dict[str, int] = field(default_factory=dict)
+    # zone -> (sightings in a row that disagree with the published zones, since when)
+    zone_streaks: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def new_event_id(start_s: float) -> str:
@@ -171,7 +173,7 @@ class EventEngine:
         settings = self.settings
         previous = open_event.event
         open_event.top_score = max(open_event.top_score, track.score)
-        zones = self._zones_with_inertia(track, open_event)
+        zones = self._zones_with_inertia(track, open_event, frame.monotonic_s)
         better_sighting = (
             track.score >= open_event.best_thumbnail_score + settings.update_score_gain
         )
@@ -206,7 +208,9 @@ class EventEngine:
             thumbnail = self._thumbnail(frame, event.event_id, track)
         return event, thumbnail
 
-    def _zones_with_inertia(self, track: Track, open_event: _OpenEvent) -> tuple[str, ...]:
+    def _zones_with_inertia(
+        self, track: Track, open_event: _OpenEvent, now_s: float
+    ) -> tuple[str, ...]:
         """The event's zones after this sighting: a zone joins or leaves only when
         ``inertia_frames`` sightings in a row disagree with what was published."""
         published = set(open_event.event.zones)
@@ -218,8 +222,9 @@ class EventEngine:
             if (zone.name in sighted) == inside:
                 streaks.pop(zone.name, None)
             else:
-                streaks[zone.name] = streaks.get(zone.name, 0) + 1
-                if streaks[zone.name] >= zone.inertia_frames:
+                count, since_s = streaks.get(zone.name, (0, now_s))
+                streaks[zone.name] = (count + 1, since_s)
+                if inertia_met(zone, count + 1, since_s, now_s):
                     inside = not inside
                     del streaks[zone.name]
             if inside:

@@ -28,6 +28,15 @@ The background adapts at ``background_alpha`` per frame. Someone who stands
 still fades into it after a few seconds and stops opening the gate; the pipeline
 keeps such tracks alive with periodic re-detection instead (``GateSettings``), so
 the gate only has to notice things that arrive, and anything arriving moves.
+
+``background_alpha`` and ``moving_window_frames`` were tuned at 5 fps. Given frame
+times, the gate holds them in time at higher rates: frames closer than
+``REFERENCE_INTERVAL_S`` blend into the background in proportion (so it forgets a
+stander after as many seconds at 30 fps as at 5), and the ghost check looks back at
+least ``moving_window_frames`` x ``REFERENCE_INTERVAL_S`` (at 30 fps, 5 frames are
+0.17 s, in which a slow walker's change is a sliver too thin to count). At 5 fps and
+below nothing changes. ``min_frames`` stays a frame count on purpose: the glitch it
+ignores (a keyframe, a flash) is one frame of the stream at any rate.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.types import Box, ImageBGR, MotionResult
+from edge_agent.types import REFERENCE_INTERVAL_S, Box, ImageBGR, MotionResult
 
 if TYPE_CHECKING:
     from edge_agent.config import MotionConfig
@@ -56,13 +65,13 @@ class MotionSettings:
     frame_height_px: int = 100
     pixel_threshold: int = 30  # grey-level change that counts
     min_area_ratio: float = 0.002  # share of the small frame that must change and move
-    background_alpha: float = 0.05  # background blend per frame
+    background_alpha: float = 0.05  # background blend per frame (at 5 fps; see above)
     noise_blur_px: int = 5
     min_frames: int = 2  # consecutive frames of motion before the gate opens
     exposure_compensation: bool = True
     noise_opening: bool = True  # remove isolated changed pixels (compression noise)
     min_moving_px: int = 8  # recently changed pixels a changed region needs; 0: no ghost check
-    moving_window_frames: int = 5  # "recently": compared with the frame this many frames ago
+    moving_window_frames: int = 5  # "recently": this many frames ago (and 0.15 s each)
     enabled: bool = True  # False: no gate, the detector runs on every analysed frame
 
     @classmethod
@@ -77,7 +86,9 @@ class MotionGate:
         self._blur_px = blur if blur % 2 == 1 else blur + 1
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._background: GreyImage | None = None
-        self._recent: deque[GreyImage] = deque(maxlen=max(1, self.settings.moving_window_frames))
+        # (frame time, picture) of the recent frames, oldest first; time None without times
+        self._recent: deque[tuple[float | None, GreyImage]] = deque()
+        self._last_s: float | None = None
         self._consecutive = 0
         self.frames_seen = 0
         self.frames_with_motion = 0
@@ -132,9 +143,42 @@ class MotionGate:
         """Forget the background, e.g. after the camera reconnected or moved."""
         self._background = None
         self._recent.clear()
+        self._last_s = None
         self._consecutive = 0
 
-    def update(self, image: ImageBGR) -> MotionResult:
+    def _earlier(self, now_s: float | None) -> GreyImage:
+        """The picture the ghost check compares with: ``moving_window_frames`` frames ago
+        (the oldest kept until there are that many) and, given times, at least
+        ``moving_window_frames`` x ``REFERENCE_INTERVAL_S`` ago. Drops what is older."""
+        frames = max(1, self.settings.moving_window_frames)
+        window_s = frames * REFERENCE_INTERVAL_S
+        recent = self._recent
+
+        def superseded() -> bool:
+            """Whether the second-oldest kept picture is already far enough back."""
+            if len(recent) <= frames:
+                return False
+            then_s = recent[1][0]
+            return now_s is None or then_s is None or now_s - then_s >= window_s - 1e-3
+
+        while superseded():
+            recent.popleft()
+        return recent[0][1]
+
+    def _blend(self, now_s: float | None) -> float:
+        """The background blend for this frame: ``background_alpha``, or less for a frame
+        closer than ``REFERENCE_INTERVAL_S`` to the last (the same adaptation per second)."""
+        alpha = self.settings.background_alpha
+        if now_s is None or self._last_s is None:
+            return alpha
+        interval_s = now_s - self._last_s
+        if interval_s >= REFERENCE_INTERVAL_S or interval_s <= 0.0:
+            return alpha
+        return float(1.0 - (1.0 - alpha) ** (interval_s / REFERENCE_INTERVAL_S))
+
+    def update(self, image: ImageBGR, now_s: float | None = None) -> MotionResult:
+        """Judge one frame. ``now_s``, its time, holds the per-frame settings in time at
+        rates above 5 fps (module docstring); without it they count frames."""
         settings = self.settings
         current = self._small_grey(image)
         self.frames_seen += 1
@@ -142,11 +186,12 @@ class MotionGate:
         if background is None or background.shape != current.shape:
             self._background = current.copy()
             self._recent.clear()
-            self._recent.append(current)
+            self._recent.append((now_s, current))
+            self._last_s = now_s
             self._consecutive = 0
             return MotionResult(has_motion=False, motion_ratio=0.0)
-        earlier = self._recent[0]  # the oldest kept: moving_window_frames ago once full
-        self._recent.append(current)
+        earlier = self._earlier(now_s)
+        self._recent.append((now_s, current))
         mask = self._changed(current, background, opening=settings.noise_opening)
         min_changed_px = max(1.0, settings.min_area_ratio * mask.size)
         changed = cv2.countNonZero(mask)
@@ -155,7 +200,8 @@ class MotionGate:
             mask = self._moving(mask, current, earlier)
             changed = cv2.countNonZero(mask)
         ratio = changed / mask.size
-        cv2.accumulateWeighted(current, background, settings.background_alpha)
+        cv2.accumulateWeighted(current, background, self._blend(now_s))
+        self._last_s = now_s
 
         if changed >= min_changed_px:
             self._consecutive += 1

@@ -171,7 +171,7 @@ class CameraPipeline:
         has_motion = False
         if self._motion.settings.enabled:
             started = time.perf_counter()
-            motion = self._motion.update(frame.for_analysis)
+            motion = self._motion.update(frame.for_analysis, now_s)
             self.last_motion_ratio = motion.motion_ratio
             clock.add("motion", time.perf_counter() - started)
             has_motion, motion_boxes = motion.has_motion, motion.regions

@@ -8,8 +8,9 @@ other across labels (a detector that flips between "car" and "truck" must not
 split one vehicle into two events); the label shown is a vote over the track's
 sightings, each weighted by its score, so one confident early "bus" does not
 outvote six later "car" sightings.
-A track is *confirmed* after ``min_hits`` detections, so a one-frame false
-positive never becomes an event, and it ends when it has not been seen for
+A track is *confirmed* after ``min_hits`` detections spanning ``min_confirm_s`` (two
+frames are 0.2 s at 5 fps but 0.03 s at 30 fps), so a one-frame false positive never
+becomes an event at any rate, and it ends when it has not been seen for
 ``max_missed_s`` (time, not frames, because the detector does not run on every
 frame).
 
@@ -25,8 +26,8 @@ false alarm in the market soak; docs/analytics.md, "The tracker"):
   else. A still one stays matchable for the whole ``max_missed_s``;
 - a track *leaving* the picture (its box cut by the left, right or bottom edge while
   it moves towards that edge) is only continued by a box still leaving by that edge,
-  and ends when missed twice: someone leaving shrinks out of the picture, someone
-  entering there or stepping out from behind them grows into it.
+  and ends when missed twice (and unseen for 0.3 s): someone leaving shrinks out of the
+  picture, someone entering there or stepping out from behind them grows into it.
 
 Two more keep one person one track at the picture's edge, where region detection (crops
 around motion, up-scaled) sees parts of people the whole frame never showed:
@@ -34,9 +35,10 @@ around motion, up-scaled) sees parts of people the whole frame never showed:
 - a box cut by a picture edge continues a track cut by the same edge when most of the
   smaller of the two lies inside the other, whatever their IoU: someone walking in
   head first grows from a sliver to a whole person in a few frames;
-- a track born, within ``REMNANT_WINDOW_S`` of a leaver ending, at the edge it left by and
-  beside where it left, or mostly inside the leaver's last box, is a *remnant* (the legs
-  still in view, a part boxed alone): it is not confirmed while it stays there, for up to
+- a track born while a leaver coasts or within ``REMNANT_WINDOW_S`` of it ending, at the
+  edge it leaves by and beside it, or mostly inside the leaver's last box, is a *remnant*
+  (the legs still in view, a part boxed alone, the leaver's own box come back from the
+  edge by the detector's jitter): it is not confirmed while it stays there, for up to
   ``REMNANT_HOLD_S``. Someone really entering there walks out of that spot into view and
   is confirmed then.
 """
@@ -49,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from edge_agent.detect.labels import VEHICLE_LABELS
-from edge_agent.types import Box, Detection, Track
+from edge_agent.types import REFERENCE_INTERVAL_S, Box, Detection, Track
 
 if TYPE_CHECKING:
     from edge_agent.config import TrackerConfig
@@ -63,10 +65,16 @@ BACK_IN_VIEW_STEP = 0.01
 # A leaver's far side may move back from the edge by a step and this share of its box
 # (the detector's jitter); further back, it is someone entering there.
 FAR_SIDE_RETREAT_BOXES = 0.15
-# A track leaving by an edge and missed by this many detection passes has left: it
-# ends at once rather than coasting for ``max_missed_s`` where the next person to
-# come in by that edge would pick it up.
-LEFT_AFTER_MISSED_PASSES = 2
+# A track missed by this many detection passes, and unseen for this long, is lost: a
+# tentative one was a false positive and is dropped quietly; one leaving by an edge has
+# left, and ends at once rather than coasting for ``max_missed_s`` where the next person
+# to come in by that edge would pick it up. Both, because passes count frames: at 5 fps
+# two passes are 0.32-0.4 s (every 2nd or 3rd frame of a 12.5-16.7 fps file), at 30 fps
+# 0.07 s, in which a box that flickers for a moment would be lost.
+LOST_AFTER_MISSED_PASSES = 2
+LOST_AFTER_S = LOST_AFTER_MISSED_PASSES * REFERENCE_INTERVAL_S
+# Frame times are rounded (a file's frame index / fps): durations compared with this slack.
+TIME_SLACK_S = 1e-3
 # Moving (and, for a box cut by an edge, moving towards it: its far side, the one the
 # edge does not cut) means at least this many box widths (or heights) per second: a
 # standing person's jitter is below, the slowest walkers in the market ~0.6.
@@ -140,6 +148,7 @@ class TrackerSettings:
     iou_threshold: float = 0.3
     max_missed_s: float = 3.0
     min_hits: int = 2
+    min_confirm_s: float = 0.15  # and first to last sighting at least this long
 
     @classmethod
     def from_config(cls, config: TrackerConfig) -> TrackerSettings:
@@ -163,9 +172,22 @@ class _LiveTrack:
     # The leaver this track was born as a remnant of (None: it was not).
     remnant_of: _Left | None = None
 
-    def confirmed(self, min_hits: int) -> bool:
-        """Seen often enough to be an object, and not what a leaver left at the edge."""
-        return self.hits >= min_hits and self.remnant_of is None
+    def confirmed(self, settings: TrackerSettings) -> bool:
+        """Seen often enough, for long enough, to be an object, and not what a leaver left
+        at the edge."""
+        return (
+            self.hits >= settings.min_hits
+            and (
+                settings.min_hits == 1
+                or self.last_seen_s - self.first_seen_s >= settings.min_confirm_s - TIME_SLACK_S
+            )
+            and self.remnant_of is None
+        )
+
+    def lost(self, now_s: float) -> bool:
+        """Missed by ``LOST_AFTER_MISSED_PASSES`` passes and unseen for ``LOST_AFTER_S``."""
+        unseen_s = now_s - self.last_seen_s
+        return self.missed >= LOST_AFTER_MISSED_PASSES and unseen_s >= LOST_AFTER_S - TIME_SLACK_S
 
     def _window(self) -> tuple[Box, float] | None:
         """The oldest recent box and the time from it to the last sighting, if any."""
@@ -318,7 +340,7 @@ class IouTracker:
 
     @property
     def has_live_tracks(self) -> bool:
-        return any(t.confirmed(self.settings.min_hits) for t in self._tracks)
+        return any(t.confirmed(self.settings) for t in self._tracks)
 
     def update(
         self,
@@ -339,7 +361,7 @@ class IouTracker:
         # own track, not confirm a duplicate (seen on the room clip).
         pairs = sorted(
             (
-                (track.confirmed(settings.min_hits), iou, t_index, d_index)
+                (track.confirmed(settings), iou, t_index, d_index)
                 for t_index, track in enumerate(self._tracks)
                 for d_index, det in enumerate(detections)
                 if label_family(track.voted_label()) == label_family(det.label)
@@ -367,8 +389,17 @@ class IouTracker:
                 looked_at is None or looked_at(expected[t_index])
             ):
                 track.missed += 1
+        # A confirmed leaver missed by this pass has not ended yet, but a box born beside it
+        # at its edge is as much a remnant as one born after it ended: its own box, come
+        # back from the edge for a moment by the detector's jitter (the more passes per
+        # second, the likelier), which must not confirm a second track for it.
+        leavers = self._left + [
+            _Left(track.box, leaving[t_index], now_s)
+            for t_index, track in enumerate(self._tracks)
+            if t_index not in matched_tracks and leaving[t_index] and track.confirmed(settings)
+        ]
         # A tentative track missed by two detection passes was a false positive: drop it quietly.
-        self._tracks = [t for t in self._tracks if t.confirmed(settings.min_hits) or t.missed < 2]
+        self._tracks = [t for t in self._tracks if t.confirmed(settings) or not t.lost(now_s)]
         for d_index, det in enumerate(detections):
             if d_index not in matched_detections:
                 track = _LiveTrack(self._next_id, det.box, det.score, now_s, now_s)
@@ -376,7 +407,7 @@ class IouTracker:
                 track.remnant_of = next(
                     (
                         left
-                        for left in self._left
+                        for left in leavers
                         if now_s - left.at_s <= REMNANT_WINDOW_S and left.left_behind(det.box)
                     ),
                     None,
@@ -385,12 +416,12 @@ class IouTracker:
                 self._tracks.append(track)
                 seen_now.append(track)
 
-        seen = tuple(t.snapshot() for t in seen_now if t.confirmed(settings.min_hits))
+        seen = tuple(t.snapshot() for t in seen_now if t.confirmed(settings))
         return TrackUpdate(seen=seen, ended=self._expire(now_s), live=self._live_count())
 
     def live_tracks(self) -> tuple[Track, ...]:
         """Every confirmed track still alive, seen this frame or coasting on its last box."""
-        return tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings.min_hits))
+        return tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings))
 
     def expected_tracks(self, now_s: float) -> tuple[Track, ...]:
         """Every live track, tentative ones too, with its box where it is expected at
@@ -404,7 +435,7 @@ class IouTracker:
 
     def finish(self) -> tuple[Track, ...]:
         """End every confirmed track (end of a file, agent stopping)."""
-        ended = tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings.min_hits))
+        ended = tuple(t.snapshot() for t in self._tracks if t.confirmed(self.settings))
         self._tracks = []
         return ended
 
@@ -415,9 +446,9 @@ class IouTracker:
         for track in self._tracks:
             leaving = track.leaving_edges()
             if now_s - track.last_seen_s > self.settings.max_missed_s or (
-                track.missed >= LEFT_AFTER_MISSED_PASSES and leaving
+                leaving and track.lost(now_s)
             ):
-                if track.confirmed(self.settings.min_hits):
+                if track.confirmed(self.settings):
                     ended.append(track.snapshot())
                     if leaving:
                         self._left.append(_Left(track.box, leaving, now_s))
@@ -427,4 +458,4 @@ class IouTracker:
         return tuple(ended)
 
     def _live_count(self) -> int:
-        return sum(1 for t in self._tracks if t.confirmed(self.settings.min_hits))
+        return sum(1 for t in self._tracks if t.confirmed(self.settings))

@@ -17,6 +17,12 @@ import numpy.typing as npt
 ImageBGR = npt.NDArray[np.uint8]
 """An OpenCV-style image: height x width x 3, uint8, BGR channel order."""
 
+REFERENCE_INTERVAL_S = 0.15
+"""The frame interval the frame-counted settings (the gate's windows, the tracker's
+``min_hits``, zones' ``inertia_frames``) were tuned at: 5 fps, and every 2nd or 3rd
+frame of a 12.5-16.7 fps file (0.16-0.18 s). At higher rates each frame counted also
+needs this much time, so ``fps`` changes CPU, not what is reported."""
+
 
 @dataclass(frozen=True)
 class Box:

@@ -12,7 +12,9 @@ Three things make zone membership usable for alerts:
   the day it starts on;
 - **inertia**: an object must be seen inside on ``inertia_frames`` consecutive
   detection passes before it counts as in, and outside as many before it counts as
-  out, so a box flickering on the zone's edge does not enter and leave.
+  out, so a box flickering on the zone's edge does not enter and leave. Those passes
+  must also span ``inertia_frames - 1`` reference intervals (0.3 s for 3): at 30 fps
+  three passes are 0.07 s, too short to tell a flicker from a step.
 
 ``ZoneOccupancy`` applies all of that to the tracker's output and adds what the
 rules need on top: stable occupant ids across tracker id switches (a person lost
@@ -29,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
-from edge_agent.track import label_family
-from edge_agent.types import Box, Track
+from edge_agent.track import LOST_AFTER_S, TIME_SLACK_S, label_family
+from edge_agent.types import REFERENCE_INTERVAL_S, Box, Track
 
 if TYPE_CHECKING:
     from edge_agent.config import ZoneConfig
@@ -115,6 +117,14 @@ class Zone:
 
     def active_at(self, wall_s: float, tz: tzinfo) -> bool:
         return self.schedule is None or self.schedule.active_at(wall_s, tz)
+
+
+def inertia_met(zone: Zone, streak: int, since_s: float, now_s: float) -> bool:
+    """Whether ``streak`` sightings in a row, the first at ``since_s``, change ``zone``'s
+    membership: ``inertia_frames`` of them, spanning ``inertia_frames - 1`` reference
+    intervals (a no-op at 5 fps and below)."""
+    span_s = (zone.inertia_frames - 1) * REFERENCE_INTERVAL_S
+    return streak >= zone.inertia_frames and now_s - since_s >= span_s - TIME_SLACK_S
 
 
 def zones_of(zones: Sequence[Zone], label: str, box: Box) -> tuple[str, ...]:
@@ -240,8 +250,17 @@ class ZoneOccupancy:
         sighted_ids = {
             t.track_id for t in wanted if detection_ran and t.missed == 0 and t.last_seen_s >= now_s
         }
-        # Missed twice with its last box on the picture's edge: it has left, not hidden.
-        live_ids = {t.track_id for t in wanted if not (t.missed >= 2 and _at_border(t.box))}
+        # Missed twice (and unseen for as long as two passes at 5 fps) with its last box on
+        # the picture's edge: it has left, not hidden.
+        live_ids = {
+            t.track_id
+            for t in wanted
+            if not (
+                t.missed >= 2
+                and now_s - t.last_seen_s >= LOST_AFTER_S - TIME_SLACK_S
+                and _at_border(t.box)
+            )
+        }
         for track_id in [t for t in self._members if t not in live_ids]:
             gone = self._members.pop(track_id)
             if gone.inside:
@@ -336,7 +355,7 @@ class ZoneOccupancy:
             if member.streak == 0:
                 member.streak_since_s = now_s
             member.streak += 1
-            if member.streak >= self.zone.inertia_frames:
+            if inertia_met(self.zone, member.streak, member.streak_since_s, now_s):
                 member.inside = inside_now
                 member.streak = 0
                 if inside_now:

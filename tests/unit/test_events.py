@@ -58,6 +58,17 @@ def test_entering_a_zone_is_an_update_once_inertia_agrees_whatever_the_rate_limi
     assert [(e.lifecycle, e.zones) for e in steps[2].events] == [(Lifecycle.UPDATE, ("lower",))]
 
 
+def test_at_30_fps_a_zone_is_joined_after_as_long_as_at_5_fps() -> None:
+    events = engine(update_min_interval_s=60.0)
+    events.update(frame(0.0), seen(track(0.0, Box(0.4, 0.1, 0.5, 0.4))))
+    inside = Box(0.4, 0.3, 0.5, 0.7)
+    times = [k / 30 for k in range(1, 12)]
+    steps = [events.update(frame(t_s), seen(track(t_s, inside))) for t_s in times]
+    # Three sightings are 0.07 s here: the zone is joined at the tenth, 0.3 s after the first.
+    assert [bool(s.events) for s in steps] == [False] * 9 + [True, False]
+    assert [(e.lifecycle, e.zones) for e in steps[9].events] == [(Lifecycle.UPDATE, ("lower",))]
+
+
 def test_a_box_flickering_on_a_zone_edge_sends_no_updates() -> None:
     events = engine(update_min_interval_s=60.0)
     events.update(frame(0.0), seen(track(0.0, Box(0.4, 0.1, 0.5, 0.45))))

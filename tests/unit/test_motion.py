@@ -158,3 +158,36 @@ def test_sensor_noise_on_a_sandy_street_never_opens_the_gate() -> None:
         for noise in (4.0, 8.0):
             gate = MotionGate(settings)
             assert not any(gate.update(sand(noise)).has_motion for _ in range(100)), noise
+
+
+def seconds_a_stander_opens_the_gate(settings: MotionSettings, fps: float, *, times: bool) -> float:
+    """Someone walks in for 2 s and stands still: for how long the gate stays open after
+    they stop, fed at ``fps`` with frame times (or without, counting frames)."""
+    gate = MotionGate(settings)
+    frame = 0
+
+    def opens(image: np.ndarray) -> bool:
+        nonlocal frame
+        frame += 1
+        return gate.update(image, (frame - 1) / fps if times else None).has_motion
+
+    for _ in range(round(fps)):
+        opens(street())
+    walk = round(2 * fps)
+    for i in range(walk + 1):
+        opens(with_person(street(), 40 + 80 * i / walk))
+    standing = [opens(with_person(street(), 120)) for _ in range(round(20 * fps))]
+    return max((i + 1 for i, is_open in enumerate(standing) if is_open), default=0) / fps
+
+
+def test_the_gate_forgets_a_stander_after_as_many_seconds_at_any_rate() -> None:
+    # The ghost window (default) and the background's blend (background only) are per
+    # frame, tuned at 5 fps; given frame times they hold in seconds at higher rates.
+    for settings in (MotionSettings(), BACKGROUND_ONLY):
+        at_5_fps = seconds_a_stander_opens_the_gate(settings, 5, times=True)
+        assert at_5_fps == seconds_a_stander_opens_the_gate(settings, 5, times=False)
+        for fps in (10, 15, 30):
+            seconds = seconds_a_stander_opens_the_gate(settings, fps, times=True)
+            assert 0.6 * at_5_fps <= seconds <= 1.2 * at_5_fps, (settings, fps, seconds)
+        # Counting frames, 30 fps forgets six times sooner.
+        assert seconds_a_stander_opens_the_gate(settings, 30, times=False) < 0.3 * at_5_fps

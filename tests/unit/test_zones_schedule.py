@@ -126,11 +126,11 @@ def person(track_id: int, x: float, y: float, now_s: float, *, missed: int = 0,
 
 
 def feed(occupancy: ZoneOccupancy, frames: list[list[Track]], *, start_s: float = 0.0,
-         detection_ran: bool = True) -> list[set[int]]:  # fmt: skip
-    """Occupant ids after each frame (0.2 s apart)."""
+         detection_ran: bool = True, interval_s: float = 0.2) -> list[set[int]]:  # fmt: skip
+    """Occupant ids after each frame (``interval_s`` apart: 5 fps)."""
     result = []
     for k, tracks in enumerate(frames):
-        now_s = start_s + 0.2 * k
+        now_s = start_s + interval_s * k
         tracks = [replace(t, last_seen_s=now_s) if t.missed == 0 else t for t in tracks]
         occupants = occupancy.update(tracks, now_s, detection_ran=detection_ran, aspect=ASPECT)
         result.append({o.track.track_id for o in occupants})
@@ -143,6 +143,13 @@ def test_inertia_needs_consecutive_sightings_to_enter_and_to_leave() -> None:
     ys = [inside, inside, inside, inside, outside, outside, outside, outside]
     steps = feed(occupancy, [[person(1, 0.5, y, 0.0)] for y in ys])
     assert [bool(s) for s in steps] == [False, False, True, True, True, True, False, False]
+
+
+def test_inertia_spans_as_long_at_30_fps_as_at_5_fps() -> None:
+    # Three sightings are 0.4 s at 5 fps, 0.07 s at 30 fps: there it takes ten (0.3 s).
+    occupancy = ZoneOccupancy(Zone("lower", LOWER_HALF, inertia_frames=3))
+    steps = feed(occupancy, [[person(1, 0.5, 0.7, 0.0)]] * 12, interval_s=1 / 30)
+    assert [bool(s) for s in steps] == [False] * 9 + [True] * 3
 
 
 def test_a_flicker_on_the_edge_never_enters() -> None:
