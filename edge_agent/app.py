@@ -77,6 +77,7 @@ from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
+from edge_agent.preview import PreviewBudget, thumbnail
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -321,12 +322,20 @@ class Agent:
                     worker.preview = None
             log.info("camera %s: preview ended", worker.config.id)
             return
-        preview.next_due_s = now_s + preview.interval_s
-        jpeg = self.snapshot_jpeg(worker.config.id, preview.width_px)
-        if jpeg is not None:
+        frame = worker.latest
+        if frame is None:
+            return
+        camera_id = worker.config.id
+        sent = preview.budget.offer(  # within the camera's byte budget (edge_agent/preview.py)
+            now_s,
+            thumbnail(frame.image),
+            lambda rung: self.snapshot_jpeg(camera_id, rung.width_px, rung.jpeg_quality),
+        )
+        if sent is not None:
+            worker.preview_bytes += len(sent.jpeg)
             self.publisher.publish_volatile(
-                self.topics.preview(worker.config.id),
-                jpeg,
+                self.topics.preview(camera_id),
+                sent.jpeg,
                 content_type="image/jpeg",
                 expiry_s=PREVIEW_EXPIRY_S,
             )
@@ -409,24 +418,51 @@ class Agent:
     def reload_config(self) -> dict[str, object]:
         return self.reload().reply_body()
 
-    def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
+    def snapshot_jpeg(self, camera_id: str, width_px: int, jpeg_quality: int = 80) -> bytes | None:
+        """The one place a whole frame becomes a JPEG: snapshots and previews."""
         frame = self._worker(camera_id).latest
         if frame is None:
             return None
-        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality=80)
+        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality)
 
     def set_preview(
-        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
-    ) -> None:
+        self,
+        camera_id: str,
+        *,
+        on: bool,
+        seconds: float,
+        fps: float,
+        width_px: int,
+        budget_bps: int | None = None,
+    ) -> int:
         worker = self._worker(camera_id)
+        limits = worker.config.preview
+        budget = limits.budget_bps if budget_bps is None else min(budget_bps, limits.budget_bps)
         if not on:
             with self._preview_lock:
                 worker.preview = None
-            return
+            return budget
         now_s = time.monotonic()
+        frame = worker.latest  # never wider than the picture: the ladder's widths are real
+        controller = PreviewBudget(
+            budget_bps=budget,
+            width_px=width_px if frame is None else min(width_px, frame.image.shape[1]),
+            fps=fps,
+            min_width_px=limits.min_width_px,
+            min_fps=limits.min_fps,
+            start_s=now_s,
+        )
         with self._preview_lock:
-            worker.preview = Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
-        log.info("camera %s: preview on for %.0f s at %.1f fps", camera_id, seconds, fps)
+            worker.preview = Preview(now_s + seconds, controller)
+        log.info(
+            "camera %s: preview on for %.0f s at up to %.1f fps, %d px, %d bit/s",
+            camera_id,
+            seconds,
+            fps,
+            width_px,
+            budget,
+        )
+        return budget
 
     def set_references(
         self, camera_id: str, *, mode: ReferenceMode, analyzers: list[str] | None

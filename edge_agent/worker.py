@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline, StageClock
+from edge_agent.preview import PreviewBudget
 from edge_agent.stats import CameraStats
 from edge_agent.types import Frame
 
@@ -31,9 +32,11 @@ CAPTURE_RETRY_S = 5.0  # after a capture backend raised
 @dataclass
 class Preview:
     until_s: float  # monotonic
-    interval_s: float
-    width_px: int
-    next_due_s: float = 0.0  # written by housekeeping only, once the preview is set
+    budget: PreviewBudget  # its rate, size and quality; called by housekeeping only
+
+    @property
+    def next_due_s(self) -> float:
+        return self.budget.next_due_s
 
 
 _failure_order = itertools.count(1)  # which failure came last, across threads
@@ -87,6 +90,7 @@ class CameraWorker:
     analysis_failures: Failures = field(default_factory=Failures)
     latest: Frame | None = None  # for snapshots and previews
     preview: Preview | None = None
+    preview_bytes: int = 0  # JPEG bytes of previews sent since start (housekeeping writes)
     stats_mark: StatsMark = field(default_factory=StatsMark)
     last_frame_mono_s: float | None = None  # when the analysis thread last got a frame
 
@@ -120,6 +124,7 @@ class CameraWorker:
             motion_ratio=self.pipeline.last_motion_ratio,
             source=self.source.health(),
             failed_frames=self.failed_frames,
+            preview_bytes=self.preview_bytes,
             last_error=self.last_error,
             stage_errors=dict(self.pipeline.stage_errors),
         )
