@@ -32,6 +32,7 @@ import numpy as np
 from edge_agent.types import ImageBGR
 
 WINDOW_S = 10.0  # the budget holds over any window this long
+TIME_SLACK_S = 1e-6  # a frame at the window's very edge counts (rounding of sums of times)
 OVERHEAD_BYTES = 100  # MQTT framing per frame: fixed header, topic, properties
 STATIC_REFRESH_S = 5.0  # a static scene still sends a frame this often (expiry is 10 s)
 STATIC_FILL = 0.25  # ... at the best rung that keeps it within this share of the budget
@@ -138,7 +139,7 @@ class PreviewBudget:
 
     def window_used(self, now_s: float) -> int:
         """Bytes (with overhead) sent in the closed window ``[now - WINDOW_S, now]``."""
-        while self._sent and self._sent[0][0] < now_s - WINDOW_S:
+        while self._sent and self._sent[0][0] < now_s - WINDOW_S - TIME_SLACK_S:
             self._sent.popleft()
         return sum(size for _, size in self._sent)
 

@@ -35,7 +35,7 @@ from helpers import wait_until
 from edge_agent.analyzers import build_analyzers
 from edge_agent.analyzers.config import FloodAnalyzerConfig, ReferenceStoreConfig
 from edge_agent.app import PREVIEW_EXPIRY_S, Agent
-from edge_agent.config import parse_config
+from edge_agent.config import PreviewConfig, parse_config
 from edge_agent.indicator import Condition, NoIndicator
 from edge_agent.mqtt import Publisher
 from edge_agent.outbox import Outbox
@@ -76,13 +76,13 @@ class AgentStandIn:
         )
         self.workers = [
             SimpleNamespace(
-                config=SimpleNamespace(id="cam1"),
+                config=SimpleNamespace(id="cam1", preview=PreviewConfig()),
                 latest=frame,
                 preview=None,
                 pipeline=SimpleNamespace(analyzers=analyzers),
             ),
             SimpleNamespace(
-                config=SimpleNamespace(id="cam2"),
+                config=SimpleNamespace(id="cam2", preview=PreviewConfig()),
                 latest=None,
                 preview=None,
                 pipeline=SimpleNamespace(analyzers=()),
