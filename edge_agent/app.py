@@ -30,9 +30,9 @@ paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake`
                    ``analysis-{cam}`` thread takes it at its
                    next frame)
 ``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``;
-                   ``next_due_s``; ends an expired preview under   ``OutboxSink.retry`` (its
-                   ``_preview_lock``                               lock): what a full disk
-                                                                   refused is stored later
+                   ``PreviewBudget`` (timing, size, quality) and   ``OutboxSink.retry`` (its
+                   ``worker.preview_bytes``; ends an expired       lock): what a full disk
+                   preview under ``_preview_lock``                 refused is stored later
 caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
 ``start``/``stop`` sources and the sink after the join
 ``reload`` (SIGHUP ``workers``, ``detector``, ``config`` (each      ``_cameras_stop``; the old
@@ -324,6 +324,7 @@ class Agent:
             return
         frame = worker.latest
         if frame is None:
+            preview.budget.wait(now_s)  # no frame yet: ask again one interval later
             return
         camera_id = worker.config.id
         sent = preview.budget.offer(  # within the camera's byte budget (edge_agent/preview.py)

@@ -35,7 +35,7 @@ WINDOW_S = 10.0  # the budget holds over any window this long
 TIME_SLACK_S = 1e-6  # a frame at the window's very edge counts (rounding of sums of times)
 OVERHEAD_BYTES = 100  # MQTT framing per frame: fixed header, topic, properties
 STATIC_REFRESH_S = 5.0  # a static scene still sends a frame this often (expiry is 10 s)
-STATIC_FILL = 0.25  # ... at the best rung that keeps it within this share of the budget
+STATIC_FILL = 0.2  # ... at the best rung that keeps it within this share of the budget
 AIM_FILL = 0.85  # aim at this share of the budget's rate: the cap is the backstop
 CLIMB_FILL = 0.7  # a better rung must fit in this share (hysteresis: no flapping)
 MAX_TRIES = 3  # encodes per frame when the first does not fit the window
@@ -176,6 +176,10 @@ class PreviewBudget:
                 return index
         return len(self.rungs) - 1
 
+    def wait(self, now_s: float) -> None:
+        """Nothing to offer now (no frame yet): due again one interval later."""
+        self.next_due_s = now_s + self.rungs[self.level].interval_s
+
     def offer(self, now_s: float, thumb: np.ndarray, encode: EncodeAt) -> Sent | None:
         """The frame to send now, or None (not due, static, over the cap, or no frame);
         ``next_due_s`` says when to offer the next one."""
@@ -187,7 +191,7 @@ class PreviewBudget:
         last_sent_s = self._last_sent_s
         if static and last_sent_s is not None and now_s - last_sent_s < STATIC_REFRESH_S:
             self.frames_static += 1
-            self.next_due_s = now_s + self.rungs[self.level].interval_s
+            self.wait(now_s)
             return None
         level = self.choose(static=static)
         for _ in range(MAX_TRIES):
@@ -205,7 +209,7 @@ class PreviewBudget:
                 break
         self.frames_held += 1
         self.level = min(level, len(self.rungs) - 1)
-        self.next_due_s = now_s + self.rungs[self.level].interval_s
+        self.wait(now_s)
         return None
 
     def _send(self, now_s: float, thumb: np.ndarray, level: int, jpeg: bytes) -> Sent:
