@@ -77,7 +77,6 @@ from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
-from edge_agent.preview import PreviewBudget, thumbnail
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -96,7 +95,7 @@ from edge_agent.stats import (
     stats_expiry_s,
 )
 from edge_agent.types import Box
-from edge_agent.worker import CameraWorker, Preview
+from edge_agent.worker import CameraWorker
 
 if TYPE_CHECKING:
     from edge_agent.renew import Renewer
@@ -322,21 +321,14 @@ class Agent:
                     worker.preview = None
             log.info("camera %s: preview ended", worker.config.id)
             return
-        frame = worker.latest
-        if frame is None:
-            preview.budget.wait(now_s)  # no frame yet: ask again one interval later
-            return
         camera_id = worker.config.id
-        sent = preview.budget.offer(  # within the camera's byte budget (edge_agent/preview.py)
-            now_s,
-            thumbnail(frame.image),
-            lambda rung: self.snapshot_jpeg(camera_id, rung.width_px, rung.jpeg_quality),
+        sent = worker.preview_frame(  # within the camera's byte budget (edge_agent/preview.py)
+            preview, now_s, lambda r: self.snapshot_jpeg(camera_id, r.width_px, r.jpeg_quality)
         )
         if sent is not None:
-            worker.preview_bytes += len(sent.jpeg)
             self.publisher.publish_volatile(
                 self.topics.preview(camera_id),
-                sent.jpeg,
+                sent,
                 content_type="image/jpeg",
                 expiry_s=PREVIEW_EXPIRY_S,
             )
@@ -443,26 +435,12 @@ class Agent:
             with self._preview_lock:
                 worker.preview = None
             return budget
-        now_s = time.monotonic()
-        frame = worker.latest  # never wider than the picture: the ladder's widths are real
-        controller = PreviewBudget(
-            budget_bps=budget,
-            width_px=width_px if frame is None else min(width_px, frame.image.shape[1]),
-            fps=fps,
-            min_width_px=limits.min_width_px,
-            min_fps=limits.min_fps,
-            start_s=now_s,
+        preview = worker.new_preview(
+            time.monotonic(), seconds=seconds, fps=fps, width_px=width_px, budget_bps=budget
         )
         with self._preview_lock:
-            worker.preview = Preview(now_s + seconds, controller)
-        log.info(
-            "camera %s: preview on for %.0f s at up to %.1f fps, %d px, %d bit/s",
-            camera_id,
-            seconds,
-            fps,
-            width_px,
-            budget,
-        )
+            worker.preview = preview
+        log.info("camera %s: preview on for %.0f s, %d bit/s", camera_id, seconds, budget)
         return budget
 
     def set_references(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -22,6 +21,7 @@ from edge_agent.app import Agent
 from edge_agent.config import CameraConfig
 from edge_agent.preview import WINDOW_S
 from edge_agent.types import Frame
+from edge_agent.worker import CameraWorker
 
 START_S = 1000.0
 
@@ -62,7 +62,8 @@ class AgentStandIn:
         config = CameraConfig.model_validate(
             {"id": "cam1", "source": {"kind": "sim"}, "preview": {"budget_bps": budget_bps}}
         )
-        self.workers = [SimpleNamespace(config=config, latest=None, preview=None, preview_bytes=0)]
+        # the real worker's preview methods; no source, mailbox or pipeline
+        self.workers = [CameraWorker(config, None, None, None)]  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from edge_agent.remote import (
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.stats import build_stats, stats_expiry_s
 from edge_agent.types import Frame
+from edge_agent.worker import CameraWorker
 
 
 class AgentStandIn:
@@ -74,18 +75,19 @@ class AgentStandIn:
         analyzers = build_analyzers(  # in memory: nothing written
             [flood], camera_id="cam1", references=ReferenceStoreConfig(directory=None)
         )
-        self.workers = [
-            SimpleNamespace(
-                config=SimpleNamespace(id="cam1", preview=PreviewConfig()),
+        self.workers = [  # the real worker's preview methods; no source, mailbox or model
+            CameraWorker(
+                config=SimpleNamespace(id="cam1", preview=PreviewConfig()),  # type: ignore[arg-type]
+                source=None,  # type: ignore[arg-type]
+                mailbox=None,  # type: ignore[arg-type]
+                pipeline=SimpleNamespace(analyzers=analyzers),  # type: ignore[arg-type]
                 latest=frame,
-                preview=None,
-                pipeline=SimpleNamespace(analyzers=analyzers),
             ),
-            SimpleNamespace(
-                config=SimpleNamespace(id="cam2", preview=PreviewConfig()),
-                latest=None,
-                preview=None,
-                pipeline=SimpleNamespace(analyzers=()),
+            CameraWorker(
+                config=SimpleNamespace(id="cam2", preview=PreviewConfig()),  # type: ignore[arg-type]
+                source=None,  # type: ignore[arg-type]
+                mailbox=None,  # type: ignore[arg-type]
+                pipeline=SimpleNamespace(analyzers=()),  # type: ignore[arg-type]
             ),
         ]
 
