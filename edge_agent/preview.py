@@ -22,6 +22,7 @@ stays nearly idle.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,15 +39,17 @@ STATIC_REFRESH_S = 5.0  # a static scene still sends a frame this often (expiry 
 STATIC_FILL = 0.2  # ... at the best rung that keeps it within this share of the budget
 AIM_FILL = 0.85  # aim at this share of the budget's rate: the cap is the backstop
 CLIMB_FILL = 0.7  # a better rung must fit in this share (hysteresis: no flapping)
-MAX_TRIES = 3  # encodes per frame when the first does not fit the window
+MAX_TRIES = 3  # encodes per frame when the first is far over the rate or the window
 THUMB_WIDTH_PX = 64
 CHANGE_LEVEL = 12  # grey levels: a thumbnail pixel differs by more than this ...
 STATIC_SHARE = 0.003  # ... in less than this share of pixels: the scene is static
 QUALITIES = (80, 70, 60, 50, 40)  # the normal ladder; the last rung also tries LOW_QUALITIES
 LOW_QUALITIES = (30, 20)  # only at the floor (min width, min fps): better than no frame
-# JPEG bytes relative to quality 80 for the same picture (measured on the shared clips; a
-# rough guide to the rung above or below, corrected by every frame actually encoded)
-QUALITY_SIZE = {80: 1.0, 70: 0.8, 60: 0.68, 50: 0.6, 40: 0.52, 30: 0.43, 20: 0.33}
+# JPEG bytes relative to quality 80 for the same picture, and how they grow with the width
+# (medians over frames of the shared clips at 480 px: 320 px costs 0.51 of 480 px, not
+# 0.44): a guide to the rung above or below, corrected by every frame actually encoded
+QUALITY_SIZE = {80: 1.0, 70: 0.8, 60: 0.68, 50: 0.6, 40: 0.53, 30: 0.45, 20: 0.38}
+WIDTH_EXPONENT = 1.7
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class PreviewBudget:
         self.rungs = ladder(width_px, fps, min_width_px=min_width_px, min_fps=min_fps)
         self.level = 0  # the rung of the last frame sent
         self.next_due_s = start_s
-        self._bytes_per_unit: float | None = None  # bytes / (pixels x QUALITY_SIZE)
+        self._bytes_per_unit: float | None = None  # this scene's bytes per ``_units``
         self._sent: deque[tuple[float, int]] = deque()  # (time, bytes with overhead)
         self._last_thumb: np.ndarray | None = None
         self._last_sent_s: float | None = None
@@ -194,17 +197,21 @@ class PreviewBudget:
             self.wait(now_s)
             return None
         level = self.choose(static=static)
-        for _ in range(MAX_TRIES):
+        for attempt in range(MAX_TRIES):
             rung = self.rungs[level]
             jpeg = encode(rung)
             if jpeg is None:
                 self.next_due_s = now_s + rung.interval_s
                 return None
             self._learn(rung, len(jpeg))
+            wanted = self.choose(static=static)  # what this frame's size says about the rate
+            if wanted > level and attempt < MAX_TRIES - 1:
+                level = wanted  # far over the rate (the first frame, a scene change): lower
+                continue
             if self._fits(now_s, len(jpeg)):
                 return self._send(now_s, thumb, level, jpeg)
             # too big for what is left of the window: the rung this size asks for, lower
-            level = max(level + 1, self.choose(static=static))
+            level = max(level + 1, wanted)
             if level >= len(self.rungs):
                 break
         self.frames_held += 1
@@ -225,6 +232,5 @@ class PreviewBudget:
 
 
 def _units(rung: Rung) -> float:
-    """A rung's JPEG size in units of "one pixel at quality 80" (16:9 assumed: only the
-    ratio between rungs matters)."""
-    return rung.width_px * rung.width_px * 9 / 16 * QUALITY_SIZE[rung.jpeg_quality]
+    """A rung's JPEG size in arbitrary units (only the ratio between rungs matters)."""
+    return math.pow(rung.width_px, WIDTH_EXPONENT) * QUALITY_SIZE[rung.jpeg_quality]
