@@ -30,9 +30,9 @@ paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake`
                    ``analysis-{cam}`` thread takes it at its
                    next frame)
 ``housekeeping``   the LED, ``worker.stats_mark``, a preview's     ``publish_volatile``;
-                   ``next_due_s``; ends an expired preview under   ``OutboxSink.retry`` (its
-                   ``_preview_lock``                               lock): what a full disk
-                                                                   refused is stored later
+                   ``PreviewBudget`` (timing, size, quality) and   ``OutboxSink.retry`` (its
+                   ``worker.preview_bytes``; ends an expired       lock): what a full disk
+                   preview under ``_preview_lock``                 refused is stored later
 caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
 ``start``/``stop`` sources and the sink after the join
 ``reload`` (SIGHUP ``workers``, ``detector``, ``config`` (each      ``_cameras_stop``; the old
@@ -95,7 +95,7 @@ from edge_agent.stats import (
     stats_expiry_s,
 )
 from edge_agent.types import Box
-from edge_agent.worker import CameraWorker, Preview
+from edge_agent.worker import CameraWorker
 
 if TYPE_CHECKING:
     from edge_agent.renew import Renewer
@@ -321,12 +321,14 @@ class Agent:
                     worker.preview = None
             log.info("camera %s: preview ended", worker.config.id)
             return
-        preview.next_due_s = now_s + preview.interval_s
-        jpeg = self.snapshot_jpeg(worker.config.id, preview.width_px)
-        if jpeg is not None:
+        camera_id = worker.config.id
+        sent = worker.preview_frame(  # within the camera's byte budget (edge_agent/preview.py)
+            preview, now_s, lambda r: self.snapshot_jpeg(camera_id, r.width_px, r.jpeg_quality)
+        )
+        if sent is not None:
             self.publisher.publish_volatile(
-                self.topics.preview(worker.config.id),
-                jpeg,
+                self.topics.preview(camera_id),
+                sent,
                 content_type="image/jpeg",
                 expiry_s=PREVIEW_EXPIRY_S,
             )
@@ -409,24 +411,37 @@ class Agent:
     def reload_config(self) -> dict[str, object]:
         return self.reload().reply_body()
 
-    def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
+    def snapshot_jpeg(self, camera_id: str, width_px: int, jpeg_quality: int = 80) -> bytes | None:
+        """The one place a whole frame becomes a JPEG: snapshots and previews."""
         frame = self._worker(camera_id).latest
         if frame is None:
             return None
-        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality=80)
+        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality)
 
     def set_preview(
-        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
-    ) -> None:
+        self,
+        camera_id: str,
+        *,
+        on: bool,
+        seconds: float,
+        fps: float,
+        width_px: int,
+        budget_bps: int | None = None,
+    ) -> int:
         worker = self._worker(camera_id)
+        limits = worker.config.preview
+        budget = limits.budget_bps if budget_bps is None else min(budget_bps, limits.budget_bps)
         if not on:
             with self._preview_lock:
                 worker.preview = None
-            return
-        now_s = time.monotonic()
+            return budget
+        preview = worker.new_preview(
+            time.monotonic(), seconds=seconds, fps=fps, width_px=width_px, budget_bps=budget
+        )
         with self._preview_lock:
-            worker.preview = Preview(now_s + seconds, 1.0 / fps, width_px, now_s)
-        log.info("camera %s: preview on for %.0f s at %.1f fps", camera_id, seconds, fps)
+            worker.preview = preview
+        log.info("camera %s: preview on for %.0f s, %d bit/s", camera_id, seconds, budget)
+        return budget
 
     def set_references(
         self, camera_id: str, *, mode: ReferenceMode, analyzers: list[str] | None

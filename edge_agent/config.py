@@ -98,6 +98,15 @@ class RegionConfig(StrictModel):
     regrow: bool = True  # re-run a larger crop around a box cut by a crop's edge
 
 
+class PreviewConfig(StrictModel):
+    """What a live preview may cost (docs/configuration.md): the budget holds over any
+    10 s window; quality, then width, then fps go down to fit it."""
+
+    budget_bps: int = Field(64_000, ge=8_000, le=10_000_000)  # bits/s of JPEG + framing
+    min_width_px: int = Field(320, ge=64, le=1280)  # a narrower request is its own floor
+    min_fps: float = Field(1.0, gt=0, le=5)  # a lower request is its own floor
+
+
 class CameraConfig(StrictModel):
     id: Identifier
     source: SourceConfig
@@ -109,6 +118,7 @@ class CameraConfig(StrictModel):
     detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
     regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
     references: ReferenceStoreConfig | None = None  # None: the agent's (docs/analyzers.md)
+    preview: PreviewConfig = Field(default_factory=lambda: PreviewConfig())
 
     @field_validator("zones")
     @classmethod

@@ -12,7 +12,8 @@ Commands:
 - ``status`` → version, boot, cameras' health, outbox depth.
 - ``snapshot`` ``{"camera": "cam1", "width_px": 640}`` → a JPEG of the latest frame.
 - ``preview`` ``{"camera": "cam1", "on": true, "seconds": 60, "fps": 1}`` → low-rate
-  JPEGs on ``preview/{camera}`` (QoS 0, short message expiry) until it times out.
+  JPEGs on ``preview/{camera}`` (QoS 0, short message expiry) until it times out, within
+  the camera's byte budget (``budget_bps`` may ask for less; edge_agent/preview.py).
 - ``reference`` ``{"camera": "cam1", "mode": "learn"}`` → the camera's analyzers take a
   new reference of the clear scene, kept on disk (docs/analyzers.md, Stored references).
 - ``reload`` ``{}`` → the device reads its config file again, checks it and applies it
@@ -100,6 +101,8 @@ class PreviewCommand(StrictModel):
     seconds: float = Field(60.0, gt=0, le=MAX_PREVIEW_S)
     fps: float = Field(1.0, gt=0, le=MAX_PREVIEW_FPS)
     width_px: int = Field(480, ge=64, le=1280)
+    # bits/s; at most the camera's configured budget (a higher ask gets the configured one)
+    budget_bps: int | None = Field(None, ge=8_000)
 
 
 class ReferenceCommand(StrictModel):
@@ -143,8 +146,18 @@ class CommandTarget(Protocol):
         ...
 
     def set_preview(
-        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
-    ) -> None: ...
+        self,
+        camera_id: str,
+        *,
+        on: bool,
+        seconds: float,
+        fps: float,
+        width_px: int,
+        budget_bps: int | None = None,
+    ) -> int:
+        """Switch the preview on or off; the budget in effect (bits/s): the one asked for,
+        at most the camera's configured one."""
+        ...
 
     def set_references(
         self, camera_id: str, *, mode: Literal["learn", "frame"], analyzers: list[str] | None
@@ -257,12 +270,13 @@ class CommandHandler:
         problem = self._known_camera(command.camera)
         if problem:
             return Reply.error(problem)
-        self._target.set_preview(
+        budget_bps = self._target.set_preview(
             command.camera,
             on=command.on,
             seconds=command.seconds,
             fps=command.fps,
             width_px=command.width_px,
+            budget_bps=command.budget_bps,
         )
         state: Literal["on", "off"] = "on" if command.on else "off"
         return Reply.json(
@@ -271,6 +285,7 @@ class CommandHandler:
                 "camera": command.camera,
                 "preview": state,
                 "until": round(self._clock() + command.seconds, 3) if command.on else None,
+                "budget_bps": budget_bps,
             }
         )
 

@@ -52,6 +52,7 @@ class CameraStats:
     failed_frames: int = 0
     last_error: str | None = None
     stage_errors: Mapping[str, int] = field(default_factory=dict)
+    preview_bytes: int = 0  # since start: JPEG bytes of previews sent
 
     def as_dict(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -64,6 +65,7 @@ class CameraStats:
             "failed_frames": self.failed_frames,
             "last_error": self.last_error,
             "stage_errors": dict(self.stage_errors),
+            "preview_bytes": self.preview_bytes,
         }
         if self.source is not None:
             body["source"] = {

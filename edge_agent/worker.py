@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline, StageClock
+from edge_agent.preview import EncodeAt, PreviewBudget, thumbnail
 from edge_agent.stats import CameraStats
 from edge_agent.types import Frame
 
@@ -31,9 +32,11 @@ CAPTURE_RETRY_S = 5.0  # after a capture backend raised
 @dataclass
 class Preview:
     until_s: float  # monotonic
-    interval_s: float
-    width_px: int
-    next_due_s: float = 0.0  # written by housekeeping only, once the preview is set
+    budget: PreviewBudget  # its rate, size and quality; called by housekeeping only
+
+    @property
+    def next_due_s(self) -> float:
+        return self.budget.next_due_s
 
 
 _failure_order = itertools.count(1)  # which failure came last, across threads
@@ -87,8 +90,37 @@ class CameraWorker:
     analysis_failures: Failures = field(default_factory=Failures)
     latest: Frame | None = None  # for snapshots and previews
     preview: Preview | None = None
+    preview_bytes: int = 0  # JPEG bytes of previews sent since start (housekeeping writes)
     stats_mark: StatsMark = field(default_factory=StatsMark)
     last_frame_mono_s: float | None = None  # when the analysis thread last got a frame
+
+    def new_preview(
+        self, now_s: float, *, seconds: float, fps: float, width_px: int, budget_bps: int
+    ) -> Preview:
+        """A preview from now, within ``budget_bps`` and the camera's floors; never wider
+        than the picture, so the ladder's widths are real."""
+        frame, limits = self.latest, self.config.preview
+        budget = PreviewBudget(
+            budget_bps=budget_bps,
+            width_px=width_px if frame is None else min(width_px, frame.image.shape[1]),
+            fps=fps,
+            min_width_px=limits.min_width_px,
+            min_fps=limits.min_fps,
+            start_s=now_s,
+        )
+        return Preview(now_s + seconds, budget)
+
+    def preview_frame(self, preview: Preview, now_s: float, encode: EncodeAt) -> bytes | None:
+        """The preview's JPEG due now within its budget, or None (housekeeping only)."""
+        frame = self.latest
+        if frame is None:
+            preview.budget.wait(now_s)  # no frame yet: ask again one interval later
+            return None
+        sent = preview.budget.offer(now_s, thumbnail(frame.image), encode)
+        if sent is None:
+            return None
+        self.preview_bytes += len(sent.jpeg)
+        return sent.jpeg
 
     @property
     def failed_frames(self) -> int:
@@ -120,6 +152,7 @@ class CameraWorker:
             motion_ratio=self.pipeline.last_motion_ratio,
             source=self.source.health(),
             failed_frames=self.failed_frames,
+            preview_bytes=self.preview_bytes,
             last_error=self.last_error,
             stage_errors=dict(self.pipeline.stage_errors),
         )

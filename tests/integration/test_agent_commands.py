@@ -223,11 +223,40 @@ def test_preview_runs_at_low_rate_and_stops_by_itself(running_agent: tuple[Agent
     agent, centre = running_agent
     centre.send("preview", {"camera": "cam1", "seconds": 2, "fps": 2}, b"c-prev")
     assert reply_body(centre, b"c-prev")["preview"] == "on"
-    wait_until(lambda: len(centre.inbox.at(f"{ROOT}/preview/cam1")) >= 2, 30.0, "preview frames")
+    # One frame at least: a still scene (the person has not walked in yet) sends one frame
+    # every 5 s (edge_agent/preview.py); the rate within the budget is tested on its own.
+    wait_until(lambda: centre.inbox.at(f"{ROOT}/preview/cam1"), 30.0, "a preview frame")
     frame = centre.inbox.at(f"{ROOT}/preview/cam1")[0]
     assert frame.qos == 0 and frame.properties.ContentType == "image/jpeg"
     assert frame.properties.MessageExpiryInterval <= 10
     wait_until(lambda: agent.workers[0].preview is None, 30.0, "the preview to time out")
+
+
+def test_preview_within_a_small_budget_as_the_centre_receives_it(
+    running_agent: tuple[Agent, Centre],
+) -> None:
+    """Bytes counted at the subscriber: a preview of at most 10 s lies in one 10 s window,
+    so all it sent must fit the budget's window (the 1.1x of the acceptance line)."""
+    agent, centre = running_agent
+    topic = f"{ROOT}/preview/cam1"
+    ask = {"camera": "cam1", "seconds": 8, "fps": 5, "width_px": 1280, "budget_bps": 16_000}
+    centre.send("preview", ask, b"c-budget")
+    reply = reply_body(centre, b"c-budget")
+    assert (reply["preview"], reply["budget_bps"]) == ("on", 16_000)
+    wait_until(lambda: agent.workers[0].preview is None, 30.0, "the preview to end")
+    frames = centre.inbox.at(topic)
+    assert frames, "no preview frame arrived"
+    received = sum(len(m.payload) for m in frames)
+    assert received <= 1.1 * 16_000 * 10 / 8
+    for message in frames:
+        picture = cv2.imdecode(np.frombuffer(message.payload, np.uint8), cv2.IMREAD_COLOR)
+        assert picture is not None and picture.shape[1] <= 480  # never wider than the camera
+
+    def stats_counting_them() -> bool:
+        bodies = [json.loads(m.payload) for m in centre.inbox.at(f"{ROOT}/stats")]
+        return any(b["cameras"]["cam1"].get("preview_bytes") == received for b in bodies)
+
+    wait_until(stats_counting_them, 30.0, "stats with the preview bytes")
 
 
 def test_retained_commands_are_never_executed(tmp_path: Path, private_broker: LocalBroker) -> None:

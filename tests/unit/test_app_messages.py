@@ -35,7 +35,7 @@ from helpers import wait_until
 from edge_agent.analyzers import build_analyzers
 from edge_agent.analyzers.config import FloodAnalyzerConfig, ReferenceStoreConfig
 from edge_agent.app import PREVIEW_EXPIRY_S, Agent
-from edge_agent.config import parse_config
+from edge_agent.config import PreviewConfig, parse_config
 from edge_agent.indicator import Condition, NoIndicator
 from edge_agent.mqtt import Publisher
 from edge_agent.outbox import Outbox
@@ -46,6 +46,7 @@ from edge_agent.remote import (
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.stats import build_stats, stats_expiry_s
 from edge_agent.types import Frame
+from edge_agent.worker import CameraWorker
 
 
 class AgentStandIn:
@@ -74,18 +75,19 @@ class AgentStandIn:
         analyzers = build_analyzers(  # in memory: nothing written
             [flood], camera_id="cam1", references=ReferenceStoreConfig(directory=None)
         )
-        self.workers = [
-            SimpleNamespace(
-                config=SimpleNamespace(id="cam1"),
+        self.workers = [  # the real worker's preview methods; no source, mailbox or model
+            CameraWorker(
+                config=SimpleNamespace(id="cam1", preview=PreviewConfig()),  # type: ignore[arg-type]
+                source=None,  # type: ignore[arg-type]
+                mailbox=None,  # type: ignore[arg-type]
+                pipeline=SimpleNamespace(analyzers=analyzers),  # type: ignore[arg-type]
                 latest=frame,
-                preview=None,
-                pipeline=SimpleNamespace(analyzers=analyzers),
             ),
-            SimpleNamespace(
-                config=SimpleNamespace(id="cam2"),
-                latest=None,
-                preview=None,
-                pipeline=SimpleNamespace(analyzers=()),
+            CameraWorker(
+                config=SimpleNamespace(id="cam2", preview=PreviewConfig()),  # type: ignore[arg-type]
+                source=None,  # type: ignore[arg-type]
+                mailbox=None,  # type: ignore[arg-type]
+                pipeline=SimpleNamespace(analyzers=()),  # type: ignore[arg-type]
             ),
         ]
 

@@ -24,6 +24,7 @@ CORE_MODELS: list[type[BaseModel]] = [
     config.TlsConfig,
     config.OutboxConfig,
     config.OutboxTtlConfig,
+    config.PreviewConfig,
 ]
 
 

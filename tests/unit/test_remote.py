@@ -64,9 +64,17 @@ class FakeAgent:
         return b"\xff\xd8jpeg" if camera_id == "cam1" else None
 
     def set_preview(
-        self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
-    ) -> None:
+        self,
+        camera_id: str,
+        *,
+        on: bool,
+        seconds: float,
+        fps: float,
+        width_px: int,
+        budget_bps: int | None = None,
+    ) -> int:
         self.previews.append((camera_id, on, seconds, fps))
+        return 64_000 if budget_bps is None else min(budget_bps, 64_000)
 
     def camera_ids(self) -> tuple[str, ...]:
         return ("cam1", "cam2")
@@ -111,8 +119,19 @@ def test_snapshot_of_a_camera_without_frames_is_explained() -> None:
 
 def test_preview_on_is_bounded_and_acknowledged() -> None:
     reply, agent, _ = handle("preview", {"camera": "cam1", "seconds": 30, "fps": 2})
-    assert body(reply) == {"ok": True, "camera": "cam1", "preview": "on", "until": 130.0}
+    assert body(reply) == {
+        "ok": True,
+        "camera": "cam1",
+        "preview": "on",
+        "until": 130.0,
+        "budget_bps": 64_000,
+    }
     assert agent.previews == [("cam1", True, 30.0, 2.0)]
+    # A lower budget may be asked for; a higher one gets the camera's own.
+    reply, _, _ = handle("preview", {"camera": "cam1", "budget_bps": 16_000})
+    assert body(reply)["budget_bps"] == 16_000
+    reply, _, _ = handle("preview", {"camera": "cam1", "budget_bps": 1_000_000})
+    assert body(reply)["budget_bps"] == 64_000
 
 
 def test_reference_asks_the_camera_s_analyzers_and_says_which(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
         "failed_frames": 2,
         "last_error": "analysis failed: boom",
         "stage_errors": {"flood": 2},
+        "preview_bytes": 0,
         "source": {
             "connected": True,
             "frames_read": 300,
