@@ -324,26 +324,25 @@ class _Handler(BaseHTTPRequestHandler):
     # -- POST ---------------------------------------------------------------------------
 
     def do_POST(self) -> None:
+        body = self._body(MAX_JSON_BYTES)  # read first: a refusal must not leave it unread
+        if body is None:
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            return
         if not self.page.host_allowed(self.headers.get("Host")):
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unknown host name"})
             return
         if not self._same_origin():
-            log.warning(
-                "page: cross-site POST %s refused (from %s)", self.path, self.client_address
-            )
+            log.warning("page: cross-site POST %s refused (%s)", self.path, self.client_address[0])
             self._json(HTTPStatus.FORBIDDEN, {"error": "cross-site request refused"})
             return
         path = urlsplit(self.path).path
         if path == "/login":
-            self._login()
+            self._login(body)
             return
         session = self._session()
         if session is None:
             self._json(HTTPStatus.UNAUTHORIZED, {"error": "log in first"})
-            return
-        body = self._body(MAX_JSON_BYTES)
-        if body is None:
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
             return
         token = self.headers.get(CSRF_HEADER) or _form_field(self.headers, body, "csrf")
         if not csrf_matches(session, token):
@@ -357,9 +356,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
-    def _login(self) -> None:
-        body = self._body(MAX_FORM_BYTES)
-        password = _form_field(self.headers, body or b"", "password") or ""
+    def _login(self, body: bytes) -> None:
+        password = _form_field(self.headers, body[:MAX_FORM_BYTES], "password") or ""
         verdict = self.page.password_ok(password, self.client_address[0])
         if verdict is None:
             self._login_page(HTTPStatus.TOO_MANY_REQUESTS, "Too many tries: wait a minute.")

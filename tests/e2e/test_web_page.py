@@ -238,6 +238,9 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
         "an intrusion alert in the drawn zone",
     )
     screenshot(browser, "zones-saved")
+    browser.find_element(By.ID, "nav-live").click()
+    wait_until(lambda: loaded(browser, "live-cam1"), TIMEOUT_S, "the live picture")
+    screenshot(browser, "live-with-zone")
 
     browser.find_element(By.ID, "zone-rollback").click()
     wait_until(lambda: "Rolled back" in status.text, TIMEOUT_S, "the rollback")
@@ -299,7 +302,7 @@ def test_a_cross_site_form_post_is_refused(
 def test_every_view_fits_a_phone_screen(page: Page, browser: WebDriver) -> None:
     browser.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
     )
     browser.get(page.url + "/login")
     overflow = "return document.documentElement.scrollWidth - window.innerWidth"
