@@ -35,6 +35,9 @@ paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake`
                                                                    refused is stored later
 caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
 ``start``/``stop`` sources and the sink after the join
+``web`` and its    sessions, login failures, the page's frame      ``Agent.reload()``, as a
+request threads    cache (each under its lock); a zone save        SIGHUP (edge_agent/web)
+(``web.enabled``)  writes the config file, then reloads
 ``reload`` (SIGHUP ``workers``, ``detector``, ``config`` (each      ``_cameras_stop``; the old
 thread or          replaced whole, under ``_reload_lock``)         camera threads joined first
 ``mqtt-commands``)
