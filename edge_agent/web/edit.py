@@ -1,12 +1,12 @@
 """Saving the zone editor's work, and going back: the config file is the one truth.
 
-A save changes one camera's ``zones`` (and the alert rules that name them) in the YAML
-the agent was started from, checks the *whole* file as ``check-config`` does, keeps the
-file it replaces as ``<config>.prev``, writes the new one atomically (same mode) and
-applies it through the agent's reload — the SIGHUP path. A reload the agent refuses puts
-the previous file back, so disk and running config never disagree. ``rollback`` swaps the
-file and its ``.prev`` and reloads. Comments in the YAML do not survive a save (they stay
-in ``.prev``); docs/web.md says so.
+A save changes one camera's ``zones`` (and the alert rules that name them), and its
+counting lines when sent, in the YAML the agent was started from; checks the *whole* file
+as ``check-config`` does; keeps the file it replaces as ``<config>.prev``; writes the new
+one atomically (same mode) and applies it through the agent's reload — the SIGHUP path. A
+reload the agent refuses puts the previous file back, so disk and running config never
+disagree. ``rollback`` swaps the file and its ``.prev`` and reloads. Comments in the YAML
+do not survive a save (they stay in ``.prev``); docs/web.md says so.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from edge_agent.config_base import StrictModel
 from edge_agent.config_check import check_config_data
 from edge_agent.service.reload import ReloadOutcome
 
-__all__ = ["ConfigEditor", "EditResult", "ZoneEdit", "ZonesEdit", "previous_path"]
+__all__ = ["ConfigEditor", "EditResult", "LineEdit", "ZoneEdit", "ZonesEdit", "previous_path"]
 
 ZoneRuleKind = Literal["intrusion", "loitering", "crowd", "stopped_vehicle", "congestion"]
 
@@ -39,11 +39,21 @@ class ZoneEdit(StrictModel):
     rules: list[ZoneRuleKind] = Field(default_factory=list)
 
 
+class LineEdit(StrictModel):
+    """One counting line (a ``line_crossing`` rule) as the editor sends it."""
+
+    name: str
+    a: tuple[float, float]
+    b: tuple[float, float]
+
+
 class ZonesEdit(StrictModel):
-    """A save: every zone of one camera (a zone left out is removed, with its rules)."""
+    """A save: every zone of one camera (a zone left out is removed, with its rules), and
+    its counting lines when ``lines`` is given (None: the lines stay as they are)."""
 
     camera: str
     zones: list[ZoneEdit]
+    lines: list[LineEdit] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,18 @@ def apply_zones(data: object, edit: ZonesEdit) -> list[str]:
     kept = [r for r in rules if "zone" not in r or (r.get("kind"), r["zone"]) in wanted]
     have = {(r.get("kind"), r.get("zone")) for r in kept}
     kept += [{"kind": kind, "zone": zone} for kind, zone in wanted if (kind, zone) not in have]
+    if edit.lines is not None:
+        old_lines = {r.get("name"): r for r in kept if r.get("kind") == "line_crossing"}
+        kept = [r for r in kept if r.get("kind") != "line_crossing"]
+        kept += [
+            {
+                **old_lines.get(line.name, {"kind": "line_crossing"}),
+                "name": line.name,
+                "a": list(line.a),
+                "b": list(line.b),
+            }
+            for line in edit.lines
+        ]
     camera["rules"] = kept
     return []
 

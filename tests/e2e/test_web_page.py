@@ -31,6 +31,7 @@ from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
 from edge_agent.config import parse_config
 from edge_agent.config_check import check_config_file
+from edge_agent.rules.config import LineCrossingRuleConfig
 from edge_agent.web.auth import write_password_file
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -209,6 +210,11 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
     browser.find_element(By.ID, "zone-name").send_keys("drawn")
     Select(browser.find_element(By.ID, "zone-rule")).select_by_value("intrusion")
     browser.find_element(By.ID, "zone-add").click()
+    Select(browser.find_element(By.ID, "draw-kind")).select_by_value("line")
+    for x, y in ((0.1, 0.8), (0.9, 0.8)):
+        click_at(browser, "edit-svg", x, y)
+    browser.find_element(By.ID, "zone-name").send_keys("kerb")
+    browser.find_element(By.ID, "zone-add").click()
     screenshot(browser, "zones")
     before = page.config_path.read_bytes()
     browser.find_element(By.ID, "zone-save").click()
@@ -223,9 +229,11 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
     assert zone.name == "drawn"
     for (x, y), (want_x, want_y) in zip(zone.polygon, corners, strict=True):
         assert abs(x - want_x) < 0.02 and abs(y - want_y) < 0.02
-    assert [(r.kind, getattr(r, "zone", None)) for r in check.config.cameras[0].rules] == [
-        ("intrusion", "drawn")
-    ]
+    intrusion, line = check.config.cameras[0].rules
+    assert (intrusion.kind, getattr(intrusion, "zone", None)) == ("intrusion", "drawn")
+    assert isinstance(line, LineCrossingRuleConfig) and line.name == "kerb"
+    assert abs(line.a[0] - 0.1) < 0.02 and abs(line.b[0] - 0.9) < 0.02
+    assert abs(line.a[1] - 0.8) < 0.02 and abs(line.b[1] - 0.8) < 0.02
     assert page.config_path.with_name("config.yaml.prev").read_bytes() == before
     # The running agent uses it: its config, and an alert in the new zone at a subscriber.
     assert [z.name for z in page.agent.config.cameras[0].zones] == ["drawn"]
@@ -245,6 +253,7 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
     browser.find_element(By.ID, "zone-rollback").click()
     wait_until(lambda: "Rolled back" in status.text, TIMEOUT_S, "the rollback")
     assert page.agent.config.cameras[0].zones == []
+    assert page.agent.config.cameras[0].rules == []
     assert yaml.safe_load(page.config_path.read_text()) == yaml.safe_load(before)
 
 

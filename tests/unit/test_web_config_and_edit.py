@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from edge_agent.config import load_config
+from edge_agent.rules.config import LineCrossingRuleConfig
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.web.config import WebConfig, split_listen
 from edge_agent.web.edit import ConfigEditor
@@ -146,3 +147,22 @@ def test_rollback_swaps_the_file_and_its_previous_one(config_path: Path) -> None
     assert result.status == 200, result.body
     assert yaml.safe_load(config_path.read_bytes()) == yaml.safe_load(before)
     assert config_path.with_name("config.yaml.prev").read_bytes() == saved
+
+
+def test_lines_are_replaced_when_sent_and_keep_their_settings(config_path: Path) -> None:
+    lines = [
+        {"name": "kerb", "a": [0.0, 0.7], "b": [1.0, 0.7]},
+        {"name": "gate_line", "a": [0.2, 0.1], "b": [0.2, 0.9]},
+    ]
+    result = ConfigEditor(config_path, Reloads()).save_zones({**SAVE, "lines": lines})
+    assert result.status == 200, result.body
+    rules = load_config(config_path).cameras[0].rules
+    crossing = [r for r in rules if isinstance(r, LineCrossingRuleConfig)]
+    assert [(r.name, r.a, r.b) for r in crossing] == [
+        ("kerb", (0.0, 0.7), (1.0, 0.7)),
+        ("gate_line", (0.2, 0.1), (0.2, 0.9)),
+    ]
+    assert ConfigEditor(config_path, Reloads()).save_zones({**SAVE, "lines": []}).status == 200
+    assert not any(
+        isinstance(r, LineCrossingRuleConfig) for r in load_config(config_path).cameras[0].rules
+    )

@@ -8,7 +8,7 @@ const ZONE_KINDS = ["intrusion", "loitering", "crowd", "stopped_vehicle", "conge
 const $ = (id) => document.getElementById(id);
 
 let cameras = []; // from /api/cameras
-const editor = { camera: null, zones: [], draft: [] };
+const editor = { camera: null, zones: [], lines: [], draft: [] };
 
 async function getJSON(url) {
   const response = await fetch(url, { credentials: "same-origin" });
@@ -159,10 +159,17 @@ function editedZones(camera) {
   }));
 }
 
+function editedLines(camera) {
+  return camera.rules.filter((r) => r.kind === "line_crossing").map((r) => ({ name: r.name, a: r.a, b: r.b }));
+}
+
+const drawingLine = () => $("draw-kind").value === "line";
+
 function chooseCamera(id) {
   const camera = cameras.find((c) => c.id === id) || cameras[0];
   editor.camera = camera.id;
   editor.zones = editedZones(camera);
+  editor.lines = editedLines(camera);
   editor.draft = [];
   drawEditor();
 }
@@ -181,6 +188,24 @@ function drawEditor() {
     label.setAttribute("y", zone.polygon[0][1] * 1000 + 40);
     label.textContent = zone.name;
     svg.append(polygon, label);
+  }
+  for (const line of editor.lines) {
+    const path = document.createElementNS(SVG, "line");
+    path.setAttribute("x1", line.a[0] * 1000);
+    path.setAttribute("y1", line.a[1] * 1000);
+    path.setAttribute("x2", line.b[0] * 1000);
+    path.setAttribute("y2", line.b[1] * 1000);
+    const start = document.createElementNS(SVG, "circle");
+    start.setAttribute("class", "line-a");
+    start.setAttribute("cx", line.a[0] * 1000);
+    start.setAttribute("cy", line.a[1] * 1000);
+    start.setAttribute("r", 10);
+    const label = document.createElementNS(SVG, "text");
+    label.setAttribute("class", "line-name");
+    label.setAttribute("x", line.a[0] * 1000 + 12);
+    label.setAttribute("y", line.a[1] * 1000 - 12);
+    label.textContent = line.name;
+    svg.append(path, start, label);
   }
   if (editor.draft.length) {
     const draft = document.createElementNS(SVG, "polygon");
@@ -208,6 +233,16 @@ function drawEditor() {
     li.append(remove);
     list.append(li);
   });
+  editor.lines.forEach((line, index) => {
+    const li = element("li", {}, `${line.name}: counting line`);
+    const remove = element("button", { type: "button" }, "remove");
+    remove.addEventListener("click", () => {
+      editor.lines.splice(index, 1);
+      drawEditor();
+    });
+    li.append(remove);
+    list.append(li);
+  });
 }
 
 function status(text, ok) {
@@ -219,16 +254,26 @@ function status(text, ok) {
 function addCorner(event) {
   const rect = $("edit-svg").getBoundingClientRect();
   const round = (v) => Math.round(Math.min(1, Math.max(0, v)) * 1000) / 1000;
+  if (drawingLine() && editor.draft.length >= 2) editor.draft = []; // a line has two ends
   editor.draft.push([round((event.clientX - rect.left) / rect.width), round((event.clientY - rect.top) / rect.height)]);
   drawEditor();
 }
 
-function addZone() {
+function addShape() {
   const name = $("zone-name").value.trim();
-  if (editor.draft.length < 3) return status("Place at least three corners on the picture first.", false);
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
-    return status("Name the zone: letters, digits, '_', '.', '-' (no spaces).", false);
+    return status("Name it: letters, digits, '_', '.', '-' (no spaces).", false);
   }
+  if (drawingLine()) {
+    if (editor.draft.length !== 2) return status("Place the line's two ends on the picture first.", false);
+    editor.lines = editor.lines.filter((l) => l.name !== name);
+    editor.lines.push({ name: name, a: editor.draft[0], b: editor.draft[1] });
+    editor.draft = [];
+    $("zone-name").value = "";
+    drawEditor();
+    return status(`Line ${name} added: save to apply it.`, true);
+  }
+  if (editor.draft.length < 3) return status("Place at least three corners on the picture first.", false);
   const rule = $("zone-rule").value;
   editor.zones = editor.zones.filter((z) => z.name !== name);
   editor.zones.push({ name: name, polygon: editor.draft, rules: rule ? [rule] : [] });
@@ -244,7 +289,8 @@ async function reloadCameras() {
 
 async function save() {
   status("Saving...", true);
-  const result = await postJSON("/api/config/zones", { camera: editor.camera, zones: editor.zones });
+  const body = { camera: editor.camera, zones: editor.zones, lines: editor.lines };
+  const result = await postJSON("/api/config/zones", body);
   if (result.body.ok) {
     await reloadCameras();
     chooseCamera(editor.camera);
@@ -270,7 +316,12 @@ function buildEditor() {
   select.replaceChildren(...cameras.map((c) => element("option", { value: c.id }, c.id)));
   select.addEventListener("change", () => chooseCamera(select.value));
   $("edit-svg").addEventListener("click", addCorner);
-  $("zone-add").addEventListener("click", addZone);
+  $("zone-add").addEventListener("click", addShape);
+  $("draw-kind").addEventListener("change", () => {
+    $("rule-label").hidden = drawingLine();
+    editor.draft = [];
+    drawEditor();
+  });
   $("zone-clear").addEventListener("click", () => {
     editor.draft = [];
     drawEditor();
