@@ -35,7 +35,7 @@ from edge_agent.rules.config import LineCrossingRuleConfig
 from edge_agent.web.auth import write_password_file
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
@@ -190,12 +190,20 @@ def test_logging_in_shows_a_live_picture_that_changes(page: Page, browser: WebDr
 
 
 def click_at(driver: WebDriver, element_id: str, x: float, y: float) -> None:
-    """Click at normalised (x, y) of an element (Selenium's offsets are from its centre)."""
-    element = driver.find_element(By.ID, element_id)
-    size = element.size
-    ActionChains(driver).move_to_element_with_offset(
-        element, round((x - 0.5) * size["width"]), round((y - 0.5) * size["height"])
-    ).click().perform()
+    """A real mouse click at normalised (x, y) of an element, in viewport pixels (an
+    element offset would be from the centre of its *visible* part)."""
+    rect = driver.execute_script(
+        "const e = document.getElementById(arguments[0]);"
+        "e.scrollIntoView({block: 'center'});"
+        "const r = e.getBoundingClientRect();"
+        "return [r.left, r.top, r.width, r.height];",
+        element_id,
+    )
+    left, top, width, height = rect
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(round(left + x * width), round(top + y * height))
+    actions.pointer_action.click()
+    actions.perform()
 
 
 def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
@@ -246,10 +254,20 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
         "an intrusion alert in the drawn zone",
     )
     screenshot(browser, "zones-saved")
+    stale = browser.find_element(By.ID, "live-cam1").get_attribute("src")
     browser.find_element(By.ID, "nav-live").click()
-    wait_until(lambda: loaded(browser, "live-cam1"), TIMEOUT_S, "the live picture")
+    wait_until(
+        lambda: (
+            browser.find_element(By.ID, "live-cam1").get_attribute("src") != stale
+            and loaded(browser, "live-cam1")
+            and browser.execute_script("return document.getElementById('live-cam1').complete")
+        ),
+        TIMEOUT_S,
+        "a live picture drawn after the save",
+    )
     screenshot(browser, "live-with-zone")
 
+    browser.find_element(By.ID, "nav-zones").click()
     browser.find_element(By.ID, "zone-rollback").click()
     wait_until(lambda: "Rolled back" in status.text, TIMEOUT_S, "the rollback")
     assert page.agent.config.cameras[0].zones == []
