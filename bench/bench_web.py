@@ -10,6 +10,7 @@ it prints figures (bench/README.md).
 
     python bench/bench_web.py                    # ~5 min: 2 rounds x 3 modes x (15 + 30) s
     python bench/bench_web.py --rounds 1 --seconds 20
+    python bench/bench_web.py --before /work/main   # adds that tree's agent (no page code)
 """
 
 from __future__ import annotations
@@ -103,10 +104,15 @@ def wait_for_page(url: str, timeout_s: float) -> None:
     raise SystemExit(f"the page at {url} did not answer")
 
 
-def measure(mode: str, broker_port: int, warmup_s: float, seconds: float) -> dict[str, float]:
+def measure(
+    mode: str, broker_port: int, warmup_s: float, seconds: float, before: Path | None
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
-        web_port = None if mode == "disabled" else free_loopback_port()
+        web_port = None if mode in ("disabled", "before") else free_loopback_port()
+        env = dict(os.environ)
+        if mode == "before" and before is not None:  # the same agent without this work
+            env["PYTHONPATH"] = f"{before}{os.pathsep}{before / 'hw-sim'}"
         config = write_config(directory, broker_port, web_port)
         write_password_file(directory / "web-password", PASSWORD)
         child = subprocess.Popen(
@@ -121,6 +127,7 @@ def measure(mode: str, broker_port: int, warmup_s: float, seconds: float) -> dic
                 str(config),
             ],
             stdout=subprocess.DEVNULL,
+            env=env,
         )
         viewer = None
         try:
@@ -155,14 +162,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per run")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
+    parser.add_argument(
+        "--before", type=Path, help="a source tree without the page (main) measured alike"
+    )
     args = parser.parse_args()
+    modes = MODES + (("before",) if args.before else ())
     print(f"load before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
-    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     with LocalBroker() as broker:
         for round_index in range(args.rounds):
-            order = MODES[round_index % 3 :] + MODES[: round_index % 3]
-            for mode in order:
-                figures = measure(mode, broker.port, args.warmup, args.seconds)
+            shift = round_index % len(modes)
+            for mode in modes[shift:] + modes[:shift]:
+                figures = measure(mode, broker.port, args.warmup, args.seconds, args.before)
                 results[mode].append(figures)
                 print(
                     f"round {round_index + 1}: {mode:16s} "
@@ -173,7 +184,7 @@ def main() -> None:
     print()
     print("| page | agent CPU (% of one core), mean of rounds | per round |")
     print("|---|---|---|")
-    for mode in MODES:
+    for mode in modes:
         cpus = [r["cpu_pct"] for r in results[mode]]
         print(f"| {mode} | {statistics.mean(cpus):.1f} | {', '.join(f'{c:.1f}' for c in cpus)} |")
     viewers = results["one viewer"]
