@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -100,6 +101,9 @@ from edge_agent.types import Box
 from edge_agent.web.feed import RecentOutputs, TeeSink
 from edge_agent.web.server import WebServer, start_web
 from edge_agent.worker import CameraWorker, Preview
+
+if TYPE_CHECKING:
+    from edge_agent.renew import Renewer
 
 __all__ = [
     "PREVIEW_EXPIRY_S",
@@ -173,8 +177,9 @@ class Agent:
             birth_payload=self._birth(),
             max_inflight=config.mqtt.max_inflight,
             drain=DrainSettings.from_config(config.outbox),
-            on_command=self._on_command,
+            on_command=self._on_mqtt_command,
         )
+        self.renewer = self._renewer(config)
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.recent = RecentOutputs() if config.web.enabled else None  # the page's event list
         self.web: WebServer | None = None
@@ -259,6 +264,8 @@ class Agent:
                 self.sink.retry()  # an event end a full disk refused: stored once it has room
                 self.indicator.show(self.condition(now_s))
                 self.service.tick(self.service_health(now_s), now_s)
+                if self.renewer is not None:
+                    self.renewer.tick()
                 for worker in self.workers:
                     self._send_preview(worker, now_s)
                 if now_s >= next_stats_s:
@@ -363,6 +370,29 @@ class Agent:
         )
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
+
+    def _renewer(self, config: AgentConfig) -> Renewer | None:
+        tls = config.mqtt.tls
+        if tls is None or tls.renew_at_fraction is None or tls.cert_file is None:
+            return None
+        assert tls.key_file is not None  # TlsConfig: both or neither
+        from edge_agent.renew import Renewer  # cryptography: only on enrolled devices
+
+        return Renewer(
+            device_id=config.device_id,
+            topic_root=self.topics.root,
+            cert_file=tls.cert_file,
+            key_file=tls.key_file,
+            link=self.publisher,
+            renew_at_fraction=tls.renew_at_fraction,
+        )
+
+    def _on_mqtt_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
+        """The renewed certificate (docs/enrolment.md) goes to the renewer, every other
+        command to :meth:`_on_command`."""
+        if self.renewer is not None and name == self.renewer.COMMAND and not retained:
+            return self.renewer.on_certificate(payload)
+        return self._on_command(name, payload, retained)
 
     def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
         return self.commands.handle(name, payload, retained=retained)

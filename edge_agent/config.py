@@ -196,6 +196,9 @@ class TlsConfig(StrictModel):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    # Enrolled devices (docs/enrolment.md): renew the certificate at this fraction of its
+    # lifetime over the MQTT link; None never renews.
+    renew_at_fraction: float | None = Field(None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> TlsConfig:

@@ -1,10 +1,11 @@
-"""A throwaway PKI for tests and development: a CA, a broker certificate, device and
-consumer certificates (CN = device id / consumer name), and a CRL.
+"""The CA: a broker certificate, device and consumer certificates (CN = device id /
+consumer name, always a valid id: no ``/ + #``), CSRs signed with short lifetimes
+(:func:`sign_csr`, used by ``edge-provision``), and a CRL.
 
-This is not a production CA. Its CA key sits unencrypted on the machine that runs it
-(mode 0600). A real deployment keeps the CA key offline or in an HSM, generates each
-device key on the device and signs a CSR; the shapes of the certificates made here
-(what the broker checks) are the same, which is why tests can trust them.
+Its CA key sits unencrypted in the state directory (mode 0600): keep that directory on
+a guarded machine, or put the key in an HSM. Devices make their own keys and send CSRs
+(docs/enrolment.md); :func:`issue_client_cert` (key made here) is for consumers, labs
+and tests — the certificates have the same shape.
 
 Nothing this module writes belongs in git (``*.pem`` and ``*.key`` are ignored).
 
@@ -19,6 +20,7 @@ Command line (see deploy/mosquitto/README.md)::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import os
 import sys
@@ -26,19 +28,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge_agent.ids import check_id, inside
+
+if TYPE_CHECKING:  # the name exists from cryptography 40; Bookworm's apt ships 38
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 __all__ = [
     "Credential",
+    "csr_key_id",
     "issue_client_cert",
     "issue_server_cert",
     "load_credential",
     "make_ca",
     "make_crl",
+    "sign_csr",
     "write_private",
     "write_public",
 ]
@@ -151,20 +161,20 @@ def make_ca(
     return Credential(cert, key)
 
 
-def _leaf(
+def _leaf_cert(
     ca: Credential,
     common_name: str,
+    public_key: CertificatePublicKeyTypes,
     usage: x509.ObjectIdentifier,
     sans: Sequence[x509.GeneralName],
     not_before: datetime,
     not_after: datetime,
-) -> Credential:
-    key = _new_key()
+) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -177,7 +187,20 @@ def _leaf(
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    return Credential(builder.sign(ca.key, hashes.SHA256()), key)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def _leaf(
+    ca: Credential,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    sans: Sequence[x509.GeneralName],
+    not_before: datetime,
+    not_after: datetime,
+) -> Credential:
+    key = _new_key()
+    cert = _leaf_cert(ca, common_name, key.public_key(), usage, sans, not_before, not_after)
+    return Credential(cert, key)
 
 
 def _general_name(host: str) -> x509.GeneralName:
@@ -218,16 +241,74 @@ def issue_client_cert(
     valid_for: timedelta = CLIENT_VALIDITY,
     now: datetime | None = None,
 ) -> Credential:
-    """A device or consumer certificate. The broker takes ``common_name`` as the MQTT
-    username (``use_identity_as_username``): for a device it must be the device id."""
-    if not common_name or any(c in common_name for c in "+#"):
-        raise ValueError(f"certificate CN must be non-empty without '+' or '#': {common_name!r}")
+    """A device or consumer certificate, key made here (lab and tests; devices make their
+    own key and send a CSR, :func:`sign_csr`). The broker takes ``common_name`` as the
+    MQTT username and client id: for a device it must be the device id, and it must be
+    a valid id (:func:`edge_agent.ids.check_id`: no ``/``, ``+``, ``#``)."""
+    check_id(common_name, "certificate CN")
     now = now or _utcnow()
     start = not_before or now - CLOCK_SKEW
     end = not_after or now + valid_for
     if end <= start:
         raise ValueError("not_after must be later than not_before")
     return _leaf(ca, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [], start, end)
+
+
+def sign_csr(
+    ca: Credential,
+    csr_pem: bytes,
+    common_name: str,
+    *,
+    valid_for: timedelta,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """A client certificate for the key in ``csr_pem``, named ``common_name``.
+
+    The name comes from the caller (the inventory, the renewing identity), never from
+    the CSR's subject; the CSR proves possession of the key. Refuses an invalid id, a
+    CSR whose signature does not verify and a weak key.
+    """
+    check_id(common_name, "certificate CN")
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise ValueError("the CSR is not a PEM certificate signing request") from None
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not verify")
+    public_key = csr.public_key()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.key_size < 256:
+            raise ValueError("EC keys must be at least 256 bits")
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < 2048:
+            raise ValueError("RSA keys must be at least 2048 bits")
+    else:
+        raise ValueError("only EC (P-256 and up) and RSA (2048 and up) keys are signed")
+    now = now or _utcnow()
+    return _leaf_cert(
+        ca,
+        common_name,
+        public_key,
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        [],
+        now - CLOCK_SKEW,
+        now + valid_for,
+    )
+
+
+def csr_key_id(csr_pem: bytes) -> str:
+    """SHA-256 of the public key a CSR carries (ValueError for a malformed or forged CSR):
+    names the key without trusting anything else the CSR says."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError:
+        raise ValueError("the CSR is not a PEM certificate signing request") from None
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not verify")
+    der = csr.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
 
 
 def make_crl(
@@ -308,9 +389,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_issue(args: argparse.Namespace) -> int:
     directory: Path = args.dir
+    try:
+        check_id(args.cn, "certificate CN")
+        cert_path = inside(directory / "clients", f"{args.cn}.crt")
+        key_path = inside(directory / "clients", f"{args.cn}.key")
+    except ValueError as error:
+        print(f"pki: {error}", file=sys.stderr)
+        return 2
     cred = issue_client_cert(_ca_of(directory), args.cn, valid_for=timedelta(days=args.days))
-    cert_path = directory / "clients" / f"{args.cn}.crt"
-    key_path = directory / "clients" / f"{args.cn}.key"
     cred.write(cert_path, key_path)
     print(f"wrote {cert_path} and {key_path} (mode 0600); CN={args.cn}")
     return 0

@@ -39,6 +39,7 @@ import numpy as np
 
 from edge_agent.analytics import SceneState
 from edge_agent.analyzers.common import FloatImage
+from edge_agent.files import write_atomic
 from edge_agent.types import Frame
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class ReferenceStore:
         }
         np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
         path = self.path(camera_id, analyzer)
-        _write_atomic(path, buffer.getvalue())
+        write_atomic(path, buffer.getvalue(), FILE_MODE, dir_mode=DIR_MODE)
         return path
 
     def check_writable(self, camera_id: str) -> None:
@@ -153,26 +154,6 @@ class ReferenceStore:
             raise ReferenceFileError(f"{directory}: cannot create: {error}") from error
         if not os.access(directory, os.W_OK | os.X_OK):
             raise ReferenceFileError(f"{directory}: not writable by this user")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(directory_fd)
 
 
 class ReferenceSlot:

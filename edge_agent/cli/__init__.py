@@ -14,7 +14,19 @@ import argparse
 from collections.abc import Sequence
 
 from edge_agent import __version__
-from edge_agent.cli import check_config, demo, detect, models, replay, run, watch, web_password
+from edge_agent.cli import (
+    check_config,
+    demo,
+    detect,
+    enroll,
+    models,
+    replay,
+    run,
+    selftest,
+    snapshot,
+    watch,
+    web_password,
+)
 from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_checked_config
 from edge_agent.cli.run import run_agent
 from edge_agent.service.logs import setup_logging
@@ -41,7 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="journal: <priority> prefixes, no timestamps (auto: when stderr is the journal)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, check_config, replay, demo, watch, models, detect, web_password):
+    for command in (
+        run,
+        check_config,
+        replay,
+        demo,
+        watch,
+        models,
+        detect,
+        selftest,
+        snapshot,
+        enroll,
+        web_password,
+    ):
         command.register(commands)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,3 +34,22 @@ def load_checked_config(path: Path, *, offline: bool = False) -> AgentConfig | N
         print(str(ConfigError(str(path), list(check.problems))), file=sys.stderr)
         return None
     return check.config
+
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/config.yaml")
+CONFIG_ENV = "EDGE_AGENT_CONFIG"
+
+
+def default_config_path() -> Path:
+    """``$EDGE_AGENT_CONFIG`` when set, else ``/etc/edge-agent/config.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config``, defaulting as ``run`` does: the service's file on a device."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"the agent's config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -17,20 +16,22 @@ from pathlib import Path
 from types import FrameType
 
 from edge_agent.capture import CaptureError
-from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, error, load_checked_config
+from edge_agent.cli.common import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    default_config_path,
+    error,
+    load_checked_config,
+)
 from edge_agent.config import AgentConfig
 from edge_agent.datafiles import DataFileError
 from edge_agent.outbox import OutboxError
+from edge_agent.runlock import AlreadyRunning, RunLock
 
 log = logging.getLogger("edge_agent")
-
-DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/config.yaml")
-CONFIG_ENV = "EDGE_AGENT_CONFIG"
-
-
-def default_config_path() -> Path:
-    """``$EDGE_AGENT_CONFIG`` when set, else ``/etc/edge-agent/config.yaml``."""
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,7 +49,21 @@ def run_agent(
     config: AgentConfig, *, seconds: float | None = None, config_path: Path | None = None
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``seconds``); stop cleanly either way. With
-    ``config_path``, SIGHUP re-reads it (checked first; a bad one is refused and logged)."""
+    ``config_path``, SIGHUP re-reads it (checked first; a bad one is refused and logged).
+    One agent per outbox (``RunLock``): a second one exits 1 and touches nothing."""
+    lock = RunLock(config.outbox.path)
+    try:
+        lock.acquire()
+    except (AlreadyRunning, OSError) as problem:
+        print(f"edge-agent: error: cannot start: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return _run_locked(config, seconds=seconds, config_path=config_path)
+    finally:
+        lock.release()
+
+
+def _run_locked(config: AgentConfig, *, seconds: float | None, config_path: Path | None) -> int:
     from edge_agent.app import Agent
     from edge_agent.detect.tflite import ModelLoadError
 

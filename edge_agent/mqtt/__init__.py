@@ -2,6 +2,7 @@
 
 - :mod:`.settings`: :class:`MqttSettings`, :class:`DrainSettings` (plain data)
 - :mod:`.pacer`: :class:`DrainPacer`, the drain's token bucket (pure)
+- :mod:`.backoff`: :class:`FullJitterBackoff`, reconnect delays with full jitter (pure)
 - :mod:`.wire`: MQTT 5 properties packed by hand, PUBLISH sizes (pure)
 - :mod:`.client`: :func:`new_client`, the only module that imports paho
 - :mod:`.publisher`: :class:`Publisher`, the device's side: status, volatile messages,
@@ -9,9 +10,11 @@
 - :mod:`.drain`: the ``mqtt-drain`` thread, outbox rows → broker
 - :mod:`.command_queue`: commands run off paho's network thread
 - :mod:`.subscriber`: :class:`Subscriber`, a small consumer
+- :mod:`.probe`: :func:`probe_broker`, the self-test's one-shot look at the broker
 """
 
 from edge_agent.encode import SCHEMA_VERSION
+from edge_agent.mqtt.backoff import FullJitterBackoff
 from edge_agent.mqtt.client import ClientFactory, new_client
 from edge_agent.mqtt.command_queue import CommandCallback
 from edge_agent.mqtt.pacer import DrainPacer
@@ -25,6 +28,7 @@ __all__ = [
     "CommandCallback",
     "DrainPacer",
     "DrainSettings",
+    "FullJitterBackoff",
     "MqttSettings",
     "Protocol",
     "Publisher",

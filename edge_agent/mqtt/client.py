@@ -1,15 +1,15 @@
 """paho-mqtt behind one door: the only module that imports paho (2.x, callback API v2).
 
 :func:`new_client` turns :class:`MqttSettings` into a configured paho client (protocol,
-credentials, TLS, reconnect delays). :class:`~edge_agent.mqtt.Publisher` and
-:class:`~edge_agent.mqtt.Subscriber` take a ``client_factory`` of this shape, so tests
-hand them a stand-in (``tests/fakes/mqtt.py``) the way gpiozero takes ``pin_factory=``.
+credentials, TLS, reconnect delays with full jitter: :mod:`edge_agent.mqtt.backoff`).
+:class:`~edge_agent.mqtt.Publisher` and :class:`~edge_agent.mqtt.Subscriber` take a
+``client_factory`` of this shape, so tests hand them a stand-in (``tests/fakes/mqtt.py``)
+the way gpiozero takes ``pin_factory=``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import ssl
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_agent.mqtt.backoff import FullJitterBackoff, Uniform
 from edge_agent.mqtt.settings import MqttSettings
 from edge_agent.mqtt.settings import Protocol as MqttProtocol
 from edge_agent.mqtt.wire import properties_block
@@ -30,6 +31,7 @@ __all__ = [
     "ClientFactory",
     "ConnectFlags",
     "DisconnectFlags",
+    "JitteredClient",
     "MQTTErrorCode",
     "MQTTMessage",
     "PackedProperties",
@@ -39,6 +41,7 @@ __all__ = [
     "connect_properties",
     "new_client",
     "new_properties",
+    "reload_tls",
 ]
 
 _log = logging.getLogger("edge_agent.mqtt")
@@ -49,6 +52,37 @@ DisconnectFlags = paho.DisconnectFlags
 MQTTMessage = paho.MQTTMessage
 CleanStartOption = paho.CleanStartOption
 CLEAN_START_FIRST_ONLY = paho.MQTT_CLEAN_START_FIRST_ONLY
+
+
+RECONNECT_AFTER_RELOAD_S = 1.0  # seen: 0-200 ms let the broker publish our will (takeover)
+
+
+class JitteredClient(paho.Client):
+    """paho's client, its automatic reconnects spaced by :class:`FullJitterBackoff`.
+
+    paho's network thread (``loop_start``) calls ``_reconnect_wait`` before every
+    reconnect attempt, and waits there for a delay that doubles without jitter. Here the
+    delay is drawn from ``backoff`` and handed to paho (``reconnect_delay_set``) just
+    before paho's own wait runs, so its early exit on ``disconnect()``/``loop_stop()`` is
+    kept. paho clears its delay when a CONNACK succeeds: the next wait then starts again
+    at attempt 0. tests/unit/mqtt/test_backoff.py fails if paho drops that hook.
+    """
+
+    backoff: FullJitterBackoff
+    # At least this long before the next reconnect, once (set after our own DISCONNECT):
+    # the broker must have closed the old connection before the same client id comes
+    # back, or it takes the session over and publishes the old connection's Last Will.
+    hold_off_s: float = 0.0
+
+    def _reconnect_wait(self) -> None:
+        if self._reconnect_delay is None:  # never waited, or connected since the last wait
+            self.backoff.reset()
+        delay_s = max(self.backoff.next_delay_s(), self.hold_off_s)
+        self.hold_off_s = 0.0
+        # Fractions of a second are fine: paho's wait loop sleeps min(remaining, 1) s.
+        self.reconnect_delay_set(min_delay=delay_s, max_delay=delay_s)  # type: ignore[arg-type]
+        _log.debug("reconnecting in %.2f s (attempt %d)", delay_s, self.backoff.attempt)
+        super()._reconnect_wait()
 
 
 class ClientFactory(Protocol):
@@ -65,12 +99,16 @@ def _protocol(protocol: MqttProtocol) -> MQTTProtocolVersion:
     raise ValueError(f"MQTT protocol must be '5' or '3.1.1', not {protocol!r}")
 
 
-def new_client(settings: MqttSettings, *, clean_session: bool) -> paho.Client:
+def new_client(
+    settings: MqttSettings, *, clean_session: bool, uniform: Uniform | None = None
+) -> paho.Client:
     """A paho client for ``settings``; ``clean_session`` matters only with MQTT 3.1.1
     (MQTT 5 asks for a clean start in ``connect``). Raises TlsConfigError (a ValueError)
-    for unusable TLS files before any socket is opened."""
+    for unusable TLS files before any socket is opened. Reconnects wait a full-jitter
+    delay between 0 and ``min(reconnect_max_delay_s, reconnect_min_delay_s * 2**attempt)``
+    (``uniform``: the random source, for tests)."""
     s = settings
-    client = paho.Client(
+    client = JitteredClient(
         CallbackAPIVersion.VERSION2,
         client_id=s.client_id,
         # paho rejects clean_session with MQTT 5 (clean_start is given to connect()).
@@ -98,12 +136,33 @@ def new_client(settings: MqttSettings, *, clean_session: bool) -> paho.Client:
 
         _log.warning(plaintext_password_warning())
     client.enable_logger(_log.getChild("paho"))  # paho's own packet log, at DEBUG
-    # paho takes whole seconds here.
-    min_delay = max(1, math.ceil(s.reconnect_min_delay_s))
-    client.reconnect_delay_set(
-        min_delay=min_delay, max_delay=max(min_delay, math.ceil(s.reconnect_max_delay_s))
+    client.backoff = FullJitterBackoff(
+        s.reconnect_min_delay_s, s.reconnect_max_delay_s, uniform=uniform
     )
     return client
+
+
+def reload_tls(client: paho.Client, settings: MqttSettings) -> None:
+    """Load the certificate and key files again (renewed in place, docs/enrolment.md)
+    into the client's TLS context and end the connection with a normal DISCONNECT:
+    paho reconnects with the new certificate, the session is kept and no Last Will is
+    sent. Raises TlsConfigError for unusable files (the old connection is then kept)."""
+    from edge_agent.security import TlsConfigError, check_certificate_file, check_private_key_file
+
+    context: ssl.SSLContext | None = client._ssl_context
+    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
+    if context is None or cert_file is None or key_file is None:
+        raise TlsConfigError("this MQTT link has no client certificate to reload")
+    check_certificate_file(cert_file)
+    check_private_key_file(key_file)
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except ssl.SSLError as error:
+        raise TlsConfigError(f"renewed certificate {cert_file} cannot be used: {error}") from None
+    if isinstance(client, JitteredClient):
+        client.hold_off_s = RECONNECT_AFTER_RELOAD_S
+    # Not client.disconnect(): that would stop paho's reconnect loop for good.
+    client._send_disconnect()
 
 
 def new_properties(packet_type: int) -> Properties:

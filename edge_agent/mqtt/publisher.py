@@ -64,6 +64,7 @@ from edge_agent.mqtt.client import (
     connect_properties,
     new_client,
     new_properties,
+    reload_tls,
 )
 from edge_agent.mqtt.command_queue import (
     CommandCallback,
@@ -250,6 +251,10 @@ class Publisher:
             else:
                 self._link.volatile_dropped += 1
         return sent
+
+    def reload_tls(self) -> None:
+        """Reconnect with the certificate now in the TLS files (renewal, no restart)."""
+        reload_tls(self._client, self.settings)
 
     def inflight_seqs(self) -> list[int]:
         """Seqs published and not yet acknowledged (diagnostics and fault tests)."""

@@ -126,6 +126,15 @@ def test_a_bad_reload_changes_nothing_and_says_why(
         assert "cameras[0].fps" in outcome.summary()
         assert f"config {path} refused, the running config is kept" in caplog.text
         assert "cameras[0].fps" in caplog.text
+        # The datagrams arrive on the listener's thread: wait for both, not just the call.
+        wait_until(
+            lambda: (
+                (i := first_index(listener, lambda m: "RELOADING" in m)) is not None
+                and len(listener.messages()) > i + 1
+            ),
+            TIMEOUT_S,
+            "RELOADING and the READY after it",
+        )
         reloading = first_index(listener, lambda m: "RELOADING" in m)
         assert reloading is not None
         ready_again = listener.messages()[reloading + 1]

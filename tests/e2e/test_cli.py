@@ -19,6 +19,7 @@ from realdata import require_media, require_model
 
 from edge_agent.broker import LocalBroker
 from edge_agent.mqtt import MqttSettings, ReceivedMessage, Subscriber
+from edge_agent.runlock import RunLock
 
 EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 
@@ -162,6 +163,19 @@ def test_run_refuses_an_outbox_it_cannot_open_and_leaves_it_alone(tmp_path: Path
     assert "Traceback" not in result.stderr
     assert outbox.is_fifo()
     assert [p.name for p in tmp_path.iterdir() if "corrupt" in p.name] == []
+
+
+def test_a_second_agent_on_the_same_outbox_exits_1_and_touches_nothing(tmp_path: Path) -> None:
+    lock = RunLock(tmp_path / "outbox.db")  # the first agent, as `run` holds it
+    lock.acquire()
+    try:
+        result = edge_agent("run", "--config", str(write_config(tmp_path / "agent.yaml")))
+    finally:
+        lock.release()
+    assert result.returncode == 1, result.stderr
+    assert f"another edge-agent (pid {os.getpid()}) is running" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "outbox.db").exists()  # it never opened the outbox
 
 
 def test_run_refuses_a_config_whose_outbox_path_is_a_directory(tmp_path: Path) -> None:

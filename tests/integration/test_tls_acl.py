@@ -47,6 +47,7 @@ from edge_agent.types import MessageClass, OutboundMessage
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_CONF = REPO / "deploy" / "mosquitto" / "edge-agent.conf"
 REFERENCE_ACL = REPO / "deploy" / "mosquitto" / "acl"
+REFERENCE_ENROL_ACL = REPO / "deploy" / "mosquitto" / "acl-enrol"
 PREFIX = "city"  # the prefix the reference ACL is written for
 CONSUMER = "command-centre"  # the consumer the reference ACL names
 TIMEOUT_S = 20.0
@@ -114,13 +115,13 @@ def pki_files(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     other = pki.make_ca("unknown CA")
     pki.write_public(directory / "other-ca.crt", other.cert_pem)
     suffix = uuid.uuid4().hex[:6]
-    device_a = _identity(ca, directory, f"devA-{suffix}")
-    revoked = _identity(ca, directory, f"devR-{suffix}")
+    device_a = _identity(ca, directory, f"dev-a-{suffix}")
+    revoked = _identity(ca, directory, f"dev-r-{suffix}")
     now = datetime.now(timezone.utc)
     expired = _identity(
         ca,
         directory,
-        f"devE-{suffix}",
+        f"dev-e-{suffix}",
         not_before=now - timedelta(days=30),
         not_after=now - timedelta(days=1),
     )
@@ -143,7 +144,7 @@ def pki_files(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ca=directory / "ca.crt",
         other_ca=directory / "other-ca.crt",
         device_a=device_a,
-        device_b=_identity(ca, directory, f"devB-{suffix}"),
+        device_b=_identity(ca, directory, f"dev-b-{suffix}"),
         consumer=_identity(ca, directory, CONSUMER),
         revoked=revoked,
         expired=expired,
@@ -169,8 +170,9 @@ class ReferenceBroker(LocalBroker):
     def __init__(self, files: Path) -> None:
         self.files = files
         self.password_port = free_loopback_port()
+        self.enrol_port = free_loopback_port()
         super().__init__()
-        while self.port == self.password_port:
+        while self.port in (self.password_port, self.enrol_port):
             self.port = free_loopback_port()
             self._write_config()
 
@@ -180,7 +182,13 @@ class ReferenceBroker(LocalBroker):
             "/etc/mosquitto/edge-agent/": f"{self.files}/",
             "\nlistener 8883\n": f"\nlistener {self.port} {self.host}\n",
             "\nlistener 8884\n": f"\nlistener {self.password_port} {self.host}\n",
+            "\nlistener 8885\n": f"\nlistener {self.enrol_port} {self.host}\n",
         }
+        if not (self.files / "acl-enrol").exists():
+            shutil.copy(REFERENCE_ENROL_ACL, self.files / "acl-enrol")
+        passwd = self.files / "enrol-passwd"
+        if not passwd.exists():
+            passwd.touch(mode=0o600)
         for old, new in rewrites.items():
             assert old in text, f"reference config no longer has {old!r}"
             text = text.replace(old, new)
@@ -537,22 +545,3 @@ def test_agent_refuses_a_key_file_others_can_access(
         Publisher(settings, outbox, Topics("x"), birth_payload={})
     finally:
         outbox.close()
-
-
-def test_site_bound_identity_variant(pki_files: Pki, tmp_path: Path) -> None:
-    """The stricter option in deploy/mosquitto/README.md: CN "{site_id}/{device_id}" and
-    ``pattern write city/%u/#`` bind a device to its site as well."""
-    files = tmp_path / "site-bound"
-    shutil.copytree(pki_files.dir, files, ignore=shutil.ignore_patterns("wrong-name"))
-    acl = REFERENCE_ACL.read_text(encoding="utf-8")
-    assert acl.count("city/+/%u/") == 2
-    (files / "acl").write_text(acl.replace("city/+/%u/", "city/%u/"), encoding="utf-8")
-    ca = pki.load_credential(files / "ca.crt", files / "ca.key")
-    device = _identity(ca, files, "siteA/cam-01")
-    for broker in _start(files):
-        raw = RawClient(broker, files / "ca.crt", device)
-        try:
-            assert raw.publish("city/siteA/cam-01/events/cam1", b"own").value < 0x80
-            assert raw.publish("city/siteB/cam-01/events/cam1", b"x").getName() == "Not authorized"
-        finally:
-            raw.close()

@@ -1,0 +1,174 @@
+"""``edge-agent enroll``: make the device's key here, get its certificate and config.
+
+Over the broker (the site has an uplink)::
+
+    edge-agent enroll --token 0123abcd...X --broker broker.city.example:8885 --ca ca.crt
+
+From a USB stick (no uplink yet), two steps with a visit to the city side between::
+
+    edge-agent enroll --bundle /media/usb/pi-01.enrol.json   # writes pi-01.request.json
+    # city side: edge-provision sign STATE /media/usb/pi-01.request.json
+    edge-agent enroll --bundle /media/usb/pi-01.enrol.json   # reads pi-01.response.json
+
+The private key is made in ``--dir`` (default /etc/edge-agent), mode 0600, and never
+written anywhere else; only the CSR travels (docs/enrolment.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_agent.cli.common import EXIT_FAILED, EXIT_OK, error
+
+if TYPE_CHECKING:
+    from edge_agent.enrol import DeviceFiles
+
+DEFAULT_DIR = Path("/etc/edge-agent")
+DEFAULT_IDENTITY_DIR = Path("/var/lib/edge-agent/identity")  # the service's StateDirectory
+SERVICE_USER = "edge-agent"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    enroll = subparsers.add_parser(
+        "enroll", help="make this device's key, get its certificate and config (token or USB)"
+    )
+    how = enroll.add_mutually_exclusive_group(required=True)
+    how.add_argument("--token", help="one-time enrolment token from edge-provision")
+    how.add_argument("--bundle", type=Path, help="DEVICE.enrol.json carried on a USB stick")
+    enroll.add_argument("--broker", help="HOST[:PORT] of the enrolment listener (default 8885)")
+    enroll.add_argument("--ca", type=Path, help="CA file that signed the broker")
+    enroll.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help=f"config directory (default {DEFAULT_DIR})"
+    )
+    enroll.add_argument(
+        "--identity-dir",
+        type=Path,
+        help=f"key and certificates (default {DEFAULT_IDENTITY_DIR} with the default --dir, "
+        "else --dir): the agent renews them there, so it must be writable by the service",
+    )
+    enroll.add_argument(
+        "--owner",
+        default=None,
+        help=f"run as root: give the files to this user (default {SERVICE_USER!r} if it exists)",
+    )
+    enroll.add_argument("--timeout-s", type=float, default=30.0)
+    enroll.add_argument("--force", action="store_true", help="replace an existing enrolment")
+    enroll.set_defaults(handler=cmd_enroll)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "8885")
+    return host, int(port)
+
+
+def _key(files: DeviceFiles, *, fresh: bool) -> None:
+    """A new key, unless one is here from an attempt whose answer never came: the city
+    side answers the same key again for the same token (a flaky uplink costs no token)."""
+    if fresh or not files.path(files.KEY).exists():
+        files.new_key()
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edge_agent.enrol import (
+        DeviceFiles,
+        EnrolmentError,
+        enrol_over_broker,
+        enrol_request,
+        parse_response,
+        parse_token,
+    )
+    from edge_agent.mqtt.settings import MqttSettings
+    from edge_agent.security import TlsConfigError
+
+    started_s = time.monotonic()
+    try:
+        files = DeviceFiles(args.dir, _identity_dir(args))
+        if args.bundle is not None:
+            return _owned(args, files, _by_bundle(args, files))
+        if files.path(files.CERT).exists() and not args.force:
+            return error(f"{args.dir} already holds an enrolment; --force replaces it")
+        if not args.broker or args.ca is None:
+            return error("--token needs --broker HOST[:PORT] and --ca FILE")
+        token_id, secret = parse_token(args.token)
+        host, port = _host_port(args.broker)
+        _key(files, fresh=args.force)
+        request = enrol_request(args.token, files.csr(token_id))
+        settings = MqttSettings.consumer(
+            host, port, token_id, tls_ca_file=args.ca, username=token_id, password=secret
+        )
+        answer = enrol_over_broker(settings, token_id, request, args.timeout_s)
+        config_path = files.install(parse_response(answer))
+    except (EnrolmentError, OSError) as why:  # the exchange failed: try again later
+        print(f"edge-agent: enroll failed: {why}", file=sys.stderr)
+        return EXIT_FAILED
+    except (TlsConfigError, ValueError, KeyError, TypeError) as why:  # bad input
+        return error(f"enroll: {why}")
+    print(
+        f"enrolled in {time.monotonic() - started_s:.1f} s: config {config_path},"
+        f" key {files.path(files.KEY)} (0600, made here)"
+    )
+    return _owned(args, files, EXIT_OK)
+
+
+def _identity_dir(args: argparse.Namespace) -> Path:
+    if args.identity_dir is not None:
+        return Path(args.identity_dir)
+    return DEFAULT_IDENTITY_DIR if args.dir == DEFAULT_DIR else Path(args.dir)
+
+
+def _owned(args: argparse.Namespace, files: DeviceFiles, code: int) -> int:
+    """As root, the files go to the service user, who reads the key and renews it."""
+    if code != EXIT_OK or os.geteuid() != 0:
+        return code
+    import pwd
+
+    user = args.owner or SERVICE_USER
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        if args.owner:  # asked for by name: a typo must not pass silently
+            return error(f"enroll: no user {user!r} to give the files to")
+        return code  # no service installed yet: root keeps them (deploy/install.sh later)
+    files.give_to(user)
+    print(f"gave {files.identity_dir} and {files.path(files.CONFIG)} to {user}")
+    return code
+
+
+def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:
+    """Step 1 writes DEVICE.request.json beside the bundle; step 2 installs the answer."""
+    from edge_agent.enrol import EnrolmentError, enrol_request, parse_response
+    from edge_agent.ids import check_id, inside
+
+    bundle: Path = args.bundle
+    if not bundle.name.endswith(".enrol.json"):
+        return error(f"{bundle}: expected a file named DEVICE.enrol.json (from edge-provision)")
+    stem = bundle.name.removesuffix(".enrol.json")
+    check_id(stem, "bundle device id")
+    request_path = inside(bundle.parent, f"{stem}.request.json")
+    response_path = inside(bundle.parent, f"{stem}.response.json")
+    if response_path.exists() and files.path(files.KEY).exists():
+        try:
+            config_path = files.install(parse_response(response_path.read_bytes()))
+        except EnrolmentError as why:
+            return error(str(why))
+        print(f"enrolled from {response_path}: config {config_path}")
+        return EXIT_OK
+    body = json.loads(bundle.read_text(encoding="utf-8"))
+    device_id = check_id(str(body["device_id"]), "device_id")
+    if device_id != stem:
+        return error(f"{bundle} names device {device_id!r}")
+    if files.path(files.CERT).exists() and not args.force:
+        return error(f"{args.dir} already holds an enrolment; --force replaces it")
+    _key(files, fresh=args.force)
+    request_path.write_bytes(enrol_request(str(body["token"]), files.csr(device_id)))
+    print(
+        f"wrote {request_path} (a CSR; the key stays in {args.dir}). At the city side run"
+        f" `edge-provision sign STATE {request_path.name}`, then run this command again."
+    )
+    return EXIT_OK

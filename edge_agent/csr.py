@@ -1,0 +1,105 @@
+"""The device's key and certificate signing request: the one device-side module that
+imports ``cryptography`` (docs/enrolment.md).
+
+Why a module of its own: the private key is made here, on the device, and written
+once, owner-only, into the device's own directory; nothing else in the agent ever reads
+its bytes (the TLS stack loads it by path). What leaves the device is the CSR (public
+key and name) and nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+__all__ = [
+    "CertInfo",
+    "cert_info",
+    "csr_common_name",
+    "key_public_pem",
+    "new_csr_pem",
+    "new_key_pem",
+]
+
+
+def new_key_pem() -> bytes:
+    """A fresh P-256 private key, PEM (PKCS#8, unencrypted: a service cannot type a
+    passphrase; the file mode protects it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def new_csr_pem(key_pem: bytes, common_name: str) -> bytes:
+    """A CSR for ``key_pem`` with subject ``CN=common_name`` only (the CA sets the rest)."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the device key is not an EC key")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_common_name(csr_pem: bytes) -> str:
+    """The CN a CSR asks for (ValueError for a malformed CSR or a bad signature)."""
+    csr = x509.load_pem_x509_csr(csr_pem)
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR's signature does not verify")
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        raise ValueError("the CSR must name exactly one CN")
+    return str(names[0].value)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """What the device needs to know about its certificate: who, from when, until when,
+    and whether it belongs to a given key."""
+
+    common_name: str
+    not_before: datetime
+    not_after: datetime
+    public_key_pem: bytes
+
+    def renew_at(self, fraction: float) -> datetime:
+        """The moment ``fraction`` of the lifetime has passed (e.g. 2/3)."""
+        return self.not_before + (self.not_after - self.not_before) * fraction
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def cert_info(cert_pem: bytes) -> CertInfo:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    before = getattr(cert, "not_valid_before_utc", None) or _utc(cert.not_valid_before)
+    after = getattr(cert, "not_valid_after_utc", None) or _utc(cert.not_valid_after)
+    return CertInfo(
+        common_name=str(names[0].value) if names else "",
+        not_before=before,
+        not_after=after,
+        public_key_pem=_public_pem(cert.public_key()),
+    )
+
+
+def key_public_pem(key_pem: bytes) -> bytes:
+    """The public half of a private key, to match a certificate against it."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return _public_pem(key.public_key())
+
+
+def _public_pem(public_key: object) -> bytes:
+    assert hasattr(public_key, "public_bytes")
+    data: bytes = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return data

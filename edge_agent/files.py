@@ -1,0 +1,32 @@
+"""Files written whole or not at all: a power cut on a Pi leaves the old file or the new."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomic"]
+
+
+def write_atomic(path: Path, data: bytes, mode: int, *, dir_mode: int = 0o777) -> None:
+    """Write ``data`` to ``path`` with ``mode`` (created so, never wider), via a temp
+    file in the same directory and ``os.replace``. Missing folders are made with
+    ``dir_mode`` (the umask applies)."""
+    path.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)  # the rename itself survives a power cut
+    finally:
+        os.close(directory_fd)

@@ -1,0 +1,149 @@
+"""Certificate renewal while the agent runs (docs/enrolment.md).
+
+Certificates are short-lived (days), so a stolen or retired device falls off by itself
+without waiting for the broker to re-read a CRL. At ``renew_at_fraction`` of its
+lifetime the agent makes a new key beside the old one (``device.key.new``, 0600), sends a
+CSR on ``{root}/renew/request`` over its own mTLS link (the broker lets only this
+certificate's identity write there), and ``edge-provision serve`` answers with the
+``renew`` command. The answer is checked (our new key, our id), the files are swapped
+with ``os.replace`` and the MQTT link reconnects with the new certificate: no restart,
+the session and the outbox untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from edge_agent import csr as csrlib
+from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, inside, renew_topic, write_atomic
+from edge_agent.remote import Reply
+
+__all__ = ["RenewLink", "Renewer"]
+
+_log = logging.getLogger(__name__)
+
+
+class RenewLink(Protocol):
+    """What the renewer needs from the MQTT side (the agent's Publisher)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def publish_volatile(
+        self, topic: str, payload: bytes, *, content_type: str, expiry_s: float, qos: int = 0
+    ) -> bool: ...
+
+    def reload_tls(self) -> None: ...
+
+
+class Renewer:
+    """Asks for a new certificate when one is due and installs the answer."""
+
+    COMMAND = RENEW_COMMAND
+
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        topic_root: str,
+        cert_file: Path,
+        key_file: Path,
+        link: RenewLink,
+        renew_at_fraction: float,
+        retry_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 0 < renew_at_fraction < 1:
+            raise ValueError("renew_at_fraction must be between 0 and 1")
+        self.device_id = device_id
+        self.topic = renew_topic(topic_root)
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.new_key_file = inside(key_file.parent, key_file.name + ".new")
+        self._link = link
+        self._fraction = renew_at_fraction
+        self._retry_s = retry_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._asked_at: float | None = None
+        self._renew_at: datetime | None = None
+        self.renewals = 0
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), timezone.utc)
+
+    def due(self) -> bool:
+        """Past ``renew_at_fraction`` of the certificate's lifetime (read once per
+        certificate: :meth:`tick` runs every second)."""
+        if self._renew_at is None:
+            info = csrlib.cert_info(self.cert_file.read_bytes())
+            self._renew_at = info.renew_at(self._fraction)
+        return self._now() >= self._renew_at
+
+    def tick(self) -> bool:
+        """Ask for a renewal if one is due and none was asked recently; True if asked."""
+        with self._lock:
+            if self._asked_at is not None and self._clock() - self._asked_at < self._retry_s:
+                return False
+            if not self._link.connected or not self.due():
+                return False
+            key_pem = csrlib.new_key_pem()
+            write_atomic(self.new_key_file, key_pem, 0o600)
+            body = {
+                "v": PROTOCOL_VERSION,
+                "csr": csrlib.new_csr_pem(key_pem, self.device_id).decode(),
+            }
+            sent = self._link.publish_volatile(
+                self.topic,
+                json.dumps(body).encode(),
+                content_type="application/json",
+                expiry_s=self._retry_s,
+                qos=1,
+            )
+            if sent:
+                self._asked_at = self._clock()
+                _log.info("certificate renewal requested on %s", self.topic)
+            return sent
+
+    def on_certificate(self, payload: bytes) -> Reply:
+        """The ``renew`` command: a certificate for the key we made in :meth:`tick`."""
+        try:
+            body = json.loads(payload)
+            cert_pem = str(body["cert"]).encode()
+            info = csrlib.cert_info(cert_pem)
+        except (ValueError, KeyError, TypeError) as error:
+            return Reply.error(f"renewal answer cannot be read: {error}")
+        with self._lock:
+            if not self.new_key_file.exists():
+                return Reply.error("no renewal is pending")
+            key_pem = self.new_key_file.read_bytes()
+            if info.public_key_pem != csrlib.key_public_pem(key_pem):
+                return Reply.error("the certificate is not for the pending key")
+            if info.common_name != self.device_id:
+                return Reply.error(f"the certificate names {info.common_name!r}")
+            old_cert, old_key = self.cert_file.read_bytes(), self.key_file.read_bytes()
+            # Key first, then certificate: a reconnect in between is refused by TLS
+            # set-up and retried; after both, the pair matches again.
+            self.new_key_file.replace(self.key_file)
+            write_atomic(self.cert_file, cert_pem, 0o644)
+            try:
+                self._link.reload_tls()
+            except ValueError as error:
+                _log.error("renewed certificate not usable (%s); keeping the old one", error)
+                write_atomic(self.key_file, old_key, 0o600)
+                write_atomic(self.cert_file, old_cert, 0o644)
+                return Reply.error(str(error))
+            # Not before retry_s again, even if the new certificate is already due (a
+            # lifetime shorter than the CA's back-dating): no renewal storm.
+            self._asked_at = self._clock()
+            self._renew_at = info.renew_at(self._fraction)
+            self.renewals += 1
+        _log.info("certificate renewed, valid until %s; reconnecting", info.not_after)
+        return Reply.json({"ok": True, "not_after": info.not_after.isoformat()})

@@ -1,0 +1,340 @@
+"""Enrolment without a broker: ids, path containment, tokens, the inventory and the
+USB-stick flow (docs/enrolment.md). The broker side is tests/integration/test_enrolment.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge_agent.cli import main as agent_main
+from edge_agent.config import load_config
+from edge_agent.enrol import DeviceFiles, Enrolment, EnrolmentError, parse_token
+from edge_agent.ids import check_id, inside, write_atomic
+from provisioning import cli as provision_cli
+from provisioning import pki
+from provisioning.inventory import InventoryError, load_inventory
+from provisioning.tokens import TokenRefused, TokenStore
+
+# -- ids and paths -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("good", ["a", "pole-117", "0", "s012-cam-01", "a" * 63])
+def test_valid_ids(good: str) -> None:
+    assert check_id(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "-a", "A", "dev-b/cmd", "dev+", "#", "a b", "a" * 64, "../x", "é", "a_b", "a.b", "a\n"],
+)
+def test_invalid_ids(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a valid id"):
+        check_id(bad, "device_id")
+
+
+@pytest.mark.parametrize("escape", ["../escape", "/etc/passwd", "a/../../x", "", ".", "a/.."])
+def test_inside_refuses_what_leaves_the_folder(tmp_path: Path, escape: str) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        inside(tmp_path / "box", escape)
+
+
+def test_inside_refuses_a_symlink_out(tmp_path: Path) -> None:
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "link").symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="outside"):
+        inside(tmp_path / "box", "link/x")
+    assert inside(tmp_path / "box", "ok.crt") == (tmp_path / "box" / "ok.crt").resolve()
+
+
+def test_write_atomic_creates_owner_only_files_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        write_atomic(tmp_path / "k", b"secret", 0o600)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["k"]  # no temp file left
+
+
+def test_pki_issue_refuses_a_name_that_escapes_its_folder(tmp_path: Path) -> None:
+    state = tmp_path / "pki"
+    assert pki.main(["init", str(state)]) == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert pki.main(["issue", str(state), "../escape"]) == 2
+    assert pki.main(["issue", str(state), "dev-b/cmd"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (state / "clients").exists()
+    assert pki.main(["issue", str(state), "dev-b"]) == 0  # control
+    assert (state / "clients" / "dev-b.crt").exists()
+
+
+# -- tokens --------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_token_is_used_once_and_stored_only_hashed(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.issue("site-1", "pole-1", timedelta(days=1))
+    token_id, secret = parse_token(token)
+    stored = (tmp_path / "tokens.json").read_text() + store.passwd_path.read_text()
+    assert secret not in stored
+    assert (tmp_path / "tokens.json").stat().st_mode & 0o777 == 0o600
+    assert store.passwd_path.read_text().startswith(f"{token_id}:$7$101$")
+    grant = store.redeem(token, token_id=token_id)
+    assert (grant.site_id, grant.device_id) == ("site-1", "pole-1")
+    with pytest.raises(TokenRefused, match="already used"):
+        store.redeem(token)
+    assert token_id not in store.passwd_path.read_text()  # the broker lets it in no more
+
+
+def test_a_token_expires(tmp_path: Path) -> None:
+    clock = Clock()
+    store = TokenStore(tmp_path / "tokens.json", clock=clock)
+    token = store.issue("site-1", "pole-1", timedelta(hours=1))
+    clock.now += timedelta(hours=1)
+    with pytest.raises(TokenRefused, match="expired"):
+        store.redeem(token)
+    clock.now -= timedelta(seconds=1)
+    assert store.redeem(token).device_id == "pole-1"  # control: a second earlier, fine
+
+
+def test_a_wrong_or_foreign_token_is_refused(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.issue("site-1", "pole-1", timedelta(days=1))
+    token_id, _ = parse_token(token)
+    with pytest.raises(TokenRefused, match="unknown"):
+        store.redeem(f"{token_id}.{'A' * 43}")
+    with pytest.raises(TokenRefused, match="this enrolment topic"):
+        store.redeem(token, token_id="enrol-" + "0" * 16)
+    with pytest.raises(TokenRefused, match="malformed"):
+        store.redeem("nonsense")
+    assert store.redeem(token).device_id == "pole-1"  # the failures used nothing up
+
+
+# -- inventory -----------------------------------------------------------------------
+
+
+def _inventory(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "site_id": "police-post-117",
+        "broker": {"host": "broker.city.example"},
+        "devices": [
+            {
+                "device_id": "pp117-pi-01",
+                "location": {"description": "gate pole", "lat": -6.2, "lon": 106.8},
+                "cameras": [
+                    {
+                        "id": "gate",
+                        "kind": "opencv",
+                        "uri": "rtsp://10.0.0.9/main",
+                        "zones": [{"name": "yard", "polygon": [[0, 0], [1, 0], [1, 1]]}],
+                    }
+                ],
+            }
+        ],
+    }
+    data.update(changes)
+    return data
+
+
+def _write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_inventory_makes_a_config_the_agent_loads(tmp_path: Path) -> None:
+    inventory = load_inventory(_write(tmp_path, _inventory()))
+    config = inventory.agent_config(inventory.devices[0])
+    assert config["mqtt"]["client_id"] == "pp117-pi-01"
+    assert config["cameras"][0]["source"] == {"kind": "opencv", "uri": "rtsp://10.0.0.9/main"}
+    assert "topic write city/+/pp117-pi-01/#" in inventory.acl_lines(inventory.devices[0])
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"site_id": "Post/117"}, "not a valid id"),
+        ({"surprise": 1}, "Extra inputs are not permitted"),
+        ({"devices": [{"device_id": "dev-b/cmd", "cameras": []}]}, "not a valid id"),
+        (
+            {
+                "devices": [
+                    {"device_id": "provisioner", "cameras": [{"id": "c", "kind": "picamera2"}]}
+                ]
+            },
+            "reserved",
+        ),
+        (
+            {"devices": [{"device_id": "enrol-1", "cameras": [{"id": "c", "kind": "picamera2"}]}]},
+            "reserved",
+        ),
+        (
+            {"devices": [{"device_id": "a", "cameras": [{"id": "c", "kind": "opencv"}]}]},
+            "needs a uri",
+        ),
+        ({"certificate_days": 400}, "less than or equal to 90"),
+    ],
+)
+def test_inventory_problems_are_refused(
+    tmp_path: Path, change: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(InventoryError, match=problem):
+        load_inventory(_write(tmp_path, _inventory(**change)))
+
+
+def test_repeated_device_ids_are_refused(tmp_path: Path) -> None:
+    data = _inventory()
+    data["devices"] = [*data["devices"], *data["devices"]]  # type: ignore[misc]
+    with pytest.raises(InventoryError, match="repeated"):
+        load_inventory(_write(tmp_path, data))
+
+
+# -- the USB stick -------------------------------------------------------------------
+
+
+def test_usb_stick_flow_keeps_the_key_on_the_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, usb, etc = tmp_path / "state", tmp_path / "usb", tmp_path / "device" / "etc"
+    assert provision_cli.main(["init", str(state)]) == 0
+    assert (
+        provision_cli.main(
+            ["inventory", str(state), str(_write(tmp_path, _inventory())), "--usb", str(usb)]
+        )
+        == 0
+    )
+    bundle = usb / "pp117-pi-01.enrol.json"
+    assert bundle.stat().st_mode & 0o777 == 0o600
+    # Step 1 on the device: key made here, CSR onto the stick.
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(etc)]) == 0
+    request = usb / "pp117-pi-01.request.json"
+    assert "PRIVATE KEY" not in request.read_text()
+    assert (etc / "device.key").stat().st_mode & 0o777 == 0o600
+    # At the city side.
+    assert provision_cli.main(["sign", str(state), str(request)]) == 0
+    # Step 2 on the device.
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(etc)]) == 0
+    config = load_config(etc / "config.yaml")
+    assert config.client_id == config.device_id == "pp117-pi-01"
+    assert (
+        config.mqtt.tls is not None and config.mqtt.tls.key_file == (etc / "device.key").resolve()
+    )
+    key = (etc / "device.key").read_text()
+    for path in [*usb.iterdir(), *state.rglob("*")]:
+        if path.is_file():
+            assert key not in path.read_text(errors="replace"), path
+    # Another device with the same stick: the token is spent for any other key.
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(tmp_path / "thief")]) == 0
+    assert provision_cli.main(["sign", str(state), str(request)]) == 2
+    assert "already used" in capsys.readouterr().err
+
+
+def test_a_certificate_for_another_key_or_device_is_not_installed(tmp_path: Path) -> None:
+    ca = pki.make_ca()
+    device = DeviceFiles(tmp_path / "etc")
+    device.new_key()
+    config = yaml.safe_dump({"site_id": "s", "device_id": "pole-1", "cameras": []})
+    other = DeviceFiles(tmp_path / "other")
+    other.new_key()
+    foreign = pki.sign_csr(ca, other.csr("x"), "pole-1", valid_for=timedelta(days=1))
+    misnamed = pki.sign_csr(ca, device.csr("x"), "pole-2", valid_for=timedelta(days=1))
+    pem = lambda cert: cert.public_bytes(pki.serialization.Encoding.PEM)  # noqa: E731
+    with pytest.raises(EnrolmentError, match="not for this device's key"):
+        device.install(Enrolment(pem(foreign), ca.cert_pem, config))
+    with pytest.raises(EnrolmentError, match="names 'pole-2'"):
+        device.install(Enrolment(pem(misnamed), ca.cert_pem, config))
+    assert not (tmp_path / "etc" / "device.crt").exists()
+    good = pki.sign_csr(ca, device.csr("x"), "pole-1", valid_for=timedelta(days=1))
+    device.install(Enrolment(pem(good), ca.cert_pem, config))  # control
+    assert (
+        json.loads(json.dumps(yaml.safe_load((tmp_path / "etc" / "config.yaml").read_text())))[
+            "mqtt"
+        ]["client_id"]
+        == "pole-1"
+    )
+
+
+def test_the_identity_can_live_apart_from_the_config_where_the_service_may_renew_it(
+    tmp_path: Path,
+) -> None:
+    """Under systemd /etc is read-only to the agent: key and certificates go to the state
+    directory, the config stays in /etc, and the config points at them."""
+    ca = pki.make_ca()
+    device = DeviceFiles(tmp_path / "etc", tmp_path / "state" / "identity")
+    device.new_key()
+    cert = pki.sign_csr(ca, device.csr("x"), "pole-1", valid_for=timedelta(days=1))
+    config = yaml.safe_dump({"site_id": "s", "device_id": "pole-1", "cameras": []})
+    pem = cert.public_bytes(pki.serialization.Encoding.PEM)
+    config_path = device.install(Enrolment(pem, ca.cert_pem, config))
+    assert config_path == tmp_path / "etc" / "config.yaml"
+    identity = tmp_path / "state" / "identity"
+    assert sorted(p.name for p in identity.iterdir()) == ["ca.crt", "device.crt", "device.key"]
+    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["config.yaml"]
+    tls = yaml.safe_load(config_path.read_text())["mqtt"]["tls"]
+    assert tls["key_file"] == str(identity / "device.key")
+    assert (identity / "device.key").stat().st_mode & 0o777 == 0o600
+    device.give_to(pwd.getpwuid(os.getuid()).pw_name)  # as root, the service user's
+
+
+def test_renewal_is_for_known_devices_of_their_own_site_until_retired(tmp_path: Path) -> None:
+    from provisioning.server import Provisioner
+
+    state = tmp_path / "state"
+    assert provision_cli.main(["init", str(state)]) == 0
+    assert provision_cli.main(["inventory", str(state), str(_write(tmp_path, _inventory()))]) == 0
+    device = DeviceFiles(tmp_path / "etc")
+    device.new_key()
+    request = json.dumps({"v": 1, "csr": device.csr("pp117-pi-01").decode()}).encode()
+    provisioner = Provisioner(state, valid_for=timedelta(days=1))
+    answer = json.loads(provisioner.renew("police-post-117", "pp117-pi-01", request))
+    assert answer["ok"] is True  # control
+    assert device.matches_key(answer["cert"].encode())
+    answer = json.loads(provisioner.renew("other-site", "pp117-pi-01", request))
+    assert answer["ok"] is False and "belongs to site police-post-117" in answer["error"]
+    assert provision_cli.main(["retire", str(state), "pp117-pi-01"]) == 0
+    answer = json.loads(provisioner.renew("police-post-117", "pp117-pi-01", request))
+    assert answer["ok"] is False and "unknown device" in answer["error"]
+    assert provision_cli.main(["retire", str(state), "../state"]) == 2
+
+
+def test_the_same_key_may_ask_again_another_may_not(tmp_path: Path) -> None:
+    """An answer lost on a flaky uplink costs no token; a second device cannot use it."""
+    from provisioning.server import Provisioner
+
+    state = tmp_path / "state"
+    assert provision_cli.main(["init", str(state)]) == 0
+    assert provision_cli.main(["inventory", str(state), str(_write(tmp_path, _inventory()))]) == 0
+    token = TokenStore(state / "tokens.json").issue("police-post-117", "pp117-pi-01", timedelta(1))
+    provisioner = Provisioner(state)
+    first, second = DeviceFiles(tmp_path / "first"), DeviceFiles(tmp_path / "second")
+    first.new_key()
+    second.new_key()
+
+    def ask(device: DeviceFiles, csr: bytes | None = None) -> dict[str, object]:
+        request = json.dumps({"token": token, "csr": (csr or device.csr("x")).decode()})
+        answer: dict[str, object] = json.loads(provisioner.enrol(request.encode()))
+        return answer
+
+    broken = ask(
+        first, b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+    )
+    assert broken["ok"] is False  # a bad CSR ...
+    assert ask(first)["ok"] is True  # ... did not use the token up
+    again = ask(first)  # the same key, a new CSR: the answer again
+    assert again["ok"] is True and first.matches_key(str(again["cert"]).encode())
+    other = ask(second)
+    assert other["ok"] is False and "already used" in str(other["error"])
