@@ -12,8 +12,14 @@ import getpass
 import sys
 from pathlib import Path
 
-from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_OK, error, load_checked_config
-from edge_agent.cli.run import CONFIG_ENV, DEFAULT_CONFIG_PATH, default_config_path
+from edge_agent.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    add_config_option,
+    default_config_path,
+    error,
+    load_checked_config,
+)
 from edge_agent.web.auth import write_password_file
 from edge_agent.web.server import default_password_file
 
@@ -22,10 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     command = subparsers.add_parser(
         "web-password", help="set the technician page's password (stored as a slow hash)"
     )
-    command.add_argument(
-        "--config",
-        help=f"the agent's YAML config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
-    )
+    add_config_option(command)
     command.add_argument(
         "--stdin", action="store_true", help="read the password from one line of stdin"
     )
@@ -33,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_web_password(args: argparse.Namespace) -> int:
-    config_path = Path(args.config) if args.config else default_config_path()
+    config_path: Path = args.config or default_config_path()
     config = load_checked_config(config_path, offline=True)
     if config is None:
         return EXIT_BAD_INPUT
