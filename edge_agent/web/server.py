@@ -38,6 +38,7 @@ from edge_agent.web.auth import (
 from edge_agent.web.config import WebConfig, split_listen
 from edge_agent.web.edit import ConfigEditor
 from edge_agent.web.feed import RecentOutputs
+from edge_agent.web.selftest import SelftestRunner
 
 __all__ = ["COOKIE", "WebServer", "default_password_file", "start_web"]
 
@@ -91,6 +92,7 @@ class WebServer:
         self.sessions = SessionStore(settings.session_ttl_s)
         self.limiter = LoginLimiter(settings.login_failures_per_minute)
         self.frames = api.FrameCache()
+        self.selftest = SelftestRunner(target.config_path)
         config_path = target.config_path
         self.editor = ConfigEditor(config_path, lambda: target.reload()) if config_path else None
         package = resources.files("edge_agent.web").joinpath("static")
@@ -298,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, api.cameras(target))
         elif path == "/api/events":
             self._json(HTTPStatus.OK, self.page.recent.recent())
+        elif path == "/api/selftest":
+            self._json(HTTPStatus.OK, self.page.selftest.state())
         elif len(parts) == 4 and parts[:2] == ["api", "cameras"] and parts[3] == "latest.jpg":
             draw = query.get("draw", ["0"])[0] in ("1", "true", "yes")
             width = query.get("width", ["640"])[0]
@@ -353,6 +357,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect("/login", (("Set-Cookie", _cookie("", 0)),))
         elif path in ("/api/config/zones", "/api/config/rollback"):
             self._edit(path, body)
+        elif path == "/api/selftest":
+            started = self.page.selftest.start()
+            status = HTTPStatus.ACCEPTED if started else HTTPStatus.CONFLICT
+            self._json(status, {"started": started, **self.page.selftest.state()})
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 

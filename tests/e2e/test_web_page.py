@@ -1,9 +1,10 @@
 """The technician page in a real headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``, through Selenium), against a running agent on a simulator scene with
 a real mosquitto: log in; the live picture changes; a zone drawn by clicks and saved is a
-valid config the agent then runs (an intrusion alert in it reaches a subscriber), and a
-rollback undoes it; a wrong password and a cross-site form post are refused; at a phone's
-width (390x844) no view scrolls sideways.
+valid config the agent then runs (an intrusion alert in it reaches a subscriber), with a
+counting line drawn beside it, and a rollback undoes both; the self-test runs from the
+page; a wrong password and a cross-site form post are refused; at a phone's width
+(390x844) no view scrolls sideways.
 
 ``EDGE_AGENT_SCREENSHOTS=docs/img`` saves a screenshot of each view there
 (docs/img/page-*.png, as in docs/web.md).
@@ -275,6 +276,20 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
     assert yaml.safe_load(page.config_path.read_text()) == yaml.safe_load(before)
 
 
+def test_the_self_test_runs_from_the_page(page: Page, browser: WebDriver) -> None:
+    logged_in(browser, page)
+    browser.find_element(By.ID, "nav-selftest").click()
+    status = browser.find_element(By.ID, "selftest-status")
+    wait_until(lambda: "Not run" in status.text, TIMEOUT_S, "the self-test view")
+    browser.find_element(By.ID, "selftest-run").click()
+    wait_until(lambda: "passed" in status.text or "FAILED" in status.text, TIMEOUT_S, "its verdict")
+    lines = browser.find_element(By.ID, "selftest-list").text.splitlines()
+    assert any(line.startswith("PASS config") for line in lines), lines
+    for name in ("camera cam1", "model", "outbox", "clock", "broker"):
+        assert any(f" {name}" in line for line in lines), (name, lines)
+    screenshot(browser, "selftest")
+
+
 class _CrossSite(BaseHTTPRequestHandler):
     """Another origin's page: a form that posts itself to the agent's save endpoint."""
 
@@ -337,7 +352,7 @@ def test_every_view_fits_a_phone_screen(page: Page, browser: WebDriver) -> None:
     assert browser.execute_script(overflow) <= 0
     screenshot(browser, "phone-login")
     logged_in(browser, page)
-    for view in ("live", "health", "events", "zones"):
+    for view in ("live", "health", "events", "zones", "selftest"):
         browser.get(f"{page.url}/#{view}")
         wait_until(lambda view=view: browser.find_element(By.ID, view).is_displayed(), 10.0, view)
         if view == "zones":

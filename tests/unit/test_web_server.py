@@ -1,25 +1,29 @@
 """The page's HTTP checks on a real socket, with a stub agent (edge_agent/web/server.py):
 what a script may do with Basic auth, what a DNS-rebinding page, a guesser and a post
-without its CSRF token get; secrets never leave in /api/config."""
+without its CSRF token get; secrets never leave in /api/config; the self-test runner."""
 
 from __future__ import annotations
 
 import base64
 import http.client
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.pipeline import FrameOutput
+from edge_agent.selftest import CheckResult
 from edge_agent.service import ServiceHealth
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.types import Box, Lifecycle, ObjectEvent, Thumbnail
 from edge_agent.web.auth import write_password_file
 from edge_agent.web.config import WebConfig
 from edge_agent.web.feed import RecentOutputs
+from edge_agent.web.selftest import SelftestRunner
 from edge_agent.web.server import WebServer
 from edge_agent.worker import CameraWorker
 
@@ -180,3 +184,27 @@ def test_the_event_list_and_thumbnails(server: WebServer) -> None:
     assert item["id"] == "e1" and item["zone"] == "gate" and item["thumbnail"] is True
     assert request(server, "GET", "/api/events/e1/thumbnail.jpg", Authorization=auth)[2] == b"JPEG"
     assert request(server, "GET", "/api/cameras/nope/latest.jpg", Authorization=auth)[0] == 404
+
+
+def test_the_self_test_runs_once_at_a_time_and_keeps_its_lines(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def fake_run(path: Path, *, report: Callable[[CheckResult], None]) -> list[CheckResult]:
+        first = CheckResult("config", "PASS", f"{path.name} is valid")
+        report(first)
+        release.wait(10.0)
+        second = CheckResult("clock", "FAIL", "not synchronised", fix="check NTP")
+        report(second)
+        return [first, second]
+
+    runner = SelftestRunner(tmp_path / "config.yaml", fake_run)
+    assert runner.state()["started"] is None
+    assert runner.start() is True
+    wait_until(lambda: len(runner.state()["results"]) == 1, 10.0, "the first line")
+    assert runner.state()["running"] is True and runner.start() is False
+    release.set()
+    wait_until(lambda: not runner.state()["running"], 10.0, "the end of the run")
+    state = runner.state()
+    assert state["exit_code"] == 1 and state["error"] is None
+    assert [r["name"] for r in state["results"]] == ["config", "clock"]
+    assert SelftestRunner(None, fake_run).start() is False  # no config file to test

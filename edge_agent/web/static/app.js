@@ -41,7 +41,7 @@ function element(tag, attributes, text) {
 
 function currentView() {
   const name = window.location.hash.slice(1);
-  return ["live", "health", "events", "zones"].includes(name) ? name : "live";
+  return ["live", "health", "events", "zones", "selftest"].includes(name) ? name : "live";
 }
 
 function showView() {
@@ -54,6 +54,7 @@ function showView() {
   }
   if (name === "health") refreshHealth();
   if (name === "events") refreshEvents();
+  if (name === "selftest") refreshSelftest();
 }
 
 const visible = (name) => currentView() === name && !document.hidden;
@@ -147,6 +148,39 @@ async function refreshEvents() {
     li.append(element("span", {}, text));
     list.append(li);
   }
+}
+
+// -- self-test --------------------------------------------------------------------------
+
+let selftestRunning = false;
+
+function showSelftest(state) {
+  selftestRunning = state.running;
+  $("selftest-run").disabled = state.running;
+  const line = $("selftest-status");
+  if (state.running) line.textContent = "Running...";
+  else if (state.error) line.textContent = state.error;
+  else if (state.finished) {
+    const verdict = state.exit_code === 0 ? "passed" : "FAILED";
+    line.textContent = `${verdict} at ${new Date(state.finished * 1000).toLocaleTimeString()}`;
+  } else line.textContent = "Not run since the agent started.";
+  const list = $("selftest-list");
+  list.replaceChildren();
+  for (const check of state.results) {
+    const li = element("li", { class: "check " + check.status.toLowerCase() });
+    li.append(element("b", {}, check.status), element("span", {}, ` ${check.name}: ${check.detail}`));
+    if (check.fix) li.append(element("div", { class: "fix" }, "→ " + check.fix));
+    list.append(li);
+  }
+}
+
+async function refreshSelftest() {
+  showSelftest(await getJSON("/api/selftest"));
+}
+
+async function runSelftest() {
+  const result = await postJSON("/api/selftest", {});
+  showSelftest(result.body);
 }
 
 // -- zone editor ------------------------------------------------------------------------
@@ -342,9 +376,11 @@ async function start() {
   if (cameras.length) buildEditor();
   window.addEventListener("hashchange", showView);
   showView();
+  $("selftest-run").addEventListener("click", runSelftest);
   window.setInterval(() => {
     if (visible("health")) refreshHealth();
     if (visible("events")) refreshEvents();
+    if (visible("selftest") && selftestRunning) refreshSelftest();
   }, POLL_MS);
 }
 
