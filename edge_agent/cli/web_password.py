@@ -2,13 +2,16 @@
 
 Stored as a scrypt hash (edge_agent/web/auth.py) in ``web.password_file`` or, by default,
 ``web-password`` beside the config file, mode 0600. Asked twice on a terminal; ``--stdin``
-reads one line instead (enrolment scripts). A running agent uses it at the next login.
+reads one line instead (enrolment scripts). Run as root, the file goes to the config
+file's owner (``deploy/install.sh`` makes that the service's user). A running agent uses
+it at the next login.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -48,8 +51,13 @@ def cmd_web_password(args: argparse.Namespace) -> int:
         password = getpass.getpass("New password for the technician page: ")
         if getpass.getpass("Again: ") != password:
             return error("the two passwords differ; nothing was changed")
+    # As root (sudo), the file is the config file's owner's: the service's user reads both.
+    owner = None
+    if os.geteuid() == 0:
+        status = config_path.stat()
+        owner = (status.st_uid, status.st_gid)
     try:
-        write_password_file(path, password)
+        write_password_file(path, password, owner=owner)
     except ValueError as problem:
         return error(str(problem))
     except OSError as problem:

@@ -81,13 +81,16 @@ def verify_password(stored: str, password: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-def write_password_file(path: Path, password: str) -> None:
-    """Hash ``password`` into ``path`` (mode 0600), replacing it atomically."""
+def write_password_file(path: Path, password: str, *, owner: tuple[int, int] | None = None) -> None:
+    """Hash ``password`` into ``path`` (mode 0600, ``owner`` (uid, gid) when given: the
+    service's user, that must read it), replacing it atomically."""
     line = hash_password(password) + "\n"
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)
+        if owner is not None:
+            os.fchown(fd, *owner)
         os.write(fd, line.encode("ascii"))
         os.fsync(fd)
     finally:

@@ -165,8 +165,16 @@ class ConfigEditor:
         mode = _mode_of(self.path)
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
         data_bytes = text.encode("utf-8")
-        _write_atomically(self.previous, current, mode)
-        _write_atomically(self.path, data_bytes, mode)
+        try:
+            _write_atomically(self.previous, current, mode)
+            _write_atomically(self.path, data_bytes, mode)
+        except OSError as error:  # systemd's ProtectSystem=strict: /etc is read-only to us
+            problem = (
+                f"cannot write the config file {self.path}: {error.strerror or error}; "
+                f"the agent needs write access to {self.path.parent} "
+                "(under systemd: docs/web.md, Under systemd)"
+            )
+            return EditResult(409, {"ok": False, "problems": [problem]})
         outcome = self._reload()
         if not outcome.applied:
             _write_atomically(self.path, current, mode)  # disk agrees with what runs

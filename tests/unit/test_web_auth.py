@@ -1,13 +1,17 @@
-"""The page's password hash, sessions, CSRF tokens and login limits (edge_agent/web/auth.py)."""
+"""The page's password hash, sessions, CSRF tokens and login limits (edge_agent/web/auth.py),
+and ``edge-agent web-password`` that sets it."""
 
 from __future__ import annotations
 
+import io
+import os
 import stat
 from pathlib import Path
 
 import pytest
 from fakes.clock import FakeClock
 
+from edge_agent.cli import main
 from edge_agent.web.auth import (
     LoginLimiter,
     PasswordFileError,
@@ -92,3 +96,26 @@ def test_a_good_login_clears_the_address_failures() -> None:
     limiter.succeeded("10.0.0.1")
     limiter.failed("10.0.0.1")
     assert limiter.retry_after_s("10.0.0.1") == 0
+
+
+def test_the_web_password_command_stores_a_hash_for_the_config_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "site_id: s1\ndevice_id: d1\ncameras: [{id: cam1, source: {kind: sim}}]\n"
+        f"outbox: {{path: {tmp_path / 'outbox.db'}}}\n"
+    )
+    if os.geteuid() == 0:  # as root (sudo) the file goes to the config's owner
+        os.chown(config, 12345, 12346)
+    monkeypatch.setattr("sys.stdin", io.StringIO("ladder-and-phone\n"))
+    assert main(["web-password", "--config", str(config), "--stdin"]) == 0
+    path = tmp_path / "web-password"
+    assert verify_password(read_password_hash(path), "ladder-and-phone")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    if os.geteuid() == 0:
+        assert (path.stat().st_uid, path.stat().st_gid) == (12345, 12346)
+    assert "the page is off" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["web-password", "--config", str(config), "--stdin"]) == 2
+    assert verify_password(read_password_hash(path), "ladder-and-phone")  # unchanged

@@ -166,3 +166,19 @@ def test_lines_are_replaced_when_sent_and_keep_their_settings(config_path: Path)
     assert not any(
         isinstance(r, LineCrossingRuleConfig) for r in load_config(config_path).cameras[0].rules
     )
+
+
+def test_a_config_the_agent_may_not_write_is_said_and_left_alone(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(path: Path, data: bytes, mode: int) -> None:
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr("edge_agent.web.edit._write_atomically", read_only)
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    result = ConfigEditor(config_path, reloads).save_zones(SAVE)
+    assert result.status == 409 and reloads.calls == 0
+    (problem,) = result.body["problems"]
+    assert "Read-only file system" in problem and "Under systemd" in problem
+    assert config_path.read_bytes() == before
