@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what edge_agent needs on Debian/Ubuntu/Raspberry Pi OS, idempotently:
-# system packages (mosquitto, python3-venv, chromium for the page's browser tests) where missing, a virtualenv in .venv,
-# and the agent, the simulator and the development tools inside it.
+# system packages (mosquitto, python3-venv, chromium and its driver for the page's browser
+# tests) where missing, a virtualenv in .venv, and the agent, the simulator and the
+# development tools inside it.
 # Safe to run again; only does what is missing. Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
