@@ -16,6 +16,7 @@ import binascii
 import ipaddress
 import json
 import logging
+import socket
 import threading
 from email.message import Message
 from http import HTTPStatus
@@ -53,6 +54,7 @@ STATIC = {
     "login.html": "text/html; charset=utf-8",
 }
 MAX_FORM_BYTES = 4096
+IDLE_TIMEOUT_S = 30.0
 MAX_JSON_BYTES = 256 * 1024
 SECURITY_HEADERS = (
     (
@@ -132,7 +134,10 @@ class WebServer:
     def host_allowed(self, host_header: str | None) -> bool:
         if not host_header:
             return False
-        name = urlsplit(f"//{host_header}").hostname or ""
+        try:
+            name = urlsplit(f"//{host_header}").hostname or ""
+        except ValueError:  # "[bad", say
+            return False
         if name == "localhost" or name in self.settings.host_names:
             return True
         try:
@@ -164,9 +169,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _V6Server(_Server):
-    import socket as _socket
-
-    address_family = _socket.AF_INET6
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -174,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "edge-agent"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # an idle kept-alive connection gives its thread back
 
     @property
     def page(self) -> WebServer:

@@ -107,10 +107,10 @@ def test_the_config_is_shown_without_its_secrets(server: WebServer) -> None:
 
 
 def test_a_host_name_it_does_not_know_is_refused(server: WebServer) -> None:
-    status, _, _ = request(
-        server, "GET", "/api/health", Host="evil.example", Authorization=basic(PASSWORD)
-    )
+    auth = basic(PASSWORD)
+    status, _, _ = request(server, "GET", "/api/health", Host="evil.example", Authorization=auth)
     assert status == 421
+    assert request(server, "GET", "/api/health", Host="[bad", Authorization=auth)[0] == 421
 
 
 def test_guessing_is_limited(server: WebServer) -> None:
