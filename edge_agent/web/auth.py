@@ -1,11 +1,11 @@
 """Who may use the page: one per-device password, sessions, CSRF tokens, login limits.
 
 The password is kept as a scrypt hash (RFC 7914; n=2**14, r=8, p=1, a 16-byte random salt,
-a 32-byte key: about 16 MiB and some 50-100 ms on a Pi 4 per try) in a file of one line,
-``scrypt$16384$8$1$<salt>$<key>`` (base64), mode 0600. A login gives a random session
-token in an HttpOnly, SameSite=Strict cookie that expires; each session has its own CSRF
-token, sent back on every POST in a header or a hidden field. Failed logins are limited
-per client address and in total, so a password cannot be guessed at network speed.
+a 32-byte key: 16 MiB and about 0.2 s of CPU per try on the development machine) in a file
+of one line, ``scrypt$16384$8$1$<salt>$<key>`` (base64), mode 0600. A login gives a random
+session token in an HttpOnly, SameSite=Strict cookie that expires; each session has its
+own CSRF token, sent back on every POST in a header or a hidden field. Failed logins are
+limited per client address and in total, so a password cannot be guessed at network speed.
 """
 
 from __future__ import annotations
