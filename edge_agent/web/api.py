@@ -25,6 +25,7 @@ __all__ = ["FrameCache", "WebTarget", "cameras", "health", "public_config"]
 
 SECRET_KEY = re.compile(r"password|secret|token", re.IGNORECASE)
 MIN_WIDTH_PX, MAX_WIDTH_PX = 160, 1920
+MAX_CACHED_VIEWS = 8  # (camera, drawn or not, width) kept: the page asks for one or two
 
 
 class WebTarget(Protocol):
@@ -126,5 +127,8 @@ class FrameCache:
         camera = worker.config if draw else None
         jpeg = jpeg_view(frame.image, camera, tracks if draw else (), width_px=width_px)
         with self._lock:
+            self._cache.pop(key, None)
             self._cache[key] = _Encoded(frame.index, id(worker.config), jpeg)
+            while len(self._cache) > MAX_CACHED_VIEWS:  # odd widths must not fill memory
+                del self._cache[next(iter(self._cache))]
         return jpeg
