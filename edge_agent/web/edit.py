@@ -37,6 +37,9 @@ class ZoneEdit(StrictModel):
     name: str
     polygon: list[tuple[float, float]]
     rules: list[ZoneRuleKind] = Field(default_factory=list)
+    # Left out: the zone's schedule stays; null: always active; else {start, end[, days]}
+    # (checked with the whole config).
+    schedule: dict[str, object] | None = None
 
 
 class LineEdit(StrictModel):
@@ -96,10 +99,16 @@ def apply_zones(data: object, edit: ZonesEdit) -> list[str]:
     if camera is None:
         return [f"no camera {edit.camera!r} in the config file"]
     old_zones = {z.get("name"): z for z in camera.get("zones") or [] if isinstance(z, dict)}
-    camera["zones"] = [
-        {**old_zones.get(z.name, {}), "name": z.name, "polygon": [[x, y] for x, y in z.polygon]}
-        for z in edit.zones
-    ]
+    zones = []
+    for z in edit.zones:
+        zone = {**old_zones.get(z.name, {}), "name": z.name}
+        zone["polygon"] = [[x, y] for x, y in z.polygon]
+        if "schedule" in z.model_fields_set:
+            zone.pop("schedule", None)
+            if z.schedule is not None:
+                zone["schedule"] = z.schedule
+        zones.append(zone)
+    camera["zones"] = zones
     wanted = [(kind, z.name) for z in edit.zones for kind in dict.fromkeys(z.rules)]
     rules = [r for r in camera.get("rules") or [] if isinstance(r, dict)]
     kept = [r for r in rules if "zone" not in r or (r.get("kind"), r["zone"]) in wanted]

@@ -182,3 +182,23 @@ def test_a_config_the_agent_may_not_write_is_said_and_left_alone(
     (problem,) = result.body["problems"]
     assert "Read-only file system" in problem and "Under systemd" in problem
     assert config_path.read_bytes() == before
+
+
+def test_a_zone_schedule_is_kept_unless_sent(config_path: Path) -> None:
+    editor = ConfigEditor(config_path, Reloads())
+    night = {"start": "22:00", "end": "05:00"}
+    gate = {"name": "gate", "polygon": [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6]], "schedule": night}
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 200
+    (zone,) = load_config(config_path).cameras[0].zones
+    assert zone.schedule is not None and (zone.schedule.start, zone.schedule.end) == (
+        "22:00",
+        "05:00",
+    )
+    del gate["schedule"]  # left out: kept
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 200
+    assert load_config(config_path).cameras[0].zones[0].schedule is not None
+    gate["schedule"] = None  # null: always active
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 200
+    assert load_config(config_path).cameras[0].zones[0].schedule is None
+    gate["schedule"] = {"start": "25:00", "end": "05:00"}  # the whole config's check
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 422

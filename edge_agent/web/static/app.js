@@ -189,6 +189,7 @@ function editedZones(camera) {
   return camera.zones.map((zone) => ({
     name: zone.name,
     polygon: zone.polygon,
+    schedule: zone.schedule,
     rules: camera.rules.filter((r) => r.zone === zone.name && ZONE_KINDS.includes(r.kind)).map((r) => r.kind),
   }));
 }
@@ -258,7 +259,8 @@ function drawEditor() {
   list.replaceChildren();
   editor.zones.forEach((zone, index) => {
     const rules = zone.rules.length ? zone.rules.join(", ") : "no rule";
-    const li = element("li", {}, `${zone.name}: ${zone.polygon.length} corners, ${rules}`);
+    const when = zone.schedule ? `, active ${zone.schedule.start}-${zone.schedule.end}` : "";
+    const li = element("li", {}, `${zone.name}: ${zone.polygon.length} corners, ${rules}${when}`);
     const remove = element("button", { type: "button" }, "remove");
     remove.addEventListener("click", () => {
       editor.zones.splice(index, 1);
@@ -309,8 +311,11 @@ function addShape() {
   }
   if (editor.draft.length < 3) return status("Place at least three corners on the picture first.", false);
   const rule = $("zone-rule").value;
+  const from = $("zone-from").value;
+  const to = $("zone-to").value;
+  const schedule = from || to ? { start: from || "00:00", end: to || "24:00" } : null;
   editor.zones = editor.zones.filter((z) => z.name !== name);
-  editor.zones.push({ name: name, polygon: editor.draft, rules: rule ? [rule] : [] });
+  editor.zones.push({ name: name, polygon: editor.draft, rules: rule ? [rule] : [], schedule: schedule });
   editor.draft = [];
   $("zone-name").value = "";
   drawEditor();
@@ -352,7 +357,7 @@ function buildEditor() {
   $("edit-svg").addEventListener("click", addCorner);
   $("zone-add").addEventListener("click", addShape);
   $("draw-kind").addEventListener("change", () => {
-    $("rule-label").hidden = drawingLine();
+    for (const id of ["rule-label", "schedule-label", "schedule-hint"]) $(id).hidden = drawingLine();
     editor.draft = [];
     drawEditor();
   });
