@@ -35,6 +35,9 @@ paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake`
                    preview under ``_preview_lock``                 refused is stored later
 caller of          ``_threads``, ``not_stopped``; closes the       ``_stop``, ``mailbox.close()``
 ``start``/``stop`` sources and the sink after the join
+``web`` and its    sessions, login failures, the page's frame      ``Agent.reload()``, as a
+request threads    cache (each under its lock); a zone save        SIGHUP (edge_agent/web)
+(``web.enabled``)  writes the config file, then reloads
 ``reload`` (SIGHUP ``workers``, ``detector``, ``config`` (each      ``_cameras_stop``; the old
 thread or          replaced whole, under ``_reload_lock``)         camera threads joined first
 ``mqtt-commands``)
@@ -95,6 +98,8 @@ from edge_agent.stats import (
     stats_expiry_s,
 )
 from edge_agent.types import Box
+from edge_agent.web.feed import RecentOutputs, TeeSink
+from edge_agent.web.server import WebServer, start_web
 from edge_agent.worker import CameraWorker
 
 if TYPE_CHECKING:
@@ -176,14 +181,17 @@ class Agent:
         )
         self.renewer = self._renewer(config)
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
+        self.recent = RecentOutputs() if config.web.enabled else None  # the page's event list
+        self.web: WebServer | None = None
         self.workers: list[CameraWorker] = self._build_workers(config, self.detector)
 
     def _build_workers(self, config: AgentConfig, detector: LockedDetector) -> list[CameraWorker]:
         workers: list[CameraWorker] = []
         try:
             for camera in config.cameras:
+                sink = self.sink if self.recent is None else TeeSink(self.sink, self.recent)
                 pipeline = build_pipeline(
-                    config, camera, detector=detector, sink=self.sink, references=True
+                    config, camera, detector=detector, sink=sink, references=True
                 )
                 workers.append(
                     CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
@@ -219,6 +227,8 @@ class Agent:
             self.publisher.start()
             self._start_cameras()
             self._spawn(self._housekeeping_loop, "housekeeping")
+            if self.config.web.enabled:
+                self.web = start_web(self, self.config.web, self.recent)
             self._started = True
         log.info(
             "agent started: site=%s device=%s boot=%s cameras=%s",
@@ -543,6 +553,8 @@ class Agent:
         """
         self.service.stopping()
         self._stop.set()
+        if self.web is not None:
+            self.web.close()
         with self._reload_lock:  # a reload in progress finishes first
             stuck = self._stop_cameras(join_timeout_s)
             for thread in self._threads:

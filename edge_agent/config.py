@@ -23,6 +23,7 @@ from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
+from edge_agent.web.config import WebConfig
 
 
 class SimSourceConfig(StrictModel):
@@ -296,6 +297,7 @@ class AgentConfig(StrictModel):
     status: StatusConfig = Field(default_factory=StatusConfig)
     references: ReferenceStoreConfig = Field(default_factory=ReferenceStoreConfig)
     stats_interval_s: float = Field(60.0, ge=1.0)
+    web: WebConfig = Field(default_factory=WebConfig)  # the technician page (docs/web.md)
 
     @field_validator("cameras")
     @classmethod

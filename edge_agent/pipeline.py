@@ -41,7 +41,7 @@ from edge_agent.detect.frame import FrameDetector
 from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
 from edge_agent.track import IouTracker
-from edge_agent.types import Box, Frame, ObjectEvent, Thumbnail
+from edge_agent.types import Box, Frame, ObjectEvent, Thumbnail, Track
 
 if TYPE_CHECKING:
     from edge_agent.config import DetectorConfig
@@ -148,6 +148,7 @@ class CameraPipeline:
         self._last_detect_s: float | None = None
         self.clock = StageClock()
         self.last_motion_ratio = 0.0
+        self.last_tracks: tuple[Track, ...] = ()  # confirmed tracks at the last frame
         self.stage_errors: dict[str, int] = {}  # rule/analyzer name -> failures
 
     @property
@@ -205,6 +206,7 @@ class CameraPipeline:
             started = time.perf_counter()
             tracks = self._tracker.tick(now_s)
         clock.add("track", time.perf_counter() - started)
+        self.last_tracks = self._tracker.live_tracks()  # replaced whole: the page draws them
 
         started = time.perf_counter()
         engine_output = self._engine.update(frame, tracks)

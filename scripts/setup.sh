@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what edge_agent needs on Debian/Ubuntu/Raspberry Pi OS, idempotently:
-# system packages (mosquitto, python3-venv) where missing, a virtualenv in .venv,
-# and the agent, the simulator and the development tools inside it.
+# system packages (mosquitto, python3-venv, chromium and its driver for the page's browser
+# tests) where missing, a virtualenv in .venv, and the agent, the simulator and the
+# development tools inside it.
 # Safe to run again; only does what is missing. Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ is_raspberry_pi() { grep -qs "Raspberry Pi" /proc/device-tree/model; }
 apt_missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || apt_missing+=(python3-venv)
+# The technician page's browser tests (tests/e2e/test_web_page.py) drive a headless Chromium.
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
 if is_raspberry_pi; then
   python3 -c "import picamera2" >/dev/null 2>&1 || apt_missing+=(python3-picamera2)
   python3 -c "import lgpio" >/dev/null 2>&1 || apt_missing+=(python3-lgpio)

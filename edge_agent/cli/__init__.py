@@ -25,6 +25,7 @@ from edge_agent.cli import (
     selftest,
     snapshot,
     watch,
+    web_password,
 )
 from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_checked_config
 from edge_agent.cli.run import run_agent
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         selftest,
         snapshot,
         enroll,
+        web_password,
     ):
         command.register(commands)
     return parser

@@ -1,0 +1,193 @@
+"""Saving the zone editor's work, and going back: the config file is the one truth.
+
+A save changes one camera's ``zones`` (and the alert rules that name them), and its
+counting lines when sent, in the YAML the agent was started from; checks the *whole* file
+as ``check-config`` does; keeps the file it replaces as ``<config>.prev``; writes the new
+one atomically (same mode) and applies it through the agent's reload — the SIGHUP path. A
+reload the agent refuses puts the previous file back, so disk and running config never
+disagree. ``rollback`` swaps the file and its ``.prev`` and reloads. Comments in the YAML
+do not survive a save (they stay in ``.prev``); docs/web.md says so.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from edge_agent.config import ConfigError, problems_of, read_config_data
+from edge_agent.config_base import StrictModel
+from edge_agent.config_check import check_config_data
+from edge_agent.service.reload import ReloadOutcome
+
+__all__ = ["ConfigEditor", "EditResult", "LineEdit", "ZoneEdit", "ZonesEdit", "previous_path"]
+
+ZoneRuleKind = Literal["intrusion", "loitering", "crowd", "stopped_vehicle", "congestion"]
+
+
+class ZoneEdit(StrictModel):
+    """One zone as the editor sends it; other keys a zone of that name had are kept."""
+
+    name: str
+    polygon: list[tuple[float, float]]
+    rules: list[ZoneRuleKind] = Field(default_factory=list)
+    # Left out: the zone's schedule stays; null: always active; else {start, end[, days]}
+    # (checked with the whole config).
+    schedule: dict[str, object] | None = None
+
+
+class LineEdit(StrictModel):
+    """One counting line (a ``line_crossing`` rule) as the editor sends it."""
+
+    name: str
+    a: tuple[float, float]
+    b: tuple[float, float]
+
+
+class ZonesEdit(StrictModel):
+    """A save: every zone of one camera (a zone left out is removed, with its rules), and
+    its counting lines when ``lines`` is given (None: the lines stay as they are)."""
+
+    camera: str
+    zones: list[ZoneEdit]
+    lines: list[LineEdit] | None = None
+
+
+@dataclass(frozen=True)
+class EditResult:
+    status: int  # the HTTP status to answer with
+    body: dict[str, object] = field(default_factory=dict)
+
+
+def previous_path(path: Path) -> Path:
+    return path.with_name(path.name + ".prev")
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.web-tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def apply_zones(data: object, edit: ZonesEdit) -> list[str]:
+    """Change ``data`` (a config document) in place; the problems when it cannot."""
+    cameras = data.get("cameras") if isinstance(data, dict) else None
+    if not isinstance(cameras, list):
+        return ["the config file has no cameras list"]
+    camera = next((c for c in cameras if isinstance(c, dict) and c.get("id") == edit.camera), None)
+    if camera is None:
+        return [f"no camera {edit.camera!r} in the config file"]
+    old_zones = {z.get("name"): z for z in camera.get("zones") or [] if isinstance(z, dict)}
+    zones = []
+    for z in edit.zones:
+        zone = {**old_zones.get(z.name, {}), "name": z.name}
+        zone["polygon"] = [[x, y] for x, y in z.polygon]
+        if "schedule" in z.model_fields_set:
+            zone.pop("schedule", None)
+            if z.schedule is not None:
+                zone["schedule"] = z.schedule
+        zones.append(zone)
+    camera["zones"] = zones
+    wanted = [(kind, z.name) for z in edit.zones for kind in dict.fromkeys(z.rules)]
+    rules = [r for r in camera.get("rules") or [] if isinstance(r, dict)]
+    kept = [r for r in rules if "zone" not in r or (r.get("kind"), r["zone"]) in wanted]
+    have = {(r.get("kind"), r.get("zone")) for r in kept}
+    kept += [{"kind": kind, "zone": zone} for kind, zone in wanted if (kind, zone) not in have]
+    if edit.lines is not None:
+        old_lines = {r.get("name"): r for r in kept if r.get("kind") == "line_crossing"}
+        kept = [r for r in kept if r.get("kind") != "line_crossing"]
+        kept += [
+            {
+                **old_lines.get(line.name, {"kind": "line_crossing"}),
+                "name": line.name,
+                "a": list(line.a),
+                "b": list(line.b),
+            }
+            for line in edit.lines
+        ]
+    camera["rules"] = kept
+    return []
+
+
+class ConfigEditor:
+    """Saves and rollbacks of the config at ``path``, one at a time, applied by ``reload``."""
+
+    def __init__(self, path: Path, reload: Callable[[], ReloadOutcome]) -> None:
+        self.path = path
+        self.previous = previous_path(path)
+        self._reload = reload
+        self._lock = threading.Lock()
+
+    def save_zones(self, body: object) -> EditResult:
+        try:
+            edit = ZonesEdit.model_validate(body)
+        except ValidationError as error:
+            return EditResult(400, {"ok": False, "problems": problems_of(error)})
+        with self._lock:
+            try:
+                current = self.path.read_bytes()
+                data = read_config_data(self.path)
+            except (OSError, ConfigError) as error:
+                return EditResult(409, {"ok": False, "problems": [f"the config file: {error}"]})
+            problems = apply_zones(data, edit)
+            if problems:
+                return EditResult(400, {"ok": False, "problems": problems})
+            return self._replace_locked(current, data)
+
+    def rollback(self) -> EditResult:
+        with self._lock:
+            try:
+                current = self.path.read_bytes()
+                data = read_config_data(self.previous)
+            except (OSError, ConfigError) as error:
+                return EditResult(404, {"ok": False, "problems": [f"no previous config: {error}"]})
+            return self._replace_locked(current, data)
+
+    def _replace_locked(self, current: bytes, data: object) -> EditResult:
+        """Check ``data`` whole; write it, keeping ``current`` as .prev; reload; undo if the
+        agent refuses it."""
+        check = check_config_data(data, str(self.path), config_path=self.path)
+        if not check.ok:
+            problems = list(check.problems) or ["the config is empty"]
+            return EditResult(422, {"ok": False, "problems": problems})
+        mode = _mode_of(self.path)
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+        data_bytes = text.encode("utf-8")
+        try:
+            _write_atomically(self.previous, current, mode)
+            _write_atomically(self.path, data_bytes, mode)
+        except OSError as error:  # systemd's ProtectSystem=strict: /etc is read-only to us
+            problem = (
+                f"cannot write the config file {self.path}: {error.strerror or error}; "
+                f"the agent needs write access to {self.path.parent} "
+                "(under systemd: docs/web.md, Under systemd)"
+            )
+            return EditResult(409, {"ok": False, "problems": [problem]})
+        outcome = self._reload()
+        if not outcome.applied:
+            _write_atomically(self.path, current, mode)  # disk agrees with what runs
+            return EditResult(409, {"ok": False, "problems": list(outcome.problems)})
+        return EditResult(
+            200, {"ok": True, "changed": list(outcome.changed), "previous": str(self.previous)}
+        )

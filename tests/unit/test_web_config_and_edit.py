@@ -1,0 +1,204 @@
+"""The ``web:`` section's address rules, and the zone editor's save and rollback
+(edge_agent/web/config.py, edge_agent/web/edit.py) against real files and a stub reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from edge_agent.config import load_config
+from edge_agent.rules.config import LineCrossingRuleConfig
+from edge_agent.service.reload import ReloadOutcome
+from edge_agent.web.config import WebConfig, split_listen
+from edge_agent.web.edit import ConfigEditor
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1:8080", "192.168.1.20:8080", "10.1.2.3:80", "[fe80::1]:8080", "[::1]:0"]
+)
+def test_local_addresses_are_accepted(listen: str) -> None:
+    assert WebConfig(listen=listen).listen == listen
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8080", "[::]:8080", "8.8.8.8:8080"])
+def test_every_interface_or_a_public_address_needs_allow_any_address(listen: str) -> None:
+    with pytest.raises(ValidationError, match="local network only"):
+        WebConfig(listen=listen)
+    assert WebConfig(listen=listen, allow_any_address=True).listen == listen
+
+
+@pytest.mark.parametrize("listen", ["8080", "pi.local:8080", "127.0.0.1:http", "127.0.0.1:70000"])
+def test_a_listen_without_an_ip_and_port_is_refused(listen: str) -> None:
+    with pytest.raises(ValidationError):
+        WebConfig(listen=listen)
+
+
+def test_split_listen() -> None:
+    assert split_listen("[fe80::1]:8080") == ("fe80::1", 8080)
+    assert split_listen("192.168.1.20:80") == ("192.168.1.20", 80)
+
+
+CONFIG = """\
+# a comment the editor does not keep (it stays in config.yaml.prev)
+site_id: s1
+device_id: d1
+cameras:
+  - id: cam1
+    source: {kind: sim, scenario: street}
+    zones:
+      - name: gate
+        polygon: [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]
+        inertia_frames: 5
+      - name: old
+        polygon: [[0.6, 0.6], [0.9, 0.6], [0.9, 0.9]]
+    rules:
+      - {kind: intrusion, zone: gate, min_duration_s: 3}
+      - {kind: loitering, zone: old}
+      - {kind: line_crossing, name: kerb, a: [0.0, 0.8], b: [1.0, 0.8]}
+outbox: {path: OUTBOX}
+"""
+
+
+class Reloads:
+    def __init__(self, applied: bool = True) -> None:
+        self.applied = applied
+        self.calls = 0
+
+    def __call__(self) -> ReloadOutcome:
+        self.calls += 1
+        if self.applied:
+            return ReloadOutcome(True, changed=("cameras",))
+        return ReloadOutcome(False, ("cameras: cannot open",))
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.replace("OUTBOX", str(tmp_path / "outbox.db")))
+    path.chmod(0o640)
+    return path
+
+
+SAVE = {
+    "camera": "cam1",
+    "zones": [
+        {"name": "gate", "polygon": [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6]], "rules": ["intrusion"]},
+        {"name": "yard", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "rules": ["crowd"]},
+    ],
+}
+
+
+def test_a_save_replaces_the_zones_keeps_what_it_can_and_the_previous_file(
+    config_path: Path,
+) -> None:
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    result = ConfigEditor(config_path, reloads).save_zones(SAVE)
+    assert result.status == 200 and result.body["ok"] is True, result.body
+    assert reloads.calls == 1
+    assert config_path.with_name("config.yaml.prev").read_bytes() == before
+    assert config_path.stat().st_mode & 0o777 == 0o640
+    camera = load_config(config_path).cameras[0]
+    assert [(z.name, z.inertia_frames) for z in camera.zones] == [("gate", 5), ("yard", 3)]
+    assert camera.zones[0].polygon == [(0.2, 0.2), (0.6, 0.2), (0.6, 0.6)]
+    rules = [(r.kind, getattr(r, "zone", None), getattr(r, "name", None)) for r in camera.rules]
+    # The gate's intrusion rule keeps its settings; "old" and its loitering rule are gone;
+    # the line is no zone's and stays; the yard gets a crowd rule with the defaults.
+    assert rules == [
+        ("intrusion", "gate", None),
+        ("line_crossing", None, "kerb"),
+        ("crowd", "yard", None),
+    ]
+    assert camera.rules[0].min_duration_s == 3
+
+
+def test_an_invalid_save_changes_nothing(config_path: Path) -> None:
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    bad = {"camera": "cam1", "zones": [{"name": "bad name", "polygon": [[0, 0], [1, 1]]}]}
+    result = ConfigEditor(config_path, reloads).save_zones(bad)
+    assert result.status == 422
+    assert any("polygon" in p for p in result.body["problems"])
+    assert (
+        ConfigEditor(config_path, reloads).save_zones({"camera": "nope", "zones": []}).status == 400
+    )
+    assert ConfigEditor(config_path, reloads).save_zones({"zones": "x"}).status == 400
+    assert config_path.read_bytes() == before and reloads.calls == 0
+    assert not config_path.with_name("config.yaml.prev").exists()
+
+
+def test_a_save_the_agent_refuses_puts_the_file_back(config_path: Path) -> None:
+    before = config_path.read_bytes()
+    result = ConfigEditor(config_path, Reloads(applied=False)).save_zones(SAVE)
+    assert result.status == 409 and result.body["problems"] == ["cameras: cannot open"]
+    assert config_path.read_bytes() == before
+
+
+def test_rollback_swaps_the_file_and_its_previous_one(config_path: Path) -> None:
+    before = config_path.read_bytes()
+    editor = ConfigEditor(config_path, Reloads())
+    assert editor.rollback().status == 404  # nothing to go back to yet
+    assert editor.save_zones(SAVE).status == 200
+    saved = config_path.read_bytes()
+    result = editor.rollback()
+    assert result.status == 200, result.body
+    assert yaml.safe_load(config_path.read_bytes()) == yaml.safe_load(before)
+    assert config_path.with_name("config.yaml.prev").read_bytes() == saved
+
+
+def test_lines_are_replaced_when_sent_and_keep_their_settings(config_path: Path) -> None:
+    lines = [
+        {"name": "kerb", "a": [0.0, 0.7], "b": [1.0, 0.7]},
+        {"name": "gate_line", "a": [0.2, 0.1], "b": [0.2, 0.9]},
+    ]
+    result = ConfigEditor(config_path, Reloads()).save_zones({**SAVE, "lines": lines})
+    assert result.status == 200, result.body
+    rules = load_config(config_path).cameras[0].rules
+    crossing = [r for r in rules if isinstance(r, LineCrossingRuleConfig)]
+    assert [(r.name, r.a, r.b) for r in crossing] == [
+        ("kerb", (0.0, 0.7), (1.0, 0.7)),
+        ("gate_line", (0.2, 0.1), (0.2, 0.9)),
+    ]
+    assert ConfigEditor(config_path, Reloads()).save_zones({**SAVE, "lines": []}).status == 200
+    assert not any(
+        isinstance(r, LineCrossingRuleConfig) for r in load_config(config_path).cameras[0].rules
+    )
+
+
+def test_a_config_the_agent_may_not_write_is_said_and_left_alone(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(path: Path, data: bytes, mode: int) -> None:
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr("edge_agent.web.edit._write_atomically", read_only)
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    result = ConfigEditor(config_path, reloads).save_zones(SAVE)
+    assert result.status == 409 and reloads.calls == 0
+    (problem,) = result.body["problems"]
+    assert "Read-only file system" in problem and "Under systemd" in problem
+    assert config_path.read_bytes() == before
+
+
+def test_a_zone_schedule_is_kept_unless_sent(config_path: Path) -> None:
+    editor = ConfigEditor(config_path, Reloads())
+    night = {"start": "22:00", "end": "05:00"}
+    gate = {"name": "gate", "polygon": [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6]], "schedule": night}
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 200
+    (zone,) = load_config(config_path).cameras[0].zones
+    assert zone.schedule is not None and (zone.schedule.start, zone.schedule.end) == (
+        "22:00",
+        "05:00",
+    )
+    del gate["schedule"]  # left out: kept
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 200
+    assert load_config(config_path).cameras[0].zones[0].schedule is not None
+    gate["schedule"] = None  # null: always active
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 200
+    assert load_config(config_path).cameras[0].zones[0].schedule is None
+    gate["schedule"] = {"start": "25:00", "end": "05:00"}  # the whole config's check
+    assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 422

@@ -1,0 +1,210 @@
+"""The page's HTTP checks on a real socket, with a stub agent (edge_agent/web/server.py):
+what a script may do with Basic auth, what a DNS-rebinding page, a guesser and a post
+without its CSRF token get; secrets never leave in /api/config; the self-test runner."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+
+from edge_agent.config import AgentConfig, parse_config
+from edge_agent.pipeline import FrameOutput
+from edge_agent.selftest import CheckResult
+from edge_agent.service import ServiceHealth
+from edge_agent.service.reload import ReloadOutcome
+from edge_agent.types import Box, Lifecycle, ObjectEvent, Thumbnail
+from edge_agent.web.auth import write_password_file
+from edge_agent.web.config import WebConfig
+from edge_agent.web.feed import RecentOutputs
+from edge_agent.web.selftest import SelftestRunner
+from edge_agent.web.server import WebServer
+from edge_agent.worker import CameraWorker
+
+PASSWORD = "a-good-password"
+
+
+class StubAgent:
+    def __init__(self, config_path: Path) -> None:
+        self.config: AgentConfig = parse_config(
+            {
+                "site_id": "s1",
+                "device_id": "d1",
+                "cameras": [{"id": "cam1", "source": {"kind": "sim"}}],
+                "mqtt": {"username": "dev", "password": "broker-secret"},
+            }
+        )
+        self.config_path: Path | None = config_path
+        self.workers: list[CameraWorker] = []
+
+    def status_report(self) -> dict[str, object]:
+        return {"condition": "ok", "status_led": "none", "cameras": {}}
+
+    def service_health(self, now_s: float) -> ServiceHealth:
+        return ServiceHealth(False, ("cam1",), (), 10, 3, True, True)
+
+    def reload(self, path: Path | None = None) -> ReloadOutcome:
+        return ReloadOutcome(True)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WebServer]:
+    write_password_file(tmp_path / "web-password", PASSWORD)
+    recent = RecentOutputs()
+    page = WebServer(
+        StubAgent(tmp_path / "config.yaml"),
+        WebConfig(enabled=True, listen="127.0.0.1:0", login_failures_per_minute=2),
+        password_file=tmp_path / "web-password",
+        recent=recent,
+    )
+    page.start()
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def request(
+    server: WebServer, method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    host, port = server.address
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.request(
+            method, path, body=body, headers={k.replace("_", "-"): v for k, v in headers.items()}
+        )
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def basic(password: str) -> str:
+    return "Basic " + base64.b64encode(f"x:{password}".encode()).decode()
+
+
+def test_scripts_read_health_with_basic_auth(server: WebServer) -> None:
+    status, headers, body = request(server, "GET", "/api/health", Authorization=basic(PASSWORD))
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    health = json.loads(body)
+    assert health["condition"] == "ok" and health["outbox_depth"] == 3
+    assert health["broker_connected"] is True and health["alive"] is True
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert request(server, "GET", "/api/health")[0] == 401
+
+
+def test_the_config_is_shown_without_its_secrets(server: WebServer) -> None:
+    _, _, body = request(server, "GET", "/api/config", Authorization=basic(PASSWORD))
+    config = json.loads(body)
+    assert config["mqtt"]["password"] == "***" and config["mqtt"]["username"] == "dev"
+    assert b"broker-secret" not in body
+
+
+def test_a_host_name_it_does_not_know_is_refused(server: WebServer) -> None:
+    auth = basic(PASSWORD)
+    status, _, _ = request(server, "GET", "/api/health", Host="evil.example", Authorization=auth)
+    assert status == 421
+    assert request(server, "GET", "/api/health", Host="[bad", Authorization=auth)[0] == 421
+
+
+def test_guessing_is_limited(server: WebServer) -> None:
+    origin = {"Origin": server.url, "Content_Type": "application/x-www-form-urlencoded"}
+    for _ in range(2):
+        assert request(server, "POST", "/login", b"password=wrong-one", **origin)[0] == 401
+    status, _, body = request(server, "POST", "/login", f"password={PASSWORD}".encode(), **origin)
+    assert status == 429 and b"Too many tries" in body  # even the right one, for a minute
+    assert request(server, "GET", "/api/health", Authorization=basic(PASSWORD))[0] == 429
+
+
+def test_a_post_needs_the_origin_and_the_session_csrf_token(server: WebServer) -> None:
+    form = {"Origin": server.url, "Content_Type": "application/x-www-form-urlencoded"}
+    status, headers, _ = request(server, "POST", "/login", f"password={PASSWORD}".encode(), **form)
+    assert status == 303
+    cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
+    session = cookie.split(";")[0]
+    _, _, page = request(server, "GET", "/", Cookie=session)
+    csrf = page.split(b'name="csrf-token" content="')[1].split(b'"')[0].decode()
+    json_post = {"Cookie": session, "Content_Type": "application/json"}
+    assert (
+        request(server, "POST", "/api/config/rollback", b"{}", **json_post)[0] == 403
+    )  # no Origin
+    refused = request(server, "POST", "/api/config/rollback", b"{}", Origin=server.url, **json_post)
+    assert refused[0] == 403 and b"CSRF" in refused[2]
+    forged = request(
+        server,
+        "POST",
+        "/api/config/rollback",
+        b"{}",
+        Origin="http://127.0.0.1:1",
+        X_CSRF_Token=csrf,
+        **json_post,
+    )
+    assert forged[0] == 403 and b"cross-site" in forged[2]
+    # Origin and token right: it reaches the editor (no .prev yet: nothing to roll back to).
+    allowed = request(
+        server,
+        "POST",
+        "/api/config/rollback",
+        b"{}",
+        Origin=server.url,
+        X_CSRF_Token=csrf,
+        **json_post,
+    )
+    assert allowed[0] == 404 and b"no previous config" in allowed[2]
+
+
+def test_the_event_list_and_thumbnails(server: WebServer) -> None:
+    event = ObjectEvent(
+        "e1",
+        Lifecycle.NEW,
+        "cam1",
+        "object",
+        "person",
+        0.9,
+        0.9,
+        Box(0, 0, 1, 1),
+        ("gate",),
+        1.0,
+        None,
+        2.0,
+    )
+    server.recent.emit(
+        FrameOutput(events=(event,), thumbnails=(Thumbnail("e1", "cam1", b"JPEG", 0.9),))
+    )
+    auth = basic(PASSWORD)
+    _, _, body = request(server, "GET", "/api/events", Authorization=auth)
+    (item,) = json.loads(body)
+    assert item["id"] == "e1" and item["zone"] == "gate" and item["thumbnail"] is True
+    assert request(server, "GET", "/api/events/e1/thumbnail.jpg", Authorization=auth)[2] == b"JPEG"
+    assert request(server, "GET", "/api/cameras/nope/latest.jpg", Authorization=auth)[0] == 404
+
+
+def test_the_self_test_runs_once_at_a_time_and_keeps_its_lines(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def fake_run(path: Path, *, report: Callable[[CheckResult], None]) -> list[CheckResult]:
+        first = CheckResult("config", "PASS", f"{path.name} is valid")
+        report(first)
+        release.wait(10.0)
+        second = CheckResult("clock", "FAIL", "not synchronised", fix="check NTP")
+        report(second)
+        return [first, second]
+
+    runner = SelftestRunner(tmp_path / "config.yaml", fake_run)
+    assert runner.state()["started"] is None
+    assert runner.start() is True
+    wait_until(lambda: len(runner.state()["results"]) == 1, 10.0, "the first line")
+    assert runner.state()["running"] is True and runner.start() is False
+    release.set()
+    wait_until(lambda: not runner.state()["running"], 10.0, "the end of the run")
+    state = runner.state()
+    assert state["exit_code"] == 1 and state["error"] is None
+    assert [r["name"] for r in state["results"]] == ["config", "clock"]
+    assert SelftestRunner(None, fake_run).start() is False  # no config file to test
