@@ -9,6 +9,9 @@
 #   --now        also start (or restart) the service; needs /etc/edge-agent/config.yaml
 #   --dry-run    print what would be done, change nothing (no root needed)
 #   --print-unit print the unit as it would be installed, and exit
+#   --page-edits let the technician's page save zones: /etc/edge-agent becomes the
+#                agent's and writable to it (a drop-in); off by default, /etc stays
+#                read-only to the agent (docs/web.md, Under systemd)
 #
 # docs/service.md says what each step is for.
 set -eu
@@ -27,6 +30,7 @@ BIN=""
 NOW=0
 DRY=0
 PRINT_UNIT=0
+PAGE_EDITS=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) [ $# -ge 2 ] || { echo "install.sh: --bin needs a path" >&2; exit 2; }
@@ -35,7 +39,8 @@ while [ $# -gt 0 ]; do
         --now) NOW=1 ;;
         --dry-run) DRY=1 ;;
         --print-unit) PRINT_UNIT=1 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --page-edits) PAGE_EDITS=1 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -110,7 +115,11 @@ EXTRA_GROUPS=${EXTRA_GROUPS# }
 # 3. Directories: config root-owned, entered by the group only; state owner-only. The
 #    config may hold a password, which the agent accepts only in an owner-only file: it is
 #    the agent's, 0600 (the sandbox's read-only /etc keeps the agent from changing it).
-run install -d -m 0750 -o root -g "$NAME" "$CONF_DIR"
+if [ "$PAGE_EDITS" = 1 ]; then  # the page writes config.yaml(.prev) atomically in here
+    run install -d -m 0700 -o "$NAME" -g "$NAME" "$CONF_DIR"
+else
+    run install -d -m 0750 -o root -g "$NAME" "$CONF_DIR"
+fi
 run install -d -m 0700 -o "$NAME" -g "$NAME" "$STATE_DIR"
 if [ -f "$CONF_DIR/config.yaml" ]; then
     run chown "$NAME:$NAME" "$CONF_DIR/config.yaml"
@@ -145,6 +154,15 @@ if [ -n "$EXTRA_GROUPS" ]; then
     [ -d "$DROPIN_DIR" ] || run install -d -m 0755 "$DROPIN_DIR"
     printf '# written by deploy/install.sh: device groups this OS has\n[Service]\nSupplementaryGroups=%s\n' \
         "$EXTRA_GROUPS" | install_file "$DROPIN_DIR/10-groups.conf" 0644 && CHANGED=1
+fi
+
+if [ "$PAGE_EDITS" = 1 ]; then
+    [ -d "$DROPIN_DIR" ] || run install -d -m 0755 "$DROPIN_DIR"
+    printf '# written by deploy/install.sh --page-edits: the page may save the config\n[Service]\nReadWritePaths=%s\n' \
+        "$CONF_DIR" | install_file "$DROPIN_DIR/20-page-edits.conf" 0644 && CHANGED=1
+elif [ -f "$DROPIN_DIR/20-page-edits.conf" ]; then
+    run rm -f "$DROPIN_DIR/20-page-edits.conf"
+    CHANGED=1
 fi
 
 # 5. systemd: reload units if changed, enable at boot, start when asked.

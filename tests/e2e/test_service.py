@@ -129,6 +129,26 @@ def test_install_dry_run_says_what_it_would_do_and_changes_nothing(tmp_path: Pat
     assert not unit_dir.exists()  # nothing written
 
 
+def test_install_with_page_edits_gives_the_agent_its_config_directory(tmp_path: Path) -> None:
+    """The technician's page saves zones into /etc/edge-agent: only when asked for, the
+    directory becomes the agent's and a drop-in makes it writable inside the sandbox."""
+    unit_dir = tmp_path / "units"
+    env = {**os.environ, "EDGE_AGENT_UNIT_DIR": str(unit_dir)}
+    result = subprocess.run(
+        ["sh", str(INSTALL), "--dry-run", "--page-edits", "--bin", "/bin/true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    out = result.stdout
+    assert "would run: install -d -m 0700 -o edge-agent -g edge-agent /etc/edge-agent" in out
+    assert "-o root -g edge-agent /etc/edge-agent" not in out
+    assert f"would write {unit_dir}/edge-agent.service.d/20-page-edits.conf" in out
+    assert not unit_dir.exists()
+
+
 def test_install_again_leaves_an_unchanged_unit_alone(tmp_path: Path) -> None:
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
