@@ -125,11 +125,34 @@ class DeviceFiles:
     def __init__(self, directory: Path, identity_dir: Path | None = None) -> None:
         self.dir = directory
         self.identity_dir = identity_dir or directory
+        self.extra_owned: list[Path] = []  # more files made here for the service user
         for folder in {directory, self.identity_dir}:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def path(self, name: str) -> Path:
         return inside(self.identity_dir if name in self.IDENTITY else self.dir, name)
+
+    def page_password(self) -> str | None:
+        """When the installed config turns the technician's page on and it has no password
+        yet: a new random one, stored as its slow hash; returned to be shown once."""
+        import secrets
+
+        from edge_agent.config import ConfigError, load_config
+        from edge_agent.web.auth import write_password_file
+        from edge_agent.web.server import default_password_file
+
+        config_path = self.path(self.CONFIG)
+        try:
+            web = load_config(config_path).web
+        except ConfigError:
+            return None  # install() checked what it needs; check-config says the rest
+        password_file = default_password_file(web, config_path)
+        if not web.enabled or password_file is None or password_file.exists():
+            return None
+        password = secrets.token_urlsafe(12)  # 16 characters, 96 bits
+        write_password_file(password_file, password)
+        self.extra_owned.append(password_file)
+        return password
 
     def give_to(self, user: str) -> None:
         """Run as root for a service user: the identity and the config become that user's
@@ -137,7 +160,11 @@ class DeviceFiles:
         import pwd
 
         entry = pwd.getpwnam(user)
-        owned = [self.identity_dir, *(self.path(n) for n in (*self.IDENTITY, self.CONFIG))]
+        owned = [
+            self.identity_dir,
+            *(self.path(n) for n in (*self.IDENTITY, self.CONFIG)),
+            *self.extra_owned,
+        ]
         for path in owned:
             if path.exists():
                 os.chown(path, entry.pw_uid, entry.pw_gid)

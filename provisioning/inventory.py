@@ -68,6 +68,9 @@ class Device(_Strict):
     device_id: str
     location: Location = Field(default_factory=Location)
     cameras: list[Camera] = Field(min_length=1)
+    # The technician's page at this IP:port of the device's own network (docs/web.md);
+    # its password is made at enrolment, on the device, and shown once to the technician.
+    page: str | None = None
 
     @field_validator("device_id")
     @classmethod
@@ -149,6 +152,8 @@ class Inventory(_Strict):
                 },
             },
         }
+        if device.page is not None:
+            config["web"] = {"enabled": True, "listen": device.page}
         parse_config(config, f"inventory entry {device.device_id}")  # ConfigError if not
         return config
 

@@ -123,8 +123,17 @@ def _identity_dir(args: argparse.Namespace) -> Path:
 
 
 def _owned(args: argparse.Namespace, files: DeviceFiles, code: int) -> int:
-    """As root, the files go to the service user, who reads the key and renews it."""
-    if code != EXIT_OK or os.geteuid() != 0:
+    """The page's password when the config turns the page on; as root, the files go to
+    the service user, who reads the key and renews it."""
+    if code != EXIT_OK or not files.path(files.CERT).exists():
+        return code  # not enrolled (yet): the USB flow's first step
+    password = files.page_password()
+    if password is not None:
+        print(
+            f"technician page password (shown once, write it down): {password}\n"
+            "  change it with: edge-agent web-password"
+        )
+    if os.geteuid() != 0:
         return code
     import pwd
 

@@ -8,6 +8,7 @@ import os
 import pwd
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from edge_agent.cli import main as agent_main
 from edge_agent.config import load_config
 from edge_agent.enrol import DeviceFiles, Enrolment, EnrolmentError, parse_token
 from edge_agent.ids import check_id, inside, write_atomic
+from edge_agent.web.auth import verify_password
 from provisioning import cli as provision_cli
 from provisioning import pki
 from provisioning.inventory import InventoryError, load_inventory
@@ -266,6 +268,36 @@ def test_a_certificate_for_another_key_or_device_is_not_installed(tmp_path: Path
         ]["client_id"]
         == "pole-1"
     )
+
+
+def test_a_device_with_a_page_gets_its_password_at_enrolment_shown_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The page's password is made on the device at enrolment: only its slow hash is kept,
+    the technician sees it once; enrolling again does not replace it."""
+    state, usb, etc = tmp_path / "state", tmp_path / "usb", tmp_path / "device" / "etc"
+    inventory = _inventory()
+    devices = cast(list[dict[str, object]], inventory["devices"])
+    devices[0]["page"] = "192.168.1.20:8080"
+    assert provision_cli.main(["init", str(state)]) == 0
+    site = _write(tmp_path, inventory)
+    assert provision_cli.main(["inventory", str(state), str(site), "--usb", str(usb)]) == 0
+    bundle = usb / "pp117-pi-01.enrol.json"
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(etc)]) == 0
+    assert not (etc / "web-password").exists()  # not enrolled yet: no page password either
+    assert provision_cli.main(["sign", str(state), str(usb / "pp117-pi-01.request.json")]) == 0
+    capsys.readouterr()
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(etc)]) == 0
+    shown = capsys.readouterr().out
+    password = shown.split("write it down): ", 1)[1].split()[0]
+    stored = (etc / "web-password").read_text()
+    assert password not in stored and verify_password(stored.strip(), password)
+    assert (etc / "web-password").stat().st_mode & 0o777 == 0o600
+    config = load_config(etc / "config.yaml")
+    assert config.web.enabled and config.web.listen == "192.168.1.20:8080"
+    assert agent_main(["enroll", "--bundle", str(bundle), "--dir", str(etc)]) == 0
+    assert "write it down" not in capsys.readouterr().out
+    assert (etc / "web-password").read_text() == stored
 
 
 def test_the_identity_can_live_apart_from_the_config_where_the_service_may_renew_it(
