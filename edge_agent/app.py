@@ -77,6 +77,7 @@ from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
+from edge_agent.privacy import protect
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -410,10 +411,13 @@ class Agent:
         return self.reload().reply_body()
 
     def snapshot_jpeg(self, camera_id: str, width_px: int) -> bytes | None:
-        frame = self._worker(camera_id).latest
+        """The latest frame as a JPEG, masked and face-blurred (snapshot replies, previews)."""
+        worker = self._worker(camera_id)
+        frame = worker.latest
         if frame is None:
             return None
-        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality=80)
+        image = protect(worker.config, frame.image)
+        return jpeg_of_box(image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality=80)
 
     def set_preview(
         self, camera_id: str, *, on: bool, seconds: float, fps: float, width_px: int
