@@ -1,0 +1,107 @@
+"""Face blur with the real BlazeFace full-range model on real footage: faces found per frame
+against a count by eye, and a blurred face keeps none of its detail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from realdata import require_media, require_model
+
+from edge_agent.privacy import PrivacyConfig, find_faces_whole, load_face_model, privacy_filter
+from edge_agent.types import ImageBGR
+
+CLIP = "intel_face-demographics-walking-and-pause.gif"
+TRUTH = (
+    Path(__file__).parents[1] / "data" / "faces" / "intel_face-demographics-walking-and-pause.yaml"
+)
+MODEL = "blazeface_full_range"
+
+
+def frames(name: str) -> list[ImageBGR]:
+    capture = cv2.VideoCapture(str(require_media(name)))
+    decoded = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        decoded.append(np.asarray(image, np.uint8))
+    capture.release()
+    return decoded
+
+
+def truth() -> dict[str, object]:
+    loaded = yaml.safe_load(TRUTH.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def faces_expected(frame: int, spans: list[dict[str, int]]) -> int:
+    return sum(s["faces"] for s in spans if s["first_frame"] <= frame <= s["last_frame"])
+
+
+def high_frequency_energy(image: ImageBGR) -> float:
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@pytest.fixture(scope="module")
+def clip() -> list[ImageBGR]:
+    require_model(MODEL)
+    return frames(CLIP)
+
+
+def test_every_face_counted_by_eye_is_found_in_every_frame_and_nothing_else(
+    clip: list[ImageBGR],
+) -> None:
+    facts = truth()
+    spans = facts["faces_per_frame"]
+    assert isinstance(spans, list) and len(clip) == facts["frames"]
+    model = load_face_model(MODEL)
+    found = [len(find_faces_whole(model, image)) for image in clip]
+    expected = [faces_expected(i, spans) for i in range(len(clip))]
+    assert found == expected
+
+
+def test_faces_are_found_where_they_were_seen(clip: list[ImageBGR]) -> None:
+    facts = truth()
+    radius = float(facts["match_radius_px"])  # type: ignore[arg-type]
+    centres = facts["centres_px"]
+    assert isinstance(centres, dict)
+    model = load_face_model(MODEL)
+    for frame, seen in centres.items():
+        faces = find_faces_whole(model, clip[int(frame)])
+        for x, y in seen:
+            distances = [
+                np.hypot((f.x_min + f.x_max) / 2 - x, (f.y_min + f.y_max) / 2 - y) for f in faces
+            ]
+            assert min(distances) <= radius, f"frame {frame}: no face near ({x}, {y})"
+
+
+def test_a_portrait_has_one_face() -> None:
+    require_model(MODEL)
+    image = cv2.imread(str(require_media("coral_grace_hopper.bmp")))
+    (face,) = find_faces_whole(load_face_model(MODEL), np.asarray(image, np.uint8))
+    height, width = image.shape[:2]
+    centre_x, centre_y = (face.x_min + face.x_max) / 2, (face.y_min + face.y_max) / 2
+    assert 0.3 * width < centre_x < 0.7 * width and 0.2 * height < centre_y < 0.6 * height
+
+
+def test_a_blurred_face_keeps_far_less_detail_and_is_not_found_again(
+    clip: list[ImageBGR],
+) -> None:
+    model = load_face_model(MODEL)
+    blur = privacy_filter(PrivacyConfig(blur_faces=True))
+    for index in (0, 20, 40):
+        image = clip[index]
+        faces = find_faces_whole(model, image)
+        blurred = blur.protect(image)
+        assert not (blurred == image).all() and find_faces_whole(model, blurred) == []
+        for face in faces:
+            x0, y0, x1, y1 = (round(v) for v in (face.x_min, face.y_min, face.x_max, face.y_max))
+            before = high_frequency_energy(image[y0:y1, x0:x1])
+            after = high_frequency_energy(blurred[y0:y1, x0:x1])
+            assert after < 0.05 * before, f"frame {index}: {after:.1f} vs {before:.1f}"
