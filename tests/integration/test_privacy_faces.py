@@ -11,7 +11,12 @@ import pytest
 import yaml
 from realdata import require_media, require_model
 
+from edge_agent.assemble import build_detector, build_pipeline
+from edge_agent.capture import open_source
+from edge_agent.config import parse_config
+from edge_agent.pipeline import run_offline
 from edge_agent.privacy import PrivacyConfig, find_faces_whole, load_face_model, privacy_filter
+from edge_agent.sinks import CollectingSink
 from edge_agent.types import ImageBGR
 
 CLIP = "intel_face-demographics-walking-and-pause.gif"
@@ -105,3 +110,49 @@ def test_a_blurred_face_keeps_far_less_detail_and_is_not_found_again(
             before = high_frequency_energy(image[y0:y1, x0:x1])
             after = high_frequency_energy(blurred[y0:y1, x0:x1])
             assert after < 0.05 * before, f"frame {index}: {after:.1f} vs {before:.1f}"
+
+
+def thumbnails_of_clip(blur: bool) -> list[ImageBGR]:
+    """The agent's thumbnails (real SSD, the agent's own assembly) of the walking clip."""
+    require_model("ssd_mobilenet_v1")
+    config = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "mqtt": {"host": "127.0.0.1"},
+            "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
+            "cameras": [
+                {
+                    "id": "cam1",
+                    "source": {
+                        "kind": "opencv",
+                        "uri": str(require_media(CLIP)),
+                        "realtime": False,
+                    },
+                    "privacy": {"blur_faces": blur},
+                }
+            ],
+        }
+    )
+    camera = config.cameras[0]
+    sink = CollectingSink()
+    pipeline = build_pipeline(config, camera, detector=build_detector(config), sink=sink)
+    source = open_source(camera)
+    try:
+        run_offline(source, pipeline, always_detect=True)
+    finally:
+        source.close()
+    return [
+        np.asarray(cv2.imdecode(np.frombuffer(t.jpeg, np.uint8), cv2.IMREAD_COLOR), np.uint8)
+        for t in sink.thumbnails
+    ]
+
+
+def test_no_face_is_found_in_a_thumbnail_of_a_camera_that_blurs_faces() -> None:
+    require_model(MODEL)
+    model = load_face_model(MODEL)
+    plain = thumbnails_of_clip(blur=False)
+    assert sum(len(find_faces_whole(model, t)) for t in plain) >= 3  # the control: faces show
+    blurred = thumbnails_of_clip(blur=True)
+    assert len(blurred) >= 3
+    assert [len(find_faces_whole(model, t)) for t in blurred] == [0] * len(blurred)
