@@ -189,7 +189,7 @@ def _model_problems(
     except ModelLoadError as error:
         return [f"detector: {error}"]
     except (KeyError, DataFileError):
-        known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
+        known = ", ".join(e.name for e in manifest.entries if e.kind == "model" and e.is_detector)
         return [f"detector.model: unknown model {detector.model!r} (known: {known})"]
     problems = _label_problems(detector, cameras, frozenset(labels))
     problems.extend(

@@ -79,6 +79,11 @@ class ModelEntry(_EntryBase):
     labels: Literal["coco90", "coco80", "face"]
     """Fallback label list; a labelmap embedded in the model file takes precedence."""
 
+    @property
+    def is_detector(self) -> bool:
+        """An object detector the agent can run (the face model serves privacy only)."""
+        return self.format != "blazeface"
+
 
 class MediaEntry(_EntryBase):
     kind: Literal["media"]

@@ -31,6 +31,8 @@ class PrivacyConfig(StrictModel):
     blur_faces: bool = False
     face_model: str = Field(DEFAULT_FACE_MODEL, min_length=1)  # a manifest name
     face_score_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    # the narrowest face (frame px) to find: smaller means more model runs per picture
+    face_min_px: int = Field(20, ge=8, le=400)
 
     @field_validator("masks")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import cv2
@@ -23,7 +24,7 @@ from edge_agent.privacy import (
     protect,
 )
 from edge_agent.privacy.faces import full_range_anchors, weighted_nms
-from edge_agent.privacy.filter import tiles
+from edge_agent.privacy.filter import merge_faces, tiles, window_px
 from edge_agent.types import Box
 
 TRIANGLE = [(0.1, 0.1), (0.9, 0.2), (0.4, 0.9)]
@@ -206,14 +207,35 @@ def test_blur_leaves_no_detail_of_the_face_and_nothing_outside_it() -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "expected"),
+    ("size", "window", "expected"),
     [
-        ((480, 270), [(0, 0, 270, 270), (210, 0, 480, 270)]),
-        ((200, 200), [(0, 0, 200, 200)]),
-        ((100, 300), [(0, 0, 100, 100), (0, 100, 100, 200), (0, 200, 100, 300)]),
+        ((480, 270), 274, [(0, 0, 274, 270), (206, 0, 480, 270)]),
+        ((200, 200), 274, [(0, 0, 200, 200)]),
+        ((150, 350), 274, [(0, 0, 150, 274), (0, 76, 150, 350)]),
+        (
+            (960, 540),
+            384,
+            [(x, y, x + 384, y + 384) for y in (0, 156) for x in (0, 288, 576)],
+        ),
     ],
 )
-def test_whole_frame_face_search_uses_square_windows_covering_it(
-    size: tuple[int, int], expected: list[tuple[int, int, int, int]]
+def test_whole_frame_face_search_uses_overlapping_windows_covering_it(
+    size: tuple[int, int], window: int, expected: list[tuple[int, int, int, int]]
 ) -> None:
-    assert tiles(*size) == expected
+    found = tiles(*size, window)
+    assert found == expected
+    for (ax0, _, ax1, _), (bx0, _, _, _) in itertools.pairwise(found):
+        if bx0 > ax0:
+            assert ax1 - bx0 >= window // 4  # neighbours overlap by a quarter window
+
+
+def test_the_window_keeps_the_smallest_face_big_enough_for_the_model() -> None:
+    assert window_px(20) == 274  # 20 px * 192 / 14
+    assert window_px(8) == 192  # never smaller than the model's input
+
+
+def test_a_piece_of_a_face_cut_by_a_window_is_merged_into_the_whole_face() -> None:
+    whole = Face(100, 100, 200, 200, 0.9)
+    piece = Face(150, 120, 200, 190, 0.8)  # the right half, as a window saw it
+    apart = Face(300, 100, 330, 130, 0.7)
+    assert merge_faces([piece, whole, apart]) == [whole, apart]
