@@ -9,8 +9,11 @@ import cv2
 import numpy as np
 import pytest
 from privacy_checks import BAND, covered
+from realdata import require_model
 
 from edge_agent.config import ConfigError, parse_config
+from edge_agent.config_check import semantic_problems
+from edge_agent.datafiles import DataFileError
 from edge_agent.privacy import (
     NO_PRIVACY,
     BlazeFace,
@@ -239,3 +242,22 @@ def test_a_piece_of_a_face_cut_by_a_window_is_merged_into_the_whole_face() -> No
     piece = Face(150, 120, 200, 190, 0.8)  # the right half, as a window saw it
     apart = Face(300, 100, 330, 130, 0.7)
     assert merge_faces([piece, whole, apart]) == [whole, apart]
+
+
+def test_a_camera_that_blurs_faces_does_not_start_without_its_face_model() -> None:
+    with pytest.raises(DataFileError, match="no_such_face_model"):
+        privacy_filter(PrivacyConfig(blur_faces=True, face_model="no_such_face_model"))
+
+
+def test_check_config_says_when_the_face_model_is_unusable() -> None:
+    require_model("blazeface_full_range")
+    good = parse_config(camera_config({"blur_faces": True}))
+    assert not any("privacy" in p for p in semantic_problems(good, offline=True))
+    for model, says in (
+        ("no_such_face_model", "not in the data manifest"),
+        ("ssd_mobilenet_v1", "not a face model"),
+    ):
+        bad = parse_config(camera_config({"blur_faces": True, "face_model": model}))
+        problems = [p for p in semantic_problems(bad, offline=True) if "privacy" in p]
+        assert len(problems) == 1 and "cameras[0].privacy.face_model" in problems[0]
+        assert says in problems[0]
