@@ -55,7 +55,9 @@ def filter_of(source: HasPrivacy | PrivacyConfig | PrivacyFilter) -> PrivacyFilt
     privacy = getattr(source, "privacy", None)
     if isinstance(privacy, PrivacyConfig):
         return privacy_filter(privacy)
-    return source  # type: ignore[return-value]  # a PrivacyFilter of another kind
+    if callable(getattr(source, "protect", None)):
+        return source  # type: ignore[return-value]  # a PrivacyFilter of another kind
+    raise TypeError(f"no privacy settings in {type(source).__name__}: give a camera config")
 
 
 def protect(

@@ -39,6 +39,7 @@ from edge_agent.config import parse_config
 from edge_agent.indicator import Condition, NoIndicator
 from edge_agent.mqtt import Publisher
 from edge_agent.outbox import Outbox
+from edge_agent.privacy import PrivacyConfig
 from edge_agent.remote import (
     CommandHandler,
     Reply,
@@ -76,13 +77,13 @@ class AgentStandIn:
         )
         self.workers = [
             SimpleNamespace(
-                config=SimpleNamespace(id="cam1"),
+                config=SimpleNamespace(id="cam1", privacy=PrivacyConfig()),
                 latest=frame,
                 preview=None,
                 pipeline=SimpleNamespace(analyzers=analyzers),
             ),
             SimpleNamespace(
-                config=SimpleNamespace(id="cam2"),
+                config=SimpleNamespace(id="cam2", privacy=PrivacyConfig()),
                 latest=None,
                 preview=None,
                 pipeline=SimpleNamespace(analyzers=()),
