@@ -68,7 +68,7 @@ def main() -> int:
     print(f"input: {label} {image.shape[1]}x{image.shape[0]}, {args.iterations} iterations")
     print(f"load average before: {_loadavg()} (other work on the machine skews wall times)")
     manifest = datafiles.load_manifest()
-    names = args.models or [e.name for e in manifest.entries if e.kind == "model"]
+    names = args.models or [e.name for e in manifest.entries if e.kind == "model" and e.is_detector]
     for name in names:
         try:
             datafiles.resolve_model_file(name)

@@ -33,7 +33,7 @@ def _models() -> list[tuple[str, str]]:
     """(name, licence) of every manifest model whose file is on the search path."""
     found = []
     for entry in datafiles.load_manifest().entries:
-        if entry.kind != "model":
+        if entry.kind != "model" or not entry.is_detector:
             continue
         try:
             datafiles.resolve_model_file(entry.name)

@@ -168,7 +168,7 @@ def main() -> int:
     print(f"{columns}   false/frame  invokes/frame mean (max)")
 
     manifest = datafiles.load_manifest()
-    names = args.models or [e.name for e in manifest.entries if e.kind == "model"]
+    names = args.models or [e.name for e in manifest.entries if e.kind == "model" and e.is_detector]
     for name in names:
         try:
             entry = manifest.model(name)

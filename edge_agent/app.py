@@ -80,6 +80,7 @@ from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
+from edge_agent.privacy import protect
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -422,11 +423,14 @@ class Agent:
         return self.reload().reply_body()
 
     def snapshot_jpeg(self, camera_id: str, width_px: int, jpeg_quality: int = 80) -> bytes | None:
-        """The one place a whole frame becomes a JPEG: snapshots and previews."""
-        frame = self._worker(camera_id).latest
+        """The one place a whole frame becomes a JPEG (snapshot replies, previews): masked
+        and face-blurred first."""
+        worker = self._worker(camera_id)
+        frame = worker.latest
         if frame is None:
             return None
-        return jpeg_of_box(frame.image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality)
+        image = protect(worker.config, frame.image)
+        return jpeg_of_box(image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality)
 
     def set_preview(
         self,

@@ -24,6 +24,7 @@ from edge_agent.encode import SCHEMA_VERSION
 from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
 from edge_agent.pipeline import CameraPipeline, FrameSink, GateSettings
+from edge_agent.privacy import privacy_filter
 from edge_agent.rules import build_rules
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.zones import Zone, zones_from_config
@@ -104,6 +105,7 @@ def build_pipeline(
             labels_of_interest=config.detector.labels,
             zones=zones,
             settings=EventSettings.from_config(config.events),
+            privacy=privacy_filter(camera.privacy),
         ),
         sink=sink,
         gate=GateSettings.from_config(config.detector),

@@ -22,6 +22,7 @@ from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
+from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 from edge_agent.web.config import WebConfig
 
@@ -120,6 +121,7 @@ class CameraConfig(StrictModel):
     regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
     references: ReferenceStoreConfig | None = None  # None: the agent's (docs/analyzers.md)
     preview: PreviewConfig = Field(default_factory=lambda: PreviewConfig())
+    privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())  # docs/privacy.md
 
     @field_validator("zones")
     @classmethod

@@ -153,7 +153,25 @@ def _part_problems(parts: _Parts, config_path: Path | None, *, offline: bool) ->
     for index, camera in parts.cameras:
         where = f"cameras[{index}].source"
         problems.extend(_unusable(where, partial(_source_problems, where, camera)))
+        problems.extend(_face_model_problems(f"cameras[{index}].privacy", camera))
     return problems
+
+
+def _face_model_problems(where: str, camera: CameraConfig) -> list[str]:
+    """Face blur asked for with no usable face model: the agent would refuse to start."""
+    from edge_agent import datafiles
+
+    privacy = camera.privacy
+    if not privacy.blur_faces:
+        return []
+    try:
+        entry = datafiles.load_manifest().model(privacy.face_model)
+        datafiles.resolve_model_file(privacy.face_model)
+    except DataFileError as error:
+        return [f"{where}.face_model: {error}"]
+    if entry.format != "blazeface":
+        return [f"{where}.face_model: {entry.name} is a {entry.format} model, not a face model"]
+    return []
 
 
 def _unusable(where: str, check: Callable[[], list[str]]) -> list[str]:
@@ -189,7 +207,7 @@ def _model_problems(
     except ModelLoadError as error:
         return [f"detector: {error}"]
     except (KeyError, DataFileError):
-        known = ", ".join(e.name for e in manifest.entries if e.kind == "model")
+        known = ", ".join(e.name for e in manifest.entries if e.kind == "model" and e.is_detector)
         return [f"detector.model: unknown model {detector.model!r} (known: {known})"]
     problems = _label_problems(detector, cameras, frozenset(labels))
     problems.extend(

@@ -70,13 +70,19 @@ class _EntryBase(BaseModel):
 
 class ModelEntry(_EntryBase):
     kind: Literal["model"]
-    format: Literal["ssd_postprocess", "yolox", "ultralytics"]
-    """The output layout (edge_agent.detect.layouts; docs/models.md)."""
+    format: Literal["ssd_postprocess", "yolox", "ultralytics", "blazeface"]
+    """The output layout (edge_agent.detect.layouts; docs/models.md); ``blazeface``: a face
+    model for edge_agent.privacy, never the detector."""
     input_width: int = Field(gt=0)
     input_height: int = Field(gt=0)
     input_dtype: Literal["uint8", "int8", "float32"]
-    labels: Literal["coco90", "coco80"]
+    labels: Literal["coco90", "coco80", "face"]
     """Fallback label list; a labelmap embedded in the model file takes precedence."""
+
+    @property
+    def is_detector(self) -> bool:
+        """An object detector the agent can run (the face model serves privacy only)."""
+        return self.format != "blazeface"
 
 
 class MediaEntry(_EntryBase):

@@ -30,6 +30,7 @@ from edge_agent.zones import Zone, inertia_met, zones_of
 
 if TYPE_CHECKING:
     from edge_agent.config import EventsConfig
+    from edge_agent.privacy import PrivacyFilter
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,18 @@ def new_event_id(start_s: float) -> str:
     return f"{start_s:.3f}-{secrets.token_hex(3)}"
 
 
+def thumbnail_context(box: Box) -> Box:
+    """What a thumbnail of ``box`` shows: the box and a quarter of its size around it."""
+    margin_x, margin_y = box.width * 0.25, box.height * 0.25
+    return Box(
+        box.x_min - margin_x, box.y_min - margin_y, box.x_max + margin_x, box.y_max + margin_y
+    ).clipped()
+
+
 def jpeg_of_box(image: ImageBGR, box: Box, width_px: int, jpeg_quality: int) -> bytes:
     """A JPEG of the box with some context around it, at most ``width_px`` wide."""
     height, width = image.shape[:2]
-    margin_x, margin_y = box.width * 0.25, box.height * 0.25
-    context = Box(
-        box.x_min - margin_x, box.y_min - margin_y, box.x_max + margin_x, box.y_max + margin_y
-    ).clipped()
-    x0, y0, x1, y1 = context.to_pixels(width, height)
+    x0, y0, x1, y1 = thumbnail_context(box).to_pixels(width, height)
     crop = image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
     if crop.shape[1] > width_px:
         scale = width_px / crop.shape[1]
@@ -96,9 +101,11 @@ class EventEngine:
         labels_of_interest: Sequence[str],
         zones: Sequence[Zone] = (),
         settings: EventSettings | None = None,
+        privacy: PrivacyFilter | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.settings = settings or EventSettings()
+        self._privacy = privacy  # masks and face blur on every thumbnail (docs/privacy.md)
         self._labels = frozenset(labels_of_interest)
         self._zones = tuple(zones)
         self._open: dict[int, _OpenEvent] = {}
@@ -136,8 +143,11 @@ class EventEngine:
         return EngineOutput(tuple(events))
 
     def _thumbnail(self, frame: Frame, event_id: str, track: Track) -> Thumbnail:
+        image = frame.image
+        if self._privacy is not None:  # on the full frame, then cropped: no mask edge shows
+            image = self._privacy.protect(image, focus=thumbnail_context(track.box))
         jpeg = jpeg_of_box(
-            frame.image,
+            image,
             track.box,
             self.settings.thumbnail_width_px,
             self.settings.thumbnail_jpeg_quality,

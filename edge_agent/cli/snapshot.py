@@ -33,6 +33,7 @@ from edge_agent.detect.regions import RegionSettings
 from edge_agent.detect.runtime import RuntimeUnavailable
 from edge_agent.files import write_atomic
 from edge_agent.overlay import draw_overlay
+from edge_agent.privacy import protect
 from edge_agent.security import redact_url
 from edge_agent.types import Detection, ImageBGR
 
@@ -119,8 +120,12 @@ def snapshot_handler(args: argparse.Namespace) -> int:
             detections = detections_on(config, camera, image)
         except (DataFileError, RuntimeUnavailable, ValueError) as exc:
             return error(f"model {config.detector.model}: {exc}")
+    try:  # detections on the real scene, the picture as it may leave: masked, faces blurred
+        shown = protect(camera, image)
+    except (DataFileError, RuntimeUnavailable, ValueError) as exc:
+        return error(f"privacy face model {camera.privacy.face_model}: {exc}")
     try:
-        size_bytes = write_jpeg(args.out, draw_overlay(image, camera, detections))
+        size_bytes = write_jpeg(args.out, draw_overlay(shown, camera, detections))
     except OSError as exc:
         return error(f"cannot write {args.out}: {exc}")
     height_px, width_px = image.shape[:2]

@@ -31,7 +31,7 @@ COCO90: tuple[str, ...] = (
 COCO80: tuple[str, ...] = tuple(label for label in COCO90 if label != UNUSED_LABEL)
 """The 80 contiguous COCO classes used by YOLO-family models (person 0, car 2, truck 7)."""
 
-LABEL_SETS: dict[str, tuple[str, ...]] = {"coco90": COCO90, "coco80": COCO80}
+LABEL_SETS: dict[str, tuple[str, ...]] = {"coco90": COCO90, "coco80": COCO80, "face": ("face",)}
 
 VEHICLE_LABELS: frozenset[str] = frozenset({"bicycle", "car", "motorcycle", "bus", "truck"})
 """Classes a detector easily confuses with each other; merged in NMS so a car counts once."""

@@ -39,6 +39,7 @@ from edge_agent.config import PreviewConfig, parse_config
 from edge_agent.indicator import Condition, NoIndicator
 from edge_agent.mqtt import Publisher
 from edge_agent.outbox import Outbox
+from edge_agent.privacy import PrivacyConfig
 from edge_agent.remote import (
     CommandHandler,
     Reply,
@@ -77,14 +78,18 @@ class AgentStandIn:
         )
         self.workers = [  # the real worker's preview methods; no source, mailbox or model
             CameraWorker(
-                config=SimpleNamespace(id="cam1", preview=PreviewConfig()),  # type: ignore[arg-type]
+                config=SimpleNamespace(  # type: ignore[arg-type]
+                    id="cam1", preview=PreviewConfig(), privacy=PrivacyConfig()
+                ),
                 source=None,  # type: ignore[arg-type]
                 mailbox=None,  # type: ignore[arg-type]
                 pipeline=SimpleNamespace(analyzers=analyzers),  # type: ignore[arg-type]
                 latest=frame,
             ),
             CameraWorker(
-                config=SimpleNamespace(id="cam2", preview=PreviewConfig()),  # type: ignore[arg-type]
+                config=SimpleNamespace(  # type: ignore[arg-type]
+                    id="cam2", preview=PreviewConfig(), privacy=PrivacyConfig()
+                ),
                 source=None,  # type: ignore[arg-type]
                 mailbox=None,  # type: ignore[arg-type]
                 pipeline=SimpleNamespace(analyzers=()),  # type: ignore[arg-type]
