@@ -18,6 +18,7 @@ __all__ = ["BOX_BGR", "LINE_BGR", "ZONE_BGR", "draw_overlay", "thickness_px"]
 ZONE_BGR = (0, 200, 255)  # amber
 LINE_BGR = (255, 0, 255)  # magenta
 BOX_BGR = (0, 255, 0)  # green
+MASK_BGR = (160, 160, 160)  # grey: the outline of a privacy mask (its inside is black)
 
 
 def thickness_px(width_px: int) -> int:
@@ -64,6 +65,9 @@ def draw_overlay(
             # first direction name (docs/analytics.md).
             cv2.arrowedLine(out, start, end, LINE_BGR, thick, tipLength=0.03)
             _label(out, rule.name, (start[0] + 3, start[1] - 4), LINE_BGR)
+    for mask in camera.privacy.masks:  # where the pictures that leave are blacked out
+        polygon = _pixels(mask, width_px, height_px)
+        cv2.polylines(out, [polygon], isClosed=True, color=MASK_BGR, thickness=thick)
     for det in detections:
         x_min, y_min, x_max, y_max = det.box.to_pixels(width_px, height_px)
         cv2.rectangle(out, (x_min, y_min), (x_max, y_max), BOX_BGR, thick)

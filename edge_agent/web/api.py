@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_agent.config import AgentConfig
+from edge_agent.privacy import protect
 from edge_agent.service import ServiceHealth
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.web.draw import jpeg_view
@@ -124,8 +125,10 @@ class FrameCache:
             and cached.config_id == id(worker.config)
         ):
             return cached.jpeg
+        # The page is a picture leaving the pipeline too: masked and face-blurred first.
+        image = protect(worker.config, frame.image)
         camera = worker.config if draw else None
-        jpeg = jpeg_view(frame.image, camera, tracks if draw else (), width_px=width_px)
+        jpeg = jpeg_view(image, camera, tracks if draw else (), width_px=width_px)
         with self._lock:
             self._cache.pop(key, None)
             self._cache[key] = _Encoded(frame.index, id(worker.config), jpeg)

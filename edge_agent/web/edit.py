@@ -11,7 +11,6 @@ do not survive a save (they stay in ``.prev``); docs/web.md says so.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pydantic import Field, ValidationError
 from edge_agent.config import ConfigError, problems_of, read_config_data
 from edge_agent.config_base import StrictModel
 from edge_agent.config_check import check_config_data
+from edge_agent.files import write_atomic
 from edge_agent.service.reload import ReloadOutcome
 
 __all__ = ["ConfigEditor", "EditResult", "LineEdit", "ZoneEdit", "ZonesEdit", "previous_path"]
@@ -67,23 +67,6 @@ class EditResult:
 
 def previous_path(path: Path) -> Path:
     return path.with_name(path.name + ".prev")
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.web-tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def _mode_of(path: Path) -> int:
@@ -175,8 +158,8 @@ class ConfigEditor:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
         data_bytes = text.encode("utf-8")
         try:
-            _write_atomically(self.previous, current, mode)
-            _write_atomically(self.path, data_bytes, mode)
+            write_atomic(self.previous, current, mode)
+            write_atomic(self.path, data_bytes, mode)
         except OSError as error:  # systemd's ProtectSystem=strict: /etc is read-only to us
             problem = (
                 f"cannot write the config file {self.path}: {error.strerror or error}; "
@@ -186,7 +169,7 @@ class ConfigEditor:
             return EditResult(409, {"ok": False, "problems": [problem]})
         outcome = self._reload()
         if not outcome.applied:
-            _write_atomically(self.path, current, mode)  # disk agrees with what runs
+            write_atomic(self.path, current, mode)  # disk agrees with what runs
             return EditResult(409, {"ok": False, "problems": list(outcome.problems)})
         return EditResult(
             200, {"ok": True, "changed": list(outcome.changed), "previous": str(self.previous)}

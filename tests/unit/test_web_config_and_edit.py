@@ -171,10 +171,10 @@ def test_lines_are_replaced_when_sent_and_keep_their_settings(config_path: Path)
 def test_a_config_the_agent_may_not_write_is_said_and_left_alone(
     config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_only(path: Path, data: bytes, mode: int) -> None:
+    def read_only(path: Path, data: bytes, mode: int, **_: object) -> None:
         raise PermissionError(30, "Read-only file system")
 
-    monkeypatch.setattr("edge_agent.web.edit._write_atomically", read_only)
+    monkeypatch.setattr("edge_agent.web.edit.write_atomic", read_only)
     before = config_path.read_bytes()
     reloads = Reloads()
     result = ConfigEditor(config_path, reloads).save_zones(SAVE)
