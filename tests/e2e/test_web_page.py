@@ -153,6 +153,8 @@ def alerts(centre: Centre) -> list[dict[str, Any]]:
 
 def test_a_wrong_password_is_refused(page: Page, browser: WebDriver) -> None:
     log_in(browser, page, "not-the-password")
+    # The form posts and a new page loads after the slow hash: wait for it, not the click.
+    wait_until(lambda: bool(browser.find_elements(By.ID, "login-error")), TIMEOUT_S, "the refusal")
     message = browser.find_element(By.ID, "login-error")
     assert "Wrong password" in message.text
     assert browser.current_url == page.url + "/login"
