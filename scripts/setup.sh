@@ -2,7 +2,8 @@
 # Installs what edge_agent needs on Debian/Ubuntu/Raspberry Pi OS, idempotently:
 # system packages (mosquitto, python3-venv, chromium and its driver for the page's browser
 # tests) where missing, a virtualenv in .venv, and the agent, the simulator and the
-# development tools inside it.
+# Safe to run again; only does what is missing. Used by scripts/test.sh (with --tests: also
+# Chromium and the AsyncAPI parser, for the test suite only) and scripts/demo.sh.
 # Safe to run again; only does what is missing. Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +13,19 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 is_raspberry_pi() { grep -qs "Raspberry Pi" /proc/device-tree/model; }
 
+# --tests: also what only the test suite needs (a headless Chromium for the page's browser
+# tests, Node.js for the AsyncAPI parser); the demo and a device do without them.
+for_tests=""
+if [ "${1:-}" = "--tests" ]; then for_tests=1; fi
+
 apt_missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || apt_missing+=(python3-venv)
 # The technician page's browser tests (tests/e2e/test_web_page.py) drive a headless Chromium.
-command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
+if [ -n "$for_tests" ]; then
+  command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
+fi
 if is_raspberry_pi; then
   python3 -c "import picamera2" >/dev/null 2>&1 || apt_missing+=(python3-picamera2)
   python3 -c "import lgpio" >/dev/null 2>&1 || apt_missing+=(python3-lgpio)
@@ -57,6 +65,9 @@ fi
 # The official AsyncAPI parser, for tests/unit/test_asyncapi_parser.py: pinned in
 # tools/asyncapi/package-lock.json, installed with `npm ci` (never committed). Where CI is
 # set it must run, so Node.js is installed if missing; elsewhere the test is skipped.
+if [ -z "$for_tests" ]; then
+  exit 0
+fi
 if ! command -v npm >/dev/null 2>&1 && [ -n "${CI:-}" ]; then
   echo "setup: installing system packages: nodejs npm (CI: the AsyncAPI parser test)"
   export DEBIAN_FRONTEND=noninteractive

@@ -4,7 +4,7 @@
 # (or the cache filled by `edge-agent models fetch`). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
