@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what edge_agent needs on Debian/Ubuntu/Raspberry Pi OS, idempotently:
-# system packages (mosquitto, python3-venv, chromium and its driver for the page's browser
-# tests) where missing, a virtualenv in .venv, and the agent, the simulator and the
-# Safe to run again; only does what is missing. Used by scripts/test.sh (with --tests: also
-# Chromium and the AsyncAPI parser, for the test suite only) and scripts/demo.sh.
-# Safe to run again; only does what is missing. Used by scripts/test.sh and scripts/demo.sh.
+# system packages (mosquitto, python3-venv) where missing, a virtualenv in .venv, and the
+# agent, the simulator and the development tools inside it. With --tests (scripts/test.sh)
+# also what only the test suite needs: Chromium and its driver (the page's browser tests)
+# and the AsyncAPI parser (Node.js). Safe to run again; only does what is missing.
+# Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
