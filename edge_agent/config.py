@@ -22,6 +22,7 @@ from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
+from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 
 
@@ -109,6 +110,7 @@ class CameraConfig(StrictModel):
     detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
     regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
     references: ReferenceStoreConfig | None = None  # None: the agent's (docs/analyzers.md)
+    record: bool = True  # with a `recording:` section: False leaves this camera out
 
     @field_validator("zones")
     @classmethod
@@ -283,6 +285,7 @@ class AgentConfig(StrictModel):
     status: StatusConfig = Field(default_factory=StatusConfig)
     references: ReferenceStoreConfig = Field(default_factory=ReferenceStoreConfig)
     stats_interval_s: float = Field(60.0, ge=1.0)
+    recording: RecordingConfig | None = None  # None: no clips (docs/recording.md)
 
     @field_validator("cameras")
     @classmethod

@@ -111,7 +111,8 @@ class H264Encoder:
             if keyframe:
                 self._last_key_ms = pts
                 if self.format is None:
-                    self.format = StreamFormat(width, height, bytes(self._context.extradata), data)
+                    extradata = bytes(self._context.extradata or b"")
+                    self.format = StreamFormat(width, height, extradata, data)
             packets.append(Packet(pts_ms=pts, keyframe=keyframe, data=data))
         return packets
 

@@ -113,17 +113,19 @@ class CameraRecorder:
         return events, alerts, states
 
     def _add(self, packet: Packet) -> None:
-        if packet.keyframe and self.encoder.format is not None and self._clip is not None:
-            clip = self._clip
-            if packet.pts_ms - (clip.writer.first_ms or packet.pts_ms) >= round(
-                1000 * self.settings.max_clip_s
-            ):
-                events, until_ms = set(clip.events), clip.until_ms
+        clip = self._clip
+        split: _OpenClip | None = None
+        if clip is not None and packet.keyframe:
+            first_ms = clip.writer.first_ms if clip.writer.first_ms is not None else packet.pts_ms
+            if packet.pts_ms - first_ms >= round(1000 * self.settings.max_clip_s):
+                split = clip  # a long event goes on in a new clip, from this keyframe
                 self._close()
-                self._open(events, clip.wall_offset_s, until_ms, start_ms=packet.pts_ms)
             elif self._refused(clip.bytes):
                 self._close()  # truncated here: the caps allow no more
         self.ring.add(packet)
+        if split is not None:
+            self._open(set(split.events), split.wall_offset_s, split.until_ms, packet.pts_ms)
+            return  # the new clip took this packet from the ring
         clip = self._clip
         if clip is not None:
             try:
@@ -174,12 +176,13 @@ class CameraRecorder:
         if self._refused():
             return ClipRef(None, self.stopped_reason)
         start_ms = round(1000 * (start_mono_s - self.settings.pre_roll_s))
-        opened = self._open({item_id}, offset_s, 0, start_ms=start_ms)
+        opened = self._open({item_id}, offset_s, 0, start_ms)
         return ClipRef(opened.id) if opened else ClipRef(None, REASON_WRITE_FAILED)
 
     def _open(
-        self, events: set[str], offset_s: float, until_ms: int, *, start_ms: int
+        self, events: set[str], offset_s: float, until_ms: int, start_ms: int
     ) -> _OpenClip | None:
+        """A new clip for ``events`` from the kept keyframe at or before ``start_ms``."""
         stream = self.encoder.format
         if stream is None:
             return None

@@ -173,7 +173,8 @@ class ClipStore:
         size = part.stat().st_size
         os.replace(part, final)
         _fsync_dir(self.directory)
-        clip = Clip(clip_id, camera, start_s, end_s, size, digest.hexdigest(), frames, False, events)
+        sha = digest.hexdigest()
+        clip = Clip(clip_id, camera, start_s, end_s, size, sha, frames, False, events)
         with self._lock:
             self._db.execute(
                 "INSERT INTO clips VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
@@ -195,7 +196,7 @@ class ClipStore:
         limit: int | None = None,
     ) -> list[Clip]:
         """Clips, oldest first, that overlap ``since_s``..``until_s`` (wall clock)."""
-        query, args = "SELECT * FROM clips WHERE 1", []
+        query, args = "SELECT * FROM clips WHERE 1", list[object]()
         if camera is not None:
             query += " AND camera = ?"
             args.append(camera)
