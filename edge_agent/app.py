@@ -66,8 +66,10 @@ from edge_agent.assemble import (
     birth_payload,
     build_detector,
     build_pipeline,
+    build_recorder,
     detector_labels,
     new_boot_id,
+    open_clip_store,
 )
 from edge_agent.capture import LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
@@ -77,6 +79,7 @@ from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
+from edge_agent.recording.commands import ClipCommands
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -164,7 +167,8 @@ class Agent:
             )
         self._end_what_the_last_run_left_open()
         self.detector = LockedDetector(build_detector(config))  # one model, every camera
-        self.commands = CommandHandler(self)
+        self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
+        self.commands = CommandHandler(self, clips=self._clip_commands(config))
         self.publisher = Publisher(
             MqttSettings.from_config(config),
             self.outbox,
@@ -183,7 +187,12 @@ class Agent:
         try:
             for camera in config.cameras:
                 pipeline = build_pipeline(
-                    config, camera, detector=detector, sink=self.sink, references=True
+                    config,
+                    camera,
+                    detector=detector,
+                    sink=self.sink,
+                    references=True,
+                    recorder=build_recorder(config, camera, self.clips),
                 )
                 workers.append(
                     CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
@@ -193,6 +202,26 @@ class Agent:
                 worker.source.close()
             raise
         return workers
+
+    def _clip_commands(self, config: AgentConfig) -> ClipCommands | None:
+        if self.clips is None or config.recording is None:
+            return None
+        return ClipCommands(
+            self.clips,
+            rate_bytes_per_s=config.recording.fetch_rate_bytes_per_s,
+            chunk_max_bytes=config.recording.fetch_chunk_max_bytes,
+        )
+
+    def recording_report(self) -> dict[str, object] | None:
+        """The clips on disk and each camera's recorder (status): None when not recording."""
+        if self.clips is None:
+            return None
+        cameras = {
+            w.config.id: w.pipeline.recorder.stats()
+            for w in self.workers
+            if w.pipeline.recorder is not None
+        }
+        return {**self.clips.stats(), "cameras": cameras}
 
     def _end_what_the_last_run_left_open(self) -> None:
         """Events and alerts the previous run opened and never ended (it was killed, or
@@ -404,6 +433,7 @@ class Agent:
             "previews": [w.config.id for w in self.workers if w.preview is not None],
             "condition": self.condition(time.monotonic()).value,
             "status_led": self.indicator.description,
+            "recording": self.recording_report(),
         }
 
     def reload_config(self) -> dict[str, object]:
@@ -547,6 +577,8 @@ class Agent:
         if depth:
             log.info("stopped with %d message(s) kept in the outbox for the next start", depth)
         self.outbox.close()
+        if self.clips is not None:
+            self.clips.close()
         self.indicator.close()
         log.info("agent stopped")
         return self.not_stopped

@@ -77,6 +77,8 @@ class FrameRecorder(Protocol):
         self, events: tuple[ObjectEvent, ...], alerts: tuple[Alert, ...]
     ) -> tuple[tuple[ObjectEvent, ...], tuple[Alert, ...]]: ...
 
+    def stats(self) -> dict[str, object]: ...
+
 
 class FrameSink(Protocol):
     """Where a frame's output goes (only non-empty outputs are emitted). ``emit`` must
