@@ -4,6 +4,7 @@ after it, every ``end`` names its clip or why there is none."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_a_long_event_goes_on_in_a_new_clip(tmp_path: Path) -> None:
     )
     clips = recorder.store.clips()
     assert len(clips) >= 3
-    for before, after in zip(clips, clips[1:], strict=False):
+    for before, after in itertools.pairwise(clips):
         assert after.start_s == pytest.approx(before.end_s + 1 / FPS, abs=0.01)  # no gap
     assert all(probe(recorder.store.path(c.id)).frames == c.frames for c in clips)
 
