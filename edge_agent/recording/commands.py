@@ -80,8 +80,8 @@ class ClipCommands:
         return {
             "ok": True,
             "clips": [c.as_json() for c in shown],
-            "more": len(clips) - len(shown),
-            **self.store.stats(),
+            "more": len(clips) - len(shown),  # older matches left out
+            "stored": self.store.stats(),
         }
 
     def hold(self, clip_id: str, held: bool) -> dict[str, object]:
