@@ -523,6 +523,9 @@ MESSAGE_SCHEMAS = {
     "replyPreview": "reply-preview",
     "replyReference": "reply-reference",
     "replyReload": "reply-reload",
+    "replyClips": "reply-clips",
+    "replyClipHold": "reply-clip",
+    "replyClipRelease": "reply-clip",
     "replyError": "reply-error",
 }
 
