@@ -66,6 +66,8 @@ REPLY_SCHEMAS = (
     "reply-preview",
     "reply-reference",
     "reply-reload",
+    "reply-clips",
+    "reply-clip",
     "reply-error",
 )
 SCHEMA_NAMES = PAYLOAD_SCHEMAS + REPLY_SCHEMAS
