@@ -385,7 +385,7 @@ def mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "extra field", {**body, "colour": "red"}
     for key in body:
         # the only optional keys (clip: v1 devices from before recording send none)
-        if key not in ("historical", "outbox_reset", "clip", "clip_reason"):
+        if key not in ("historical", "outbox_reset", "clip", "clip_reason", "recording"):
             yield f"{key} missing", {k: v for k, v in body.items() if k != key}
     if "v" in body:
         yield "v is a string", {**body, "v": "1"}
