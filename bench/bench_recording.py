@@ -10,7 +10,9 @@ and last two hours (nothing triggers: bytes written must be zero) and busy in be
 events arrive as a Poisson process at ``--events-per-hour`` (a busy junction sees ~30
 objects of interest an hour; the default is ten times that), each lasting 3-60 s. Every
 20th clip is put under a hold; most holds are released two hours later (an operator fetched
-them), every 100th stays. The filesystem's free space is faked (``capacity - used``).
+them), every 100th stays; in the last busy hours every clip is held for good, so held clips
+fill the cap and recording must stop (and say so) rather than delete them. The
+filesystem's free space is faked (``capacity - used``).
 
 Checked and printed:
 - disk use (every file in the directory, .part included, measured every 10 simulated s)
@@ -40,6 +42,7 @@ from edge_agent.types import Box, Frame, Lifecycle, ObjectEvent
 
 WALL0 = 1_764_000_000.0
 STATIC_HOURS = 2.0
+HOLD_ALL_HOURS = 2.0
 
 
 def dir_bytes(directory: Path) -> int:
@@ -151,7 +154,10 @@ def main() -> int:
             for clip in store.clips():
                 if clip.id not in seen_clips:
                     seen_clips.add(clip.id)
-                    if len(seen_clips) % 20 == 0:
+                    if t_s >= busy_to_s - HOLD_ALL_HOURS * 3600:
+                        store.hold(clip.id, True)  # an incident: every clip is evidence
+                        held.add(clip.id)
+                    elif len(seen_clips) % 20 == 0:
                         store.hold(clip.id, True)
                         held.add(clip.id)
                         if len(seen_clips) % 100 != 0:
@@ -185,12 +191,15 @@ def main() -> int:
           f"max over the cap {max(0, max_over_cap) / 1e3:.1f} kB; largest GOP (one segment) "
           f"{max_gop / 1e3:.1f} kB")  # fmt: skip
     print(f"static hours: bytes written per hour {sorted(set(static_bytes.values()))}")
-    print(f"recording states: {states[:6]}{' ...' if len(states) > 6 else ''}")
+    shown = [(f"{t / 3600:.2f} h", state, detail) for t, state, detail in states[:4]]
+    print(f"recording states ({len(states)}): {shown}{' ...' if len(states) > 4 else ''}")
     failures = []
     if max_over_cap > max_gop:
         failures.append("disk use above the cap by more than one segment")
     if any(static_bytes.values()):
         failures.append("bytes written on a static scene")
+    if not any(state == "stopped" for _, state, _ in states):
+        failures.append("held clips filled the cap and recording did not say it stopped")
     if sum(ends.values()) != len(starts):
         failures.append(f"{len(starts)} events, {sum(ends.values())} ends")
     for failure in failures:

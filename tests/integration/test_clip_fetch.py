@@ -147,3 +147,61 @@ def test_hold_and_release_go_over_mqtt_and_survive_a_restart(
     assert clip is not None and clip.held
     again.close()
     centre.close()
+
+
+def test_the_agent_records_an_event_and_its_end_names_the_clip_the_centre_can_fetch(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """The live agent on the simulated street with the real model: the person's ``end``
+    names a clip; ``clips`` lists it once its post-roll is over; fetched, it plays."""
+    require_model("ssd_mobilenet_v1")
+    require_media("intel_one-by-one-person-detection.mp4")
+    config = agent_config(tmp_path, broker.port)
+    config["recording"] = {
+        "path": str(tmp_path / "clips"),
+        "min_free_mb": 0,
+        "pre_roll_s": 2,
+        "post_roll_s": 1,
+        "fetch_rate_bytes_per_s": 50 * 1024 * 1024,
+    }
+    centre = Centre(broker.port, ROOT)
+    agent = Agent(parse_config(config))
+    agent.start()
+
+    def ends() -> list[dict[str, object]]:
+        bodies = [json.loads(m.payload) for m in centre.inbox.at(f"{ROOT}/events/cam1")]
+        return [b for b in bodies if b.get("type") == "end"]
+
+    try:
+        wait_until(ends, 120.0, "an event's end")
+        end = ends()[0]
+        assert isinstance(end["clip"], dict), end
+        clip_id = end["clip"]["id"]
+
+        def listed() -> dict[str, object] | None:
+            correlation = f"list-{len(centre.inbox.all())}".encode()
+            centre.send("clips", {"camera": "cam1"}, correlation)
+            body = centre.reply_body(correlation)
+            found = [c for c in body["clips"] if c["id"] == clip_id]  # type: ignore[attr-defined]
+            return found[0] if found else None
+
+        wait_until(listed, 60.0, "the clip listed once its post-roll is over")
+        clip = listed()
+        assert clip is not None and end["id"] in clip["events"]  # type: ignore[operator]
+        received = bytearray()
+        while len(received) < clip["bytes"]:  # type: ignore[operator]
+            correlation = f"get-{len(received)}".encode()
+            centre.send("clip_fetch", {"id": clip_id, "offset": len(received)}, correlation)
+            wait_until(lambda c=correlation: centre.reply(c) is not None, 30.0, "a chunk")
+            message = centre.reply(correlation)
+            assert message is not None and message.properties.ContentType == "video/mp4"
+            received += bytes(message.payload)
+    finally:
+        agent.stop()
+        centre.close()
+    assert hashlib.sha256(received).hexdigest() == clip["sha256"]
+    fetched = tmp_path / "event.mp4"
+    fetched.write_bytes(received)
+    facts = probe(fetched)
+    assert facts.frames == clip["frames"] and facts.frames > 0
+    assert clip["start"] <= end["start"] - 2.0 + 1e-3  # type: ignore[operator]  # pre-roll
