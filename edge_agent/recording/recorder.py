@@ -18,7 +18,13 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from edge_agent.analytics import Alert, SceneState
-from edge_agent.recording.encoder import FrameFilter, H264Encoder, Mp4Writer, identity
+from edge_agent.recording.encoder import (
+    FrameFilter,
+    H264Encoder,
+    Mp4Writer,
+    StreamFormat,
+    identity,
+)
 from edge_agent.recording.ring import Packet, PreRoll
 from edge_agent.recording.store import ClipStore
 from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent
@@ -44,6 +50,7 @@ class RecordingSettings:
 class _OpenClip:
     id: str
     writer: Mp4Writer
+    stream: StreamFormat  # the encoder's stream it was opened on
     wall_offset_s: float  # wall clock minus monotonic, for the index
     events: set[str]
     until_ms: int  # closes once no trigger is live and this has passed
@@ -75,6 +82,7 @@ class CameraRecorder:
             frame_filter=frame_filter,
         )
         self.ring = PreRoll(self.settings.pre_roll_s)
+        self._ring_stream: StreamFormat | None = None  # what the ring's packets belong to
         self._clip: _OpenClip | None = None
         self._live: dict[str, ClipRef] = {}  # open event/alert id -> its clip or reason
         self.stopped_reason: str | None = None  # set while recording is refused
@@ -117,11 +125,17 @@ class CameraRecorder:
         split: _OpenClip | None = None
         if clip is not None and packet.keyframe:
             first_ms = clip.writer.first_ms if clip.writer.first_ms is not None else packet.pts_ms
-            if packet.pts_ms - first_ms >= round(1000 * self.settings.max_clip_s):
-                split = clip  # a long event goes on in a new clip, from this keyframe
+            if (
+                packet.pts_ms - first_ms >= round(1000 * self.settings.max_clip_s)
+                or clip.stream is not self.encoder.format  # the camera's size changed
+            ):
+                split = clip  # it goes on in a new clip, from this keyframe
                 self._close()
             elif self._refused(clip.bytes):
                 self._close()  # truncated here: the caps allow no more
+        if packet.keyframe and self.encoder.format is not self._ring_stream:
+            self.ring.clear()  # packets of another stream cannot share a file
+            self._ring_stream = self.encoder.format
         self.ring.add(packet)
         if split is not None:
             self._open(set(split.events), split.wall_offset_s, split.until_ms, packet.pts_ms)
@@ -191,7 +205,9 @@ class CameraRecorder:
         )
         try:
             writer = Mp4Writer(self.store.part_path(clip_id), stream)
-            clip = _OpenClip(clip_id, writer, offset_s, events, until_ms, recorded=set(events))
+            clip = _OpenClip(
+                clip_id, writer, stream, offset_s, events, until_ms, recorded=set(events)
+            )
             self._clip = clip
             for packet in self.ring.since(start_ms):
                 writer.add(packet)

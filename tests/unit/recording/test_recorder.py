@@ -156,3 +156,22 @@ def test_finish_closes_the_open_clip_and_names_it(tmp_path: Path) -> None:
     events, _ = recorder.finish((event("a", Lifecycle.END, 50, 79),), ())
     (clip,) = recorder.store.clips()
     assert events[0].clip == ClipRef(clip.id)
+
+
+def test_a_camera_that_changes_size_mid_event_goes_on_in_a_new_playable_clip(
+    tmp_path: Path,
+) -> None:
+    recorder = make(tmp_path)
+    script = {50: [event("a", Lifecycle.NEW, 50, 50)], 150: [event("a", Lifecycle.END, 50, 150)]}
+    for i in range(200):
+        shot = frame(i)
+        if i >= 100:  # the camera came back at another resolution
+            big = np.zeros((96, 128, 3), np.uint8)
+            big[:, (i * 3) % 128] = 255
+            shot = Frame("cam1", i, shot.captured_at_s, shot.monotonic_s, big)
+        recorder.observe(shot, tuple(script.get(i, ())), ())
+    clips = recorder.store.clips()
+    assert len(clips) == 2
+    sizes = [probe(recorder.store.path(c.id)) for c in clips]
+    assert [(f.width_px, f.height_px) for f in sizes] == [(64, 48), (128, 96)]
+    assert [f.frames for f in sizes] == [c.frames for c in clips]
