@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from api_contract import validator
 
+from edge_agent.encode import event_body, state_body
 from edge_agent.recording.encoder import probe
 from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
 from edge_agent.recording.store import REASON_HELD_FULL, ClipStore, RetentionCaps
@@ -133,6 +135,8 @@ def test_when_held_clips_fill_the_cap_the_end_says_why_and_a_state_says_stopped(
         ("recording", "stopped", {"reason": REASON_HELD_FULL})
     ]
     assert recorder.stats()["stopped_reason"] == REASON_HELD_FULL
+    validator("state").validate({**state_body(states[0], "0badf00d"), "seq": 1})
+    validator("event").validate({**event_body(ends[0], "0badf00d"), "seq": 2})
     assert [p.name for p in tmp_path.glob("*.mp4*")] == ["evidence.mp4"]  # kept, nothing new
 
 
