@@ -67,6 +67,7 @@ from edge_agent.assemble import (
     build_detector,
     build_pipeline,
     build_recorder,
+    clip_commands,
     detector_labels,
     new_boot_id,
     open_clip_store,
@@ -79,7 +80,6 @@ from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
-from edge_agent.recording.commands import ClipCommands
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -168,7 +168,7 @@ class Agent:
         self._end_what_the_last_run_left_open()
         self.detector = LockedDetector(build_detector(config))  # one model, every camera
         self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
-        self.commands = CommandHandler(self, clips=self._clip_commands(config))
+        self.commands = CommandHandler(self, clips=clip_commands(config, self.clips))
         self.publisher = Publisher(
             MqttSettings.from_config(config),
             self.outbox,
@@ -202,15 +202,6 @@ class Agent:
                 worker.source.close()
             raise
         return workers
-
-    def _clip_commands(self, config: AgentConfig) -> ClipCommands | None:
-        if self.clips is None or config.recording is None:
-            return None
-        return ClipCommands(
-            self.clips,
-            rate_bytes_per_s=config.recording.fetch_rate_bytes_per_s,
-            chunk_max_bytes=config.recording.fetch_chunk_max_bytes,
-        )
 
     def recording_report(self) -> dict[str, object] | None:
         """The clips on disk and each camera's recorder (status): None when not recording."""

@@ -26,6 +26,7 @@ from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
 from edge_agent.pipeline import CameraPipeline, FrameRecorder, FrameSink, GateSettings
 from edge_agent.recording import ClipStore, RetentionCaps
+from edge_agent.recording.commands import ClipCommands
 from edge_agent.rules import build_rules
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.types import ImageBGR
@@ -159,3 +160,14 @@ def build_recorder(
         crf=recording.crf,
     )
     return CameraRecorder(camera.id, store, settings, frame_filter=frame_filter or identity)
+
+
+def clip_commands(config: AgentConfig, store: ClipStore | None) -> ClipCommands | None:
+    """What the clip commands act on, paced as configured; None: the device does not record."""
+    if store is None or config.recording is None:
+        return None
+    return ClipCommands(
+        store,
+        rate_bytes_per_s=config.recording.fetch_rate_bytes_per_s,
+        chunk_max_bytes=config.recording.fetch_chunk_max_bytes,
+    )
