@@ -148,8 +148,14 @@ def build_recorder(
     if recording is None or store is None or not camera.record:
         return None
     # PyAV (the ``recording`` extra) is imported only when a config records.
-    from edge_agent.recording.encoder import identity
-    from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
+    try:
+        from edge_agent.recording.encoder import identity
+        from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
+    except ImportError as error:
+        raise RuntimeError(
+            f"recording: needs PyAV ({error}); install it with pip install "
+            "'edge-agent[recording]', or remove the recording: section"
+        ) from None
 
     settings = RecordingSettings(
         pre_roll_s=recording.pre_roll_s,
