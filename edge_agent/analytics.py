@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge_agent.types import Box, Frame, Lifecycle, Track
+from edge_agent.types import Box, ClipRef, Frame, Lifecycle, Track
 
 DetailValue = str | int | float | bool | None
 
@@ -53,6 +53,7 @@ class Alert:
     track_ids: tuple[int, ...] = ()
     box: Box | None = None
     detail: Mapping[str, DetailValue] = field(default_factory=dict)
+    clip: ClipRef | None = None  # on an ``end`` only, from the recorder; None: not recording
 
 
 @dataclass(frozen=True)

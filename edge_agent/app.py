@@ -69,8 +69,11 @@ from edge_agent.assemble import (
     birth_payload,
     build_detector,
     build_pipeline,
+    build_recorder,
+    clip_commands,
     detector_labels,
     new_boot_id,
+    open_clip_store,
 )
 from edge_agent.capture import LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
@@ -170,7 +173,8 @@ class Agent:
             )
         self._end_what_the_last_run_left_open()
         self.detector = LockedDetector(build_detector(config))  # one model, every camera
-        self.commands = CommandHandler(self)
+        self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
+        self.commands = CommandHandler(self, clips=clip_commands(config, self.clips))
         self.publisher = Publisher(
             MqttSettings.from_config(config),
             self.outbox,
@@ -192,7 +196,12 @@ class Agent:
             for camera in config.cameras:
                 sink = self.sink if self.recent is None else TeeSink(self.sink, self.recent)
                 pipeline = build_pipeline(
-                    config, camera, detector=detector, sink=sink, references=True
+                    config,
+                    camera,
+                    detector=detector,
+                    sink=sink,
+                    references=True,
+                    recorder=build_recorder(config, camera, self.clips),
                 )
                 workers.append(
                     CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
@@ -202,6 +211,17 @@ class Agent:
                 worker.source.close()
             raise
         return workers
+
+    def recording_report(self) -> dict[str, object] | None:
+        """The clips on disk and each camera's recorder (status): None when not recording."""
+        if self.clips is None:
+            return None
+        cameras = {
+            w.config.id: w.pipeline.recorder.stats()
+            for w in self.workers
+            if w.pipeline.recorder is not None
+        }
+        return {**self.clips.stats(), "cameras": cameras}
 
     def _end_what_the_last_run_left_open(self) -> None:
         """Events and alerts the previous run opened and never ended (it was killed, or
@@ -417,6 +437,7 @@ class Agent:
             "previews": [w.config.id for w in self.workers if w.preview is not None],
             "condition": self.condition(time.monotonic()).value,
             "status_led": self.indicator.description,
+            "recording": self.recording_report(),
         }
 
     def reload_config(self) -> dict[str, object]:
@@ -578,6 +599,8 @@ class Agent:
         if depth:
             log.info("stopped with %d message(s) kept in the outbox for the next start", depth)
         self.outbox.close()
+        if self.clips is not None:
+            self.clips.close()
         self.indicator.close()
         log.info("agent stopped")
         return self.not_stopped

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent import __version__
@@ -23,10 +24,13 @@ from edge_agent.detect.tflite import create_detector
 from edge_agent.encode import SCHEMA_VERSION
 from edge_agent.events import EventEngine, EventSettings
 from edge_agent.motion import MotionGate, MotionSettings
-from edge_agent.pipeline import CameraPipeline, FrameSink, GateSettings
+from edge_agent.pipeline import CameraPipeline, FrameRecorder, FrameSink, GateSettings
 from edge_agent.privacy import privacy_filter
+from edge_agent.recording import ClipStore, RetentionCaps
+from edge_agent.recording.commands import ClipCommands
 from edge_agent.rules import build_rules
 from edge_agent.track import IouTracker, TrackerSettings
+from edge_agent.types import ImageBGR
 from edge_agent.zones import Zone, zones_from_config
 
 
@@ -83,6 +87,7 @@ def build_pipeline(
     detector: Detector,
     sink: FrameSink,
     references: bool = False,
+    recorder: FrameRecorder | None = None,
 ) -> CameraPipeline:
     """One camera's stages from its config. A detector shared by several cameras' threads
     must come wrapped in ``LockedDetector``.
@@ -115,4 +120,64 @@ def build_pipeline(
             camera_id=camera.id,
             references=(camera.references or config.references) if references else None,
         ),
+        recorder=recorder,
+    )
+
+
+def open_clip_store(config: AgentConfig) -> ClipStore | None:
+    """The clips directory and index, when the config asks for recording."""
+    recording = config.recording
+    if recording is None:
+        return None
+    caps = RetentionCaps(
+        max_total_bytes=round(recording.max_total_mb * 1024 * 1024),
+        min_free_bytes=round(recording.min_free_mb * 1024 * 1024),
+        max_age_s=None if recording.max_age_days is None else recording.max_age_days * 86400,
+    )
+    return ClipStore(recording.path, caps)
+
+
+def build_recorder(
+    config: AgentConfig,
+    camera: CameraConfig,
+    store: ClipStore | None,
+    *,
+    frame_filter: Callable[[ImageBGR], ImageBGR] | None = None,
+) -> FrameRecorder | None:
+    """A camera's recorder, or None (no ``recording:``, or the camera has ``record: false``).
+    ``frame_filter``: what each clip frame goes through before encoding; by default the
+    camera's privacy masks and face blur (edge_agent/privacy)."""
+    recording = config.recording
+    if recording is None or store is None or not camera.record:
+        return None
+    # PyAV (the ``recording`` extra) is imported only when a config records.
+    try:
+        from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
+    except ImportError as error:
+        raise RuntimeError(
+            f"recording: needs PyAV ({error}); install it with pip install "
+            "'edge-agent[recording]', or remove the recording: section"
+        ) from None
+
+    settings = RecordingSettings(
+        pre_roll_s=recording.pre_roll_s,
+        post_roll_s=recording.post_roll_s,
+        keyframe_interval_s=recording.keyframe_interval_s,
+        max_clip_s=recording.max_clip_s,
+        width_px=recording.width_px,
+        crf=recording.crf,
+    )
+    if frame_filter is None:  # a clip is a picture that leaves: the camera's masks and blur
+        frame_filter = privacy_filter(camera.privacy).protect
+    return CameraRecorder(camera.id, store, settings, frame_filter=frame_filter)
+
+
+def clip_commands(config: AgentConfig, store: ClipStore | None) -> ClipCommands | None:
+    """What the clip commands act on, paced as configured; None: the device does not record."""
+    if store is None or config.recording is None:
+        return None
+    return ClipCommands(
+        store,
+        rate_bytes_per_s=config.recording.fetch_rate_bytes_per_s,
+        chunk_max_bytes=config.recording.fetch_chunk_max_bytes,
     )

@@ -23,6 +23,7 @@ from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
 from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 from edge_agent.web.config import WebConfig
 
@@ -122,6 +123,7 @@ class CameraConfig(StrictModel):
     references: ReferenceStoreConfig | None = None  # None: the agent's (docs/analyzers.md)
     preview: PreviewConfig = Field(default_factory=lambda: PreviewConfig())
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())  # docs/privacy.md
+    record: bool = True  # with a `recording:` section: False leaves this camera out
 
     @field_validator("zones")
     @classmethod
@@ -300,6 +302,7 @@ class AgentConfig(StrictModel):
     references: ReferenceStoreConfig = Field(default_factory=ReferenceStoreConfig)
     stats_interval_s: float = Field(60.0, ge=1.0)
     web: WebConfig = Field(default_factory=WebConfig)  # the technician page (docs/web.md)
+    recording: RecordingConfig | None = None  # None: no clips (docs/recording.md)
 
     @field_validator("cameras")
     @classmethod

@@ -13,7 +13,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from edge_agent.analytics import Alert, CountReport, SceneState
-from edge_agent.types import MessageClass, ObjectEvent, OutboundMessage, Thumbnail
+from edge_agent.types import (
+    ClipRef,
+    Lifecycle,
+    MessageClass,
+    ObjectEvent,
+    OutboundMessage,
+    Thumbnail,
+)
 
 if TYPE_CHECKING:
     from edge_agent.pipeline import FrameOutput
@@ -124,6 +131,21 @@ def _time(value_s: float | None) -> float | None:
     return None if value_s is None else round(value_s, 3)
 
 
+REASON_RECORDING_OFF = "recording off"
+
+
+def clip_fields(lifecycle: Lifecycle, clip: ClipRef | None) -> dict[str, object]:
+    """An ``end``'s ``clip`` (``{"id": ...}``) or ``clip: null`` with ``clip_reason``;
+    nothing on ``new``/``update`` (docs/recording.md)."""
+    if lifecycle is not Lifecycle.END:
+        return {}
+    if clip is None:
+        return {"clip": None, "clip_reason": REASON_RECORDING_OFF}
+    if clip.id is not None:
+        return {"clip": {"id": clip.id}}
+    return {"clip": None, "clip_reason": clip.reason or "unknown"}
+
+
 def event_body(event: ObjectEvent, boot_id: str) -> dict[str, object]:
     return {
         "v": SCHEMA_VERSION,
@@ -141,6 +163,7 @@ def event_body(event: ObjectEvent, boot_id: str) -> dict[str, object]:
         "ts": _time(event.frame_time_s),
         "thumb": event.has_thumbnail,
         "boot": boot_id,
+        **clip_fields(event.lifecycle, event.clip),
     }
 
 
@@ -178,6 +201,7 @@ def alert_body(alert: Alert, boot_id: str) -> dict[str, object]:
         "ts": _time(alert.frame_time_s),
         "detail": dict(alert.detail),
         "boot": boot_id,
+        **clip_fields(alert.lifecycle, alert.clip),
     }
 
 
@@ -203,6 +227,8 @@ def interrupted_end(last: OutboundMessage) -> OutboundMessage:
     body["type"] = "end"
     body["end"] = body.get("ts")
     body["end_reason"] = END_REASON_RESTART
+    body["clip"] = None  # the clip being written died with the process (its .part is deleted)
+    body["clip_reason"] = END_REASON_RESTART
     return replace(last, json_body=body)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -65,6 +65,21 @@ class FrameOutput:
         return bool(self.events or self.thumbnails or self.alerts or self.states or self.counts)
 
 
+class FrameRecorder(Protocol):
+    """Records the camera (edge_agent.recording.CameraRecorder): sees every analysed frame
+    and what began or ended on it, and fills in each ``end``'s clip."""
+
+    def observe(
+        self, frame: Frame, events: tuple[ObjectEvent, ...], alerts: tuple[Alert, ...]
+    ) -> tuple[tuple[ObjectEvent, ...], tuple[Alert, ...], tuple[SceneState, ...]]: ...
+
+    def finish(
+        self, events: tuple[ObjectEvent, ...], alerts: tuple[Alert, ...]
+    ) -> tuple[tuple[ObjectEvent, ...], tuple[Alert, ...]]: ...
+
+    def stats(self) -> dict[str, object]: ...
+
+
 class FrameSink(Protocol):
     """Where a frame's output goes (only non-empty outputs are emitted). ``emit`` must
     return quickly, and only once the output is safe (the outbox sink: stored durably)."""
@@ -82,6 +97,7 @@ STAGES = (
     "events",
     "rules",
     "analyzers",
+    "record",
     "outbox",
 )
 
@@ -135,6 +151,7 @@ class CameraPipeline:
         gate: GateSettings | None = None,
         rules: Sequence[ObjectRule] = (),
         analyzers: Sequence[SceneAnalyzer] = (),
+        recorder: FrameRecorder | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._motion = motion
@@ -145,6 +162,7 @@ class CameraPipeline:
         self._gate = gate or GateSettings()
         self._rules = tuple(rules)
         self._analyzers = tuple(analyzers)
+        self.recorder = recorder
         self._last_detect_s: float | None = None
         self.clock = StageClock()
         self.last_motion_ratio = 0.0
@@ -222,6 +240,15 @@ class CameraPipeline:
         )
         clock.add("analyzers", time.perf_counter() - started)
         output = _combine(engine_output, rule_output, states)
+        if self.recorder is not None:
+            started = time.perf_counter()
+            events, alerts, recording = self._guarded(  # a recorder bug costs the clip only
+                "recording",
+                partial(self.recorder.observe, frame, output.events, output.alerts),
+                (output.events, output.alerts, NO_STATES),
+            )
+            output = replace(output, events=events, alerts=alerts, states=output.states + recording)
+            clock.add("record", time.perf_counter() - started)
         self._emit(output)
         return output
 
@@ -278,6 +305,9 @@ class CameraPipeline:
         )
         engine_output = self._engine.finish(self._tracker.finish())
         output = _combine(engine_output, rule_output, ())
+        if self.recorder is not None:
+            events, alerts = self.recorder.finish(output.events, output.alerts)
+            output = replace(output, events=events, alerts=alerts)
         self._emit(output)
         return output
 

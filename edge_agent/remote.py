@@ -16,6 +16,11 @@ Commands:
   the camera's byte budget (``budget_bps`` may ask for less; edge_agent/preview.py).
 - ``reference`` ``{"camera": "cam1", "mode": "learn"}`` → the camera's analyzers take a
   new reference of the clear scene, kept on disk (docs/analyzers.md, Stored references).
+- ``clips`` ``{"camera": "cam1", "since": t0, "until": t1}`` (all optional) → the clips on
+  the device (docs/recording.md); ``clip_hold`` / ``clip_release`` ``{"id": …}`` → the
+  clip is never deleted / may be again; ``clip_fetch`` ``{"id": …, "offset": 0,
+  "length": 65536}`` → that chunk of the MP4, its sha256 and the whole clip's in user
+  properties (``edge_agent.recording.commands``).
 - ``reload`` ``{}`` → the device reads its config file again, checks it and applies it
   (``{"ok": true, "config": …, "changed": […]}``), or keeps the running one and says why
   (docs/service.md, Reload). The file is the device's own: a command cannot name another.
@@ -38,6 +43,7 @@ from pydantic import Field, ValidationError
 
 from edge_agent.config import problems_of
 from edge_agent.config_base import Identifier, StrictModel
+from edge_agent.recording.commands import ClipCommands, ClipError
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +121,25 @@ class EmptyCommand(StrictModel):
     pass
 
 
+CLIP_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+class ClipsCommand(StrictModel):
+    camera: Identifier | None = None
+    since: float | None = None  # wall clock, seconds since the epoch
+    until: float | None = None
+
+
+class ClipIdCommand(StrictModel):
+    id: str = Field(pattern=CLIP_ID)
+
+
+class ClipFetchCommand(StrictModel):
+    id: str = Field(pattern=CLIP_ID)
+    offset: int = Field(0, ge=0)
+    length: int | None = Field(None, ge=1)  # None: the device's chunk size
+
+
 @dataclass(frozen=True)
 class Reply:
     """What goes back on the response topic; ``ok`` False: the command was refused."""
@@ -122,6 +147,7 @@ class Reply:
     payload: bytes
     content_type: str = "application/json"
     ok: bool = True
+    user_properties: tuple[tuple[str, str], ...] = ()  # MQTT 5 only (a clip chunk's sha256)
 
     @staticmethod
     def json(body: Mapping[str, object]) -> Reply:
@@ -174,7 +200,18 @@ class CommandTarget(Protocol):
         ...
 
 
-COMMANDS: tuple[str, ...] = ("ping", "status", "snapshot", "preview", "reference", "reload")
+COMMANDS: tuple[str, ...] = (
+    "ping",
+    "status",
+    "snapshot",
+    "preview",
+    "reference",
+    "reload",
+    "clips",
+    "clip_hold",
+    "clip_release",
+    "clip_fetch",
+)
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -189,9 +226,17 @@ def _problems(error: ValidationError) -> list[str]:
 
 
 class CommandHandler:
-    def __init__(self, target: CommandTarget, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        target: CommandTarget,
+        clock: Callable[[], float] = time.time,
+        *,
+        clips: ClipCommands | None = None,
+    ) -> None:
+        """``clips``: the clip commands' store (None: this device does not record)."""
         self._target = target
         self._clock = clock
+        self._clips = clips
         self.handled = 0
         self.refused = 0
 
@@ -246,6 +291,8 @@ class CommandHandler:
             if name == "reload":
                 EmptyCommand.model_validate(data)
                 return Reply.json(self._target.reload_config())
+            if name.startswith("clip"):
+                return self._clip_command(name, data)
             preview = PreviewCommand.model_validate(data)
             return self._preview(preview)
         except ValidationError as error:
@@ -305,3 +352,23 @@ class CommandHandler:
         return Reply.json(
             {"ok": True, "camera": command.camera, "mode": command.mode, "analyzers": asked}
         )
+
+    def _clip_command(self, name: str, data: dict[str, object]) -> Reply:
+        clips = self._clips
+        if clips is None:
+            return Reply.error("this device does not record (no `recording:` in its config)")
+        try:
+            if name == "clips":
+                query = ClipsCommand.model_validate(data)
+                return Reply.json(clips.list(query.camera, query.since, query.until))
+            if name == "clip_fetch":
+                fetch = ClipFetchCommand.model_validate(data)
+                chunk = clips.fetch(fetch.id, fetch.offset, fetch.length)
+                return Reply(chunk.data, "video/mp4", user_properties=chunk.properties())
+            held = ClipIdCommand.model_validate(data)
+            return Reply.json(clips.hold(held.id, name == "clip_hold"))
+        except ClipError as error:
+            if error.retry_after_s is None:
+                return Reply.error(str(error))
+            busy = {"ok": False, "error": str(error), "retry_after_s": error.retry_after_s}
+            return Reply.json(busy)

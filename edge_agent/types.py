@@ -176,6 +176,14 @@ class MessageClass(str, Enum):
 
 
 @dataclass(frozen=True)
+class ClipRef:
+    """An ``end``'s clip: its id, or why there is none (docs/recording.md)."""
+
+    id: str | None
+    reason: str | None = None  # set when id is None: "recording off", "disk full", ...
+
+
+@dataclass(frozen=True)
 class ObjectEvent:
     """An event lifecycle step about one tracked object, before encoding."""
 
@@ -192,6 +200,7 @@ class ObjectEvent:
     end_s: float | None
     frame_time_s: float
     has_thumbnail: bool = False
+    clip: ClipRef | None = None  # on an ``end`` only, from the recorder; None: not recording
 
 
 @dataclass(frozen=True)

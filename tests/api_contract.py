@@ -66,6 +66,8 @@ REPLY_SCHEMAS = (
     "reply-preview",
     "reply-reference",
     "reply-reload",
+    "reply-clips",
+    "reply-clip",
     "reply-error",
 )
 SCHEMA_NAMES = PAYLOAD_SCHEMAS + REPLY_SCHEMAS
@@ -382,7 +384,8 @@ def stats_inputs() -> tuple[OutboxStats, PublisherStats, dict[str, CameraStats]]
 def mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "extra field", {**body, "colour": "red"}
     for key in body:
-        if key not in ("historical", "outbox_reset"):  # the only optional keys
+        # the only optional keys (clip: v1 devices from before recording send none)
+        if key not in ("historical", "outbox_reset", "clip", "clip_reason", "recording"):
             yield f"{key} missing", {k: v for k, v in body.items() if k != key}
     if "v" in body:
         yield "v is a string", {**body, "v": "1"}
@@ -407,6 +410,10 @@ def lifecycle_mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
     yield "camera with a slash", {**body, "camera": "cam/1"}
     yield "an end reason on a new", {**body, "type": "new", "end": None, "end_reason": "restart"}
     yield "an unknown end reason", {**body, "type": "end", "end": 1.0, "end_reason": "crash"}
+    yield "a clip on a new", {**body, "type": "new", "end": None, "clip": {"id": "cam1-1-ab"}}
+    yield "a clip without an id", {**body, "type": "end", "end": 1.0, "clip": {}}
+    no_reason = {"clip": None, "clip_reason": ""}
+    yield "an empty clip reason", {**body, "type": "end", "end": 1.0, **no_reason}
 
 
 def event_mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -518,6 +525,9 @@ MESSAGE_SCHEMAS = {
     "replyPreview": "reply-preview",
     "replyReference": "reply-reference",
     "replyReload": "reply-reload",
+    "replyClips": "reply-clips",
+    "replyClipHold": "reply-clip",
+    "replyClipRelease": "reply-clip",
     "replyError": "reply-error",
 }
 

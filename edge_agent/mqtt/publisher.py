@@ -440,6 +440,8 @@ class Publisher:
             properties.MessageExpiryInterval = 60
             if command.correlation:
                 properties.CorrelationData = command.correlation
+            if reply.user_properties:
+                properties.UserProperty = list(reply.user_properties)
         try:
             self._client.publish(
                 command.reply_topic, reply.payload, qos=1, retain=False, properties=properties

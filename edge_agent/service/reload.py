@@ -20,7 +20,15 @@ from edge_agent.config_check import check_config_file
 
 __all__ = ["RESTART_ONLY", "ReloadOutcome", "check_reload", "restart_only_changes"]
 
-RESTART_ONLY: tuple[str, ...] = ("site_id", "device_id", "mqtt", "outbox", "status", "web")
+RESTART_ONLY: tuple[str, ...] = (
+    "site_id",
+    "device_id",
+    "mqtt",
+    "outbox",
+    "status",
+    "web",
+    "recording",  # the clip store and its caps are opened once, at start
+)
 """Top-level config keys a reload cannot change (docs/service.md, Reload)."""
 RESTART_HINT = "systemctl restart edge-agent"
 

@@ -40,6 +40,8 @@ from edge_agent.indicator import Condition, NoIndicator
 from edge_agent.mqtt import Publisher
 from edge_agent.outbox import Outbox
 from edge_agent.privacy import PrivacyConfig
+from edge_agent.recording import ClipStore, RetentionCaps
+from edge_agent.recording.commands import ClipCommands
 from edge_agent.remote import (
     CommandHandler,
     Reply,
@@ -55,6 +57,7 @@ class AgentStandIn:
     build replies and publish stats are the real ``Agent``'s."""
 
     status_report = Agent.status_report
+    recording_report = Agent.recording_report
     snapshot_jpeg = Agent.snapshot_jpeg
     set_preview = Agent.set_preview
     set_references = Agent.set_references
@@ -69,6 +72,7 @@ class AgentStandIn:
         self.topics = TOPICS
         self.publisher = publisher
         self.commands = CommandHandler(self)
+        self.clips = None  # no recording
         self.indicator = NoIndicator()
         self._preview_lock = threading.Lock()
         frame = Frame("cam1", 0, 1_764_448_000.0, 0.0, IMAGE)
@@ -275,9 +279,20 @@ def test_wrong_replies_fail(device: Device) -> None:
         check_wrong(name, body, iter(wrongs))
 
 
-def test_asyncapi_command_examples_are_carried_out() -> None:
+def test_asyncapi_command_examples_are_carried_out(tmp_path: Path) -> None:
     document = asyncapi()
-    handler = CommandHandler(AgentStandIn())
+    store = ClipStore(tmp_path, RetentionCaps(1 << 30, 0, None))  # the examples' clip
+    store.part_path("cam1-1764448000123-a1b2").write_bytes(b"\0" * 100_000)
+    store.add(
+        clip_id="cam1-1764448000123-a1b2",
+        camera="cam1",
+        start_s=1.0,
+        end_s=2.0,
+        frames=1,
+        events=(),
+    )
+    clips = ClipCommands(store, rate_bytes_per_s=1 << 20, chunk_max_bytes=1 << 20)
+    handler = CommandHandler(AgentStandIn(), clips=clips)
     for name, message in document["channels"]["commands"]["messages"].items():
         resolved = document["components"]["messages"][message["$ref"].rsplit("/", 1)[1]]
         assert resolved["examples"], name

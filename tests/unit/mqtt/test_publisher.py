@@ -228,7 +228,8 @@ def test_asyncapi_qos_retain_and_properties_match_the_wire(outbox: Outbox) -> No
     assert preview["messageExpiryInterval"] == PREVIEW_EXPIRY_S
     reply = operations["sendReply"]["bindings"]["mqtt"]
     assert (reply["qos"], reply["retain"], reply["messageExpiryInterval"]) == (1, False, 60)
-    replies = {f"reply{command.capitalize()}" for command in COMMANDS}  # one per command
+    # one per command: clip_fetch -> replyClipFetch
+    replies = {"reply" + "".join(p.capitalize() for p in c.split("_")) for c in COMMANDS}
     sent = {m["$ref"].rsplit("/", 1)[-1] for m in operations["sendReply"]["messages"]}
     assert sent == {*replies, "replyError"}
     for message in document["components"]["messages"].values():

@@ -1,0 +1,291 @@
+"""Clips on disk: the index (SQLite, one row per finished clip), retention and holds.
+
+Retention applies three caps together (docs/recording.md): total bytes of clips, a
+free-space watermark on the filesystem, and an age. The oldest clip not under a hold goes
+first. A held clip is never deleted, by any cap: when only held clips are left and a cap is
+still hit, :meth:`ClipStore.make_room` says why, and the recorder stops recording instead
+(Frigate deletes the oldest recordings whatever they are; a clip kept as evidence must
+not vanish because the card filled up).
+
+A clip's file is written as ``{id}.mp4.part`` and renamed once closed and fsynced; the row
+goes in after the rename, in one transaction. At open, what a crash left between the two
+(a ``.part``, a file without a row, a row without a file) is cleaned up, so the index and
+the directory agree. Thread-safe: the analysis threads add clips, the command thread
+lists, holds and reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "clips.sqlite"
+REASON_HELD_FULL = "held clips fill the cap"
+REASON_DISK_FULL = "disk full"
+
+
+def filesystem_free_bytes(path: Path) -> int:
+    try:
+        return int(shutil.disk_usage(path).free)
+    except OSError:
+        return -1
+
+
+@dataclass(frozen=True)
+class RetentionCaps:
+    max_total_bytes: int  # clips together
+    min_free_bytes: int  # on the clips' filesystem
+    max_age_s: float | None  # None: no age limit
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One finished clip, as the index holds it (times are wall-clock seconds)."""
+
+    id: str
+    camera: str
+    start_s: float
+    end_s: float
+    size_bytes: int
+    sha256: str
+    frames: int
+    held: bool = False
+    events: tuple[str, ...] = ()  # event and alert ids it was recorded for
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "camera": self.camera,
+            "start": round(self.start_s, 3),
+            "end": round(self.end_s, 3),
+            "bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "frames": self.frames,
+            "held": self.held,
+            "events": list(self.events),
+        }
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clips (
+    id TEXT PRIMARY KEY,
+    camera TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    frames INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    events TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS clips_by_start ON clips (start_s);
+"""
+
+
+def _clip(row: tuple[object, ...]) -> Clip:
+    cid, camera, start_s, end_s, size, sha, frames, held, events = row
+    return Clip(
+        str(cid),
+        str(camera),
+        float(start_s),  # type: ignore[arg-type]
+        float(end_s),  # type: ignore[arg-type]
+        int(size),  # type: ignore[call-overload]
+        str(sha),
+        int(frames),  # type: ignore[call-overload]
+        bool(held),
+        tuple(json.loads(str(events))),
+    )
+
+
+class ClipStore:
+    """The clips directory and its index."""
+
+    def __init__(
+        self,
+        directory: Path,
+        caps: RetentionCaps,
+        *,
+        clock: Callable[[], float] = time.time,
+        free_bytes: Callable[[Path], int] = filesystem_free_bytes,
+    ) -> None:
+        self.directory = directory
+        self.caps = caps
+        self._clock = clock
+        self._free_bytes = free_bytes
+        self._lock = threading.Lock()
+        directory.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(directory / INDEX_NAME), check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self.deleted = 0  # clips deleted by retention, this run
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Make the directory and the index agree after a crash."""
+        for part in self.directory.glob("*.part"):
+            part.unlink(missing_ok=True)
+        known = {row[0] for row in self._db.execute("SELECT id FROM clips")}
+        for file in self.directory.glob("*.mp4"):
+            if file.stem not in known:
+                log.warning("clips: %s has no index row (a crash while adding it); deleted", file)
+                file.unlink(missing_ok=True)
+        for clip_id in known:
+            if not self.path(clip_id).exists():
+                log.warning("clips: %s is indexed but its file is gone; row dropped", clip_id)
+                self._db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
+
+    def path(self, clip_id: str) -> Path:
+        return self.directory / f"{clip_id}.mp4"
+
+    def part_path(self, clip_id: str) -> Path:
+        return self.directory / f"{clip_id}.mp4.part"
+
+    def add(
+        self,
+        *,
+        clip_id: str,
+        camera: str,
+        start_s: float,
+        end_s: float,
+        frames: int,
+        events: tuple[str, ...],
+    ) -> Clip:
+        """Index the closed ``part_path(clip_id)`` as a finished clip (fsync, rename, row)."""
+        part, final = self.part_path(clip_id), self.path(clip_id)
+        digest = hashlib.sha256()
+        with part.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 16), b""):
+                digest.update(block)
+            os.fsync(file.fileno())
+        size = part.stat().st_size
+        os.replace(part, final)
+        _fsync_dir(self.directory)
+        sha = digest.hexdigest()
+        clip = Clip(clip_id, camera, start_s, end_s, size, sha, frames, False, events)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO clips VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (clip_id, camera, start_s, end_s, size, clip.sha256, frames, json.dumps(events)),
+            )
+        return clip
+
+    def get(self, clip_id: str) -> Clip | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM clips WHERE id = ?", (clip_id,)).fetchone()
+        return _clip(row) if row else None
+
+    def clips(
+        self,
+        *,
+        camera: str | None = None,
+        since_s: float | None = None,
+        until_s: float | None = None,
+        limit: int | None = None,
+    ) -> list[Clip]:
+        """Clips, oldest first, that overlap ``since_s``..``until_s`` (wall clock)."""
+        query, args = "SELECT * FROM clips WHERE 1", list[object]()
+        if camera is not None:
+            query += " AND camera = ?"
+            args.append(camera)
+        if since_s is not None:
+            query += " AND end_s >= ?"
+            args.append(since_s)
+        if until_s is not None:
+            query += " AND start_s <= ?"
+            args.append(until_s)
+        query += " ORDER BY start_s"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        with self._lock:
+            return [_clip(row) for row in self._db.execute(query, args)]
+
+    def hold(self, clip_id: str, held: bool) -> Clip | None:
+        """Put a clip under a hold (never deleted) or release it; None: no such clip."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE clips SET held = ? WHERE id = ?", (int(held), clip_id)
+            )
+        if cursor.rowcount == 0:
+            return None
+        log.info("clip %s %s", clip_id, "held" if held else "released")
+        return self.get(clip_id)
+
+    def read(self, clip_id: str, offset: int, length: int) -> bytes:
+        with self.path(clip_id).open("rb") as file:
+            file.seek(offset)
+            return file.read(length)
+
+    def total_bytes(self) -> int:
+        with self._lock:
+            (total,) = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips").fetchone()
+        return int(total)
+
+    def make_room(self, open_bytes: int = 0) -> str | None:
+        """Apply retention, counting ``open_bytes`` of clips being written: delete clips
+        past their age, then the oldest unheld ones while a cap is hit. None when within
+        the caps; else why recording must stop (only held clips are left)."""
+        caps = self.caps
+        with self._lock:
+            if caps.max_age_s is not None:
+                cutoff = self._clock() - caps.max_age_s
+                for (clip_id,) in self._db.execute(
+                    "SELECT id FROM clips WHERE held = 0 AND end_s < ?", (cutoff,)
+                ).fetchall():
+                    self._delete_locked(clip_id)
+            while True:
+                reason = self._over_cap_locked(open_bytes)
+                if reason is None:
+                    return None
+                row = self._db.execute(
+                    "SELECT id FROM clips WHERE held = 0 ORDER BY start_s LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    return reason
+                self._delete_locked(row[0])
+
+    def _over_cap_locked(self, open_bytes: int) -> str | None:
+        (total,) = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips").fetchone()
+        if int(total) + open_bytes > self.caps.max_total_bytes:
+            return REASON_HELD_FULL
+        free = self._free_bytes(self.directory)
+        if 0 <= free < self.caps.min_free_bytes:
+            return REASON_DISK_FULL
+        return None
+
+    def _delete_locked(self, clip_id: str) -> None:
+        self.path(clip_id).unlink(missing_ok=True)
+        self._db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
+        self.deleted += 1
+        log.info("clips: %s deleted by retention", clip_id)
+
+    def stats(self) -> dict[str, object]:
+        with self._lock:
+            count, total, held = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), COALESCE(SUM(held), 0) FROM clips"
+            ).fetchone()
+        return {"clips": int(count), "bytes": int(total), "held": int(held)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,181 @@
+"""The camera recorder with the real encoder on small synthetic frames: a quiet scene
+writes nothing, an event yields a playable clip from pre_roll_s before it to post_roll_s
+after it, every ``end`` names its clip or why there is none."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from api_contract import validator
+
+from edge_agent.encode import event_body, state_body
+from edge_agent.recording.encoder import probe
+from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
+from edge_agent.recording.store import REASON_HELD_FULL, ClipStore, RetentionCaps
+from edge_agent.types import Box, ClipRef, Frame, Lifecycle, ObjectEvent
+
+FPS = 10
+WALL0 = 1_764_000_000.0
+
+
+def frame(index: int) -> Frame:
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:, (index * 3) % 64] = 255  # something changes every frame
+    mono = index / FPS
+    return Frame("cam1", index, WALL0 + mono, mono, image)
+
+
+def event(event_id: str, lifecycle: Lifecycle, start_index: int, at_index: int) -> ObjectEvent:
+    ending = lifecycle is Lifecycle.END
+    return ObjectEvent(
+        event_id=event_id,
+        lifecycle=lifecycle,
+        camera_id="cam1",
+        kind="object",
+        label="person",
+        score=0.8,
+        top_score=0.8,
+        box=Box(0.1, 0.1, 0.3, 0.5),
+        zones=(),
+        start_s=WALL0 + start_index / FPS,
+        end_s=WALL0 + at_index / FPS if ending else None,
+        frame_time_s=WALL0 + at_index / FPS,
+    )
+
+
+def run(
+    recorder: CameraRecorder, frames: int, script: dict[int, list[ObjectEvent]]
+) -> list[ObjectEvent]:
+    ends = []
+    for i in range(frames):
+        events, _, _ = recorder.observe(frame(i), tuple(script.get(i, ())), ())
+        ends += [e for e in events if e.lifecycle is Lifecycle.END]
+    return ends
+
+
+def make(tmp_path: Path, max_total_bytes: int = 10**9, **settings: float) -> CameraRecorder:
+    store = ClipStore(tmp_path, RetentionCaps(max_total_bytes, 0, None))
+    values = {"pre_roll_s": 3.0, "post_roll_s": 2.0, "keyframe_interval_s": 1.0, **settings}
+    return CameraRecorder("cam1", store, RecordingSettings(**values))  # type: ignore[arg-type]
+
+
+def test_a_quiet_scene_writes_nothing(tmp_path: Path) -> None:
+    recorder = make(tmp_path)
+    run(recorder, 600, {})
+    assert list(tmp_path.glob("*.mp4*")) == []
+    assert recorder.store.clips() == []
+    assert recorder.ring.gops <= 5  # the pre-roll, not the minute
+
+
+def test_an_event_yields_a_clip_from_pre_roll_before_to_post_roll_after(tmp_path: Path) -> None:
+    recorder = make(tmp_path)
+    new_at, end_at = 100, 150  # 10 s and 15 s in
+    ends = run(
+        recorder,
+        250,
+        {
+            new_at: [event("e1", Lifecycle.NEW, new_at, new_at)],
+            end_at: [event("e1", Lifecycle.END, new_at, end_at)],
+        },
+    )
+    (clip,) = recorder.store.clips()
+    assert ends[0].clip == ClipRef(clip.id)
+    assert clip.events == ("e1",)
+    event_start_s = WALL0 + new_at / FPS
+    lead_s = event_start_s - clip.start_s
+    assert 3.0 <= lead_s <= 3.0 + 1.0 + 1e-6  # pre_roll_s, plus at most one keyframe interval
+    assert clip.end_s == pytest.approx(WALL0 + end_at / FPS + 2.0, abs=0.11)  # post_roll_s
+    facts = probe(recorder.store.path(clip.id))
+    expected_frames = round((clip.end_s - clip.start_s) * FPS) + 1
+    assert facts.frames == clip.frames == expected_frames
+    assert facts.duration_s == pytest.approx(clip.end_s - clip.start_s, abs=0.15)
+    assert (facts.width_px, facts.height_px) == (64, 48)
+
+
+def test_an_object_that_stays_extends_the_clip_and_overlapping_events_share_it(
+    tmp_path: Path,
+) -> None:
+    recorder = make(tmp_path)
+    ends = run(
+        recorder,
+        400,
+        {
+            50: [event("a", Lifecycle.NEW, 50, 50)],
+            80: [event("b", Lifecycle.NEW, 80, 80)],
+            90: [event("a", Lifecycle.END, 50, 90)],
+            300: [event("b", Lifecycle.END, 80, 300)],
+        },
+    )
+    (clip,) = recorder.store.clips()
+    assert [e.clip for e in ends] == [ClipRef(clip.id), ClipRef(clip.id)]
+    assert clip.events == ("a", "b")
+    assert clip.end_s == pytest.approx(WALL0 + 30.0 + 2.0, abs=0.11)
+
+
+def test_when_held_clips_fill_the_cap_the_end_says_why_and_a_state_says_stopped(
+    tmp_path: Path,
+) -> None:
+    recorder = make(tmp_path, max_total_bytes=50)
+    store = recorder.store
+    store.part_path("evidence").write_bytes(b"\0" * 100)
+    store.add(clip_id="evidence", camera="cam1", start_s=1.0, end_s=2.0, frames=1, events=())
+    store.hold("evidence", True)
+    states = []
+    ends = []
+    for i in range(120):
+        script = {30: [event("e", Lifecycle.NEW, 30, 30)], 60: [event("e", Lifecycle.END, 30, 60)]}
+        events, _, new_states = recorder.observe(frame(i), tuple(script.get(i, ())), ())
+        states += new_states
+        ends += [e for e in events if e.lifecycle is Lifecycle.END]
+    assert ends[0].clip == ClipRef(None, REASON_HELD_FULL)
+    assert [(s.analyzer, s.state, dict(s.detail)) for s in states] == [
+        ("recording", "stopped", {"reason": REASON_HELD_FULL})
+    ]
+    assert recorder.stats()["stopped_reason"] == REASON_HELD_FULL
+    validator("state").validate({**state_body(states[0], "0badf00d"), "seq": 1})
+    validator("event").validate({**event_body(ends[0], "0badf00d"), "seq": 2})
+    assert [p.name for p in tmp_path.glob("*.mp4*")] == ["evidence.mp4"]  # kept, nothing new
+
+
+def test_a_long_event_goes_on_in_a_new_clip(tmp_path: Path) -> None:
+    recorder = make(tmp_path, max_clip_s=10.0)
+    run(
+        recorder,
+        400,
+        {50: [event("a", Lifecycle.NEW, 50, 50)], 300: [event("a", Lifecycle.END, 50, 300)]},
+    )
+    clips = recorder.store.clips()
+    assert len(clips) >= 3
+    for before, after in itertools.pairwise(clips):
+        assert after.start_s == pytest.approx(before.end_s + 1 / FPS, abs=0.01)  # no gap
+    assert all(probe(recorder.store.path(c.id)).frames == c.frames for c in clips)
+
+
+def test_finish_closes_the_open_clip_and_names_it(tmp_path: Path) -> None:
+    recorder = make(tmp_path)
+    run(recorder, 80, {50: [event("a", Lifecycle.NEW, 50, 50)]})
+    events, _ = recorder.finish((event("a", Lifecycle.END, 50, 79),), ())
+    (clip,) = recorder.store.clips()
+    assert events[0].clip == ClipRef(clip.id)
+
+
+def test_a_camera_that_changes_size_mid_event_goes_on_in_a_new_playable_clip(
+    tmp_path: Path,
+) -> None:
+    recorder = make(tmp_path)
+    script = {50: [event("a", Lifecycle.NEW, 50, 50)], 150: [event("a", Lifecycle.END, 50, 150)]}
+    for i in range(200):
+        shot = frame(i)
+        if i >= 100:  # the camera came back at another resolution
+            big = np.zeros((96, 128, 3), np.uint8)
+            big[:, (i * 3) % 128] = 255
+            shot = Frame("cam1", i, shot.captured_at_s, shot.monotonic_s, big)
+        recorder.observe(shot, tuple(script.get(i, ())), ())
+    clips = recorder.store.clips()
+    assert len(clips) == 2
+    sizes = [probe(recorder.store.path(c.id)) for c in clips]
+    assert [(f.width_px, f.height_px) for f in sizes] == [(64, 48), (128, 96)]
+    assert [f.frames for f in sizes] == [c.frames for c in clips]

@@ -1,0 +1,137 @@
+"""The clip store: the index survives a reopen, retention deletes the oldest unheld clip
+first, and a held clip is never deleted: recording stops instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_agent.recording.store import (
+    REASON_DISK_FULL,
+    REASON_HELD_FULL,
+    ClipStore,
+    RetentionCaps,
+)
+
+
+def put(store: ClipStore, clip_id: str, size: int, start_s: float, camera: str = "cam1") -> None:
+    store.part_path(clip_id).write_bytes(b"\0" * size)
+    store.add(
+        clip_id=clip_id,
+        camera=camera,
+        start_s=start_s,
+        end_s=start_s + 10,
+        frames=50,
+        events=(f"ev-{clip_id}",),
+    )
+
+
+def caps(max_total_bytes: int = 1000, min_free_bytes: int = 0, max_age_s: float | None = None):
+    return RetentionCaps(max_total_bytes, min_free_bytes, max_age_s)
+
+
+def test_the_index_survives_a_reopen(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path, caps())
+    put(store, "a", 100, 1000.0)
+    put(store, "b", 200, 2000.0)
+    store.hold("a", True)
+    sha = store.get("b").sha256  # type: ignore[union-attr]
+    store.close()
+    again = ClipStore(tmp_path, caps())
+    assert [c.id for c in again.clips()] == ["a", "b"]
+    assert again.get("a").held  # type: ignore[union-attr]
+    assert again.get("b").sha256 == sha  # type: ignore[union-attr]
+    assert again.get("b").events == ("ev-b",)  # type: ignore[union-attr]
+    assert again.total_bytes() == 300
+
+
+def test_a_reopen_cleans_up_what_a_crash_left(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path, caps())
+    put(store, "kept", 10, 1.0)
+    put(store, "lost", 10, 2.0)
+    store.close()
+    (tmp_path / "half.mp4.part").write_bytes(b"x")  # died while writing
+    (tmp_path / "orphan.mp4").write_bytes(b"x")  # died between the rename and the row
+    (tmp_path / "lost.mp4").unlink()  # someone deleted a file by hand
+    again = ClipStore(tmp_path, caps())
+    assert [c.id for c in again.clips()] == ["kept"]
+    assert sorted(p.name for p in tmp_path.glob("*.mp4*")) == ["kept.mp4"]
+
+
+def test_retention_deletes_the_oldest_unheld_clip_first(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path, caps(max_total_bytes=500))
+    for i, clip_id in enumerate(("old", "held", "mid", "new")):
+        put(store, clip_id, 150, 1000.0 * i)
+    store.hold("held", True)
+    assert store.make_room() is None  # 600 > 500: the oldest unheld goes
+    assert [c.id for c in store.clips()] == ["held", "mid", "new"]
+    assert store.make_room(open_bytes=200) is None  # room for a clip being written
+    assert [c.id for c in store.clips()] == ["held", "new"]
+    assert not (tmp_path / "mid.mp4").exists()
+
+
+def test_when_only_held_clips_are_left_recording_stops_instead(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path, caps(max_total_bytes=500))
+    put(store, "a", 300, 1.0)
+    put(store, "b", 150, 2.0)
+    store.hold("a", True)
+    store.hold("b", True)
+    assert store.make_room(open_bytes=100) == REASON_HELD_FULL
+    assert {c.id for c in store.clips()} == {"a", "b"}  # nothing deleted
+    store.hold("b", False)
+    assert store.make_room(open_bytes=100) is None  # released: b goes, recording resumes
+    assert [c.id for c in store.clips()] == ["a"]
+
+
+def test_the_free_space_watermark_deletes_and_then_stops(tmp_path: Path) -> None:
+    disk = {"free": 100}
+    store = ClipStore(
+        tmp_path, caps(max_total_bytes=10**9, min_free_bytes=250), free_bytes=lambda _: disk["free"]
+    )
+    put(store, "a", 100, 1.0)
+    put(store, "b", 100, 2.0)
+    store.hold("b", True)
+    original_delete = store._delete_locked
+
+    def delete_frees(clip_id: str) -> None:
+        original_delete(clip_id)
+        disk["free"] += 100
+
+    store._delete_locked = delete_frees  # type: ignore[method-assign]
+    assert store.make_room() == REASON_DISK_FULL  # a went, b is held, still under the mark
+    assert [c.id for c in store.clips()] == ["b"]
+
+
+def test_age_deletes_old_unheld_clips_but_never_held_ones(tmp_path: Path) -> None:
+    now = {"s": 100_000.0}
+    store = ClipStore(tmp_path, caps(max_age_s=3600), clock=lambda: now["s"])
+    put(store, "old", 10, 10_000.0)
+    put(store, "old-held", 10, 10_000.0)
+    put(store, "recent", 10, 99_000.0)
+    store.hold("old-held", True)
+    assert store.make_room() is None
+    assert [c.id for c in store.clips()] == ["old-held", "recent"]
+
+
+@pytest.mark.parametrize(
+    ("camera", "since", "until", "expected"),
+    [
+        (None, None, None, ["a", "b", "c"]),
+        ("cam2", None, None, ["b"]),
+        (None, 1500.0, None, ["b", "c"]),
+        (None, None, 1500.0, ["a"]),
+    ],
+)
+def test_clips_filter_by_camera_and_time(
+    tmp_path: Path, camera: str | None, since: float | None, until: float | None, expected: list
+) -> None:
+    store = ClipStore(tmp_path, caps(max_total_bytes=10**6))
+    put(store, "a", 1, 1000.0)
+    put(store, "b", 1, 2000.0, camera="cam2")
+    put(store, "c", 1, 3000.0)
+    assert [c.id for c in store.clips(camera=camera, since_s=since, until_s=until)] == expected
+
+
+def test_hold_of_an_unknown_clip_says_so(tmp_path: Path) -> None:
+    assert ClipStore(tmp_path, caps()).hold("nope", True) is None
