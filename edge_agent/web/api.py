@@ -77,13 +77,15 @@ def public_config(target: WebTarget) -> dict[str, object]:
 
 
 def cameras(target: WebTarget) -> list[dict[str, object]]:
-    """Each camera's id, fps and zones/rules as configured (the editor starts from these)."""
+    """Each camera's id, fps, zones/rules and privacy masks as configured (the editor
+    starts from these)."""
     return [
         {
             "id": w.config.id,
             "fps": w.config.fps,
             "zones": [z.model_dump(mode="json") for z in w.config.zones],
             "rules": [r.model_dump(mode="json") for r in w.config.rules],
+            "masks": [[list(p) for p in mask] for mask in w.config.privacy.masks],
             "has_frame": w.latest is not None,
         }
         for w in target.workers

@@ -1,12 +1,12 @@
 """Saving the zone editor's work, and going back: the config file is the one truth.
 
 A save changes one camera's ``zones`` (and the alert rules that name them), and its
-counting lines when sent, in the YAML the agent was started from; checks the *whole* file
-as ``check-config`` does; keeps the file it replaces as ``<config>.prev``; writes the new
-one atomically (same mode) and applies it through the agent's reload — the SIGHUP path. A
-reload the agent refuses puts the previous file back, so disk and running config never
-disagree. ``rollback`` swaps the file and its ``.prev`` and reloads. Comments in the YAML
-do not survive a save (they stay in ``.prev``); docs/web.md says so.
+counting lines and privacy masks when sent, in the YAML the agent was started from; checks
+the *whole* file as ``check-config`` does; keeps the file it replaces as ``<config>.prev``;
+writes the new one atomically (same mode) and applies it through the agent's reload — the
+SIGHUP path. A reload the agent refuses puts the previous file back, so disk and running
+config never disagree. ``rollback`` swaps the file and its ``.prev`` and reloads. Comments
+in the YAML do not survive a save (they stay in ``.prev``); docs/web.md says so.
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ class LineEdit(StrictModel):
 
 class ZonesEdit(StrictModel):
     """A save: every zone of one camera (a zone left out is removed, with its rules), and
-    its counting lines when ``lines`` is given (None: the lines stay as they are)."""
+    its counting lines when ``lines`` is given, its privacy masks when ``masks`` is given
+    (None: they stay as they are). A mask's shape is checked with the whole config."""
 
     camera: str
     zones: list[ZoneEdit]
     lines: list[LineEdit] | None = None
+    masks: list[list[tuple[float, float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,13 @@ def apply_zones(data: object, edit: ZonesEdit) -> list[str]:
             for line in edit.lines
         ]
     camera["rules"] = kept
+    if edit.masks is not None:
+        privacy = camera.setdefault("privacy", {})  # its other keys (face blur) stay
+        if privacy is None:
+            privacy = camera["privacy"] = {}
+        if not isinstance(privacy, dict):
+            return [f"camera {edit.camera!r}: privacy is not a mapping in the config file"]
+        privacy["masks"] = [[[x, y] for x, y in mask] for mask in edit.masks]
     return []
 
 

@@ -2,7 +2,8 @@
 ``chromium-driver``, through Selenium), against a running agent on a simulator scene with
 a real mosquitto: log in; the live picture changes; a zone drawn by clicks and saved is a
 valid config the agent then runs (an intrusion alert in it reaches a subscriber), with a
-counting line drawn beside it, and a rollback undoes both; the self-test runs from the
+counting line drawn beside it, and a rollback undoes both; a privacy mask drawn by clicks
+is saved and blacks out the live picture there; the self-test runs from the
 page; a wrong password and a cross-site form post are refused; at a phone's width
 (390x844) no view scrolls sideways.
 
@@ -278,6 +279,59 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
     assert page.agent.config.cameras[0].zones == []
     assert page.agent.config.cameras[0].rules == []
     assert yaml.safe_load(page.config_path.read_text()) == yaml.safe_load(before)
+
+
+# The darkest channel's brightest value over the inside of a normalised box of a picture.
+BRIGHTEST_IN = """
+const img = document.getElementById(arguments[0]);
+const [x0, y0, x1, y1] = arguments[1];
+const canvas = document.createElement("canvas");
+canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+const context = canvas.getContext("2d");
+context.drawImage(img, 0, 0);
+const left = Math.round(x0 * canvas.width), top = Math.round(y0 * canvas.height);
+const data = context.getImageData(
+  left, top, Math.round(x1 * canvas.width) - left, Math.round(y1 * canvas.height) - top).data;
+let brightest = 0;
+for (let i = 0; i < data.length; i += 4) {
+  brightest = Math.max(brightest, data[i], data[i + 1], data[i + 2]);
+}
+return brightest;
+"""
+
+
+def test_a_privacy_mask_drawn_by_clicks_blacks_out_the_live_picture(
+    page: Page, browser: WebDriver
+) -> None:
+    logged_in(browser, page)
+    inside = [0.2, 0.2, 0.4, 0.4]  # well inside the mask: its grey outline is not there
+    assert browser.execute_script(BRIGHTEST_IN, "live-cam1", inside) > 60  # not black yet
+    browser.find_element(By.ID, "nav-zones").click()
+    wait_until(lambda: loaded(browser, "edit-image"), TIMEOUT_S, "the editor's picture")
+    Select(browser.find_element(By.ID, "draw-kind")).select_by_value("mask")
+    corners = [(0.1, 0.1), (0.5, 0.1), (0.5, 0.5), (0.1, 0.5)]
+    for x, y in corners:
+        click_at(browser, "edit-svg", x, y)
+    browser.find_element(By.ID, "zone-add").click()
+    assert "privacy mask 1: 4 corners" in browser.find_element(By.ID, "zone-list").text
+    screenshot(browser, "mask")
+    browser.find_element(By.ID, "zone-save").click()
+    status = browser.find_element(By.ID, "edit-status")
+    wait_until(lambda: "Saved" in status.text or "Not saved" in status.text, TIMEOUT_S, "the save")
+    assert "Saved and applied" in status.text, status.text
+
+    (mask,) = yaml.safe_load(page.config_path.read_text())["cameras"][0]["privacy"]["masks"]
+    for (x, y), (want_x, want_y) in zip(mask, corners, strict=True):
+        assert abs(x - want_x) < 0.02 and abs(y - want_y) < 0.02
+    browser.find_element(By.ID, "nav-live").click()
+    wait_until(
+        lambda: (
+            loaded(browser, "live-cam1")
+            and browser.execute_script(BRIGHTEST_IN, "live-cam1", inside) < 24
+        ),
+        TIMEOUT_S,
+        "the live picture black inside the mask",
+    )
 
 
 def test_the_self_test_runs_from_the_page(page: Page, browser: WebDriver) -> None:

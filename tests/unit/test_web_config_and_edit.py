@@ -202,3 +202,42 @@ def test_a_zone_schedule_is_kept_unless_sent(config_path: Path) -> None:
     assert load_config(config_path).cameras[0].zones[0].schedule is None
     gate["schedule"] = {"start": "25:00", "end": "05:00"}  # the whole config's check
     assert editor.save_zones({"camera": "cam1", "zones": [gate]}).status == 422
+
+
+def test_masks_are_saved_when_sent_and_kept_when_left_out(config_path: Path) -> None:
+    data = yaml.safe_load(config_path.read_text())
+    data["cameras"][0]["privacy"] = {"face_min_px": 40}  # no face model needed to check
+    config_path.write_text(yaml.safe_dump(data))
+    editor = ConfigEditor(config_path, Reloads())
+    window = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.3], [0.1, 0.3]]
+    assert editor.save_zones({**SAVE, "masks": [window]}).status == 200
+    privacy = load_config(config_path).cameras[0].privacy
+    assert privacy.masks == [[(0.1, 0.1), (0.4, 0.1), (0.4, 0.3), (0.1, 0.3)]]
+    assert privacy.face_min_px == 40  # the section's other keys stay
+    assert editor.save_zones(SAVE).status == 200  # no masks sent: they stay
+    assert len(load_config(config_path).cameras[0].privacy.masks) == 1
+    assert editor.save_zones({**SAVE, "masks": []}).status == 200
+    assert load_config(config_path).cameras[0].privacy.masks == []
+
+
+def test_a_camera_without_privacy_gets_it_with_its_first_mask(config_path: Path) -> None:
+    triangle = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]]
+    result = ConfigEditor(config_path, Reloads()).save_zones({**SAVE, "masks": [triangle]})
+    assert result.status == 200, result.body
+    assert load_config(config_path).cameras[0].privacy.masks == [
+        [(0.5, 0.5), (0.9, 0.5), (0.9, 0.9)]
+    ]
+
+
+def test_a_mask_of_two_points_is_refused_with_the_config_checks_reason(
+    config_path: Path,
+) -> None:
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    result = ConfigEditor(config_path, reloads).save_zones(
+        {**SAVE, "masks": [[[0.1, 0.1], [0.5, 0.5]]]}
+    )
+    assert result.status == 422
+    assert any("at least 3 points" in p for p in result.body["problems"]), result.body
+    assert config_path.read_bytes() == before and reloads.calls == 0
+    assert not config_path.with_name("config.yaml.prev").exists()

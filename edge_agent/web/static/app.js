@@ -8,7 +8,7 @@ const ZONE_KINDS = ["intrusion", "loitering", "crowd", "stopped_vehicle", "conge
 const $ = (id) => document.getElementById(id);
 
 let cameras = []; // from /api/cameras
-const editor = { camera: null, zones: [], lines: [], draft: [] };
+const editor = { camera: null, zones: [], lines: [], masks: [], draft: [] };
 
 async function getJSON(url) {
   const response = await fetch(url, { credentials: "same-origin" });
@@ -199,12 +199,14 @@ function editedLines(camera) {
 }
 
 const drawingLine = () => $("draw-kind").value === "line";
+const drawingMask = () => $("draw-kind").value === "mask";
 
 function chooseCamera(id) {
   const camera = cameras.find((c) => c.id === id) || cameras[0];
   editor.camera = camera.id;
   editor.zones = editedZones(camera);
   editor.lines = editedLines(camera);
+  editor.masks = (camera.masks || []).map((mask) => mask.map(([x, y]) => [x, y]));
   editor.draft = [];
   drawEditor();
 }
@@ -215,6 +217,12 @@ const scaled = (points) => points.map(([x, y]) => `${x * 1000},${y * 1000}`).joi
 function drawEditor() {
   const svg = $("edit-svg");
   svg.replaceChildren();
+  for (const mask of editor.masks) {
+    const polygon = document.createElementNS(SVG, "polygon");
+    polygon.setAttribute("class", "mask");
+    polygon.setAttribute("points", scaled(mask));
+    svg.append(polygon);
+  }
   for (const zone of editor.zones) {
     const polygon = document.createElementNS(SVG, "polygon");
     polygon.setAttribute("points", scaled(zone.polygon));
@@ -279,6 +287,16 @@ function drawEditor() {
     li.append(remove);
     list.append(li);
   });
+  editor.masks.forEach((mask, index) => {
+    const li = element("li", {}, `privacy mask ${index + 1}: ${mask.length} corners`);
+    const remove = element("button", { type: "button" }, "remove");
+    remove.addEventListener("click", () => {
+      editor.masks.splice(index, 1);
+      drawEditor();
+    });
+    li.append(remove);
+    list.append(li);
+  });
 }
 
 function status(text, ok) {
@@ -296,6 +314,13 @@ function addCorner(event) {
 }
 
 function addShape() {
+  if (drawingMask()) {
+    if (editor.draft.length < 3) return status("Place at least three corners on the picture first.", false);
+    editor.masks.push(editor.draft);
+    editor.draft = [];
+    drawEditor();
+    return status("Privacy mask added: save to apply it (the live picture turns black there).", true);
+  }
   const name = $("zone-name").value.trim();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
     return status("Name it: letters, digits, '_', '.', '-' (no spaces).", false);
@@ -328,7 +353,7 @@ async function reloadCameras() {
 
 async function save() {
   status("Saving...", true);
-  const body = { camera: editor.camera, zones: editor.zones, lines: editor.lines };
+  const body = { camera: editor.camera, zones: editor.zones, lines: editor.lines, masks: editor.masks };
   const result = await postJSON("/api/config/zones", body);
   if (result.body.ok) {
     await reloadCameras();
@@ -357,7 +382,8 @@ function buildEditor() {
   $("edit-svg").addEventListener("click", addCorner);
   $("zone-add").addEventListener("click", addShape);
   $("draw-kind").addEventListener("change", () => {
-    for (const id of ["rule-label", "schedule-label", "schedule-hint"]) $(id).hidden = drawingLine();
+    for (const id of ["rule-label", "schedule-label", "schedule-hint"]) $(id).hidden = drawingLine() || drawingMask();
+    $("name-label").hidden = drawingMask(); // a mask has no name
     editor.draft = [];
     drawEditor();
   });
