@@ -138,6 +138,7 @@ def loaded(driver: WebDriver, element_id: str) -> bool:
 # Samples the picture's pixels through a canvas (same origin, so readable).
 PIXELS = """
 const img = document.getElementById(arguments[0]);
+if (!img || !img.complete || img.naturalWidth === 0) return null;  // a new picture loading
 const canvas = document.createElement("canvas");
 canvas.width = 64; canvas.height = 36;
 const context = canvas.getContext("2d");
@@ -172,11 +173,21 @@ def test_logging_in_shows_a_live_picture_that_changes(page: Page, browser: WebDr
     cookie = browser.get_cookie("edge_agent_session")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     first_src = browser.find_element(By.ID, "live-cam1").get_attribute("src")
-    first = browser.execute_script(PIXELS, "live-cam1")
+    samples: list[str] = []
+
+    def sampled() -> bool:  # a loaded picture (it is replaced every second)
+        pixels = browser.execute_script(PIXELS, "live-cam1")
+        if pixels is not None:
+            samples.append(pixels)
+        return bool(samples)
+
+    wait_until(sampled, TIMEOUT_S, "a loaded live picture")
+    first = samples[0]
 
     def changed() -> bool:
         src = browser.find_element(By.ID, "live-cam1").get_attribute("src")
-        return src != first_src and browser.execute_script(PIXELS, "live-cam1") != first
+        pixels = browser.execute_script(PIXELS, "live-cam1")
+        return src != first_src and pixels is not None and pixels != first
 
     wait_until(changed, TIMEOUT_S, "a new live picture")
     screenshot(browser, "live")
@@ -285,6 +296,7 @@ def test_a_zone_drawn_by_clicks_is_saved_applied_and_fires_an_intrusion_alert(
 BRIGHTEST_IN = """
 const img = document.getElementById(arguments[0]);
 const [x0, y0, x1, y1] = arguments[1];
+if (!img || !img.complete || img.naturalWidth === 0) return -1;  // a new picture loading
 const canvas = document.createElement("canvas");
 canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
 const context = canvas.getContext("2d");
@@ -305,7 +317,11 @@ def test_a_privacy_mask_drawn_by_clicks_blacks_out_the_live_picture(
 ) -> None:
     logged_in(browser, page)
     inside = [0.2, 0.2, 0.4, 0.4]  # well inside the mask: its grey outline is not there
-    assert browser.execute_script(BRIGHTEST_IN, "live-cam1", inside) > 60  # not black yet
+    wait_until(  # not black yet (the live picture is replaced every second: read a loaded one)
+        lambda: browser.execute_script(BRIGHTEST_IN, "live-cam1", inside) > 60,
+        TIMEOUT_S,
+        "the live picture, not black inside the mask-to-be",
+    )
     browser.find_element(By.ID, "nav-zones").click()
     wait_until(lambda: loaded(browser, "edit-image"), TIMEOUT_S, "the editor's picture")
     Select(browser.find_element(By.ID, "draw-kind")).select_by_value("mask")
@@ -325,10 +341,7 @@ def test_a_privacy_mask_drawn_by_clicks_blacks_out_the_live_picture(
         assert abs(x - want_x) < 0.02 and abs(y - want_y) < 0.02
     browser.find_element(By.ID, "nav-live").click()
     wait_until(
-        lambda: (
-            loaded(browser, "live-cam1")
-            and browser.execute_script(BRIGHTEST_IN, "live-cam1", inside) < 24
-        ),
+        lambda: 0 <= browser.execute_script(BRIGHTEST_IN, "live-cam1", inside) < 24,
         TIMEOUT_S,
         "the live picture black inside the mask",
     )
