@@ -8,13 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
 import yaml
 from api_contract import validator
@@ -22,10 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fakes.mqtt import Inbox
+from fakes.centre import Centre
 from helpers import sim_camera, wait_until
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from realdata import require_media, require_model
 
 from edge_agent.broker import LocalBroker, free_loopback_port
@@ -174,35 +170,8 @@ def test_a_broken_config_stops_at_the_first_line_with_exit_2(tmp_path: Path) -> 
     assert list(lines) == ["config"]
 
 
-class Centre:
-    """The command centre: sends `ping` with a response topic, collects replies."""
-
-    def __init__(self, port: int) -> None:
-        self.replies: Inbox[paho.MQTTMessage] = Inbox()
-        self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id="centre", protocol=paho.MQTTv5
-        )
-        subscribed = threading.Event()
-        self.client.on_message = lambda _c, _u, msg: self.replies(msg)
-        self.client.on_subscribe = lambda *_args: subscribed.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.client.subscribe([(f"{ROOT}/reply/#", 1), (f"{ROOT}/status", 1)])
-        wait_until(subscribed.is_set, 10.0, "the centre's subscription")
-
-    def ping(self) -> None:
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.ResponseTopic = f"{ROOT}/reply/centre"
-        properties.CorrelationData = b"c-1"
-        self.client.publish(f"{ROOT}/cmd/ping", b"{}", qos=1, properties=properties)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 def test_the_centre_round_trip_when_the_centre_answers(tmp_path: Path, broker: LocalBroker) -> None:
-    centre = Centre(broker.port)
+    centre = Centre(broker.port, ROOT)
     process = subprocess.Popen(
         [
             *EDGE_AGENT,
@@ -226,18 +195,18 @@ def test_the_centre_round_trip_when_the_centre_answers(tmp_path: Path, broker: L
             if line[6:].startswith("commands "):
                 break
         assert out[-1].startswith("PASS"), "".join(out)
-        centre.ping()
+        centre.send("ping", {}, b"c-1")
         rest, _ = process.communicate(timeout=120)
         assert process.returncode == 0, "".join(out) + rest
         assert lines_by_check(rest)["centre"].startswith("PASS")
-        wait_until(lambda: centre.replies.at(f"{ROOT}/reply/centre"), 10.0, "the reply")
-        replies = centre.replies.at(f"{ROOT}/reply/centre")
+        wait_until(lambda: centre.inbox.at(f"{ROOT}/reply/centre"), 10.0, "the reply")
+        replies = centre.inbox.at(f"{ROOT}/reply/centre")
         assert len(replies) == 1
         assert getattr(replies[0].properties, "CorrelationData", None) == b"c-1"
         assert json.loads(replies[0].payload)["ok"] is True
         # The birth the centre saw: not retained, marked, and what the API documents.
         # (A retained status another test's agent left on this root may come first.)
-        births = [m for m in centre.replies.at(f"{ROOT}/status") if not m.retain]
+        births = [m for m in centre.inbox.at(f"{ROOT}/status") if not m.retain]
         assert len(births) == 1
         birth = json.loads(births[0].payload)
         assert birth["selftest"] is True and birth["state"] == "online"

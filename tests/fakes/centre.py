@@ -1,7 +1,5 @@
 """A command-centre client over a real broker: subscribes to one device, sends commands
-with MQTT 5 response topics and correlation data (plain paho, not the agent's code).
-
-tests/integration/test_agent_commands.py has its own copy of this; new tests use this one."""
+with MQTT 5 response topics and correlation data (plain paho, not the agent's code)."""
 
 from __future__ import annotations
 
@@ -31,17 +29,31 @@ class Centre:
         self.client.subscribe(f"{root}/#", qos=1)
         wait_until(subscribed.is_set, 10.0, "the centre's subscription")
 
-    def send(self, name: str, body: object, correlation: bytes) -> None:
+    def send(
+        self,
+        name: str,
+        body: object,
+        correlation: bytes,
+        retain: bool = False,
+        *,
+        response_topic: str | None = None,
+    ) -> None:
+        """Send command ``name``; ``body`` bytes go as they are, anything else as JSON."""
         properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = f"{self.root}/reply/centre"
+        properties.ResponseTopic = response_topic or f"{self.root}/reply/centre"
         properties.CorrelationData = correlation
+        payload = body if isinstance(body, bytes) else json.dumps(body)
         info = self.client.publish(
-            f"{self.root}/cmd/{name}", json.dumps(body), qos=1, properties=properties
+            f"{self.root}/cmd/{name}", payload, qos=1, retain=retain, properties=properties
         )
         info.wait_for_publish(timeout=10.0)
 
-    def reply(self, correlation: bytes) -> paho.MQTTMessage | None:
-        for message in self.inbox.at(f"{self.root}/reply/centre"):
+    def clear_retained(self, name: str) -> None:
+        info = self.client.publish(f"{self.root}/cmd/{name}", b"", qos=1, retain=True)
+        info.wait_for_publish(10.0)
+
+    def reply(self, correlation: bytes, topic: str | None = None) -> paho.MQTTMessage | None:
+        for message in self.inbox.at(topic or f"{self.root}/reply/centre"):
             if getattr(message.properties, "CorrelationData", None) == correlation:
                 return message
         return None

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-import paho.mqtt.client as paho
 import pytest
-from fakes.mqtt import Inbox
+from fakes.centre import Centre
 from helpers import sim_camera, wait_until
 from hw_sim.netproxy import NetProxy
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from realdata import require_media, require_model
 
 from edge_agent.analyzers import ReferenceStore
@@ -28,58 +24,6 @@ from edge_agent.pipeline import FrameOutput
 from edge_agent.types import Frame
 
 ROOT = "city/cmd-site/dev-1"
-
-
-class Centre:
-    """A command-centre client: subscribes to the device, sends commands with MQTT 5
-    response topics and correlation data."""
-
-    def __init__(self, port: int) -> None:
-        self.inbox: Inbox[paho.MQTTMessage] = Inbox()
-        self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id="centre", protocol=paho.MQTTv5
-        )
-        subscribed = threading.Event()
-        self.client.on_message = lambda _c, _u, msg: self.inbox(msg)
-        self.client.on_subscribe = lambda *_args: subscribed.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.client.subscribe(f"{ROOT}/#", qos=1)
-        wait_until(subscribed.is_set, 10.0, "the centre's subscription")
-
-    def send(
-        self,
-        name: str,
-        body: object,
-        correlation: bytes,
-        retain: bool = False,
-        *,
-        response_topic: str = f"{ROOT}/reply/centre",
-    ) -> None:
-        """Send command ``name``; ``body`` bytes go as they are, anything else as JSON."""
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = response_topic
-        properties.CorrelationData = correlation
-        payload = body if isinstance(body, bytes) else json.dumps(body)
-        info = self.client.publish(
-            f"{ROOT}/cmd/{name}", payload, qos=1, retain=retain, properties=properties
-        )
-        info.wait_for_publish(timeout=10.0)
-
-    def clear_retained(self, name: str) -> None:
-        self.client.publish(f"{ROOT}/cmd/{name}", b"", qos=1, retain=True).wait_for_publish(10.0)
-
-    def reply(
-        self, correlation: bytes, topic: str = f"{ROOT}/reply/centre"
-    ) -> paho.MQTTMessage | None:
-        for message in self.inbox.at(topic):
-            if getattr(message.properties, "CorrelationData", None) == correlation:
-                return message
-        return None
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def agent_config(tmp_path: Path, port: int) -> dict[str, object]:
@@ -98,7 +42,7 @@ def agent_config(tmp_path: Path, port: int) -> dict[str, object]:
 def running_agent(tmp_path: Path, broker: LocalBroker) -> Iterator[tuple[Agent, Centre]]:
     require_model("ssd_mobilenet_v1")
     require_media("intel_one-by-one-person-detection.mp4")
-    centre = Centre(broker.port)
+    centre = Centre(broker.port, ROOT)
     agent = Agent(parse_config(agent_config(tmp_path, broker.port)))
     agent.start()
     try:
@@ -265,7 +209,7 @@ def test_retained_commands_are_never_executed(tmp_path: Path, private_broker: Lo
     require_model("ssd_mobilenet_v1")
     require_media("intel_one-by-one-person-detection.mp4")
     broker = private_broker
-    centre = Centre(broker.port)
+    centre = Centre(broker.port, ROOT)
     centre.send("preview", {"camera": "cam1"}, b"c-retained", retain=True)
     agent = Agent(parse_config(agent_config(tmp_path, broker.port)))
     agent.start()
@@ -286,7 +230,7 @@ def test_a_command_sent_while_the_device_is_cut_off_arrives_when_it_returns(
 ) -> None:
     require_model("ssd_mobilenet_v1")
     require_media("intel_one-by-one-person-detection.mp4")
-    centre = Centre(broker.port)
+    centre = Centre(broker.port, ROOT)
     with NetProxy("127.0.0.1", broker.port) as proxy:
         config = agent_config(tmp_path, proxy.port)
         agent = Agent(parse_config(config))
@@ -318,7 +262,7 @@ def test_reference_command_sets_and_keeps_the_clear_scene(
     camera = cameras[0]
     camera["analyzers"] = [{"kind": "flood", "region": {"box": [0.0, 0.5, 1.0, 1.0]}}]
     camera["references"] = {"directory": str(tmp_path / "camera-refs")}
-    centre = Centre(broker.port)
+    centre = Centre(broker.port, ROOT)
     agent = Agent(parse_config(config))
     agent.start()
     try:
