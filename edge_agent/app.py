@@ -63,8 +63,6 @@ from typing import TYPE_CHECKING
 import cv2
 
 from edge_agent import __version__
-from edge_agent.analyzers import ReferenceFileError, request_references
-from edge_agent.analyzers.reference import ReferenceMode
 from edge_agent.assemble import (
     birth_payload,
     build_detector,
@@ -75,15 +73,14 @@ from edge_agent.assemble import (
     new_boot_id,
     open_clip_store,
 )
+from edge_agent.camera_commands import CameraCommands
 from edge_agent.capture import LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import Encoder, Topics, interrupted_end
-from edge_agent.events import jpeg_of_box
 from edge_agent.indicator import Condition, Health, condition_of, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
-from edge_agent.privacy import protect
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
@@ -101,7 +98,6 @@ from edge_agent.stats import (
     encode_stats,
     stats_expiry_s,
 )
-from edge_agent.types import Box
 from edge_agent.web.feed import RecentOutputs, TeeSink
 from edge_agent.web.server import WebServer, start_web
 from edge_agent.worker import CameraWorker
@@ -124,7 +120,7 @@ PREVIEW_EXPIRY_S = 10
 JOIN_TIMEOUT_S = 15.0  # a capture read returns within its stream timeout
 
 
-class Agent:
+class Agent(CameraCommands):
     """The running agent; also the target of commands from the command centre."""
 
     def __init__(
@@ -420,12 +416,6 @@ class Agent:
     def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
         return self.commands.handle(name, payload, retained=retained)
 
-    def camera_ids(self) -> tuple[str, ...]:
-        return tuple(w.config.id for w in self.workers)
-
-    def _worker(self, camera_id: str) -> CameraWorker:
-        return next(w for w in self.workers if w.config.id == camera_id)
-
     def status_report(self) -> dict[str, object]:
         stats = self.stats_body(new_interval=False)
         return {
@@ -442,58 +432,6 @@ class Agent:
 
     def reload_config(self) -> dict[str, object]:
         return self.reload().reply_body()
-
-    def snapshot_jpeg(self, camera_id: str, width_px: int, jpeg_quality: int = 80) -> bytes | None:
-        """The one place a whole frame becomes a JPEG (snapshot replies, previews): masked
-        and face-blurred first."""
-        worker = self._worker(camera_id)
-        frame = worker.latest
-        if frame is None:
-            return None
-        image = protect(worker.config, frame.image)
-        return jpeg_of_box(image, Box(0.0, 0.0, 1.0, 1.0), width_px, jpeg_quality)
-
-    def set_preview(
-        self,
-        camera_id: str,
-        *,
-        on: bool,
-        seconds: float,
-        fps: float,
-        width_px: int,
-        budget_bps: int | None = None,
-    ) -> int:
-        worker = self._worker(camera_id)
-        limits = worker.config.preview
-        budget = limits.budget_bps if budget_bps is None else min(budget_bps, limits.budget_bps)
-        if not on:
-            with self._preview_lock:
-                worker.preview = None
-            return budget
-        preview = worker.new_preview(
-            time.monotonic(), seconds=seconds, fps=fps, width_px=width_px, budget_bps=budget
-        )
-        with self._preview_lock:
-            worker.preview = preview
-        log.info("camera %s: preview on for %.0f s, %d bit/s", camera_id, seconds, budget)
-        return budget
-
-    def set_references(
-        self, camera_id: str, *, mode: ReferenceMode, analyzers: list[str] | None
-    ) -> list[str]:
-        """Ask a camera's analyzers (all, or those named) for a new reference of the clear
-        scene; the names asked. Only queues the request: the analysis thread takes it at
-        its next frame. ``ValueError`` with the reason when it cannot be done."""
-        pipeline = self._worker(camera_id).pipeline
-        try:
-            return request_references(pipeline.analyzers, mode, analyzers)
-        except KeyError as error:
-            known = ", ".join(a.name for a in pipeline.analyzers) or "none"
-            raise ValueError(
-                f"camera {camera_id!r} has no analyzer {error.args[0]}; it has: {known}"
-            ) from None
-        except ReferenceFileError as error:
-            raise ValueError(f"cannot keep a reference: {error}") from None
 
     # -- lifecycle -----------------------------------------------------------------
 
