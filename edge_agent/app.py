@@ -482,6 +482,11 @@ class Agent(CameraCommands):
             except Exception as again:  # they stay stopped, silent: the watchdog starves
                 problems += (f"the running cameras could not be reopened either: {again}",)
             return replace(outcome, applied=False, problems=problems)
+        with self._preview_lock:  # a preview being watched goes on with the same camera
+            for worker in workers:
+                old = next((w for w in self.workers if w.config.id == worker.config.id), None)
+                if old is not None:
+                    worker.preview, worker.preview_bytes = old.preview, old.preview_bytes
         self.config, self.detector, self.workers = new, detector, workers
         self._start_cameras()
         return outcome
@@ -500,8 +505,11 @@ class Agent(CameraCommands):
         if stuck and not self._stop.is_set():
             log.error("reload: camera thread(s) still running: %s", [t.name for t in stuck])
         self._threads = [t for t in self._threads if t not in threads or t.is_alive()]
+        stuck_names = {t.name for t in stuck}
         for worker in self.workers:
-            worker.source.close()  # only now: never release a capture mid-read
+            if f"capture-{worker.config.id}" in stuck_names:
+                continue  # never release a capture mid-read: its thread still holds it
+            worker.source.close()
         self._cameras_stop = threading.Event()
         return stuck
 

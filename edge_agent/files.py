@@ -9,14 +9,25 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes, mode: int, *, dir_mode: int = 0o777) -> None:
-    """Write ``data`` to ``path`` with ``mode`` (created so, never wider), via a temp
-    file in the same directory and ``os.replace``. Missing folders are made with
-    ``dir_mode`` (the umask applies)."""
+def write_atomic(
+    path: Path,
+    data: bytes,
+    mode: int,
+    *,
+    dir_mode: int = 0o777,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Write ``data`` to ``path`` with ``mode`` (created so, never wider) and ``owner``
+    (uid, gid) when given, via a temp file in the same directory and ``os.replace``. The
+    temp file is made exclusively under a random name (``mkstemp``): a planted file or
+    symlink in a folder another user can write is never followed, even as root. Missing
+    folders are made with ``dir_mode`` (the umask applies)."""
     path.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

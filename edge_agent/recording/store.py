@@ -30,6 +30,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+UNINDEXED_DIR = "unindexed"  # clips found with no index row, kept for a person to judge
 INDEX_NAME = "clips.sqlite"
 REASON_HELD_FULL = "held clips fill the cap"
 REASON_DISK_FULL = "disk full"
@@ -125,23 +126,44 @@ class ClipStore:
         self._free_bytes = free_bytes
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            str(directory / INDEX_NAME), check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = self._open_index()
+        except sqlite3.DatabaseError as error:  # a corrupt index must not stop the agent
+            aside = directory / f"{INDEX_NAME}.corrupt-{int(self._clock())}"
+            log.error("clips: index %s unreadable (%s); moved to %s", INDEX_NAME, error, aside)
+            (directory / INDEX_NAME).replace(aside)
+            self._db = self._open_index()
         self.deleted = 0  # clips deleted by retention, this run
         self._reconcile()
+
+    def _open_index(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            str(self.directory / INDEX_NAME), check_same_thread=False, isolation_level=None
+        )
+        try:
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def _reconcile(self) -> None:
         """Make the directory and the index agree after a crash."""
         for part in self.directory.glob("*.part"):
             part.unlink(missing_ok=True)
         known = {row[0] for row in self._db.execute("SELECT id FROM clips")}
+        unindexed = self.directory / UNINDEXED_DIR
         for file in self.directory.glob("*.mp4"):
-            if file.stem not in known:
-                log.warning("clips: %s has no index row (a crash while adding it); deleted", file)
-                file.unlink(missing_ok=True)
+            if file.stem not in known:  # evidence is never deleted on a guess: set aside
+                unindexed.mkdir(mode=0o700, exist_ok=True)
+                file.replace(unindexed / file.name)
+                log.warning(
+                    "clips: %s has no index row (a crash while adding it, or a lost index);"
+                    " moved to %s/, outside retention: look at it and delete it by hand",
+                    file.name,
+                    unindexed,
+                )
         for clip_id in known:
             if not self.path(clip_id).exists():
                 log.warning("clips: %s is indexed but its file is gone; row dropped", clip_id)

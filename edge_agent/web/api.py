@@ -17,6 +17,7 @@ from typing import Protocol
 
 from edge_agent.config import AgentConfig
 from edge_agent.privacy import protect
+from edge_agent.security import redact_url
 from edge_agent.service import ServiceHealth
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.web.draw import jpeg_view
@@ -66,6 +67,8 @@ def _redacted(value: object) -> object:
         }
     if isinstance(value, list):
         return [_redacted(item) for item in value]
+    if isinstance(value, str):
+        return redact_url(value)  # a camera's rtsp://user:password@… keeps its password
     return value
 
 

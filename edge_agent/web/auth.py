@@ -11,6 +11,7 @@ limited per client address and in total, so a password cannot be guessed at netw
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -21,6 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge_agent.files import write_atomic
 
 __all__ = [
     "LoginLimiter",
@@ -85,17 +88,7 @@ def write_password_file(path: Path, password: str, *, owner: tuple[int, int] | N
     """Hash ``password`` into ``path`` (mode 0600, ``owner`` (uid, gid) when given: the
     service's user, that must read it), replacing it atomically."""
     line = hash_password(password) + "\n"
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        os.write(fd, line.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+    write_atomic(path, line.encode("ascii"), 0o600, owner=owner)
 
 
 def read_password_hash(path: Path) -> str:
@@ -186,15 +179,42 @@ class LoginLimiter:
                 waits.append(self._all[0] + self.WINDOW_S - now_s)
             return max(waits)
 
+    def begin(self, address: str) -> float | None:
+        """Check and count in one step: None when ``address`` must wait, else a stamp the
+        attempt is counted under (as a failure) until ``succeeded`` takes it back. Many
+        attempts at once cannot all pass the check before the first one fails."""
+        now_s = self._clock()
+        with self._lock:
+            self._forget_locked(now_s)
+            mine = self._failures.get(address, deque())
+            if len(mine) >= self.per_address or len(self._all) >= self.total:
+                return None
+            self._failures.setdefault(address, deque()).append(now_s)
+            self._all.append(now_s)
+            return now_s
+
+    def cancel(self, address: str, stamp: float) -> None:
+        """An attempt ``begin`` counted that was never tried (the server was busy)."""
+        with self._lock:
+            for times in (self._failures.get(address), self._all):
+                if times is not None:
+                    with contextlib.suppress(ValueError):
+                        times.remove(stamp)
+
     def failed(self, address: str) -> None:
         now_s = self._clock()
         with self._lock:
             self._failures.setdefault(address, deque()).append(now_s)
             self._all.append(now_s)
 
-    def succeeded(self, address: str) -> None:
+    def succeeded(self, address: str, stamp: float | None = None) -> None:
+        """The address's failures are forgotten, and the attempt counted at ``stamp``
+        no longer counts towards all addresses' limit (a script's Basic-auth requests)."""
         with self._lock:
             self._failures.pop(address, None)
+            if stamp is not None:
+                with contextlib.suppress(ValueError):
+                    self._all.remove(stamp)
 
     def _forget_locked(self, now_s: float) -> None:
         horizon = now_s - self.WINDOW_S

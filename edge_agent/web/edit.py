@@ -167,6 +167,10 @@ class ConfigEditor:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
         data_bytes = text.encode("utf-8")
         try:
+            kept = self.previous.read_bytes() if self.previous.exists() else None
+        except OSError:
+            kept = None
+        try:
             write_atomic(self.previous, current, mode)
             write_atomic(self.path, data_bytes, mode)
         except OSError as error:  # systemd's ProtectSystem=strict: /etc is read-only to us
@@ -179,6 +183,8 @@ class ConfigEditor:
         outcome = self._reload()
         if not outcome.applied:
             write_atomic(self.path, current, mode)  # disk agrees with what runs
+            if kept is not None:  # and the rollback still goes where it went before
+                write_atomic(self.previous, kept, mode)
             return EditResult(409, {"ok": False, "problems": list(outcome.problems)})
         return EditResult(
             200, {"ok": True, "changed": list(outcome.changed), "previous": str(self.previous)}

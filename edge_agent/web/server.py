@@ -24,6 +24,7 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from edge_agent.web import api
@@ -76,6 +77,10 @@ def default_password_file(config: WebConfig, config_path: Path | None) -> Path |
     return config_path.parent / "web-password" if config_path is not None else None
 
 
+MAX_HASHES_AT_ONCE = 2  # scrypt: 16 MiB and ~0.2 s of CPU each
+MAX_CONNECTIONS = 16  # request threads at once (a phone and a laptop need a handful)
+
+
 class WebServer:
     """The page, started and stopped with the agent (``edge_agent.app``)."""
 
@@ -93,6 +98,7 @@ class WebServer:
         self.recent = recent or RecentOutputs()
         self.sessions = SessionStore(settings.session_ttl_s)
         self.limiter = LoginLimiter(settings.login_failures_per_minute)
+        self._hashing = threading.BoundedSemaphore(MAX_HASHES_AT_ONCE)
         self.frames = api.FrameCache()
         self.selftest = SelftestRunner(target.config_path)
         config_path = target.config_path
@@ -147,25 +153,57 @@ class WebServer:
         return True
 
     def password_ok(self, password: str, client: str) -> bool | None:
-        """True or False; None when ``client`` must wait (too many failures)."""
-        if self.limiter.retry_after_s(client) > 0:
+        """True or False; None when ``client`` must wait (too many failures, or two
+        hashes already running: each costs 16 MiB and ~0.2 s, and the page must never
+        take the agent's memory)."""
+        stamp = self.limiter.begin(client)  # counted as a failure until it succeeds
+        if stamp is None:
+            return None
+        if not self._hashing.acquire(blocking=False):
+            self.limiter.cancel(client, stamp)
             return None
         try:
             stored = read_password_hash(self.password_file)  # a new one needs no restart
+            ok = verify_password(stored, password)
         except PasswordFileError as error:
             log.error("%s", error)
             return False
-        if verify_password(stored, password):
-            self.limiter.succeeded(client)
+        finally:
+            self._hashing.release()
+        if ok:
+            self.limiter.succeeded(client, stamp)
             return True
-        self.limiter.failed(client)
         log.warning("page: wrong password from %s", client)
         return False
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``MAX_CONNECTIONS`` at once: a flood of
+    connections from the site network is turned away, not given the agent's memory."""
+
     daemon_threads = True
     page: WebServer
+    _slots = threading.BoundedSemaphore(1)  # replaced per server in server_activate
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # busy: the browser retries
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _V6Server(_Server):

@@ -76,7 +76,9 @@ def test_stop_reports_the_threads_that_did_not_stop(
         wait_until(source.reading.is_set, 10.0, "the capture thread reading")
         with caplog.at_level(logging.ERROR, logger="edge_agent.app"):
             not_stopped = agent.stop(flush_timeout_s=1.0, join_timeout_s=0.2)
-        assert not_stopped == agent.not_stopped == ("capture-cam1",)
+        assert not_stopped == agent.not_stopped
+        # The stuck capture, always; on a loaded machine another thread may miss 0.2 s too.
+        assert "capture-cam1" in not_stopped, not_stopped
         assert "still running" in caplog.text and "capture-cam1" in caplog.text
     finally:
         source.release.set()

@@ -119,3 +119,22 @@ def test_the_web_password_command_stores_a_hash_for_the_config_owner(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["web-password", "--config", str(config), "--stdin"]) == 2
     assert verify_password(read_password_hash(path), "ladder-and-phone")  # unchanged
+
+
+def test_attempts_at_once_are_counted_before_any_is_hashed() -> None:
+    """Many logins at the same moment cannot all pass the check before the first fails:
+    ``begin`` counts each as a failure until it succeeds."""
+    clock = FakeClock()
+    limiter = LoginLimiter(5, clock=clock)
+    stamps = [limiter.begin("10.0.0.1") for _ in range(8)]
+    assert all(s is not None for s in stamps[:5]) and stamps[5:] == [None, None, None]
+    limiter.succeeded("10.0.0.1", stamps[0])  # the right password: its failures are forgotten
+    assert limiter.begin("10.0.0.1") is not None
+    for _ in range(19):  # a script's Basic-auth requests do not fill the limit of all
+        stamp = limiter.begin("10.0.0.2")
+        assert stamp is not None
+        limiter.succeeded("10.0.0.2", stamp)
+    busy = limiter.begin("10.0.0.3")
+    assert busy is not None
+    limiter.cancel("10.0.0.3", busy)  # never tried: not held against anyone
+    assert limiter.retry_after_s("10.0.0.3") == 0

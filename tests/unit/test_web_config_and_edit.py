@@ -13,7 +13,7 @@ from edge_agent.config import load_config
 from edge_agent.rules.config import LineCrossingRuleConfig
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.web.config import WebConfig, split_listen
-from edge_agent.web.edit import ConfigEditor
+from edge_agent.web.edit import ConfigEditor, previous_path
 
 
 @pytest.mark.parametrize(
@@ -241,3 +241,18 @@ def test_a_mask_of_two_points_is_refused_with_the_config_checks_reason(
     assert any("at least 3 points" in p for p in result.body["problems"]), result.body
     assert config_path.read_bytes() == before and reloads.calls == 0
     assert not config_path.with_name("config.yaml.prev").exists()
+
+
+def test_a_refused_save_leaves_the_rollback_where_it_was(config_path: Path) -> None:
+    """Save A (applied), then save B the agent refuses: the file is A again and a
+    rollback still goes to what ran before A."""
+    original = config_path.read_bytes()
+    reloads = Reloads()
+    editor = ConfigEditor(config_path, reloads)
+    assert editor.save_zones(SAVE).status == 200
+    after_a = config_path.read_bytes()
+    reloads.applied = False
+    other = {"camera": "cam1", "zones": [SAVE["zones"][0]]}  # type: ignore[index]
+    assert editor.save_zones(other).status == 409
+    assert config_path.read_bytes() == after_a
+    assert previous_path(config_path).read_bytes() == original

@@ -36,7 +36,16 @@ class StubAgent:
             {
                 "site_id": "s1",
                 "device_id": "d1",
-                "cameras": [{"id": "cam1", "source": {"kind": "sim"}}],
+                "cameras": [
+                    {"id": "cam1", "source": {"kind": "sim"}},
+                    {
+                        "id": "gate",
+                        "source": {
+                            "kind": "opencv",
+                            "uri": "rtsp://admin:cam-secret@10.0.0.9/h264",
+                        },
+                    },
+                ],
                 "mqtt": {"username": "dev", "password": "broker-secret"},
             }
         )
@@ -104,6 +113,8 @@ def test_the_config_is_shown_without_its_secrets(server: WebServer) -> None:
     config = json.loads(body)
     assert config["mqtt"]["password"] == "***" and config["mqtt"]["username"] == "dev"
     assert b"broker-secret" not in body
+    assert b"cam-secret" not in body  # a camera URL's password too
+    assert config["cameras"][1]["source"]["uri"] == "rtsp://admin:***@10.0.0.9/h264"
 
 
 def test_a_host_name_it_does_not_know_is_refused(server: WebServer) -> None:

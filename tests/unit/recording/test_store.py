@@ -57,6 +57,18 @@ def test_a_reopen_cleans_up_what_a_crash_left(tmp_path: Path) -> None:
     again = ClipStore(tmp_path, caps())
     assert [c.id for c in again.clips()] == ["kept"]
     assert sorted(p.name for p in tmp_path.glob("*.mp4*")) == ["kept.mp4"]
+    assert (tmp_path / "unindexed" / "orphan.mp4").read_bytes() == b"x"  # set aside, kept
+
+
+def test_a_corrupt_index_is_set_aside_and_no_clip_is_deleted(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path, caps())
+    put(store, "evidence", 10, 1.0)
+    store.close()
+    (tmp_path / "clips.sqlite").write_bytes(b"not a database" * 100)
+    again = ClipStore(tmp_path, caps())  # starts: a bad index must not stop the agent
+    assert again.clips() == []
+    assert (tmp_path / "unindexed" / "evidence.mp4").exists()
+    assert list(tmp_path.glob("clips.sqlite.corrupt-*"))
 
 
 def test_retention_deletes_the_oldest_unheld_clip_first(tmp_path: Path) -> None:
