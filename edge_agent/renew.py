@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,47 @@ class RenewLink(Protocol):
     def reload_tls(self) -> None: ...
 
 
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the renames themselves survive a power cut
+    finally:
+        os.close(fd)
+
+
+def _pair_matches(cert_file: Path, key_file: Path) -> bool:
+    try:
+        info = csrlib.cert_info(cert_file.read_bytes())
+        return info.public_key_pem == csrlib.key_public_pem(key_file.read_bytes())
+    except (OSError, ValueError):
+        return False
+
+
+def repair_identity(cert_file: Path, key_file: Path) -> str | None:
+    """At start: when a power cut split a renewal (the key switched, the certificate not),
+    finish it with ``.new`` or take it back with ``.old``; what was done, or None when the
+    pair matched (or nothing can make it match: TLS set-up then says so)."""
+    if not cert_file.exists() or not key_file.exists() or _pair_matches(cert_file, key_file):
+        return None
+    for suffix, what in ((".new", "finished"), (".old", "taken back")):
+        candidate = cert_file.with_name(cert_file.name + suffix)
+        key_candidate = key_file.with_name(key_file.name + suffix)
+        if candidate.exists() and _pair_matches(candidate, key_file):
+            candidate.replace(cert_file)
+        elif candidate.exists() and key_candidate.exists():
+            if not _pair_matches(candidate, key_candidate):
+                continue
+            key_candidate.replace(key_file)
+            candidate.replace(cert_file)
+        else:
+            continue
+        _sync_folder(cert_file.parent)
+        done = f"a certificate renewal cut short was {what} ({cert_file}, {key_file})"
+        _log.warning("%s", done)
+        return done
+    return None
+
+
 class Renewer:
     """Asks for a new certificate when one is due and installs the answer."""
 
@@ -67,6 +109,10 @@ class Renewer:
         self.cert_file = cert_file
         self.key_file = key_file
         self.new_key_file = inside(key_file.parent, key_file.name + ".new")
+        self.new_cert_file = inside(cert_file.parent, cert_file.name + ".new")
+        self.old_key_file = inside(key_file.parent, key_file.name + ".old")
+        self.old_cert_file = inside(cert_file.parent, cert_file.name + ".old")
+        repair_identity(cert_file, key_file)
         self._link = link
         self._fraction = renew_at_fraction
         self._retry_s = retry_s
@@ -129,10 +175,16 @@ class Renewer:
             if info.common_name != self.device_id:
                 return Reply.error(f"the certificate names {info.common_name!r}")
             old_cert, old_key = self.cert_file.read_bytes(), self.key_file.read_bytes()
-            # Key first, then certificate: a reconnect in between is refused by TLS
-            # set-up and retried; after both, the pair matches again.
+            # Both new files on disk before either is switched, the old pair kept beside
+            # them: a power cut at any point leaves a pair `repair_identity` can complete
+            # or take back at the next start (key first, then certificate: a reconnect in
+            # between is refused by TLS set-up and retried).
+            write_atomic(self.new_cert_file, cert_pem, 0o644)
+            write_atomic(self.old_key_file, old_key, 0o600)
+            write_atomic(self.old_cert_file, old_cert, 0o644)
             self.new_key_file.replace(self.key_file)
-            write_atomic(self.cert_file, cert_pem, 0o644)
+            self.new_cert_file.replace(self.cert_file)
+            _sync_folder(self.cert_file.parent)
             try:
                 self._link.reload_tls()
             except ValueError as error:

@@ -370,3 +370,39 @@ def test_the_same_key_may_ask_again_another_may_not(tmp_path: Path) -> None:
     assert again["ok"] is True and first.matches_key(str(again["cert"]).encode())
     other = ask(second)
     assert other["ok"] is False and "already used" in str(other["error"])
+
+
+def test_a_renewal_cut_short_by_a_power_cut_is_finished_or_taken_back(tmp_path: Path) -> None:
+    """The key switched, the certificate not: at the next start the pair is made whole
+    again (with the new certificate written beside it, or else the old pair kept)."""
+    from edge_agent.renew import repair_identity
+
+    ca = pki.make_ca()
+    pem = lambda cert: cert.public_bytes(pki.serialization.Encoding.PEM)  # noqa: E731
+    device = DeviceFiles(tmp_path)
+    old_key = device.new_key()
+    old_cert = pem(pki.sign_csr(ca, device.csr("x"), "pole-1", valid_for=timedelta(days=1)))
+    new_key = device.new_key("device.key.new")
+    new_cert = pem(
+        pki.sign_csr(
+            ca, device.csr("x", key_name="device.key.new"), "pole-1", valid_for=timedelta(days=1)
+        )
+    )
+    key, cert = tmp_path / "device.key", tmp_path / "device.crt"
+
+    def cut_short(*, new_cert_written: bool) -> None:
+        key.write_bytes(new_key)  # switched
+        cert.write_bytes(old_cert)  # not yet
+        (tmp_path / "device.key.old").write_bytes(old_key)
+        (tmp_path / "device.crt.old").write_bytes(old_cert)
+        (tmp_path / "device.crt.new").unlink(missing_ok=True)
+        if new_cert_written:
+            (tmp_path / "device.crt.new").write_bytes(new_cert)
+
+    cut_short(new_cert_written=True)
+    assert "finished" in (repair_identity(cert, key) or "")
+    assert (key.read_bytes(), cert.read_bytes()) == (new_key, new_cert)
+    cut_short(new_cert_written=False)
+    assert "taken back" in (repair_identity(cert, key) or "")
+    assert (key.read_bytes(), cert.read_bytes()) == (old_key, old_cert)
+    assert repair_identity(cert, key) is None  # a matching pair is left alone
