@@ -269,12 +269,7 @@ def sign_csr(
     CSR whose signature does not verify and a weak key.
     """
     check_id(common_name, "certificate CN")
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem)
-    except ValueError:
-        raise ValueError("the CSR is not a PEM certificate signing request") from None
-    if not csr.is_signature_valid:
-        raise ValueError("the CSR's signature does not verify")
+    csr = _verified_csr(csr_pem)
     public_key = csr.public_key()
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         if public_key.curve.key_size < 256:
@@ -296,15 +291,21 @@ def sign_csr(
     )
 
 
-def csr_key_id(csr_pem: bytes) -> str:
-    """SHA-256 of the public key a CSR carries (ValueError for a malformed or forged CSR):
-    names the key without trusting anything else the CSR says."""
+def _verified_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+    """The CSR, whose signature proves possession of its key; ValueError otherwise."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError:
         raise ValueError("the CSR is not a PEM certificate signing request") from None
     if not csr.is_signature_valid:
         raise ValueError("the CSR's signature does not verify")
+    return csr
+
+
+def csr_key_id(csr_pem: bytes) -> str:
+    """SHA-256 of the public key a CSR carries (ValueError for a malformed or forged CSR):
+    names the key without trusting anything else the CSR says."""
+    csr = _verified_csr(csr_pem)
     der = csr.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

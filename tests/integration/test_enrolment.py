@@ -27,8 +27,9 @@ from fakes.mqtt import Inbox
 from helpers import wait_until
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from realdata import require_model, skip_or_fail
+from reference_broker import ReferenceBroker
 
-from edge_agent.broker import BrokerNotAvailable, LocalBroker, free_loopback_port, service_lines
+from edge_agent.broker import BrokerNotAvailable
 from edge_agent.config import load_config
 from edge_agent.encode import Topics
 from edge_agent.enrol import enrol_request
@@ -47,37 +48,10 @@ SITE = "site-1"
 TIMEOUT_S = 30.0
 
 
-class EnrolBroker(LocalBroker):
-    """deploy/mosquitto/edge-agent.conf with paths and ports rewritten (as test_tls_acl)."""
-
-    def __init__(self, files: Path) -> None:
-        self.files = files
-        self.password_port = free_loopback_port()
-        self.enrol_port = free_loopback_port()
-        super().__init__()
-        while self.port in (self.password_port, self.enrol_port):
-            self.port = free_loopback_port()
-            self._write_config()
-
-    def _write_config(self) -> None:
-        text = (MOSQ / "edge-agent.conf").read_text(encoding="utf-8")
-        for old, new in {
-            "/etc/mosquitto/edge-agent/": f"{self.files}/",
-            "\nlistener 8883\n": f"\nlistener {self.port} {self.host}\n",
-            "\nlistener 8884\n": f"\nlistener {self.password_port} {self.host}\n",
-            "\nlistener 8885\n": f"\nlistener {self.enrol_port} {self.host}\n",
-        }.items():
-            assert old in text
-            text = text.replace(old, new)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        preamble = [*service_lines(self.log_path), "persistence false"]
-        self.config_path.write_text("\n".join(preamble) + "\n" + text, encoding="utf-8")
-
-
 @dataclass(frozen=True)
 class City:
     state: Path
-    broker: EnrolBroker
+    broker: ReferenceBroker
     tokens: dict[str, str]  # device id -> token
     dev_a: str
     dev_b: str
@@ -87,7 +61,7 @@ class City:
     provisioner: Provisioner
 
 
-def _inventory(path: Path, broker: EnrolBroker, devices: list[str]) -> None:
+def _inventory(path: Path, broker: ReferenceBroker, devices: list[str]) -> None:
     path.write_text(
         yaml.safe_dump(
             {
@@ -129,7 +103,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
         shutil.copy(MOSQ / name, state / name)
     (state / "passwd").touch(mode=0o600)
     try:
-        broker = EnrolBroker(state)
+        broker = ReferenceBroker(state)
     except BrokerNotAvailable as error:
         skip_or_fail(str(error))
     suffix = uuid.uuid4().hex[:6]

@@ -31,12 +31,11 @@ from helpers import wait_until
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from realdata import skip_or_fail
+from reference_broker import ReferenceBroker
 
 from edge_agent.broker import (
     BrokerNotAvailable,
-    LocalBroker,
     free_loopback_port,
-    service_lines,
 )
 from edge_agent.encode import Topics
 from edge_agent.mqtt import MqttSettings, Publisher, Subscriber, SubscriberError
@@ -45,9 +44,7 @@ from edge_agent.security import InsecureKeyFileError
 from edge_agent.types import MessageClass, OutboundMessage
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE_CONF = REPO / "deploy" / "mosquitto" / "edge-agent.conf"
 REFERENCE_ACL = REPO / "deploy" / "mosquitto" / "acl"
-REFERENCE_ENROL_ACL = REPO / "deploy" / "mosquitto" / "acl-enrol"
 PREFIX = "city"  # the prefix the reference ACL is written for
 CONSUMER = "command-centre"  # the consumer the reference ACL names
 TIMEOUT_S = 20.0
@@ -160,41 +157,6 @@ def _password_file(path: Path, user: str, password: str) -> None:
         skip_or_fail("mosquitto_passwd not found (Debian package mosquitto)")
     subprocess.run([tool, "-b", "-c", str(path), user, password], check=True, timeout=30)
     path.chmod(0o600)
-
-
-class ReferenceBroker(LocalBroker):
-    """mosquitto running deploy/mosquitto/edge-agent.conf, with the operator's paths and
-    ports rewritten to a temp dir and two free loopback ports (``port``: mTLS listener,
-    ``password_port``: username/password listener)."""
-
-    def __init__(self, files: Path) -> None:
-        self.files = files
-        self.password_port = free_loopback_port()
-        self.enrol_port = free_loopback_port()
-        super().__init__()
-        while self.port in (self.password_port, self.enrol_port):
-            self.port = free_loopback_port()
-            self._write_config()
-
-    def _write_config(self) -> None:
-        text = REFERENCE_CONF.read_text(encoding="utf-8")
-        rewrites = {
-            "/etc/mosquitto/edge-agent/": f"{self.files}/",
-            "\nlistener 8883\n": f"\nlistener {self.port} {self.host}\n",
-            "\nlistener 8884\n": f"\nlistener {self.password_port} {self.host}\n",
-            "\nlistener 8885\n": f"\nlistener {self.enrol_port} {self.host}\n",
-        }
-        if not (self.files / "acl-enrol").exists():
-            shutil.copy(REFERENCE_ENROL_ACL, self.files / "acl-enrol")
-        passwd = self.files / "enrol-passwd"
-        if not passwd.exists():
-            passwd.touch(mode=0o600)
-        for old, new in rewrites.items():
-            assert old in text, f"reference config no longer has {old!r}"
-            text = text.replace(old, new)
-        preamble = [*service_lines(self.log_path), "persistence false"]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text("\n".join(preamble) + "\n" + text, encoding="utf-8")
 
 
 def _start(files: Path) -> Iterator[ReferenceBroker]:
