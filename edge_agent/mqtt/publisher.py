@@ -72,6 +72,7 @@ from edge_agent.mqtt.command_queue import (
     CommandQueue,
     InboundCommand,
     reply_route,
+    response_topic_in_payload,
 )
 from edge_agent.mqtt.drain import Drain, LinkState
 from edge_agent.mqtt.failback import Failback, probe_broker_port
@@ -426,7 +427,8 @@ class Publisher:
     def _on_command(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
         """A command on ``{root}/cmd/{name}``: queue it for the ``mqtt-commands`` thread.
 
-        The reply goes to the MQTT 5 response topic when it lies under
+        The reply goes to the MQTT 5 response topic (with 3.1.1: the request's
+        ``response_topic`` key, taken out before the command sees it) when it lies under
         ``{root}/reply/`` (the only place the broker's ACL lets a device write
         replies), otherwise to ``{root}/reply/{name}``, with the correlation data
         echoed. Replies are QoS 1, never retained, and expire after a minute. A command
@@ -436,12 +438,15 @@ class Publisher:
         name = self.topics.command_name(msg.topic)
         if self._commands is None or name is None:
             return
+        payload = bytes(msg.payload)
         requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
         correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        if not self._v5:  # no properties: the response topic may be in the JSON object
+            payload, requested = response_topic_in_payload(payload)
         reply_topic, refusal = reply_route(self.topics, name, requested)
         command = InboundCommand(
             name=name,
-            payload=bytes(msg.payload),
+            payload=payload,
             retained=bool(msg.retain),
             reply_topic=reply_topic,
             correlation=bytes(correlation) if correlation else None,

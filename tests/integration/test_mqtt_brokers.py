@@ -156,8 +156,9 @@ def test_a_reconnect_sends_nothing_twice_and_a_cut_mid_backlog_loses_nothing(
 
 
 def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
-    """A command centre of the same protocol sends ``ping``; with MQTT 5 the reply goes to
-    its response topic with the correlation data, with 3.1.1 to ``reply/ping``."""
+    """A command centre of the same protocol sends ``ping`` and names where the reply goes:
+    with MQTT 5 in the Response Topic property (correlation data echoed), with 3.1.1 in
+    the request's ``response_topic`` key (taken out before the command sees it)."""
     seen: list[str] = []
 
     def on_command(name: str, payload: bytes, retained: bool) -> Reply:
@@ -175,14 +176,18 @@ def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
         centre.connect(target.host, target.port)
         centre.loop_start()
         try:
+            reply_topic = f"{root}/reply/centre-1"
+            request: dict[str, object] = {"n": 1}
             properties = None
             if v5:
                 properties = paho.Properties(paho.PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                properties.ResponseTopic = f"{root}/reply/centre-1"
+                properties.ResponseTopic = reply_topic
                 properties.CorrelationData = b"c-1"
-            info = centre.publish(f"{root}/cmd/ping", b'{"n":1}', qos=1, properties=properties)
+            else:
+                request["response_topic"] = reply_topic
+            payload = json.dumps(request).encode()
+            info = centre.publish(f"{root}/cmd/ping", payload, qos=1, properties=properties)
             info.wait_for_publish(TIMEOUT_S)
-            reply_topic = f"{root}/reply/centre-1" if v5 else f"{root}/reply/ping"
             wait_until(lambda: link.inbox.at(reply_topic), TIMEOUT_S, "the reply")
         finally:
             centre.loop_stop()
