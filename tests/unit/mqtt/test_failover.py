@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from fakes.clock import FakeClock
 
 from edge_agent.config import ConfigError, brokers_text, parse_config
 from edge_agent.mqtt import MqttSettings
+from edge_agent.mqtt.client import JitteredClient, new_client
+from edge_agent.mqtt.drain import LinkState
+from edge_agent.mqtt.failback import Failback, probe_broker_port
 from edge_agent.mqtt.failover import Attempt, Broker, BrokerChooser, FailoverSettings
 
 A, B, C = Broker("a", 1883), Broker("b", 1883), Broker("c", 8883)
@@ -180,3 +185,80 @@ def test_host_and_port_are_a_list_of_one() -> None:
 def test_bad_broker_lists_are_refused_clearly(mqtt: dict[str, object], expected: str) -> None:
     found = problems(mqtt)
     assert any(p.startswith(expected) for p in found), found
+
+
+# -- paho's reconnect hook and the failback thread (no broker, no socket) ---------------
+
+
+def test_the_client_dials_the_broker_the_chooser_picks() -> None:
+    settings = MqttSettings(
+        "a",
+        1883,
+        "dev",
+        brokers=(A, C),
+        failover=FailoverSettings(after_attempts=2),
+    )
+    client = new_client(settings, clean_session=True, uniform=lambda low, high: low)
+    assert isinstance(client, JitteredClient)
+    client.connect_async("a", 1883)
+    dialled = []
+    for _ in range(4):  # each call: the previous attempt failed (no CONNACK)
+        client._reconnect_wait()
+        dialled.append((client.host, client.port))
+    assert dialled == [("a", 1883), ("c", 8883), ("c", 8883), ("a", 1883)]
+    client._reconnect_delay = None  # what paho does on a successful CONNACK
+    client._reconnect_wait()  # that connection was lost: the same broker first
+    assert (client.host, client.port) == ("a", 1883) and client.brokers.moves == 2
+
+
+class FailbackRig:
+    """A Failback on the second of two brokers, its probe and leave recorded."""
+
+    def __init__(self, *, inflight: int, leave_ok: bool = True) -> None:
+        self.chooser = chooser(A, B, after_attempts=1)
+        failures(self.chooser, 1)  # now on B
+        self.link = LinkState(ready=True)
+        self.inflight = inflight
+        self.left = 0
+        self.leave_ok = leave_ok
+        self.failback = Failback(
+            self.chooser,
+            self.link,
+            inflight=lambda: self.inflight,
+            leave=self.leave,
+            probe=lambda broker: True,
+            drain_timeout_s=0.05,
+        )
+
+    def leave(self) -> bool:
+        self.left += 1
+        return self.leave_ok
+
+
+def test_failback_leaves_once_nothing_is_in_flight_and_keeps_the_hold() -> None:
+    rig = FailbackRig(inflight=0)
+    rig.failback._move_back(A)
+    assert rig.left == 1
+    assert rig.link.hold  # lifted by the birth on the first broker, not before
+    assert rig.chooser.next_attempt(connection_worked=True).immediate
+
+
+def test_failback_is_put_off_while_messages_stay_in_flight() -> None:
+    rig = FailbackRig(inflight=3)
+    rig.failback._move_back(A)
+    assert rig.left == 0 and not rig.link.hold
+    assert rig.chooser.wants_first  # no plan left behind: the next probe tries again
+
+
+def test_failback_that_cannot_say_offline_stays_put() -> None:
+    rig = FailbackRig(inflight=0, leave_ok=False)
+    rig.failback._move_back(A)
+    assert rig.left == 1 and not rig.link.hold
+    assert rig.chooser.next_attempt(connection_worked=True) == Attempt(1, restart_backoff=True)
+
+
+def test_the_probe_is_a_tcp_connection() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        assert probe_broker_port(Broker("127.0.0.1", port), None, 1.0)
+    assert not probe_broker_port(Broker("127.0.0.1", port), None, 1.0)  # closed now
