@@ -68,18 +68,11 @@ class MqttSettings:
         mqtt = config.mqtt
         tls = mqtt.tls
         brokers = tuple(Broker(host, port) for host, port in mqtt.broker_list())
-        failover = mqtt.failover
         return cls(
             host=brokers[0].host,
             port=brokers[0].port,
             brokers=brokers if len(brokers) > 1 else (),
-            failover=FailoverSettings(
-                after_attempts=failover.after_attempts,
-                after_s=failover.after_s,
-                prefer_first=failover.prefer_first,
-                probe_interval_s=failover.probe_interval_s,
-                probes_to_return=failover.probes_to_return,
-            ),
+            failover=FailoverSettings(**mqtt.failover.model_dump()),
             client_id=config.client_id,
             protocol=mqtt.protocol,
             keepalive_s=mqtt.keepalive_s,

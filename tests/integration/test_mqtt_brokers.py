@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 import pytest
+from fakes.delivery import events, first_arrivals
 from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.netproxy import NetProxy
@@ -19,7 +20,6 @@ from edge_agent.encode import Topics
 from edge_agent.mqtt import DrainSettings, MqttSettings, Protocol, Publisher, Subscriber
 from edge_agent.outbox import Outbox
 from edge_agent.remote import Reply
-from edge_agent.types import MessageClass, OutboundMessage
 
 TIMEOUT_S = 30.0
 
@@ -46,23 +46,6 @@ def target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture
 def root() -> str:
     return f"city/site{uuid.uuid4().hex[:8]}/dev1"
-
-
-def events(root: str, start: int, count: int) -> list[OutboundMessage]:
-    return [
-        OutboundMessage(
-            topic=f"{root}/events/cam1",
-            message_class=MessageClass.EVENT,
-            json_body={"v": 1, "id": f"e{i}", "lifecycle": "new"},
-            user_properties=(("schema", "event"),),
-        )
-        for i in range(start, start + count)
-    ]
-
-
-def first_arrivals(seqs: list[int]) -> list[int]:
-    seen: set[int] = set()
-    return [s for s in seqs if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
 
 
 class Link:

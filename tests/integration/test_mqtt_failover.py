@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from fakes.centre import Centre
+from fakes.delivery import events, first_arrivals
 from fakes.mqtt import Inbox
 from helpers import wait_until
 
@@ -18,7 +19,6 @@ from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher, Subscriber
 from edge_agent.mqtt.failover import Broker, FailoverSettings
 from edge_agent.outbox import Outbox
 from edge_agent.remote import Reply
-from edge_agent.types import MessageClass, OutboundMessage
 
 TIMEOUT_S = 30.0
 FAILOVER_BOUND_S = 30.0  # the acceptance bound (issue 13): on the second broker within it
@@ -37,17 +37,6 @@ def two_brokers() -> Iterator[tuple[LocalBroker, LocalBroker]]:
         yield first, second
 
 
-def events(root: str, start: int, count: int) -> list[OutboundMessage]:
-    return [
-        OutboundMessage(
-            topic=f"{root}/events/cam1",
-            message_class=MessageClass.EVENT,
-            json_body={"v": 1, "id": f"e{i}", "lifecycle": "new"},
-        )
-        for i in range(start, start + count)
-    ]
-
-
 def consumer(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
     """A persistent consumer: what its broker takes while it is away is kept for it."""
     settings = MqttSettings.consumer(
@@ -59,11 +48,6 @@ def consumer(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
         reconnect_max_delay_s=0.5,
     )
     return Subscriber(settings, [f"{root}/#"], inbox)
-
-
-def first_arrivals(seqs: list[int]) -> list[int]:
-    seen: set[int] = set()
-    return [s for s in seqs if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
 
 
 def test_failover_to_the_second_broker_and_back_loses_nothing(
