@@ -490,14 +490,16 @@ class Publisher:
     ) -> None:
         with self._link.lock:
             was_connected = self._link.connected
-            if self._link.ready and reason_code.value not in _DELIBERATE_DISCONNECTS:
+            planned = self._link.hold  # our own DISCONNECT, moving to another broker
+            failed = reason_code.value != 0 and not planned
+            if self._link.ready and failed and reason_code.value not in _DELIBERATE_DISCONNECTS:
                 self._link.lost_links += 1
             self._link.connected = False
             self._link.ready = False
             self._link.birth_mid = None
-            if reason_code.value != 0:
+            if failed:
                 self._link.last_error = f"disconnected: {reason_code}"
-        if was_connected and reason_code.value != 0:
+        if was_connected and failed:
             _log.warning("lost MQTT broker %s:%s: %s", *self._where(), reason_code)
         self._link.wake.set()
 

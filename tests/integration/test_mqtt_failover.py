@@ -142,3 +142,4 @@ def test_failover_to_the_second_broker_and_back_loses_nothing(
     assert inbox_first.states()[-2:] == ["online", "stopped"]  # back, then our clean stop
     assert "offline" not in inbox_first.states()
     assert stats.broker_moves == 2 and stats.reconnects == 2
+    assert stats.last_error is not None and "127.0.0.1:" + str(first.port) in stats.last_error
