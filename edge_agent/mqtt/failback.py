@@ -16,6 +16,10 @@ lost or sent twice:
 
 A move after a failure (the broker died) cannot be planned: what was in flight is sent
 again to the next broker (at-least-once, consumers deduplicate by ``seq``).
+
+A return that does not hold (the first broker takes TCP but refuses the device, or dies
+again before the device is settled there) doubles the probe interval, up to an hour, so a
+half-broken first broker does not pull the device back and forth every minute.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from collections.abc import Callable
 from edge_agent.mqtt.drain import LinkState
 from edge_agent.mqtt.failover import Broker, BrokerChooser
 
-__all__ = ["Failback", "probe_broker_port"]
+__all__ = ["Failback", "ProbeSchedule", "probe_broker_port"]
 
 _log = logging.getLogger("edge_agent.mqtt")
 
 THREAD_NAME = "mqtt-failback"
+MAX_PROBE_INTERVAL_S = 3600.0
 _POLL_S = 0.05
 
 
@@ -49,6 +54,38 @@ def probe_broker_port(broker: Broker, context: ssl.SSLContext | None, timeout_s:
                 return True
     except (OSError, ssl.SSLError):
         return False
+
+
+class ProbeSchedule:
+    """How often the first broker is probed: ``base_s``, doubled (up to ``cap_s``) after
+    each return that did not hold, back to ``base_s`` after one that did."""
+
+    def __init__(self, base_s: float, cap_s: float = MAX_PROBE_INTERVAL_S) -> None:
+        self.base_s = base_s
+        self.cap_s = max(cap_s, base_s)
+        self.interval_s = base_s
+        self._returning = False
+
+    def returned(self) -> None:
+        """We just left for the first broker."""
+        self._returning = True
+
+    def may_probe(self, *, on_first: bool, ready: bool) -> bool:
+        """Each tick: False while a return is still settling (or held)."""
+        if not self._returning:
+            return True
+        if on_first:
+            if ready:  # connected, birth acknowledged: it held
+                self._returning = False
+                self.interval_s = self.base_s
+            return False
+        self._returning = False  # failed over again before the first broker took us
+        self.interval_s = min(self.cap_s, self.interval_s * 2)
+        _log.warning(
+            "the return to the first broker did not hold; probing it every %.0f s",
+            self.interval_s,
+        )
+        return True
 
 
 class Failback:
@@ -85,10 +122,14 @@ class Failback:
 
     def _run(self) -> None:
         settings = self._chooser.settings
+        schedule = ProbeSchedule(settings.probe_interval_s)
         answers = 0
-        while not self._stopping.wait(settings.probe_interval_s):
+        while not self._stopping.wait(schedule.interval_s):
             with self._link.lock:
                 ready = self._link.ready
+            on_first = self._chooser.current == 0
+            if not schedule.may_probe(on_first=on_first, ready=ready):
+                continue
             if not (ready and self._chooser.wants_first):
                 answers = 0
                 continue
@@ -98,12 +139,14 @@ class Failback:
                 continue
             answers = 0
             try:
-                self._move_back(first)
+                if self._move_back(first):
+                    schedule.returned()
             except Exception:  # never leave the drain on hold because of a bug here
                 _log.exception("moving back to the first broker %s failed", first)
                 self._release_hold()
 
-    def _move_back(self, first: Broker) -> None:
+    def _move_back(self, first: Broker) -> bool:
+        """True when we left for ``first``."""
         with self._link.lock:
             self._link.hold = True
         self._link.wake.set()
@@ -116,13 +159,14 @@ class Failback:
         if self._stopping.is_set() or not still_held or self._inflight() > 0:
             _log.info("not moving back to %s now: messages still in flight", first)
             self._release_hold()
-            return
+            return False
         self._chooser.plan_return_to_first()
         _log.warning("the first broker %s answers again: moving back to it", first)
         if not self._leave():
             self._chooser.cancel_plan()
             self._release_hold()
-        # Otherwise the hold ends with the birth on the first broker (Publisher._on_connect).
+            return False
+        return True  # the hold ends with the birth on the first broker (Publisher._on_connect)
 
     def _release_hold(self) -> None:
         with self._link.lock:

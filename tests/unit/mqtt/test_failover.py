@@ -11,7 +11,7 @@ from edge_agent.config import ConfigError, brokers_text, parse_config
 from edge_agent.mqtt import MqttSettings
 from edge_agent.mqtt.client import JitteredClient, new_client
 from edge_agent.mqtt.drain import LinkState
-from edge_agent.mqtt.failback import Failback, probe_broker_port
+from edge_agent.mqtt.failback import Failback, ProbeSchedule, probe_broker_port
 from edge_agent.mqtt.failover import Attempt, Broker, BrokerChooser, FailoverSettings
 
 A, B, C = Broker("a", 1883), Broker("b", 1883), Broker("c", 8883)
@@ -237,7 +237,7 @@ class FailbackRig:
 
 def test_failback_leaves_once_nothing_is_in_flight_and_keeps_the_hold() -> None:
     rig = FailbackRig(inflight=0)
-    rig.failback._move_back(A)
+    assert rig.failback._move_back(A)
     assert rig.left == 1
     assert rig.link.hold  # lifted by the birth on the first broker, not before
     assert rig.chooser.next_attempt(connection_worked=True).immediate
@@ -245,14 +245,14 @@ def test_failback_leaves_once_nothing_is_in_flight_and_keeps_the_hold() -> None:
 
 def test_failback_is_put_off_while_messages_stay_in_flight() -> None:
     rig = FailbackRig(inflight=3)
-    rig.failback._move_back(A)
+    assert not rig.failback._move_back(A)
     assert rig.left == 0 and not rig.link.hold
     assert rig.chooser.wants_first  # no plan left behind: the next probe tries again
 
 
 def test_failback_that_cannot_say_offline_stays_put() -> None:
     rig = FailbackRig(inflight=0, leave_ok=False)
-    rig.failback._move_back(A)
+    assert not rig.failback._move_back(A)
     assert rig.left == 1 and not rig.link.hold
     assert rig.chooser.next_attempt(connection_worked=True) == Attempt(1, restart_backoff=True)
 
@@ -262,3 +262,20 @@ def test_the_probe_is_a_tcp_connection() -> None:
         port = listening.getsockname()[1]
         assert probe_broker_port(Broker("127.0.0.1", port), None, 1.0)
     assert not probe_broker_port(Broker("127.0.0.1", port), None, 1.0)  # closed now
+
+
+def test_a_return_that_does_not_hold_doubles_the_probe_interval() -> None:
+    schedule = ProbeSchedule(30.0, cap_s=100.0)
+    assert schedule.may_probe(on_first=False, ready=True)  # nothing pending: probe
+    schedule.returned()
+    assert not schedule.may_probe(on_first=True, ready=False)  # still connecting there
+    assert schedule.may_probe(on_first=False, ready=True)  # failed over again: it did not hold
+    assert schedule.interval_s == 60.0
+    schedule.returned()
+    schedule.may_probe(on_first=False, ready=False)
+    schedule.returned()
+    schedule.may_probe(on_first=False, ready=False)
+    assert schedule.interval_s == 100.0  # capped
+    schedule.returned()
+    assert not schedule.may_probe(on_first=True, ready=True)  # it held: back to the base
+    assert schedule.interval_s == 30.0 and schedule.may_probe(on_first=True, ready=True)
