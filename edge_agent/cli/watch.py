@@ -1,4 +1,5 @@
-"""``edge-agent watch``: follow a site's events as the command centre sees them."""
+"""``edge-agent watch``: follow a site's events as the command centre sees them; with
+``--fleet``, one line per device, the ones in trouble first (edge_agent/cli/fleet_view.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.cli.common import EXIT_OK, error
+from edge_agent.cli.fleet_view import add_fleet_arguments, run_fleet
+
+if TYPE_CHECKING:
+    from edge_agent.mqtt import ReceivedMessage, Subscriber
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,28 +37,49 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     watch.add_argument("--cert-file", type=Path, default=None)
     watch.add_argument("--key-file", type=Path, default=None)
     watch.add_argument("--connect-timeout-s", type=float, default=10.0)
+    add_fleet_arguments(watch)
     watch.set_defaults(handler=cmd_watch)
 
 
+def subscriber_for(
+    args: argparse.Namespace, topics: list[str], on_message: Callable[[ReceivedMessage], None]
+) -> Subscriber:
+    """The consumer the options describe; ``ValueError`` for unusable TLS files."""
+    from edge_agent.mqtt import MqttSettings, Subscriber
+
+    settings = MqttSettings.consumer(
+        args.host,
+        args.port,
+        args.client_id or f"edge-agent-watch-{os.getpid()}",
+        protocol=args.protocol,
+        username=args.username,
+        password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
+        tls_ca_file=args.ca_file,
+        tls_cert_file=args.cert_file,
+        tls_key_file=args.key_file,
+    )
+    return Subscriber(settings, topics, on_message)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event SIGTERM and SIGINT set (when called on the main thread)."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _s, _f: stop.set())
+    return stop
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
-    from edge_agent.mqtt import MqttSettings, Subscriber, SubscriberError
+    from edge_agent.mqtt import SubscriberError
     from edge_agent.watch import Watcher, topic_filter
 
+    if args.fleet:
+        return run_fleet(args, subscriber_for, stop_on_signals())
     watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
     topic = topic_filter(args.prefix, args.site, args.device)
     try:
-        settings = MqttSettings.consumer(
-            args.host,
-            args.port,
-            args.client_id or f"edge-agent-watch-{os.getpid()}",
-            protocol=args.protocol,
-            username=args.username,
-            password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
-            tls_ca_file=args.ca_file,
-            tls_cert_file=args.cert_file,
-            tls_key_file=args.key_file,
-        )
-        subscriber = Subscriber(settings, [topic], watcher.on_message)
+        subscriber = subscriber_for(args, [topic], watcher.on_message)
     except ValueError as problem:  # TLS files: missing, unreadable, too open
         return error(str(problem))
     try:
@@ -59,10 +87,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except SubscriberError as problem:
         return error(str(problem))
     print(f"watching {topic} on {args.host}:{args.port}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda _s, _f: stop.set())
+    stop = stop_on_signals()
     try:
         stop.wait(args.seconds)
     finally:
