@@ -27,8 +27,8 @@ from edge_agent.fleet import ANNOUNCE_CORRELATION, DEEP_OUTBOX_ROWS, DeviceRow, 
 if TYPE_CHECKING:
     from edge_agent.mqtt import ReceivedMessage, Subscriber
 
-    SubscriberFor = Callable[
-        [argparse.Namespace, list[str], Callable[[ReceivedMessage], None]], Subscriber
+    StartSubscriber = Callable[
+        [argparse.Namespace, list[str], Callable[[ReceivedMessage], None]], Subscriber | str
     ]
 
 REFRESH_S = 1.0  # the table is drawn at most this often: 500 devices cost nothing
@@ -73,10 +73,10 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fleet(
-    args: argparse.Namespace, subscriber_for: SubscriberFor, stop: threading.Event
+    args: argparse.Namespace, start_subscriber: StartSubscriber, stop: threading.Event
 ) -> int:
+    """``start_subscriber``: ``watch``'s own, with its connection and TLS options."""
     from edge_agent.fleet import fleet_topics
-    from edge_agent.mqtt import SubscriberError
 
     if args.device is not None:
         return error("--fleet shows every device of --site (or of every site): drop --device")
@@ -88,14 +88,9 @@ def run_fleet(
         deep_outbox_rows=args.deep_outbox,
     )
     topics = fleet_topics(args.prefix, args.site, reply_to, with_events=not args.light)
-    try:
-        subscriber = subscriber_for(args, topics, table.on_message)
-    except ValueError as problem:  # TLS files: missing, unreadable, too open
-        return error(str(problem))
-    try:
-        subscriber.start(timeout_s=args.connect_timeout_s)
-    except SubscriberError as problem:
-        return error(str(problem))
+    subscriber = start_subscriber(args, topics, table.on_message)
+    if isinstance(subscriber, str):
+        return error(subscriber)
     where = f"{args.prefix}/{args.site or '+'}"
     print(f"fleet view of {where} on {args.host}:{args.port}", file=sys.stderr, flush=True)
     try:

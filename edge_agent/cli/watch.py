@@ -41,24 +41,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     watch.set_defaults(handler=cmd_watch)
 
 
-def subscriber_for(
+def start_subscriber(
     args: argparse.Namespace, topics: list[str], on_message: Callable[[ReceivedMessage], None]
-) -> Subscriber:
-    """The consumer the options describe; ``ValueError`` for unusable TLS files."""
-    from edge_agent.mqtt import MqttSettings, Subscriber
+) -> Subscriber | str:
+    """The consumer the options describe, connected and subscribed; or why it is not
+    (TLS files missing, unreadable or too open; the broker unreachable or refusing)."""
+    from edge_agent.mqtt import MqttSettings, Subscriber, SubscriberError
 
-    settings = MqttSettings.consumer(
-        args.host,
-        args.port,
-        args.client_id or f"edge-agent-watch-{os.getpid()}",
-        protocol=args.protocol,
-        username=args.username,
-        password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
-        tls_ca_file=args.ca_file,
-        tls_cert_file=args.cert_file,
-        tls_key_file=args.key_file,
-    )
-    return Subscriber(settings, topics, on_message)
+    try:
+        settings = MqttSettings.consumer(
+            args.host,
+            args.port,
+            args.client_id or f"edge-agent-watch-{os.getpid()}",
+            protocol=args.protocol,
+            username=args.username,
+            password=os.environ.get("EDGE_AGENT_WATCH_PASSWORD") if args.username else None,
+            tls_ca_file=args.ca_file,
+            tls_cert_file=args.cert_file,
+            tls_key_file=args.key_file,
+        )
+        subscriber = Subscriber(settings, topics, on_message)
+    except ValueError as problem:
+        return str(problem)
+    try:
+        subscriber.start(timeout_s=args.connect_timeout_s)
+    except SubscriberError as problem:
+        return str(problem)
+    return subscriber
 
 
 def stop_on_signals() -> threading.Event:
@@ -71,21 +80,15 @@ def stop_on_signals() -> threading.Event:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from edge_agent.mqtt import SubscriberError
     from edge_agent.watch import Watcher, topic_filter
 
     if args.fleet:
-        return run_fleet(args, subscriber_for, stop_on_signals())
+        return run_fleet(args, start_subscriber, stop_on_signals())
     watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
     topic = topic_filter(args.prefix, args.site, args.device)
-    try:
-        subscriber = subscriber_for(args, [topic], watcher.on_message)
-    except ValueError as problem:  # TLS files: missing, unreadable, too open
-        return error(str(problem))
-    try:
-        subscriber.start(timeout_s=args.connect_timeout_s)
-    except SubscriberError as problem:
-        return error(str(problem))
+    subscriber = start_subscriber(args, [topic], watcher.on_message)
+    if isinstance(subscriber, str):
+        return error(subscriber)
     print(f"watching {topic} on {args.host}:{args.port}", file=sys.stderr, flush=True)
     stop = stop_on_signals()
     try:

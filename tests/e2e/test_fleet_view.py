@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -130,3 +131,19 @@ def test_the_fleet_view_lists_every_device_the_killed_one_first_and_announce_reb
         assert stats, "announce sent no stats"
         validator("stats").validate(json.loads(stats[-1].payload))
         assert not heard.on("dev-c", "stats")  # the dead one was not asked
+
+
+def test_the_fleet_view_refuses_one_device_and_an_unreachable_broker() -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for extra, reason in (
+        (["--device", "dev-a"], "drop --device"),
+        ([], "cannot connect to MQTT broker"),
+    ):
+        result = subprocess.run(
+            [*EDGE_AGENT, "watch", "--fleet", "--once", "--port", port, *extra],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert reason in result.stderr
