@@ -180,7 +180,8 @@ class FleetTable:
                     return  # a reply alone does not make a device
                 entry = self._devices[(site, device)] = _Device(site, device)
             self._dirty = True
-            if not message.retain:
+            will = kind == "status" and body is not None and body.get("state") == "offline"
+            if not message.retain and not will:  # the broker sends the will, not the device
                 entry.last_seen_s = now_s
             if kind == "status" and body is not None:
                 self._on_status(entry, body, message.retain, now_s)

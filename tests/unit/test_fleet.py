@@ -93,6 +93,7 @@ def test_offline_since_is_when_the_will_came_or_unknown_when_it_was_retained(
     clock.now_s += 30
     feed(table, status("pi-001", "offline", retain=False))
     assert (row(table, "pi-001").state, row(table, "pi-001").since_s) == ("offline", T0 + 30)
+    assert row(table, "pi-001").last_seen_s is None  # the broker sent the will, not the device
     assert (row(table, "pi-002").state, row(table, "pi-002").since_s) == ("offline", None)
     # The same retained will again (a reconnect of the view) does not move "since".
     clock.now_s += 30
