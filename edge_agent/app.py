@@ -377,12 +377,13 @@ class Agent(CameraCommands):
             publisher=self.publisher.stats(),
             cameras=cameras,
             disk_free_bytes=disk_free_bytes(self.config.outbox.path),
+            condition=self.condition(now_s).value,
         )
 
-    def publish_stats(self) -> bool:
+    def publish_stats(self, *, new_interval: bool = True) -> bool:
         return self.publisher.publish_volatile(
             self.topics.stats,
-            encode_stats(self.stats_body()),
+            encode_stats(self.stats_body(new_interval=new_interval)),
             content_type="application/json",
             expiry_s=stats_expiry_s(self.config.stats_interval_s),
             user_properties=(("schema", STATS_SCHEMA),),
@@ -432,6 +433,16 @@ class Agent(CameraCommands):
 
     def reload_config(self) -> dict[str, object]:
         return self.reload().reply_body()
+
+    def announce(self) -> dict[str, object]:
+        """Sparkplug's rebirth: the retained ``online`` status again, then stats now (camera
+        figures since the last stats; the periodic window is not shortened). Analyzer
+        states are not sent again: they are retained on the broker already, and a new copy
+        would take a new ``seq`` and read as a change."""
+        announced = ["status"] if self.publisher.announce() else []
+        if self.publish_stats(new_interval=False):
+            announced.append("stats")
+        return {"ok": True, "boot": self.boot_id, "announced": announced}
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -24,6 +24,9 @@ Commands:
 - ``reload`` ``{}`` → the device reads its config file again, checks it and applies it
   (``{"ok": true, "config": …, "changed": […]}``), or keeps the running one and says why
   (docs/service.md, Reload). The file is the device's own: a command cannot name another.
+- ``announce`` ``{}`` → the device publishes its birth (the retained ``online`` status) and
+  its stats again now (Sparkplug's rebirth), so a fleet view started after it sees it at
+  once: ``{"ok": true, "boot": …, "announced": ["status", "stats"]}``.
 
 Hostile input is refused before it costs anything: a payload over ``MAX_PAYLOAD_BYTES`` or
 nested deeper than ``MAX_JSON_DEPTH`` is not parsed, and whatever a reply or a log line
@@ -199,6 +202,10 @@ class CommandTarget(Protocol):
         ``{"ok": False, "error": why}`` when refused (the running config is kept)."""
         ...
 
+    def announce(self) -> Mapping[str, object]:
+        """Publish the birth and the stats again now: ``{"ok": True, "announced": [...]}``."""
+        ...
+
 
 COMMANDS: tuple[str, ...] = (
     "ping",
@@ -207,6 +214,7 @@ COMMANDS: tuple[str, ...] = (
     "preview",
     "reference",
     "reload",
+    "announce",
     "clips",
     "clip_hold",
     "clip_release",
@@ -291,6 +299,9 @@ class CommandHandler:
             if name == "reload":
                 EmptyCommand.model_validate(data)
                 return Reply.json(self._target.reload_config())
+            if name == "announce":
+                EmptyCommand.model_validate(data)
+                return Reply.json(self._target.announce())
             if name.startswith("clip"):
                 return self._clip_command(name, data)
             preview = PreviewCommand.model_validate(data)

@@ -106,9 +106,11 @@ def build_stats(
     publisher: PublisherStats | None = None,
     disk_free_bytes: int | None = None,
     now_s: float | None = None,
+    condition: str | None = None,
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
-    """The stats body (a JSON-ready dict); ``extra`` keys are added at the top level."""
+    """The stats body (a JSON-ready dict); ``condition``: what the status LED shows (the
+    agent always says; a fleet view sorts by it); ``extra`` keys are added at the top level."""
     body: dict[str, object] = {
         "v": STATS_VERSION,
         "ts": round(time.time() if now_s is None else now_s, 3),
@@ -149,6 +151,8 @@ def build_stats(
             "broker": publisher.broker,
             "broker_moves": publisher.broker_moves,
         }
+    if condition is not None:
+        body["condition"] = condition
     if extra:
         for key, value in extra.items():
             body[key] = _clean(value)

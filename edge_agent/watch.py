@@ -130,7 +130,7 @@ def describe(topic: str, payload: bytes, content_type: str | None = None) -> str
     return f"{topic}: {json.dumps(body, separators=(',', ':'))[:200]}"
 
 
-def _gap_seqs(body: dict[str, object]) -> list[int]:
+def gap_seqs(body: dict[str, object]) -> list[int]:
     """Seq numbers a device's gaps notice reports as dropped (docs/delivery.md):
     ``{"gaps": [{"from": a, "to": b, ...}, ...]}``."""
     seqs: list[int] = []
@@ -168,7 +168,7 @@ class Watcher:
                 body = parsed if isinstance(parsed, dict) else None
             except (UnicodeDecodeError, json.JSONDecodeError):
                 body = None
-        seq = _seq(message, body)
+        seq = seq_of(message, body)
         notes: list[str] = []
         # Retained messages replay the last known value on subscribe: not part of the sequence.
         if seq is not None and not message.retain:
@@ -182,7 +182,7 @@ class Watcher:
             if newly_missing:
                 notes.append(f"missing seq {_ranges(newly_missing)} (late or lost)")
         if len(levels) > 3 and levels[3] == "gaps" and body is not None:
-            lost = self.ledgers.setdefault(device, SeqLedger()).lost(_gap_seqs(body))
+            lost = self.ledgers.setdefault(device, SeqLedger()).lost(gap_seqs(body))
             if lost:
                 notes.append(f"device reports seq {_ranges(lost)} dropped: lost")
         if self._as_json:
@@ -200,7 +200,9 @@ class Watcher:
         self._emit(describe(message.topic, message.payload, message.content_type))
 
 
-def _seq(message: ReceivedMessage, body: dict[str, object] | None) -> int | None:
+def seq_of(message: ReceivedMessage, body: dict[str, object] | None) -> int | None:
+    """A stored message's ``seq``: in its JSON payload, else its MQTT 5 user property
+    (thumbnails); None for messages without one (status, stats, replies)."""
     value: object = body.get("seq") if body is not None else None
     if value is None:
         value = message.user_property("seq")

@@ -66,6 +66,7 @@ REPLY_SCHEMAS = (
     "reply-preview",
     "reply-reference",
     "reply-reload",
+    "reply-announce",
     "reply-clips",
     "reply-clip",
     "reply-error",
@@ -486,6 +487,7 @@ def stats_mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
     yield "connected not boolean", changed(("publisher", "connected"), 1)
     yield "camera source missing", changed(("cameras", camera, "source"), KeyError)
     yield "motion ratio above 1", changed(("cameras", camera, "motion_ratio"), 1.5)
+    yield "unknown condition", changed(("condition",), "fine")
     yield "fps NaN as a string", changed(("cameras", camera, "fps"), "NaN")
     yield "camera id with a slash", changed(("cameras", "a/b"), body["cameras"][camera])
 
@@ -525,6 +527,7 @@ MESSAGE_SCHEMAS = {
     "replyPreview": "reply-preview",
     "replyReference": "reply-reference",
     "replyReload": "reply-reload",
+    "replyAnnounce": "reply-announce",
     "replyClips": "reply-clips",
     "replyClipHold": "reply-clip",
     "replyClipRelease": "reply-clip",

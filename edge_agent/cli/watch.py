@@ -1,4 +1,5 @@
-"""``edge-agent watch``: follow a site's events as the command centre sees them."""
+"""``edge-agent watch``: follow a site's events as the command centre sees them; with
+``--fleet``, one line per device, the ones in trouble first (edge_agent/cli/fleet_view.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.cli.common import EXIT_OK, error
+from edge_agent.cli.fleet_view import add_fleet_arguments, run_fleet
+
+if TYPE_CHECKING:
+    from edge_agent.mqtt import ReceivedMessage, Subscriber
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,15 +37,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     watch.add_argument("--cert-file", type=Path, default=None)
     watch.add_argument("--key-file", type=Path, default=None)
     watch.add_argument("--connect-timeout-s", type=float, default=10.0)
+    add_fleet_arguments(watch)
     watch.set_defaults(handler=cmd_watch)
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
+def start_subscriber(
+    args: argparse.Namespace, topics: list[str], on_message: Callable[[ReceivedMessage], None]
+) -> Subscriber | str:
+    """The consumer the options describe, connected and subscribed; or why it is not
+    (TLS files missing, unreadable or too open; the broker unreachable or refusing)."""
     from edge_agent.mqtt import MqttSettings, Subscriber, SubscriberError
-    from edge_agent.watch import Watcher, topic_filter
 
-    watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
-    topic = topic_filter(args.prefix, args.site, args.device)
     try:
         settings = MqttSettings.consumer(
             args.host,
@@ -51,18 +60,37 @@ def cmd_watch(args: argparse.Namespace) -> int:
             tls_cert_file=args.cert_file,
             tls_key_file=args.key_file,
         )
-        subscriber = Subscriber(settings, [topic], watcher.on_message)
-    except ValueError as problem:  # TLS files: missing, unreadable, too open
-        return error(str(problem))
+        subscriber = Subscriber(settings, topics, on_message)
+    except ValueError as problem:
+        return str(problem)
     try:
         subscriber.start(timeout_s=args.connect_timeout_s)
     except SubscriberError as problem:
-        return error(str(problem))
-    print(f"watching {topic} on {args.host}:{args.port}", file=sys.stderr, flush=True)
+        return str(problem)
+    return subscriber
+
+
+def stop_on_signals() -> threading.Event:
+    """An event SIGTERM and SIGINT set (when called on the main thread)."""
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _s, _f: stop.set())
+    return stop
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from edge_agent.watch import Watcher, topic_filter
+
+    if args.fleet:
+        return run_fleet(args, start_subscriber, stop_on_signals())
+    watcher = Watcher(lambda line: print(line, flush=True), as_json=args.json)
+    topic = topic_filter(args.prefix, args.site, args.device)
+    subscriber = start_subscriber(args, [topic], watcher.on_message)
+    if isinstance(subscriber, str):
+        return error(subscriber)
+    print(f"watching {topic} on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    stop = stop_on_signals()
     try:
         stop.wait(args.seconds)
     finally:

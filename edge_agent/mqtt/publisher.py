@@ -168,6 +168,7 @@ class Publisher:
             self._client.on_message = self._on_command
             self._client.on_subscribe = self._on_command_subscribed
 
+        self._online_payload: bytes | None = None  # this connection's birth (announce)
         self._link = LinkState()
         self._drain = Drain(
             outbox,
@@ -272,6 +273,23 @@ class Publisher:
                 self._link.volatile_dropped += 1
         return sent
 
+    def announce(self) -> bool:
+        """Publish this connection's ``online`` status again (Sparkplug's rebirth), byte
+        for byte: the same ``ts``, so it does not read as a reconnect. Retained, QoS 1;
+        False when not connected. Safe from any thread."""
+        with self._link.lock:
+            payload = self._online_payload if self._link.connected else None
+        if payload is None:
+            return False
+        info = self._client.publish(
+            self.topics.status,
+            payload,
+            qos=1,
+            retain=True,
+            properties=self._properties("application/json"),
+        )
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def reload_tls(self) -> None:
         """Reconnect with the certificate now in the TLS files (renewal, no restart)."""
         reload_tls(self._client, self.settings)
@@ -367,9 +385,10 @@ class Publisher:
             return
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
         maximum_packet = getattr(properties, "MaximumPacketSize", None) if properties else None
+        self._online_payload = self._status_payload("online")
         birth = client.publish(
             self.topics.status,
-            self._status_payload("online"),
+            self._online_payload,
             qos=1,
             retain=True,
             properties=self._properties("application/json"),

@@ -19,11 +19,14 @@ from edge_agent.mqtt.client import (
     ClientFactory,
     ConnectFlags,
     DisconnectFlags,
+    MQTTErrorCode,
     MQTTMessage,
+    PacketTypes,
     Properties,
     ReasonCode,
     connect_properties,
     new_client,
+    new_properties,
 )
 from edge_agent.mqtt.settings import MqttSettings
 
@@ -141,6 +144,34 @@ class Subscriber:
                 failure
                 or f"no SUBACK from {self.host}:{self.port} within {timeout_s} s for {self.topics}"
             )
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        response_topic: str | None = None,
+        correlation: bytes | None = None,
+        expiry_s: int | None = None,
+    ) -> bool:
+        """Send one QoS 1 message, never retained: a command, with its MQTT 5 response
+        topic, correlation data and message expiry (ignored with 3.1.1). False when paho
+        refused it (not connected, a bad topic)."""
+        properties: Properties | None = None
+        if self.settings.protocol == "5":
+            properties = new_properties(PacketTypes.PUBLISH)
+            if response_topic is not None:
+                properties.ResponseTopic = response_topic
+            if correlation is not None:
+                properties.CorrelationData = correlation
+            if expiry_s is not None:
+                properties.MessageExpiryInterval = expiry_s
+        try:
+            info = self._client.publish(topic, payload, qos=1, retain=False, properties=properties)
+        except ValueError as error:
+            _log.warning("publish on %r refused: %s", topic, error)
+            return False
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def stop(self) -> None:
         self._client.disconnect()

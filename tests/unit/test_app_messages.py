@@ -63,6 +63,7 @@ class AgentStandIn:
     set_references = Agent.set_references
     camera_ids = Agent.camera_ids
     publish_stats = Agent.publish_stats
+    announce = Agent.announce
     _worker = Agent._worker
     _on_command = Agent._on_command
 
@@ -111,7 +112,12 @@ class AgentStandIn:
     def stats_body(self, **_options: object) -> dict[str, object]:
         outbox, publisher, cameras = stats_inputs()
         return build_stats(
-            boot_id=self.boot_id, uptime_s=12.3, outbox=outbox, publisher=publisher, cameras=cameras
+            boot_id=self.boot_id,
+            uptime_s=12.3,
+            outbox=outbox,
+            publisher=publisher,
+            cameras=cameras,
+            condition=self.condition(0.0).value,
         )
 
 
@@ -179,6 +185,7 @@ REPLY_TO = f"{ROOT}/reply/centre-7"
         ("reference", {"camera": "cam1", "analyzers": ["garbage"]}, "reply-error"),
         ("reload", {}, "reply-reload"),
         ("reload", {"path": "/tmp/other.yaml"}, "reply-error"),  # never another file
+        ("announce", {"camera": "cam1"}, "reply-error"),
         ("snapshot", {"camera": "cam2"}, "reply-error"),
         ("snapshot", {"camera": "cam1", "colour": "red"}, "reply-error"),
         ("ping", [1, 2], "reply-error"),
@@ -248,6 +255,30 @@ def test_stats_and_previews_are_volatile_with_expiry(
     assert publisher.stats().volatile_dropped == 1
 
 
+def announce(device: Device) -> list[Sent]:
+    """Send ``announce``; what the device published, up to its reply."""
+    before = len(device.fake.sent)
+    send(device, command("announce", ResponseTopic=REPLY_TO))
+    wait_until(lambda: device.fake.sent[-1].topic == REPLY_TO, TIMEOUT_S, "the reply")
+    return device.fake.sent[before:]
+
+
+def test_announce_publishes_the_birth_again_and_stats_then_replies(device: Device) -> None:
+    publisher, fake, _, _ = device
+    (birth,) = fake.published_on(TOPICS.status)
+    status_again, stats, reply = announce(device)
+    # The same bytes as at connect (same ts: not a reconnect), retained, QoS 1.
+    assert (status_again.topic, status_again.payload) == (TOPICS.status, birth.payload)
+    assert (status_again.qos, status_again.retain) == (1, True)
+    assert (stats.topic, stats.qos) == (TOPICS.stats, 0)
+    validator("stats").validate(stats.json())
+    validator("reply-announce").validate(reply.json())
+    assert reply.json() == {"ok": True, "boot": BOOT, "announced": ["status", "stats"]}
+    fake.drop_connection()
+    wait_until(lambda: not publisher.connected, TIMEOUT_S, "the link lost")
+    assert not publisher.announce()
+
+
 def test_wrong_replies_fail(device: Device) -> None:
     bodies = {
         "reply-ping": send(device, command("ping"))[0].json(),
@@ -255,6 +286,7 @@ def test_wrong_replies_fail(device: Device) -> None:
         "reply-preview": send(device, command("preview", {"camera": "cam1"}))[0].json(),
         "reply-reference": send(device, command("reference", {"camera": "cam1"}))[0].json(),
         "reply-reload": send(device, command("reload"))[0].json(),
+        "reply-announce": announce(device)[-1].json(),
         "reply-error": send(device, command("preview", {}))[0].json(),
     }
     assert "camera" in bodies["reply-error"]["error"]  # names the missing key
@@ -292,7 +324,11 @@ def test_asyncapi_command_examples_are_carried_out(tmp_path: Path) -> None:
         events=(),
     )
     clips = ClipCommands(store, rate_bytes_per_s=1 << 20, chunk_max_bytes=1 << 20)
-    handler = CommandHandler(AgentStandIn(), clips=clips)
+    target = AgentStandIn()
+    target.publisher = SimpleNamespace(  # type: ignore[assignment]
+        announce=lambda: True, publish_volatile=lambda *_a, **_k: True
+    )
+    handler = CommandHandler(target, clips=clips)
     for name, message in document["channels"]["commands"]["messages"].items():
         resolved = document["components"]["messages"][message["$ref"].rsplit("/", 1)[1]]
         assert resolved["examples"], name

@@ -117,6 +117,7 @@ def test_stats_from_the_real_builder_validate(tmp_path: Path) -> None:
         publisher=publisher_stats,
         cameras=cameras,
         disk_free_bytes=-1,
+        condition="ok",
     )
     wire = json.loads(encode_stats(body))
     validator("stats").validate(wire)
@@ -132,6 +133,7 @@ def test_stats_from_the_real_builder_validate(tmp_path: Path) -> None:
             publisher=publisher.stats(),
             cameras={"cam1": cameras["cam1"]},
             disk_free_bytes=123456789,
+            condition="camera_fault",
         )
         wire = json.loads(encode_stats(body))
         validator("stats").validate(wire)
@@ -164,6 +166,7 @@ def test_wrong_gap_notices_and_stats_fail(tmp_path: Path) -> None:
                 publisher=publisher_stats,
                 cameras=cameras,
                 disk_free_bytes=10,
+                condition="starting",
             )
         )
     )
