@@ -224,9 +224,30 @@ class TlsConfig(StrictModel):
         return self
 
 
+class BrokerConfig(StrictModel):
+    """One broker of ``mqtt.brokers`` (TLS, credentials and client id are the link's)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+
+
+class FailoverConfig(StrictModel):
+    """When the device leaves a broker of ``mqtt.brokers`` that does not answer, and
+    whether it goes back to the first (docs/high-availability.md)."""
+
+    after_attempts: int = Field(3, ge=1, le=100)  # failed attempts on one broker, then the next
+    after_s: float = Field(30.0, gt=0)  # ... or this long since its first failure
+    prefer_first: bool = True  # return to the first broker once it answers again
+    probe_interval_s: float = Field(30.0, gt=0)  # how often the first is probed meanwhile
+    probes_to_return: int = Field(2, ge=1, le=100)  # answers in a row before returning
+
+
 class MqttConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
+    # Several brokers, tried in order (instead of host/port): docs/high-availability.md
+    brokers: list[BrokerConfig] | None = Field(None, min_length=1)
+    failover: FailoverConfig = Field(default_factory=FailoverConfig)
     client_id: str | None = None  # default: "{site_id}-{device_id}", unique per device
     topic_prefix: str = Field("city", pattern=r"^[^#+]*[^/#+]$")
     protocol: Literal["5", "3.1.1"] = "5"
@@ -243,6 +264,28 @@ class MqttConfig(StrictModel):
     @classmethod
     def _protocol_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, (int, float)) else value
+
+    @model_validator(mode="after")
+    def _one_way_to_name_brokers(self) -> MqttConfig:
+        if self.brokers is None:
+            return self
+        if {"host", "port"} & self.model_fields_set:
+            raise ValueError("give either host/port (one broker) or brokers (a list), not both")
+        repeated = _repeated([f"{b.host}:{b.port}" for b in self.brokers])
+        if repeated:
+            raise ValueError(f"brokers: listed twice: {', '.join(repeated)}")
+        return self
+
+    def broker_list(self) -> list[tuple[str, int]]:
+        """(host, port) of every broker, in the order they are tried."""
+        if self.brokers is None:
+            return [(self.host, self.port)]
+        return [(b.host, b.port) for b in self.brokers]
+
+
+def brokers_text(mqtt: MqttConfig) -> str:
+    """``host:port``, or the list in the order it is tried: ``a:8883, then b:8883``."""
+    return ", then ".join(f"{host}:{port}" for host, port in mqtt.broker_list())
 
 
 class OutboxTtlConfig(StrictModel):

@@ -148,6 +148,8 @@ def build_stats(
             "session_present": publisher.session_present,
             "volatile_dropped": publisher.volatile_dropped,
             "last_error": publisher.last_error,
+            "broker": publisher.broker,
+            "broker_moves": publisher.broker_moves,
         }
     if condition is not None:
         body["condition"] = condition

@@ -2,8 +2,9 @@
 # Installs what edge_agent needs on Debian/Ubuntu/Raspberry Pi OS, idempotently:
 # system packages (mosquitto, python3-venv) where missing, a virtualenv in .venv, and the
 # agent, the simulator and the development tools inside it. With --tests (scripts/test.sh)
-# also what only the test suite needs: Chromium and its driver (the page's browser tests)
-# and the AsyncAPI parser (Node.js). Safe to run again; only does what is missing.
+# also what only the test suite needs: Chromium and its driver (the page's browser tests),
+# RabbitMQ (the second MQTT broker of the delivery tests) and the AsyncAPI parser (Node.js).
+# Safe to run again; only does what is missing.
 # Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +23,16 @@ apt_missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || apt_missing+=(python3-venv)
 # The technician page's browser tests (tests/e2e/test_web_page.py) drive a headless Chromium.
+# RabbitMQ's MQTT plugin is the second broker implementation the delivery tests run against
+# (tests/rabbitmq_broker.py starts a node of its own on free loopback ports).
+new_rabbitmq=""
 if [ -n "$for_tests" ]; then
   command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
+  if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    apt_missing+=(rabbitmq-server)
+    new_rabbitmq=1
+  fi
 fi
 if is_raspberry_pi; then
   python3 -c "import picamera2" >/dev/null 2>&1 || apt_missing+=(python3-picamera2)
@@ -35,6 +43,11 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+if [ -n "$new_rabbitmq" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  # Installed only for the tests, which start their own node: the packaged service
+  # (ports 5672, 25672, 4369) is not needed.
+  $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
 fi
 
 if [ ! -x .venv/bin/python ]; then

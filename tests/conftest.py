@@ -1,5 +1,6 @@
-"""Shared fixtures: a real mosquitto on a free loopback port (never 1883), and the
-child processes a test starts."""
+"""Shared fixtures: a real mosquitto on a free loopback port (never 1883), a real
+RabbitMQ with its MQTT plugin (the second broker implementation), and the child
+processes a test starts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from rabbitmq_broker import RabbitMQBroker
 from realdata import skip_or_fail
 
 from edge_agent.broker import BrokerNotAvailable, LocalBroker
@@ -25,6 +27,18 @@ def _new_broker() -> LocalBroker:
 def broker() -> Iterator[LocalBroker]:
     """One mosquitto for the whole session. Tests must not stop or restart it."""
     with _new_broker() as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQBroker]:
+    """One RabbitMQ (MQTT 3.1.1) for the whole session: Erlang takes ~12 s to boot.
+    Missing where CI is set: a failure, as for mosquitto. Tests must not stop it."""
+    try:
+        local = RabbitMQBroker()
+    except BrokerNotAvailable as error:
+        skip_or_fail(f"RabbitMQ is missing: {error}")
+    with local:
         yield local
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_OK, load_checked_config
+from edge_agent.config import brokers_text
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +28,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(
         f"{path}: OK — site {config.site_id}, device {config.device_id}, "
         f"{len(config.cameras)} camera(s), model {config.detector.model}, "
-        f"broker {config.mqtt.host}:{config.mqtt.port}, topics under {config.topic_root}/"
+        f"broker {brokers_text(config.mqtt)}, topics under {config.topic_root}/"
         + (
             " (offline: TLS files, outbox directory and file mode not checked)"
             if args.offline

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Protocol
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.mqtt.backoff import FullJitterBackoff, Uniform
+from edge_agent.mqtt.failover import BrokerChooser
 from edge_agent.mqtt.settings import MqttSettings
 from edge_agent.mqtt.settings import Protocol as MqttProtocol
 from edge_agent.mqtt.wire import properties_block
@@ -58,31 +59,49 @@ RECONNECT_AFTER_RELOAD_S = 1.0  # seen: 0-200 ms let the broker publish our will
 
 
 class JitteredClient(paho.Client):
-    """paho's client, its automatic reconnects spaced by :class:`FullJitterBackoff`.
+    """paho's client, its automatic reconnects spaced by :class:`FullJitterBackoff` and
+    sent to the broker :class:`BrokerChooser` picks from the list (failover).
 
     paho's network thread (``loop_start``) calls ``_reconnect_wait`` before every
     reconnect attempt, and waits there for a delay that doubles without jitter. Here the
     delay is drawn from ``backoff`` and handed to paho (``reconnect_delay_set``) just
     before paho's own wait runs, so its early exit on ``disconnect()``/``loop_stop()`` is
-    kept. paho clears its delay when a CONNACK succeeds: the next wait then starts again
-    at attempt 0. tests/unit/mqtt/test_backoff.py fails if paho drops that hook.
+    kept; after the wait the host and port are set to the chosen broker's (paho dials
+    ``self.host`` in ``reconnect``). paho clears its delay when a CONNACK succeeds: that
+    is how a lost connection that had worked is told from a failed attempt.
+    tests/unit/mqtt/test_backoff.py fails if paho drops that hook.
     """
 
     backoff: FullJitterBackoff
+    brokers: BrokerChooser
     # At least this long before the next reconnect, once (set after our own DISCONNECT):
     # the broker must have closed the old connection before the same client id comes
     # back, or it takes the session over and publishes the old connection's Last Will.
     hold_off_s: float = 0.0
 
+    def connect_async(self, host: str, port: int = 1883, *args: Any, **kwargs: Any) -> None:
+        super().connect_async(host, port, *args, **kwargs)
+        # Not None: a first attempt that fails is a failure, not "a connection that worked".
+        self._reconnect_delay = 0
+
     def _reconnect_wait(self) -> None:
-        if self._reconnect_delay is None:  # never waited, or connected since the last wait
+        worked = self._reconnect_delay is None  # paho cleared it: a CONNACK accepted us
+        attempt = self.brokers.next_attempt(connection_worked=worked)
+        if worked or attempt.restart_backoff:
             self.backoff.reset()
-        delay_s = max(self.backoff.next_delay_s(), self.hold_off_s)
+        # A planned move (failback) goes at once: the broker we left is not coming back.
+        delay_s = 0.0 if attempt.immediate else max(self.backoff.next_delay_s(), self.hold_off_s)
         self.hold_off_s = 0.0
         # Fractions of a second are fine: paho's wait loop sleeps min(remaining, 1) s.
         self.reconnect_delay_set(min_delay=delay_s, max_delay=delay_s)  # type: ignore[arg-type]
-        _log.debug("reconnecting in %.2f s (attempt %d)", delay_s, self.backoff.attempt)
+        broker = self.brokers.brokers[attempt.index]
+        if attempt.moved:
+            _log.warning("MQTT: trying the next broker of the list, %s, in %.2f s", broker, delay_s)
+        else:
+            _log.debug("reconnecting in %.2f s (attempt %d)", delay_s, self.backoff.attempt)
         super()._reconnect_wait()
+        # Not the host/port setters: they refuse while paho's state is "connection lost".
+        self._host, self._port = broker.host, broker.port
 
 
 class ClientFactory(Protocol):
@@ -139,6 +158,7 @@ def new_client(
     client.backoff = FullJitterBackoff(
         s.reconnect_min_delay_s, s.reconnect_max_delay_s, uniform=uniform
     )
+    client.brokers = BrokerChooser(s.broker_list, s.failover)
     return client
 
 

@@ -13,6 +13,7 @@ device may not or cannot publish to is never used.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -20,9 +21,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.encode import Topics
-from edge_agent.remote import MAX_ECHO_CHARS, Reply, shown
+from edge_agent.remote import (
+    MAX_ECHO_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_PAYLOAD_BYTES,
+    Reply,
+    nests_deeper_than,
+    shown,
+)
 
-__all__ = ["CommandCallback", "CommandQueue", "InboundCommand", "reply_route"]
+__all__ = [
+    "RESPONSE_TOPIC_KEY",
+    "CommandCallback",
+    "CommandQueue",
+    "InboundCommand",
+    "reply_route",
+    "response_topic_in_payload",
+]
 
 _log = logging.getLogger("edge_agent.mqtt")
 
@@ -62,6 +77,29 @@ def reply_route(topics: Topics, name: str, requested: object) -> tuple[str, str 
             "publish to (it holds a wildcard + or # or a NUL); the command was not run"
         )
     return requested, None
+
+
+RESPONSE_TOPIC_KEY = "response_topic"
+"""MQTT 3.1.1 has no Response Topic property: the request's JSON object may carry it."""
+
+
+def response_topic_in_payload(payload: bytes) -> tuple[bytes, object]:
+    """MQTT 3.1.1: the payload without its ``response_topic`` key, and that key's value
+    (None when absent). A payload that is not a small JSON object is returned as it is:
+    the command handler refuses it with its own reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES or b'"' + RESPONSE_TOPIC_KEY.encode() not in payload:
+        return payload, None
+    try:
+        text = payload.decode(json.detect_encoding(payload))
+        if nests_deeper_than(text, MAX_JSON_DEPTH):
+            return payload, None
+        body = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return payload, None
+    if not isinstance(body, dict) or RESPONSE_TOPIC_KEY not in body:
+        return payload, None
+    requested = body.pop(RESPONSE_TOPIC_KEY)
+    return json.dumps(body, separators=(",", ":")).encode(), requested
 
 
 class CommandQueue:

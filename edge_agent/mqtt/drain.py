@@ -55,6 +55,7 @@ class LinkState:
     acks: deque[tuple[int, ReasonCode]] = field(default_factory=deque)
     connected: bool = False
     ready: bool = False  # connected and our birth acknowledged: safe to publish rows
+    hold: bool = False  # no new rows: a planned move to another broker (mqtt/failback.py)
     birth_mid: int | None = None
     ever_connected: bool = False
     reconnects: int = 0
@@ -188,7 +189,7 @@ class Drain:
             self._flush()
             self._guard(self._outbox.expire, "expire")
         with self._link.lock:
-            ready = self._link.ready
+            ready = self._link.ready and not self._link.hold
             lost_links = self._link.lost_links
         if lost_links != self._lost_links_seen:
             self._lost_links_seen = lost_links

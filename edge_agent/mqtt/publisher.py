@@ -55,6 +55,7 @@ from edge_agent.mqtt.client import (
     ClientFactory,
     ConnectFlags,
     DisconnectFlags,
+    JitteredClient,
     MQTTErrorCode,
     MQTTMessage,
     PackedProperties,
@@ -71,8 +72,10 @@ from edge_agent.mqtt.command_queue import (
     CommandQueue,
     InboundCommand,
     reply_route,
+    response_topic_in_payload,
 )
 from edge_agent.mqtt.drain import Drain, LinkState
+from edge_agent.mqtt.failback import Failback, probe_broker_port
 from edge_agent.mqtt.settings import DrainSettings, MqttSettings
 from edge_agent.mqtt.wire import plain_properties_body
 from edge_agent.outbox import Outbox
@@ -103,6 +106,8 @@ class PublisherStats:
     volatile_dropped: int = 0  # not connected (never buffered) or refused by paho
     broker_receive_maximum: int | None = None
     broker_maximum_packet_bytes: int | None = None
+    broker: str = ""  # host:port of the broker in use (or being tried)
+    broker_moves: int = 0  # switches between the brokers of the list (failover, failback)
 
 
 class Publisher:
@@ -176,6 +181,19 @@ class Publisher:
             v5=self._v5,
             clock=clock,
         )
+        self._failback: Failback | None = None
+        self._chooser = self._client.brokers if isinstance(self._client, JitteredClient) else None
+        chooser = self._chooser
+        if chooser is not None and len(chooser.brokers) > 1 and chooser.settings.prefer_first:
+            self._failback = Failback(
+                chooser,
+                self._link,
+                inflight=self._drain.inflight_count,
+                leave=self._leave_broker,
+                probe=lambda broker: probe_broker_port(
+                    broker, self._client._ssl_context, min(5.0, chooser.settings.probe_interval_s)
+                ),
+            )
         self._started = False
 
     # -- public API -------------------------------------------------------------
@@ -196,6 +214,8 @@ class Publisher:
         )
         self._client.loop_start()
         self._drain.start()
+        if self._failback is not None:
+            self._failback.start()
 
     def wake(self) -> None:
         """Tell the drain thread there is something new in the outbox. Never blocks."""
@@ -296,6 +316,8 @@ class Publisher:
                 volatile_dropped=self._link.volatile_dropped,
                 broker_receive_maximum=self._link.receive_maximum,
                 broker_maximum_packet_bytes=self._link.maximum_packet_bytes,
+                broker="{}:{}".format(*self._where()),
+                broker_moves=self._chooser.moves if self._chooser is not None else 0,
             )
 
     def stop(self, timeout_s: float = 5.0) -> tuple[str, ...]:
@@ -311,10 +333,14 @@ class Publisher:
         deadline = time.monotonic() + timeout_s
         # Keep a slice of the budget for the "stopped" status and the disconnect.
         stop_deadline = deadline - min(1.0, timeout_s / 4.0)
+        alive = []
+        if self._failback is not None and not self._failback.stop(timeout_s / 4.0):
+            alive.append(self._failback.thread.name)
         self._drain.request_stop(stop_deadline)
         drain_thread = self._drain.thread
         drain_thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        alive = [drain_thread.name] if drain_thread.is_alive() else []
+        if drain_thread.is_alive():
+            alive.append(drain_thread.name)
         if self._commands is not None and not self._commands.stop(
             max(0.0, stop_deadline - time.monotonic())
         ):
@@ -373,6 +399,7 @@ class Publisher:
             self._link.ever_connected = True
             self._link.connected = True
             self._link.ready = False
+            self._link.hold = False  # a planned move (failback) ends here
             self._link.birth_mid = birth.mid
             self._link.session_present = bool(flags.session_present)
             self._link.receive_maximum = int(receive_maximum) if receive_maximum else None
@@ -419,7 +446,8 @@ class Publisher:
     def _on_command(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
         """A command on ``{root}/cmd/{name}``: queue it for the ``mqtt-commands`` thread.
 
-        The reply goes to the MQTT 5 response topic when it lies under
+        The reply goes to the MQTT 5 response topic (with 3.1.1: the request's
+        ``response_topic`` key, taken out before the command sees it) when it lies under
         ``{root}/reply/`` (the only place the broker's ACL lets a device write
         replies), otherwise to ``{root}/reply/{name}``, with the correlation data
         echoed. Replies are QoS 1, never retained, and expire after a minute. A command
@@ -429,12 +457,15 @@ class Publisher:
         name = self.topics.command_name(msg.topic)
         if self._commands is None or name is None:
             return
+        payload = bytes(msg.payload)
         requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
         correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        if not self._v5:  # no properties: the response topic may be in the JSON object
+            payload, requested = response_topic_in_payload(payload)
         reply_topic, refusal = reply_route(self.topics, name, requested)
         command = InboundCommand(
             name=name,
-            payload=bytes(msg.payload),
+            payload=payload,
             retained=bool(msg.retain),
             reply_topic=reply_topic,
             correlation=bytes(correlation) if correlation else None,
@@ -478,14 +509,16 @@ class Publisher:
     ) -> None:
         with self._link.lock:
             was_connected = self._link.connected
-            if self._link.ready and reason_code.value not in _DELIBERATE_DISCONNECTS:
+            planned = self._link.hold  # our own DISCONNECT, moving to another broker
+            failed = reason_code.value != 0 and not planned
+            if self._link.ready and failed and reason_code.value not in _DELIBERATE_DISCONNECTS:
                 self._link.lost_links += 1
             self._link.connected = False
             self._link.ready = False
             self._link.birth_mid = None
-            if reason_code.value != 0:
+            if failed:
                 self._link.last_error = f"disconnected: {reason_code}"
-        if was_connected and reason_code.value != 0:
+        if was_connected and failed:
             _log.warning("lost MQTT broker %s:%s: %s", *self._where(), reason_code)
         self._link.wake.set()
 
@@ -516,7 +549,31 @@ class Publisher:
     # -- helpers ------------------------------------------------------------------
 
     def _where(self) -> tuple[str, int]:
+        if self._chooser is not None:
+            broker = self._chooser.broker
+            return broker.host, broker.port
         return self.settings.host, self.settings.port
+
+    def _leave_broker(self) -> bool:
+        """A planned move (failback thread): ``offline`` on the broker we leave, acknowledged,
+        then a normal DISCONNECT (no will); paho dials the next broker at once."""
+        info = self._client.publish(
+            self.topics.status,
+            self._status_payload("offline"),
+            qos=1,
+            retain=True,
+            properties=self._properties("application/json"),
+        )
+        try:
+            info.wait_for_publish(timeout=5.0)
+        except (RuntimeError, ValueError) as error:
+            _log.warning("could not say 'offline' before leaving %s:%s: %s", *self._where(), error)
+            return False
+        if not info.is_published():
+            return False
+        # Not client.disconnect(): that would stop paho's reconnect loop for good.
+        self._client._send_disconnect()
+        return True
 
     def _status_payload(self, state: str, *, with_time: bool = True) -> bytes:
         return encode_status(state, self._birth_payload, ts=self._clock() if with_time else None)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from edge_agent.mqtt.failover import Broker, FailoverSettings
+
 if TYPE_CHECKING:
     from edge_agent.config import AgentConfig, OutboxConfig
 
@@ -41,6 +43,14 @@ class MqttSettings:
     reconnect_max_delay_s: float = 60.0
     session_expiry_s: int = 3600  # 0: a clean session on every connect
     tls: bool = False  # TLS even without files of our own (the system's CAs verify the broker)
+    # More than one broker: host/port are the first; the link fails over along the list.
+    brokers: tuple[Broker, ...] = ()
+    failover: FailoverSettings = field(default_factory=FailoverSettings)
+
+    @property
+    def broker_list(self) -> tuple[Broker, ...]:
+        """Every broker in the order they are tried (just host:port when none are listed)."""
+        return self.brokers or (Broker(self.host, self.port),)
 
     @property
     def uses_tls(self) -> bool:
@@ -57,9 +67,12 @@ class MqttSettings:
         reconnects with MQTT 5 (3.1.1 always starts clean, docs/delivery.md)."""
         mqtt = config.mqtt
         tls = mqtt.tls
+        brokers = tuple(Broker(host, port) for host, port in mqtt.broker_list())
         return cls(
-            host=mqtt.host,
-            port=mqtt.port,
+            host=brokers[0].host,
+            port=brokers[0].port,
+            brokers=brokers if len(brokers) > 1 else (),
+            failover=FailoverSettings(**mqtt.failover.model_dump()),
             client_id=config.client_id,
             protocol=mqtt.protocol,
             keepalive_s=mqtt.keepalive_s,

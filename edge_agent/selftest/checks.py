@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_agent.capture import CaptureError, EndOfStream, FrameSource, open_source
 from edge_agent.capture.live import first_frame_timeout_s
-from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.config import AgentConfig, CameraConfig, brokers_text
 from edge_agent.config_check import ConfigCheck
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.base import Detector
@@ -44,7 +44,7 @@ def check_config(path: Path, check: ConfigCheck) -> CheckResult:
             "PASS",
             f"{path} is valid: {config.site_id}/{config.device_id}, "
             f"{len(config.cameras)} camera(s), model {config.detector.model}, "
-            f"broker {config.mqtt.host}:{config.mqtt.port} ({tls})",
+            f"broker {brokers_text(config.mqtt)} ({tls})",
         )
     problems = list(check.problems) or ["the config cannot be used"]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.delivery import first_arrivals
 from fakes.lifecycle import event_step
 from helpers import wait_until
 from realdata import skip_or_fail
@@ -81,16 +82,6 @@ class Consumer:
                 for seq in range(gap["from"], gap["to"] + 1):
                     lost[seq] = (label, "")
         return lost
-
-
-def first_arrivals(seqs: list[int]) -> list[int]:
-    seen: set[int] = set()
-    out = []
-    for seq in seqs:
-        if seq not in seen:
-            seen.add(seq)
-            out.append(seq)
-    return out
 
 
 def duplicates(seqs: list[int]) -> set[int]:

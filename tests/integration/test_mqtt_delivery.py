@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fakes.delivery import events, first_arrivals
 from fakes.mqtt import Inbox
 from helpers import wait_until
 
@@ -32,34 +33,9 @@ from edge_agent.types import MessageClass, OutboundMessage
 TIMEOUT_S = 20.0
 
 
-def first_arrivals(seqs: list[int]) -> list[int]:
-    """Seqs in order of first arrival: at-least-once may repeat, it must not reorder."""
-    seen: set[int] = set()
-    order = []
-    for seq in seqs:
-        if seq not in seen:
-            seen.add(seq)
-            order.append(seq)
-    return order
-
-
 @pytest.fixture
 def root() -> str:
     return f"city/site{uuid.uuid4().hex[:8]}/dev1"
-
-
-def events(
-    root: str, start: int, count: int, cls: MessageClass = MessageClass.EVENT
-) -> list[OutboundMessage]:
-    return [
-        OutboundMessage(
-            topic=f"{root}/events/cam1",
-            message_class=cls,
-            json_body={"v": 1, "id": f"e{i}", "lifecycle": "new"},
-            user_properties=(("schema", "event"),),
-        )
-        for i in range(start, start + count)
-    ]
 
 
 def make_publisher(

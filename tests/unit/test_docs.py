@@ -21,6 +21,8 @@ CORE_MODELS: list[type[BaseModel]] = [
     config.TrackerConfig,
     config.EventsConfig,
     config.MqttConfig,
+    config.BrokerConfig,
+    config.FailoverConfig,
     config.TlsConfig,
     config.OutboxConfig,
     config.OutboxTtlConfig,

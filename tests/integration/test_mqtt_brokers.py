@@ -1,0 +1,180 @@
+"""The agent's delivery against each broker implementation: mosquitto (MQTT 5 and 3.1.1)
+and RabbitMQ's MQTT plugin (3.1.1). Events arrive in ``seq`` order; a reconnect sends
+nothing twice that the broker had acknowledged, and a cut mid-backlog loses nothing;
+commands make the round trip. (test_mqtt_delivery.py covers the rest against mosquitto.)"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+import pytest
+from fakes.delivery import events, first_arrivals
+from fakes.mqtt import Inbox
+from helpers import wait_until
+from hw_sim.netproxy import NetProxy
+
+from edge_agent.encode import Topics
+from edge_agent.mqtt import DrainSettings, MqttSettings, Protocol, Publisher, Subscriber
+from edge_agent.outbox import Outbox
+from edge_agent.remote import Reply
+
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    host: str
+    port: int
+    protocol: Protocol
+
+
+@pytest.fixture(
+    params=[("mosquitto", "5"), ("mosquitto", "3.1.1"), ("rabbitmq", "3.1.1")],
+    ids=lambda p: f"{p[0]}-mqtt{p[1]}",
+)
+def target(request: pytest.FixtureRequest) -> Target:
+    """A running broker of each implementation (session-scoped: started once)."""
+    name, protocol = request.param
+    broker = request.getfixturevalue("broker" if name == "mosquitto" else "rabbitmq")
+    return Target(name, broker.host, broker.port, protocol)
+
+
+@pytest.fixture
+def root() -> str:
+    return f"city/site{uuid.uuid4().hex[:8]}/dev1"
+
+
+class Link:
+    """A consumer of ``root`` on ``target`` and a publisher draining ``outbox`` to it,
+    through a :class:`NetProxy` the test can cut."""
+
+    def __init__(self, target: Target, outbox: Outbox, root: str, **publisher: object) -> None:
+        self.inbox: Inbox = Inbox()
+        self.sub = Subscriber(
+            MqttSettings.consumer(
+                target.host, target.port, f"sub-{uuid.uuid4().hex[:8]}", protocol=target.protocol
+            ),
+            [f"{root}/#"],
+            self.inbox,
+        )
+        self.proxy = NetProxy(target.host, target.port)
+        self.pub = Publisher(
+            MqttSettings(
+                self.proxy.host,
+                self.proxy.port,
+                f"pub-{uuid.uuid4().hex[:8]}",
+                protocol=target.protocol,
+                reconnect_min_delay_s=0.2,
+                reconnect_max_delay_s=0.5,
+            ),
+            outbox,
+            Topics(root),
+            birth_payload={"boot": "b1"},
+            **publisher,  # type: ignore[arg-type]
+        )
+
+    def __enter__(self) -> Link:
+        self.sub.start(TIMEOUT_S)
+        self.pub.start()
+        wait_until(lambda: self.pub.connected, TIMEOUT_S, "the publisher to connect")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pub.stop(5)
+        self.sub.stop()
+        self.proxy.close()
+
+    def cut(self) -> None:
+        """Reset the publisher's connection (TCP RST) and let it reconnect."""
+        reconnects = self.pub.stats().reconnects
+        self.proxy.set_mode("reset")
+        wait_until(lambda: not self.pub.connected, TIMEOUT_S, "the publisher to notice")
+        self.proxy.set_mode("pass")
+        wait_until(lambda: self.pub.stats().reconnects > reconnects, TIMEOUT_S, "the reconnection")
+
+
+def test_events_arrive_in_seq_order(target: Target, outbox: Outbox, root: str) -> None:
+    outbox.enqueue_many(events(root, 0, 50))
+    with Link(target, outbox, root, drain=DrainSettings.unlimited()) as link:
+        for start in range(50, 300, 25):
+            outbox.enqueue_many(events(root, start, 25))
+            link.pub.wake()
+        wait_until(lambda: len(link.inbox.event_seqs()) >= 300, TIMEOUT_S, "300 events")
+        wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the outbox to empty")
+    assert link.inbox.event_seqs() == list(range(1, 301))
+    for message in link.inbox.on("/events/"):
+        body = message.json()
+        assert message.qos == 1 and body["id"] == f"e{body['seq'] - 1}"
+        expected = (("v", "1"), ("seq", str(body["seq"])), ("schema", "event"))
+        assert message.user_properties == (expected if target.protocol == "5" else ())
+    assert link.inbox.states() == ["online", "stopped"]  # birth, then the clean stop
+
+
+def test_a_reconnect_sends_nothing_twice_and_a_cut_mid_backlog_loses_nothing(
+    target: Target, outbox: Outbox, root: str
+) -> None:
+    with Link(target, outbox, root, drain=DrainSettings(rate_msgs_per_s=500)) as link:
+        outbox.enqueue_many(events(root, 0, 20))
+        link.pub.wake()
+        wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the first 20 acknowledged")
+        link.cut()  # nothing in flight: nothing may come twice
+        outbox.enqueue_many(events(root, 20, 20))
+        link.pub.wake()
+        wait_until(lambda: len(link.inbox.event_seqs()) >= 40, TIMEOUT_S, "40 events")
+        assert link.inbox.event_seqs() == list(range(1, 41))
+
+        outbox.enqueue_many(events(root, 40, 1000))  # two seconds' worth at the paced rate
+        link.pub.wake()
+        wait_until(lambda: len(link.inbox.event_seqs()) >= 100, TIMEOUT_S, "the backlog to flow")
+        link.cut()  # mid-backlog: what was in flight may come twice, in order
+        wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the backlog to drain")
+        wait_until(lambda: len(set(link.inbox.event_seqs())) >= 1040, TIMEOUT_S, "every seq")
+    seqs = link.inbox.event_seqs()
+    assert first_arrivals(seqs) == list(range(1, 1041))
+    assert len(seqs) - 1040 <= 20  # at most the in-flight window again (max_inflight)
+
+
+def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
+    """A command centre of the same protocol sends ``ping`` and names where the reply goes:
+    with MQTT 5 in the Response Topic property (correlation data echoed), with 3.1.1 in
+    the request's ``response_topic`` key (taken out before the command sees it)."""
+    seen: list[str] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        seen.append(name)
+        return Reply.json({"ok": True, "pong": json.loads(payload or b"{}")})
+
+    with Link(target, outbox, root, on_command=on_command) as link:
+        wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+        v5 = target.protocol == "5"
+        centre = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"centre-{uuid.uuid4().hex[:6]}",
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        )
+        centre.connect(target.host, target.port)
+        centre.loop_start()
+        try:
+            reply_topic = f"{root}/reply/centre-1"
+            request: dict[str, object] = {"n": 1}
+            properties = None
+            if v5:
+                properties = paho.Properties(paho.PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.ResponseTopic = reply_topic
+                properties.CorrelationData = b"c-1"
+            else:
+                request["response_topic"] = reply_topic
+            payload = json.dumps(request).encode()
+            info = centre.publish(f"{root}/cmd/ping", payload, qos=1, properties=properties)
+            info.wait_for_publish(TIMEOUT_S)
+            wait_until(lambda: link.inbox.at(reply_topic), TIMEOUT_S, "the reply")
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+    (reply,) = link.inbox.at(reply_topic)
+    assert reply.json() == {"ok": True, "pong": {"n": 1}}
+    assert seen == ["ping"]

@@ -1,0 +1,35 @@
+"""MQTT 3.1.1 commands: the response topic travels in the request's JSON object."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge_agent.mqtt.command_queue import response_topic_in_payload
+
+
+def test_the_key_is_taken_out_and_returned() -> None:
+    payload = json.dumps({"camera": "cam1", "response_topic": "c/s/d/reply/x"}).encode()
+    rest, requested = response_topic_in_payload(payload)
+    assert json.loads(rest) == {"camera": "cam1"} and requested == "c/s/d/reply/x"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b'{"camera":"cam1"}',
+        b'not json, but mentions "response_topic',
+        b'["response_topic"]',
+        b'{"response_topic":' + b"[" * 40 + b"]" * 40 + b"}",  # deeper than commands may nest
+        b'{"response_topic":"x","pad":"' + b"y" * 70_000 + b'"}',  # over the payload cap
+    ],
+)
+def test_anything_else_is_left_for_the_command_handler(payload: bytes) -> None:
+    assert response_topic_in_payload(payload) == (payload, None)
+
+
+def test_a_value_that_is_not_text_is_returned_for_reply_route_to_judge() -> None:
+    rest, requested = response_topic_in_payload(b'{"response_topic":7}')
+    assert (rest, requested) == (b"{}", 7)
