@@ -9,9 +9,10 @@ newest frame replaces an unread one, and the drop is counted.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections import deque
+from typing import Protocol, runtime_checkable
 
-from edge_agent.types import Frame, SourceHealth
+from edge_agent.types import Frame, SourceHealth, VideoPacket
 
 
 class EndOfStream(Exception):
@@ -92,3 +93,54 @@ class LatestFrameMailbox:
                 self.delivered += 1
                 self._condition.notify_all()
             return frame
+
+
+class PacketFeed:
+    """A camera's own compressed packets, from its capture thread to its recorder (on the
+    analysis thread), every one of them: unlike frames, packets are never skipped — a
+    clip missing one would not decode to its next keyframe.
+
+    Bounded by ``max_bytes`` for when the analysis thread stalls: past it the oldest
+    packets go up to the next keyframe (whole GOPs; the recorder sees a gap, never a
+    broken GOP), counted in ``dropped``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._packets: deque[VideoPacket] = deque()
+        self._bytes = 0
+        self.dropped = 0
+        self.remuxing = False  # the current stream can be remuxed (set by the source)
+
+    def put(self, packet: VideoPacket) -> None:
+        with self._lock:
+            self._packets.append(packet)
+            self._bytes += len(packet.data)
+            while self._bytes > self.max_bytes and len(self._packets) > 1:
+                self._drop_gop_locked()
+
+    def _drop_gop_locked(self) -> None:
+        first = True
+        while self._packets and (first or not self._packets[0].keyframe):
+            packet = self._packets.popleft()
+            self._bytes -= len(packet.data)
+            self.dropped += 1
+            first = False
+
+    def drain(self) -> list[VideoPacket]:
+        """Every packet put since the last call, oldest first."""
+        with self._lock:
+            packets = list(self._packets)
+            self._packets.clear()
+            self._bytes = 0
+            return packets
+
+
+@runtime_checkable
+class PacketSource(Protocol):
+    """A ``FrameSource`` that can also hand over its stream's compressed packets (the
+    PyAV backend), so a recorder remuxes them instead of encoding frames."""
+
+    def packet_feed(self, max_bytes: int) -> PacketFeed:
+        """The feed its packets go to from now on (one per source)."""
+        ...
