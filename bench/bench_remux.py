@@ -28,12 +28,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_recording import WALL0
+from bench_recording import event as soak_event
+
 from edge_agent import datafiles
 from edge_agent.capture import EndOfStream
 from edge_agent.capture.pyav_source import PyAVSource
 from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
 from edge_agent.recording.store import ClipStore, RetentionCaps
-from edge_agent.types import Box, Frame, Lifecycle, ObjectEvent
+from edge_agent.types import Frame, Lifecycle, ObjectEvent
 
 CLIPS = ("intel_car-detection.mp4", "intel_one-by-one-person-detection.mp4")
 
@@ -48,20 +51,8 @@ class Run:
 
 
 def event(lifecycle: Lifecycle, start: Frame, at: Frame) -> ObjectEvent:
-    return ObjectEvent(
-        event_id="e1",
-        lifecycle=lifecycle,
-        camera_id="cam1",
-        kind="object",
-        label="car",
-        score=0.8,
-        top_score=0.8,
-        box=Box(0.1, 0.1, 0.3, 0.5),
-        zones=(),
-        start_s=start.captured_at_s,
-        end_s=at.captured_at_s if lifecycle is Lifecycle.END else None,
-        frame_time_s=at.captured_at_s,
-    )
+    """The soak's event (bench_recording.py), on these frames' clock."""
+    return soak_event("e1", lifecycle, start.captured_at_s - WALL0, at.captured_at_s - WALL0)
 
 
 def run(path: Path, mode: str, encode_fps: float | None = None) -> Run:

@@ -9,10 +9,49 @@ newest frame replaces an unread one, and the drop is counted.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Protocol, runtime_checkable
 
 from edge_agent.types import Frame, SourceHealth, VideoPacket
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+def is_stream(uri: str) -> bool:
+    """A network stream (reconnected when it drops), not a file or a device."""
+    return uri.lower().startswith(STREAM_SCHEMES)
+
+
+class Backoff:
+    """When to reopen a stream that dropped: ``min_delay_s`` after the drop, doubling per
+    failed attempt up to ``max_delay_s`` (a dead camera costs almost nothing while it is
+    down), back to ``min_delay_s`` once it opens (the backends' reading thread only)."""
+
+    def __init__(self, min_delay_s: float, max_delay_s: float) -> None:
+        self.min_delay_s = min_delay_s
+        self.max_delay_s = max_delay_s
+        self.delay_s = min_delay_s
+        self.next_attempt_s = 0.0  # monotonic time of the next attempt
+
+    def due(self, stop: threading.Event, timeout_s: float) -> bool:
+        """Wait for the next attempt, at most ``timeout_s`` (or until ``stop``): whether
+        it is due now."""
+        wait_s = self.next_attempt_s - time.monotonic()
+        return not (wait_s > 0 and (stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s))
+
+    def opened(self) -> None:
+        self.delay_s = self.min_delay_s
+        self.next_attempt_s = 0.0
+
+    def dropped(self) -> None:
+        """The stream stopped: the first attempt after the current delay."""
+        self.next_attempt_s = time.monotonic() + self.delay_s
+
+    def failed(self) -> None:
+        """An attempt failed: the next one later, and the one after later still."""
+        self.dropped()
+        self.delay_s = min(self.max_delay_s, 2 * self.delay_s)
 
 
 class EndOfStream(Exception):

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from edge_agent.capture.base import CaptureError, EndOfStream, PacketFeed
+from edge_agent.capture.base import Backoff, CaptureError, EndOfStream, PacketFeed, is_stream
 from edge_agent.security import redact_url
 from edge_agent.types import Frame, SourceHealth, VideoPacket
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # imported when a source is opened (PyAV is optional)
 
 log = logging.getLogger(__name__)
 
-_STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 PYAV_MISSING = (
     "kind 'pyav' needs PyAV, the 'recording' extra: pip install 'edge-agent[recording]' "
     "(or use kind 'opencv', which re-encodes clips)"
@@ -68,17 +67,14 @@ class PyAVSource:
         self.camera_id = camera_id
         self._uri = uri
         self._shown_uri = redact_url(uri)  # camera URIs carry passwords: never log them
-        self._is_file = not uri.lower().startswith(_STREAM_SCHEMES)
+        self._is_file = not is_stream(uri)
         if self._is_file and not Path(uri).is_file():
             raise CaptureError(f"camera {camera_id}: video file not found: {uri}")
         self._loop = loop
         self._realtime = realtime
-        self._min_delay_s = reconnect_min_delay_s
-        self._max_delay_s = reconnect_max_delay_s
-        self._delay_s = reconnect_min_delay_s
+        self._backoff = Backoff(reconnect_min_delay_s, reconnect_max_delay_s)
         self._timeout_s = stream_timeout_s
         self._rtsp_transport = rtsp_transport
-        self._next_attempt_s = 0.0
         self._reader: StreamReader | None = None
         self._feed: PacketFeed | None = None
         self._pictures: deque[Picture] = deque()  # decoded, not yet returned
@@ -126,8 +122,7 @@ class PyAVSource:
         self._reader = reader
         self._fps = reader.fps
         self._connected = True
-        self._delay_s = self._min_delay_s
-        self._next_attempt_s = 0.0
+        self._backoff.opened()
         self._origin = None
         self._segment_s = self._last_media_s + 1.0 / self._fps  # time runs on across segments
         if self._feed is not None:
@@ -140,16 +135,14 @@ class PyAVSource:
                 )
 
     def _reconnect(self, timeout_s: float) -> None:
-        wait_s = self._next_attempt_s - time.monotonic()
-        if wait_s > 0 and (self._stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s):
+        if not self._backoff.due(self._stop, timeout_s):
             return
         self._open()
         if self._connected:
             self._reconnects += 1
             log.info("camera %s: reconnected to %s", self.camera_id, self._shown_uri)
             return
-        self._next_attempt_s = time.monotonic() + self._delay_s
-        self._delay_s = min(self._max_delay_s, 2 * self._delay_s)
+        self._backoff.failed()
 
     def _media_s(self, timestamp: int | None) -> float:
         """Stream time in seconds, running on across connections (not realtime)."""
@@ -255,7 +248,7 @@ class PyAVSource:
             raise EndOfStream(self.camera_id)
         log.warning("camera %s: %s; reconnecting", self.camera_id, error)
         self._connected = False
-        self._next_attempt_s = time.monotonic() + self._delay_s
+        self._backoff.dropped()
         return None
 
     def health(self) -> SourceHealth:

@@ -300,6 +300,8 @@ class CameraRecorder:
         (there is no post-roll to wait for)."""
         events = tuple(self._end_only(e) for e in events)
         alerts = tuple(self._end_only(a) for a in alerts)
+        for packet in self.packets.drain() if self.packets is not None else ():
+            self._add(packet)  # the stream's last packets, demuxed after the last frame
         self._close()
         self.ring.clear()
         return events, alerts
