@@ -87,7 +87,7 @@ class PyAVSource:
         self._next_due_s = 0.0
         self._origin: int | None = None  # this connection's first timestamp
         self._segment_s = 0.0  # stream time where this connection starts (not realtime)
-        self._last_media_s = -1.0
+        self._last_media_s: float | None = None  # the last frame's stream time
         self._started_at_s = time.time()
         self._stop = threading.Event()
         self._open()
@@ -124,7 +124,8 @@ class PyAVSource:
         self._connected = True
         self._backoff.opened()
         self._origin = None
-        self._segment_s = self._last_media_s + 1.0 / self._fps  # time runs on across segments
+        if self._last_media_s is not None:  # time runs on across connections
+            self._segment_s = self._last_media_s + 1.0 / self._fps
         if self._feed is not None:
             self._feed.remuxing = reader.remuxable
             if not reader.remuxable:
@@ -148,7 +149,7 @@ class PyAVSource:
         """Stream time in seconds, running on across connections (not realtime)."""
         reader = self._reader
         if timestamp is None or reader is None:
-            return self._last_media_s + 1.0 / self._fps
+            return (self._last_media_s or 0.0) + 1.0 / self._fps
         if self._origin is None:
             self._origin = timestamp
         time_base = reader.format.time_base
@@ -203,7 +204,7 @@ class PyAVSource:
 
     def _frame(self, picture: Picture) -> Frame | None:
         media_s = self._media_s(picture.pts)
-        self._last_media_s = max(self._last_media_s, media_s)
+        self._last_media_s = max(self._last_media_s or media_s, media_s)
         if self._realtime and self._is_file:
             pause_s = self._next_due_s - time.monotonic()
             if pause_s > 0 and self._stop.wait(pause_s):
