@@ -13,8 +13,8 @@ thread only reads it, one int or one reference at a time (the ``worker.`` fields
 =================  ==============================================  ===========================
 thread             the only writer of                              hands off through
 =================  ==============================================  ===========================
-``capture-{cam}``  the source, decimation,                         ``LatestFrameMailbox.put``
-                   ``worker.capture_failures``
+``capture-{cam}``  the source, decimation,                         ``LatestFrameMailbox.put``;
+                   ``worker.capture_failures``                     packets: ``PacketFeed.put``
 ``analysis-{cam}`` ``CameraPipeline`` (tracker, rules, ``clock``), ``OutboxSink.emit`` →
                    ``worker.latest``, ``worker.last_frame_mono_s``, ``Outbox`` lock →
                    ``worker.analysis_failures``                    ``Publisher.wake()``
@@ -74,7 +74,7 @@ from edge_agent.assemble import (
     open_clip_store,
 )
 from edge_agent.camera_commands import CameraCommands
-from edge_agent.capture import LatestFrameMailbox, open_source
+from edge_agent.capture import FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import Encoder, Topics, interrupted_end
@@ -188,23 +188,26 @@ class Agent(CameraCommands):
 
     def _build_workers(self, config: AgentConfig, detector: LockedDetector) -> list[CameraWorker]:
         workers: list[CameraWorker] = []
+        opened: FrameSource | None = None  # a source not yet in a worker
         try:
             for camera in config.cameras:
                 sink = self.sink if self.recent is None else TeeSink(self.sink, self.recent)
+                source = opened = open_source(camera)  # first: its recorder may take packets
                 pipeline = build_pipeline(
                     config,
                     camera,
                     detector=detector,
                     sink=sink,
                     references=True,
-                    recorder=build_recorder(config, camera, self.clips),
+                    recorder=build_recorder(config, camera, self.clips, source=source),
                 )
-                workers.append(
-                    CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
-                )
+                workers.append(CameraWorker(camera, source, LatestFrameMailbox(), pipeline))
+                opened = None
         except BaseException:
             for worker in workers:
                 worker.source.close()
+            if opened is not None:
+                opened.close()
             raise
         return workers
 

@@ -7,6 +7,7 @@ stages know nothing of YAML); this module only puts the pieces together, so ``ru
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.analyzers import build_analyzers
+from edge_agent.capture import FrameSource, PacketSource
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detect.base import Detector
 from edge_agent.detect.filters import relabel_sources
@@ -32,6 +34,8 @@ from edge_agent.rules import build_rules
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.types import ImageBGR
 from edge_agent.zones import Zone, zones_from_config
+
+log = logging.getLogger(__name__)
 
 
 def new_boot_id() -> str:
@@ -143,10 +147,16 @@ def build_recorder(
     store: ClipStore | None,
     *,
     frame_filter: Callable[[ImageBGR], ImageBGR] | None = None,
+    source: FrameSource | None = None,
 ) -> FrameRecorder | None:
     """A camera's recorder, or None (no ``recording:``, or the camera has ``record: false``).
     ``frame_filter``: what each clip frame goes through before encoding; by default the
-    camera's privacy masks and face blur (edge_agent/privacy)."""
+    camera's privacy masks and face blur (edge_agent/privacy).
+
+    ``source``: the camera's open source. One that hands over its own packets (kind
+    ``pyav``) is remuxed, unless ``recording.remux`` is false or the camera has privacy
+    masks or face blur: a remuxed clip is the camera's picture as sent, so a camera that
+    hides anything is encoded, through the filter."""
     recording = config.recording
     if recording is None or store is None or not camera.record:
         return None
@@ -159,6 +169,7 @@ def build_recorder(
             "'edge-agent[recording]', or remove the recording: section"
         ) from None
 
+    pre_roll_max_bytes = round(recording.pre_roll_max_mb * 1024 * 1024)
     settings = RecordingSettings(
         pre_roll_s=recording.pre_roll_s,
         post_roll_s=recording.post_roll_s,
@@ -166,10 +177,18 @@ def build_recorder(
         max_clip_s=recording.max_clip_s,
         width_px=recording.width_px,
         crf=recording.crf,
+        pre_roll_max_bytes=pre_roll_max_bytes,
     )
+    privacy = privacy_filter(camera.privacy)
+    packets = None
+    if isinstance(source, PacketSource) and recording.remux:
+        if privacy.active or frame_filter is not None:
+            log.info("camera %s: clips are encoded, not remuxed: a filter applies", camera.id)
+        else:
+            packets = source.packet_feed(pre_roll_max_bytes)
     if frame_filter is None:  # a clip is a picture that leaves: the camera's masks and blur
-        frame_filter = privacy_filter(camera.privacy).protect
-    return CameraRecorder(camera.id, store, settings, frame_filter=frame_filter)
+        frame_filter = privacy.protect
+    return CameraRecorder(camera.id, store, settings, frame_filter=frame_filter, packets=packets)
 
 
 def clip_commands(config: AgentConfig, store: ClipStore | None) -> ClipCommands | None:

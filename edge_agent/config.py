@@ -51,6 +51,23 @@ class OpenCVSourceConfig(StrictModel):
     read_timeout_s: float = Field(10.0, gt=0)
 
 
+class PyAVSourceConfig(StrictModel):
+    """An RTSP/HTTP stream (or a video file) read with PyAV (the ``recording`` extra): the
+    camera's own H.264/H.265 packets reach the recorder, so clips are remuxed, not
+    re-encoded (docs/recording.md)."""
+
+    kind: Literal["pyav"] = "pyav"
+    uri: str = Field(min_length=1)
+    loop: bool = False  # files only: start again at the end
+    # False: time frames by the stream's own timestamps and read as fast as it comes
+    # (replay); True: a file is paced at its own rate, a stream timed as it arrives
+    realtime: bool = True
+    reconnect_min_delay_s: float = Field(0.5, gt=0)
+    reconnect_max_delay_s: float = Field(30.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"  # tcp: no lost packets, no broken clips
+
+
 class Picamera2SourceConfig(StrictModel):
     """The Raspberry Pi camera: a full ``main`` stream plus a small ``lores`` one for analysis."""
 
@@ -61,7 +78,8 @@ class Picamera2SourceConfig(StrictModel):
 
 
 SourceConfig = Annotated[
-    SimSourceConfig | OpenCVSourceConfig | Picamera2SourceConfig, Field(discriminator="kind")
+    SimSourceConfig | OpenCVSourceConfig | PyAVSourceConfig | Picamera2SourceConfig,
+    Field(discriminator="kind"),
 ]
 
 

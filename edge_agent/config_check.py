@@ -10,6 +10,7 @@ TLS files, its outbox directory and the mode of its copy of a config holding a p
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -18,6 +19,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from edge_agent.capture.pyav_source import PYAV_MISSING
 from edge_agent.capture.sim_source import SIMULATOR_MISSING
 from edge_agent.config import (
     AgentConfig,
@@ -27,6 +29,7 @@ from edge_agent.config import (
     MqttConfig,
     OpenCVSourceConfig,
     OutboxConfig,
+    PyAVSourceConfig,
     SimSourceConfig,
     parse_config,
     read_config_data,
@@ -248,11 +251,17 @@ def _label_problems(
 
 
 def _source_problems(where: str, camera: CameraConfig) -> list[str]:
-    """A video file that is not there, a simulator scene that does not exist."""
+    """A video file that is not there, a simulator scene that does not exist, PyAV
+    missing for a ``kind: pyav`` camera."""
     source = camera.source
     if isinstance(source, OpenCVSourceConfig) and "://" not in source.uri:
         is_device = source.uri.isdigit() or source.uri.startswith("/dev/video")
         if not is_device and not Path(source.uri).is_file():
+            return [f"{where}.uri: video file not found: {source.uri}"]
+    elif isinstance(source, PyAVSourceConfig):
+        if importlib.util.find_spec("av") is None:
+            return [f"{where}: {PYAV_MISSING}"]
+        if "://" not in source.uri and not Path(source.uri).is_file():
             return [f"{where}.uri: video file not found: {source.uri}"]
     elif isinstance(source, SimSourceConfig):
         scenes = _sim_scenes()

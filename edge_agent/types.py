@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
@@ -228,3 +229,36 @@ class OutboundMessage:
     binary_body: bytes | None = None
     content_type: str = "application/json"
     user_properties: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, eq=False)
+class StreamFormat:
+    """What a clip's header needs to hold a stream's packets as they are: the codec, the
+    picture size, the codec's parameter sets (``extradata``: Annex B or avcC, as the
+    source gives them) and the unit of the packets' timestamps.
+
+    One object per encoder stream or per connection to a camera, compared by identity:
+    packets of two objects never share a file (a reconnect or a size change starts a
+    new clip)."""
+
+    codec: str  # FFmpeg's name: "h264", "hevc"
+    width_px: int
+    height_px: int
+    extradata: bytes
+    time_base: Fraction
+
+
+@dataclass(frozen=True)
+class VideoPacket:
+    """One compressed frame, from the recorder's encoder or a camera's own stream.
+
+    ``pts_ms`` places it on the camera's clock (``Frame.monotonic_s``, in ms), which the
+    pre-roll and the triggers use; ``pts``/``dts`` are the stream's own timestamps (in
+    ``stream.time_base``), which a clip keeps, rebased. None: ``pts_ms`` (ms)."""
+
+    pts_ms: int
+    keyframe: bool
+    data: bytes
+    pts: int | None = None
+    dts: int | None = None
+    stream: StreamFormat | None = None

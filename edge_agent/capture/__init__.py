@@ -7,15 +7,26 @@ from edge_agent.capture.base import (
     EndOfStream,
     FrameSource,
     LatestFrameMailbox,
+    PacketFeed,
+    PacketSource,
 )
 from edge_agent.config import (
     CameraConfig,
     OpenCVSourceConfig,
     Picamera2SourceConfig,
+    PyAVSourceConfig,
     SimSourceConfig,
 )
 
-__all__ = ["CaptureError", "EndOfStream", "FrameSource", "LatestFrameMailbox", "open_source"]
+__all__ = [
+    "CaptureError",
+    "EndOfStream",
+    "FrameSource",
+    "LatestFrameMailbox",
+    "PacketFeed",
+    "PacketSource",
+    "open_source",
+]
 
 
 def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameSource:
@@ -44,6 +55,19 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
             reconnect_min_delay_s=source.reconnect_min_delay_s,
             reconnect_max_delay_s=source.reconnect_max_delay_s,
             stream_timeout_s=source.read_timeout_s,
+        )
+    if isinstance(source, PyAVSourceConfig):
+        from edge_agent.capture.pyav_source import PyAVSource
+
+        return PyAVSource(
+            camera.id,
+            source.uri,
+            loop=source.loop if realtime is not False else False,
+            realtime=source.realtime if realtime is None else realtime,
+            reconnect_min_delay_s=source.reconnect_min_delay_s,
+            reconnect_max_delay_s=source.reconnect_max_delay_s,
+            stream_timeout_s=source.read_timeout_s,
+            rtsp_transport=source.rtsp_transport,
         )
     if isinstance(source, Picamera2SourceConfig):
         from edge_agent.capture.picamera2_source import Picamera2Source

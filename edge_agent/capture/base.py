@@ -9,9 +9,49 @@ newest frame replaces an unread one, and the drop is counted.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+import time
+from collections import deque
+from typing import Protocol, runtime_checkable
 
-from edge_agent.types import Frame, SourceHealth
+from edge_agent.types import Frame, SourceHealth, VideoPacket
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+def is_stream(uri: str) -> bool:
+    """A network stream (reconnected when it drops), not a file or a device."""
+    return uri.lower().startswith(STREAM_SCHEMES)
+
+
+class Backoff:
+    """When to reopen a stream that dropped: ``min_delay_s`` after the drop, doubling per
+    failed attempt up to ``max_delay_s`` (a dead camera costs almost nothing while it is
+    down), back to ``min_delay_s`` once it opens (the backends' reading thread only)."""
+
+    def __init__(self, min_delay_s: float, max_delay_s: float) -> None:
+        self.min_delay_s = min_delay_s
+        self.max_delay_s = max_delay_s
+        self.delay_s = min_delay_s
+        self.next_attempt_s = 0.0  # monotonic time of the next attempt
+
+    def due(self, stop: threading.Event, timeout_s: float) -> bool:
+        """Wait for the next attempt, at most ``timeout_s`` (or until ``stop``): whether
+        it is due now."""
+        wait_s = self.next_attempt_s - time.monotonic()
+        return not (wait_s > 0 and (stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s))
+
+    def opened(self) -> None:
+        self.delay_s = self.min_delay_s
+        self.next_attempt_s = 0.0
+
+    def dropped(self) -> None:
+        """The stream stopped: the first attempt after the current delay."""
+        self.next_attempt_s = time.monotonic() + self.delay_s
+
+    def failed(self) -> None:
+        """An attempt failed: the next one later, and the one after later still."""
+        self.dropped()
+        self.delay_s = min(self.max_delay_s, 2 * self.delay_s)
 
 
 class EndOfStream(Exception):
@@ -92,3 +132,54 @@ class LatestFrameMailbox:
                 self.delivered += 1
                 self._condition.notify_all()
             return frame
+
+
+class PacketFeed:
+    """A camera's own compressed packets, from its capture thread to its recorder (on the
+    analysis thread), every one of them: unlike frames, packets are never skipped — a
+    clip missing one would not decode to its next keyframe.
+
+    Bounded by ``max_bytes`` for when the analysis thread stalls: past it the oldest
+    packets go up to the next keyframe (whole GOPs; the recorder sees a gap, never a
+    broken GOP), counted in ``dropped``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._packets: deque[VideoPacket] = deque()
+        self._bytes = 0
+        self.dropped = 0
+        self.remuxing = False  # the current stream can be remuxed (set by the source)
+
+    def put(self, packet: VideoPacket) -> None:
+        with self._lock:
+            self._packets.append(packet)
+            self._bytes += len(packet.data)
+            while self._bytes > self.max_bytes and len(self._packets) > 1:
+                self._drop_gop_locked()
+
+    def _drop_gop_locked(self) -> None:
+        first = True
+        while self._packets and (first or not self._packets[0].keyframe):
+            packet = self._packets.popleft()
+            self._bytes -= len(packet.data)
+            self.dropped += 1
+            first = False
+
+    def drain(self) -> list[VideoPacket]:
+        """Every packet put since the last call, oldest first."""
+        with self._lock:
+            packets = list(self._packets)
+            self._packets.clear()
+            self._bytes = 0
+            return packets
+
+
+@runtime_checkable
+class PacketSource(Protocol):
+    """A ``FrameSource`` that can also hand over its stream's compressed packets (the
+    PyAV backend), so a recorder remuxes them instead of encoding frames."""
+
+    def packet_feed(self, max_bytes: int) -> PacketFeed:
+        """The feed its packets go to from now on (one per source)."""
+        ...

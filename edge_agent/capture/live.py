@@ -13,6 +13,7 @@ from edge_agent.config import (
     CameraConfig,
     OpenCVSourceConfig,
     Picamera2SourceConfig,
+    PyAVSourceConfig,
     SimSourceConfig,
     SourceConfig,
 )
@@ -46,7 +47,7 @@ def camera_from_uri(text: str, *, fps: float = 5.0) -> CameraConfig:
 def first_frame_timeout_s(camera: CameraConfig) -> float:
     """How long the first frame may take: a stream's own read timeout, else 10 s."""
     source = camera.source
-    if isinstance(source, OpenCVSourceConfig):
+    if isinstance(source, OpenCVSourceConfig | PyAVSourceConfig):
         return source.read_timeout_s
     return DEFAULT_FIRST_FRAME_TIMEOUT_S
 

@@ -15,17 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.capture.base import CaptureError, EndOfStream
+from edge_agent.capture.base import Backoff, CaptureError, EndOfStream, is_stream
 from edge_agent.security import redact_url
 from edge_agent.types import Frame, ImageBGR, SourceHealth
 
 log = logging.getLogger(__name__)
-
-_STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
-
-
-def _is_stream(uri: str) -> bool:
-    return uri.lower().startswith(_STREAM_SCHEMES)
 
 
 def _device_index(uri: str) -> int | None:
@@ -54,16 +48,13 @@ class OpenCVSource:
         self._uri = uri
         self._shown_uri = redact_url(uri)  # camera URIs carry passwords: never log them
         self._device = _device_index(uri)
-        self._is_file = self._device is None and not _is_stream(uri)
+        self._is_file = self._device is None and not is_stream(uri)
         if self._is_file and not Path(uri).is_file():
             raise CaptureError(f"camera {camera_id}: video file not found: {uri}")
         self._loop = loop
         self._realtime = realtime
-        self._min_delay_s = reconnect_min_delay_s
-        self._max_delay_s = reconnect_max_delay_s
-        self._delay_s = reconnect_min_delay_s
+        self._backoff = Backoff(reconnect_min_delay_s, reconnect_max_delay_s)
         self._stream_timeout_ms = int(stream_timeout_s * 1000)
-        self._next_attempt_s = 0.0  # monotonic time of the next reopen attempt
         self._capture: cv2.VideoCapture | None = None
         self._fps = 0.0
         self._frames_read = 0
@@ -115,21 +106,18 @@ class OpenCVSource:
         self._fps = fps if 0 < fps < 240 else 25.0
         self._capture = capture
         self._connected = True
-        self._delay_s = self._min_delay_s
-        self._next_attempt_s = 0.0
+        self._backoff.opened()
 
     def _reconnect(self, timeout_s: float) -> None:
         """Try to reopen once the backoff has passed; waits at most ``timeout_s`` for it."""
-        wait_s = self._next_attempt_s - time.monotonic()
-        if wait_s > 0 and (self._stop.wait(min(wait_s, timeout_s)) or wait_s > timeout_s):
+        if not self._backoff.due(self._stop, timeout_s):
             return
         self._open()
         if self._connected:
             self._reconnects += 1
             log.info("camera %s: reconnected to %s", self.camera_id, self._shown_uri)
             return
-        self._next_attempt_s = time.monotonic() + self._delay_s
-        self._delay_s = min(self._max_delay_s, 2 * self._delay_s)
+        self._backoff.failed()
 
     def read(self, timeout_s: float) -> Frame | None:
         if self._ended:
@@ -178,7 +166,7 @@ class OpenCVSource:
         self._capture.release()
         self._capture = None
         self._connected = False
-        self._next_attempt_s = time.monotonic() + self._delay_s
+        self._backoff.dropped()
         return None
 
     def health(self) -> SourceHealth:

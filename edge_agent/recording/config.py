@@ -16,8 +16,12 @@ class RecordingConfig(StrictModel):
     post_roll_s: float = Field(5.0, ge=0, le=300)
     keyframe_interval_s: float = Field(1.0, gt=0, le=10)  # pre-roll granularity
     max_clip_s: float = Field(600.0, ge=10)  # a longer event goes on in a new clip
-    width_px: int | None = Field(None, ge=160, le=3840)  # None: the camera's width
-    crf: int = Field(28, ge=15, le=45)  # libx264 quality: higher is smaller
+    # IP cameras read with kind: pyav go into clips as they come (remux); false: encode
+    # them too (width_px and crf then apply to them)
+    remux: bool = True
+    pre_roll_max_mb: float = Field(16.0, gt=0)  # per camera: the pre-roll's memory bound
+    width_px: int | None = Field(None, ge=160, le=3840)  # encoded cameras; None: their width
+    crf: int = Field(28, ge=15, le=45)  # libx264 quality (encoded cameras): higher is smaller
     max_total_mb: float = Field(2048.0, gt=0)  # every clip together
     min_free_mb: float = Field(512.0, ge=0)  # keep this free on the clips' filesystem
     max_age_days: float | None = Field(7.0, gt=0)  # None: no age limit

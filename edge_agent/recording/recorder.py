@@ -1,13 +1,21 @@
-"""One camera's recorder: every analysed frame is encoded into the pre-roll; an event or
-alert ``new`` opens a clip (or joins the one open), an ``end`` lets it run ``post_roll_s``
-more, and it closes once nothing it records is still going on.
+"""One camera's recorder: an event or alert ``new`` opens a clip (or joins the one open),
+an ``end`` lets it run ``post_roll_s`` more, and it closes once nothing it records is
+still going on.
+
+Where the packets come from: a camera whose capture backend hands over its own stream
+(``packets``: an IP camera through the PyAV backend) is **remuxed** — its packets go into
+the pre-roll and the clip as they came, at the stream's own rate and size, with no
+encoding. Any other camera (the Pi camera, the simulator, OpenCV) has every analysed frame
+**encoded** here (libx264 ``ultrafast``, a few ms per frame at 720p), through
+``frame_filter`` (privacy) first.
 
 It runs in the camera's analysis thread, after the pipeline's stages and before the sink
 (``CameraPipeline(recorder=...)``), so it sees the frame and what was found in it, and it
-writes each ``end``'s clip (or why there is none) into the ``end`` itself. Encoding costs
-the analysis thread a few ms per frame at 720p (libx264 ``ultrafast``); writing a clip is a
-remux. Disk use is checked at every keyframe of an open clip, so the caps are overshot by
-at most one keyframe interval of video (one "segment").
+writes each ``end``'s clip (or why there is none) into the ``end`` itself. Disk use is
+checked at every keyframe of an open clip, so the caps are overshot by at most one
+keyframe interval of video (one "segment"). Packets of another stream (a camera that
+reconnected, a size change) never share a file: the clip ends there and goes on in a new
+one from the new stream's first keyframe.
 """
 
 from __future__ import annotations
@@ -15,19 +23,13 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from edge_agent.analytics import Alert, SceneState
-from edge_agent.recording.encoder import (
-    FrameFilter,
-    H264Encoder,
-    Mp4Writer,
-    StreamFormat,
-    identity,
-)
-from edge_agent.recording.ring import Packet, PreRoll
+from edge_agent.recording.ring import PreRoll
 from edge_agent.recording.store import ClipStore
-from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent
+from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent, StreamFormat, VideoPacket
+from edge_agent.video import FrameFilter, H264Encoder, Mp4Writer, identity
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +44,28 @@ class RecordingSettings:
     post_roll_s: float = 5.0
     keyframe_interval_s: float = 1.0
     max_clip_s: float = 600.0  # a longer event goes on in a new clip
-    width_px: int | None = None  # None: the camera's width
-    crf: int = 28  # libx264 quality: higher is smaller
+    width_px: int | None = None  # None: the camera's width (encoded cameras only)
+    crf: int = 28  # libx264 quality: higher is smaller (encoded cameras only)
+    pre_roll_max_bytes: int | None = None  # None: bounded by pre_roll_s alone
+
+
+class PacketFeed(Protocol):
+    """A camera's own compressed packets, handed over by its capture backend
+    (``edge_agent.capture.PacketFeed``): taken on this thread at every analysed frame."""
+
+    @property
+    def remuxing(self) -> bool:
+        """The stream's packets can go into a clip as they are (else frames are encoded)."""
+        ...
+
+    def drain(self) -> list[VideoPacket]: ...
 
 
 @dataclass
 class _OpenClip:
     id: str
-    writer: Mp4Writer
-    stream: StreamFormat  # the encoder's stream it was opened on
+    writer: Mp4Writer | None  # None until the clip's first keyframe comes
+    stream: StreamFormat | None  # the stream its file holds (set with the writer)
     wall_offset_s: float  # wall clock minus monotonic, for the index
     events: set[str]
     until_ms: int  # closes once no trigger is live and this has passed
@@ -71,6 +86,7 @@ class CameraRecorder:
         settings: RecordingSettings | None = None,
         *,
         frame_filter: FrameFilter = identity,
+        packets: PacketFeed | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.store = store
@@ -81,7 +97,8 @@ class CameraRecorder:
             width_px=self.settings.width_px,
             frame_filter=frame_filter,
         )
-        self.ring = PreRoll(self.settings.pre_roll_s)
+        self.packets = packets  # the camera's own stream, remuxed; None: encode frames
+        self.ring = PreRoll(self.settings.pre_roll_s, self.settings.pre_roll_max_bytes)
         self._ring_stream: StreamFormat | None = None  # what the ring's packets belong to
         self._clip: _OpenClip | None = None
         self._live: dict[str, ClipRef] = {}  # open event/alert id -> its clip or reason
@@ -97,17 +114,18 @@ class CameraRecorder:
         events: tuple[ObjectEvent, ...],
         alerts: tuple[Alert, ...],
     ) -> tuple[tuple[ObjectEvent, ...], tuple[Alert, ...], tuple[SceneState, ...]]:
-        """Encode ``frame``, start or extend clips for what began or ended on it; the
-        events and alerts with each ``end``'s clip filled in, and a recording state when
-        recording stopped or resumed."""
+        """Take the camera's packets (or encode ``frame``), start or extend clips for what
+        began or ended on it; the events and alerts with each ``end``'s clip filled in,
+        and a recording state when recording stopped or resumed."""
         stopped_before = self.stopped_reason
         now_ms = round(1000 * frame.monotonic_s)
         offset_s = frame.captured_at_s - frame.monotonic_s
-        try:
-            packets = self.encoder.encode(frame.image, now_ms)
-        except Exception:
-            log.exception("camera %s: encoding failed", self.camera_id)
-            packets = []
+        packets = self.packets.drain() if self.packets is not None else []
+        if self.packets is None or not self.packets.remuxing:
+            try:
+                packets += self.encoder.encode(frame.image, now_ms)
+            except Exception:
+                log.exception("camera %s: encoding failed", self.camera_id)
         for packet in packets:
             self._add(packet)
         events = tuple(self._trigger(e, frame, offset_s) for e in events)
@@ -120,34 +138,44 @@ class CameraRecorder:
             states = (self._state(frame),)
         return events, alerts, states
 
-    def _add(self, packet: Packet) -> None:
+    def _add(self, packet: VideoPacket) -> None:
         clip = self._clip
         split: _OpenClip | None = None
-        if clip is not None and packet.keyframe:
+        if clip is not None and clip.stream is not None and packet.stream is not clip.stream:
+            split = clip  # a reconnect or a new size: the clip ends, a new one follows
+            self._close()
+        elif clip is not None and clip.writer is not None and packet.keyframe:
             first_ms = clip.writer.first_ms if clip.writer.first_ms is not None else packet.pts_ms
-            if (
-                packet.pts_ms - first_ms >= round(1000 * self.settings.max_clip_s)
-                or clip.stream is not self.encoder.format  # the camera's size changed
-            ):
+            if packet.pts_ms - first_ms >= round(1000 * self.settings.max_clip_s):
                 split = clip  # it goes on in a new clip, from this keyframe
                 self._close()
             elif self._refused(clip.bytes):
                 self._close()  # truncated here: the caps allow no more
-        if packet.keyframe and self.encoder.format is not self._ring_stream:
+        if packet.stream is not self._ring_stream:
             self.ring.clear()  # packets of another stream cannot share a file
-            self._ring_stream = self.encoder.format
+            self._ring_stream = packet.stream
         self.ring.add(packet)
         if split is not None:
+            # From this packet if it is a keyframe, else from the new stream's first one.
             self._open(set(split.events), split.wall_offset_s, split.until_ms, packet.pts_ms)
-            return  # the new clip took this packet from the ring
+            return  # the new clip took what it could of this packet from the ring
         clip = self._clip
         if clip is not None:
-            try:
-                clip.writer.add(packet)
-                clip.bytes += len(packet.data)
-            except Exception:
-                log.exception("camera %s: writing clip %s failed", self.camera_id, clip.id)
-                self._discard(REASON_WRITE_FAILED)
+            self._write(clip, packet)
+
+    def _write(self, clip: _OpenClip, packet: VideoPacket) -> None:
+        """``packet`` into ``clip``; its file is made at its first keyframe."""
+        try:
+            if clip.writer is None:
+                if not packet.keyframe or packet.stream is None:
+                    return  # a clip starts at a keyframe
+                clip.writer = Mp4Writer(self.store.part_path(clip.id), packet.stream)
+                clip.stream = packet.stream
+            clip.writer.add(packet)
+            clip.bytes += len(packet.data)
+        except Exception:
+            log.exception("camera %s: writing clip %s failed", self.camera_id, clip.id)
+            self._discard(REASON_WRITE_FAILED)
 
     def _refused(self, open_bytes: int = 0) -> bool:
         reason = self.store.make_room(open_bytes)
@@ -196,32 +224,28 @@ class CameraRecorder:
     def _open(
         self, events: set[str], offset_s: float, until_ms: int, start_ms: int
     ) -> _OpenClip | None:
-        """A new clip for ``events`` from the kept keyframe at or before ``start_ms``."""
-        stream = self.encoder.format
-        if stream is None:
-            return None
+        """A new clip for ``events`` from the kept keyframe at or before ``start_ms``, or
+        from the next keyframe when none is kept yet (a camera that just reconnected)."""
         clip_id = f"{self.camera_id}-{round(1000 * (start_ms / 1000 + offset_s))}-" + (
             secrets.token_hex(2)
         )
-        try:
-            writer = Mp4Writer(self.store.part_path(clip_id), stream)
-            clip = _OpenClip(
-                clip_id, writer, stream, offset_s, events, until_ms, recorded=set(events)
-            )
-            self._clip = clip
-            for packet in self.ring.since(start_ms):
-                writer.add(packet)
-                clip.bytes += len(packet.data)
-        except Exception:
-            log.exception("camera %s: cannot open clip %s", self.camera_id, clip_id)
-            self._discard(REASON_WRITE_FAILED)
-            return None
+        clip = _OpenClip(clip_id, None, None, offset_s, events, until_ms, recorded=set(events))
+        self._clip = clip
+        for packet in self.ring.since(start_ms):
+            self._write(clip, packet)
+            if self._clip is not clip:
+                return None  # writing failed (logged; its triggers say so)
         log.info("camera %s: clip %s started", self.camera_id, clip_id)
         return clip
 
     def _close(self) -> None:
         clip, self._clip = self._clip, None
         if clip is None:
+            return
+        if clip.writer is None:
+            log.warning(
+                "camera %s: clip %s ended before its first keyframe", self.camera_id, clip.id
+            )
             return
         try:
             clip.writer.close()
@@ -250,7 +274,8 @@ class CameraRecorder:
         if clip is None:
             return
         try:
-            clip.writer.close()
+            if clip.writer is not None:
+                clip.writer.close()
         except Exception:
             log.debug("closing a failed clip", exc_info=True)
         self.store.part_path(clip.id).unlink(missing_ok=True)
@@ -275,6 +300,8 @@ class CameraRecorder:
         (there is no post-roll to wait for)."""
         events = tuple(self._end_only(e) for e in events)
         alerts = tuple(self._end_only(a) for a in alerts)
+        for packet in self.packets.drain() if self.packets is not None else ():
+            self._add(packet)  # the stream's last packets, demuxed after the last frame
         self._close()
         self.ring.clear()
         return events, alerts
@@ -288,6 +315,7 @@ class CameraRecorder:
     def stats(self) -> dict[str, object]:
         return {
             "recording": self._clip is not None,
+            "mode": "remux" if self.packets is not None and self.packets.remuxing else "encode",
             "stopped_reason": self.stopped_reason,
             "clips_written": self.clips_written,
             "bytes_written": self.bytes_written,

@@ -5,30 +5,28 @@ clip can start at any kept GOP. The ring holds the GOPs that reach into the last
 ``pre_roll_s`` plus the one before, so the oldest kept keyframe lies at least
 ``pre_roll_s`` back: a clip starts ``pre_roll_s`` before its trigger, within one
 keyframe interval. A quiet scene thus writes nothing to disk; memory is bounded by
-``pre_roll_s`` of encoded video (a few hundred kB at 720p).
+``pre_roll_s`` of encoded video (a few hundred kB at 720p encoded here) and by
+``max_bytes``: an IP camera's own stream, kept as it comes, can be megabytes a second,
+and its keyframes as far apart as the camera likes. Past ``max_bytes`` the oldest GOPs
+go, whole; the newest one always stays (a clip needs its keyframe).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from edge_agent.types import VideoPacket
 
-@dataclass(frozen=True)
-class Packet:
-    """One encoded frame: its time (ms, the camera's monotonic clock) and bytes."""
-
-    pts_ms: int
-    keyframe: bool
-    data: bytes
+Packet = VideoPacket  # the name it had here
 
 
 class PreRoll:
     """A ring of GOPs covering at least the last ``pre_roll_s``."""
 
-    def __init__(self, pre_roll_s: float) -> None:
+    def __init__(self, pre_roll_s: float, max_bytes: int | None = None) -> None:
         self.pre_roll_ms = round(1000 * pre_roll_s)
+        self.max_bytes = max_bytes  # None: bounded by time alone
         self._gops: deque[list[Packet]] = deque()
         self.bytes = 0
 
@@ -44,6 +42,10 @@ class PreRoll:
     def _trim(self, now_ms: int) -> None:
         # Drop the oldest GOP while the next one still starts at least pre_roll_s back.
         while len(self._gops) > 1 and self._gops[1][0].pts_ms <= now_ms - self.pre_roll_ms:
+            dropped = self._gops.popleft()
+            self.bytes -= sum(len(p.data) for p in dropped)
+        # Then, past the byte bound, the oldest GOPs whatever their time.
+        while self.max_bytes is not None and self.bytes > self.max_bytes and len(self._gops) > 1:
             dropped = self._gops.popleft()
             self.bytes -= sum(len(p.data) for p in dropped)
 

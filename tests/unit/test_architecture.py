@@ -18,7 +18,7 @@ OWNERS = {
     "gpiozero": {"edge_agent.indicator"},
     "ai_edge_litert": {"edge_agent.detect.runtime"},
     "tflite_runtime": {"edge_agent.detect.runtime"},
-    "av": {"edge_agent.recording.encoder"},
+    "av": {"edge_agent.video"},
 }
 
 

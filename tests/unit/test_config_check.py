@@ -168,6 +168,18 @@ def test_without_the_simulator_only_sim_cameras_are_problems(
     assert problem.startswith("cameras[1].source: kind 'sim' needs the simulator")
 
 
+def test_a_pyav_camera_needs_pyav_and_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = {"id": "ip", "source": {"kind": "pyav", "uri": "rtsp://10.0.0.21/stream2"}}
+    missing = {"id": "file", "source": {"kind": "pyav", "uri": str(tmp_path / "no.mp4")}}
+    (problem,) = check(tmp_path, good(tmp_path, cameras=[stream, missing])).problems
+    assert problem.startswith("cameras[1].source.uri: video file not found")
+    monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
+    (problem,) = check(tmp_path, good(tmp_path, cameras=[stream])).problems
+    assert problem.startswith("cameras[0].source: kind 'pyav' needs PyAV")
+
+
 # ---------------------------------------------------------------- offline
 
 

@@ -14,6 +14,7 @@ CORE_MODELS: list[type[BaseModel]] = [
     config.CameraConfig,
     config.SimSourceConfig,
     config.OpenCVSourceConfig,
+    config.PyAVSourceConfig,
     config.Picamera2SourceConfig,
     config.ZoneConfig,
     config.DetectorConfig,

@@ -10,40 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from api_contract import validator
+from fakes.recording import FPS, WALL0, event, frame
 
 from edge_agent.encode import event_body, state_body
 from edge_agent.recording.encoder import probe
 from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
 from edge_agent.recording.store import REASON_HELD_FULL, ClipStore, RetentionCaps
-from edge_agent.types import Box, ClipRef, Frame, Lifecycle, ObjectEvent
-
-FPS = 10
-WALL0 = 1_764_000_000.0
-
-
-def frame(index: int) -> Frame:
-    image = np.zeros((48, 64, 3), np.uint8)
-    image[:, (index * 3) % 64] = 255  # something changes every frame
-    mono = index / FPS
-    return Frame("cam1", index, WALL0 + mono, mono, image)
-
-
-def event(event_id: str, lifecycle: Lifecycle, start_index: int, at_index: int) -> ObjectEvent:
-    ending = lifecycle is Lifecycle.END
-    return ObjectEvent(
-        event_id=event_id,
-        lifecycle=lifecycle,
-        camera_id="cam1",
-        kind="object",
-        label="person",
-        score=0.8,
-        top_score=0.8,
-        box=Box(0.1, 0.1, 0.3, 0.5),
-        zones=(),
-        start_s=WALL0 + start_index / FPS,
-        end_s=WALL0 + at_index / FPS if ending else None,
-        frame_time_s=WALL0 + at_index / FPS,
-    )
+from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent
 
 
 def run(

@@ -44,3 +44,19 @@ def test_bytes_follow_what_is_kept() -> None:
     assert ring.bytes == sum(len(p.data) for p in ring.since(0))
     ring.clear()
     assert ring.bytes == 0 and ring.first_ms is None
+
+
+def test_past_max_bytes_the_oldest_gops_go_whole() -> None:
+    ring = PreRoll(pre_roll_s=10.0, max_bytes=250)  # time alone would keep 11 GOPs
+    feed(ring, seconds=20)  # 100 bytes a GOP
+    assert ring.bytes <= 250 and ring.gops == 2
+    packets = list(ring.since(0))
+    assert packets[0].keyframe and len(packets) == 20  # whole GOPs, the newest ones
+    assert packets[-1].pts_ms == 19_900
+
+
+def test_the_newest_gop_stays_even_when_alone_it_is_over_max_bytes() -> None:
+    ring = PreRoll(pre_roll_s=3.0, max_bytes=50)
+    feed(ring, seconds=3)
+    assert ring.gops == 1 and ring.bytes == 100  # a clip still has its keyframe
+    assert next(ring.since(0)).keyframe
