@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from edge_agent import csr as csrlib
+from edge_agent import crypto
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, inside, renew_topic, write_atomic
 from edge_agent.remote import Reply
 
@@ -54,8 +54,8 @@ def _sync_folder(folder: Path) -> None:
 
 def _pair_matches(cert_file: Path, key_file: Path) -> bool:
     try:
-        info = csrlib.cert_info(cert_file.read_bytes())
-        return info.public_key_pem == csrlib.key_public_pem(key_file.read_bytes())
+        info = crypto.cert_info(cert_file.read_bytes())
+        return info.public_key_pem == crypto.key_public_pem(key_file.read_bytes())
     except (OSError, ValueError):
         return False
 
@@ -129,7 +129,7 @@ class Renewer:
         """Past ``renew_at_fraction`` of the certificate's lifetime (read once per
         certificate: :meth:`tick` runs every second)."""
         if self._renew_at is None:
-            info = csrlib.cert_info(self.cert_file.read_bytes())
+            info = crypto.cert_info(self.cert_file.read_bytes())
             self._renew_at = info.renew_at(self._fraction)
         return self._now() >= self._renew_at
 
@@ -140,11 +140,11 @@ class Renewer:
                 return False
             if not self._link.connected or not self.due():
                 return False
-            key_pem = csrlib.new_key_pem()
+            key_pem = crypto.new_key_pem()
             write_atomic(self.new_key_file, key_pem, 0o600)
             body = {
                 "v": PROTOCOL_VERSION,
-                "csr": csrlib.new_csr_pem(key_pem, self.device_id).decode(),
+                "csr": crypto.new_csr_pem(key_pem, self.device_id).decode(),
             }
             sent = self._link.publish_volatile(
                 self.topic,
@@ -163,14 +163,14 @@ class Renewer:
         try:
             body = json.loads(payload)
             cert_pem = str(body["cert"]).encode()
-            info = csrlib.cert_info(cert_pem)
+            info = crypto.cert_info(cert_pem)
         except (ValueError, KeyError, TypeError) as error:
             return Reply.error(f"renewal answer cannot be read: {error}")
         with self._lock:
             if not self.new_key_file.exists():
                 return Reply.error("no renewal is pending")
             key_pem = self.new_key_file.read_bytes()
-            if info.public_key_pem != csrlib.key_public_pem(key_pem):
+            if info.public_key_pem != crypto.key_public_pem(key_pem):
                 return Reply.error("the certificate is not for the pending key")
             if info.common_name != self.device_id:
                 return Reply.error(f"the certificate names {info.common_name!r}")
