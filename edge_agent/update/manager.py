@@ -260,7 +260,7 @@ class Updater:
         self, state: UpdateState, *, phase: str | None = None, reason: str | None = None
     ) -> None:
         body = {
-            **state.as_json(),
+            **{k: v for k, v in state.as_json().items() if k != "pid"},
             "phase": phase or state.phase,
             "reason": reason if reason is not None else state.reason,
             "ts": round(self._wall_clock(), 3),

@@ -36,6 +36,7 @@ __all__ = [
     "Release",
     "ReleaseRefused",
     "canonical",
+    "file_sha256",
     "make_metadata",
     "sign_metadata",
     "verify_release",
@@ -101,7 +102,7 @@ def canonical(signed: dict[str, object]) -> bytes:
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -116,7 +117,7 @@ def _utc(value: datetime) -> datetime:
 def make_metadata(folder: Path, *, kind: str, version: str, expires: datetime) -> dict[str, object]:
     """Unsigned metadata listing every file in ``folder`` (the operator's side)."""
     files = {
-        p.name: {"sha256": _sha256(p), "size": p.stat().st_size}
+        p.name: {"sha256": file_sha256(p), "size": p.stat().st_size}
         for p in sorted(folder.iterdir())
         if p.name != METADATA
     }
@@ -179,7 +180,7 @@ def _check_files(folder: Path, signed: Signed) -> None:
             raise ReleaseRefused(
                 f"file {name!r} has {path.stat().st_size} bytes, the metadata says {entry.size}"
             )
-        if _sha256(path) != entry.sha256:
+        if file_sha256(path) != entry.sha256:
             raise ReleaseRefused(f"file {name!r} does not match its sha256 (tampered)")
 
 

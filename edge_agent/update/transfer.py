@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.update.release import FILE_NAME
+from edge_agent.update.release import FILE_NAME, file_sha256
 
 __all__ = ["Staging", "TransferError", "unpack"]
 
@@ -43,14 +43,6 @@ class TransferError(Exception):
 class Expected:
     size: int
     sha256: str
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Staging:
@@ -109,7 +101,7 @@ class Staging:
         have = part.stat().st_size if part.exists() else 0
         if have != expected.size:
             raise TransferError(f"the device holds {have} of {expected.size} bytes", have)
-        if _file_sha256(part) != expected.sha256:
+        if file_sha256(part) != expected.sha256:
             part.unlink()
             expect.unlink(missing_ok=True)
             raise TransferError("the archive does not match its sha256; send it again", 0)
