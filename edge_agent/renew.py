@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from edge_agent import crypto
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, inside, renew_topic, write_atomic
+from edge_agent.files import fsync_path
 from edge_agent.remote import Reply
 
 __all__ = ["RenewLink", "Renewer"]
@@ -42,14 +42,6 @@ class RenewLink(Protocol):
     ) -> bool: ...
 
     def reload_tls(self) -> None: ...
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the renames themselves survive a power cut
-    finally:
-        os.close(fd)
 
 
 def _pair_matches(cert_file: Path, key_file: Path) -> bool:
@@ -78,7 +70,7 @@ def repair_identity(cert_file: Path, key_file: Path) -> str | None:
             candidate.replace(cert_file)
         else:
             continue
-        _sync_folder(cert_file.parent)
+        fsync_path(cert_file.parent)
         done = f"a certificate renewal cut short was {what} ({cert_file}, {key_file})"
         _log.warning("%s", done)
         return done
@@ -184,7 +176,7 @@ class Renewer:
             write_atomic(self.old_cert_file, old_cert, 0o644)
             self.new_key_file.replace(self.key_file)
             self.new_cert_file.replace(self.cert_file)
-            _sync_folder(self.cert_file.parent)
+            fsync_path(self.cert_file.parent)
             try:
                 self._link.reload_tls()
             except ValueError as error:

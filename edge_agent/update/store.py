@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from edge_agent.files import write_atomic
+from edge_agent.files import fsync_path, write_atomic
 from edge_agent.update.release import Release
 
 __all__ = ["KINDS", "ReleaseStore", "UpdateState"]
@@ -59,14 +59,6 @@ class UpdateState:
         return asdict(self)
 
 
-def _sync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _point(link: Path, target: str | None) -> None:
     """``link`` -> ``target`` (a sibling's name) by atomic rename; None removes it."""
     if target is None:
@@ -76,7 +68,7 @@ def _point(link: Path, target: str | None) -> None:
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, link)
-    _sync(link.parent)
+    fsync_path(link.parent)
 
 
 class ReleaseStore:
@@ -137,13 +129,9 @@ class ReleaseStore:
         if target.exists():  # a half-finished earlier try of the same version
             shutil.rmtree(target)
         for name in release.files:  # the bytes on disk before the rename makes them visible
-            fd = os.open(release.path / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(release.path / name)
         os.replace(release.path, target)
-        _sync(target.parent)
+        fsync_path(target.parent)
         self._on_step("placed")
         state = UpdateState(release.kind, release.version, self.current(release.kind), "installed")
         return self._write_state(state, "installed")

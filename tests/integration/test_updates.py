@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,22 @@ TIMEOUT_S = 60.0
 CHUNK_BYTES = 40_000
 
 
+@dataclass
+class Device:
+    agent: Agent
+    centre: Centre
+    data: dict[str, Any]
+    path: Path
+
+    def restart(self) -> None:
+        """As systemd would after the agent exited: a new process on the same files."""
+        self.agent.stop()
+        self.agent = Agent(parse_config(self.data), config_path=self.path)
+        self.agent.start()
+
+
 @pytest.fixture
-def device(tmp_path: Path, broker: LocalBroker) -> Iterator[tuple[Agent, Centre, dict[str, Any]]]:
+def device(tmp_path: Path, broker: LocalBroker) -> Iterator[Device]:
     """An agent taking updates, its model installed as model release 1."""
     releases = tmp_path / "releases"
     store = ReleaseStore(releases)
@@ -71,11 +86,13 @@ def device(tmp_path: Path, broker: LocalBroker) -> Iterator[tuple[Agent, Centre,
     centre = Centre(broker.port, ROOT)
     agent = Agent(parse_config(data), config_path=path)
     agent.start()
+    result = Device(agent, centre, data, path)
     try:
         wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
-        yield agent, centre, data
+        yield result
     finally:
-        agent.stop()
+        result.agent.stop()
+        centre.client.publish(f"{ROOT}/update", b"", qos=1, retain=True).wait_for_publish(10)
         centre.close()
 
 
@@ -97,13 +114,18 @@ def send(centre: Centre, archive: bytes, name: str) -> dict[str, object]:
     return centre.reply_body(f"{name}-c".encode())
 
 
-def outcome(centre: Centre, version: str) -> dict[str, Any]:
-    """The device's final word on ``version`` on its retained ``update`` topic."""
+def outcome(
+    centre: Centre, kind: str, version: str, phases: tuple[str, ...] = ("kept", "rolled_back")
+) -> dict[str, Any]:
+    """The device's final word on ``kind`` ``version`` on its ``update`` topic (the
+    fixture clears the retained one, so nothing is left from an earlier test)."""
 
     def final() -> dict[str, Any] | None:
         for message in reversed(centre.inbox.at(f"{ROOT}/update")):
-            body = json.loads(message.payload)
-            if body.get("version") == version and body["phase"] in ("kept", "rolled_back"):
+            body = json.loads(message.payload) if message.payload else {}
+            if (body.get("kind"), body.get("version")) == (kind, version) and body[
+                "phase"
+            ] in phases:
                 return dict(body)
         return None
 
@@ -119,9 +141,9 @@ def config_release(tmp_path: Path, data: dict[str, Any], version: str, **options
 
 
 def test_a_good_config_release_switches_and_stays_and_bad_ones_are_refused(
-    tmp_path: Path, device: tuple[Agent, Centre, dict[str, Any]]
+    tmp_path: Path, device: Device
 ) -> None:
-    agent, centre, data = device
+    agent, centre, data = device.agent, device.centre, device.data
     changed = json.loads(json.dumps(data))
     changed["cameras"][0]["fps"] = 4
     reply = send(centre, config_release(tmp_path, changed, "2"), "c2")
@@ -132,7 +154,7 @@ def test_a_good_config_release_switches_and_stays_and_bad_ones_are_refused(
         "previous": None,
         "state": "switching",
     }
-    kept = outcome(centre, "2")
+    kept = outcome(centre, "config", "2")
     assert kept["phase"] == "kept", kept
     assert agent.config.cameras[0].fps == 4
     assert agent.config_path == Path(data["updates"]["dir"]) / "config" / "current" / "config.yaml"
@@ -165,10 +187,8 @@ def test_a_good_config_release_switches_and_stays_and_bad_ones_are_refused(
     assert agent.config.cameras[0].fps == 4  # nothing changed
 
 
-def test_a_config_whose_camera_is_dead_rolls_back_by_itself(
-    tmp_path: Path, device: tuple[Agent, Centre, dict[str, Any]]
-) -> None:
-    agent, centre, data = device
+def test_a_config_whose_camera_is_dead_rolls_back_by_itself(tmp_path: Path, device: Device) -> None:
+    agent, centre, data = device.agent, device.centre, device.data
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -176,7 +196,7 @@ def test_a_config_whose_camera_is_dead_rolls_back_by_itself(
     dead["cameras"][0]["source"] = {"kind": "opencv", "uri": f"rtsp://127.0.0.1:{port}/none"}
     reply = send(centre, config_release(tmp_path, dead, "2"), "dead")
     assert reply["ok"] is True
-    rolled = outcome(centre, "2")
+    rolled = outcome(centre, "config", "2")
     assert rolled["phase"] == "rolled_back", rolled
     assert "cam1" in rolled["reason"]
     assert agent.config.cameras[0].source.kind == "sim"  # type: ignore[union-attr]
@@ -185,10 +205,10 @@ def test_a_config_whose_camera_is_dead_rolls_back_by_itself(
     wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames again")
 
 
-def test_a_model_that_is_not_a_model_rolls_back_and_a_url_fetch_works(
-    tmp_path: Path, device: tuple[Agent, Centre, dict[str, Any]]
+def test_a_model_that_is_not_a_model_rolls_back_and_a_good_one_stays(
+    tmp_path: Path, device: Device
 ) -> None:
-    agent, centre, data = device
+    agent, centre, data = device.agent, device.centre, device.data
     detector = agent.detector
     bad = archive_of(make_release(tmp_path / "m2", {"model.tflite": b"not a model"}, kind="model"))
     served = tmp_path / "www"
@@ -205,9 +225,42 @@ def test_a_model_that_is_not_a_model_rolls_back_and_a_url_fetch_works(
     finally:
         server.shutdown()
         server.server_close()
-    rolled = outcome(centre, "2")
+    rolled = outcome(centre, "model", "2")
     assert rolled["phase"] == "rolled_back" and "could not be applied" in rolled["reason"]
     assert ReleaseStore(Path(data["updates"]["dir"])).current("model") == "1"
-    assert agent.detector is not None and agent.detector.model_name == detector.model_name
+    # The old release applied again: its model loaded again from model/current (version 1).
+    rolled_back_detector = agent.detector
+    assert rolled_back_detector.model_name == detector.model_name
     frames = agent.workers[0].pipeline.clock.frames
     wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames again")
+
+    # A good model release (the same network, as a new version) switches and stays.
+    good = {"model.tflite": require_model("ssd_mobilenet_v1").read_bytes()}
+    reply = send(
+        centre, archive_of(make_release(tmp_path / "m3", good, kind="model", version="3")), "m3"
+    )
+    assert reply["previous"] == "1"
+    assert outcome(centre, "model", "3")["phase"] == "kept"
+    assert agent.detector is not rolled_back_detector  # loaded again from model/current
+    assert ReleaseStore(Path(data["updates"]["dir"])).previous("model") == "1"
+
+
+def test_an_agent_release_switches_exits_for_systemd_and_the_next_start_keeps_it(
+    tmp_path: Path, device: Device
+) -> None:
+    """What can be tested without systemd: the switch, the pointer, the exit code, and the
+    next start's health check keeping the new agent."""
+    files = {"edge_agent-2.0-py3-none-any.whl": b"PK\x03\x04 a wheel"}
+    reply = send(
+        device.centre, archive_of(make_release(tmp_path / "a2", files, kind="agent")), "a2"
+    )
+    assert reply["state"] == "switching"
+    assert device.agent.wait(30.0)  # the update asked the agent to stop
+    assert device.agent.exit_code == 75  # Restart=on-failure starts it again
+    assert outcome(device.centre, "agent", "2", ("trial",))["reason"].startswith("switched")
+    store = ReleaseStore(Path(device.data["updates"]["dir"]))
+    assert store.current("agent") == "2" and store.previous("agent") is None
+    device.restart()
+    kept = outcome(device.centre, "agent", "2")
+    assert kept["phase"] == "kept" and kept["attempts"] == 1, kept
+    assert device.agent.exit_code == 0 and store.current("agent") == "2"
