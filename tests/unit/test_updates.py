@@ -349,3 +349,56 @@ def test_the_updater_stops_cleanly_while_deferred(tmp_path: Path) -> None:
     assert (
         state is not None and state.phase == "rolled_back" and "before the switch" in state.reason
     )
+
+
+def test_the_agent_runs_the_installed_config_release(tmp_path: Path) -> None:
+    from edge_agent.update.host import effective_config_path
+
+    bootstrap = tmp_path / "config.yaml"
+    settings = UpdatesConfig(dir=tmp_path / "releases", trusted_keys=[PUBLIC_HEX])
+    assert effective_config_path(bootstrap, settings) == bootstrap  # nothing installed
+    assert effective_config_path(bootstrap, None) == bootstrap  # no updates
+    store = ReleaseStore(settings.dir)
+    folder = make_release(store.staging / "c.d", CONFIG, version="4")
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    state = store.switch(store.place(release))
+    # Not kept yet: a start now takes it back (a power cut during the health check).
+    assert effective_config_path(bootstrap, settings) == bootstrap
+    assert store.current("config") is None
+    state = store.switch(
+        store.place(
+            verify_release(
+                make_release(store.staging / "c2.d", CONFIG, version="4"),
+                trusted_keys=[crypto.ed25519_public(KEY)],
+                installed=None,
+                now=NOW,
+            )
+        )
+    )
+    store.keep(state, "healthy")
+    running = effective_config_path(bootstrap, settings)
+    assert running == settings.dir / "config" / "current" / "config.yaml"
+    assert running.read_bytes() == CONFIG["config.yaml"]
+
+
+def test_the_operator_tool_makes_signs_and_packs_a_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provisioning.cli import main
+
+    key = tmp_path / "release.key"
+    assert main(["release", "keygen", str(key)]) == 0
+    public = capsys.readouterr().out.strip().splitlines()[-1].strip().removeprefix("- ")
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    folder = tmp_path / "model-3"
+    folder.mkdir()
+    (folder / "model.tflite").write_bytes(b"weights")
+    made = ["release", "make", str(folder), "--kind", "model", "--version", "3"]
+    assert main([*made, "--expires", "2099-01-01", "--key", str(key)]) == 0
+    release = verify_release(folder, trusted_keys=[bytes.fromhex(public)], installed="2", now=NOW)
+    assert (release.kind, release.version, release.files) == ("model", "3", ("model.tflite",))
+    assert main(["release", "pack", str(folder), str(tmp_path / "m.tar")]) == 0
+    unpack(tmp_path / "m.tar", tmp_path / "out", max_bytes=1 << 20)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.tflite", METADATA]
