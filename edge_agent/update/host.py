@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +38,8 @@ _log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"  # the file a config release holds
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: systemd's Restart=on-failure starts the new agent
 UPDATE_EXPIRY_S = 30 * 24 * 3600  # the retained outcome on {root}/update lasts a month
+RETRY_S = 600.0  # how long an outcome waits for the link to come up
+POLL_S = 0.5
 
 
 class Link(Protocol):
@@ -101,6 +105,9 @@ class AgentHost:
             agent.config_path = self._store.current_dir("config") / CONFIG_FILE
         self._topic = f"{topic_root}/update"
         self._detector_ran_since: float | None = None
+        self._lock = threading.Lock()
+        self._unsent: bytes | None = None  # the latest outcome the link was down for
+        self._retry: threading.Thread | None = None
 
     def open_event_cameras(self) -> list[str]:
         return [w.config.id for w in self._agent.workers if w.pipeline.open_events]
@@ -146,7 +153,33 @@ class AgentHost:
 
     def publish_update(self, body: Mapping[str, object]) -> None:
         payload = json.dumps({"v": 1, **body}, separators=(",", ":")).encode()
-        sent = self._agent.publisher.publish_volatile(
+        with self._lock:
+            self._unsent = None  # a newer outcome replaces one still waiting
+        sent = self._send(payload)
+        if not sent:  # offline (a start, a link cut): the latest goes once the link is up
+            _log.warning("update outcome not published yet (offline): %s", payload.decode())
+            with self._lock:
+                self._unsent = payload
+                if self._retry is None or not self._retry.is_alive():
+                    self._retry = threading.Thread(
+                        target=self._send_when_up, name="update-publish", daemon=True
+                    )
+                    self._retry.start()
+
+    def _send_when_up(self) -> None:
+        deadline_s = time.monotonic() + RETRY_S
+        while time.monotonic() < deadline_s:
+            time.sleep(POLL_S)  # not a test: the link has no "connected" event to wait on
+            with self._lock:
+                payload = self._unsent
+                if payload is None:
+                    return
+                if self._agent.publisher.connected and self._send(payload):
+                    self._unsent = None
+                    return
+
+    def _send(self, payload: bytes) -> bool:
+        return self._agent.publisher.publish_volatile(
             self._topic,
             payload,
             content_type="application/json",
@@ -154,8 +187,6 @@ class AgentHost:
             qos=1,
             retain=True,
         )
-        if not sent:
-            _log.warning("update outcome not published (offline): %s", payload.decode())
 
     def restart_for_update(self) -> None:
         self._agent.exit_code = RESTART_EXIT_CODE

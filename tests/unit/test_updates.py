@@ -19,6 +19,7 @@ from helpers import wait_until
 from edge_agent import crypto
 from edge_agent.update.config import UpdatesConfig
 from edge_agent.update.errors import UpdateError
+from edge_agent.update.host import effective_config_path
 from edge_agent.update.manager import Updater
 from edge_agent.update.release import METADATA, ReleaseRefused, verify_release
 from edge_agent.update.store import ReleaseStore
@@ -303,11 +304,15 @@ def test_a_power_cut_at_every_step_leaves_the_old_or_the_new_release(
         base = tmp_path / f"{k}-{step}"
         installed_v1(base)
         run_child(base, step, healthy)
-        store = ReleaseStore(base / "releases")  # the next start
-        state = store.repair()
+        # The next start: `edge-agent run` picks the config it runs (repairing first).
+        settings = UpdatesConfig(dir=base / "releases", trusted_keys=[PUBLIC_HEX])
+        running = effective_config_path(base / "bootstrap.yaml", settings)
+        store = ReleaseStore(base / "releases")
+        state = store.state()
         current = store.current("config")
         assert current in ("1", "2"), step
-        text = (store.current_dir("config") / "config.yaml").read_text()
+        assert running == store.current_dir("config") / "config.yaml", step
+        text = running.read_text()
         assert text == {"1": "site_id: old\n", "2": "site_id: new\n"}[current], step
         assert state is not None and state.phase in ("kept", "rolled_back"), step
         # Never the new one unless it was kept: what was not proven healthy is taken back.
@@ -352,8 +357,6 @@ def test_the_updater_stops_cleanly_while_deferred(tmp_path: Path) -> None:
 
 
 def test_the_agent_runs_the_installed_config_release(tmp_path: Path) -> None:
-    from edge_agent.update.host import effective_config_path
-
     bootstrap = tmp_path / "config.yaml"
     settings = UpdatesConfig(dir=tmp_path / "releases", trusted_keys=[PUBLIC_HEX])
     assert effective_config_path(bootstrap, settings) == bootstrap  # nothing installed
