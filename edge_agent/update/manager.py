@@ -173,8 +173,9 @@ class Updater:
                 target=self._check, args=(state, time.monotonic()), name="update", daemon=True
             )
             self._thread.start()
-        elif state is not None and state.phase == "rolled_back" and state.reason:
-            self._publish(state)  # what the repair at start did, once the link is up
+        repaired = self.store.take_repaired()  # this start took an update back: say so
+        if repaired is not None and repaired.phase == "rolled_back":
+            self._publish(repaired)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()

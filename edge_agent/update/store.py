@@ -40,6 +40,8 @@ STATE = "state.json"
 # Phases: installed (placed, not switched), switching, trial (switched, health pending),
 # rolling_back, then kept or rolled_back (final).
 FINAL = ("kept", "rolled_back")
+_REPAIRED: dict[Path, UpdateState] = {}
+"""What :meth:`ReleaseStore.repair` took back in this process, by store (to publish once)."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,12 @@ class ReleaseStore:
             )
             state = self.roll_back(state, why)
         _log.warning("update %s %s: %s", state.kind, state.version, state.reason)
+        _REPAIRED[self.root.resolve()] = state
         return state
+
+    def take_repaired(self) -> UpdateState | None:
+        """What the repair at this start took back (once: then None)."""
+        return _REPAIRED.pop(self.root.resolve(), None)
 
     def report(self) -> dict[str, object]:
         """For status: what runs of each kind, and the last update."""

@@ -352,10 +352,13 @@ def test_the_updater_stops_cleanly_while_deferred(tmp_path: Path) -> None:
     send(up, tmp_path, "r1", "1")
     up.stop()
     assert not any(t.name == "update" and t.is_alive() for t in threading.enumerate())
-    state = ReleaseStore(tmp_path / "releases").repair()  # the next start
-    assert (
-        state is not None and state.phase == "rolled_back" and "before the switch" in state.reason
-    )
+    again = FakeHost()
+    updater(tmp_path, again).start()  # the next start takes it back and says so, once
+    assert [p["phase"] for p in again.published] == ["rolled_back"]
+    assert "before the switch" in str(again.published[0]["reason"])
+    later = FakeHost()
+    updater(tmp_path, later).start()
+    assert later.published == []
 
 
 def test_the_agent_runs_the_installed_config_release(tmp_path: Path) -> None:
