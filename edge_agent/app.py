@@ -163,6 +163,9 @@ class Agent(CameraCommands):
             raise
 
     def _assemble(self, config: AgentConfig) -> None:
+        # First: its repair finishes or takes back an update a power cut interrupted,
+        # before the model below is read (docs/updates.md). None: no signed updates.
+        self.updater = self._updater(config)
         self.outbox = Outbox.from_config(config.outbox)
         if self.outbox.recovered_from is not None:
             log.error(
@@ -172,7 +175,6 @@ class Agent(CameraCommands):
         self._end_what_the_last_run_left_open()
         self.detector = LockedDetector(build_detector(config))  # one model, every camera
         self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
-        self.updater = self._updater(config)  # None: no signed updates (docs/updates.md)
         self.commands = CommandHandler(
             self, clips=clip_commands(config, self.clips), updates=self.updater
         )
