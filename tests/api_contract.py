@@ -531,7 +531,10 @@ MESSAGE_SCHEMAS = {
     "replyClips": "reply-clips",
     "replyClipHold": "reply-clip",
     "replyClipRelease": "reply-clip",
-    "replyUpdate": "reply-update",
+    "replyUpdateBegin": "reply-update",
+    "replyUpdateChunk": "reply-update",
+    "replyUpdateCommit": "reply-update",
+    "replyUpdateFetch": "reply-update",
     "update": "update",
     "replyError": "reply-error",
 }

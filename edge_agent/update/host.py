@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_agent.detect.base import LockedDetector
+from edge_agent.encode import Topics
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.update.config import UpdatesConfig
 from edge_agent.update.manager import Updater
@@ -103,7 +104,7 @@ class AgentHost:
         self._bootstrap = agent.config_path  # the service's file; a release's runs instead
         if self._store.current("config") is not None and agent.config_path is not None:
             agent.config_path = self._store.current_dir("config") / CONFIG_FILE
-        self._topic = f"{topic_root}/update"
+        self._topic = Topics(topic_root).update
         self._detector_ran_since: float | None = None
         self._lock = threading.Lock()
         self._unsent: bytes | None = None  # the latest outcome the link was down for
