@@ -104,6 +104,7 @@ from edge_agent.worker import CameraWorker
 
 if TYPE_CHECKING:
     from edge_agent.renew import Renewer
+    from edge_agent.update.manager import Updater
 
 __all__ = [
     "PREVIEW_EXPIRY_S",
@@ -151,6 +152,7 @@ class Agent(CameraCommands):
         self._threads: list[threading.Thread] = []
         self._preview_lock = threading.Lock()  # command handler and housekeeping
         self.not_stopped: tuple[str, ...] = ()  # threads that outlived ``stop``'s join
+        self.exit_code = 0  # 75: an update asks systemd for a restart (docs/updates.md)
         # First, so the LED flickers "starting" while the model loads.
         self.indicator = open_indicator(config.status.led)
         self.indicator.show(Condition.STARTING)
@@ -161,6 +163,9 @@ class Agent(CameraCommands):
             raise
 
     def _assemble(self, config: AgentConfig) -> None:
+        # First: its repair finishes or takes back an update a power cut interrupted,
+        # before the model below is read (docs/updates.md). None: no signed updates.
+        self.updater = self._updater(config)
         self.outbox = Outbox.from_config(config.outbox)
         if self.outbox.recovered_from is not None:
             log.error(
@@ -170,7 +175,9 @@ class Agent(CameraCommands):
         self._end_what_the_last_run_left_open()
         self.detector = LockedDetector(build_detector(config))  # one model, every camera
         self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
-        self.commands = CommandHandler(self, clips=clip_commands(config, self.clips))
+        self.commands = CommandHandler(
+            self, clips=clip_commands(config, self.clips), updates=self.updater
+        )
         self.publisher = Publisher(
             MqttSettings.from_config(config),
             self.outbox,
@@ -250,6 +257,8 @@ class Agent(CameraCommands):
             if self.config.web.enabled:
                 self.web = start_web(self, self.config.web, self.recent)
             self._started = True
+        if self.updater is not None:
+            self.updater.start()  # a new agent on trial checks its health now
         log.info(
             "agent started: site=%s device=%s boot=%s cameras=%s",
             self.config.site_id,
@@ -410,6 +419,13 @@ class Agent(CameraCommands):
             renew_at_fraction=tls.renew_at_fraction,
         )
 
+    def _updater(self, config: AgentConfig) -> Updater | None:
+        if config.updates is None:
+            return None
+        from edge_agent.update.host import build_updater  # cryptography: only when updating
+
+        return build_updater(self, config.updates, self.topics.root)
+
     def _on_mqtt_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
         """The renewed certificate (docs/enrolment.md) goes to the renewer, every other
         command to :meth:`_on_command`."""
@@ -432,6 +448,7 @@ class Agent(CameraCommands):
             "condition": self.condition(time.monotonic()).value,
             "status_led": self.indicator.description,
             "recording": self.recording_report(),
+            "update": self.updater.report() if self.updater is not None else None,
         }
 
     def reload_config(self) -> dict[str, object]:
@@ -456,9 +473,11 @@ class Agent(CameraCommands):
     def request_stop(self) -> None:
         self._stop.set()
 
-    def reload(self, path: Path | None = None) -> ReloadOutcome:
+    def reload(self, path: Path | None = None, *, force_detector: bool = False) -> ReloadOutcome:
         """Read the config again (from ``path``, else where it came from) and apply it, or
-        keep the running one and say why. Thread-safe; never raises for a bad config."""
+        keep the running one and say why. Thread-safe; never raises for a bad config.
+        ``force_detector``: load the model again though its config did not change (a model
+        release replaced the file: docs/updates.md)."""
         source = path or self.config_path
         if source is None:
             return ReloadOutcome(False, ("this agent was not started from a config file",))
@@ -468,18 +487,19 @@ class Agent(CameraCommands):
                 log.error("config %s not reloaded: %s; reload again once it runs", source, why)
                 return ReloadOutcome(False, (why,), path=str(source))
             self.service.reloading(time.monotonic_ns() // 1000)
-            outcome = self._reload_locked(source)
+            outcome = self._reload_locked(source, force_detector)
             self.service.reloaded(outcome.summary())
         (log.info if outcome.applied else log.error)("%s", outcome.summary())
         return outcome
 
-    def _reload_locked(self, path: Path) -> ReloadOutcome:
+    def _reload_locked(self, path: Path, force_detector: bool) -> ReloadOutcome:
         new, outcome = check_reload(path, self.config)
         if new is None:
             return outcome
         detector = self.detector
         # A camera's relabel filter changes what the shared model must report, too.
-        if "detector" in outcome.changed or detector_labels(new) != detector_labels(self.config):
+        labels_changed = detector_labels(new) != detector_labels(self.config)
+        if force_detector or "detector" in outcome.changed or labels_changed:
             try:
                 detector = LockedDetector(build_detector(new))
             except Exception as error:  # a model that does not load: keep the running one
@@ -538,6 +558,8 @@ class Agent(CameraCommands):
         """
         self.service.stopping()
         self._stop.set()
+        if self.updater is not None:
+            self.updater.stop()  # mid-check: the next start rolls back (not proven healthy)
         if self.web is not None:
             self.web.close()
         with self._reload_lock:  # a reload in progress finishes first

@@ -25,6 +25,7 @@ from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabe
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
+from edge_agent.update.config import UpdatesConfig
 from edge_agent.web.config import WebConfig
 
 
@@ -364,6 +365,7 @@ class AgentConfig(StrictModel):
     stats_interval_s: float = Field(60.0, ge=1.0)
     web: WebConfig = Field(default_factory=WebConfig)  # the technician page (docs/web.md)
     recording: RecordingConfig | None = None  # None: no clips (docs/recording.md)
+    updates: UpdatesConfig | None = None  # None: no signed updates (docs/updates.md)
 
     @field_validator("cameras")
     @classmethod

@@ -62,6 +62,11 @@ class Topics:
         return f"{self.root}/gaps"
 
     @property
+    def update(self) -> str:
+        """Signed updates' outcomes, retained (docs/updates.md)."""
+        return f"{self.root}/update"
+
+    @property
     def commands(self) -> str:
         """The filter the device subscribes to: ``{root}/cmd/+``."""
         return f"{self.root}/cmd/+"

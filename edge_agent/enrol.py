@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from edge_agent import csr as csrlib
+from edge_agent import crypto
 from edge_agent.ids import ID_PATTERN, check_id, inside, write_atomic
 from edge_agent.mqtt.client import new_client
 from edge_agent.mqtt.settings import MqttSettings
@@ -171,23 +171,23 @@ class DeviceFiles:
 
     def new_key(self, name: str = KEY) -> bytes:
         """A new private key written owner-only to ``name``; returns its PEM (for the CSR)."""
-        key_pem = csrlib.new_key_pem()
+        key_pem = crypto.new_key_pem()
         write_atomic(self.path(name), key_pem, 0o600)
         return key_pem
 
     def csr(self, common_name: str, *, key_name: str = KEY) -> bytes:
-        return csrlib.new_csr_pem(self.path(key_name).read_bytes(), common_name)
+        return crypto.new_csr_pem(self.path(key_name).read_bytes(), common_name)
 
     def matches_key(self, cert_pem: bytes, key_name: str = KEY) -> bool:
         key_pem = self.path(key_name).read_bytes()
-        return csrlib.cert_info(cert_pem).public_key_pem == csrlib.key_public_pem(key_pem)
+        return crypto.cert_info(cert_pem).public_key_pem == crypto.key_public_pem(key_pem)
 
     def install(self, enrolment: Enrolment) -> Path:
         """Check the certificate is for our key and our device id, then write it, the CA
         and the config (TLS paths pointing here, client id = certificate identity)."""
         try:
             config: Any = yaml.safe_load(enrolment.config_yaml)
-            info = csrlib.cert_info(enrolment.cert_pem)
+            info = crypto.cert_info(enrolment.cert_pem)
         except (yaml.YAMLError, ValueError) as error:
             raise EnrolmentError(f"the city side's answer cannot be read: {error}") from None
         if not isinstance(config, dict):

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["fsync_path", "write_atomic"]
 
 
 def write_atomic(
@@ -36,8 +36,13 @@ def write_atomic(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    directory_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_path(path.parent)  # the rename itself survives a power cut
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's bytes, or a folder's entries (the renames in it), to the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(directory_fd)  # the rename itself survives a power cut
+        os.fsync(fd)
     finally:
-        os.close(directory_fd)
+        os.close(fd)

@@ -174,6 +174,11 @@ class CameraPipeline:
         """This camera's scene analyzers (a command asks them for a new reference)."""
         return self._analyzers
 
+    @property
+    def open_events(self) -> int:
+        """Object events open now (an update waits for none: docs/updates.md)."""
+        return self._engine.open_events
+
     def _should_detect(self, now_s: float, has_motion: bool) -> bool:
         if has_motion or self._last_detect_s is None:
             return True

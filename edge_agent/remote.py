@@ -21,6 +21,9 @@ Commands:
   clip is never deleted / may be again; ``clip_fetch`` ``{"id": …, "offset": 0,
   "length": 65536}`` → that chunk of the MP4, its sha256 and the whole clip's in user
   properties (``edge_agent.recording.commands``).
+- ``update_begin`` / ``update_chunk`` / ``update_commit`` / ``update_fetch`` → a signed
+  release received in chunks (or fetched from a URL), verified, installed beside the
+  running one and switched, kept or rolled back by a health check (docs/updates.md).
 - ``reload`` ``{}`` → the device reads its config file again, checks it and applies it
   (``{"ok": true, "config": …, "changed": […]}``), or keeps the running one and says why
   (docs/service.md, Reload). The file is the device's own: a command cannot name another.
@@ -47,6 +50,7 @@ from pydantic import Field, ValidationError
 from edge_agent.config import problems_of
 from edge_agent.config_base import Identifier, StrictModel
 from edge_agent.recording.commands import ClipCommands, ClipError
+from edge_agent.update.errors import UpdateError
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +141,50 @@ class ClipIdCommand(StrictModel):
     id: str = Field(pattern=CLIP_ID)
 
 
+ARCHIVE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class UpdateBeginCommand(StrictModel):
+    id: str = Field(pattern=ARCHIVE_ID)
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=SHA256)
+
+
+class UpdateChunkCommand(StrictModel):
+    id: str = Field(pattern=ARCHIVE_ID)
+    offset: int = Field(ge=0)
+    data: str  # base64: a command payload is JSON (at most 64 kB: 45 kB of data a chunk)
+    sha256: str | None = Field(None, pattern=SHA256)  # of the chunk's bytes
+
+
+class UpdateCommitCommand(StrictModel):
+    id: str = Field(pattern=ARCHIVE_ID)
+    kind: Literal["model", "config", "agent"] | None = None  # refuse any other kind
+
+
+class UpdateFetchCommand(StrictModel):
+    id: str = Field(pattern=ARCHIVE_ID)
+    url: str = Field(pattern=r"^https?://", max_length=2048)
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=SHA256)
+
+
+class UpdateCommands(Protocol):
+    """``edge_agent.update.manager.Updater`` as the commands see it; a refusal raises
+    :class:`UpdateError`."""
+
+    def begin(self, archive_id: str, size: int, sha256: str) -> dict[str, object]: ...
+
+    def chunk(
+        self, archive_id: str, offset: int, data: str, sha256: str | None
+    ) -> dict[str, object]: ...
+
+    def commit(self, archive_id: str, *, kind: str | None = None) -> dict[str, object]: ...
+
+    def fetch(self, archive_id: str, url: str, size: int, sha256: str) -> dict[str, object]: ...
+
+
 class ClipFetchCommand(StrictModel):
     id: str = Field(pattern=CLIP_ID)
     offset: int = Field(0, ge=0)
@@ -219,6 +267,10 @@ COMMANDS: tuple[str, ...] = (
     "clip_hold",
     "clip_release",
     "clip_fetch",
+    "update_begin",
+    "update_chunk",
+    "update_commit",
+    "update_fetch",
 )
 
 
@@ -240,11 +292,14 @@ class CommandHandler:
         clock: Callable[[], float] = time.time,
         *,
         clips: ClipCommands | None = None,
+        updates: UpdateCommands | None = None,
     ) -> None:
-        """``clips``: the clip commands' store (None: this device does not record)."""
+        """``clips``: the clip commands' store (None: this device does not record);
+        ``updates``: the updater (None: no ``updates:`` in the config)."""
         self._target = target
         self._clock = clock
         self._clips = clips
+        self._updates = updates
         self.handled = 0
         self.refused = 0
 
@@ -304,6 +359,8 @@ class CommandHandler:
                 return Reply.json(self._target.announce())
             if name.startswith("clip"):
                 return self._clip_command(name, data)
+            if name.startswith("update_"):
+                return self._update_command(name, data)
             preview = PreviewCommand.model_validate(data)
             return self._preview(preview)
         except ValidationError as error:
@@ -383,3 +440,25 @@ class CommandHandler:
                 return Reply.error(str(error))
             busy = {"ok": False, "error": str(error), "retry_after_s": error.retry_after_s}
             return Reply.json(busy)
+
+    def _update_command(self, name: str, data: dict[str, object]) -> Reply:
+        updates = self._updates
+        if updates is None:
+            return Reply.error("this device takes no updates (no `updates:` in its config)")
+        try:
+            if name == "update_begin":
+                begin = UpdateBeginCommand.model_validate(data)
+                return Reply.json(updates.begin(begin.id, begin.size, begin.sha256))
+            if name == "update_chunk":
+                chunk = UpdateChunkCommand.model_validate(data)
+                return Reply.json(updates.chunk(chunk.id, chunk.offset, chunk.data, chunk.sha256))
+            if name == "update_commit":
+                commit = UpdateCommitCommand.model_validate(data)
+                return Reply.json(updates.commit(commit.id, kind=commit.kind))
+            fetch = UpdateFetchCommand.model_validate(data)
+            return Reply.json(updates.fetch(fetch.id, fetch.url, fetch.size, fetch.sha256))
+        except UpdateError as error:
+            body: dict[str, object] = {"ok": False, "error": shown(str(error), MAX_ERROR_CHARS)}
+            if error.have is not None:
+                body["have"] = error.have  # resume from here
+            return Reply.json(body)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from edge_agent import csr as csrlib
+from edge_agent import crypto
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, inside, renew_topic, write_atomic
+from edge_agent.files import fsync_path
 from edge_agent.remote import Reply
 
 __all__ = ["RenewLink", "Renewer"]
@@ -44,18 +44,10 @@ class RenewLink(Protocol):
     def reload_tls(self) -> None: ...
 
 
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the renames themselves survive a power cut
-    finally:
-        os.close(fd)
-
-
 def _pair_matches(cert_file: Path, key_file: Path) -> bool:
     try:
-        info = csrlib.cert_info(cert_file.read_bytes())
-        return info.public_key_pem == csrlib.key_public_pem(key_file.read_bytes())
+        info = crypto.cert_info(cert_file.read_bytes())
+        return info.public_key_pem == crypto.key_public_pem(key_file.read_bytes())
     except (OSError, ValueError):
         return False
 
@@ -78,7 +70,7 @@ def repair_identity(cert_file: Path, key_file: Path) -> str | None:
             candidate.replace(cert_file)
         else:
             continue
-        _sync_folder(cert_file.parent)
+        fsync_path(cert_file.parent)
         done = f"a certificate renewal cut short was {what} ({cert_file}, {key_file})"
         _log.warning("%s", done)
         return done
@@ -129,7 +121,7 @@ class Renewer:
         """Past ``renew_at_fraction`` of the certificate's lifetime (read once per
         certificate: :meth:`tick` runs every second)."""
         if self._renew_at is None:
-            info = csrlib.cert_info(self.cert_file.read_bytes())
+            info = crypto.cert_info(self.cert_file.read_bytes())
             self._renew_at = info.renew_at(self._fraction)
         return self._now() >= self._renew_at
 
@@ -140,11 +132,11 @@ class Renewer:
                 return False
             if not self._link.connected or not self.due():
                 return False
-            key_pem = csrlib.new_key_pem()
+            key_pem = crypto.new_key_pem()
             write_atomic(self.new_key_file, key_pem, 0o600)
             body = {
                 "v": PROTOCOL_VERSION,
-                "csr": csrlib.new_csr_pem(key_pem, self.device_id).decode(),
+                "csr": crypto.new_csr_pem(key_pem, self.device_id).decode(),
             }
             sent = self._link.publish_volatile(
                 self.topic,
@@ -163,14 +155,14 @@ class Renewer:
         try:
             body = json.loads(payload)
             cert_pem = str(body["cert"]).encode()
-            info = csrlib.cert_info(cert_pem)
+            info = crypto.cert_info(cert_pem)
         except (ValueError, KeyError, TypeError) as error:
             return Reply.error(f"renewal answer cannot be read: {error}")
         with self._lock:
             if not self.new_key_file.exists():
                 return Reply.error("no renewal is pending")
             key_pem = self.new_key_file.read_bytes()
-            if info.public_key_pem != csrlib.key_public_pem(key_pem):
+            if info.public_key_pem != crypto.key_public_pem(key_pem):
                 return Reply.error("the certificate is not for the pending key")
             if info.common_name != self.device_id:
                 return Reply.error(f"the certificate names {info.common_name!r}")
@@ -184,7 +176,7 @@ class Renewer:
             write_atomic(self.old_cert_file, old_cert, 0o644)
             self.new_key_file.replace(self.key_file)
             self.new_cert_file.replace(self.cert_file)
-            _sync_folder(self.cert_file.parent)
+            fsync_path(self.cert_file.parent)
             try:
                 self._link.reload_tls()
             except ValueError as error:

@@ -6,6 +6,7 @@
     edge-provision serve STATE --host broker.city.example    # answers over the broker
     edge-provision sign STATE /media/usb/DEVICE.request.json # the USB stick's step 2
     edge-provision retire STATE DEVICE                       # no more renewals
+    edge-provision release make|sign|pack|rollout ...        # signed updates (docs/updates.md)
 
 Exit codes: 0 done, 1 failed while running, 2 bad input (with the reason on stderr).
 """
@@ -26,7 +27,7 @@ from types import FrameType
 from edge_agent.enrol import PROTOCOL_VERSION
 from edge_agent.ids import check_id, inside, write_atomic
 from edge_agent.mqtt.settings import MqttSettings
-from provisioning import pki
+from provisioning import pki, release
 from provisioning.inventory import InventoryError, load_inventory
 from provisioning.server import Provisioner, serve, write_device
 from provisioning.tokens import TokenStore
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--topic-prefix", default="city")
     srv.add_argument("--certificate-s", type=float, help="override certificate lifetime (labs)")
     srv.set_defaults(handler=_cmd_serve)
+    release.register(commands)
     return parser
 
 

@@ -59,7 +59,7 @@ from edge_agent.types import (
 from edge_agent.zones import Zone, zones_from_config
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAYLOAD_SCHEMAS = ("event", "alert", "state", "counts", "gaps", "status", "stats")
+PAYLOAD_SCHEMAS = ("event", "alert", "state", "counts", "gaps", "status", "stats", "update")
 REPLY_SCHEMAS = (
     "reply-ping",
     "reply-status",
@@ -69,6 +69,7 @@ REPLY_SCHEMAS = (
     "reply-announce",
     "reply-clips",
     "reply-clip",
+    "reply-update",
     "reply-error",
 )
 SCHEMA_NAMES = PAYLOAD_SCHEMAS + REPLY_SCHEMAS
@@ -385,8 +386,10 @@ def stats_inputs() -> tuple[OutboxStats, PublisherStats, dict[str, CameraStats]]
 def mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "extra field", {**body, "colour": "red"}
     for key in body:
-        # the only optional keys (clip: v1 devices from before recording send none)
-        if key not in ("historical", "outbox_reset", "clip", "clip_reason", "recording"):
+        # the only optional keys (clip: v1 devices from before recording send none; update:
+        # from before signed updates)
+        optional = ("historical", "outbox_reset", "clip", "clip_reason", "recording", "update")
+        if key not in optional:
             yield f"{key} missing", {k: v for k, v in body.items() if k != key}
     if "v" in body:
         yield "v is a string", {**body, "v": "1"}
@@ -531,6 +534,11 @@ MESSAGE_SCHEMAS = {
     "replyClips": "reply-clips",
     "replyClipHold": "reply-clip",
     "replyClipRelease": "reply-clip",
+    "replyUpdateBegin": "reply-update",
+    "replyUpdateChunk": "reply-update",
+    "replyUpdateCommit": "reply-update",
+    "replyUpdateFetch": "reply-update",
+    "update": "update",
     "replyError": "reply-error",
 }
 

@@ -21,7 +21,6 @@ from edge_agent.cli.common import (
     DEFAULT_CONFIG_PATH,
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_OK,
     default_config_path,
     error,
     load_checked_config,
@@ -94,7 +93,7 @@ def _run_locked(config: AgentConfig, *, seconds: float | None, config_path: Path
         agent.wait(seconds)
     finally:
         agent.stop()
-    return EXIT_OK
+    return agent.exit_code  # 75: an update switched the agent, systemd starts the new one
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,4 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_checked_config(path)
     if config is None:
         return EXIT_BAD_INPUT
+    if config.updates is not None:  # an installed config release runs instead
+        from edge_agent.update.host import effective_config_path
+
+        release = effective_config_path(path, config.updates)
+        if release != path:
+            config = load_checked_config(release) or config  # checked when it was installed
     return run_agent(config, config_path=path)

@@ -28,6 +28,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "status",
     "web",
     "recording",  # the clip store and its caps are opened once, at start
+    "updates",  # the trusted keys: a release cannot change who may sign the next one
 )
 """Top-level config keys a reload cannot change (docs/service.md, Reload)."""
 RESTART_HINT = "systemctl restart edge-agent"

@@ -74,6 +74,7 @@ class AgentStandIn:
         self.publisher = publisher
         self.commands = CommandHandler(self)
         self.clips = None  # no recording
+        self.updater = None  # no updates
         self.indicator = NoIndicator()
         self._preview_lock = threading.Lock()
         frame = Frame("cam1", 0, 1_764_448_000.0, 0.0, IMAGE)
@@ -311,6 +312,24 @@ def test_wrong_replies_fail(device: Device) -> None:
         check_wrong(name, body, iter(wrongs))
 
 
+class UpdatesStandIn:
+    """Takes every valid update command (the examples cannot carry a signed release)."""
+
+    def begin(self, archive_id: str, size: int, sha256: str) -> dict[str, object]:
+        return {"ok": True, "id": archive_id, "have": 0, "size": size}
+
+    def chunk(
+        self, archive_id: str, offset: int, data: str, sha256: str | None
+    ) -> dict[str, object]:
+        return {"ok": True, "id": archive_id, "have": offset + len(data)}
+
+    def commit(self, archive_id: str, *, kind: str | None = None) -> dict[str, object]:
+        return {"ok": True, "kind": "config", "version": "7", "previous": "6", "state": "switching"}
+
+    def fetch(self, archive_id: str, url: str, size: int, sha256: str) -> dict[str, object]:
+        return self.commit(archive_id)
+
+
 def test_asyncapi_command_examples_are_carried_out(tmp_path: Path) -> None:
     document = asyncapi()
     store = ClipStore(tmp_path, RetentionCaps(1 << 30, 0, None))  # the examples' clip
@@ -328,7 +347,7 @@ def test_asyncapi_command_examples_are_carried_out(tmp_path: Path) -> None:
     target.publisher = SimpleNamespace(  # type: ignore[assignment]
         announce=lambda: True, publish_volatile=lambda *_a, **_k: True
     )
-    handler = CommandHandler(target, clips=clips)
+    handler = CommandHandler(target, clips=clips, updates=UpdatesStandIn())
     for name, message in document["channels"]["commands"]["messages"].items():
         resolved = document["components"]["messages"][message["$ref"].rsplit("/", 1)[1]]
         assert resolved["examples"], name

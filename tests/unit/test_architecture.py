@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "edge_agent"
 OWNERS = {
     "paho": {"edge_agent.mqtt.client"},
     "picamera2": {"edge_agent.capture.picamera2_source"},
-    "cryptography": {"edge_agent.csr"},
+    "cryptography": {"edge_agent.crypto"},
     "gpiozero": {"edge_agent.indicator"},
     "ai_edge_litert": {"edge_agent.detect.runtime"},
     "tflite_runtime": {"edge_agent.detect.runtime"},

@@ -88,6 +88,7 @@ def test_asyncapi_channels_are_the_topics_the_code_builds(outbox: Outbox) -> Non
         "gaps": topics.gaps,
         "stats": topics.stats,
         "preview": topics.preview("{camera}"),
+        "update": topics.update,
         "commands": topics.command("{command}"),
         "replies": topics.reply("{reply_to}"),
     } == {name: channel["address"] for name, channel in channels.items()}

@@ -26,6 +26,9 @@ from edge_agent.remote import (
     ReferenceCommand,
     Reply,
     SnapshotCommand,
+    UpdateBeginCommand,
+    UpdateCommitCommand,
+    UpdateFetchCommand,
     nests_deeper_than,
     shown,
 )
@@ -212,6 +215,9 @@ def test_asyncapi_command_payloads_are_the_device_s_models() -> None:
         ("snapshotCommand", SnapshotCommand),
         ("previewCommand", PreviewCommand),
         ("referenceCommand", ReferenceCommand),
+        ("updateBeginCommand", UpdateBeginCommand),
+        ("updateCommitCommand", UpdateCommitCommand),
+        ("updateFetchCommand", UpdateFetchCommand),
     ):
         documented = schemas[name]
         actual = model.model_json_schema()

@@ -37,6 +37,7 @@ from helpers import wait_until
 from edge_agent.app import PREVIEW_EXPIRY_S
 from edge_agent.outbox import Outbox
 from edge_agent.remote import COMMANDS, Reply
+from edge_agent.update.host import UPDATE_EXPIRY_S
 
 
 @pytest.mark.parametrize("age_s", [0.0, 3600.0], ids=["live", "historical"])
@@ -220,12 +221,15 @@ def test_asyncapi_qos_retain_and_properties_match_the_wire(outbox: Outbox) -> No
         ("publishGaps", 1, False),
         ("publishStats", 0, False),
         ("publishPreview", 0, False),
+        ("publishUpdate", 1, True),
     ):
         binding = operations[name]["bindings"]["mqtt"]
         assert (binding["qos"], binding["retain"]) == (qos, retain), name
     # MQTT binding 0.2.0 puts the expiry on the operation, not the message.
     preview = operations["publishPreview"]["bindings"]["mqtt"]
     assert preview["messageExpiryInterval"] == PREVIEW_EXPIRY_S
+    update = operations["publishUpdate"]["bindings"]["mqtt"]
+    assert update["messageExpiryInterval"] == UPDATE_EXPIRY_S
     reply = operations["sendReply"]["bindings"]["mqtt"]
     assert (reply["qos"], reply["retain"], reply["messageExpiryInterval"]) == (1, False, 60)
     # one per command: clip_fetch -> replyClipFetch

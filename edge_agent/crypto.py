@@ -1,5 +1,6 @@
-"""The device's key and certificate signing request: the one device-side module that
-imports ``cryptography`` (docs/enrolment.md).
+"""The device's key and certificate signing request (docs/enrolment.md), and the Ed25519
+signatures of releases (docs/updates.md): the one device-side module that imports
+``cryptography``.
 
 Why a module of its own: the private key is made here, on the device, and written
 once, owner-only, into the device's own directory; nothing else in the agent ever reads
@@ -9,18 +10,25 @@ key and name) and nothing more.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 __all__ = [
     "CertInfo",
     "cert_info",
     "csr_common_name",
+    "ed25519_key_id",
+    "ed25519_new_key",
+    "ed25519_public",
+    "ed25519_sign",
+    "ed25519_verify",
     "key_public_pem",
     "new_csr_pem",
     "new_key_pem",
@@ -103,3 +111,40 @@ def _public_pem(public_key: object) -> bytes:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return data
+
+
+# -- Ed25519: release signatures (docs/updates.md) ---------------------------------------
+# Keys travel as raw bytes (32, hex in files and config): short enough to paste into a
+# device config, with nothing to parse.
+
+
+def ed25519_new_key() -> bytes:
+    """A fresh Ed25519 private key, raw (32 bytes): the operator's release key."""
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def ed25519_public(private_raw: bytes) -> bytes:
+    """The public half (raw, 32 bytes) of a raw private key."""
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(private_raw)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def ed25519_key_id(public_raw: bytes) -> str:
+    """A short name for a public key (16 hex digits of its sha256), as TUF names keys."""
+    return hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def ed25519_sign(private_raw: bytes, message: bytes) -> bytes:
+    return ed25519.Ed25519PrivateKey.from_private_bytes(private_raw).sign(message)
+
+
+def ed25519_verify(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` is ``public_raw``'s over ``message`` (False for a malformed
+    key or signature: never raises for what came over the network)."""
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,266 @@
+"""Signed updates over a real broker with a real agent (docs/updates.md): a good config
+release switches and stays; a config whose camera is dead and a model file that is not a
+model each fail and roll back by themselves; tampered, older and expired releases are
+refused with the reason. The releases go as ``update_begin`` / ``update_chunk`` /
+``update_commit``, and ``update_fetch`` takes one from a local http server."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fakes.centre import Centre
+from fakes.releases import KEY, OTHER_KEY, PUBLIC_HEX, archive_of, make_release
+from helpers import sim_camera, wait_until
+from realdata import require_model
+
+from edge_agent import crypto
+from edge_agent.app import Agent
+from edge_agent.broker import LocalBroker
+from edge_agent.config import parse_config
+from edge_agent.update.release import verify_release
+from edge_agent.update.store import ReleaseStore
+
+ROOT = "city/upd-site/dev-1"
+TIMEOUT_S = 60.0
+CHUNK_BYTES = 40_000
+
+
+@dataclass
+class Device:
+    agent: Agent
+    centre: Centre
+    data: dict[str, Any]
+    path: Path
+
+    def restart(self) -> None:
+        """As systemd would after the agent exited: a new process on the same files."""
+        self.agent.stop()
+        self.agent = Agent(parse_config(self.data), config_path=self.path)
+        self.agent.start()
+
+
+@pytest.fixture
+def device(tmp_path: Path, broker: LocalBroker) -> Iterator[Device]:
+    """An agent taking updates, its model installed as model release 1."""
+    releases = tmp_path / "releases"
+    store = ReleaseStore(releases)
+    folder = store.staging / "m1.d"
+    folder.mkdir()
+    shutil.copyfile(require_model("ssd_mobilenet_v1"), folder / "model.tflite")
+    make_release(folder, {}, kind="model", version="1")
+    now = datetime.now(timezone.utc)
+    model = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=now
+    )
+    store.keep(store.switch(store.place(model)), "installed at the factory")
+    data: dict[str, Any] = {
+        "site_id": "upd-site",
+        "device_id": "dev-1",
+        "cameras": [sim_camera(scenario="empty_street", loop=True)],
+        "detector": {
+            "model": str(releases / "model" / "current" / "model.tflite"),
+            "layout": "ssd_postprocess",
+            "threads": 1,
+        },
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "reconnect_min_delay_s": 0.5},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "references": {"directory": None},
+        "updates": {"dir": str(releases), "trusted_keys": [PUBLIC_HEX], "health_deadline_s": 10},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    centre = Centre(broker.port, ROOT)
+    agent = Agent(parse_config(data), config_path=path)
+    agent.start()
+    result = Device(agent, centre, data, path)
+    try:
+        wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
+        yield result
+    finally:
+        result.agent.stop()
+        centre.client.publish(f"{ROOT}/update", b"", qos=1, retain=True).wait_for_publish(10)
+        centre.close()
+
+
+def send(centre: Centre, archive: bytes, name: str) -> dict[str, object]:
+    """The archive in chunks, then the commit; the commit's reply."""
+    centre.send(
+        "update_begin",
+        {"id": name, "size": len(archive), "sha256": hashlib.sha256(archive).hexdigest()},
+        f"{name}-b".encode(),
+    )
+    assert centre.reply_body(f"{name}-b".encode())["have"] == 0
+    for offset in range(0, len(archive), CHUNK_BYTES):
+        piece = archive[offset : offset + CHUNK_BYTES]
+        tag = f"{name}-{offset}".encode()
+        body = {"id": name, "offset": offset, "data": base64.b64encode(piece).decode()}
+        centre.send("update_chunk", body, tag)
+        assert centre.reply_body(tag)["have"] == offset + len(piece)
+    centre.send("update_commit", {"id": name}, f"{name}-c".encode())
+    return centre.reply_body(f"{name}-c".encode())
+
+
+def outcome(
+    centre: Centre, kind: str, version: str, phases: tuple[str, ...] = ("kept", "rolled_back")
+) -> dict[str, Any]:
+    """The device's final word on ``kind`` ``version`` on its ``update`` topic (the
+    fixture clears the retained one, so nothing is left from an earlier test)."""
+
+    def final() -> dict[str, Any] | None:
+        for message in reversed(centre.inbox.at(f"{ROOT}/update")):
+            body = json.loads(message.payload) if message.payload else {}
+            if (body.get("kind"), body.get("version")) == (kind, version) and body[
+                "phase"
+            ] in phases:
+                return dict(body)
+        return None
+
+    wait_until(lambda: final() is not None, TIMEOUT_S, f"the outcome of release {version}")
+    result = final()
+    assert result is not None
+    return result
+
+
+def config_release(tmp_path: Path, data: dict[str, Any], version: str, **options: Any) -> bytes:
+    files = {"config.yaml": yaml.safe_dump(data).encode()}
+    return archive_of(make_release(tmp_path / f"c{version}", files, version=version, **options))
+
+
+def test_a_good_config_release_switches_and_stays_and_bad_ones_are_refused(
+    tmp_path: Path, device: Device
+) -> None:
+    agent, centre, data = device.agent, device.centre, device.data
+    changed = json.loads(json.dumps(data))
+    changed["cameras"][0]["fps"] = 4
+    reply = send(centre, config_release(tmp_path, changed, "2"), "c2")
+    assert reply == {
+        "ok": True,
+        "kind": "config",
+        "version": "2",
+        "previous": None,
+        "state": "switching",
+    }
+    kept = outcome(centre, "config", "2")
+    assert kept["phase"] == "kept", kept
+    assert agent.config.cameras[0].fps == 4
+    assert agent.config_path == Path(data["updates"]["dir"]) / "config" / "current" / "config.yaml"
+    centre.send("status", {}, b"s1")
+    status = centre.reply_body(b"s1")
+    assert status["update"]["current"]["config"] == "2"  # type: ignore[index]
+    assert status["update"]["last"]["phase"] == "kept"  # type: ignore[index]
+
+    refusals = {
+        "older": (config_release(tmp_path, changed, "1"), "older than the installed 2"),
+        "expired": (
+            config_release(
+                tmp_path, changed, "7", expires=datetime.now(timezone.utc) - timedelta(hours=1)
+            ),
+            "expired",
+        ),
+        "wrongkey": (
+            config_release(tmp_path, changed, "8", key=OTHER_KEY),
+            "not signed by a trusted key",
+        ),
+    }
+    for name, (archive, why) in refusals.items():
+        body = send(centre, archive, name)
+        assert body["ok"] is False and why in str(body["error"]), body
+    tampered = tmp_path / "c9"
+    make_release(tampered, {"config.yaml": yaml.safe_dump(changed).encode()}, version="9")
+    (tampered / "config.yaml").write_text(yaml.safe_dump(changed).replace("fps: 4", "fps: 5"))
+    body = send(centre, archive_of(tampered), "tampered")
+    assert body["ok"] is False and "does not match its sha256" in str(body["error"])
+    assert agent.config.cameras[0].fps == 4  # nothing changed
+
+
+def test_a_config_whose_camera_is_dead_rolls_back_by_itself(tmp_path: Path, device: Device) -> None:
+    agent, centre, data = device.agent, device.centre, device.data
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = json.loads(json.dumps(data))
+    dead["cameras"][0]["source"] = {"kind": "opencv", "uri": f"rtsp://127.0.0.1:{port}/none"}
+    reply = send(centre, config_release(tmp_path, dead, "2"), "dead")
+    assert reply["ok"] is True
+    rolled = outcome(centre, "config", "2")
+    assert rolled["phase"] == "rolled_back", rolled
+    assert "cam1" in rolled["reason"]
+    assert agent.config.cameras[0].source.kind == "sim"  # type: ignore[union-attr]
+    assert ReleaseStore(Path(data["updates"]["dir"])).current("config") is None
+    frames = agent.workers[0].pipeline.clock.frames
+    wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames again")
+
+
+def test_a_model_that_is_not_a_model_rolls_back_and_a_good_one_stays(
+    tmp_path: Path, device: Device
+) -> None:
+    agent, centre, data = device.agent, device.centre, device.data
+    detector = agent.detector
+    bad = archive_of(make_release(tmp_path / "m2", {"model.tflite": b"not a model"}, kind="model"))
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "m2.tar").write_bytes(bad)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/m2.tar"
+        body = {"id": "m2", "url": url, "size": len(bad), "sha256": hashlib.sha256(bad).hexdigest()}
+        centre.send("update_fetch", body, b"f1")
+        assert centre.reply_body(b"f1")["ok"] is True
+    finally:
+        server.shutdown()
+        server.server_close()
+    rolled = outcome(centre, "model", "2")
+    assert rolled["phase"] == "rolled_back" and "could not be applied" in rolled["reason"]
+    assert ReleaseStore(Path(data["updates"]["dir"])).current("model") == "1"
+    # The old release applied again: its model loaded again from model/current (version 1).
+    rolled_back_detector = agent.detector
+    assert rolled_back_detector.model_name == detector.model_name
+    frames = agent.workers[0].pipeline.clock.frames
+    wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames again")
+
+    # A good model release (the same network, as a new version) switches and stays.
+    good = {"model.tflite": require_model("ssd_mobilenet_v1").read_bytes()}
+    reply = send(
+        centre, archive_of(make_release(tmp_path / "m3", good, kind="model", version="3")), "m3"
+    )
+    assert reply["previous"] == "1"
+    assert outcome(centre, "model", "3")["phase"] == "kept"
+    assert agent.detector is not rolled_back_detector  # loaded again from model/current
+    assert ReleaseStore(Path(data["updates"]["dir"])).previous("model") == "1"
+
+
+def test_an_agent_release_switches_exits_for_systemd_and_the_next_start_keeps_it(
+    tmp_path: Path, device: Device
+) -> None:
+    """What can be tested without systemd: the switch, the pointer, the exit code, and the
+    next start's health check keeping the new agent."""
+    files = {"edge_agent-2.0-py3-none-any.whl": b"PK\x03\x04 a wheel"}
+    reply = send(
+        device.centre, archive_of(make_release(tmp_path / "a2", files, kind="agent")), "a2"
+    )
+    assert reply["state"] == "switching"
+    assert device.agent.wait(30.0)  # the update asked the agent to stop
+    assert device.agent.exit_code == 75  # Restart=on-failure starts it again
+    assert outcome(device.centre, "agent", "2", ("trial",))["reason"].startswith("switched")
+    store = ReleaseStore(Path(device.data["updates"]["dir"]))
+    assert store.current("agent") == "2" and store.previous("agent") is None
+    device.restart()
+    kept = outcome(device.centre, "agent", "2")
+    assert kept["phase"] == "kept" and kept["attempts"] == 1, kept
+    assert device.agent.exit_code == 0 and store.current("agent") == "2"

@@ -1,0 +1,412 @@
+"""Signed updates (docs/updates.md): metadata verification, the transfer, the store's steps
+and its repair at start, and the updater's keep / roll back / defer with a fake agent."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from fakes.releases import KEY, OTHER_KEY, PUBLIC_HEX, archive_of, make_release
+from helpers import wait_until
+
+from edge_agent import crypto
+from edge_agent.update.config import UpdatesConfig
+from edge_agent.update.errors import UpdateError
+from edge_agent.update.host import effective_config_path
+from edge_agent.update.manager import Updater
+from edge_agent.update.release import METADATA, ReleaseRefused, verify_release
+from edge_agent.update.store import ReleaseStore
+from edge_agent.update.transfer import Staging, TransferError, unpack
+
+NOW = datetime.now(timezone.utc)
+CONFIG = {"config.yaml": b"site_id: s\n"}
+
+
+def verify(folder: Path, installed: str | None = "1", keys: list[bytes] | None = None) -> object:
+    return verify_release(
+        folder,
+        trusted_keys=keys or [crypto.ed25519_public(KEY)],
+        installed=installed,
+        now=NOW,
+    )
+
+
+# -- metadata ------------------------------------------------------------------------
+
+
+def test_a_good_release_verifies(tmp_path: Path) -> None:
+    release = verify(make_release(tmp_path / "r", CONFIG, version="2.1"))
+    assert release.kind == "config" and release.version == "2.1"  # type: ignore[attr-defined]
+
+
+def test_a_tampered_file_is_refused(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG)
+    (folder / "config.yaml").write_bytes(b"site_id: x\n")  # same size, other bytes
+    with pytest.raises(ReleaseRefused, match="does not match its sha256"):
+        verify(folder)
+
+
+def test_tampered_metadata_is_refused(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG, version="2")
+    body = json.loads((folder / METADATA).read_text())
+    body["signed"]["version"] = "9"  # a newer version claimed without the key
+    (folder / METADATA).write_text(json.dumps(body))
+    with pytest.raises(ReleaseRefused, match="not signed by a trusted key"):
+        verify(folder)
+
+
+def test_a_release_signed_with_another_key_is_refused(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG, key=OTHER_KEY)
+    with pytest.raises(ReleaseRefused, match="not signed by a trusted key"):
+        verify(folder)
+    # ... and accepted by a device that trusts that key too (a key rotation)
+    verify(folder, keys=[crypto.ed25519_public(KEY), crypto.ed25519_public(OTHER_KEY)])
+
+
+def test_an_older_or_the_same_version_is_refused(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG, version="2")
+    with pytest.raises(ReleaseRefused, match=r"older than the installed 10 \(rollback refused\)"):
+        verify(folder, installed="10")
+    with pytest.raises(ReleaseRefused, match="already installed"):
+        verify(folder, installed="2")
+    verify(folder, installed=None)  # nothing installed yet: any version
+
+
+def test_an_expired_release_is_refused(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG, expires=NOW - timedelta(seconds=1))
+    with pytest.raises(ReleaseRefused, match="expired"):
+        verify(folder)
+
+
+def test_an_unlisted_or_missing_file_is_refused(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG)
+    (folder / "extra.sh").write_bytes(b"#!/bin/sh\n")
+    with pytest.raises(ReleaseRefused, match=r"'extra\.sh' is not listed"):
+        verify(folder)
+    (folder / "extra.sh").unlink()
+    (folder / "config.yaml").unlink()
+    with pytest.raises(ReleaseRefused, match="listed but missing"):
+        verify(folder)
+
+
+def test_a_config_release_without_a_config_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ReleaseRefused, match=r"must hold config\.yaml"):
+        verify(make_release(tmp_path / "r", {"other.yaml": b"x"}))
+
+
+# -- transfer ------------------------------------------------------------------------
+
+
+def test_chunks_resume_from_the_offset_the_device_holds(tmp_path: Path) -> None:
+    staging = Staging(tmp_path, max_bytes=1 << 20)
+    data = bytes(range(256)) * 10
+    digest = hashlib.sha256(data).hexdigest()
+    assert staging.begin("a1", len(data), digest) == 0
+    assert staging.chunk("a1", 0, data[:1000], hashlib.sha256(data[:1000]).hexdigest()) == 1000
+    with pytest.raises(TransferError) as wrong:
+        staging.chunk("a1", 500, data[500:900], None)
+    assert wrong.value.have == 1000
+    with pytest.raises(TransferError, match="does not match its sha256"):
+        staging.chunk("a1", 1000, data[1000:1100], "0" * 64)
+    assert staging.begin("a1", len(data), digest) == 1000  # a sender restarted: resume
+    staging.chunk("a1", 1000, data[1000:], None)
+    assert staging.complete("a1").read_bytes() == data
+
+
+def test_unpack_takes_plain_files_only(tmp_path: Path) -> None:
+    for name, kind in (
+        ("../escape", tarfile.REGTYPE),
+        ("link", tarfile.SYMTYPE),
+        ("d", tarfile.DIRTYPE),
+    ):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+        archive = tmp_path / "a.tar"
+        archive.write_bytes(buffer.getvalue())
+        with pytest.raises(TransferError, match="not a plain file"):
+            unpack(archive, tmp_path / "out", max_bytes=1 << 20)
+        assert not (tmp_path / "out").exists()
+
+
+# -- the updater, with a fake agent --------------------------------------------------
+
+
+class FakeHost:
+    def __init__(self) -> None:
+        self.open: list[str] = []
+        self.healthy = True
+        self.apply_problem: str | None = None
+        self.applied: list[str | None] = []
+        self.published: list[dict[str, object]] = []
+        self.store: ReleaseStore | None = None
+
+    def open_event_cameras(self) -> list[str]:
+        return list(self.open)
+
+    def apply_release(self, kind: str) -> str | None:
+        assert self.store is not None
+        self.applied.append(self.store.current(kind))
+        return self.apply_problem
+
+    def health_problems(self, since_mono_s: float) -> list[str]:
+        return [] if self.healthy else ["camera cam1: no frame since the switch"]
+
+    def publish_update(self, body: dict[str, object]) -> None:
+        self.published.append(dict(body))
+
+    def restart_for_update(self) -> None:
+        self.published.append({"phase": "restart"})
+
+
+def updater(tmp_path: Path, host: FakeHost, deadline_s: float = 0.5) -> Updater:
+    settings = UpdatesConfig(
+        dir=tmp_path / "releases", trusted_keys=[PUBLIC_HEX], health_deadline_s=deadline_s
+    )
+    result = Updater(settings, host)
+    host.store = result.store
+    return result
+
+
+def send(
+    up: Updater, tmp_path: Path, name: str, version: str, **options: object
+) -> dict[str, object]:
+    data = archive_of(make_release(tmp_path / name, CONFIG, version=version, **options))  # type: ignore[arg-type]
+    up.begin(name, len(data), hashlib.sha256(data).hexdigest())
+    up.chunk(name, 0, base64.b64encode(data).decode(), None)
+    return up.commit(name)
+
+
+def final(host: FakeHost, after: int = 0) -> dict[str, object]:
+    """The first final outcome published after the first ``after`` messages."""
+    done = ("kept", "rolled_back")
+    wait_until(
+        lambda: any(p["phase"] in done for p in host.published[after:]),
+        10.0,
+        "the update's outcome",
+    )
+    return next(p for p in host.published[after:] if p["phase"] in done)
+
+
+def test_a_healthy_release_is_kept_and_an_unhealthy_one_rolled_back(tmp_path: Path) -> None:
+    host = FakeHost()
+    up = updater(tmp_path, host)
+    assert send(up, tmp_path, "r1", "1")["state"] == "switching"
+    assert final(host)["phase"] == "kept" and up.store.current("config") == "1"
+    host.healthy = False
+    before = len(host.published)
+    send(up, tmp_path, "r2", "2")
+    outcome = final(host, before)
+    assert outcome["phase"] == "rolled_back" and "health check failed" in str(outcome["reason"])
+    assert up.store.current("config") == "1"
+    assert host.applied == ["1", "2", "1"]  # the old release applied again
+    with pytest.raises(UpdateError, match="already installed"):
+        send(up, tmp_path, "r1b", "1")
+    assert host.published[-1]["phase"] == "refused"
+
+
+def test_a_release_that_cannot_be_applied_is_rolled_back_to_nothing(tmp_path: Path) -> None:
+    host = FakeHost()
+    host.apply_problem = "detector: not a model"
+    up = updater(tmp_path, host)
+    send(up, tmp_path, "r1", "1")
+    assert "could not be applied: detector: not a model" in str(final(host)["reason"])
+    assert up.store.current("config") is None  # back on the bootstrap files
+
+
+def test_the_switch_waits_while_an_event_is_open(tmp_path: Path) -> None:
+    host = FakeHost()
+    host.open = ["cam1"]
+    up = updater(tmp_path, host)
+    reply = send(up, tmp_path, "r1", "1")
+    assert reply["state"] == "deferred" and "cam1" in str(reply["reason"])
+    assert up.report()["pending"] and up.store.current("config") is None
+    with pytest.raises(UpdateError, match="busy"):
+        send(up, tmp_path, "r2", "2")
+    host.open = []
+    assert final(host)["phase"] == "kept" and up.store.current("config") == "1"
+    assert any(p["phase"] == "deferred" for p in host.published)
+
+
+# -- repair at start and a power cut at every step -----------------------------------
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+sys.path[:0] = [{tests!r}]
+from fakes.releases import make_release
+from edge_agent.update.release import verify_release
+from edge_agent.update.store import ReleaseStore
+from edge_agent import crypto
+from fakes.releases import KEY
+from datetime import datetime, timezone
+
+root, crash_at, healthy = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+def step(name):
+    print(name, flush=True)
+    if name == crash_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+store = ReleaseStore(root / "releases", on_step=step)
+folder = make_release(store.staging / "r.d", {{"config.yaml": b"site_id: new\\n"}}, version="2")
+release = verify_release(folder, trusted_keys=[crypto.ed25519_public(KEY)], installed="1",
+                         now=datetime.now(timezone.utc))
+step("unpacked")  # verified in staging, not yet placed
+state = store.switch(store.place(release))
+if healthy:
+    store.keep(state, "healthy")
+else:
+    store.roll_back(state, "unhealthy")
+"""
+
+
+def run_child(tmp_path: Path, crash_at: str, healthy: bool) -> list[str]:
+    import subprocess
+    import sys
+
+    code = CHILD.format(tests=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), crash_at, "1" if healthy else "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    steps = done.stdout.split()
+    assert done.returncode == (-9 if crash_at in steps else 0), done.stderr
+    return steps
+
+
+def installed_v1(tmp_path: Path) -> ReleaseStore:
+    store = ReleaseStore(tmp_path / "releases")
+    folder = make_release(store.staging / "v1.d", {"config.yaml": b"site_id: old\n"}, version="1")
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    store.keep(store.switch(store.place(release)), "healthy")
+    return store
+
+
+@pytest.mark.parametrize("healthy", [True, False], ids=["kept", "rolled-back"])
+def test_a_power_cut_at_every_step_leaves_the_old_or_the_new_release(
+    tmp_path: Path, healthy: bool
+) -> None:
+    installed_v1(tmp_path / "probe")
+    steps = run_child(tmp_path / "probe", "never", healthy)  # every step, by name
+    assert "previous_linked" in steps and steps[-1] == ("kept" if healthy else "rolled_back")
+    for k, step in enumerate(steps):
+        base = tmp_path / f"{k}-{step}"
+        installed_v1(base)
+        run_child(base, step, healthy)
+        # The next start: `edge-agent run` picks the config it runs (repairing first).
+        settings = UpdatesConfig(dir=base / "releases", trusted_keys=[PUBLIC_HEX])
+        running = effective_config_path(base / "bootstrap.yaml", settings)
+        store = ReleaseStore(base / "releases")
+        state = store.state()
+        current = store.current("config")
+        assert current in ("1", "2"), step
+        assert running == store.current_dir("config") / "config.yaml", step
+        text = running.read_text()
+        assert text == {"1": "site_id: old\n", "2": "site_id: new\n"}[current], step
+        assert state is not None and state.phase in ("kept", "rolled_back"), step
+        # Never the new one unless it was kept: what was not proven healthy is taken back.
+        assert (current == "2") == (state.phase == "kept" and state.version == "2"), step
+        assert list(store.staging.iterdir()) == [], step
+        assert store.repair() == store.state()  # a second start changes nothing
+
+
+def test_a_new_agent_gets_one_start_to_keep_itself(tmp_path: Path) -> None:
+    store = ReleaseStore(tmp_path)
+    folder = make_release(
+        store.staging / "a.d", {"edge_agent.whl": b"PK"}, kind="agent", version="5"
+    )
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    store.switch(store.place(release))  # then the agent exits for systemd
+    first = store.repair()
+    assert first is not None and first.phase == "trial" and first.attempts == 1
+    assert store.repair() == first  # the CLI and the agent both repair: one start
+    assert store.current("agent") == "5"
+    # The next process finds it still on trial: the new agent died before keeping itself.
+    body = json.loads((tmp_path / "state.json").read_text())
+    body["pid"] = 0
+    (tmp_path / "state.json").write_text(json.dumps(body))
+    second = store.repair()
+    assert second is not None and second.phase == "rolled_back"
+    assert "did not keep itself" in second.reason and store.current("agent") is None
+
+
+def test_the_updater_stops_cleanly_while_deferred(tmp_path: Path) -> None:
+    host = FakeHost()
+    host.open = ["cam1"]
+    up = updater(tmp_path, host)
+    send(up, tmp_path, "r1", "1")
+    up.stop()
+    assert not any(t.name == "update" and t.is_alive() for t in threading.enumerate())
+    again = FakeHost()
+    updater(tmp_path, again).start()  # the next start takes it back and says so, once
+    assert [p["phase"] for p in again.published] == ["rolled_back"]
+    assert "before the switch" in str(again.published[0]["reason"])
+    later = FakeHost()
+    updater(tmp_path, later).start()
+    assert later.published == []
+
+
+def test_the_agent_runs_the_installed_config_release(tmp_path: Path) -> None:
+    bootstrap = tmp_path / "config.yaml"
+    settings = UpdatesConfig(dir=tmp_path / "releases", trusted_keys=[PUBLIC_HEX])
+    assert effective_config_path(bootstrap, settings) == bootstrap  # nothing installed
+    assert effective_config_path(bootstrap, None) == bootstrap  # no updates
+    store = ReleaseStore(settings.dir)
+    folder = make_release(store.staging / "c.d", CONFIG, version="4")
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    state = store.switch(store.place(release))
+    # Not kept yet: a start now takes it back (a power cut during the health check).
+    assert effective_config_path(bootstrap, settings) == bootstrap
+    assert store.current("config") is None
+    state = store.switch(
+        store.place(
+            verify_release(
+                make_release(store.staging / "c2.d", CONFIG, version="4"),
+                trusted_keys=[crypto.ed25519_public(KEY)],
+                installed=None,
+                now=NOW,
+            )
+        )
+    )
+    store.keep(state, "healthy")
+    running = effective_config_path(bootstrap, settings)
+    assert running == settings.dir / "config" / "current" / "config.yaml"
+    assert running.read_bytes() == CONFIG["config.yaml"]
+
+
+def test_the_operator_tool_makes_signs_and_packs_a_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provisioning.cli import main
+
+    key = tmp_path / "release.key"
+    assert main(["release", "keygen", str(key)]) == 0
+    public = capsys.readouterr().out.strip().splitlines()[-1].strip().removeprefix("- ")
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    folder = tmp_path / "model-3"
+    folder.mkdir()
+    (folder / "model.tflite").write_bytes(b"weights")
+    made = ["release", "make", str(folder), "--kind", "model", "--version", "3"]
+    assert main([*made, "--expires", "2099-01-01", "--key", str(key)]) == 0
+    release = verify_release(folder, trusted_keys=[bytes.fromhex(public)], installed="2", now=NOW)
+    assert (release.kind, release.version, release.files) == ("model", "3", ("model.tflite",))
+    assert main(["release", "pack", str(folder), str(tmp_path / "m.tar")]) == 0
+    unpack(tmp_path / "m.tar", tmp_path / "out", max_bytes=1 << 20)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.tflite", METADATA]
