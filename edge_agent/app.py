@@ -64,10 +64,13 @@ import cv2
 
 from edge_agent import __version__
 from edge_agent.assemble import (
+    Detectors,
     birth_payload,
     build_detector,
+    build_detectors,
     build_pipeline,
     build_recorder,
+    camera_models,
     clip_commands,
     detector_labels,
     new_boot_id,
@@ -168,7 +171,7 @@ class Agent(CameraCommands):
                 self.outbox.recovered_from,
             )
         self._end_what_the_last_run_left_open()
-        self.detector = LockedDetector(build_detector(config))  # one model, every camera
+        self.detectors = self._load_models(config)  # each model once, shared by its cameras
         self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
         self.commands = CommandHandler(self, clips=clip_commands(config, self.clips))
         self.publisher = Publisher(
@@ -184,9 +187,13 @@ class Agent(CameraCommands):
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.recent = RecentOutputs() if config.web.enabled else None  # the page's event list
         self.web: WebServer | None = None
-        self.workers: list[CameraWorker] = self._build_workers(config, self.detector)
+        self.workers: list[CameraWorker] = self._build_workers(config, self.detectors)
 
-    def _build_workers(self, config: AgentConfig, detector: LockedDetector) -> list[CameraWorker]:
+    @staticmethod
+    def _load_models(config: AgentConfig) -> Detectors:
+        return build_detectors(config, build=build_detector, wrap=LockedDetector)
+
+    def _build_workers(self, config: AgentConfig, detectors: Detectors) -> list[CameraWorker]:
         workers: list[CameraWorker] = []
         try:
             for camera in config.cameras:
@@ -194,7 +201,7 @@ class Agent(CameraCommands):
                 pipeline = build_pipeline(
                     config,
                     camera,
-                    detector=detector,
+                    detector=detectors.for_camera(camera.id),
                     sink=sink,
                     references=True,
                     recorder=build_recorder(config, camera, self.clips),
@@ -463,21 +470,25 @@ class Agent(CameraCommands):
         new, outcome = check_reload(path, self.config)
         if new is None:
             return outcome
-        detector = self.detector
+        detectors = self.detectors
         # A camera's relabel filter changes what the shared model must report, too.
-        if "detector" in outcome.changed or detector_labels(new) != detector_labels(self.config):
+        if (
+            "detector" in outcome.changed
+            or detector_labels(new) != detector_labels(self.config)
+            or camera_models(new) != camera_models(self.config)
+        ):
             try:
-                detector = LockedDetector(build_detector(new))
+                detectors = self._load_models(new)
             except Exception as error:  # a model that does not load: keep the running one
                 return replace(outcome, applied=False, problems=(f"detector: {error}",))
         self._stop_cameras(JOIN_TIMEOUT_S)
         try:
-            workers = self._build_workers(new, detector)
+            workers = self._build_workers(new, detectors)
         except Exception as error:  # a camera that cannot open: bring the old ones back
             log.exception("reload: could not open the new cameras; reopening the old ones")
             problems: tuple[str, ...] = (f"cameras: {error}",)
             try:
-                self.workers = self._build_workers(self.config, self.detector)
+                self.workers = self._build_workers(self.config, self.detectors)
                 self._start_cameras()
             except Exception as again:  # they stay stopped, silent: the watchdog starves
                 problems += (f"the running cameras could not be reopened either: {again}",)
@@ -487,7 +498,7 @@ class Agent(CameraCommands):
                 old = next((w for w in self.workers if w.config.id == worker.config.id), None)
                 if old is not None:
                     worker.preview, worker.preview_bytes = old.preview, old.preview_bytes
-        self.config, self.detector, self.workers = new, detector, workers
+        self.config, self.detectors, self.workers = new, detectors, workers
         self._start_cameras()
         return outcome
 
