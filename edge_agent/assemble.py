@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 CROWD_MODEL = "yolox_nano"
 """What a camera with a ``crowd`` rule looks through when the device's model returns at most
 10 boxes per invoke (SSD): YOLOX-Nano (Apache-2.0, up to 50) counts a simulated crowd of 30
-within 10 %, SSD 20 of them even with regions (bench/bench_crowd.py, docs/analytics.md)."""
+within 2 %, SSD 19 of them even with regions (bench/bench_crowd.py, docs/analytics.md)."""
 
 
 def new_boot_id() -> str:
@@ -117,10 +117,12 @@ def camera_models(config: AgentConfig) -> dict[str, str]:
 
 
 def with_model(config: AgentConfig, model: str) -> AgentConfig:
-    """``config`` with ``model`` (a manifest name) as the device's model."""
+    """``config`` with ``model`` (a manifest name, read by its manifest layout and labels) as
+    the device's model."""
     if model == config.detector.model:
         return config
-    detector = config.detector.model_copy(update={"model": model, "layout": None})
+    update = {"model": model, "layout": None, "labels_file": None}
+    detector = config.detector.model_copy(update=update)
     return config.model_copy(update={"detector": detector})
 
 
