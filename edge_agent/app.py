@@ -70,7 +70,6 @@ from edge_agent.assemble import (
     build_detectors,
     build_pipeline,
     build_recorder,
-    camera_models,
     clip_commands,
     detector_labels,
     new_boot_id,
@@ -171,7 +170,8 @@ class Agent(CameraCommands):
                 self.outbox.recovered_from,
             )
         self._end_what_the_last_run_left_open()
-        self.detectors = self._load_models(config)  # each model once, shared by its cameras
+        # Each model once, shared by the cameras that look through it (a crowd camera's own).
+        self.detectors = build_detectors(config, build=build_detector, wrap=LockedDetector)
         self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
         self.commands = CommandHandler(self, clips=clip_commands(config, self.clips))
         self.publisher = Publisher(
@@ -188,10 +188,6 @@ class Agent(CameraCommands):
         self.recent = RecentOutputs() if config.web.enabled else None  # the page's event list
         self.web: WebServer | None = None
         self.workers: list[CameraWorker] = self._build_workers(config, self.detectors)
-
-    @staticmethod
-    def _load_models(config: AgentConfig) -> Detectors:
-        return build_detectors(config, build=build_detector, wrap=LockedDetector)
 
     def _build_workers(self, config: AgentConfig, detectors: Detectors) -> list[CameraWorker]:
         workers: list[CameraWorker] = []
@@ -470,17 +466,16 @@ class Agent(CameraCommands):
         new, outcome = check_reload(path, self.config)
         if new is None:
             return outcome
-        detectors = self.detectors
         # A camera's relabel filter changes what the shared model must report, too.
-        if (
-            "detector" in outcome.changed
-            or detector_labels(new) != detector_labels(self.config)
-            or camera_models(new) != camera_models(self.config)
-        ):
-            try:
-                detectors = self._load_models(new)
-            except Exception as error:  # a model that does not load: keep the running one
-                return replace(outcome, applied=False, problems=(f"detector: {error}",))
+        relabelled = detector_labels(new) != detector_labels(self.config)
+        fresh = "detector" in outcome.changed or relabelled
+        loaded = None if fresh else self.detectors.by_model
+        try:  # else only a model no camera used yet loads (a new crowd camera's)
+            detectors = build_detectors(
+                new, build=build_detector, wrap=LockedDetector, loaded=loaded
+            )
+        except Exception as error:  # a model that does not load: keep the running one
+            return replace(outcome, applied=False, problems=(f"detector: {error}",))
         self._stop_cameras(JOIN_TIMEOUT_S)
         try:
             workers = self._build_workers(new, detectors)

@@ -143,16 +143,19 @@ def build_detectors(
     *,
     build: Callable[[AgentConfig], Detector] = build_detector,
     wrap: Callable[[Detector], Detector] = lambda detector: detector,
+    loaded: Mapping[str, Detector] | None = None,
 ) -> Detectors:
     """Load the models the cameras use (``camera_model``), each wrapped by ``wrap`` (the agent:
-    ``LockedDetector``). A crowd camera whose default ``CROWD_MODEL`` is not on this device
-    (`models fetch` cannot download it) counts with the device's model, with a warning;
-    a model a camera names itself must load."""
+    ``LockedDetector``), reusing those in ``loaded`` (a reload). A crowd camera whose default
+    ``CROWD_MODEL`` is not on this device (`models fetch` cannot download it) counts with the
+    device's model, with a warning; a model a camera names itself must load."""
     by_model: dict[str, Detector] = {}
+    reusable = loaded or {}
 
     def load(model: str) -> Detector:
         if model not in by_model:
-            by_model[model] = wrap(build(with_model(config, model)))
+            reused = reusable.get(model)
+            by_model[model] = wrap(build(with_model(config, model))) if reused is None else reused
         return by_model[model]
 
     chosen: dict[str, str] = {}

@@ -96,3 +96,13 @@ def test_a_model_a_camera_names_must_load() -> None:
     loader = Loader(missing=frozenset({CROWD_MODEL}))
     with pytest.raises(DataFileNotFound):
         build_detectors(agent(crowd_camera(model=CROWD_MODEL)), build=loader)
+
+
+def test_a_reload_loads_only_the_models_no_camera_used_yet() -> None:
+    first = Loader()
+    running = build_detectors(agent({}), build=first)
+    assert first.built == ["ssd_mobilenet_v1"]
+    again = Loader()
+    detectors = build_detectors(agent({}, crowd_camera()), build=again, loaded=running.by_model)
+    assert again.built == [CROWD_MODEL]  # a crowd camera was added
+    assert detectors.for_camera("cam1") is running.for_camera("cam1")
