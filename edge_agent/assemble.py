@@ -182,6 +182,11 @@ def build_detectors(
     return Detectors(by_model, chosen)
 
 
+def camera_detector(config: AgentConfig, camera: CameraConfig) -> Detector:
+    """The detector one camera looks through, loaded alone (replay, snapshot)."""
+    return build_detectors(config.model_copy(update={"cameras": [camera]})).for_camera(camera.id)
+
+
 def build_pipeline(
     config: AgentConfig,
     camera: CameraConfig,
