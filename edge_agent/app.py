@@ -64,8 +64,10 @@ import cv2
 
 from edge_agent import __version__
 from edge_agent.assemble import (
+    Detectors,
     birth_payload,
     build_detector,
+    build_detectors,
     build_pipeline,
     build_recorder,
     clip_commands,
@@ -173,7 +175,8 @@ class Agent(CameraCommands):
                 self.outbox.recovered_from,
             )
         self._end_what_the_last_run_left_open()
-        self.detector = LockedDetector(build_detector(config))  # one model, every camera
+        # Each model once, shared by the cameras that look through it (a crowd camera's own).
+        self.detectors = build_detectors(config, build=build_detector, wrap=LockedDetector)
         self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
         self.commands = CommandHandler(
             self, clips=clip_commands(config, self.clips), updates=self.updater
@@ -191,9 +194,9 @@ class Agent(CameraCommands):
         self.sink = OutboxSink(self.outbox, Encoder(self.topics, self.boot_id), self.publisher.wake)
         self.recent = RecentOutputs() if config.web.enabled else None  # the page's event list
         self.web: WebServer | None = None
-        self.workers: list[CameraWorker] = self._build_workers(config, self.detector)
+        self.workers: list[CameraWorker] = self._build_workers(config, self.detectors)
 
-    def _build_workers(self, config: AgentConfig, detector: LockedDetector) -> list[CameraWorker]:
+    def _build_workers(self, config: AgentConfig, detectors: Detectors) -> list[CameraWorker]:
         workers: list[CameraWorker] = []
         opened: FrameSource | None = None  # a source not yet in a worker
         try:
@@ -203,7 +206,7 @@ class Agent(CameraCommands):
                 pipeline = build_pipeline(
                     config,
                     camera,
-                    detector=detector,
+                    detector=detectors.for_camera(camera.id),
                     sink=sink,
                     references=True,
                     recorder=build_recorder(config, camera, self.clips, source=source),
@@ -496,22 +499,24 @@ class Agent(CameraCommands):
         new, outcome = check_reload(path, self.config)
         if new is None:
             return outcome
-        detector = self.detector
         # A camera's relabel filter changes what the shared model must report, too.
-        labels_changed = detector_labels(new) != detector_labels(self.config)
-        if force_detector or "detector" in outcome.changed or labels_changed:
-            try:
-                detector = LockedDetector(build_detector(new))
-            except Exception as error:  # a model that does not load: keep the running one
-                return replace(outcome, applied=False, problems=(f"detector: {error}",))
+        relabelled = detector_labels(new) != detector_labels(self.config)
+        fresh = force_detector or "detector" in outcome.changed or relabelled
+        loaded = None if fresh else self.detectors.by_model
+        try:  # else only a model no camera used yet loads (a new crowd camera's)
+            detectors = build_detectors(
+                new, build=build_detector, wrap=LockedDetector, loaded=loaded
+            )
+        except Exception as error:  # a model that does not load: keep the running one
+            return replace(outcome, applied=False, problems=(f"detector: {error}",))
         self._stop_cameras(JOIN_TIMEOUT_S)
         try:
-            workers = self._build_workers(new, detector)
+            workers = self._build_workers(new, detectors)
         except Exception as error:  # a camera that cannot open: bring the old ones back
             log.exception("reload: could not open the new cameras; reopening the old ones")
             problems: tuple[str, ...] = (f"cameras: {error}",)
             try:
-                self.workers = self._build_workers(self.config, self.detector)
+                self.workers = self._build_workers(self.config, self.detectors)
                 self._start_cameras()
             except Exception as again:  # they stay stopped, silent: the watchdog starves
                 problems += (f"the running cameras could not be reopened either: {again}",)
@@ -521,7 +526,7 @@ class Agent(CameraCommands):
                 old = next((w for w in self.workers if w.config.id == worker.config.id), None)
                 if old is not None:
                     worker.preview, worker.preview_bytes = old.preview, old.preview_bytes
-        self.config, self.detector, self.workers = new, detector, workers
+        self.config, self.detectors, self.workers = new, detectors, workers
         self._start_cameras()
         return outcome
 

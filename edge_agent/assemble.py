@@ -11,13 +11,15 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.analyzers import build_analyzers
 from edge_agent.capture import FrameSource, PacketSource
-from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.config import AgentConfig, CameraConfig, DetectorConfig
+from edge_agent.datafiles import DataFileError, is_model_path, load_manifest
 from edge_agent.detect.base import Detector
 from edge_agent.detect.filters import relabel_sources
 from edge_agent.detect.frame import FrameDetector
@@ -36,6 +38,11 @@ from edge_agent.types import ImageBGR
 from edge_agent.zones import Zone, zones_from_config
 
 log = logging.getLogger(__name__)
+
+CROWD_MODEL = "yolox_nano"
+"""What a camera with a ``crowd`` rule looks through when the device's model returns at most
+10 boxes per invoke (SSD): YOLOX-Nano (Apache-2.0, up to 50) counts a simulated crowd of 30
+within 2 %, SSD 19 of them even with regions (bench/bench_crowd.py, docs/analytics.md)."""
 
 
 def new_boot_id() -> str:
@@ -82,6 +89,103 @@ def build_detector(config: AgentConfig) -> Detector:
         layout=detector.layout,
         labels_file=detector.labels_file,
     )
+
+
+def box_capped(detector: DetectorConfig) -> bool:
+    """Whether the device's model is a manifest SSD, whose post-process op inside the model
+    returns at most 10 boxes per invoke: too few for a crowd."""
+    if is_model_path(detector.model):
+        return False  # the user's own model: theirs to choose
+    try:
+        return load_manifest().model(detector.model).format == "ssd_postprocess"
+    except DataFileError:
+        return False
+
+
+def camera_model(config: AgentConfig, camera: CameraConfig) -> str:
+    """The model a camera looks through: its own ``model``, else ``CROWD_MODEL`` for a
+    camera with a crowd rule on a box-capped device model, else the device's."""
+    if camera.model is not None:
+        return camera.model
+    if any(rule.kind == "crowd" for rule in camera.rules) and box_capped(config.detector):
+        return CROWD_MODEL
+    return config.detector.model
+
+
+def camera_models(config: AgentConfig) -> dict[str, str]:
+    """Camera id -> the model it asks for (``camera_model``)."""
+    return {camera.id: camera_model(config, camera) for camera in config.cameras}
+
+
+def with_model(config: AgentConfig, model: str) -> AgentConfig:
+    """``config`` with ``model`` (a manifest name, read by its manifest layout and labels) as
+    the device's model."""
+    if model == config.detector.model:
+        return config
+    update = {"model": model, "layout": None, "labels_file": None}
+    detector = config.detector.model_copy(update=update)
+    return config.model_copy(update={"detector": detector})
+
+
+@dataclass(frozen=True)
+class Detectors:
+    """The models a device loads (each once, shared by the cameras that use it) and which
+    camera looks through which."""
+
+    by_model: Mapping[str, Detector]
+    camera_models: Mapping[str, str]  # camera id -> model name
+
+    def for_camera(self, camera_id: str) -> Detector:
+        return self.by_model[self.camera_models[camera_id]]
+
+
+def build_detectors(
+    config: AgentConfig,
+    *,
+    build: Callable[[AgentConfig], Detector] = build_detector,
+    wrap: Callable[[Detector], Detector] = lambda detector: detector,
+    loaded: Mapping[str, Detector] | None = None,
+) -> Detectors:
+    """Load the models the cameras use (``camera_model``), each wrapped by ``wrap`` (the agent:
+    ``LockedDetector``), reusing those in ``loaded`` (a reload). A crowd camera whose default
+    ``CROWD_MODEL`` is not on this device (`models fetch` cannot download it) counts with the
+    device's model, with a warning; a model a camera names itself must load."""
+    by_model: dict[str, Detector] = {}
+    reusable = loaded or {}
+
+    def load(model: str) -> Detector:
+        if model not in by_model:
+            reused = reusable.get(model)
+            by_model[model] = wrap(build(with_model(config, model))) if reused is None else reused
+        return by_model[model]
+
+    chosen: dict[str, str] = {}
+    for camera in config.cameras:
+        model = camera_model(config, camera)
+        try:
+            load(model)
+        except DataFileError as error:
+            if camera.model is not None or model == config.detector.model:
+                raise
+            log.warning(
+                "camera %s: crowd model %s not available (%s); counting with %s, which "
+                "returns at most 10 boxes per invoke",
+                camera.id,
+                model,
+                error,
+                config.detector.model,
+            )
+            model = config.detector.model
+            load(model)
+        chosen[camera.id] = model
+    if not by_model:
+        load(config.detector.model)
+    return Detectors(by_model, chosen)
+
+
+def camera_detector(config: AgentConfig, camera: CameraConfig) -> Detector:
+    """The detector one camera looks through, loaded alone (replay, snapshot)."""
+    return build_detectors(config.model_copy(update={"cameras": [camera]})).for_camera(camera.id)
 
 
 def build_pipeline(

@@ -139,6 +139,9 @@ class CameraConfig(StrictModel):
     # label (or "*") -> bounds a detection must meet in this view (docs/configuration.md)
     detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
     regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
+    # a manifest model for this camera alone; None: the device's (a crowd camera: see
+    # docs/analytics.md, crowd)
+    model: str | None = Field(None, min_length=1)
     references: ReferenceStoreConfig | None = None  # None: the agent's (docs/analyzers.md)
     preview: PreviewConfig = Field(default_factory=lambda: PreviewConfig())
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())  # docs/privacy.md
@@ -149,6 +152,13 @@ class CameraConfig(StrictModel):
     def _unique_zone_names(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
         _refuse_repeats("zone names", [z.name for z in zones])
         return zones
+
+    @field_validator("model")
+    @classmethod
+    def _a_manifest_model(cls, model: str | None) -> str | None:
+        if model is not None and is_model_path(model):
+            raise ValueError("a camera's model is a manifest name; a model file goes in detector")
+        return model
 
     @model_validator(mode="after")
     def _rules_fit_the_zones(self) -> CameraConfig:

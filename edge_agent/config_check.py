@@ -157,7 +157,21 @@ def _part_problems(parts: _Parts, config_path: Path | None, *, offline: bool) ->
         where = f"cameras[{index}].source"
         problems.extend(_unusable(where, partial(_source_problems, where, camera)))
         problems.extend(_face_model_problems(f"cameras[{index}].privacy", camera))
+        problems.extend(_camera_model_problems(f"cameras[{index}].model", camera))
     return problems
+
+
+def _camera_model_problems(where: str, camera: CameraConfig) -> list[str]:
+    """A camera's own model that is no detector of the manifest: the agent would not start."""
+    from edge_agent import datafiles
+
+    if camera.model is None:
+        return []
+    try:
+        entry = datafiles.load_manifest().model(camera.model)
+    except DataFileError as error:
+        return [f"{where}: {error}"]
+    return [] if entry.is_detector else [f"{where}: {entry.name} is a face model, not a detector"]
 
 
 def _face_model_problems(where: str, camera: CameraConfig) -> list[str]:

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from edge_agent.assemble import build_detector, build_pipeline, new_boot_id
+    from edge_agent.assemble import build_pipeline, camera_detector, new_boot_id
     from edge_agent.detect.tflite import ModelLoadError
     from edge_agent.pipeline import run_offline
     from edge_agent.sinks import PrintSink
@@ -48,7 +48,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         update={"source": OpenCVSourceConfig(uri=str(video), loop=False, realtime=False)}
     )
     try:
-        detector = build_detector(config)
+        detector = camera_detector(config, camera)
         source = open_source(camera, realtime=False)
     except (DataFileError, ModelLoadError, CaptureError) as problem:
         return error(str(problem))

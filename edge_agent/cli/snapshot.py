@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 
-from edge_agent.assemble import build_detector
+from edge_agent.assemble import camera_detector
 from edge_agent.capture import CaptureError, open_source
 from edge_agent.capture.live import first_frame_timeout_s, grab_frames
 from edge_agent.cli.common import (
@@ -68,7 +68,7 @@ def detections_on(config: AgentConfig, camera: CameraConfig, image: ImageBGR) ->
     """What the agent's detector finds in ``image`` (one full-frame pass, the camera's
     filters applied)."""
     detector = FrameDetector(
-        build_detector(config),
+        camera_detector(config, camera),
         regions=RegionSettings.from_config(camera.regions),
         filters=camera.detection_filters,
     )

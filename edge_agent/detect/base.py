@@ -55,7 +55,7 @@ class DetectorWrapper:
 
 class LockedDetector(DetectorWrapper):
     """A detector shared by several cameras' analysis threads: one ``detect`` at a time
-    (a TFLite interpreter is not thread-safe, and one model is loaded per device)."""
+    (a TFLite interpreter is not thread-safe, and each model is loaded once per device)."""
 
     def __init__(self, inner: Detector) -> None:
         super().__init__(inner)

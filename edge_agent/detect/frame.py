@@ -1,6 +1,7 @@
 """One camera's way of finding objects in a frame: where to look, and what to keep.
 
-The device loads one model and shares it between its cameras (``LockedDetector``); each
+The device loads each model once and shares it between the cameras that use it
+(``LockedDetector``; most use one, a crowd camera its own: ``assemble.camera_model``); each
 camera looks through it in its own way. ``FrameDetector`` runs region detection around
 the camera's motion and tracks (``detect.regions``) and then applies the camera's label
 filters (``detect.filters``) to the boxes *in frame coordinates*: a filter on box size

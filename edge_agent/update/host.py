@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from edge_agent.detect.base import LockedDetector
+from edge_agent.assemble import Detectors
 from edge_agent.encode import Topics
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.update.config import UpdatesConfig
@@ -69,7 +69,7 @@ class RunningAgent(Protocol):
     def workers(self) -> Sequence[CameraWorker]: ...
 
     @property
-    def detector(self) -> LockedDetector: ...
+    def detectors(self) -> Detectors: ...
 
     @property
     def publisher(self) -> Link: ...
@@ -142,11 +142,12 @@ class AgentHost:
         return problems
 
     def _detector_problem(self, workers: list[CameraWorker], since_mono_s: float) -> list[str]:
-        frame = next((w.latest for w in workers if w.latest is not None), None)
-        if frame is None or frame.monotonic_s < since_mono_s:
+        worker = next((w for w in workers if w.latest is not None), None)
+        frame = None if worker is None else worker.latest
+        if worker is None or frame is None or frame.monotonic_s < since_mono_s:
             return ["the detector has not run yet (no frame)"]
-        try:
-            self._agent.detector.detect(frame.image)
+        try:  # the model that camera looks through (a crowd camera may have its own)
+            self._agent.detectors.for_camera(worker.config.id).detect(frame.image)
         except Exception as error:  # a model that loads but cannot run
             return [f"the detector fails: {error}"]
         self._detector_ran_since = since_mono_s

@@ -311,6 +311,7 @@ class Script:
     effects: tuple[Effect, ...] = ()
     expectations: Expectations = field(default_factory=Expectations)
     fps: float | None = None  # the rate the scenario is meant to be evaluated at
+    horizon_y: float = HORIZON_Y  # nearer (a camera looking across a plaza): smaller far people
     loops: bool = True  # False for evaluation scenarios with a beginning and an end
     seed: int = 2024
     # Draws the actors for another seed (a scene whose people change with the seed, so
@@ -389,7 +390,7 @@ def _load_libraries() -> None:
     """Import the scenario libraries that register themselves (once)."""
     import importlib
 
-    for module in ("hw_sim.scenarios_objects", "hw_sim.scenarios_scene"):
+    for module in ("hw_sim.scenarios_objects", "hw_sim.scenarios_scene", "hw_sim.scenarios_crowd"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:
@@ -444,4 +445,5 @@ def load_scenario(name: str, *, width: int = 960, height: int = 540, fps: float 
         expectations=script.expectations,
         loops=script.loops,
         seed=script.seed,
+        horizon_y=script.horizon_y,
     )

@@ -151,6 +151,22 @@ def test_a_model_file_that_is_not_there_is_a_problem(tmp_path: Path) -> None:
     assert problem.startswith("detector:") and "own.tflite" in problem
 
 
+def test_a_camera_model_must_be_a_detector_of_the_manifest(tmp_path: Path) -> None:
+    cameras = [
+        {"id": "a", "source": {"kind": "sim", "scenario": "street"}, "model": "yolox_nano"},
+        {"id": "b", "source": {"kind": "sim", "scenario": "street"}, "model": "yolox_nanp"},
+        {
+            "id": "c",
+            "source": {"kind": "sim", "scenario": "street"},
+            "model": "blazeface_full_range",
+        },
+    ]
+    problems = check(tmp_path, good(tmp_path, cameras=cameras)).problems
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("cameras[1].model:") and "yolox_nanp" in problems[0]
+    assert problems[1] == "cameras[2].model: blazeface_full_range is a face model, not a detector"
+
+
 def test_an_unknown_scene_lists_the_known_ones(tmp_path: Path) -> None:
     cameras = [{"id": "c", "source": {"kind": "sim", "scenario": "nowhere"}}]
     (problem,) = check(tmp_path, good(tmp_path, cameras=cameras)).problems

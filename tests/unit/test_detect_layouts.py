@@ -320,6 +320,7 @@ def test_yolo11n_is_listed_as_agpl_and_is_never_a_default(
 ) -> None:
     import argparse
 
+    from edge_agent.assemble import CROWD_MODEL
     from edge_agent.cli import detect, models
     from edge_agent.config import DetectorConfig
 
@@ -331,7 +332,7 @@ def test_yolo11n_is_listed_as_agpl_and_is_never_a_default(
     subparsers = parser.add_subparsers(dest="command", required=True)
     detect.register(subparsers)
     models.register(subparsers)
-    defaults = {DetectorConfig().model, parser.parse_args(["detect", "x.jpg"]).model}
+    defaults = {DetectorConfig().model, parser.parse_args(["detect", "x.jpg"]).model, CROWD_MODEL}
     for name in defaults:
         assert "GPL" not in manifest.model(name).licence, name
     args = parser.parse_args(["models", "list"])

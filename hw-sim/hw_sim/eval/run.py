@@ -17,7 +17,7 @@ from datetime import time as clock_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge_agent.assemble import build_detector, build_pipeline
+from edge_agent.assemble import build_detector, build_detectors, build_pipeline, camera_model
 from edge_agent.capture.sim_source import SimSource
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.detect.base import Detector
@@ -157,8 +157,20 @@ def false_alarm_scenarios() -> tuple[str, ...]:
 
 
 def _default_detector(name: str, *, width: int, height: int, model: str | None) -> Detector:
-    """The detector scenario ``name`` would run with: the agent's default model, or ``model``."""
-    return build_detector(eval_config(name, script(name), width=width, height=height, model=model))
+    """The detector scenario ``name`` would run with: the model the agent would choose for its
+    camera (``assemble.camera_model``: a crowd camera's own), or ``model`` whatever the camera."""
+    config = eval_config(name, script(name), width=width, height=height, model=model)
+    if model is not None:
+        return build_detector(config)
+    return build_detectors(config).for_camera(config.cameras[0].id)
+
+
+def _model_of(name: str, *, width: int, height: int, model: str | None) -> str:
+    """The model scenario ``name`` asks for (see ``_default_detector``)."""
+    if model is not None:
+        return model
+    config = eval_config(name, script(name), width=width, height=height)
+    return camera_model(config, config.cameras[0])
 
 
 def evaluate(
@@ -170,12 +182,19 @@ def evaluate(
     tolerance_s: float = DEFAULT_TOLERANCE_S,
     model: str | None = None,
 ) -> Report:
-    """Run and score ``names`` (default: every evaluable scenario) with one shared detector
-    (the agent's default model, or ``model``)."""
+    """Run and score ``names`` (default: every evaluable scenario) with ``detector``, or the
+    models the agent would choose for their cameras (each loaded once), or ``model`` for all."""
     chosen = list(names) if names else list(evaluable_scenarios())
-    if detector is None:
-        detector = _default_detector(chosen[0], width=width, height=height, model=model)
-    runs = [run_scenario(name, detector, width=width, height=height) for name in chosen]
+    loaded: dict[str, Detector] = {}
+    runs = []
+    for name in chosen:
+        used = detector
+        if used is None:
+            wanted = _model_of(name, width=width, height=height, model=model)
+            if wanted not in loaded:
+                loaded[wanted] = _default_detector(name, width=width, height=height, model=model)
+            used = loaded[wanted]
+        runs.append(run_scenario(name, used, width=width, height=height))
     return score(runs, tolerance_s)
 
 
