@@ -209,7 +209,7 @@ def test_a_model_that_is_not_a_model_rolls_back_and_a_good_one_stays(
     tmp_path: Path, device: Device
 ) -> None:
     agent, centre, data = device.agent, device.centre, device.data
-    detector = agent.detector
+    detector = agent.detectors.for_camera("cam1")
     bad = archive_of(make_release(tmp_path / "m2", {"model.tflite": b"not a model"}, kind="model"))
     served = tmp_path / "www"
     served.mkdir()
@@ -229,7 +229,7 @@ def test_a_model_that_is_not_a_model_rolls_back_and_a_good_one_stays(
     assert rolled["phase"] == "rolled_back" and "could not be applied" in rolled["reason"]
     assert ReleaseStore(Path(data["updates"]["dir"])).current("model") == "1"
     # The old release applied again: its model loaded again from model/current (version 1).
-    rolled_back_detector = agent.detector
+    rolled_back_detector = agent.detectors.for_camera("cam1")
     assert rolled_back_detector.model_name == detector.model_name
     frames = agent.workers[0].pipeline.clock.frames
     wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames again")
@@ -241,7 +241,9 @@ def test_a_model_that_is_not_a_model_rolls_back_and_a_good_one_stays(
     )
     assert reply["previous"] == "1"
     assert outcome(centre, "model", "3")["phase"] == "kept"
-    assert agent.detector is not rolled_back_detector  # loaded again from model/current
+    assert (
+        agent.detectors.for_camera("cam1") is not rolled_back_detector
+    )  # loaded again from model/current
     assert ReleaseStore(Path(data["updates"]["dir"])).previous("model") == "1"
 
 
