@@ -154,11 +154,12 @@ def summary(name: str, latencies: list[Latency]) -> str:
     if not latencies:
         return f"  {name:<28} no events"
     totals = [lat.total_ms for lat in latencies]
+    waits = [1000.0 * lat.wait_s for lat in latencies]
     process = [1000.0 * lat.process_s for lat in latencies]
     return (
         f"  {name:<28} {len(totals):>3} events  p50 {percentile(totals, 0.5):6.1f} ms  "
-        f"p90 {percentile(totals, 0.9):6.1f}  max {max(totals):6.1f}  "
-        f"(pipeline over the frame p50 {statistics.median(process):5.1f} ms)"
+        f"p90 {percentile(totals, 0.9):6.1f}  max {max(totals):6.1f}  (of which the wait "
+        f"p50 {statistics.median(waits):5.1f}, the pipeline p50 {statistics.median(process):5.1f})"
     )
 
 

@@ -5,8 +5,9 @@ a unit picture at walking or driving speeds (each moves well under half its own 
 pass, as at 5 fps on a street), the detector's boxes jitter by 3 % of their size, 10 % of the
 objects are missed in any pass, and whoever leaves the picture is replaced by a newcomer at
 an edge, so ``N`` stay in view. Passes are 0.2 s apart (5 fps). The figure is the wall time
-of ``IouTracker.update`` per pass, the median of ``--rounds`` rounds of ``--updates`` passes
-(after a warm-up in which the tracks are confirmed).
+and the CPU time (of this process: what other work on a shared machine does not inflate as
+much) of ``IouTracker.update`` per pass, each the median of ``--rounds`` rounds of
+``--updates`` passes (after a warm-up in which the tracks are confirmed).
 
     python bench/bench_tracker.py                    # 10/50/100/200 objects, this tree
     python bench/bench_tracker.py --against main     # ... and edge_agent/track.py at a git ref
@@ -122,16 +123,19 @@ def _settings(module: ModuleType) -> Any:
     return module.TrackerSettings()
 
 
-def run(module: ModuleType, passes: list[tuple[Detection, ...]], warmup: int) -> tuple[float, list]:
-    """ms per update after ``warmup`` passes, and what every pass reported."""
+def run(
+    module: ModuleType, passes: list[tuple[Detection, ...]], warmup: int
+) -> tuple[float, float, list[Any]]:
+    """Wall and CPU ms per update after ``warmup`` passes, and what every pass reported."""
     tracker = module.IouTracker(_settings(module))
     trace = []
-    elapsed_s = 0.0
+    wall_s = cpu_s = 0.0
     for i, detections in enumerate(passes):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = tracker.update(detections, i * PASS_S)
         if i >= warmup:
-            elapsed_s += time.perf_counter() - start
+            wall_s += time.perf_counter() - wall
+            cpu_s += time.process_time() - cpu
         trace.append(
             (
                 tuple(sorted(t.track_id for t in result.seen)),
@@ -139,7 +143,8 @@ def run(module: ModuleType, passes: list[tuple[Detection, ...]], warmup: int) ->
                 result.live,
             )
         )
-    return 1000.0 * elapsed_s / (len(passes) - warmup), trace
+    timed = len(passes) - warmup
+    return 1000.0 * wall_s / timed, 1000.0 * cpu_s / timed, trace
 
 
 def loadavg() -> str:
@@ -162,19 +167,24 @@ def main() -> int:
         implementations.insert(0, (args.against, load_at(args.against)))
     warmup = 5
     print(f"load average before: {loadavg()}")
-    header = "objects  detections/pass  " + "  ".join(f"{name:>16}" for name, _ in implementations)
+    header = "objects  detections/pass  " + "  ".join(
+        f"{name + ' wall / CPU ms':>24}" for name, _ in implementations
+    )
     print(header + ("  same tracks" if args.against else ""))
     for objects in args.objects:
         passes = scene(objects, warmup + args.updates, args.seed + objects)
         mean_detections = statistics.mean(len(p) for p in passes)
-        times: dict[str, list[float]] = {name: [] for name, _ in implementations}
+        walls: dict[str, list[float]] = {name: [] for name, _ in implementations}
+        cpus: dict[str, list[float]] = {name: [] for name, _ in implementations}
         traces = {}
         for _ in range(args.rounds):
             for name, module in implementations:
-                ms, traces[name] = run(module, passes, warmup)
-                times[name].append(ms)
+                wall_ms, cpu_ms, traces[name] = run(module, passes, warmup)
+                walls[name].append(wall_ms)
+                cpus[name].append(cpu_ms)
         row = f"{objects:>7}  {mean_detections:>15.1f}  " + "  ".join(
-            f"{statistics.median(times[name]):>10.2f} ms/up" for name, _ in implementations
+            f"{statistics.median(walls[name]):>14.2f} / {statistics.median(cpus[name]):>7.2f}"
+            for name, _ in implementations
         )
         if args.against:
             row += f"  {'yes' if len({tuple(t) for t in traces.values()}) == 1 else 'NO'}"
