@@ -26,11 +26,11 @@ and at the default, in one process:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hw_sim.footage import load_truth, truth_files
@@ -171,13 +171,6 @@ def summary(name: str, latencies: list[Latency]) -> str:
     )
 
 
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split(" ", 1)[0]
-    except OSError:
-        return "?"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -190,7 +183,7 @@ def main() -> int:
     args = parser.parse_args()
     settings: list[float | None] = [None, 0.7] if not args.confirm_score else args.confirm_score
     truths = {t.clip: t for t in (load_truth(p) for p in truth_files())}
-    print(f"load average before: {loadavg()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
     detector: Detector | None = None
     for confirm_score in settings:
         name = "off" if confirm_score is None else f"{confirm_score:g}"
@@ -209,7 +202,7 @@ def main() -> int:
         print(summary("all, any first score", everything))
         high = [lat for lat in everything if lat.first_score >= args.high]
         print(summary(f"all, first score >= {args.high:g}", high))
-    print(f"load average after: {loadavg()}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

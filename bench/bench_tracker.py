@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import random
 import statistics
 import subprocess
@@ -147,13 +148,6 @@ def run(
     return 1000.0 * wall_s / timed, 1000.0 * cpu_s / timed, trace
 
 
-def loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split(" ", 1)[0]
-    except OSError:
-        return "?"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, nargs="+", default=[10, 50, 100, 200])
@@ -166,7 +160,7 @@ def main() -> int:
     if args.against:
         implementations.insert(0, (args.against, load_at(args.against)))
     warmup = 5
-    print(f"load average before: {loadavg()}")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
     header = "objects  detections/pass  " + "  ".join(
         f"{name + ' wall / CPU ms':>24}" for name, _ in implementations
     )
@@ -189,7 +183,7 @@ def main() -> int:
         if args.against:
             row += f"  {'yes' if len({tuple(t) for t in traces.values()}) == 1 else 'NO'}"
         print(row)
-    print(f"load average after: {loadavg()}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 
