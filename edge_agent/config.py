@@ -228,6 +228,8 @@ class TrackerConfig(StrictModel):
     min_hits: int = Field(2, ge=1)  # detections before a track becomes an event
     # ... spanning at least this long (min_hits alone counts frames: 0.07 s at 30 fps)
     min_confirm_s: float = Field(0.15, ge=0)
+    # ... unless seen once at this score or above, clear of other boxes (null: never at once)
+    confirm_score: UnitFloat | None = 0.7
 
 
 class EventsConfig(StrictModel):

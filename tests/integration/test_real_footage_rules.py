@@ -118,9 +118,11 @@ def test_vehicle_counts_match_the_frames() -> None:
     road = {"name": "road", "polygon": [[0, 0.45], [1, 0.45], [1, 1], [0, 1]], "inertia_frames": 1}
     # Every frame of a 0.67 s clip in which the cars are already moving at frame 0: the
     # tracker confirms on two sightings, as it did at any rate before min_confirm_s, so
-    # that what is tested is the zone and the line. With the default 0.15 s, the white car
-    # is confirmed only at the edge (no zone) and the dark one after it crossed the line:
-    # (1, 2) and 1 westbound (docs/pipeline.md §6, "Analysis rate").
+    # that what is tested is the zone and the line. With the default 0.15 s (and a sighting
+    # at 0.7 confirming at once), the white car, first seen alone at frame 11 at 0.55, is
+    # confirmed at frame 16, after frame 11 and after it crossed the line: (2, 2) and 1
+    # westbound. At the default 5 fps no setting of the tracker can give the counts
+    # (docs/pipeline.md §6, "Confirmation at a high score").
     agent = config(
         video,
         30.0,

@@ -1,13 +1,16 @@
 from edge_agent.track import IouTracker, TrackerSettings
 from edge_agent.types import Box, Detection
 
+# Tests of the two-sighting rule set ``confirm_score=None``: their detections score 0.7-0.8,
+# which would confirm a track on its first sighting (high-score confirmation, tested below).
+
 
 def det(label: str, x: float, score: float = 0.8) -> Detection:
     return Detection(label, 0, score, Box(x, 0.4, x + 0.1, 0.6))
 
 
 def test_a_moving_object_keeps_its_id() -> None:
-    tracker = IouTracker(TrackerSettings(min_hits=2))
+    tracker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
     assert tracker.update((det("person", 0.10),), 0.0).seen == ()  # tentative
     ids = {
         t.track_id
@@ -18,7 +21,7 @@ def test_a_moving_object_keeps_its_id() -> None:
 
 
 def test_a_one_frame_false_positive_never_becomes_a_track() -> None:
-    tracker = IouTracker(TrackerSettings(min_hits=2))
+    tracker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
     tracker.update((det("person", 0.1),), 0.0)
     tracker.update((), 0.2)
     tracker.update((), 0.4)
@@ -196,7 +199,7 @@ def test_what_a_leaver_leaves_at_the_edge_is_not_a_new_object() -> None:
 def test_a_part_of_a_leaver_boxed_just_inside_the_edge_is_not_a_new_object() -> None:
     # Room clip, frame 699: the leaver's track has ended; a region boxes their lower half
     # just inside the picture, where their last box was, for two frames.
-    tracker = IouTracker(TrackerSettings(min_hits=2, max_missed_s=3.0))
+    tracker = IouTracker(TrackerSettings(min_hits=2, max_missed_s=3.0, confirm_score=None))
     leaver_id, now_s = walk_out_right(tracker)
     tracker.update((), now_s + 0.2)
     assert [t.track_id for t in tracker.update((), now_s + 0.4).ended] == [leaver_id]
@@ -270,7 +273,7 @@ def test_the_label_is_a_score_weighted_vote_not_the_first_or_the_most_frequent()
 def test_two_sightings_a_frame_apart_at_30_fps_do_not_confirm_a_track() -> None:
     # Store-aisle clip analysed at every frame: a second box on one shopper for two
     # frames (0.06 s) became an event; at 5 fps two sightings are 0.2 s apart.
-    tracker = IouTracker(TrackerSettings(min_hits=2))
+    tracker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
     frame_s = 1 / 30
     assert tracker.update((det("person", 0.3),), 0.0).seen == ()
     assert tracker.update((det("person", 0.3),), frame_s).seen == ()
@@ -281,7 +284,7 @@ def test_two_sightings_a_frame_apart_at_30_fps_do_not_confirm_a_track() -> None:
 
 
 def test_an_object_seen_for_as_long_as_two_passes_at_5_fps_is_confirmed_at_30_fps() -> None:
-    tracker = IouTracker(TrackerSettings(min_hits=2))
+    tracker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
     frame_s = 1 / 30
     seen = [tracker.update((det("person", 0.3),), i * frame_s).seen for i in range(6)]
     assert [len(s) for s in seen] == [0, 0, 0, 0, 0, 1]  # 5 frames = 0.17 s >= 0.15 s
@@ -320,3 +323,37 @@ def test_a_leavers_box_jittering_back_from_the_edge_is_not_a_second_object() -> 
         see(Box(0.1, 0.29 + 0.03 * (i - 10), 0.3, y_max), i)
     ids |= {t.track_id for t in tracker.tick(20.0).ended}
     assert len(ids) == 1, ids
+
+
+def test_a_sighting_at_the_confirm_score_confirms_its_track_at_once() -> None:
+    # Issue 14: a person seen at 0.7 or more is an event on that frame, not the next one.
+    tracker = IouTracker(TrackerSettings(confirm_score=0.7))
+    seen = tracker.update((det("person", 0.1, score=0.7), det("car", 0.5, score=0.69)), 0.0).seen
+    assert [t.label for t in seen] == ["person"]
+    assert [t.label for t in tracker.update((det("car", 0.5, score=0.6),), 0.2).seen] == ["car"]
+
+
+def test_a_high_score_sighting_confirms_a_tentative_track() -> None:
+    tracker = IouTracker(TrackerSettings(confirm_score=0.7))
+    frame_s = 1 / 30
+    assert tracker.update((det("person", 0.3, score=0.5),), 0.0).seen == ()
+    assert len(tracker.update((det("person", 0.3, score=0.9),), frame_s).seen) == 1
+
+
+def test_a_high_score_part_of_someone_waits_for_a_second_sighting() -> None:
+    # A part of a person boxed beside (inside) their whole body scores as high as the body:
+    # on its first sighting it is no new person, whether the body's track is new or not.
+    tracker = IouTracker(TrackerSettings(confirm_score=0.7))
+    body = Detection("person", 0, 0.9, Box(0.4, 0.1, 0.6, 0.9))
+    part = Detection("person", 0, 0.8, Box(0.45, 0.1, 0.6, 0.5))
+    first = tracker.update((body, part), 0.0).seen
+    assert [t.box for t in first] == [body.box]
+    later = Detection("person", 0, 0.8, Box(0.2, 0.1, 0.35, 0.5))  # someone else
+    part_again = Detection("person", 0, 0.8, Box(0.46, 0.5, 0.6, 0.9))
+    seen = tracker.update((body, part_again, later), 0.2).seen
+    assert sorted(t.box.x_min for t in seen) == [0.2, 0.4]
+
+
+def test_high_score_confirmation_can_be_turned_off() -> None:
+    tracker = IouTracker(TrackerSettings(confirm_score=None))
+    assert tracker.update((det("person", 0.1, score=0.99),), 0.0).seen == ()

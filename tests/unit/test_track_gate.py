@@ -1,0 +1,71 @@
+"""The tracker's box gates, run over all pairs at once, decide as ``Box`` does pair by pair."""
+
+from __future__ import annotations
+
+import random
+
+from edge_agent.track import EDGE_GROWTH_OVERLAP, EDGE_MARGIN, cut_edges
+from edge_agent.track_gate import gate
+from edge_agent.types import Box
+
+
+def random_box(rng: random.Random) -> Box:
+    x, y = rng.uniform(-0.05, 0.95), rng.uniform(-0.05, 0.95)
+    return Box(x, y, x + rng.uniform(0.0, 0.3), y + rng.uniform(0.0, 0.3)).clipped()
+
+
+def grows_from_edge(track_box: Box, box: Box) -> bool:
+    """The rule as the tracker stated it pair by pair before the gates."""
+    if not cut_edges(track_box) & cut_edges(box):
+        return False
+    inside = track_box.intersection(box)
+    smaller = min(track_box.area, box.area)
+    return smaller > 0.0 and inside >= EDGE_GROWTH_OVERLAP * smaller
+
+
+def test_the_gates_let_through_exactly_the_pairs_box_lets_through() -> None:
+    rng = random.Random(14)
+    for _ in range(20):
+        tracks = [random_box(rng) for _ in range(rng.randint(0, 30))]
+        dets = [random_box(rng) for _ in range(rng.randint(0, 30))]
+        track_families = [rng.choice(("person", "vehicle")) for _ in tracks]
+        det_families = [rng.choice(("person", "vehicle")) for _ in dets]
+        takeable = [rng.random() < 0.9 for _ in tracks]
+        gated = gate(
+            tracks,
+            track_families,
+            takeable,
+            [False] * len(tracks),
+            dets,
+            det_families,
+            iou_threshold=0.3,
+            edge_margin=EDGE_MARGIN,
+            most=EDGE_GROWTH_OVERLAP,
+        )
+        expected = [
+            (t, d, track.iou(det))
+            for t, track in enumerate(tracks)
+            for d, det in enumerate(dets)
+            if track_families[t] == det_families[d]
+            and takeable[t]
+            and (track.iou(det) >= 0.3 or grows_from_edge(track, det))
+        ]
+        assert sorted(gated.pairs) == sorted(expected)  # the IoUs equal to the last bit
+
+
+def test_a_box_mostly_inside_another_of_its_family_is_inside() -> None:
+    body, part, car = Box(0.4, 0.1, 0.6, 0.9), Box(0.45, 0.1, 0.6, 0.5), Box(0.4, 0.1, 0.6, 0.9)
+    confirmed_track = Box(0.0, 0.0, 0.2, 0.5)
+    in_track = Box(0.05, 0.1, 0.15, 0.3)
+    gated = gate(
+        [confirmed_track],
+        ["person"],
+        [True],
+        [True],
+        [body, part, car, in_track],
+        ["person", "person", "vehicle", "person"],
+        iou_threshold=0.3,
+        edge_margin=EDGE_MARGIN,
+        most=EDGE_GROWTH_OVERLAP,
+    )
+    assert gated.inside == [False, True, False, True]
