@@ -291,6 +291,10 @@ def sign_csr(
     )
 
 
+def pem_of(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
 def _verified_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
     """The CSR, whose signature proves possession of its key; ValueError otherwise."""
     try:

@@ -27,12 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from edge_agent import crypto
 from edge_agent.files import write_atomic
-from edge_agent.mqtt.client import new_client
+from edge_agent.mqtt.client import PacketTypes, new_client, new_properties
 from edge_agent.mqtt.settings import MqttSettings
 from edge_agent.update.release import METADATA, make_metadata, sign_metadata
 from edge_agent.update.transfer import pack
@@ -108,7 +105,7 @@ class Fleet:
         with self._lock:
             self._counter += 1
             correlation = f"{self._counter}".encode()
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties = new_properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = f"{root}/reply/{self.reply_level}"
         properties.CorrelationData = correlation
         properties.MessageExpiryInterval = int(self.timeout_s)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography.hazmat.primitives import serialization
 
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, enrol_topics
 from edge_agent.ids import ID_PATTERN, check_id, inside, write_atomic
@@ -76,7 +75,7 @@ class Provisioner:
         cert = pki.sign_csr(self.ca, csr_pem, record.device_id, valid_for=valid_for)
         self.signed += 1
         _log.info("signed %s for %s", record.device_id, valid_for)
-        return cert.public_bytes(serialization.Encoding.PEM)
+        return pki.pem_of(cert)
 
     def enrol(self, payload: bytes, *, token_id: str | None = None) -> bytes:
         """An enrolment request → the answer (never raises for a bad request)."""

@@ -56,6 +56,7 @@ class LinkState:
     connected: bool = False
     ready: bool = False  # connected and our birth acknowledged: safe to publish rows
     hold: bool = False  # no new rows: a planned move to another broker (mqtt/failback.py)
+    leaving: bool = False  # our own DISCONNECT of that move is on its way (not a lost link)
     birth_mid: int | None = None
     ever_connected: bool = False
     reconnects: int = 0

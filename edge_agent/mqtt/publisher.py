@@ -400,6 +400,7 @@ class Publisher:
             self._link.connected = True
             self._link.ready = False
             self._link.hold = False  # a planned move (failback) ends here
+            self._link.leaving = False
             self._link.birth_mid = birth.mid
             self._link.session_present = bool(flags.session_present)
             self._link.receive_maximum = int(receive_maximum) if receive_maximum else None
@@ -509,7 +510,8 @@ class Publisher:
     ) -> None:
         with self._link.lock:
             was_connected = self._link.connected
-            planned = self._link.hold  # our own DISCONNECT, moving to another broker
+            planned = self._link.leaving  # our own DISCONNECT, moving to another broker
+            self._link.leaving = False
             failed = reason_code.value != 0 and not planned
             if self._link.ready and failed and reason_code.value not in _DELIBERATE_DISCONNECTS:
                 self._link.lost_links += 1
@@ -566,11 +568,24 @@ class Publisher:
         )
         try:
             info.wait_for_publish(timeout=5.0)
+            published = info.is_published()
         except (RuntimeError, ValueError) as error:
             _log.warning("could not say 'offline' before leaving %s:%s: %s", *self._where(), error)
+            published = False
+        if not published and self._online_payload is not None:
+            # The ``offline`` may still go out later (paho keeps it queued, and resends it
+            # after the next birth): ``online`` again, queued behind it, has the last word.
+            self._client.publish(
+                self.topics.status,
+                self._online_payload,
+                qos=1,
+                retain=True,
+                properties=self._properties("application/json"),
+            )
+        if not published:
             return False
-        if not info.is_published():
-            return False
+        with self._link.lock:
+            self._link.leaving = True  # the DISCONNECT below is ours, not a lost link
         # Not client.disconnect(): that would stop paho's reconnect loop for good.
         self._client._send_disconnect()
         return True

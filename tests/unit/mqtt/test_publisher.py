@@ -344,3 +344,18 @@ def test_stop_reports_nothing_when_every_thread_stopped(outbox: Outbox) -> None:
     assert not publisher.connected and fake.published_on(TOPICS.status)[-1].json()["state"] == (
         "stopped"
     )
+
+
+def test_a_link_lost_while_the_drain_holds_for_a_move_is_still_a_lost_link(
+    outbox: Outbox,
+) -> None:
+    # The failback holds new rows for up to its drain timeout before its own DISCONNECT:
+    # a real drop in that window must be counted and said like any other.
+    publisher, fake = new_publisher(outbox, fake=FakeClient(session_present=False))
+    with running(publisher, fake):
+        wait_until(lambda: publisher.stats().connected, TIMEOUT_S, "connected")
+        with publisher._link.lock:
+            publisher._link.hold = True
+        fake.drop_connection()
+        wait_until(lambda: not publisher.stats().connected, TIMEOUT_S, "the drop")
+        assert publisher.stats().last_error == "disconnected: Unspecified error"
