@@ -200,7 +200,9 @@ class Agent(CameraCommands):
                     recorder=build_recorder(config, camera, self.clips),
                 )
                 workers.append(
-                    CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
+                    CameraWorker(
+                        camera, open_source(camera, decimate=True), LatestFrameMailbox(), pipeline
+                    )
                 )
         except BaseException:
             for worker in workers:

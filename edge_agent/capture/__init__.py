@@ -18,8 +18,12 @@ from edge_agent.config import (
 __all__ = ["CaptureError", "EndOfStream", "FrameSource", "LatestFrameMailbox", "open_source"]
 
 
-def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameSource:
-    """Open the camera's backend; ``realtime=False`` reads files and scenes as fast as possible."""
+def open_source(
+    camera: CameraConfig, *, realtime: bool | None = None, decimate: bool = False
+) -> FrameSource:
+    """Open the camera's backend; ``realtime=False`` reads files and scenes as fast as possible.
+    ``decimate``: the caller keeps frames at the camera's ``fps`` only (the capture thread),
+    so a backend that can may skip converting the others."""
     source = camera.source
     if isinstance(source, SimSourceConfig):
         from edge_agent.capture.sim_source import SimSource
@@ -44,6 +48,7 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
             reconnect_min_delay_s=source.reconnect_min_delay_s,
             reconnect_max_delay_s=source.reconnect_max_delay_s,
             stream_timeout_s=source.read_timeout_s,
+            min_interval_s=1.0 / camera.fps if decimate else None,
         )
     if isinstance(source, Picamera2SourceConfig):
         from edge_agent.capture.picamera2_source import Picamera2Source
