@@ -4,11 +4,12 @@ A live stream that drops is reopened with exponential backoff; the failure is
 visible in ``health()`` rather than raised, because a camera that comes back
 after a power cut must be picked up without anybody touching the device.
 
-Decoding costs what it must: FFmpeg decodes on one thread (frame threading on a 2-core
-device competes with the detector's threads, costs ~10 % more CPU per frame and holds a
-decoder context per thread), and given ``min_interval_s`` (the camera's analysis rate) a
-frame the capture thread would drop anyway is only grabbed, never converted to BGR
-(bench/README.md, "Where the time goes").
+Decoding costs what it must: a file is decoded on one FFmpeg thread (frame threading on a
+2-core device competes with the detector's threads, costs 12-14 % more CPU per frame here
+and holds a decoder context per thread; a stream keeps FFmpeg's threads until a Pi has
+shown that one keeps up with a 1080p camera), and given ``min_interval_s`` (the camera's
+analysis rate) a frame the capture thread would drop anyway is only grabbed, never
+converted to BGR (bench/README.md, "The agent against a naive loop").
 """
 
 from __future__ import annotations
@@ -118,8 +119,6 @@ class OpenCVSource:
                     self._stream_timeout_ms,
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                     self._stream_timeout_ms,
-                    cv2.CAP_PROP_N_THREADS,
-                    1,
                 ],
             )
         if not capture.isOpened():
