@@ -200,9 +200,7 @@ class Agent(CameraCommands):
                     recorder=build_recorder(config, camera, self.clips),
                 )
                 workers.append(
-                    CameraWorker(
-                        camera, open_source(camera, decimate=True), LatestFrameMailbox(), pipeline
-                    )
+                    CameraWorker(camera, open_source(camera), LatestFrameMailbox(), pipeline)
                 )
         except BaseException:
             for worker in workers:

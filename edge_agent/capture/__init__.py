@@ -15,15 +15,18 @@ from edge_agent.config import (
     SimSourceConfig,
 )
 
-__all__ = ["CaptureError", "EndOfStream", "FrameSource", "LatestFrameMailbox", "open_source"]
+__all__ = [
+    "CaptureError",
+    "EndOfStream",
+    "FrameSource",
+    "LatestFrameMailbox",
+    "decimate_at_source",
+    "open_source",
+]
 
 
-def open_source(
-    camera: CameraConfig, *, realtime: bool | None = None, decimate: bool = False
-) -> FrameSource:
-    """Open the camera's backend; ``realtime=False`` reads files and scenes as fast as possible.
-    ``decimate``: the caller keeps frames at the camera's ``fps`` only (the capture thread),
-    so a backend that can may skip converting the others."""
+def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameSource:
+    """Open the camera's backend; ``realtime=False`` reads files and scenes as fast as possible."""
     source = camera.source
     if isinstance(source, SimSourceConfig):
         from edge_agent.capture.sim_source import SimSource
@@ -48,7 +51,6 @@ def open_source(
             reconnect_min_delay_s=source.reconnect_min_delay_s,
             reconnect_max_delay_s=source.reconnect_max_delay_s,
             stream_timeout_s=source.read_timeout_s,
-            min_interval_s=1.0 / camera.fps if decimate else None,
         )
     if isinstance(source, Picamera2SourceConfig):
         from edge_agent.capture.picamera2_source import Picamera2Source
@@ -61,3 +63,13 @@ def open_source(
             fps=camera.fps,
         )
     raise CaptureError(f"camera {camera.id}: unknown source kind")
+
+
+def decimate_at_source(source: FrameSource, min_interval_s: float) -> None:
+    """The caller keeps no frame closer than 0.9 x ``min_interval_s`` to the last it kept (the
+    capture thread's rule): a backend that can then skips converting the others (OpenCV
+    grabs them only); the others are left as they are."""
+    from edge_agent.capture.opencv_source import OpenCVSource
+
+    if isinstance(source, OpenCVSource):
+        source.skip_closer_than(min_interval_s)

@@ -188,6 +188,10 @@ class OpenCVSource:
             image=frame_image,
         )
 
+    def skip_closer_than(self, min_interval_s: float) -> None:
+        """From now on, as ``min_interval_s`` given at construction (its reader's thread only)."""
+        self._min_gap_s = 0.9 * min_interval_s
+
     def _times(self, now_mono: float) -> tuple[float, float]:
         """(captured_at_s, monotonic_s) of the frame just grabbed (the next index)."""
         if self._is_file and not self._realtime:
