@@ -3,6 +3,7 @@
     python bench/bench_pipeline.py throughput [--models M ...] [--threads T ...] [--frames N]
     python bench/bench_pipeline.py gate [--model M] [--fps F ...] [--sweep]
     python bench/bench_pipeline.py memory [--models M ...]
+    python bench/bench_pipeline.py cpu [--scenes static room traffic cars crowd] [--video-s S]
     python bench/bench_pipeline.py all
 
 with the models and media on the search path (EDGE_AGENT_MODEL_PATH, EDGE_AGENT_MEDIA_PATH).
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import agent_process
 import cv2
 
 from edge_agent import assemble, datafiles
@@ -319,7 +321,9 @@ def throughput_child(model: str, frames: int, block: int, threads: int) -> None:
     rounds_done: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         source_config = {"kind": "opencv", "uri": str(clip), "loop": True, "realtime": False}
-        config = agent_config(model, source_config, 30.0, Path(tmp), threads)
+        # One whole-frame pass per frame: frames/s against invokes/s means one invoke each
+        # (region detection's extra invokes per frame are the cpu bench's business).
+        config = agent_config(model, source_config, 30.0, Path(tmp), threads, regions=False)
         detector = assemble.build_detector(config)
         outbox = Outbox(
             config.outbox.path, max_bytes=config.outbox.max_bytes, max_rows=config.outbox.max_rows
@@ -363,7 +367,7 @@ def throughput_child(model: str, frames: int, block: int, threads: int) -> None:
     bare_rates = [rate(b) for b in blocks["bare"]]
     print(
         f"\n== {model}: {rounds} rounds of {block} frames of {THROUGHPUT_CLIP} (20 frames, "
-        f"looped), detection on every frame, detector threads={threads}, cv2 threads=1"
+        f"looped), one whole-frame detection per frame, detector threads={threads}, cv2 threads=1"
     )
     print(
         f"other processes used a median {100 * foreign:.0f} % of the machine per round; "
@@ -800,7 +804,9 @@ print(RESULT_PREFIX + json.dumps(figures))
 """
 
 
-def memory(models: Sequence[str]) -> list[dict[str, Any]]:
+def memory(models: Sequence[str], running_s: float = 15.0) -> list[dict[str, Any]]:
+    """The stack's parts one process per row, then the running agent's own high-water mark
+    (``edge-agent run`` on the traffic clip), the figure ``ps`` and systemd show."""
     results: list[dict[str, Any]] = []
     for case in ("stack", *models):
         code = f"RESULT_PREFIX = {RESULT_PREFIX!r}\n" + MEMORY_CHILD
@@ -825,6 +831,13 @@ def memory(models: Sequence[str]) -> list[dict[str, Any]]:
     for r in results[1:]:
         for key, what in (("loaded", "loaded"), ("after_detect", "after 3 detections")):
             print(f"| + {r['case']} {what} | {r[key]['VmRSS']:.1f} | {r[key]['VmHWM']:.1f} |")
+    media = datafiles.resolve_media(THROUGHPUT_CLIP).parent
+    for row in agent_process.running_memory(media, models, running_s):
+        print(
+            f"| `edge-agent run`, {row['model']}, {THROUGHPUT_CLIP} at 5 fps, after "
+            f"{running_s:.0f} s | {row['rss_mb']:.1f} | {row['hwm_mb']:.1f} |"
+        )
+        results.append({"bench": "memory", "case": f"running {row['model']}", **row})
     return results
 
 
@@ -858,6 +871,11 @@ def main() -> int:
     p_gate1.add_argument("--sweep", action="store_true")
     p_mem = sub.add_parser("memory", help="VmRSS/VmHWM: the stack, and with each model")
     p_mem.add_argument("--models", nargs="*", default=list(MODELS))
+    p_cpu = sub.add_parser("cpu", help="the agent's process against a naive loop, CPU per scene")
+    p_cpu.add_argument("--scenes", nargs="*", default=None, help="static room traffic cars crowd")
+    p_cpu.add_argument("--video-s", type=float, default=30.0, help="video measured, per run")
+    p_cpu.add_argument("--repeats", type=int, default=3)
+    p_cpu.add_argument("--model", default=MODELS[0])
     sub.add_parser("all", help="memory, throughput and gate with their defaults")
     args = parser.parse_args()
 
@@ -869,6 +887,13 @@ def main() -> int:
         "gate": lambda: gate(args.model, args.fps, args.sweep),
         "gate-one": lambda: gate_child(args.model, args.fps, args.sweep),
         "memory": lambda: memory(args.models),
+        "cpu": lambda: agent_process.cpu_bench(
+            datafiles.resolve_media(THROUGHPUT_CLIP).parent,
+            args.scenes,
+            args.video_s,
+            args.repeats,
+            args.model,
+        ),
         "all": lambda: (
             memory(MODELS),
             throughput(MODELS, 400, 20, [2, 1]),

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox
+from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, decimate_at_source
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline, StageClock
 from edge_agent.preview import EncodeAt, PreviewBudget, thumbnail
@@ -160,6 +160,7 @@ class CameraWorker:
     def capture_loop(self, stop: threading.Event) -> None:
         """The ``capture-{cam}`` thread: source → mailbox, decimated to the camera's fps."""
         min_interval_s = 1.0 / self.config.fps
+        decimate_at_source(self.source, min_interval_s)  # what this loop drops: not converted
         last_put_s: float | None = None
         try:
             while not stop.is_set():

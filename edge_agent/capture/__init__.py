@@ -25,6 +25,7 @@ __all__ = [
     "LatestFrameMailbox",
     "PacketFeed",
     "PacketSource",
+    "decimate_at_source",
     "open_source",
 ]
 
@@ -80,3 +81,13 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
             fps=camera.fps,
         )
     raise CaptureError(f"camera {camera.id}: unknown source kind")
+
+
+def decimate_at_source(source: FrameSource, min_interval_s: float) -> None:
+    """The caller keeps no frame closer than 0.9 x ``min_interval_s`` to the last it kept (the
+    capture thread's rule): a backend that can then skips converting the others (OpenCV
+    grabs them only); the others are left as they are."""
+    from edge_agent.capture.opencv_source import OpenCVSource
+
+    if isinstance(source, OpenCVSource):
+        source.skip_closer_than(min_interval_s)

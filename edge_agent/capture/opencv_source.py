@@ -3,6 +3,13 @@
 A live stream that drops is reopened with exponential backoff; the failure is
 visible in ``health()`` rather than raised, because a camera that comes back
 after a power cut must be picked up without anybody touching the device.
+
+Decoding costs what it must: a file is decoded on one FFmpeg thread (frame threading on a
+2-core device competes with the detector's threads, costs 12-14 % more CPU per frame here
+and holds a decoder context per thread; a stream keeps FFmpeg's threads until a Pi has
+shown that one keeps up with a 1080p camera), and given ``min_interval_s`` (the camera's
+analysis rate) a frame the capture thread would drop anyway is only grabbed, never
+converted to BGR (bench/README.md, "The agent against a naive loop").
 """
 
 from __future__ import annotations
@@ -43,7 +50,11 @@ class OpenCVSource:
         reconnect_min_delay_s: float = 0.5,
         reconnect_max_delay_s: float = 30.0,
         stream_timeout_s: float = 10.0,
+        min_interval_s: float | None = None,
     ) -> None:
+        """``min_interval_s``: return no frame closer than 0.9 x this (in frame time) to the
+        last one returned, the capture thread's own decimation rule (``worker.py``); the
+        frames between are grabbed but not converted. None: every frame."""
         self.camera_id = camera_id
         self._uri = uri
         self._shown_uri = redact_url(uri)  # camera URIs carry passwords: never log them
@@ -55,6 +66,9 @@ class OpenCVSource:
         self._realtime = realtime
         self._backoff = Backoff(reconnect_min_delay_s, reconnect_max_delay_s)
         self._stream_timeout_ms = int(stream_timeout_s * 1000)
+        self._min_gap_s = None if min_interval_s is None else 0.9 * min_interval_s
+        self._last_returned_s: float | None = None
+        self.frames_skipped = 0  # grabbed, not converted: closer than min_interval_s
         self._capture: cv2.VideoCapture | None = None
         self._fps = 0.0
         self._frames_read = 0
@@ -82,9 +96,12 @@ class OpenCVSource:
         if self._device is not None:
             capture = cv2.VideoCapture(self._device)
         elif self._is_file:
-            capture = cv2.VideoCapture(self._uri)
+            capture = cv2.VideoCapture(self._uri, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
+            if not capture.isOpened():  # a backend that takes no thread count
+                capture.release()
+                capture = cv2.VideoCapture(self._uri)
         else:
-            # Without these a dead RTSP server blocks read() for ever.
+            # Without the timeouts a dead RTSP server blocks read() for ever.
             capture = cv2.VideoCapture(
                 self._uri,
                 cv2.CAP_FFMPEG,
@@ -122,27 +139,35 @@ class OpenCVSource:
     def read(self, timeout_s: float) -> Frame | None:
         if self._ended:
             raise EndOfStream(self.camera_id)
-        if self._capture is None:
-            self._reconnect(timeout_s)
+        deadline_s = time.monotonic() + timeout_s
+        while True:
             if self._capture is None:
+                self._reconnect(timeout_s)
+                if self._capture is None:
+                    return None
+            if self._realtime and self._is_file:
+                pause_s = self._next_due_s - time.monotonic()
+                wait_s = min(pause_s, max(0.0, deadline_s - time.monotonic()))
+                if pause_s > 0 and self._stop.wait(wait_s):
+                    return None
+            if not self._capture.grab():
+                return self._on_read_failure()
+            now_mono = time.monotonic()
+            captured_at_s, monotonic_s = self._times(now_mono)
+            if not self._skipped(monotonic_s):
+                break
+            self._next_due_s = max(self._next_due_s + 1.0 / self.nominal_fps, now_mono)
+            self._frames_read += 1
+            self.frames_skipped += 1
+            if time.monotonic() >= deadline_s:
                 return None
-        if self._realtime and self._is_file:
-            pause_s = self._next_due_s - time.monotonic()
-            if pause_s > 0 and self._stop.wait(min(pause_s, timeout_s)):
-                return None
-        ok, image = self._capture.read()
+        ok, image = self._capture.retrieve()
         if not ok or image is None:
             return self._on_read_failure()
-        now_mono = time.monotonic()
         self._next_due_s = max(self._next_due_s + 1.0 / self.nominal_fps, now_mono)
         self._frames_read += 1
+        self._last_returned_s = monotonic_s
         frame_image: ImageBGR = np.asarray(image, np.uint8)
-        if self._is_file and not self._realtime:
-            # Offline replay: time is the video's own, so durations mean what they say.
-            media_s = (self._frames_read - 1) / self.nominal_fps
-            captured_at_s, monotonic_s = self._started_at_s + media_s, media_s
-        else:
-            captured_at_s, monotonic_s = time.time(), now_mono
         return Frame(
             camera_id=self.camera_id,
             index=self._frames_read - 1,
@@ -150,6 +175,22 @@ class OpenCVSource:
             monotonic_s=monotonic_s,
             image=frame_image,
         )
+
+    def skip_closer_than(self, min_interval_s: float) -> None:
+        """From now on, as ``min_interval_s`` given at construction (its reader's thread only)."""
+        self._min_gap_s = 0.9 * min_interval_s
+
+    def _times(self, now_mono: float) -> tuple[float, float]:
+        """(captured_at_s, monotonic_s) of the frame just grabbed (the next index)."""
+        if self._is_file and not self._realtime:
+            # Offline replay: time is the video's own, so durations mean what they say.
+            media_s = self._frames_read / self.nominal_fps
+            return self._started_at_s + media_s, media_s
+        return time.time(), now_mono
+
+    def _skipped(self, monotonic_s: float) -> bool:
+        last_s, gap_s = self._last_returned_s, self._min_gap_s
+        return gap_s is not None and last_s is not None and monotonic_s - last_s < gap_s
 
     def _on_read_failure(self) -> Frame | None:
         assert self._capture is not None

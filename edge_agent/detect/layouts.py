@@ -195,7 +195,11 @@ class SsdLayout:
         self._labels = context.labels
         self._usable_ids = np.array([label != UNUSED_LABEL for label in self._labels], bool)
         self._score_threshold = context.score_threshold
-        self._allowed_ids = context.allowed_class_ids
+        # The labels of interest as a mask by class id: one lookup per call, not np.isin.
+        self._allowed: npt.NDArray[np.bool_] | None = None
+        if context.allowed_class_ids is not None:
+            self._allowed = np.zeros(len(self._labels), bool)
+            self._allowed[list(context.allowed_class_ids)] = True
 
     def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
         resized = cv2.resize(image, self._size_px, interpolation=cv2.INTER_LINEAR)
@@ -217,8 +221,8 @@ class SsdLayout:
         in_range = (class_ids >= 0) & (class_ids < len(self._labels))
         keep = (scores_f >= self._score_threshold) & in_range
         keep[in_range] &= self._usable_ids[class_ids[in_range]]  # drop COCO's unused "???" ids
-        if self._allowed_ids is not None:
-            keep &= np.isin(class_ids, list(self._allowed_ids))
+        if self._allowed is not None:
+            keep[in_range] &= self._allowed[class_ids[in_range]]
         boxes = boxes_yx[:count][:, [1, 0, 3, 2]]  # ymin,xmin,ymax,xmax -> x_min,y_min,...
         return RawDetections(np.clip(boxes, 0.0, 1.0), scores_f, class_ids).take(keep)
 

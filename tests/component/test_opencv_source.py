@@ -54,6 +54,23 @@ def test_a_looping_file_starts_again(tmp_path: Path) -> None:
     assert np.array_equal(frames[0].image, frames[5].image)
 
 
+def test_frames_closer_than_the_analysis_interval_are_skipped_as_the_capture_thread_would(
+    tmp_path: Path,
+) -> None:
+    clip = str(numbered_clip(tmp_path / "c.mp4", 12))  # 10 fps
+    every = read_all(OpenCVSource("c", clip, realtime=False), 100)
+    source = OpenCVSource("c", clip, realtime=False, min_interval_s=1 / 3)
+    frames = read_all(source, 100)
+    kept: list[Frame] = []  # worker.capture_loop's rule on every frame
+    for frame in every:
+        if not kept or frame.monotonic_s - kept[-1].monotonic_s >= 0.9 / 3:
+            kept.append(frame)
+    assert [f.index for f in frames] == [f.index for f in kept] == [0, 3, 6, 9]
+    assert [f.monotonic_s for f in frames] == [f.monotonic_s for f in kept]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, kept, strict=True))
+    assert source.frames_skipped == 8 and source.health().frames_read == 12
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="video file not found"):
         OpenCVSource("c", str(tmp_path / "none.mp4"))
