@@ -34,6 +34,7 @@ __all__ = ["UpdateError", "UpdateHost", "Updater"]
 _log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often the deferral and the health check look again
+_PRIVATE = ("pid", "prestarted")  # state.json's own fields, not published
 
 
 class UpdateHost(Protocol):
@@ -174,8 +175,15 @@ class Updater:
             )
             self._thread.start()
         repaired = self.store.take_repaired()  # this start took an update back: say so
-        if repaired is not None and repaired.phase == "rolled_back":
-            self._publish(repaired)
+        if repaired is None:
+            return
+        state, moved_back = repaired
+        if state.phase == "rolled_back":
+            self._publish(state)
+        if state.kind == "agent" and moved_back:
+            # This process is still the new agent that failed its trial: exit 75 so that
+            # systemd starts the old one, which ``current`` names again.
+            self._host.restart_for_update()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
@@ -192,11 +200,21 @@ class Updater:
     def _run(self, state: UpdateState) -> None:
         try:
             self._run_guarded(state)
-        except Exception:  # the update thread must never die with a release half-applied
+        except Exception as error:  # the thread must never die with a release half-applied
             _log.exception("update %s %s failed", state.kind, state.version)
+            self.pending = None
             current = self.store.state()
-            if current is not None and current.phase in ("switching", "trial"):
-                self._roll_back(current, "the update failed on the device (see its log)")
+            if current is None or current.phase not in ("installed", "switching", "trial"):
+                return
+            reason = f"the update failed on the device: {error}"
+            try:
+                if current.phase == "installed":  # never switched: nothing to apply again
+                    _log.error("update %s %s given up: %s", state.kind, state.version, reason)
+                    self._publish(self.store.roll_back(current, reason))
+                else:
+                    self._roll_back(current, reason)
+            except Exception:  # e.g. the disk still full: the next start's repair takes it back
+                _log.exception("update %s %s: the rollback failed too", state.kind, state.version)
 
     def _run_guarded(self, state: UpdateState) -> None:
         waited_since = time.monotonic()
@@ -261,7 +279,7 @@ class Updater:
         self, state: UpdateState, *, phase: str | None = None, reason: str | None = None
     ) -> None:
         body = {
-            **{k: v for k, v in state.as_json().items() if k != "pid"},
+            **{k: v for k, v in state.as_json().items() if k not in _PRIVATE},
             "phase": phase or state.phase,
             "reason": reason if reason is not None else state.reason,
             "ts": round(self._wall_clock(), 3),

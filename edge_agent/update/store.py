@@ -14,7 +14,9 @@ step leaves a state the next start can finish or take back (:meth:`ReleaseStore.
 until the new release has passed its health check, taking back is the rule. The one
 exception is the agent itself: its switch ends with the process exiting on purpose, so the
 first start in ``trial`` runs the new code and its health check; a second start still in
-``trial`` means the new agent died before keeping itself, and it is rolled back.
+``trial`` means the new agent died before keeping itself, and it is rolled back (and that
+process, still the new code, exits 75 so that the old agent runs: the updater's start).
+A repair in a process of its own (the unit's ``ExecStartPre``) never takes that trial.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ STATE = "state.json"
 # Phases: installed (placed, not switched), switching, trial (switched, health pending),
 # rolling_back, then kept or rolled_back (final).
 FINAL = ("kept", "rolled_back")
-_REPAIRED: dict[Path, UpdateState] = {}
-"""What :meth:`ReleaseStore.repair` took back in this process, by store (to publish once)."""
+_REPAIRED: dict[Path, tuple[UpdateState, bool]] = {}
+"""What :meth:`ReleaseStore.repair` took back in this process, by store (to publish once),
+and whether it moved ``current`` back (an agent that did: this process is the wrong one)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class UpdateState:
     ts: float = 0.0
     attempts: int = 0  # starts in ``trial`` (the agent kind only)
     pid: int = 0  # the process whose start took the trial: a second repair in it is a no-op
+    prestarted: bool = False  # a separate repair saw the trial before any agent start took it
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -132,6 +136,7 @@ class ReleaseStore:
             shutil.rmtree(target)
         for name in release.files:  # the bytes on disk before the rename makes them visible
             fsync_path(release.path / name)
+        fsync_path(release.path)  # ... and the folder's entries for them
         os.replace(release.path, target)
         fsync_path(target.parent)
         self._on_step("placed")
@@ -173,11 +178,13 @@ class ReleaseStore:
 
     # -- at start ------------------------------------------------------------------
 
-    def repair(self) -> UpdateState | None:
+    def repair(self, *, agent_start: bool = True) -> UpdateState | None:
         """At start, before anything reads a release: finish or take back an update a
         power cut (or a crash) interrupted; the state after it (None: there never was one).
         Leftovers of an unpacking are removed; a partly received archive is kept (the
-        transfer resumes)."""
+        transfer resumes). ``agent_start=False``: a repair in a process of its own (the
+        unit's ``ExecStartPre``), which never takes a new agent's trial; a second one with
+        no agent start between takes back a new agent that did not even start."""
         for path in self.staging.iterdir():
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -187,15 +194,19 @@ class ReleaseStore:
         state = self.state()
         if state is None or state.phase in FINAL:
             return state
+        moved_back = state.phase != "installed"  # else nothing was switched
         if state.phase == "installed":
             why = "interrupted before the switch; the running release was kept"
             state = self._write_state(replace(state, phase="rolled_back", reason=why), "repaired")
         elif state.phase == "trial" and state.kind == "agent" and state.pid == os.getpid():
             return state  # repaired once already in this process (the CLI, then the agent)
         elif state.phase == "trial" and state.kind == "agent" and state.attempts == 0:
-            # The switch ended with an exit on purpose: this start is the new agent's trial.
-            trial = replace(state, attempts=1, pid=os.getpid())
-            return self._write_state(trial, "trial_started")
+            if agent_start:  # the switch ended with an exit on purpose: this start is its trial
+                trial = replace(state, attempts=1, pid=os.getpid())
+                return self._write_state(trial, "trial_started")
+            if not state.prestarted:  # before the new agent's start: leave it its trial
+                return self._write_state(replace(state, prestarted=True), "prestarted")
+            state = self.roll_back(state, "the new agent did not start (its repair never ran)")
         else:
             why = (
                 "the new agent did not keep itself (it failed or was cut off before its "
@@ -205,11 +216,12 @@ class ReleaseStore:
             )
             state = self.roll_back(state, why)
         _log.warning("update %s %s: %s", state.kind, state.version, state.reason)
-        _REPAIRED[self.root.resolve()] = state
+        _REPAIRED[self.root.resolve()] = (state, moved_back)
         return state
 
-    def take_repaired(self) -> UpdateState | None:
-        """What the repair at this start took back (once: then None)."""
+    def take_repaired(self) -> tuple[UpdateState, bool] | None:
+        """What the repair at this start took back, and whether it moved ``current`` back
+        (once: then None)."""
         return _REPAIRED.pop(self.root.resolve(), None)
 
     def report(self) -> dict[str, object]:

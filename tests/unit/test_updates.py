@@ -337,9 +337,7 @@ def test_a_new_agent_gets_one_start_to_keep_itself(tmp_path: Path) -> None:
     assert store.repair() == first  # the CLI and the agent both repair: one start
     assert store.current("agent") == "5"
     # The next process finds it still on trial: the new agent died before keeping itself.
-    body = json.loads((tmp_path / "state.json").read_text())
-    body["pid"] = 0
-    (tmp_path / "state.json").write_text(json.dumps(body))
+    forget_pid(tmp_path)
     second = store.repair()
     assert second is not None and second.phase == "rolled_back"
     assert "did not keep itself" in second.reason and store.current("agent") is None
@@ -410,3 +408,130 @@ def test_the_operator_tool_makes_signs_and_packs_a_release(
     assert main(["release", "pack", str(folder), str(tmp_path / "m.tar")]) == 0
     unpack(tmp_path / "m.tar", tmp_path / "out", max_bytes=1 << 20)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.tflite", METADATA]
+
+
+# -- review fixes: restart after a rollback at start, a dead thread, the staging fsync ---
+
+
+def place_agent(store: ReleaseStore, version: str, installed: str | None) -> object:
+    folder = make_release(
+        store.staging / f"a{version}.d", {"edge_agent.whl": b"PK"}, kind="agent", version=version
+    )
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=installed, now=NOW
+    )
+    return store.switch(store.place(release))  # then the agent exits for systemd
+
+
+def forget_pid(root: Path) -> None:
+    """What a later process sees: the pid that took the trial is not its own."""
+    body = json.loads((root / "state.json").read_text())
+    body["pid"] = 0
+    (root / "state.json").write_text(json.dumps(body))
+
+
+def test_a_rollback_at_start_restarts_into_the_old_agent(tmp_path: Path) -> None:
+    store = ReleaseStore(tmp_path / "releases")
+    store.keep(place_agent(store, "1", None), "healthy")  # type: ignore[arg-type]
+    place_agent(store, "2", "1")
+    assert store.repair() is not None  # v2's first start takes the trial, then it crashes
+    forget_pid(store.root)
+    host = FakeHost()
+    up = updater(tmp_path, host)  # the next start: its repair points current back to 1
+    up.start()
+    assert up.store.current("agent") == "1"
+    # Still the v2 process: it says so, then exits 75 so that systemd starts v1.
+    assert [p["phase"] for p in host.published] == ["rolled_back", "restart"]
+
+
+def test_a_rollback_of_an_unswitched_agent_does_not_restart(tmp_path: Path) -> None:
+    host = FakeHost()
+    store = ReleaseStore(tmp_path / "releases")
+    folder = make_release(store.staging / "a.d", {"w.whl": b"PK"}, kind="agent", version="3")
+    store.place(
+        verify_release(folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW)
+    )  # placed, cut off before the switch: this process already runs what `current` names
+    updater(tmp_path, host).start()
+    assert [p["phase"] for p in host.published] == ["rolled_back"]
+
+
+def test_a_separate_repair_never_takes_the_agents_trial(tmp_path: Path) -> None:
+    store = ReleaseStore(tmp_path)
+    place_agent(store, "5", None)
+    pre = store.repair(agent_start=False)  # the unit's ExecStartPre, before the new agent
+    assert pre is not None and pre.phase == "trial" and pre.attempts == 0
+    started = store.repair()  # the new agent's own start takes the trial
+    assert started is not None and started.phase == "trial" and started.attempts == 1
+    forget_pid(tmp_path)  # it died before keeping itself; the next ExecStartPre:
+    again = store.repair(agent_start=False)
+    assert again is not None and again.phase == "rolled_back" and store.current("agent") is None
+
+
+def test_a_separate_repair_takes_back_an_agent_that_never_started(tmp_path: Path) -> None:
+    store = ReleaseStore(tmp_path)
+    place_agent(store, "5", None)
+    assert store.repair(agent_start=False).phase == "trial"  # type: ignore[union-attr]
+    # The new agent could not even import (its repair never ran): the next ExecStartPre.
+    again = store.repair(agent_start=False)
+    assert again is not None and again.phase == "rolled_back" and store.current("agent") is None
+    assert "did not start" in again.reason
+
+
+class BrokenHost(FakeHost):
+    """Its second look for open events fails (the update thread's first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def open_event_cameras(self) -> list[str]:
+        self.looks += 1
+        if self.looks > 1:
+            raise OSError(28, "No space left on device")
+        return ["cam1"]
+
+
+@pytest.mark.parametrize("where", ["deferral", "switch"])
+def test_an_update_thread_that_dies_before_the_switch_says_so(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = BrokenHost() if where == "deferral" else FakeHost()
+    up = updater(tmp_path, host)
+    if where == "switch":
+        write = up.store._write_state
+
+        def full_once(state: object, step: str) -> object:
+            if step == "switching":
+                monkeypatch.setattr(up.store, "_write_state", write)
+                raise OSError(28, "No space left on device")
+            return write(state, step)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(up.store, "_write_state", full_once)
+    send(up, tmp_path, "r1", "1")
+    outcome = final(host)
+    assert outcome["phase"] == "rolled_back" and "No space left" in str(outcome["reason"])
+    state = up.store.state()
+    assert state is not None and state.phase == "rolled_back"
+    assert up.report()["pending"] is None and up.store.current("config") is None
+    assert host.applied == []  # never switched: nothing is applied again
+
+
+def test_the_staging_folder_is_fsynced_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_agent.update.store as store_module
+
+    store = ReleaseStore(tmp_path)
+    folder = make_release(store.staging / "c.d", CONFIG, version="4")
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    synced: list[Path] = []
+
+    def record(path: Path) -> None:
+        synced.append(path)
+        assert path.exists(), path  # before the rename moved it away
+
+    monkeypatch.setattr(store_module, "fsync_path", record)
+    store.place(release)
+    assert folder in synced and synced.index(folder) < synced.index(tmp_path / "config")
