@@ -19,10 +19,12 @@ import pytest
 
 av = pytest.importorskip("av")  # the `recording` extra; CI installs it
 
+from fakes.recording import person_event  # noqa: E402
+
 from edge_agent.capture.pyav_source import PyAVSource  # noqa: E402
 from edge_agent.recording.recorder import CameraRecorder, RecordingSettings  # noqa: E402
 from edge_agent.recording.store import ClipStore, RetentionCaps  # noqa: E402
-from edge_agent.types import Box, Frame, Lifecycle, ObjectEvent  # noqa: E402
+from edge_agent.types import Frame, Lifecycle, ObjectEvent  # noqa: E402
 from edge_agent.video import probe  # noqa: E402
 
 FPS, GOP, FRAMES = 10, 10, 90  # a keyframe every second, 9 s a connection
@@ -102,20 +104,7 @@ def camera_url() -> Iterator[tuple[str, bytes, list[int]]]:
 
 
 def event(event_id: str, lifecycle: Lifecycle, start: Frame, at: Frame) -> ObjectEvent:
-    return ObjectEvent(
-        event_id=event_id,
-        lifecycle=lifecycle,
-        camera_id="cam1",
-        kind="object",
-        label="person",
-        score=0.8,
-        top_score=0.8,
-        box=Box(0.1, 0.1, 0.3, 0.5),
-        zones=(),
-        start_s=start.captured_at_s,
-        end_s=at.captured_at_s if lifecycle is Lifecycle.END else None,
-        frame_time_s=at.captured_at_s,
-    )
+    return person_event(event_id, lifecycle, start.captured_at_s, at.captured_at_s)
 
 
 def test_an_ip_camera_is_recorded_by_remux_across_a_reconnect(

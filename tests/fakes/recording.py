@@ -19,7 +19,11 @@ def frame(index: int) -> Frame:
 
 
 def event(event_id: str, lifecycle: Lifecycle, start_index: int, at_index: int) -> ObjectEvent:
-    ending = lifecycle is Lifecycle.END
+    return person_event(event_id, lifecycle, WALL0 + start_index / FPS, WALL0 + at_index / FPS)
+
+
+def person_event(event_id: str, lifecycle: Lifecycle, start_s: float, at_s: float) -> ObjectEvent:
+    """A person's event of ``cam1`` that started at ``start_s``, as published at ``at_s``."""
     return ObjectEvent(
         event_id=event_id,
         lifecycle=lifecycle,
@@ -30,7 +34,7 @@ def event(event_id: str, lifecycle: Lifecycle, start_index: int, at_index: int) 
         top_score=0.8,
         box=Box(0.1, 0.1, 0.3, 0.5),
         zones=(),
-        start_s=WALL0 + start_index / FPS,
-        end_s=WALL0 + at_index / FPS if ending else None,
-        frame_time_s=WALL0 + at_index / FPS,
+        start_s=start_s,
+        end_s=at_s if lifecycle is Lifecycle.END else None,
+        frame_time_s=at_s,
     )
