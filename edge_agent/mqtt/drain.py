@@ -123,6 +123,7 @@ class Drain:
         self._rest_pause_until = 0.0
         self._next_housekeeping = 0.0
         self._lost_links_seen = 0
+        self._was_ready = False  # to restart the pacer on each new connection
         self._strike_row: int | None = None
         self._strikes = 0
 
@@ -193,6 +194,9 @@ class Drain:
         if lost_links != self._lost_links_seen:
             self._lost_links_seen = lost_links
             self._check_poison()
+        if ready and not self._was_ready:
+            self._pacer.restart()  # no burst of credit saved up while offline
+        self._was_ready = ready
         wait_s = _IDLE_WAIT_S
         if ready:
             if now_s >= self._notice_pause_until and self._outbox.notice_wanted():

@@ -18,6 +18,11 @@ class DrainPacer:
     ``quantum_s`` worth has refilled, so a paced drain wakes ~10 times a second and
     sends small batches instead of waking per message (measured: wake-ups cost more
     CPU than the publishing).
+
+    :meth:`restart` (each new connection) leaves one quantum of credit: what refilled
+    while the link was down is not spent in one burst when it comes back. After a broker
+    restart every device reconnects within seconds of the others; a full bucket each
+    would hit the broker with a second's worth from all of them at once (issue 13).
     """
 
     def __init__(
@@ -50,6 +55,16 @@ class DrainPacer:
             self._msgs = min(self._msg_cap, self._msgs + elapsed_s * self._msg_rate)
         if not math.isinf(self._byte_rate):
             self._bytes = min(self._byte_cap, self._bytes + elapsed_s * self._byte_rate)
+
+    def restart(self) -> None:
+        """A new connection: at most one quantum of credit, then the steady rate."""
+        if self._unlimited:
+            return
+        self._refill()
+        self._msgs = min(self._msgs, self._msg_resume)
+        if not math.isinf(self._byte_rate):
+            self._bytes = min(self._bytes, max(self._byte_resume, 2e-9))
+        self._held = False
 
     def delay_s(self) -> float:
         """0 if one more message may go now, else how long to wait before asking again."""
