@@ -123,7 +123,7 @@ class Drain:
         self._rest_pause_until = 0.0
         self._next_housekeeping = 0.0
         self._lost_links_seen = 0
-        self._was_ready = False  # to restart the pacer on each new connection
+        self._was_ready = False  # to trim the pacer's credit on each new connection
         self._strike_row: int | None = None
         self._strikes = 0
 
@@ -195,7 +195,7 @@ class Drain:
             self._lost_links_seen = lost_links
             self._check_poison()
         if ready and not self._was_ready:
-            self._pacer.restart()  # no burst of credit saved up while offline
+            self._pacer.trim()  # no burst of credit saved up while offline
         self._was_ready = ready
         wait_s = _IDLE_WAIT_S
         if ready:
@@ -418,6 +418,8 @@ class Drain:
                 historical += is_historical
                 if not message.urgent:
                     self._pacer.spend(len(payload) + len(message.topic))
+            # The window is full: no burst of credit saved up while waiting for PUBACKs.
+            self._pacer.trim()
             return False, _IDLE_WAIT_S
         finally:
             if published:

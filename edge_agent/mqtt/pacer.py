@@ -19,10 +19,12 @@ class DrainPacer:
     sends small batches instead of waking per message (measured: wake-ups cost more
     CPU than the publishing).
 
-    :meth:`restart` (each new connection) leaves one quantum of credit: what refilled
-    while the link was down is not spent in one burst when it comes back. After a broker
-    restart every device reconnects within seconds of the others; a full bucket each
-    would hit the broker with a second's worth from all of them at once (issue 13).
+    The full bucket is for live traffic after a quiet spell. :meth:`trim` leaves one
+    quantum of credit; the drain calls it on each new connection (what refilled while the
+    link was down is not spent in one burst when it comes back: after a broker restart
+    every device reconnects within seconds of the others) and whenever a backlog waits
+    for PUBACKs (what refilled meanwhile is not spent in a burst when they come). So a
+    backlog never goes faster than the rate plus one quantum in any window (issue 13).
     """
 
     def __init__(
@@ -56,8 +58,8 @@ class DrainPacer:
         if not math.isinf(self._byte_rate):
             self._bytes = min(self._byte_cap, self._bytes + elapsed_s * self._byte_rate)
 
-    def restart(self) -> None:
-        """A new connection: at most one quantum of credit, then the steady rate."""
+    def trim(self) -> None:
+        """Keep at most one quantum of credit (never adds any)."""
         if self._unlimited:
             return
         self._refill()

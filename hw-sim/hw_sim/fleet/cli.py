@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 from dataclasses import asdict
@@ -16,6 +15,7 @@ from edge_agent.mqtt import DrainSettings
 from hw_sim.fleet.profiles import PROFILES
 from hw_sim.fleet.report import format_report
 from hw_sim.fleet.run import FleetOptions, run_fleet
+from hw_sim.fleet.worker import quiet_logs
 
 __all__ = ["add_fleet_parser", "run_fleet_cli"]
 
@@ -32,7 +32,10 @@ def add_fleet_parser(commands: Any) -> None:
     fleet.add_argument("--duration-s", type=float, default=60.0, help="traffic for this long")
     fleet.add_argument("--profile", choices=sorted(PROFILES), default="quiet")
     fleet.add_argument(
-        "--processes", type=int, default=2, help="worker processes (0: threads here)"
+        "--processes",
+        type=int,
+        default=2,
+        help="worker processes, at least one per 120 devices (0: threads here)",
     )
     fleet.add_argument("--tls", action="store_true", help="mutual TLS with a throwaway CA")
     where = fleet.add_mutually_exclusive_group()
@@ -66,15 +69,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _quiet_logs() -> None:
-    """Hundreds of devices losing the broker at once: count it, do not log it 500 times."""
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    logging.getLogger("edge_agent.mqtt").setLevel(logging.ERROR)
-    logging.getLogger("edge_agent.mqtt.paho").setLevel(logging.CRITICAL)  # its loop's chatter
-
-
 def run_fleet_cli(args: argparse.Namespace) -> int:
-    _quiet_logs()
+    quiet_logs()
     try:
         options = FleetOptions(
             devices=args.devices,

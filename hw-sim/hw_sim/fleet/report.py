@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 
 from hw_sim.fleet.device import DeviceResult
 from hw_sim.fleet.procstat import ProcMonitor
-from hw_sim.fleet.stats import account_seqs, max_in_window, per_second, percentile, text_histogram
+from hw_sim.fleet.stats import (
+    SeqAccount,
+    account_seqs,
+    max_in_window,
+    per_second,
+    percentile,
+    text_histogram,
+)
 
 if TYPE_CHECKING:
     from hw_sim.fleet.run import FleetOptions
@@ -42,13 +49,16 @@ class DrainFigures:
 
     backlog_msgs_median: float
     backlog_msgs_max: int
-    drain_s_median: float  # reconnect → last backlog message received
+    drain_s_median: float  # reconnect → last backlog message sent
     drain_s_max: float
-    device_peak_msgs_1s: int  # the most one device delivered in any 1 s after its reconnect
+    device_peak_msgs_1s: int  # the most one device sent in any 1 s after its reconnect
+    device_peak_first_s: int  # ... in the first second after it: a quantum + the rate at most
+    device_peak_msgs_100ms: int  # ... in any 0.1 s: a burst shows here
     device_peak_bytes_1s: int
     paced_msgs_per_s: float  # the drain's token bucket
     paced_bytes_per_s: float
-    broker_peak_msgs_per_s_after_restart: int
+    fleet_peak_sent_per_s_after_restart: int  # all devices' PUBLISHes to the broker
+    fleet_peak_received_per_s_after_restart: int  # at the collector
     live_msgs_per_s_before_kill: float
 
 
@@ -86,6 +96,7 @@ class FleetReport:
     undelivered: int
     unexplained_missing: int
     devices_with_unexplained_gaps: int
+    unexplained_detail: tuple[str, ...]  # the first 20: device, seq, when sent and acked
     msgs_per_s: float
     bytes_per_s: float
     latency_p50_ms: float  # undisturbed: neither stored while cut off nor queued behind that
@@ -130,25 +141,31 @@ def _restart_figures(
     assert times.t_kill is not None and times.t_up is not None
     back = {r.device_id: _first_connect_after(r, times.t_up) for r in results}
     delays = [t - times.t_up for t in back.values() if t is not None]
-    backlogs, drains, peaks, peak_bytes = [], [], [0], [0]
+    # The drain as the devices sent it (first PUBLISH of each seq): what the pacer
+    # controls, unblurred by the collector's own delays.
+    backlogs, drains, peaks, peaks_100ms, peak_bytes, first_s = [], [], [0], [0], [0], [0]
+    sent_after_restart: list[float] = []
     for result in results:
         reconnect = back[result.device_id]
         if reconnect is None:
             continue
         backlog = {s for s, t in result.enqueued_at.items() if times.t_kill <= t < reconnect}
         backlogs.append(len(backlog))
-        mine = by_device.get(result.device_id, [])
-        arrived = [rec[2] for rec in mine if rec[1] in backlog]
-        if not arrived:
+        sent = {s: t for s, t in result.first_sent_at.items() if t >= reconnect}
+        sent_after_restart.extend(sent.values())
+        first_s.append(sum(t < reconnect + 1.0 for t in sent.values()))
+        backlog_sent = [sent[s] for s in backlog if s in sent]
+        if not backlog_sent:
             continue
-        end = max(arrived)
+        end = max(backlog_sent)
         drains.append(end - reconnect)
-        window = [rec for rec in mine if reconnect <= rec[2] <= end + 1.0]
-        peaks.append(int(max_in_window([rec[2] for rec in window], 1.0)))
-        peak_bytes.append(int(max_in_window([r[2] for r in window], 1.0, [r[4] for r in window])))
-    arrivals = [rec[2] for rec in records]
-    before = per_second(arrivals, times.t0, times.t_kill)
-    after = per_second(arrivals, times.t_up, times.t_drained)
+        size = {rec[1]: rec[4] for rec in by_device.get(result.device_id, [])}
+        window = [(t, size.get(s, 0)) for s, t in sent.items() if t <= end + 1.0]
+        at = [t for t, _ in window]
+        peaks.append(int(max_in_window(at, 1.0)))
+        peaks_100ms.append(int(max_in_window(at, 0.1)))
+        peak_bytes.append(int(max_in_window(at, 1.0, [b for _, b in window])))
+    received = per_second([rec[2] for rec in records], times.t0, times.t_kill)
     bin_s = max(1.0, math.ceil(max(delays, default=1.0) / 20))
     return RestartFigures(
         kill_at_s=times.t_kill - times.t0,
@@ -166,13 +183,37 @@ def _restart_figures(
             drain_s_median=percentile(drains, 50),
             drain_s_max=max(drains, default=math.nan),
             device_peak_msgs_1s=max(peaks),
+            device_peak_first_s=max(first_s),
+            device_peak_msgs_100ms=max(peaks_100ms),
             device_peak_bytes_1s=max(peak_bytes),
             paced_msgs_per_s=options.drain.rate_msgs_per_s,
             paced_bytes_per_s=options.drain.rate_bytes_per_s,
-            broker_peak_msgs_per_s_after_restart=max(after, default=0),
-            live_msgs_per_s_before_kill=sum(before[1:]) / max(1, len(before) - 1),
+            fleet_peak_sent_per_s_after_restart=max(
+                per_second(sent_after_restart, times.t_up, times.t_drained), default=0
+            ),
+            fleet_peak_received_per_s_after_restart=max(
+                per_second([rec[2] for rec in records], times.t_up, times.t_drained), default=0
+            ),
+            live_msgs_per_s_before_kill=sum(received[1:]) / max(1, len(received) - 1),
         ),
     )
+
+
+def _detail(
+    results: Sequence[DeviceResult], accounts: Sequence[SeqAccount], t_ref: float
+) -> tuple[str, ...]:
+    """What is known of each unexplained missing seq, times from ``t_ref`` (the kill)."""
+    lines: list[str] = []
+    for result, account in zip(results, accounts, strict=True):
+        for seq in account.unexplained:
+            sent = result.first_sent_at.get(seq, math.nan) - t_ref
+            acked = result.acked_at.get(seq, math.nan) - t_ref
+            back = [round(c - t_ref, 3) for c in result.connected_at]
+            lines.append(
+                f"{result.device_id} seq {seq}: sent {sent:+.3f} s, acked {acked:+.3f} s,"
+                f" connections {back}"
+            )
+    return tuple(lines[:20])
 
 
 def build_report(
@@ -189,14 +230,20 @@ def build_report(
     by_device: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_device[record[0]].append(record)
-    kills = [times.t_kill] if times.t_kill is not None else []
+
+    def switches(result: DeviceResult) -> list[float]:
+        """When the device first reached the restarted broker (see account_seqs)."""
+        if times.t_kill is None:
+            return []
+        return [_first_connect_after(result, times.t_kill) or math.inf]
+
     accounts = [
         account_seqs(
             r.last_seq,
             [rec[1] for rec in by_device.get(r.device_id, [])],
             acked_at=r.acked_at,
             first_sent_at=r.first_sent_at,
-            kill_times=kills,
+            broker_switches=switches(r),
         )
         for r in results
     ]
@@ -206,7 +253,7 @@ def build_report(
     latencies = []
     for device, _, received_s, sent_s, _ in records:
         low, high = disturbed.get(device, (math.inf, math.inf))
-        if not low <= sent_s <= high:
+        if not (low <= sent_s <= high or sent_s < low <= received_s):  # nor in flight at it
             latencies.append((received_s - sent_s) * 1000.0)
     during = [rec for rec in records if times.t0 <= rec[2] < times.t_end]
     wall_s = max(1e-9, times.t_drained - times.t0)
@@ -216,7 +263,7 @@ def build_report(
         profile=options.profile.name,
         duration_s=options.duration_s,
         tls=options.tls,
-        processes=options.processes,
+        processes=options.worker_count,
         sent=sum(a.expected for a in accounts),
         received=sum(a.received for a in accounts),
         duplicates=sum(a.duplicates for a in accounts),
@@ -225,6 +272,7 @@ def build_report(
         undelivered=sum(len(a.undelivered) for a in accounts),
         unexplained_missing=sum(len(a.unexplained) for a in accounts),
         devices_with_unexplained_gaps=sum(bool(a.unexplained) for a in accounts),
+        unexplained_detail=_detail(results, accounts, times.t_kill or times.t0),
         msgs_per_s=len(during) / options.duration_s,
         bytes_per_s=sum(rec[4] for rec in during) / options.duration_s,
         latency_p50_ms=percentile(latencies, 50),
@@ -293,15 +341,18 @@ def format_report(report: FleetReport) -> str:
                 "backlog per device med / max",
                 f"{d.backlog_msgs_median:.0f} / {d.backlog_msgs_max} msgs",
             ),
-            ("drain time med / max", f"{d.drain_s_median:.2f} / {d.drain_s_max:.2f} s"),
+            ("backlog sent in med / max", f"{d.drain_s_median:.2f} / {d.drain_s_max:.2f} s"),
             (
-                "device peak in 1 s (paced)",
+                "device peak sent in 1 s (paced)",
                 f"{d.device_peak_msgs_1s} msgs, {d.device_peak_bytes_1s / 1e3:.0f} kB"
                 f" ({d.paced_msgs_per_s:g} msgs/s, {d.paced_bytes_per_s / 1e3:.0f} kB/s)",
             ),
+            ("device peak sent in 0.1 s", f"{d.device_peak_msgs_100ms} msgs"),
+            ("device peak in its 1st s back", f"{d.device_peak_first_s} msgs"),
             (
-                "broker peak msgs/s after restart",
-                f"{d.broker_peak_msgs_per_s_after_restart}"
+                "fleet peak msgs/s after restart",
+                f"{d.fleet_peak_sent_per_s_after_restart} sent,"
+                f" {d.fleet_peak_received_per_s_after_restart} received"
                 f" (live before the kill: {d.live_msgs_per_s_before_kill:.0f}/s)",
             ),
         ]
@@ -309,4 +360,6 @@ def format_report(report: FleetReport) -> str:
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     if s is not None:
         lines += ["", "reconnect times after the broker came back (devices per bin):", *s.histogram]
+    if r.unexplained_detail:
+        lines += ["", "unexplained missing seqs (times from the kill):", *r.unexplained_detail]
     return "\n".join(lines)

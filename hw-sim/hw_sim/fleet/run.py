@@ -28,11 +28,22 @@ from hw_sim.fleet.device import DeviceResult
 from hw_sim.fleet.procstat import ProcMonitor
 from hw_sim.fleet.profiles import SENT_AT_PROPERTY, SiteProfile
 from hw_sim.fleet.report import FleetReport, RunTimes, build_report
-from hw_sim.fleet.worker import TOPIC_PREFIX, WorkerPlan, device_id, run_worker
+from hw_sim.fleet.worker import (
+    TOPIC_PREFIX,
+    WorkerPlan,
+    device_id,
+    run_worker,
+    run_worker_process,
+)
 
 __all__ = ["Collector", "FleetOptions", "run_fleet"]
 
 COLLECTOR_ID = "fleet-collector"
+# paho's network loop is select(), which cannot watch a descriptor >= 1024 (FD_SETSIZE):
+# a client whose socket lands above it connects and drops, over and over. A device holds
+# ~6 (its socket, paho's wake-up socket pair, SQLite's db, wal and shm files), so one
+# process carries at most this many; more devices get more processes.
+DEVICES_PER_PROCESS = 120
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,16 @@ class FleetOptions:
             raise ValueError("devices >= 1, duration_s > 0 and processes >= 0")
         if self.kill_broker_at_s is not None and not 0 <= self.kill_broker_at_s < self.duration_s:
             raise ValueError("kill_broker_at_s must fall within the run")
+        if self.processes == 0 and self.devices > DEVICES_PER_PROCESS:
+            raise ValueError(f"more than {DEVICES_PER_PROCESS} devices need worker processes")
+
+    @property
+    def worker_count(self) -> int:
+        """Worker processes (0: one group of threads here), at least one per
+        DEVICES_PER_PROCESS devices."""
+        if self.processes == 0:
+            return 0
+        return max(self.processes, -(-self.devices // DEVICES_PER_PROCESS))
 
 
 class Collector:
@@ -122,7 +143,7 @@ def _outbox_root(options: FleetOptions) -> Path:
 def _plans(
     options: FleetOptions, host: str, port: int, outboxes: Path, tls: TlsFiles | None
 ) -> list[WorkerPlan]:
-    groups = max(1, options.processes)
+    groups = max(1, options.worker_count)
     sizes = [options.devices // groups + (g < options.devices % groups) for g in range(groups)]
     plans, first = [], 0
     for g, size in enumerate(sizes):
@@ -156,7 +177,7 @@ def _spawn(plans: list[WorkerPlan], in_process: bool) -> tuple[list[Connection],
         if in_process:
             runner = threading.Thread(target=run_worker, args=(plan, theirs), daemon=True)
         else:
-            runner = context.Process(target=run_worker, args=(plan, theirs), daemon=True)
+            runner = context.Process(target=run_worker_process, args=(plan, theirs), daemon=True)
         runner.start()
         conns.append(ours)
         runners.append(runner)

@@ -49,12 +49,12 @@ def gap_ranges(missing: Iterable[int]) -> list[tuple[int, int]]:
 class SeqAccount:
     """One device's delivery, by ``seq``: what arrived, twice, or never, and why.
 
-    A missing seq is *explained* when the broker acknowledged it before it was killed
+    A missing seq is *explained* when the broker that acknowledged it was then killed
     (``lost_in_broker``: QoS 1 ends at the PUBACK; a SIGKILLed broker loses what it had
     not yet handed on) or when the device never got a PUBACK for it (``undelivered``: it
     is still in the device's outbox). Anything else is ``unexplained``: a real loss.
-    A duplicate is explained when the device first sent it before a kill (paho resends
-    in-flight messages after the reconnect: at-least-once).
+    A duplicate is explained when the device first sent it to a broker that was then
+    killed (paho resends in-flight messages after the reconnect: at-least-once).
     """
 
     expected: int
@@ -76,12 +76,15 @@ def account_seqs(
     *,
     acked_at: Mapping[int, float],
     first_sent_at: Mapping[int, float],
-    kill_times: Sequence[float] = (),
+    broker_switches: Sequence[float] = (),
 ) -> SeqAccount:
     """Account for seqs ``1..last_seq`` of one device (see :class:`SeqAccount`).
 
     ``acked_at``: seq → when the device got its PUBACK; ``first_sent_at``: seq → when the
-    device first published it; ``kill_times``: when the broker was SIGKILLed.
+    device first published it; ``broker_switches``: when the device's first connection to
+    a restarted broker came up. Every PUBACK the device handled before that came over the
+    connection the kill cut, so from the killed broker, however late the device's thread
+    got to it.
     """
     counts = Counter(received)
     out_of_range = [seq for seq in counts if not 1 <= seq <= last_seq]
@@ -96,7 +99,7 @@ def account_seqs(
         acked = acked_at.get(seq)
         if acked is None:
             undelivered.append(seq)
-        elif any(acked <= kill for kill in kill_times):
+        elif any(acked <= kill for kill in broker_switches):
             lost.append(seq)
         else:
             unexplained.append(seq)
@@ -104,7 +107,7 @@ def account_seqs(
     unexplained_dups = sum(
         n - 1
         for seq, n in counts.items()
-        if n > 1 and not any(first_sent_at.get(seq, math.inf) <= kill for kill in kill_times)
+        if n > 1 and not any(first_sent_at.get(seq, math.inf) <= kill for kill in broker_switches)
     )
     return SeqAccount(
         expected=last_seq,

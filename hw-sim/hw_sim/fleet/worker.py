@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import logging
 import random
 import resource
 import time
@@ -21,7 +22,7 @@ from edge_agent.mqtt import DrainSettings, MqttSettings
 from hw_sim.fleet.device import DeviceResult, SimDevice
 from hw_sim.fleet.profiles import SiteProfile
 
-__all__ = ["WorkerPlan", "device_id", "run_worker"]
+__all__ = ["WorkerPlan", "device_id", "quiet_logs", "run_worker", "run_worker_process"]
 
 _POLL_S = 0.05
 TOPIC_PREFIX = "city/fleet-sim"
@@ -45,6 +46,19 @@ class WorkerPlan:
     connect_timeout_s: float
     tls_ca_file: Path | None = None
     tls_cert_dir: Path | None = None  # <device_id>.crt and .key for each device
+
+
+def quiet_logs() -> None:
+    """Hundreds of devices losing the broker at once: count it, do not log it 500 times."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("edge_agent.mqtt").setLevel(logging.ERROR)
+    logging.getLogger("edge_agent.mqtt.paho").setLevel(logging.CRITICAL)  # its loop's chatter
+
+
+def run_worker_process(plan: WorkerPlan, conn: Connection) -> None:
+    """The target of a worker process: its logs as quiet as the command line's."""
+    quiet_logs()
+    run_worker(plan, conn)
 
 
 def _raise_fd_limit() -> None:

@@ -45,7 +45,7 @@ def test_every_missing_seq_is_explained_or_counted_as_a_loss() -> None:
         [1, 2, 2, 3, 6, 8, 8, 8],
         acked_at={1: 90.0, 2: 99.0, 3: 99.5, 4: 99.9, 5: 120.0, 6: 121.0, 8: 130.0},
         first_sent_at={1: 89.0, 2: 98.0, 3: 99.0, 4: 99.8, 5: 119.0, 6: 120.0, 7: 125.0, 8: 129.0},
-        kill_times=[kill],
+        broker_switches=[kill],
     )
     assert account.expected == 8
     assert account.received == 5  # 1, 2, 3, 6, 8
