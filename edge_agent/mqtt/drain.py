@@ -124,6 +124,7 @@ class Drain:
         self._next_housekeeping = 0.0
         self._lost_links_seen = 0
         self._was_ready = False  # to trim the pacer's credit on each new connection
+        self._window_was_full = False  # ... and after waiting for PUBACKs
         self._strike_row: int | None = None
         self._strikes = 0
 
@@ -362,6 +363,10 @@ class Drain:
             receive_maximum = self._link.receive_maximum
             maximum_packet = self._link.maximum_packet_bytes
         window = min(self._max_inflight, receive_maximum or self._max_inflight)
+        if self._window_was_full:
+            # No burst of credit saved up while the backlog waited for PUBACKs.
+            self._pacer.trim()
+            self._window_was_full = False
         now_wall_s = self._clock()
         historical_after_s = self._settings.historical_after_s
         published = historical = 0
@@ -418,8 +423,7 @@ class Drain:
                 historical += is_historical
                 if not message.urgent:
                     self._pacer.spend(len(payload) + len(message.topic))
-            # The window is full: no burst of credit saved up while waiting for PUBACKs.
-            self._pacer.trim()
+            self._window_was_full = True
             return False, _IDLE_WAIT_S
         finally:
             if published:
