@@ -124,7 +124,7 @@ class Drain:
         self._next_housekeeping = 0.0
         self._lost_links_seen = 0
         self._was_ready = False  # to trim the pacer's credit on each new connection
-        self._window_was_full = False  # ... and after waiting for PUBACKs
+        self._backlog_waited = False  # ... and when a backlog resumes after a wait
         self._strike_row: int | None = None
         self._strikes = 0
 
@@ -363,10 +363,11 @@ class Drain:
             receive_maximum = self._link.receive_maximum
             maximum_packet = self._link.maximum_packet_bytes
         window = min(self._max_inflight, receive_maximum or self._max_inflight)
-        if self._window_was_full:
-            # No burst of credit saved up while the backlog waited for PUBACKs.
+        if self._backlog_waited:
+            # No burst of credit saved up while the backlog waited (for PUBACKs, or for
+            # a drain thread that woke late from a paced wait on a busy machine).
             self._pacer.trim()
-            self._window_was_full = False
+            self._backlog_waited = False
         now_wall_s = self._clock()
         historical_after_s = self._settings.historical_after_s
         published = historical = 0
@@ -380,6 +381,7 @@ class Drain:
                     if wait_s <= 0.0 and self._rest_pause_until > time.monotonic():
                         wait_s = self._rest_pause_until - time.monotonic()
                     if wait_s > 0.0:
+                        self._backlog_waited = True
                         return False, wait_s
                 stream = self._urgent if message.urgent else self._rest
                 payload = message.payload
@@ -423,7 +425,7 @@ class Drain:
                 historical += is_historical
                 if not message.urgent:
                     self._pacer.spend(len(payload) + len(message.topic))
-            self._window_was_full = True
+            self._backlog_waited = True  # the window is full
             return False, _IDLE_WAIT_S
         finally:
             if published:

@@ -22,9 +22,10 @@ class DrainPacer:
     The full bucket is for live traffic after a quiet spell. :meth:`trim` leaves one
     quantum of credit; the drain calls it on each new connection (what refilled while the
     link was down is not spent in one burst when it comes back: after a broker restart
-    every device reconnects within seconds of the others) and whenever a backlog waits
-    for PUBACKs (what refilled meanwhile is not spent in a burst when they come). So a
-    backlog never goes faster than the rate plus one quantum in any window (issue 13).
+    every device reconnects within seconds of the others) and whenever a backlog resumes
+    after a wait (for PUBACKs, or a paced wait the drain thread woke late from): what
+    refilled meanwhile is not spent in a burst. So a backlog never goes faster than the
+    rate plus one quantum in any window (issue 13).
     """
 
     def __init__(
