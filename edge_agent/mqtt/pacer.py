@@ -67,7 +67,6 @@ class DrainPacer:
         self._msgs = min(self._msgs, self._msg_resume)
         if not math.isinf(self._byte_rate):
             self._bytes = min(self._bytes, max(self._byte_resume, 2e-9))
-        self._held = False
 
     def delay_s(self) -> float:
         """0 if one more message may go now, else how long to wait before asking again."""
