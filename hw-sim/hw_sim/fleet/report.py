@@ -113,6 +113,8 @@ class FleetReport:
 
 
 def _first_connect_after(result: DeviceResult, t: float) -> float | None:
+    """The device's first CONNACK after ``t``. Pass the kill time, not the restart: a
+    device may connect between the broker's listening and the run noting it is back."""
     return next((c for c in result.connected_at if c >= t), None)
 
 
@@ -124,7 +126,7 @@ def _disturbed(
         return {}
     windows = {}
     for r in results:
-        back = _first_connect_after(r, times.t_up) or math.inf
+        back = _first_connect_after(r, times.t_kill) or math.inf
         backlog = {s for s, t in r.enqueued_at.items() if times.t_kill <= t < back}
         arrived = [rec[2] for rec in by_device.get(r.device_id, []) if rec[1] in backlog]
         windows[r.device_id] = (times.t_kill, max([back, *arrived]))
@@ -139,8 +141,8 @@ def _restart_figures(
     times: RunTimes,
 ) -> RestartFigures:
     assert times.t_kill is not None and times.t_up is not None
-    back = {r.device_id: _first_connect_after(r, times.t_up) for r in results}
-    delays = [t - times.t_up for t in back.values() if t is not None]
+    back = {r.device_id: _first_connect_after(r, times.t_kill) for r in results}
+    delays = [max(0.0, t - times.t_up) for t in back.values() if t is not None]
     # The drain as the devices sent it (first PUBLISH of each seq): what the pacer
     # controls, unblurred by the collector's own delays.
     backlogs, drains, peaks, peaks_100ms, peak_bytes, first_s = [], [], [0], [0], [0], [0]
