@@ -125,6 +125,8 @@ class Drain:
         self._rest_pause_until = 0.0
         self._next_housekeeping = 0.0
         self._lost_links_seen = 0
+        self._was_ready = False  # to trim the pacer's credit on each new connection
+        self._backlog_waited = False  # ... and when a backlog resumes after a wait
         self._strike_row: int | None = None
         self._strikes = 0
 
@@ -195,6 +197,9 @@ class Drain:
         if lost_links != self._lost_links_seen:
             self._lost_links_seen = lost_links
             self._check_poison()
+        if ready and not self._was_ready:
+            self._pacer.trim()  # no burst of credit saved up while offline
+        self._was_ready = ready
         wait_s = _IDLE_WAIT_S
         if ready:
             if now_s >= self._notice_pause_until and self._outbox.notice_wanted():
@@ -360,6 +365,11 @@ class Drain:
             receive_maximum = self._link.receive_maximum
             maximum_packet = self._link.maximum_packet_bytes
         window = min(self._max_inflight, receive_maximum or self._max_inflight)
+        if self._backlog_waited:
+            # No burst of credit saved up while the backlog waited (for PUBACKs, or for
+            # a drain thread that woke late from a paced wait on a busy machine).
+            self._pacer.trim()
+            self._backlog_waited = False
         now_wall_s = self._clock()
         historical_after_s = self._settings.historical_after_s
         published = historical = 0
@@ -373,6 +383,7 @@ class Drain:
                     if wait_s <= 0.0 and self._rest_pause_until > time.monotonic():
                         wait_s = self._rest_pause_until - time.monotonic()
                     if wait_s > 0.0:
+                        self._backlog_waited = True
                         return False, wait_s
                 stream = self._urgent if message.urgent else self._rest
                 payload = message.payload
@@ -416,6 +427,7 @@ class Drain:
                 historical += is_historical
                 if not message.urgent:
                     self._pacer.spend(len(payload) + len(message.topic))
+            self._backlog_waited = True  # the window is full
             return False, _IDLE_WAIT_S
         finally:
             if published:

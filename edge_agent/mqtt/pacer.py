@@ -18,6 +18,14 @@ class DrainPacer:
     ``quantum_s`` worth has refilled, so a paced drain wakes ~10 times a second and
     sends small batches instead of waking per message (measured: wake-ups cost more
     CPU than the publishing).
+
+    The full bucket is for live traffic after a quiet spell. :meth:`trim` leaves one
+    quantum of credit; the drain calls it on each new connection (what refilled while the
+    link was down is not spent in one burst when it comes back: after a broker restart
+    every device reconnects within seconds of the others) and whenever a backlog resumes
+    after a wait (for PUBACKs, or a paced wait the drain thread woke late from): what
+    refilled meanwhile is not spent in a burst. So a backlog never goes faster than the
+    rate plus one quantum in any window (issue 13).
     """
 
     def __init__(
@@ -50,6 +58,15 @@ class DrainPacer:
             self._msgs = min(self._msg_cap, self._msgs + elapsed_s * self._msg_rate)
         if not math.isinf(self._byte_rate):
             self._bytes = min(self._byte_cap, self._bytes + elapsed_s * self._byte_rate)
+
+    def trim(self) -> None:
+        """Keep at most one quantum of credit (never adds any)."""
+        if self._unlimited:
+            return
+        self._refill()
+        self._msgs = min(self._msgs, self._msg_resume)
+        if not math.isinf(self._byte_rate):
+            self._bytes = min(self._bytes, max(self._byte_resume, 2e-9))
 
     def delay_s(self) -> float:
         """0 if one more message may go now, else how long to wait before asking again."""

@@ -1,5 +1,6 @@
 """``hw-sim``: list scenarios, render them to a clip with ground truth, take snapshots,
-run the network fault proxy, score the agent on the scenarios (``eval``).
+run the network fault proxy, score the agent on the scenarios (``eval``), load a broker
+with simulated devices (``fleet``).
 
 Exit codes: 0 ok, 2 bad usage or missing media (the message names the variable to set).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 
 from hw_sim.eval import add_eval_parser, run_eval_cli
+from hw_sim.fleet.cli import add_fleet_parser, run_fleet_cli
 from hw_sim.media import MEDIA_ENV_VAR, MediaNotFound
 from hw_sim.netproxy import add_proxy_parser, run_proxy_cli
 from hw_sim.scenes import Scenario, describe_scenario, load_scenario, scenario_names
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this long")
     add_proxy_parser(commands)
     add_eval_parser(commands)
+    add_fleet_parser(commands)
     return parser
 
 
@@ -120,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_proxy_cli(args)
     if args.command == "eval":
         return run_eval_cli(args)
+    if args.command == "fleet":
+        return run_fleet_cli(args)
     if args.command == "list":
         for name in scenario_names():
             print(f"{name:<18} {describe_scenario(name)}")

@@ -49,3 +49,30 @@ def test_unlimited_pacer_never_waits() -> None:
     for _ in range(10_000):
         assert pacer.delay_s() == 0.0
         pacer.spend(1 << 20)
+
+
+def test_trim_spends_no_credit_saved_while_offline() -> None:
+    clock = FakeClock(100.0)
+    pacer = DrainPacer(100.0, 1_000_000.0, burst_s=1.0, quantum_s=0.1, clock=clock)
+    clock.now_s += 3600  # offline for an hour: the bucket is full
+    pacer.trim()  # the link is back
+    assert sendable_now(pacer, 300) == 10  # one quantum, not a second's worth (100)
+    assert pacer.delay_s() == pytest.approx(0.1)
+    clock.now_s += 1.0
+    assert sendable_now(pacer, 300) == 100  # then the steady rate and its burst as before
+
+
+def test_trim_caps_the_byte_credit_too_and_never_adds_any() -> None:
+    clock = FakeClock(100.0)
+    pacer = DrainPacer(math.inf, 10_000.0, burst_s=1.0, quantum_s=0.1, clock=clock)
+    clock.now_s += 60
+    pacer.trim()
+    assert sendable_now(pacer, 400) == 3  # 1,000 bytes of credit (a quantum): 3 x 400
+    pacer.trim()  # nothing refilled meanwhile: still held, no credit given
+    assert pacer.delay_s() > 0.0
+
+
+def test_trim_of_an_unlimited_pacer_changes_nothing() -> None:
+    pacer = DrainPacer(math.inf, math.inf)
+    pacer.trim()
+    assert pacer.delay_s() == 0.0
