@@ -21,6 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_agent.encode import Topics
+from edge_agent.mqtt.client import (
+    Client,
+    MQTTMessage,
+    PacketTypes,
+    Properties,
+    ReasonCode,
+    new_properties,
+)
+from edge_agent.mqtt.drain import LinkState
 from edge_agent.remote import (
     MAX_ECHO_CHARS,
     MAX_JSON_DEPTH,
@@ -33,6 +42,7 @@ from edge_agent.remote import (
 __all__ = [
     "RESPONSE_TOPIC_KEY",
     "CommandCallback",
+    "CommandPort",
     "CommandQueue",
     "InboundCommand",
     "reply_route",
@@ -162,3 +172,113 @@ class CommandQueue:
                 reply = Reply.error("internal error")
             if reply is not None:
                 self._send_reply(command, reply)
+
+
+class CommandPort:
+    """The publisher's command side: the ``cmd/+`` subscription, paho's ``on_message`` (on
+    the network thread: route and queue, never run), the :class:`CommandQueue` and the
+    replies. The reply goes to the MQTT 5 response topic (with 3.1.1: the request's
+    ``response_topic`` key, taken out before the command sees it) when it lies under
+    ``{root}/reply/`` (the only place the broker's ACL lets a device write replies),
+    otherwise to ``{root}/reply/{name}``, with the correlation data echoed. Replies are
+    QoS 1, never retained, and expire after a minute. A command that finds the queue full,
+    or asks for a response topic no one can publish to (a wildcard), is refused at once."""
+
+    def __init__(
+        self,
+        client: Client,
+        topics: Topics,
+        link: LinkState,
+        callback: CommandCallback,
+        *,
+        v5: bool,
+        capacity: int,
+    ) -> None:
+        self._client = client
+        self._topics = topics
+        self._link = link
+        self._v5 = v5
+        self._queue = CommandQueue(callback, self.send_reply, capacity=capacity)
+        self._ready = threading.Event()  # cmd/ subscription acknowledged
+        client.on_message = self.on_message
+        client.on_subscribe = self.on_subscribed
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def thread_name(self) -> str:
+        return self._queue.thread_name
+
+    def start(self) -> None:
+        self._queue.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        return self._queue.stop(timeout_s)
+
+    def subscribe(self, client: Client) -> None:
+        """On every CONNACK: subscribing again on a resumed session is harmless and covers
+        a lost one."""
+        self._ready.clear()
+        client.subscribe(self._topics.commands, qos=1)
+
+    def on_subscribed(
+        self,
+        client: Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if all(not code.is_failure for code in reason_codes):
+            self._ready.set()
+        else:
+            with self._link.lock:
+                self._link.last_error = f"command subscription refused: {reason_codes}"
+            _log.error("the broker refused our command subscription: %s", reason_codes)
+
+    def on_message(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
+        """A command on ``{root}/cmd/{name}``: queue it for the ``mqtt-commands`` thread."""
+        name = self._topics.command_name(msg.topic)
+        if name is None:
+            return
+        payload = bytes(msg.payload)
+        requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
+        correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        if not self._v5:  # no properties: the response topic may be in the JSON object
+            payload, requested = response_topic_in_payload(payload)
+        reply_topic, refusal = reply_route(self._topics, name, requested)
+        command = InboundCommand(
+            name=name,
+            payload=payload,
+            retained=bool(msg.retain),
+            reply_topic=reply_topic,
+            correlation=bytes(correlation) if correlation else None,
+        )
+        if refusal is not None:
+            _log.warning("command %r refused: %s", shown(name), refusal)
+            self.send_reply(command, Reply.error(refusal))
+        elif not self._queue.submit(command):
+            capacity = self._queue.capacity
+            _log.warning("command %r refused: %d commands waiting", shown(name), capacity)
+            self.send_reply(
+                command, Reply.error(f"busy: {capacity} commands waiting; try again later")
+            )
+
+    def send_reply(self, command: InboundCommand, reply: Reply) -> None:
+        properties: Properties | None = None
+        if self._v5:
+            properties = new_properties(PacketTypes.PUBLISH)
+            properties.ContentType = reply.content_type
+            properties.MessageExpiryInterval = 60
+            if command.correlation:
+                properties.CorrelationData = command.correlation
+            if reply.user_properties:
+                properties.UserProperty = list(reply.user_properties)
+        try:
+            self._client.publish(
+                command.reply_topic, reply.payload, qos=1, retain=False, properties=properties
+            )
+        except ValueError as error:
+            _log.warning("reply to command %r refused: %s", shown(command.name), error)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,29 +56,19 @@ from edge_agent.mqtt.client import (
     DisconnectFlags,
     JitteredClient,
     MQTTErrorCode,
-    MQTTMessage,
     PackedProperties,
-    PacketTypes,
     Properties,
     ReasonCode,
     connect_properties,
     new_client,
-    new_properties,
     reload_tls,
 )
-from edge_agent.mqtt.command_queue import (
-    CommandCallback,
-    CommandQueue,
-    InboundCommand,
-    reply_route,
-    response_topic_in_payload,
-)
+from edge_agent.mqtt.command_queue import CommandCallback, CommandPort
 from edge_agent.mqtt.drain import Drain, LinkState
 from edge_agent.mqtt.failback import Failback, probe_broker_port
 from edge_agent.mqtt.settings import DrainSettings, MqttSettings
 from edge_agent.mqtt.wire import plain_properties_body
 from edge_agent.outbox import Outbox
-from edge_agent.remote import Reply, shown
 
 __all__ = ["Publisher", "PublisherStats"]
 
@@ -161,15 +150,18 @@ class Publisher:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._commands: CommandQueue | None = None
-        self._commands_ready = threading.Event()  # cmd/ subscription acknowledged
-        if on_command is not None:
-            self._commands = CommandQueue(on_command, self._send_reply, capacity=command_queue_size)
-            self._client.on_message = self._on_command
-            self._client.on_subscribe = self._on_command_subscribed
-
         self._online_payload: bytes | None = None  # this connection's birth (announce)
         self._link = LinkState()
+        self._commands: CommandPort | None = None
+        if on_command is not None:
+            self._commands = CommandPort(
+                self._client,
+                topics,
+                self._link,
+                on_command,
+                v5=self._v5,
+                capacity=command_queue_size,
+            )
         self._drain = Drain(
             outbox,
             self._client,
@@ -406,9 +398,7 @@ class Publisher:
             self._link.receive_maximum = int(receive_maximum) if receive_maximum else None
             self._link.maximum_packet_bytes = int(maximum_packet) if maximum_packet else None
         if self._commands is not None:
-            # Subscribing again on a resumed session is harmless and covers a lost one.
-            self._commands_ready.clear()
-            client.subscribe(self.topics.commands, qos=1)
+            self._commands.subscribe(client)
         _log.info(
             "connected to MQTT broker %s:%s (session %s)",
             *self._where(),
@@ -427,78 +417,7 @@ class Publisher:
     @property
     def commands_ready(self) -> bool:
         """True once the broker acknowledged our ``cmd/`` subscription on this connection."""
-        return self._commands_ready.is_set()
-
-    def _on_command_subscribed(
-        self,
-        client: Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        if all(not code.is_failure for code in reason_codes):
-            self._commands_ready.set()
-        else:
-            with self._link.lock:
-                self._link.last_error = f"command subscription refused: {reason_codes}"
-            _log.error("the broker refused our command subscription: %s", reason_codes)
-
-    def _on_command(self, client: Client, userdata: object, msg: MQTTMessage) -> None:
-        """A command on ``{root}/cmd/{name}``: queue it for the ``mqtt-commands`` thread.
-
-        The reply goes to the MQTT 5 response topic (with 3.1.1: the request's
-        ``response_topic`` key, taken out before the command sees it) when it lies under
-        ``{root}/reply/`` (the only place the broker's ACL lets a device write
-        replies), otherwise to ``{root}/reply/{name}``, with the correlation data
-        echoed. Replies are QoS 1, never retained, and expire after a minute. A command
-        that finds the queue full, or asks for a response topic no one can publish to
-        (a wildcard), is refused at once.
-        """
-        name = self.topics.command_name(msg.topic)
-        if self._commands is None or name is None:
-            return
-        payload = bytes(msg.payload)
-        requested = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
-        correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
-        if not self._v5:  # no properties: the response topic may be in the JSON object
-            payload, requested = response_topic_in_payload(payload)
-        reply_topic, refusal = reply_route(self.topics, name, requested)
-        command = InboundCommand(
-            name=name,
-            payload=payload,
-            retained=bool(msg.retain),
-            reply_topic=reply_topic,
-            correlation=bytes(correlation) if correlation else None,
-        )
-        if refusal is not None:
-            _log.warning("command %r refused: %s", shown(name), refusal)
-            self._send_reply(command, Reply.error(refusal))
-        elif not self._commands.submit(command):
-            _log.warning(
-                "command %r refused: %d commands waiting", shown(name), self._commands.capacity
-            )
-            self._send_reply(
-                command,
-                Reply.error(f"busy: {self._commands.capacity} commands waiting; try again later"),
-            )
-
-    def _send_reply(self, command: InboundCommand, reply: Reply) -> None:
-        properties: Properties | None = None
-        if self._v5:
-            properties = new_properties(PacketTypes.PUBLISH)
-            properties.ContentType = reply.content_type
-            properties.MessageExpiryInterval = 60
-            if command.correlation:
-                properties.CorrelationData = command.correlation
-            if reply.user_properties:
-                properties.UserProperty = list(reply.user_properties)
-        try:
-            self._client.publish(
-                command.reply_topic, reply.payload, qos=1, retain=False, properties=properties
-            )
-        except ValueError as error:
-            _log.warning("reply to command %r refused: %s", shown(command.name), error)
+        return self._commands is not None and self._commands.ready
 
     def _on_disconnect(
         self,
