@@ -8,9 +8,11 @@ newest frame replaces an unread one, and the drop is counted.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from edge_agent.types import Frame, SourceHealth, VideoPacket
@@ -52,6 +54,72 @@ class Backoff:
         """An attempt failed: the next one later, and the one after later still."""
         self.dropped()
         self.delay_s = min(self.max_delay_s, 2 * self.delay_s)
+
+
+class StreamStatus:
+    """A stream backend's bookkeeping (OpenCV, PyAV): what ``health()`` reports and when to
+    reopen. Written by the backend's reading thread only; ``health`` reads each field on
+    its own from any thread (stats), as the backends did before it."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        shown_uri: str,
+        log: logging.Logger,
+        *,
+        reconnect_min_delay_s: float,
+        reconnect_max_delay_s: float,
+    ) -> None:
+        """``shown_uri``: the redacted URI (camera URIs carry passwords); ``log``: the
+        backend's own logger, so its lines keep their name."""
+        self.camera_id = camera_id
+        self.shown_uri = shown_uri
+        self.log = log
+        self.backoff = Backoff(reconnect_min_delay_s, reconnect_max_delay_s)
+        self.frames_read = 0
+        self.reconnects = 0
+        self.connected = False
+        self.ended = False
+        self.last_error: str | None = None
+
+    def opened(self) -> None:
+        self.connected = True
+        self.backoff.opened()
+
+    def open_failed(self, error: str) -> None:
+        self.connected = False
+        self.last_error = error
+        self.log.warning("camera %s: %s", self.camera_id, error)
+
+    def dropped(self, error: str) -> None:
+        """A live stream stopped: reopened after the backoff's delay."""
+        self.last_error = error
+        self.log.warning("camera %s: %s; reconnecting", self.camera_id, error)
+        self.connected = False
+        self.backoff.dropped()
+
+    def reconnect(
+        self, stop: threading.Event, timeout_s: float, open_stream: Callable[[], None]
+    ) -> None:
+        """Call ``open_stream`` (which calls ``opened`` or ``open_failed``) once the backoff
+        has passed; waits at most ``timeout_s`` for it."""
+        if not self.backoff.due(stop, timeout_s):
+            return
+        open_stream()
+        if self.connected:
+            self.reconnects += 1
+            self.log.info("camera %s: reconnected to %s", self.camera_id, self.shown_uri)
+            return
+        self.backoff.failed()
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(
+            connected=self.connected,
+            frames_read=self.frames_read,
+            reconnects=self.reconnects,
+            ended=self.ended,
+            last_error=self.last_error,
+        )
 
 
 class EndOfStream(Exception):

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.capture.base import Backoff, CaptureError, EndOfStream, is_stream
+from edge_agent.capture.base import CaptureError, EndOfStream, StreamStatus, is_stream
 from edge_agent.security import redact_url
 from edge_agent.types import Frame, ImageBGR, SourceHealth
 
@@ -64,18 +64,19 @@ class OpenCVSource:
             raise CaptureError(f"camera {camera_id}: video file not found: {uri}")
         self._loop = loop
         self._realtime = realtime
-        self._backoff = Backoff(reconnect_min_delay_s, reconnect_max_delay_s)
+        self._status = StreamStatus(
+            camera_id,
+            self._shown_uri,
+            log,
+            reconnect_min_delay_s=reconnect_min_delay_s,
+            reconnect_max_delay_s=reconnect_max_delay_s,
+        )
         self._stream_timeout_ms = int(stream_timeout_s * 1000)
         self._min_gap_s = None if min_interval_s is None else 0.9 * min_interval_s
         self._last_returned_s: float | None = None
         self.frames_skipped = 0  # grabbed, not converted: closer than min_interval_s
         self._capture: cv2.VideoCapture | None = None
         self._fps = 0.0
-        self._frames_read = 0
-        self._reconnects = 0
-        self._connected = False
-        self._ended = False
-        self._last_error: str | None = None
         self._next_due_s = 0.0
         self._frames_at_rewind = 0
         self._started_at_s = time.time()
@@ -114,35 +115,21 @@ class OpenCVSource:
             )
         if not capture.isOpened():
             capture.release()
-            self._connected = False
-            self._last_error = f"cannot open {self._shown_uri}"
-            log.warning("camera %s: %s", self.camera_id, self._last_error)
+            self._status.open_failed(f"cannot open {self._shown_uri}")
             self._capture = None
             return
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self._fps = fps if 0 < fps < 240 else 25.0
         self._capture = capture
-        self._connected = True
-        self._backoff.opened()
-
-    def _reconnect(self, timeout_s: float) -> None:
-        """Try to reopen once the backoff has passed; waits at most ``timeout_s`` for it."""
-        if not self._backoff.due(self._stop, timeout_s):
-            return
-        self._open()
-        if self._connected:
-            self._reconnects += 1
-            log.info("camera %s: reconnected to %s", self.camera_id, self._shown_uri)
-            return
-        self._backoff.failed()
+        self._status.opened()
 
     def read(self, timeout_s: float) -> Frame | None:
-        if self._ended:
+        if self._status.ended:
             raise EndOfStream(self.camera_id)
         deadline_s = time.monotonic() + timeout_s
         while True:
             if self._capture is None:
-                self._reconnect(timeout_s)
+                self._status.reconnect(self._stop, timeout_s, self._open)
                 if self._capture is None:
                     return None
             if self._realtime and self._is_file:
@@ -157,7 +144,7 @@ class OpenCVSource:
             if not self._skipped(monotonic_s):
                 break
             self._next_due_s = max(self._next_due_s + 1.0 / self.nominal_fps, now_mono)
-            self._frames_read += 1
+            self._status.frames_read += 1
             self.frames_skipped += 1
             if time.monotonic() >= deadline_s:
                 return None
@@ -165,12 +152,12 @@ class OpenCVSource:
         if not ok or image is None:
             return self._on_read_failure()
         self._next_due_s = max(self._next_due_s + 1.0 / self.nominal_fps, now_mono)
-        self._frames_read += 1
+        self._status.frames_read += 1
         self._last_returned_s = monotonic_s
         frame_image: ImageBGR = np.asarray(image, np.uint8)
         return Frame(
             camera_id=self.camera_id,
-            index=self._frames_read - 1,
+            index=self._status.frames_read - 1,
             captured_at_s=captured_at_s,
             monotonic_s=monotonic_s,
             image=frame_image,
@@ -184,7 +171,7 @@ class OpenCVSource:
         """(captured_at_s, monotonic_s) of the frame just grabbed (the next index)."""
         if self._is_file and not self._realtime:
             # Offline replay: time is the video's own, so durations mean what they say.
-            media_s = self._frames_read / self.nominal_fps
+            media_s = self._status.frames_read / self.nominal_fps
             return self._started_at_s + media_s, media_s
         return time.time(), now_mono
 
@@ -195,29 +182,20 @@ class OpenCVSource:
     def _on_read_failure(self) -> Frame | None:
         assert self._capture is not None
         if self._is_file:
-            if self._loop and self._frames_read > self._frames_at_rewind:
+            if self._loop and self._status.frames_read > self._frames_at_rewind:
                 # Rewind once per pass; a file that yields nothing after a rewind has ended.
-                self._frames_at_rewind = self._frames_read
+                self._frames_at_rewind = self._status.frames_read
                 self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 return None
-            self._ended = True
+            self._status.ended = True
             raise EndOfStream(self.camera_id)
-        self._last_error = f"stream {self._shown_uri} stopped delivering frames"
-        log.warning("camera %s: %s; reconnecting", self.camera_id, self._last_error)
+        self._status.dropped(f"stream {self._shown_uri} stopped delivering frames")
         self._capture.release()
         self._capture = None
-        self._connected = False
-        self._backoff.dropped()
         return None
 
     def health(self) -> SourceHealth:
-        return SourceHealth(
-            connected=self._connected,
-            frames_read=self._frames_read,
-            reconnects=self._reconnects,
-            ended=self._ended,
-            last_error=self._last_error,
-        )
+        return self._status.health()
 
     def close(self) -> None:
         self._stop.set()

@@ -26,7 +26,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from edge_agent.capture.base import Backoff, CaptureError, EndOfStream, PacketFeed, is_stream
+from edge_agent.capture.base import (
+    CaptureError,
+    EndOfStream,
+    PacketFeed,
+    StreamStatus,
+    is_stream,
+)
 from edge_agent.security import redact_url
 from edge_agent.types import Frame, SourceHealth, VideoPacket
 
@@ -72,18 +78,19 @@ class PyAVSource:
             raise CaptureError(f"camera {camera_id}: video file not found: {uri}")
         self._loop = loop
         self._realtime = realtime
-        self._backoff = Backoff(reconnect_min_delay_s, reconnect_max_delay_s)
+        self._status = StreamStatus(
+            camera_id,
+            self._shown_uri,
+            log,
+            reconnect_min_delay_s=reconnect_min_delay_s,
+            reconnect_max_delay_s=reconnect_max_delay_s,
+        )
         self._timeout_s = stream_timeout_s
         self._rtsp_transport = rtsp_transport
         self._reader: StreamReader | None = None
         self._feed: PacketFeed | None = None
         self._pictures: deque[Picture] = deque()  # decoded, not yet returned
         self._fps = 25.0
-        self._frames_read = 0
-        self._reconnects = 0
-        self._connected = False
-        self._ended = False
-        self._last_error: str | None = None
         self._next_due_s = 0.0
         self._origin: int | None = None  # this connection's first timestamp
         self._segment_s = 0.0  # stream time where this connection starts (not realtime)
@@ -115,14 +122,11 @@ class PyAVSource:
                 self._uri, timeout_s=self._timeout_s, rtsp_transport=self._rtsp_transport
             )
         except self._video.StreamError as error:
-            self._connected = False
-            self._last_error = f"cannot open {self._shown_uri}: {error}"
-            log.warning("camera %s: %s", self.camera_id, self._last_error)
+            self._status.open_failed(f"cannot open {self._shown_uri}: {error}")
             return
         self._reader = reader
         self._fps = reader.fps
-        self._connected = True
-        self._backoff.opened()
+        self._status.opened()
         self._origin = None
         if self._last_media_s is not None:  # time runs on across connections
             self._segment_s = self._last_media_s + 1.0 / self._fps
@@ -135,16 +139,6 @@ class PyAVSource:
                     reader.format.codec,
                 )
 
-    def _reconnect(self, timeout_s: float) -> None:
-        if not self._backoff.due(self._stop, timeout_s):
-            return
-        self._open()
-        if self._connected:
-            self._reconnects += 1
-            log.info("camera %s: reconnected to %s", self.camera_id, self._shown_uri)
-            return
-        self._backoff.failed()
-
     def _media_s(self, timestamp: int | None) -> float:
         """Stream time in seconds, running on across connections (not realtime)."""
         reader = self._reader
@@ -156,12 +150,12 @@ class PyAVSource:
         return self._segment_s + float((timestamp - self._origin) * time_base)
 
     def read(self, timeout_s: float) -> Frame | None:
-        if self._ended:
+        if self._status.ended:
             raise EndOfStream(self.camera_id)
         if self._pictures:
             return self._frame(self._pictures.popleft())
         if self._reader is None:
-            self._reconnect(timeout_s)
+            self._status.reconnect(self._stop, timeout_s, self._open)
             if self._reader is None:
                 return None
         reader = self._reader
@@ -211,14 +205,14 @@ class PyAVSource:
                 return None
         now_mono = time.monotonic()
         self._next_due_s = max(self._next_due_s + 1.0 / self._fps, now_mono)
-        self._frames_read += 1
+        self._status.frames_read += 1
         if self._realtime:
             captured_at_s, monotonic_s = time.time(), now_mono
         else:
             captured_at_s, monotonic_s = self._started_at_s + media_s, media_s
         return Frame(
             camera_id=self.camera_id,
-            index=self._frames_read - 1,
+            index=self._status.frames_read - 1,
             captured_at_s=captured_at_s,
             monotonic_s=monotonic_s,
             image=picture.image,
@@ -233,33 +227,25 @@ class PyAVSource:
     def _on_end(self) -> Frame | None:
         self._close_reader()
         if self._is_file:
-            if self._loop and self._frames_read > 0:
+            if self._loop and self._status.frames_read > 0:
                 self._open()  # a new segment: a clip does not run over the rewind
                 return None
-            self._ended = True
+            self._status.ended = True
             raise EndOfStream(self.camera_id)
         return self._on_failure(f"stream {self._shown_uri} ended")
 
     def _on_failure(self, error: str) -> Frame | None:
         self._close_reader()
-        self._last_error = error
         if self._is_file:
+            self._status.last_error = error
             log.warning("camera %s: %s", self.camera_id, error)
-            self._ended = True
+            self._status.ended = True
             raise EndOfStream(self.camera_id)
-        log.warning("camera %s: %s; reconnecting", self.camera_id, error)
-        self._connected = False
-        self._backoff.dropped()
+        self._status.dropped(error)
         return None
 
     def health(self) -> SourceHealth:
-        return SourceHealth(
-            connected=self._connected,
-            frames_read=self._frames_read,
-            reconnects=self._reconnects,
-            ended=self._ended,
-            last_error=self._last_error,
-        )
+        return self._status.health()
 
     def close(self) -> None:
         self._stop.set()
