@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from edge_agent import __version__
+from edge_agent.agent_reports import AgentReports
 from edge_agent.assemble import (
     Detectors,
     birth_payload,
@@ -80,26 +80,18 @@ from edge_agent.capture import FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import Encoder, Topics, interrupted_end
-from edge_agent.indicator import Condition, Health, condition_of, open_indicator
+from edge_agent.indicator import Condition, open_indicator
 from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
-from edge_agent.outbox import Outbox, OutboxError, disk_free_bytes
+from edge_agent.outbox import Outbox, OutboxError
 from edge_agent.remote import CommandHandler, Reply
 from edge_agent.service import (
     Notifier,
-    ServiceHealth,
     ServiceMonitor,
     notifier_from_env,
     watchdog_interval_s,
 )
 from edge_agent.service.reload import ReloadOutcome, check_reload
 from edge_agent.sinks import OutboxSink
-from edge_agent.stats import (
-    STATS_SCHEMA,
-    CameraStats,
-    build_stats,
-    encode_stats,
-    stats_expiry_s,
-)
 from edge_agent.web.feed import RecentOutputs, TeeSink
 from edge_agent.web.server import WebServer, start_web
 from edge_agent.worker import CameraWorker
@@ -123,7 +115,7 @@ PREVIEW_EXPIRY_S = 10
 JOIN_TIMEOUT_S = 15.0  # a capture read returns within its stream timeout
 
 
-class Agent(CameraCommands):
+class Agent(CameraCommands, AgentReports):
     """The running agent; also the target of commands from the command centre."""
 
     def __init__(
@@ -221,17 +213,6 @@ class Agent(CameraCommands):
             raise
         return workers
 
-    def recording_report(self) -> dict[str, object] | None:
-        """The clips on disk and each camera's recorder (status): None when not recording."""
-        if self.clips is None:
-            return None
-        cameras = {
-            w.config.id: w.pipeline.recorder.stats()
-            for w in self.workers
-            if w.pipeline.recorder is not None
-        }
-        return {**self.clips.stats(), "cameras": cameras}
-
     def _end_what_the_last_run_left_open(self) -> None:
         """Events and alerts the previous run opened and never ended (it was killed, or
         the power went) get their ``end`` now, marked ``end_reason: "restart"``, so a
@@ -317,42 +298,6 @@ class Agent(CameraCommands):
                 due.append(preview.next_due_s)
         return max(0.05, min(due) - time.monotonic())
 
-    def condition(self, now_s: float) -> Condition:
-        """The device's condition now (the LED's pattern): ``starting`` until every camera
-        has sent a frame or ``status.camera_silent_after_s`` has passed since the start."""
-        silent_after_s = self.config.status.camera_silent_after_s
-        last_frames = [w.last_frame_mono_s for w in self.workers]
-        if None in last_frames and now_s - self._cameras_started_mono_s < silent_after_s:
-            return Condition.STARTING
-        delivering = sum(1 for t in last_frames if t is not None and now_s - t <= silent_after_s)
-        return condition_of(
-            Health(
-                cameras=len(self.workers),
-                cameras_delivering=delivering,
-                uplink_connected=self.publisher.connected,
-            )
-        )
-
-    def service_health(self, now_s: float) -> ServiceHealth:
-        """What the watchdog goes by: a camera is silent when its last frame (or, before
-        its first, the cameras' start) is older than ``status.camera_silent_after_s``."""
-        silent_after_s = self.config.status.camera_silent_after_s
-        workers = self.workers  # read once: a reload replaces the list
-        silent = tuple(
-            w.config.id
-            for w in workers
-            if now_s - (w.last_frame_mono_s or self._cameras_started_mono_s) > silent_after_s
-        )
-        return ServiceHealth(
-            starting=self.condition(now_s) is Condition.STARTING,
-            cameras=tuple(w.config.id for w in workers),
-            silent_cameras=silent,
-            frames_total=sum(w.pipeline.clock.frames for w in workers),
-            outbox_depth=self.outbox.depth(),
-            outbox_writable=self.outbox.accepting_writes,
-            uplink_connected=self.publisher.connected,
-        )
-
     def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
         preview = worker.preview
         if preview is None or now_s < preview.next_due_s:
@@ -374,35 +319,6 @@ class Agent(CameraCommands):
                 content_type="image/jpeg",
                 expiry_s=PREVIEW_EXPIRY_S,
             )
-
-    def stats_body(self, *, new_interval: bool = True) -> dict[str, object]:
-        """The stats payload; ``new_interval`` starts the next interval (periodic stats
-        only: a ``status`` command must not shorten the published window)."""
-        cameras: dict[str, CameraStats] = {}
-        now_s = time.monotonic()
-        for worker in self.workers:
-            # Periodic stats start the next interval (housekeeping, the mark's only writer).
-            cameras[worker.config.id] = worker.interval_stats(
-                now_s, self._started_mono_s, new_interval=new_interval
-            )
-        return build_stats(
-            boot_id=self.boot_id,
-            uptime_s=now_s - self._started_mono_s,
-            outbox=self.outbox.stats(),
-            publisher=self.publisher.stats(),
-            cameras=cameras,
-            disk_free_bytes=disk_free_bytes(self.config.outbox.path),
-            condition=self.condition(now_s).value,
-        )
-
-    def publish_stats(self, *, new_interval: bool = True) -> bool:
-        return self.publisher.publish_volatile(
-            self.topics.stats,
-            encode_stats(self.stats_body(new_interval=new_interval)),
-            content_type="application/json",
-            expiry_s=stats_expiry_s(self.config.stats_interval_s),
-            user_properties=(("schema", STATS_SCHEMA),),
-        )
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
 
@@ -439,33 +355,8 @@ class Agent(CameraCommands):
     def _on_command(self, name: str, payload: bytes, retained: bool) -> Reply | None:
         return self.commands.handle(name, payload, retained=retained)
 
-    def status_report(self) -> dict[str, object]:
-        stats = self.stats_body(new_interval=False)
-        return {
-            "version": __version__,
-            "boot": self.boot_id,
-            "uptime_s": stats["uptime_s"],
-            "outbox": stats["outbox"],
-            "cameras": stats["cameras"],
-            "previews": [w.config.id for w in self.workers if w.preview is not None],
-            "condition": self.condition(time.monotonic()).value,
-            "status_led": self.indicator.description,
-            "recording": self.recording_report(),
-            "update": self.updater.report() if self.updater is not None else None,
-        }
-
     def reload_config(self) -> dict[str, object]:
         return self.reload().reply_body()
-
-    def announce(self) -> dict[str, object]:
-        """Sparkplug's rebirth: the retained ``online`` status again, then stats now (camera
-        figures since the last stats; the periodic window is not shortened). Analyzer
-        states are not sent again: they are retained on the broker already, and a new copy
-        would take a new ``seq`` and read as a change."""
-        announced = ["status"] if self.publisher.announce() else []
-        if self.publish_stats(new_interval=False):
-            announced.append("stats")
-        return {"ok": True, "boot": self.boot_id, "announced": announced}
 
     # -- lifecycle -----------------------------------------------------------------
 
