@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakes.delivery import first_arrivals
+from fakes.delivery import first_arrivals, persistent_consumer
 from fakes.lifecycle import event_step
 from helpers import wait_until
 from realdata import skip_or_fail
@@ -132,15 +132,7 @@ def root() -> str:
 
 def consumer_on(broker: LocalBroker, root: str, consumer: Consumer) -> Subscriber:
     """A persistent consumer: its queued messages survive its own reconnects."""
-    settings = MqttSettings.consumer(
-        broker.host,
-        broker.port,
-        f"cc-{uuid.uuid4().hex[:8]}",
-        session_expiry_s=600,
-        reconnect_min_delay_s=1,
-        reconnect_max_delay_s=1,
-    )
-    return Subscriber(settings, [f"{root}/#"], consumer)
+    return persistent_consumer(broker, root, consumer, reconnect_delay_s=(1, 1))
 
 
 def drain_after_the_outage(

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 from fakes.centre import Centre
-from fakes.delivery import events, first_arrivals
+from fakes.delivery import events, first_arrivals, persistent_consumer
 from fakes.mqtt import Inbox
 from helpers import wait_until
 
 from edge_agent.broker import LocalBroker
 from edge_agent.encode import Topics
-from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher, Subscriber
+from edge_agent.mqtt import DrainSettings, MqttSettings, Publisher
 from edge_agent.mqtt.failover import Broker, FailoverSettings
 from edge_agent.outbox import Outbox
 from edge_agent.remote import Reply
@@ -37,27 +37,14 @@ def two_brokers() -> Iterator[tuple[LocalBroker, LocalBroker]]:
         yield first, second
 
 
-def consumer(broker: LocalBroker, root: str, inbox: Inbox) -> Subscriber:
-    """A persistent consumer: what its broker takes while it is away is kept for it."""
-    settings = MqttSettings.consumer(
-        broker.host,
-        broker.port,
-        f"sub-{uuid.uuid4().hex[:8]}",
-        session_expiry_s=300,
-        reconnect_min_delay_s=0.1,
-        reconnect_max_delay_s=0.5,
-    )
-    return Subscriber(settings, [f"{root}/#"], inbox)
-
-
 def test_failover_to_the_second_broker_and_back_loses_nothing(
     two_brokers: tuple[LocalBroker, LocalBroker], outbox: Outbox
 ) -> None:
     first, second = two_brokers
     root = f"city/site{uuid.uuid4().hex[:8]}/dev1"
     inbox_first, inbox_second = Inbox(), Inbox()
-    sub_first = consumer(first, root, inbox_first)
-    sub_second = consumer(second, root, inbox_second)
+    sub_first = persistent_consumer(first, root, inbox_first, session_expiry_s=300)
+    sub_second = persistent_consumer(second, root, inbox_second, session_expiry_s=300)
     sub_first.start(TIMEOUT_S)
     sub_second.start(TIMEOUT_S)
     settings = MqttSettings(
