@@ -364,3 +364,37 @@ def test_the_config_defaults_are_the_settings_defaults() -> None:
     assert RegionSettings.from_config(tuned) == RegionSettings(
         max_invokes_per_frame=2, enabled=False
     )
+
+
+def test_beside_a_full_frame_pass_a_broad_vehicle_gets_no_region() -> None:
+    """A car 120x80 px is ~35 px high in the full-frame input, seen there: beside a
+    full-frame pass its region would be an invoke for little. A small car (40x30 px, 13 px
+    high there) and a person of the broad car's size (people keep theirs: a shopper's
+    box from the full frame alone split their track) keep their regions; without a
+    full-frame pass, or without labels, the broad car gets one too."""
+    car, small_car, person = (
+        norm(100, 100, 220, 180),
+        norm(700, 300, 740, 330),
+        norm(400, 400, 520, 480),
+    )
+    tracks = [car, small_car, person]
+    labels = ["car", "truck", "person"]
+    plan = plan_regions(FRAME, INPUT, tracks=tracks, full_frame=True, track_labels=labels)
+    assert [r.kind for r in plan.regions] == ["full", "track", "track"]
+    assert not any(r.box.intersection(car) > 0.0 for r in plan.regions[1:])
+    assert plan.regions[1].box.intersection(small_car) == pytest.approx(small_car.area)
+    assert plan.regions[2].box.intersection(person) == pytest.approx(person.area)
+    plan = plan_regions(FRAME, INPUT, tracks=tracks, track_labels=labels)
+    assert [r.kind for r in plan.regions] == ["track"] * 3
+    plan = plan_regions(FRAME, INPUT, tracks=tracks, full_frame=True)
+    assert [r.kind for r in plan.regions] == ["full"] + ["track"] * 3
+
+
+def test_the_region_detector_spares_a_broad_vehicle_a_region_beside_its_full_pass() -> None:
+    image = scene((1, "car", (100, 100, 220, 180)), (2, "person", (800, 400, 810, 425)))
+    car = replace(track(1, norm(100, 100, 220, 180)), label="car")
+    person = track(2, norm(800, 400, 810, 425))
+    detector = FakeDetector()
+    out = RegionDetector(INPUT).detect(detector, image, now_s=10.0, tracks=[car, person])
+    assert [r.kind for r in out.regions] == ["full", "track"]  # the first run: a full pass
+    assert sorted(d.label for d in out.result.detections) == ["car", "person"]

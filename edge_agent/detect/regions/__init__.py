@@ -15,7 +15,9 @@ tracked objects (at their predicted place), never on the whole frame alone:
   bounded on a busy scene;
 - a full-frame pass runs on a cadence and whenever nothing is tracked: it finds what
   motion missed (a low-contrast walker, something that stopped); it also runs instead
-  of a region for an object large enough to be found in it (one invoke for all of them);
+  of a region for an object large enough to be found in it (one invoke for all of them),
+  and when it runs, a vehicle broad enough for it (``VEHICLE_BESIDE_FULL_INPUT_PX``)
+  gets no region of its own;
   beside it, a region that would not show its content at least ``FULL_FRAME_MIN_ZOOM``
   times larger than the full frame does is not worth its invoke;
 - a box touching a region's inner edge (not the picture's) is an object cut by the
@@ -98,6 +100,7 @@ class RegionDetector:
                 frame_px,
                 self.input_px,
                 tracks=[t.box for t in urgent],
+                track_labels=[t.label for t in urgent],
                 motion=motion,
                 full_frame=self.full_frame_due(now_s, tracked=bool(tracks)),
                 settings=self.settings,

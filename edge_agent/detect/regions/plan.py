@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.detect.labels import VEHICLE_LABELS
 from edge_agent.types import Box
 
 if TYPE_CHECKING:
@@ -26,6 +27,13 @@ FULL_FRAME_MIN_ZOOM = 1.5
 # 160 px tall in 960x540, ~50-70 px in the input, 81-100 %; 80 px, ~30 px, 29-71 %): it
 # needs no region, and the full-frame pass runs instead, covering every large object.
 LARGE_OBJECT_INPUT_PX = 64
+# Beside a full-frame pass that runs anyway, a vehicle track at least this wide *and* high
+# (px) in its input gets no region: on the traffic clip such regions (cars 32-64 px long
+# there) found 7 of 149 tracks the full pass missed, most of them coasting after their car
+# had left. At 24 px the footage evaluation loses the clip's leaving car; for people (and
+# for any track the full pass found, whatever its size) the store-aisle clip splits a
+# shopper in two: they keep their regions (docs/pipeline.md §6).
+VEHICLE_BESIDE_FULL_INPUT_PX = 32
 # Regions are at least the model input / this (so at most this much upscaled) by default:
 # a person 25 px tall in 960x540 is found most often at about a third of the region's side.
 DEFAULT_UPSCALE = 3.0
@@ -221,13 +229,16 @@ def plan_regions(
     motion: Sequence[Box] = (),
     full_frame: bool = False,
     settings: RegionSettings | None = None,
+    track_labels: Sequence[str] = (),
 ) -> RegionPlan:
     """The regions to run on one frame.
 
     ``frame_px`` is the (width, height) of the image that will be cropped; ``tracks`` are
     the tracks' boxes where they are expected now, most urgent first; ``motion`` the motion
-    gate's boxes. Both normalised. Order: the full-frame pass (when asked for), then tracks,
-    then motion by area, largest first; cut at ``max_invokes_per_frame``.
+    gate's boxes. Both normalised; ``track_labels``, beside ``tracks`` when known, spare
+    broad vehicles a region beside the full-frame pass. Order: the full-frame pass (when
+    asked for), then tracks, then motion by area, largest first; cut at
+    ``max_invokes_per_frame``.
     """
     settings = settings or RegionSettings()
     min_side = min_side_px(input_px, settings)
@@ -237,13 +248,21 @@ def plan_regions(
         long_px = max(box.width * frame_px[0], box.height * frame_px[1]) * full_scale
         return long_px >= LARGE_OBJECT_INPUT_PX
 
+    def broad_vehicle(box: Box, label: str) -> bool:  # its region adds little beside it
+        short_px = min(box.width * frame_px[0], box.height * frame_px[1]) * full_scale
+        return label in VEHICLE_LABELS and short_px >= VEHICLE_BESIDE_FULL_INPUT_PX
+
     seeds: list[Cluster] = []
+    broad: list[Cluster] = []  # dropped if a full-frame pass runs
+    labels = [*track_labels, *[""] * len(tracks)]
     for rank, box in enumerate(tracks):
         seed = seed_cluster(box, frame_px, settings.track_padding, rank)
         if seed is not None and large(box.clipped()):
             full_frame = True
         elif seed is not None:
             seeds.append(seed)
+            if broad_vehicle(box.clipped(), labels[rank]):
+                broad.append(seed)
     # Motion mostly inside a track's padded box is that object moving: it has a region.
     tracked = [_padded(box.clipped(), settings.track_padding) for box in tracks]
     motion = [
@@ -258,6 +277,8 @@ def plan_regions(
             full_frame = True
         elif seed is not None:
             seeds.append(seed)
+    if full_frame:
+        seeds = [seed for seed in seeds if not any(seed is b for b in broad)]
     clusters = _merge(seeds, min_side, settings.merge_max_growth)
     clusters.sort(
         key=lambda c: (0, c.track_rank, 0.0) if c.track_rank is not None else (1, 0, -c.motion_area)
