@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from edge_agent.capture.base import (
     CaptureError,
     EndOfStream,
@@ -48,27 +50,15 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
     if isinstance(source, OpenCVSourceConfig):
         from edge_agent.capture.opencv_source import OpenCVSource
 
-        return OpenCVSource(
-            camera.id,
-            source.uri,
-            loop=source.loop if realtime is not False else False,
-            realtime=source.realtime if realtime is None else realtime,
-            reconnect_min_delay_s=source.reconnect_min_delay_s,
-            reconnect_max_delay_s=source.reconnect_max_delay_s,
-            stream_timeout_s=source.read_timeout_s,
-        )
+        return OpenCVSource(camera.id, source.uri, **_stream_options(source, realtime))
     if isinstance(source, PyAVSourceConfig):
         from edge_agent.capture.pyav_source import PyAVSource
 
         return PyAVSource(
             camera.id,
             source.uri,
-            loop=source.loop if realtime is not False else False,
-            realtime=source.realtime if realtime is None else realtime,
-            reconnect_min_delay_s=source.reconnect_min_delay_s,
-            reconnect_max_delay_s=source.reconnect_max_delay_s,
-            stream_timeout_s=source.read_timeout_s,
             rtsp_transport=source.rtsp_transport,
+            **_stream_options(source, realtime),
         )
     if isinstance(source, Picamera2SourceConfig):
         from edge_agent.capture.picamera2_source import Picamera2Source
@@ -81,6 +71,27 @@ def open_source(camera: CameraConfig, *, realtime: bool | None = None) -> FrameS
             fps=camera.fps,
         )
     raise CaptureError(f"camera {camera.id}: unknown source kind")
+
+
+class _StreamOptions(TypedDict):
+    loop: bool
+    realtime: bool
+    reconnect_min_delay_s: float
+    reconnect_max_delay_s: float
+    stream_timeout_s: float
+
+
+def _stream_options(
+    source: OpenCVSourceConfig | PyAVSourceConfig, realtime: bool | None
+) -> _StreamOptions:
+    """What both stream backends take alike: looping, pacing and reconnecting."""
+    return {
+        "loop": source.loop if realtime is not False else False,
+        "realtime": source.realtime if realtime is None else realtime,
+        "reconnect_min_delay_s": source.reconnect_min_delay_s,
+        "reconnect_max_delay_s": source.reconnect_max_delay_s,
+        "stream_timeout_s": source.read_timeout_s,
+    }
 
 
 def decimate_at_source(source: FrameSource, min_interval_s: float) -> None:
