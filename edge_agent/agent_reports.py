@@ -10,7 +10,7 @@ thread answers ``status`` and ``announce``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
@@ -115,7 +115,8 @@ class AgentReports:
 
     def status_report(self) -> dict[str, object]:
         stats = self.stats_body(new_interval=False)
-        return {
+        publisher_stats = cast("dict[str, object]", stats["publisher"])
+        report: dict[str, object] = {
             "version": __version__,
             "boot": self.boot_id,
             "uptime_s": stats["uptime_s"],
@@ -127,6 +128,11 @@ class AgentReports:
             "recording": self.recording_report(),
             "update": self.updater.report() if self.updater is not None else None,
         }
+        # Which broker answers this device (of mqtt.brokers): as in stats.
+        for key in ("broker", "broker_moves"):
+            if key in publisher_stats:
+                report[key] = publisher_stats[key]
+        return report
 
     def recording_report(self) -> dict[str, object] | None:
         """The clips on disk and each camera's recorder (status): None when not recording."""

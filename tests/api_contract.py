@@ -360,6 +360,8 @@ def stats_inputs() -> tuple[OutboxStats, PublisherStats, dict[str, CameraStats]]
         session_present=True,
         volatile_dropped=2,
         last_error="disconnected: Unspecified error",
+        broker="broker-b.city.example:8883",
+        broker_moves=1,
     )
     cameras = {
         "cam1": CameraStats(
@@ -387,8 +389,17 @@ def mutations(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     yield "extra field", {**body, "colour": "red"}
     for key in body:
         # the only optional keys (clip: v1 devices from before recording send none; update:
-        # from before signed updates)
-        optional = ("historical", "outbox_reset", "clip", "clip_reason", "recording", "update")
+        # from before signed updates; broker: from before the brokers list)
+        optional = (
+            "historical",
+            "outbox_reset",
+            "clip",
+            "clip_reason",
+            "recording",
+            "update",
+            "broker",
+            "broker_moves",
+        )
         if key not in optional:
             yield f"{key} missing", {k: v for k, v in body.items() if k != key}
     if "v" in body:

@@ -366,6 +366,28 @@ def check_clock(state: ClockState, now_s: float) -> CheckResult:
 # -- broker -------------------------------------------------------------------------
 
 
+def check_standby_broker(probe: BrokerProbe, where: str) -> CheckResult:
+    """One line for a later broker of ``mqtt.brokers``: the device runs on the first, so
+    a standby that does not take it is a warning (failover would not work), not a fault."""
+    name = f"broker {where}"
+    fix = (
+        "the device would fail over to this broker and not get in: check that it runs, "
+        "the uplink to it, its certificate's host name and its ACL (deploy/mosquitto)"
+    )
+    if probe.connect_ms is None:
+        return CheckResult(name, "WARN", probe.connect_error or f"cannot connect to {where}", fix)
+    if probe.birth_ms is None:
+        return CheckResult(name, "WARN", probe.birth_error or "the birth was not accepted", fix)
+    if probe.loopback_ms is None:
+        return CheckResult(name, "WARN", probe.loopback_error or "commands do not loop back", fix)
+    return CheckResult(
+        name,
+        "PASS",
+        f"standby: connected in {probe.connect_ms:.0f} ms, birth and commands loop back",
+        data={"connect_ms": probe.connect_ms, "tls": probe.tls},
+    )
+
+
 def check_broker(probe: BrokerProbe, where: str, client_id: str) -> list[CheckResult]:
     """Three or four lines: the connection, the birth, the command loop-back, the centre."""
     link = "TLS" if probe.tls else "plain MQTT (not encrypted: only on a private network)"

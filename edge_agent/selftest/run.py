@@ -26,6 +26,7 @@ from edge_agent.selftest.checks import (
     check_config,
     check_model,
     check_outbox,
+    check_standby_broker,
     sample_camera,
 )
 from edge_agent.selftest.clock import ClockState, read_clock_state
@@ -137,4 +138,17 @@ def run_selftest(
     )
     for line in check_broker(probe, where, settings.client_id)[len(early) :]:
         add(line)
+    for standby in settings.broker_list[1:]:
+        # Failover only helps if the next broker takes this device too: connect, birth
+        # and the command loop-back on each, with the same TLS and identity.
+        alone = replace(settings, host=standby.host, port=standby.port, brokers=())
+        standby_probe = prober(
+            alone,
+            Topics(config.topic_root),
+            birth=birth,
+            timeout_s=options.timeout_s,
+            centre_wait_s=0.0,
+            on_ready=None,
+        )
+        add(check_standby_broker(standby_probe, str(standby)))
     return results

@@ -138,6 +138,33 @@ def test_a_dead_broker_fails_its_line_and_exits_1(tmp_path: Path) -> None:
     assert lines["camera cam1"].startswith("PASS")  # the rest of the checklist still ran
 
 
+def test_each_standby_broker_of_the_list_gets_a_line_of_its_own(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """Failover only helps if the next broker takes the device: every later broker of
+    ``mqtt.brokers`` is probed too; one that does not answer warns, it does not fail."""
+    dead_port = free_loopback_port()
+    with LocalBroker() as standby:
+        brokers = [
+            {"host": "127.0.0.1", "port": broker.port},
+            {"host": "127.0.0.1", "port": standby.port},
+            {"host": "127.0.0.1", "port": dead_port},
+        ]
+        result = selftest(write_config(tmp_path, broker.port, mqtt={"brokers": brokers}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {
+        line.split()[2]: line
+        for line in result.stdout.splitlines()
+        if line.split()[1:2] == ["broker"] and len(line.split()) > 2
+    }
+    assert lines[f"127.0.0.1:{standby.port}"].startswith("PASS"), result.stdout
+    assert "standby" in lines[f"127.0.0.1:{standby.port}"]
+    dead = lines[f"127.0.0.1:{dead_port}"]
+    assert dead.startswith("WARN") and "would fail over" in dead, result.stdout
+    first = ["PASS", "broker", "connected", "to", f"127.0.0.1:{broker.port}"]
+    assert any(line.split()[:5] == first for line in result.stdout.splitlines()), result.stdout
+
+
 def test_a_missing_model_fails_its_line_and_exits_2(tmp_path: Path, broker: LocalBroker) -> None:
     empty = tmp_path / "no-models"
     empty.mkdir()

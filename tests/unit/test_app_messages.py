@@ -280,6 +280,15 @@ def test_announce_publishes_the_birth_again_and_stats_then_replies(device: Devic
     assert not publisher.announce()
 
 
+def test_the_status_reply_names_the_broker_in_use(device: Device) -> None:
+    (reply,) = send(device, command("status"))
+    body = reply.json()
+    validator("reply-status").validate(body)
+    _, publisher, _ = stats_inputs()  # what the stand-in's stats say
+    assert (body["broker"], body["broker_moves"]) == ("broker-b.city.example:8883", 1)
+    assert (publisher.broker, publisher.broker_moves) == ("broker-b.city.example:8883", 1)
+
+
 def test_wrong_replies_fail(device: Device) -> None:
     bodies = {
         "reply-ping": send(device, command("ping"))[0].json(),
