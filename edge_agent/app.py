@@ -231,7 +231,12 @@ class Agent(CameraCommands, AgentReports):
             )
 
     def _birth(self) -> dict[str, object]:
-        return birth_payload(self.config, self.boot_id, outbox_reset=self.outbox.recovered_from)
+        return birth_payload(
+            self.config,
+            self.boot_id,
+            outbox_reset=self.outbox.recovered_from,
+            camera_models=self.detectors.camera_models,
+        )
 
     def start(self) -> None:
         with self._reload_lock:  # a SIGHUP meanwhile is refused, not run half-way

@@ -60,9 +60,15 @@ def detector_labels(config: AgentConfig) -> list[str]:
 
 
 def birth_payload(
-    config: AgentConfig, boot_id: str, *, outbox_reset: Path | None = None
+    config: AgentConfig,
+    boot_id: str,
+    *,
+    outbox_reset: Path | None = None,
+    camera_models: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """What the retained ``online`` status says about this run (docs/mqtt-api.md)."""
+    """What the retained ``online`` status says about this run (docs/mqtt-api.md).
+    ``camera_models`` (camera id -> the model it looks through) is told only when a camera
+    does not use the device's ``model`` (a crowd camera on YOLOX, say)."""
     birth: dict[str, object] = {
         "v": SCHEMA_VERSION,
         "version": __version__,
@@ -74,6 +80,8 @@ def birth_payload(
         "model": config.detector.model,
         "started": round(time.time(), 3),
     }
+    if camera_models and any(m != config.detector.model for m in camera_models.values()):
+        birth["camera_models"] = dict(camera_models)
     if outbox_reset is not None:
         birth["outbox_reset"] = str(outbox_reset)  # the outbox was corrupt at start
     return birth

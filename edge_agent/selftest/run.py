@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from edge_agent.assemble import birth_payload, build_detector, new_boot_id
+from edge_agent.assemble import birth_payload, build_detector, camera_models, new_boot_id
 from edge_agent.capture import open_source
 from edge_agent.config import AgentConfig
 from edge_agent.config_check import check_config_file
@@ -118,7 +118,10 @@ def run_selftest(
         return results
 
     settings = selftest_settings(config)
-    birth = {**birth_payload(config, new_boot_id()), "selftest": True}
+    birth = {
+        **birth_payload(config, new_boot_id(), camera_models=camera_models(config)),
+        "selftest": True,
+    }
     where = f"{settings.host}:{settings.port}"
     early: list[CheckResult] = []
 

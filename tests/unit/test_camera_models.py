@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 import pytest
+from api_contract import validator
 from fakes.detect import StaticDetector
 
-from edge_agent.assemble import CROWD_MODEL, build_detectors, camera_models
+from edge_agent.assemble import CROWD_MODEL, birth_payload, build_detectors, camera_models
 from edge_agent.config import AgentConfig, ConfigError, parse_config
 from edge_agent.datafiles import DataFileNotFound
 from edge_agent.detect.base import Detector
@@ -106,3 +107,15 @@ def test_a_reload_loads_only_the_models_no_camera_used_yet() -> None:
     detectors = build_detectors(agent({}, crowd_camera()), build=again, loaded=running.by_model)
     assert again.built == [CROWD_MODEL]  # a crowd camera was added
     assert detectors.for_camera("cam1") is running.for_camera("cam1")
+
+
+def test_the_birth_names_a_camera_s_own_model_only_when_one_differs() -> None:
+    mixed = agent({}, crowd_camera())
+    birth = birth_payload(mixed, "0badcafe", camera_models=camera_models(mixed))
+    assert birth["model"] == "ssd_mobilenet_v1"
+    assert birth["camera_models"] == {"cam1": "ssd_mobilenet_v1", "cam2": CROWD_MODEL}
+    validator("status").validate({**birth, "state": "online", "ts": 1.0})
+    plain = agent({}, {})
+    assert "camera_models" not in birth_payload(
+        plain, "0badcafe", camera_models=camera_models(plain)
+    )
