@@ -175,6 +175,7 @@ def main() -> int:
             max_disk = max(max_disk, disk)
             max_over_cap = max(max_over_cap, disk - cap_bytes)
     recorder.finish((), ())
+    store.wait_finished()
     wall_s = time.perf_counter() - started
     clips = store.clips()
     busy_hours = (busy_to_s - busy_from_s) / 3600
