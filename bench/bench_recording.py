@@ -46,7 +46,11 @@ HOLD_ALL_HOURS = 2.0
 
 
 def dir_bytes(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.glob("*.mp4*"))
+    while True:
+        try:
+            return sum(p.stat().st_size for p in directory.glob("*.mp4*"))
+        except FileNotFoundError:
+            continue  # a .part renamed by the store's finisher thread meanwhile: again
 
 
 def event(event_id: str, lifecycle: Lifecycle, start_s: float, now_s: float) -> ObjectEvent:

@@ -15,12 +15,12 @@ other bytes (the file was just written, so its pages are mostly still in memory)
 
 Bounded: at most ``max_pending`` clips wait; one more makes the analysis thread wait for a
 slot (logged), since dropping a clip is not an option. A clip waiting or being finished
-counts against the byte cap (``pending_bytes``) though it is not indexed yet. ``close``
-finishes what waits (up to ``timeout_s``; a clip still unfinished then is logged by id and
-its ``.part`` is deleted at the next start). After ``close``, a clip is finished on the
-caller's thread. A finish that fails (a full disk, an I/O error) is logged with the clip
-and the error, its ``.part`` deleted, and reported to the recorder (``status``:
-``finish_failed``, ``last_finish_error``); recording goes on.
+counts against the byte cap (its file as it is on disk: ``ClipStore``) though it is not
+indexed yet. ``close`` finishes what waits (up to ``timeout_s``; a clip still unfinished
+then is logged by id and its ``.part`` is deleted at the next start). After ``close``, a
+clip is finished on the caller's thread. A finish that fails (a full disk, an I/O error)
+is logged with the clip and the error, its ``.part`` deleted, and reported to the recorder
+(``status``: ``finish_failed``, ``last_finish_error``); recording goes on.
 """
 
 from __future__ import annotations
@@ -168,11 +168,15 @@ class ClipFinisher:
         with self._cond:
             return len(self._waiting) + (self._running is not None)
 
-    def pending_bytes(self) -> int:
-        """Bytes of the clips waiting or being finished (on disk, not indexed yet)."""
+    def pending_jobs(self) -> list[FinishJob]:
+        """The clips waiting or being finished (on disk, not indexed yet), oldest first."""
         with self._cond:
-            running = self._running.bytes if self._running is not None else 0
-            return running + sum(job.bytes for job in self._waiting)
+            running = [self._running] if self._running is not None else []
+            return running + list(self._waiting)
+
+    def pending_bytes(self) -> int:
+        """Their bytes as written so far (the store counts their files: ``ClipStore``)."""
+        return sum(job.bytes for job in self.pending_jobs())
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
         """Wait until nothing is waiting or being finished; False on timeout."""

@@ -238,6 +238,21 @@ class ClipStore:
             part.unlink(missing_ok=True)
             raise
 
+    def _pending_bytes(self) -> int:
+        """The clips closed but not indexed yet, as they are on disk (with the MP4 index
+        once their writer closed), at least the bytes written into them."""
+        total = 0
+        for job in self.finisher.pending_jobs():
+            size = job.bytes
+            for path in (self.part_path(job.clip_id), self.path(job.clip_id)):
+                try:
+                    size = max(size, path.stat().st_size)
+                    break
+                except OSError:
+                    continue
+            total += size
+        return total
+
     def wait_finished(self, timeout_s: float | None = None) -> bool:
         """Wait until every closed clip is in the index; False on timeout."""
         return self.finisher.wait_idle(timeout_s)
@@ -299,7 +314,7 @@ class ClipStore:
         past their age, then the oldest unheld ones while a cap is hit. None when within
         the caps; else why recording must stop (only held clips are left)."""
         caps = self.caps
-        open_bytes += self.finisher.pending_bytes()  # its lock first: never inside ours
+        open_bytes += self._pending_bytes()  # the finisher's lock first: never inside ours
         with self._lock:
             if caps.max_age_s is not None:
                 cutoff = self._clock() - caps.max_age_s
