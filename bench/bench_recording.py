@@ -46,7 +46,11 @@ HOLD_ALL_HOURS = 2.0
 
 
 def dir_bytes(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.glob("*.mp4*"))
+    while True:
+        try:
+            return sum(p.stat().st_size for p in directory.glob("*.mp4*"))
+        except FileNotFoundError:
+            continue  # a .part renamed by the store's finisher thread meanwhile: again
 
 
 def event(event_id: str, lifecycle: Lifecycle, start_s: float, now_s: float) -> ObjectEvent:
@@ -175,6 +179,7 @@ def main() -> int:
             max_disk = max(max_disk, disk)
             max_over_cap = max(max_over_cap, disk - cap_bytes)
     recorder.finish((), ())
+    store.wait_finished()
     wall_s = time.perf_counter() - started
     clips = store.clips()
     busy_hours = (busy_to_s - busy_from_s) / 3600

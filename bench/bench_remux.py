@@ -95,6 +95,7 @@ def run(path: Path, mode: str, encode_fps: float | None = None) -> Run:
         if first is not None and last is not None:
             started = time.process_time()
             recorder.finish((event(Lifecycle.END, first, last),), ())
+            store.wait_finished()  # process_time counts the finisher's thread too
             recorder_cpu += time.process_time() - started
         clip_bytes = sum(c.size_bytes for c in store.clips())
     source.close()

@@ -14,11 +14,11 @@ merged by weighted NMS at IoU 0.3, as its ``TensorsToDetections`` + ``NonMaxSupp
 
 from __future__ import annotations
 
+import copy
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -116,7 +116,8 @@ def weighted_nms(
 
 class BlazeFace:
     """One BlazeFace full-range interpreter; ``detect`` is safe from several threads
-    (one lock: snapshots, previews and thumbnails of every camera share the model)."""
+    (one lock: snapshots, previews and thumbnails of every camera share the model).
+    :meth:`with_score_threshold` gives the same interpreter with another threshold."""
 
     def __init__(self, interpreter: Interpreter, *, score_threshold: float = 0.5) -> None:
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
@@ -138,8 +139,23 @@ class BlazeFace:
         by_width = {int(o["shape"][-1]): int(o["index"]) for o in outputs}
         self._regressors, self._logits = by_width[16], by_width[1]
         self._anchors = anchors
-        self._min_logit = float(np.log(score_threshold / (1.0 - score_threshold)))
+        self.score_threshold = score_threshold
+        self._min_logit = _logit(score_threshold)
         self._lock = threading.Lock()
+        # A view (another threshold) keeps the model it was made from alive, for the cache
+        # below; None on the model itself (no cycle: it is freed with its last user).
+        self._loaded: BlazeFace | None = None
+
+    def with_score_threshold(self, score_threshold: float) -> BlazeFace:
+        """This model with another score threshold: the interpreter and its lock are
+        shared (the threshold only filters the decoded scores), nothing is loaded."""
+        if score_threshold == self.score_threshold:
+            return self
+        view = copy.copy(self)
+        view.score_threshold = score_threshold
+        view._min_logit = _logit(score_threshold)
+        view._loaded = self._loaded or self
+        return view
 
     def detect(self, image: ImageBGR) -> list[Face]:
         """The faces in ``image`` (any size; letterboxed into the model's input)."""
@@ -178,15 +194,35 @@ class BlazeFace:
         return faces
 
 
-@lru_cache(maxsize=4)
-def _load(path: Path, score_threshold: float) -> BlazeFace:
-    return BlazeFace(load_interpreter(path, num_threads=1), score_threshold=score_threshold)
+def _logit(score_threshold: float) -> float:
+    return float(np.log(score_threshold / (1.0 - score_threshold)))
 
 
-def load_face_model(name: str, *, score_threshold: float = 0.5) -> BlazeFace:
+# Loaded models by what loading depends on (file, threads), each kept while something
+# uses it (a camera's privacy filter) and dropped with the last user: a config change
+# (another model, a reload) leaves only the models the live cameras use.
+_models: weakref.WeakValueDictionary[tuple[str, int], BlazeFace] = weakref.WeakValueDictionary()
+_models_lock = threading.Lock()
+
+
+def load_face_model(name: str, *, score_threshold: float = 0.5, num_threads: int = 1) -> BlazeFace:
     """The face model of that manifest name (verified on the search path), loaded once per
-    process and shared: raises DataFileError, RuntimeUnavailable or FaceModelError."""
-    return _load(datafiles.resolve_model_file(name), score_threshold)
+    file and thread count while anything uses it, and shared (``score_threshold`` makes a
+    view, not a copy): raises DataFileError, RuntimeUnavailable or FaceModelError."""
+    path = datafiles.resolve_model_file(name)
+    key = (str(path.resolve()), num_threads)
+    with _models_lock:
+        model = _models.get(key)
+        if model is None:
+            model = BlazeFace(load_interpreter(path, num_threads=num_threads))
+            _models[key] = model
+    return model.with_score_threshold(score_threshold)
+
+
+def loaded_face_models() -> int:
+    """How many face models are loaded now (tests)."""
+    with _models_lock:
+        return len(_models)
 
 
 def blur_faces(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from typing import Protocol
 
 from edge_agent.privacy.config import PrivacyConfig
@@ -150,14 +151,18 @@ def _overlap(a: Face, b: Face) -> float:
     return max(0.0, width) * max(0.0, height)
 
 
-_cache: dict[str, CameraPrivacy] = {}
+# Filters by config, each kept while something holds it (a live camera's pipeline holds
+# its own) and dropped with it: the masks saved from the page, a reload, leave only the
+# filters of the live cameras, and their face model (edge_agent.privacy.faces) is shared.
+_cache: weakref.WeakValueDictionary[str, CameraPrivacy] = weakref.WeakValueDictionary()
 _cache_lock = threading.Lock()
 
 
 def privacy_filter(config: PrivacyConfig) -> CameraPrivacy:
-    """The filter for a camera's ``privacy`` config, built once per distinct config (the face
-    model is shared). Raises DataFileError / RuntimeUnavailable / FaceModelError when face
-    blur is on and its model cannot be loaded: the agent must not start sending faces."""
+    """The filter for a camera's ``privacy`` config, built once per distinct config while it
+    is in use (the face model is shared by every config naming the same file). Raises
+    DataFileError / RuntimeUnavailable / FaceModelError when face blur is on and its model
+    cannot be loaded: the agent must not start sending faces."""
     if not config.active:
         return NO_PRIVACY
     key = config.model_dump_json()
@@ -169,5 +174,12 @@ def privacy_filter(config: PrivacyConfig) -> CameraPrivacy:
                 if config.blur_faces
                 else None
             )
-            cached = _cache[key] = CameraPrivacy(Masks.of(config.masks), faces, config.face_min_px)
+            cached = CameraPrivacy(Masks.of(config.masks), faces, config.face_min_px)
+            _cache[key] = cached
         return cached
+
+
+def cached_filters() -> int:
+    """How many filters are kept now (tests)."""
+    with _cache_lock:
+        return len(_cache)

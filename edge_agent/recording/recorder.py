@@ -11,7 +11,9 @@ encoding. Any other camera (the Pi camera, the simulator, OpenCV) has every anal
 
 It runs in the camera's analysis thread, after the pipeline's stages and before the sink
 (``CameraPipeline(recorder=...)``), so it sees the frame and what was found in it, and it
-writes each ``end``'s clip (or why there is none) into the ``end`` itself. Disk use is
+writes each ``end``'s clip (or why there is none) into the ``end`` itself. A clip that
+closes is finished (MP4 index, sha256, fsync, index row) on the store's finisher thread:
+the analysis goes on meanwhile. Disk use is
 checked at every keyframe of an open clip, so the caps are overshot by at most one
 keyframe interval of video (one "segment"). Packets of another stream (a camera that
 reconnected, a size change) never share a file: the clip ends there and goes on in a new
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from edge_agent.analytics import Alert, SceneState
+from edge_agent.recording.finisher import FinishJob, FinishResult
 from edge_agent.recording.ring import PreRoll
 from edge_agent.recording.store import ClipStore
 from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent, StreamFormat, VideoPacket
@@ -103,8 +106,10 @@ class CameraRecorder:
         self._clip: _OpenClip | None = None
         self._live: dict[str, ClipRef] = {}  # open event/alert id -> its clip or reason
         self.stopped_reason: str | None = None  # set while recording is refused
-        self.clips_written = 0
+        self.clips_written = 0  # indexed (finished): these three change on the finisher's thread
         self.bytes_written = 0
+        self.finish_failed = 0
+        self.last_finish_error: str | None = None
 
     # -- per frame ---------------------------------------------------------------
 
@@ -239,6 +244,8 @@ class CameraRecorder:
         return clip
 
     def _close(self) -> None:
+        """The open clip ends: its file is finished (closed, hashed, fsynced, indexed) on
+        the store's finisher thread, not here (edge_agent/recording/finisher.py)."""
         clip, self._clip = self._clip, None
         if clip is None:
             return
@@ -247,27 +254,32 @@ class CameraRecorder:
                 "camera %s: clip %s ended before its first keyframe", self.camera_id, clip.id
             )
             return
-        try:
-            clip.writer.close()
-            first, last = clip.writer.first_ms, clip.writer.last_ms
-            if first is None or last is None:
-                self.store.part_path(clip.id).unlink(missing_ok=True)
-                return
-            added = self.store.add(
+        self.store.finisher.submit(
+            FinishJob(
                 clip_id=clip.id,
                 camera=self.camera_id,
-                start_s=first / 1000 + clip.wall_offset_s,
-                end_s=last / 1000 + clip.wall_offset_s,
-                frames=clip.writer.packets,
+                writer=clip.writer,
+                wall_offset_s=clip.wall_offset_s,
                 events=tuple(sorted(clip.recorded)),
+                bytes=clip.bytes,
+                done=self._finished,
             )
-        except Exception:
-            log.exception("camera %s: closing clip %s failed", self.camera_id, clip.id)
-            self.store.part_path(clip.id).unlink(missing_ok=True)
-            return
-        self.clips_written += 1
-        self.bytes_written += added.size_bytes
-        log.info("camera %s: clip %s: %d bytes", self.camera_id, clip.id, added.size_bytes)
+        )
+
+    def _finished(self, result: FinishResult) -> None:
+        """On the finisher's thread (the only one to change these counters)."""
+        if result.error is not None:
+            self.finish_failed += 1
+            self.last_finish_error = f"clip {result.clip_id}: {result.error}"
+        elif result.clip is not None:
+            self.clips_written += 1
+            self.bytes_written += result.clip.size_bytes
+            log.info(
+                "camera %s: clip %s: %d bytes",
+                self.camera_id,
+                result.clip_id,
+                result.clip.size_bytes,
+            )
 
     def _discard(self, reason: str) -> None:
         clip, self._clip = self._clip, None
@@ -319,5 +331,7 @@ class CameraRecorder:
             "stopped_reason": self.stopped_reason,
             "clips_written": self.clips_written,
             "bytes_written": self.bytes_written,
+            "finish_failed": self.finish_failed,  # clips lost to a write error at the end
+            "last_finish_error": self.last_finish_error,
             "pre_roll_bytes": self.ring.bytes,
         }

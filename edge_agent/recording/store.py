@@ -10,8 +10,9 @@ not vanish because the card filled up).
 A clip's file is written as ``{id}.mp4.part`` and renamed once closed and fsynced; the row
 goes in after the rename, in one transaction. At open, what a crash left between the two
 (a ``.part``, a file without a row, a row without a file) is cleaned up, so the index and
-the directory agree. Thread-safe: the analysis threads add clips, the command thread
-lists, holds and reads them.
+the directory agree. Thread-safe: the analysis threads hand closed clips to the store's
+finisher (``edge_agent.recording.finisher``: its thread closes, hashes, fsyncs and indexes
+them), the command thread lists, holds and reads them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge_agent.recording.finisher import (
+    CLOSE_TIMEOUT_S,
+    DEFAULT_MAX_PENDING,
+    ClipFinisher,
+    FinishJob,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +127,15 @@ class ClipStore:
         *,
         clock: Callable[[], float] = time.time,
         free_bytes: Callable[[Path], int] = filesystem_free_bytes,
+        fsync: Callable[[int], None] = os.fsync,
+        max_pending_finishes: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.directory = directory
         self.caps = caps
         self._clock = clock
         self._free_bytes = free_bytes
+        self._fsync = fsync  # the disk's seam: tests make it slow or fail
+        self.finisher = ClipFinisher(self.finish_clip, max_pending=max_pending_finishes)
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
         try:
@@ -191,10 +203,10 @@ class ClipStore:
         with part.open("rb") as file:
             for block in iter(lambda: file.read(1 << 16), b""):
                 digest.update(block)
-            os.fsync(file.fileno())
+            self._fsync(file.fileno())
         size = part.stat().st_size
         os.replace(part, final)
-        _fsync_dir(self.directory)
+        self._fsync_dir()
         sha = digest.hexdigest()
         clip = Clip(clip_id, camera, start_s, end_s, size, sha, frames, False, events)
         with self._lock:
@@ -203,6 +215,47 @@ class ClipStore:
                 (clip_id, camera, start_s, end_s, size, clip.sha256, frames, json.dumps(events)),
             )
         return clip
+
+    def finish_clip(self, job: FinishJob) -> Clip | None:
+        """Close ``job``'s file and index it (the finisher's thread): None when it holds no
+        frame. On any error its ``.part`` is deleted and the error raised."""
+        part = self.part_path(job.clip_id)
+        try:
+            job.writer.close()
+            first, last = job.writer.first_ms, job.writer.last_ms
+            if first is None or last is None:
+                part.unlink(missing_ok=True)
+                return None
+            return self.add(
+                clip_id=job.clip_id,
+                camera=job.camera,
+                start_s=first / 1000 + job.wall_offset_s,
+                end_s=last / 1000 + job.wall_offset_s,
+                frames=job.writer.packets,
+                events=job.events,
+            )
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+
+    def _pending_bytes(self) -> int:
+        """The clips closed but not indexed yet, as they are on disk (with the MP4 index
+        once their writer closed), at least the bytes written into them."""
+        total = 0
+        for job in self.finisher.pending_jobs():
+            size = job.bytes
+            for path in (self.part_path(job.clip_id), self.path(job.clip_id)):
+                try:
+                    size = max(size, path.stat().st_size)
+                    break
+                except OSError:
+                    continue
+            total += size
+        return total
+
+    def wait_finished(self, timeout_s: float | None = None) -> bool:
+        """Wait until every closed clip is in the index; False on timeout."""
+        return self.finisher.wait_idle(timeout_s)
 
     def get(self, clip_id: str) -> Clip | None:
         with self._lock:
@@ -256,10 +309,12 @@ class ClipStore:
         return int(total)
 
     def make_room(self, open_bytes: int = 0) -> str | None:
-        """Apply retention, counting ``open_bytes`` of clips being written: delete clips
+        """Apply retention, counting ``open_bytes`` of clips being written (and those
+        closed but not indexed yet, as the finisher counts them): delete clips
         past their age, then the oldest unheld ones while a cap is hit. None when within
         the caps; else why recording must stop (only held clips are left)."""
         caps = self.caps
+        open_bytes += self._pending_bytes()  # the finisher's lock first: never inside ours
         with self._lock:
             if caps.max_age_s is not None:
                 cutoff = self._clock() - caps.max_age_s
@@ -300,14 +355,15 @@ class ClipStore:
             ).fetchone()
         return {"clips": int(count), "bytes": int(total), "held": int(held)}
 
-    def close(self) -> None:
+    def close(self, finish_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Finish the clips closed so far (``ClipFinisher.close``), then close the index."""
+        self.finisher.close(finish_timeout_s)
         with self._lock:
             self._db.close()
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)

@@ -139,6 +139,7 @@ def test_an_ip_camera_is_recorded_by_remux_across_a_reconnect(
         ends.update({e.event_id: e for e in done if e.lifecycle is Lifecycle.END})
     recorder.finish((), ())
     source.close()
+    assert store.wait_finished(30.0)  # the finisher's thread indexes closed clips
     assert len(frames) >= FRAMES + 30, source.health()
     assert len(connections) == 2 and source.health().reconnects == 1
     assert recorder.stats()["mode"] == "remux"

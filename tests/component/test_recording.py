@@ -57,6 +57,7 @@ def test_an_event_in_the_simulator_scene_yields_a_playable_clip(tmp_path: Path) 
     )
     first_frame_wall: dict[str, float] = {}
     run_offline(source, pipeline, on_frame=detector.on_frame, read_timeout_s=1.0)
+    assert store.wait_finished(30.0)  # the finisher's thread indexes closed clips
     store_clips = store.clips()
     ends = [e for e in sink.events if e.lifecycle is Lifecycle.END]
     news = [e for e in sink.events if e.lifecycle is Lifecycle.NEW]
@@ -122,6 +123,7 @@ def test_a_clip_never_shows_what_a_privacy_mask_covers(tmp_path: Path) -> None:
         recorder=recorder,
     )
     run_offline(source, pipeline, on_frame=detector.on_frame, read_timeout_s=1.0)
+    assert store.wait_finished(30.0)
     clips = store.clips()
     assert clips, "an event and no clip"
     frames = 0

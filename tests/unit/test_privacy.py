@@ -26,8 +26,9 @@ from edge_agent.privacy import (
     privacy_filter,
     protect,
 )
-from edge_agent.privacy.faces import full_range_anchors, weighted_nms
-from edge_agent.privacy.filter import merge_faces, tiles, window_px
+from edge_agent.privacy import faces as faces_module
+from edge_agent.privacy.faces import full_range_anchors, loaded_face_models, weighted_nms
+from edge_agent.privacy.filter import cached_filters, merge_faces, tiles, window_px
 from edge_agent.types import Box
 
 TRIANGLE = [(0.1, 0.1), (0.9, 0.2), (0.4, 0.9)]
@@ -261,3 +262,43 @@ def test_check_config_says_when_the_face_model_is_unusable() -> None:
         problems = [p for p in semantic_problems(bad, offline=True) if "privacy" in p]
         assert len(problems) == 1 and "cameras[0].privacy.face_model" in problems[0]
         assert says in problems[0]
+
+
+def test_new_masks_and_thresholds_keep_one_face_model_and_only_the_live_filters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_model("blazeface_full_range")
+    loads: list[object] = []
+    real = faces_module.load_interpreter
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(faces_module, "load_interpreter", counted)
+    filters_before = cached_filters()
+    live = None
+    for i in range(8):  # each a saved config; the reloaded camera holds the new filter
+        config = PrivacyConfig(
+            masks=[[(0.1, 0.1), (0.2 + i / 20, 0.1), (0.1, 0.4)]],
+            blur_faces=True,
+            face_score_threshold=0.5 if i % 2 else 0.3 + i / 50,
+        )
+        live = privacy_filter(config)
+        assert live.faces is not None
+        assert live.faces.score_threshold == config.face_score_threshold
+        assert loaded_face_models() == 1
+        assert cached_filters() == filters_before + 1  # the old config's filter is gone
+    assert len(loads) <= 1  # none when another test's model was still in use
+    del live
+    assert cached_filters() == filters_before
+
+
+def test_a_threshold_view_shares_the_model_and_keeps_its_own_threshold() -> None:
+    model = BlazeFace(FakeFaceInterpreter(100, (0, 0, 20, 20), logit=1.0), score_threshold=0.5)
+    strict = model.with_score_threshold(0.9)  # logit 1.0 is a score of 0.73
+    assert model.with_score_threshold(0.5) is model
+    assert strict._interpreter is model._interpreter and strict._lock is model._lock
+    picture = np.zeros((100, 100, 3), np.uint8)
+    assert len(model.detect(picture)) == 1 and strict.detect(picture) == []
+    assert model.score_threshold == 0.5  # the model itself is unchanged

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
+from realdata import require_model
 
 from edge_agent.config import load_config
+from edge_agent.privacy import CameraPrivacy, privacy_filter
+from edge_agent.privacy.faces import loaded_face_models
+from edge_agent.privacy.filter import cached_filters
 from edge_agent.rules.config import LineCrossingRuleConfig
 from edge_agent.service.reload import ReloadOutcome
 from edge_agent.web.config import WebConfig, split_listen
@@ -256,3 +260,36 @@ def test_a_refused_save_leaves_the_rollback_where_it_was(config_path: Path) -> N
     assert editor.save_zones(other).status == 409
     assert config_path.read_bytes() == after_a
     assert previous_path(config_path).read_bytes() == original
+
+
+class LiveFilters:
+    """A reload as the agent's: the camera's new pipeline takes the filter of its new
+    config (``build_pipeline``), the old pipeline goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.live: CameraPrivacy | None = None
+
+    def __call__(self) -> ReloadOutcome:
+        self.live = privacy_filter(load_config(self.path).cameras[0].privacy)
+        return ReloadOutcome(True, changed=("cameras",))
+
+
+def test_saving_masks_again_and_again_with_face_blur_keeps_one_face_model(
+    config_path: Path,
+) -> None:
+    require_model("blazeface_full_range")
+    data = yaml.safe_load(config_path.read_text())
+    data["cameras"][0]["privacy"] = {"blur_faces": True}
+    config_path.write_text(yaml.safe_dump(data))
+    reload = LiveFilters(config_path)
+    reload()
+    filters = cached_filters()
+    editor = ConfigEditor(config_path, reload)
+    for i in range(6):
+        mask = [[0.1, 0.1], [0.2 + i / 20, 0.1], [0.2 + i / 20, 0.3], [0.1, 0.3]]
+        assert editor.save_zones({**SAVE, "masks": [mask]}).status == 200
+        assert reload.live is not None and reload.live.faces is not None
+        assert len(reload.live.masks.polygons) == 1
+        assert loaded_face_models() == 1
+        assert cached_filters() == filters  # the previous masks' filter went with its pipeline

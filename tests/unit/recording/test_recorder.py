@@ -18,6 +18,8 @@ from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
 from edge_agent.recording.store import REASON_HELD_FULL, ClipStore, RetentionCaps
 from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent
 
+WAIT_S = 30.0  # for the finisher's thread: a bound on a wait, not a speed figure
+
 
 def run(
     recorder: CameraRecorder, frames: int, script: dict[int, list[ObjectEvent]]
@@ -26,6 +28,7 @@ def run(
     for i in range(frames):
         events, _, _ = recorder.observe(frame(i), tuple(script.get(i, ())), ())
         ends += [e for e in events if e.lifecycle is Lifecycle.END]
+    assert recorder.store.wait_finished(WAIT_S)  # closed clips are indexed off this thread
     return ends
 
 
@@ -131,6 +134,7 @@ def test_finish_closes_the_open_clip_and_names_it(tmp_path: Path) -> None:
     recorder = make(tmp_path)
     run(recorder, 80, {50: [event("a", Lifecycle.NEW, 50, 50)]})
     events, _ = recorder.finish((event("a", Lifecycle.END, 50, 79),), ())
+    assert recorder.store.wait_finished(WAIT_S)
     (clip,) = recorder.store.clips()
     assert events[0].clip == ClipRef(clip.id)
 
@@ -147,6 +151,7 @@ def test_a_camera_that_changes_size_mid_event_goes_on_in_a_new_playable_clip(
             big[:, (i * 3) % 128] = 255
             shot = Frame("cam1", i, shot.captured_at_s, shot.monotonic_s, big)
         recorder.observe(shot, tuple(script.get(i, ())), ())
+    assert recorder.store.wait_finished(WAIT_S)
     clips = recorder.store.clips()
     assert len(clips) == 2
     sizes = [probe(recorder.store.path(c.id)) for c in clips]

@@ -62,6 +62,7 @@ def test_a_reconnect_mid_clip_ends_it_and_the_next_clip_starts_at_a_keyframe(
         ends += [e for e in events if e.lifecycle is Lifecycle.END]
     assert recorder.encoder.format is None  # nothing was encoded here
     assert recorder.stats()["mode"] == "remux"
+    assert store.wait_finished(30.0)  # the finisher's thread indexes closed clips
     before, after = sorted(store.clips(), key=lambda c: c.start_s)
     assert ends[0].clip is not None and ends[0].clip.id == before.id
     assert before.events == after.events == ("e1",)
