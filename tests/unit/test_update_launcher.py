@@ -294,3 +294,29 @@ def test_an_agent_release_older_than_the_factory_install_is_refused(
     )
     with pytest.raises(UpdateError, match=r"older than the installed 0\.1\.0"):
         commit(up, old, "old")
+
+
+class RecordingHost(Host):
+    def restart_for_update(self) -> None:
+        self.published.append({"phase": "restart"})
+
+
+def test_a_trial_started_by_another_agent_than_the_release_rolls_back(tmp_path: Path) -> None:
+    """The launcher fell back to the factory install during the new agent's trial: that
+    agent cannot prove the new one healthy, so it rolls back and restarts at once."""
+    from edge_agent.update.store import ReleaseStore
+
+    settings = UpdatesConfig(dir=tmp_path / "releases", trusted_keys=[PUBLIC_HEX])
+    store = ReleaseStore(settings.dir)
+    wheel = "edge_agent-5-py3-none-any.whl"
+    folder = make_release(store.staging / "a.d", {wheel: b"PK"}, kind="agent", version="5")
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    store.switch(store.place(release))  # then the old agent exits 75
+    host = RecordingHost()
+    up = Updater(settings, host)  # this start (version 0.1.0) takes the trial ...
+    up.start()  # ... and gives it up
+    assert [p["phase"] for p in host.published] == ["rolled_back", "restart"]
+    assert "not the release's 5" in str(host.published[0]["reason"])
+    assert store.current("agent") is None
