@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY=1 ;;
         --print-unit) PRINT_UNIT=1 ;;
         --page-edits) PAGE_EDITS=1 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
