@@ -42,12 +42,19 @@ from edge_agent.update.release import verify_release
 from edge_agent.update.store import ReleaseStore
 
 ROOT = "city/agentupd/dev-1"
-NEW = "0.1.1"  # the release; the running (factory) agent is __version__
+
+
+def _bumped(by: int) -> str:
+    parts = __version__.split(".")
+    return ".".join([*parts[:-1], str(int(parts[-1]) + by)])
+
+
+NEW = _bumped(1)  # the release; the running (factory) agent is __version__
+BROKEN, DIES = _bumped(2), _bumped(3)
 TIMEOUT_S = 60.0
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "edge_agent" / "update" / "launcher.py"
 BASE_PYTHON = Path(sys.executable)  # the test venv: the factory install
-assert __version__ == "0.1.0", "NEW must be newer than the running agent"
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +62,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
     return {
         "good": agent_wheel(out / "good", NEW),
-        "broken": cannot_import(out / "broken", "0.1.2"),
-        "dies": dies_at_run(out / "dies", "0.1.3"),
+        "broken": cannot_import(out / "broken", BROKEN),
+        "dies": dies_at_run(out / "dies", DIES),
     }
 
 
@@ -217,7 +224,7 @@ def test_an_agent_release_is_installed_beside_switched_launched_and_kept(
     assert store.current("agent") == NEW and phase(store) == "trial"
 
     # systemd: ExecStartPre, then ExecStart through the launcher, as processes.
-    assert "agent 0.1.1 trial" in prestart(device.releases)
+    assert f"agent {NEW} trial" in prestart(device.releases)
     new = subprocess.Popen(
         [str(BASE_PYTHON), str(LAUNCHER), "run", "--config", str(device.path)],
         env=device_env(device.releases),
@@ -255,7 +262,7 @@ def test_an_agent_release_that_cannot_import_is_refused_before_the_switch(
         published
     )
     store = ReleaseStore(device.releases)
-    assert store.current("agent") is None and not (device.releases / "agent" / "0.1.2").exists()
+    assert store.current("agent") is None and not (device.releases / "agent" / BROKEN).exists()
     assert phase(store) == "rolled_back"
     assert not device.agent.wait(0.0)  # the running agent goes on (no exit, no switch)
     # ... and a good one after it goes through (nothing was left half-done).
@@ -286,9 +293,9 @@ def test_a_new_agent_that_dies_at_start_is_rolled_back_by_the_prestart(
 ) -> None:
     releases = tmp_path / "releases"
     store = installed(releases, signed(tmp_path, wheels["dies"], "dies"))
-    assert "agent 0.1.3 trial" in prestart(releases)  # marks the trial as seen, keeps it
+    assert f"agent {DIES} trial" in prestart(releases)  # marks the trial as seen, keeps it
     first = launch(releases, "run", cwd=tmp_path)  # the new agent: it passed the install
-    assert "running agent release 0.1.3" in first.stderr  # checks, and dies at its start
+    assert f"running agent release {DIES}" in first.stderr  # checks, and dies at its start
     assert first.returncode == 1 and "crashed at start" in first.stderr
     said = prestart(releases)  # Restart=on-failure: the next ExecStartPre takes it back
     assert "rolled_back" in said and "did not start" in said
