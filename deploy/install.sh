@@ -4,8 +4,9 @@
 #
 #   sudo deploy/install.sh [--bin PATH] [--now] [--dry-run]
 #
-#   --bin PATH   the installed console script (default: `command -v edge-agent`, else
-#                /opt/edge-agent/venv/bin/edge-agent); the unit's ExecStart runs it
+#   --bin PATH   the factory venv's console script (default: `command -v edge-agent`, else
+#                /opt/edge-agent/venv/bin/edge-agent); the unit runs the python beside it:
+#                ExecStartPre its update repair, ExecStart its launcher (docs/updates.md)
 #   --now        also start (or restart) the service; needs /etc/edge-agent/config.yaml
 #   --dry-run    print what would be done, change nothing (no root needed)
 #   --print-unit print the unit as it would be installed, and exit
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY=1 ;;
         --print-unit) PRINT_UNIT=1 ;;
         --page-edits) PAGE_EDITS=1 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -55,8 +56,11 @@ case "$BIN" in
     *) BIN="$(pwd)/$BIN" ;;
 esac
 
+# The factory venv's interpreter: the unit's prestart and launcher run from it, and agent
+# releases are venvs over it (docs/updates.md, The agent itself).
+PY="$(dirname "$BIN")/python"
 render_unit() {
-    sed "s#^ExecStart=.*#ExecStart=$BIN run#" "$UNIT_SRC"
+    sed "s#/opt/edge-agent/venv/bin/python #$PY #" "$UNIT_SRC"
 }
 
 if [ "$PRINT_UNIT" = 1 ]; then
@@ -80,13 +84,18 @@ if [ "$DRY" = 0 ] && [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 [ -f "$UNIT_SRC" ] || { echo "install.sh: $UNIT_SRC is missing" >&2; exit 1; }
-if [ ! -x "$BIN" ]; then
+if [ ! -x "$BIN" ] || [ ! -x "$PY" ]; then
     if [ "$DRY" = 1 ]; then
-        say "warning: $BIN is not an executable yet (install the wheel first, or pass --bin)"
+        say "warning: $BIN or $PY is not an executable yet (install the wheel first, or pass --bin)"
     else
-        echo "install.sh: $BIN is not executable: install the wheel first, or pass --bin PATH" >&2
+        echo "install.sh: $BIN or $PY is not executable: install the wheel first, or pass --bin PATH" >&2
         exit 1
     fi
+elif ! "$PY" -I -c "import edge_agent.update.launcher, edge_agent.update.prestart" 2>/dev/null; then
+    echo "install.sh: $PY has no edge_agent.update.launcher: install this version's wheel" >&2
+    [ "$DRY" = 1 ] || exit 1
+elif ! "$PY" -I -m pip --version >/dev/null 2>&1; then
+    say "warning: $PY has no pip: the agent's own updates (agent releases) need it (pip >= 22.3)"
 fi
 
 # 1. The service user: a system account with no login and no home of its own.
@@ -149,7 +158,8 @@ install_file() {  # install_file DEST MODE < content
 }
 CHANGED=0
 render_unit | install_file "$UNIT_DST" 0644 && CHANGED=1
-say "  ExecStart=$BIN run"
+say "  ExecStartPre=$PY -I -m edge_agent.update.prestart"
+say "  ExecStart=$PY -I -m edge_agent.update.launcher run"
 if [ -n "$EXTRA_GROUPS" ]; then
     [ -d "$DROPIN_DIR" ] || run install -d -m 0755 "$DROPIN_DIR"
     printf '# written by deploy/install.sh: device groups this OS has\n[Service]\nSupplementaryGroups=%s\n' \

@@ -2,9 +2,14 @@
 
     edge-provision release keygen KEY                # the signing key (keep it offline)
     edge-provision release make DIR --kind model --version 7 --expires 2027-01-01 --key KEY
+    edge-provision release agent DIR WHEEL... --expires 2027-01-01 --key KEY
     edge-provision release sign DIR --key KEY2       # a second signature (key rotation)
     edge-provision release pack DIR OUT.tar
     edge-provision release rollout OUT.tar --devices city/s/pi-1,city/s/pi-2 --waves 1,10,50%
+
+An agent release is the agent's wheel (``edge_agent-{version}-….whl``; the release takes
+its version) and any dependency wheels that changed, for the devices' platform; the device
+installs them beside the running agent over its factory venv (edge_agent.update.agent_env).
 
 A rollout sends the archive to each device of a wave over MQTT (``update_begin``, the
 ``update_chunk`` s, ``update_commit``), waits for each device's outcome on its retained
@@ -19,6 +24,8 @@ import base64
 import hashlib
 import json
 import math
+import re
+import shutil
 import sys
 import tarfile
 import threading
@@ -31,7 +38,14 @@ from edge_agent import crypto
 from edge_agent.files import write_atomic
 from edge_agent.mqtt.client import PacketTypes, new_client, new_properties
 from edge_agent.mqtt.settings import MqttSettings
-from edge_agent.update.release import METADATA, make_metadata, sign_metadata
+from edge_agent.update.release import (
+    METADATA,
+    VERSION,
+    ReleaseRefused,
+    agent_wheel,
+    make_metadata,
+    sign_metadata,
+)
 from edge_agent.update.transfer import pack
 
 __all__ = ["Fleet", "register", "wave_sizes"]
@@ -235,14 +249,55 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_make(args: argparse.Namespace) -> int:
-    expires = datetime.fromisoformat(args.expires)
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=timezone.utc)
+    expires = _expires(args.expires)
+    if args.kind == "agent":
+        try:
+            agent_wheel([p.name for p in args.dir.iterdir() if p.name != METADATA], args.version)
+        except ReleaseRefused as error:
+            print(f"edge-provision: {error}", file=sys.stderr)
+            return 2
     body = make_metadata(args.dir, kind=args.kind, version=args.version, expires=expires)
     write_atomic(args.dir / METADATA, json.dumps(body, indent=1).encode(), 0o644)
     if args.key is not None:
         print(f"signed by key {sign_metadata(args.dir, _read_key(args.key))}")
     print(f"wrote {args.dir / METADATA}: {args.kind} {args.version}, expires {expires.isoformat()}")
+    return 0
+
+
+def _expires(text: str) -> datetime:
+    expires = datetime.fromisoformat(text)
+    return expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    wheels: list[Path] = args.wheels
+    names = [w.name for w in wheels]
+    ours = [n for n in names if n.startswith("edge_agent-")]
+    version = ours[0].split("-")[1] if len(ours) == 1 else ""
+    try:
+        if not re.fullmatch(VERSION, version):
+            raise ReleaseRefused(
+                f"the agent's wheel must be one edge_agent-VERSION-….whl with VERSION dotted "
+                f"numbers (a release's version); got {', '.join(ours) or 'none'}"
+            )
+        agent_wheel(names, version)
+    except ReleaseRefused as error:
+        print(f"edge-provision: {error}", file=sys.stderr)
+        return 2
+    if args.dir.exists() and any(args.dir.iterdir()):
+        print(f"edge-provision: {args.dir} is not empty", file=sys.stderr)
+        return 2
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        shutil.copyfile(wheel, args.dir / wheel.name)
+    expires = _expires(args.expires)
+    body = make_metadata(args.dir, kind="agent", version=version, expires=expires)
+    write_atomic(args.dir / METADATA, json.dumps(body, indent=1).encode(), 0o644)
+    print(f"signed by key {sign_metadata(args.dir, _read_key(args.key))}")
+    print(
+        f"wrote {args.dir / METADATA}: agent {version}, {len(wheels) - 1} dependency "
+        f"wheel(s), expires {expires.isoformat()}"
+    )
     return 0
 
 
@@ -293,6 +348,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     make.add_argument("--expires", required=True, help="ISO date or time (UTC unless given)")
     make.add_argument("--key", type=Path, help="sign with this key too")
     make.set_defaults(handler=_cmd_make)
+    agent = sub.add_parser(
+        "agent", help="DIR: an agent release of the agent's wheel (and dependency wheels)"
+    )
+    agent.add_argument("dir", type=Path, help="made here (new or empty)")
+    agent.add_argument("wheels", type=Path, nargs="+", help="edge_agent-VERSION-….whl, …")
+    agent.add_argument("--expires", required=True, help="ISO date or time (UTC unless given)")
+    agent.add_argument("--key", type=Path, required=True)
+    agent.set_defaults(handler=_cmd_agent)
     sign = sub.add_parser("sign", help="add a signature to DIR/release.json")
     sign.add_argument("dir", type=Path)
     sign.add_argument("--key", type=Path, required=True)

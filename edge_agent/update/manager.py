@@ -23,9 +23,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
+from edge_agent import __version__
+from edge_agent.update import agent_env
 from edge_agent.update.config import UpdatesConfig
 from edge_agent.update.errors import UpdateError
-from edge_agent.update.release import METADATA, Release, ReleaseRefused, verify_release
+from edge_agent.update.release import (
+    METADATA,
+    Release,
+    ReleaseRefused,
+    agent_wheel,
+    verify_release,
+)
 from edge_agent.update.store import ReleaseStore, UpdateState
 from edge_agent.update.transfer import Staging, TransferError, unpack
 
@@ -132,6 +140,8 @@ class Updater:
                 raise UpdateError(f"refused: {error}") from None
             state = self.store.place(release)
             self.staging.discard(archive_id)
+            if release.kind == "agent":
+                self._build_agent_env(state, release)
             deferred = self._deferral()
             self.pending = deferred
             self._thread = threading.Thread(
@@ -152,13 +162,50 @@ class Updater:
 
     def _verify(self, folder: Path, kind: str | None) -> Release:
         claimed = _claimed_kind(folder)
-        return verify_release(
+        installed = self.store.current(claimed) if claimed else None
+        if claimed == "agent" and installed is None:
+            installed = __version__  # the factory install runs: nothing older than it
+        release = verify_release(
             folder,
             trusted_keys=self.settings.keys(),
-            installed=self.store.current(claimed) if claimed else None,
+            installed=installed,
             now=datetime.fromtimestamp(self._wall_clock(), timezone.utc),
             kind=kind,
         )
+        if release.kind == "agent":
+            self._launch()  # refused now, rather than switched to a release that never runs
+        return release
+
+    def _launch(self) -> agent_env.Launch:
+        launch = agent_env.launched()
+        if launch is None:
+            raise ReleaseRefused(
+                "this agent was not started by the launcher (python -m "
+                "edge_agent.update.launcher, deploy/systemd/edge-agent.service): an agent "
+                "release would never run"
+            )
+        if launch.releases.resolve() != self.store.root.resolve():
+            raise ReleaseRefused(
+                f"the launcher runs agent releases from {launch.releases}, updates.dir is "
+                f"{self.store.root}: set EDGE_AGENT_RELEASES_DIR in the unit to updates.dir"
+            )
+        return launch
+
+    def _build_agent_env(self, state: UpdateState, release: Release) -> None:
+        """The placed agent release's environment, before any switch; refused (and its
+        folder removed) when it cannot be made or does not start."""
+        folder = self.store.root / "agent" / release.version
+        try:
+            wheels = [agent_wheel(release.files, release.version)]
+            wheels += [n for n in release.files if n != wheels[0]]
+            agent_env.build_env(
+                folder, release.version, wheels, self._launch().base_python, on_step=self.store.step
+            )
+        except (agent_env.AgentEnvError, ReleaseRefused, OSError) as error:
+            reason = f"the new agent does not install or start: {error}"
+            self.store.refuse_placed(state, reason)
+            self._publish_refusal(reason)
+            raise UpdateError(f"refused: {reason}") from None
 
     def report(self) -> dict[str, object]:
         """For ``status``: what runs, the last update, and what waits."""
@@ -170,6 +217,13 @@ class Updater:
         """After the agent started: a new agent on trial runs its health check now."""
         state = self.started_state
         if state is not None and state.phase == "trial" and state.kind == "agent":
+            if state.version != __version__:  # the launcher fell back to another agent
+                self._roll_back(
+                    state,
+                    f"the agent that started is {__version__}, not the release's "
+                    f"{state.version} (its environment did not run)",
+                )
+                return
             self._thread = threading.Thread(
                 target=self._check, args=(state, time.monotonic()), name="update", daemon=True
             )

@@ -35,6 +35,7 @@ __all__ = [
     "VERSION",
     "Release",
     "ReleaseRefused",
+    "agent_wheel",
     "canonical",
     "file_sha256",
     "make_metadata",
@@ -50,6 +51,7 @@ FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 """A release is flat: one level of plain names, nothing to climb out of its directory."""
 Kind = Literal["model", "config", "agent"]
 REQUIRED: dict[str, str] = {"config": "config.yaml"}  # the file a kind cannot do without
+AGENT_DIST = "edge_agent"  # the agent's wheels are edge_agent-{version}-{tags}.whl
 
 
 class ReleaseRefused(Exception):
@@ -95,6 +97,29 @@ class Release:
 
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
+
+
+def agent_wheel(files: list[str] | tuple[str, ...], version: str) -> str:
+    """The agent's own wheel in an agent release of ``version``: the release holds wheels
+    only (the agent's and any dependency that changed), and exactly one of the agent,
+    ``edge_agent-{version}-….whl`` (what runs is what the version says).
+    :class:`ReleaseRefused` saying what is wrong."""
+    for name in files:
+        if not name.endswith(".whl"):
+            raise ReleaseRefused(f"an agent release holds wheels only, not {name!r}")
+    ours = [n for n in files if n.split("-")[0].lower().replace(".", "_") == AGENT_DIST]
+    if len(ours) != 1:
+        raise ReleaseRefused(
+            f"an agent release must hold exactly one {AGENT_DIST}-{version}-….whl "
+            f"(it holds {len(ours)} {AGENT_DIST} wheels)"
+        )
+    parts = ours[0].split("-")
+    if len(parts) < 5 or parts[1] != version:
+        raise ReleaseRefused(
+            f"the agent's wheel {ours[0]!r} is not version {version}, the release's "
+            "(build the wheel with the release's version)"
+        )
+    return ours[0]
 
 
 def canonical(signed: dict[str, object]) -> bytes:
@@ -220,4 +245,6 @@ def verify_release(
         raise ReleaseRefused(f"a {signed.kind} release must hold {required}")
     if signed.kind == "model" and not any(n.endswith(".tflite") for n in signed.files):
         raise ReleaseRefused("a model release must hold a .tflite file")
+    if signed.kind == "agent":
+        agent_wheel(tuple(signed.files), signed.version)
     return Release(signed.kind, signed.version, expires, tuple(sorted(signed.files)), folder)

@@ -29,9 +29,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.files import fsync_path, write_atomic
-from edge_agent.update.release import Release
+
+if TYPE_CHECKING:  # not at run time: the unit's ExecStartPre repairs without cryptography
+    from edge_agent.update.release import Release
 
 __all__ = ["KINDS", "ReleaseStore", "UpdateState"]
 
@@ -92,6 +95,7 @@ class ReleaseStore:
         self.root = root
         self.staging = root / "staging"
         self._on_step = on_step
+        self.step = on_step  # for the steps of others (an agent release's environment)
         self._clock = clock
         for folder in (root, self.staging, *(root / k for k in KINDS)):
             folder.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -154,6 +158,17 @@ class ReleaseStore:
         self._on_step("current_linked")
         return self._write_state(replace(state, phase="trial"), "trial")
 
+    def refuse_placed(self, state: UpdateState, reason: str) -> UpdateState:
+        """A placed release found unfit before its switch (an agent release whose
+        environment does not start): final, nothing switched, its folder removed."""
+        state = self._write_state(replace(state, phase="rolled_back", reason=reason), "refused")
+        self._remove_unused(state.kind, state.version)
+        return state
+
+    def _remove_unused(self, kind: str, version: str) -> None:
+        if version not in (self.current(kind), self.previous(kind)):
+            shutil.rmtree(self.root / kind / version, ignore_errors=True)
+
     def keep(self, state: UpdateState, reason: str) -> UpdateState:
         """The health check passed: final. Older releases than ``previous`` are removed."""
         state = self._write_state(replace(state, phase="kept", reason=reason), "kept")
@@ -198,6 +213,7 @@ class ReleaseStore:
         if state.phase == "installed":
             why = "interrupted before the switch; the running release was kept"
             state = self._write_state(replace(state, phase="rolled_back", reason=why), "repaired")
+            self._remove_unused(state.kind, state.version)  # e.g. a half-built environment
         elif state.phase == "trial" and state.kind == "agent" and state.pid == os.getpid():
             return state  # repaired once already in this process (the CLI, then the agent)
         elif state.phase == "trial" and state.kind == "agent" and state.attempts == 0:

@@ -26,6 +26,11 @@ INSTALL = REPO / "deploy" / "install.sh"
 EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 TIMEOUT_S = 60.0
+# The factory venv: this test venv (its python exists, so the unit verifies).
+FACTORY_BIN = str(Path(sys.executable).parent / "edge-agent")
+FACTORY_PY = str(Path(sys.executable).parent / "python")
+EXEC_START = f"ExecStart={FACTORY_PY} -I -m edge_agent.update.launcher run"
+EXEC_START_PRE = f"ExecStartPre={FACTORY_PY} -I -m edge_agent.update.prestart"
 
 
 def verify(unit_text: str, tmp_path: Path) -> list[str]:
@@ -50,7 +55,7 @@ def verify(unit_text: str, tmp_path: Path) -> list[str]:
     return said + ([f"exit status {result.returncode}"] if result.returncode else [])
 
 
-def installed_unit(bin_path: str = "/bin/true") -> str:
+def installed_unit(bin_path: str = FACTORY_BIN) -> str:
     result = subprocess.run(
         ["sh", str(INSTALL), "--print-unit", "--bin", bin_path],
         capture_output=True,
@@ -63,7 +68,8 @@ def installed_unit(bin_path: str = "/bin/true") -> str:
 
 def test_the_unit_verifies(tmp_path: Path) -> None:
     text = installed_unit()
-    assert "ExecStart=/bin/true run\n" in text
+    assert f"{EXEC_START}\n" in text and f"{EXEC_START_PRE}\n" in text
+    assert "Environment=EDGE_AGENT_RELEASES_DIR=%S/edge-agent/releases\n" in text
     assert verify(text, tmp_path) == []
 
 
@@ -72,7 +78,7 @@ def test_the_unit_verifies(tmp_path: Path) -> None:
     [
         ("Type=notify", "Type=notifyy"),
         ("WatchdogSec=60s", "WatchdogSecs=60s"),
-        ("ExecStart=/bin/true run", "ExecStart=/nonexistent/edge-agent run"),
+        (EXEC_START, "ExecStart=/nonexistent/python -I -m edge_agent.update.launcher run"),
         ("DeviceAllow=char-video4linux rw", "DeviceAllow=char-video4linux rwx"),
     ],
 )
@@ -109,7 +115,7 @@ def test_install_dry_run_says_what_it_would_do_and_changes_nothing(tmp_path: Pat
     unit_dir = tmp_path / "units"
     env = {**os.environ, "EDGE_AGENT_UNIT_DIR": str(unit_dir)}
     result = subprocess.run(
-        ["sh", str(INSTALL), "--dry-run", "--bin", "/bin/true"],
+        ["sh", str(INSTALL), "--dry-run", "--bin", FACTORY_BIN],
         capture_output=True,
         text=True,
         env=env,
@@ -123,7 +129,7 @@ def test_install_dry_run_says_what_it_would_do_and_changes_nothing(tmp_path: Pat
     assert "would run: install -d -m 0750 -o root -g edge-agent /etc/edge-agent" in out
     assert "would run: install -d -m 0700 -o edge-agent -g edge-agent /var/lib/edge-agent" in out
     assert f"would write {unit_dir}/edge-agent.service" in out
-    assert "ExecStart=/bin/true run" in out
+    assert EXEC_START.replace("ExecStart=", "  ExecStart=") in out
     assert "would run: systemctl daemon-reload" in out
     assert "would run: systemctl enable edge-agent.service" in out
     assert not unit_dir.exists()  # nothing written
@@ -135,7 +141,7 @@ def test_install_with_page_edits_gives_the_agent_its_config_directory(tmp_path: 
     unit_dir = tmp_path / "units"
     env = {**os.environ, "EDGE_AGENT_UNIT_DIR": str(unit_dir)}
     result = subprocess.run(
-        ["sh", str(INSTALL), "--dry-run", "--page-edits", "--bin", "/bin/true"],
+        ["sh", str(INSTALL), "--dry-run", "--page-edits", "--bin", FACTORY_BIN],
         capture_output=True,
         text=True,
         env=env,
@@ -155,7 +161,7 @@ def test_install_again_leaves_an_unchanged_unit_alone(tmp_path: Path) -> None:
     (unit_dir / "edge-agent.service").write_text(installed_unit())
     env = {**os.environ, "EDGE_AGENT_UNIT_DIR": str(unit_dir)}
     result = subprocess.run(
-        ["sh", str(INSTALL), "--dry-run", "--bin", "/bin/true"],
+        ["sh", str(INSTALL), "--dry-run", "--bin", FACTORY_BIN],
         capture_output=True,
         text=True,
         env=env,

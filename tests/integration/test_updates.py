@@ -2,7 +2,8 @@
 release switches and stays; a config whose camera is dead and a model file that is not a
 model each fail and roll back by themselves; tampered, older and expired releases are
 refused with the reason. The releases go as ``update_begin`` / ``update_chunk`` /
-``update_commit``, and ``update_fetch`` takes one from a local http server."""
+``update_commit``, and ``update_fetch`` takes one from a local http server. The agent's own
+update, from a real wheel to the launched new agent: test_agent_update.py."""
 
 from __future__ import annotations
 
@@ -245,24 +246,3 @@ def test_a_model_that_is_not_a_model_rolls_back_and_a_good_one_stays(
         agent.detectors.for_camera("cam1") is not rolled_back_detector
     )  # loaded again from model/current
     assert ReleaseStore(Path(data["updates"]["dir"])).previous("model") == "1"
-
-
-def test_an_agent_release_switches_exits_for_systemd_and_the_next_start_keeps_it(
-    tmp_path: Path, device: Device
-) -> None:
-    """What can be tested without systemd: the switch, the pointer, the exit code, and the
-    next start's health check keeping the new agent."""
-    files = {"edge_agent-2.0-py3-none-any.whl": b"PK\x03\x04 a wheel"}
-    reply = send(
-        device.centre, archive_of(make_release(tmp_path / "a2", files, kind="agent")), "a2"
-    )
-    assert reply["state"] == "switching"
-    assert device.agent.wait(30.0)  # the update asked the agent to stop
-    assert device.agent.exit_code == 75  # Restart=on-failure starts it again
-    assert outcome(device.centre, "agent", "2", ("trial",))["reason"].startswith("switched")
-    store = ReleaseStore(Path(device.data["updates"]["dir"]))
-    assert store.current("agent") == "2" and store.previous("agent") is None
-    device.restart()
-    kept = outcome(device.centre, "agent", "2")
-    assert kept["phase"] == "kept" and kept["attempts"] == 1, kept
-    assert device.agent.exit_code == 0 and store.current("agent") == "2"

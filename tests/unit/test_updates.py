@@ -326,7 +326,7 @@ def test_a_power_cut_at_every_step_leaves_the_old_or_the_new_release(
 def test_a_new_agent_gets_one_start_to_keep_itself(tmp_path: Path) -> None:
     store = ReleaseStore(tmp_path)
     folder = make_release(
-        store.staging / "a.d", {"edge_agent.whl": b"PK"}, kind="agent", version="5"
+        store.staging / "a.d", {"edge_agent-5-py3-none-any.whl": b"PK"}, kind="agent", version="5"
     )
     release = verify_release(
         folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
@@ -414,8 +414,9 @@ def test_the_operator_tool_makes_signs_and_packs_a_release(
 
 
 def place_agent(store: ReleaseStore, version: str, installed: str | None) -> object:
+    wheel = f"edge_agent-{version}-py3-none-any.whl"  # the env is not built here
     folder = make_release(
-        store.staging / f"a{version}.d", {"edge_agent.whl": b"PK"}, kind="agent", version=version
+        store.staging / f"a{version}.d", {wheel: b"PK"}, kind="agent", version=version
     )
     release = verify_release(
         folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=installed, now=NOW
@@ -447,7 +448,9 @@ def test_a_rollback_at_start_restarts_into_the_old_agent(tmp_path: Path) -> None
 def test_a_rollback_of_an_unswitched_agent_does_not_restart(tmp_path: Path) -> None:
     host = FakeHost()
     store = ReleaseStore(tmp_path / "releases")
-    folder = make_release(store.staging / "a.d", {"w.whl": b"PK"}, kind="agent", version="3")
+    folder = make_release(
+        store.staging / "a.d", {"edge_agent-3-py3-none-any.whl": b"PK"}, kind="agent", version="3"
+    )
     store.place(
         verify_release(folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW)
     )  # placed, cut off before the switch: this process already runs what `current` names
