@@ -93,12 +93,12 @@ from edge_agent.service import (
 from edge_agent.service.reload import ReloadOutcome, check_reload
 from edge_agent.sinks import OutboxSink
 from edge_agent.web.feed import RecentOutputs, TeeSink
-from edge_agent.web.server import WebServer, start_web
 from edge_agent.worker import CameraWorker
 
 if TYPE_CHECKING:
     from edge_agent.renew import Renewer
     from edge_agent.update.manager import Updater
+    from edge_agent.web.server import WebServer
 
 __all__ = [
     "PREVIEW_EXPIRY_S",
@@ -244,6 +244,8 @@ class Agent(CameraCommands, AgentReports):
             self._start_cameras()
             self._spawn(self._housekeeping_loop, "housekeeping")
             if self.config.web.enabled:
+                from edge_agent.web.server import start_web  # only with the page (memory)
+
                 self.web = start_web(self, self.config.web, self.recent)
             self._started = True
         if self.updater is not None:

@@ -29,6 +29,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.datafiles import DataFileError
 from edge_agent.outbox import OutboxError
 from edge_agent.runlock import AlreadyRunning, RunLock
+from edge_agent.service.malloc import limit_malloc_arenas
 
 log = logging.getLogger("edge_agent")
 
@@ -50,6 +51,7 @@ def run_agent(
     """Run until SIGTERM/SIGINT (or ``seconds``); stop cleanly either way. With
     ``config_path``, SIGHUP re-reads it (checked first; a bad one is refused and logged).
     One agent per outbox (``RunLock``): a second one exits 1 and touches nothing."""
+    limit_malloc_arenas()  # one malloc arena for the agent's threads: ~3 MB less resident
     lock = RunLock(config.outbox.path)
     try:
         lock.acquire()
