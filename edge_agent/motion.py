@@ -203,16 +203,13 @@ class MotionGate:
         cv2.accumulateWeighted(current, background, self._blend(now_s))
         self._last_s = now_s
 
-        if changed >= min_changed_px:
-            self._consecutive += 1
-        else:
-            self._consecutive = 0
+        moved = changed >= min_changed_px
+        self._consecutive = self._consecutive + 1 if moved else 0
         has_motion = self._consecutive >= settings.min_frames
-        regions: tuple[Box, ...] = ()
         if has_motion:
             self.frames_with_motion += 1
-            regions = _regions(mask)
-        return MotionResult(has_motion=has_motion, motion_ratio=ratio, regions=regions)
+        regions = _regions(mask) if moved else ()
+        return MotionResult(has_motion=has_motion, motion_ratio=ratio, regions=regions, moved=moved)
 
 
 def _regions(mask: Mask) -> tuple[Box, ...]:

@@ -5,6 +5,9 @@ The pipeline never touches the network and never encodes: it hands each frame's
 running, stdout when replaying). It decides per frame whether the detector runs:
 
 - the motion gate says something moved, or
+- this frame moved where a live track (tentative too) is expected: no need to wait for
+  the gate's ``min_frames`` when it is known what moves (at 5 fps a fast car crosses its
+  length in the frame the gate waits), or
 - live tracks exist and have not been refreshed for ``refresh_interval_s``
   (someone standing still has faded into the motion background but is still
   there; this is what lets the gate be strict about noise), or
@@ -207,12 +210,12 @@ class CameraPipeline:
             or not self._motion.settings.enabled
             or self._should_detect(now_s, has_motion)
         )
+        expected = self._tracker.expected_tracks(now_s) if detection_ran or motion_boxes else ()
+        # ... and where a live track moves (tentative too), before the gate's ``min_frames``.
+        detection_ran = detection_ran or _moves_at(motion_boxes, expected)
         if detection_ran:
             found = self._detector.detect(
-                frame.image,
-                now_s=now_s,
-                motion=motion_boxes,
-                tracks=self._tracker.expected_tracks(now_s),
+                frame.image, now_s=now_s, motion=motion_boxes, tracks=expected
             )
             result = found.result
             clock.detector_runs += 1
@@ -322,6 +325,11 @@ class CameraPipeline:
         started = time.perf_counter()
         self._sink.emit(output)
         self.clock.add("outbox", time.perf_counter() - started)
+
+
+def _moves_at(motion: Sequence[Box], tracks: Sequence[Track]) -> bool:
+    """Whether this frame's motion touches a live track where it is expected."""
+    return any(m.intersection(t.box) > 0.0 for m in motion for t in tracks)
 
 
 def _combine(

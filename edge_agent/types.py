@@ -141,9 +141,12 @@ class DetectionResult:
 class MotionResult:
     """The motion gate's verdict on one frame."""
 
-    has_motion: bool
+    has_motion: bool  # enough moving area for ``min_frames`` frames in a row: the gate is open
     motion_ratio: float  # share of the analysis frame's pixels that changed
-    regions: tuple[Box, ...] = ()
+    regions: tuple[Box, ...] = ()  # where it moved, whenever this frame ``moved``
+    # This frame alone has enough moving area (``has_motion`` before the ``min_frames``
+    # hysteresis): motion at a live track's place is that track, not a glitch.
+    moved: bool = False
 
 
 @dataclass(frozen=True)

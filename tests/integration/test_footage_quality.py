@@ -48,8 +48,13 @@ def test_vehicles_on_the_highway_are_found_as_vehicles() -> None:
     truth = load_truth(TRUTH_DIR / "automl_traffic_frames.yaml")
     require_media(truth.clip)
     vehicle = replay_clip(truth).score().row("vehicle")
-    # Defaults: four frames analysed at 5 fps; two of the three vehicles are found, none split.
-    assert vehicle.matched >= 2 and vehicle.fragments == 0 and vehicle.false_events == 0, vehicle
+    # Defaults: four frames analysed at 5 fps; the three vehicles are found, each its own
+    # event. One more "car" event is a road marking behind the fence, top right (0.69 at
+    # frame 12, 0.59 at frame 18): the scorer has no positions and counts it a fragment. It
+    # was an event before the tracker's second stage too, scored then as the pickup's match
+    # while the pickup's sightings continued the dark car's event (docs/pipeline.md §6).
+    assert (vehicle.matched, vehicle.false_events) == (3, 0), vehicle
+    assert vehicle.fragments <= 1 and vehicle.observed <= 4, vehicle
 
 
 @pytest.mark.parametrize("regions", [True, False], ids=["regions", "whole-frame"])

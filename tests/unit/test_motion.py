@@ -81,6 +81,19 @@ def test_a_single_frame_glitch_is_ignored() -> None:
     assert not gate.update(street()).has_motion
 
 
+def test_the_first_frame_of_motion_says_where_it_moved_before_the_gate_opens() -> None:
+    # The pipeline runs the detector on it when the motion is at a live track's place.
+    gate = MotionGate(MotionSettings(min_frames=2))
+    for _ in range(5):
+        gate.update(street())
+    first = gate.update(with_person(street(), 100))
+    assert first.moved and not first.has_motion
+    (region,) = first.regions
+    assert region.x_min < 100 / 320 < region.x_max
+    still = gate.update(street())  # the glitch is gone, and so is the motion
+    assert not still.moved and still.regions == ()
+
+
 def test_a_slow_low_contrast_walker_opens_the_gate() -> None:
     # 1 px per frame at 320 px wide: 32 s to cross the picture at 10 fps.
     for settings in (MotionSettings(), BACKGROUND_ONLY):
