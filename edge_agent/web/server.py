@@ -18,6 +18,7 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from email.message import Message
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from edge_agent.remote import nests_deeper_than
 from edge_agent.web import api
 from edge_agent.web.auth import (
     LoginLimiter,
@@ -57,6 +59,8 @@ STATIC = {
 MAX_FORM_BYTES = 4096
 IDLE_TIMEOUT_S = 30.0
 MAX_JSON_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 16  # the editor's save nests four levels (zones, polygon, point)
+MAX_LOGGED_PATH = 200
 SECURITY_HEADERS = (
     (
         "Content-Security-Policy",
@@ -212,6 +216,7 @@ class _V6Server(_Server):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    _answered = False  # a status line was sent for the request in hand
     server_version = "edge-agent"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -286,14 +291,19 @@ class _Handler(BaseHTTPRequestHandler):
         referer = self.headers.get("Referer")
         return referer is not None and referer.startswith(f"http://{host}/")
 
-    def _body(self, limit: int) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            return None
-        if not 0 <= length <= limit:
-            return None
-        return self.rfile.read(length)
+    def _body(self, limit: int) -> bytes | str:
+        """The request's body, or why it was not read: ``"too large"``, or a bad
+        Content-Length (not a number, negative) or Transfer-Encoding (chunked bodies are
+        not taken: the page never sends one)."""
+        if self.headers.get("Transfer-Encoding"):
+            return "Transfer-Encoding is not supported: send a Content-Length"
+        text = self.headers.get("Content-Length", "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            return "Content-Length must be a number of bytes"
+        text = text.lstrip("0") or "0"
+        if len(text) > len(str(limit)) or int(text) > limit:
+            return "too large"
+        return self.rfile.read(int(text))
 
     # -- GET ----------------------------------------------------------------------------
 
@@ -301,6 +311,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        self._answer(self._get)
+
+    def do_POST(self) -> None:
+        self._answer(self._post)
+
+    def _answer(self, handle: Callable[[], None]) -> None:
+        """Run ``handle``; a bug it hits is a 500 with a short JSON body and one logged
+        traceback, never a connection dropped without an answer."""
+        self._answered = False
+        try:
+            handle()
+        except OSError as error:  # the client went away: nothing to answer
+            log.debug("page: %s %s: %s", self.command, self.path[:MAX_LOGGED_PATH], error)
+            self.close_connection = True
+        except Exception:
+            log.exception("page: %s %s failed", self.command, self.path[:MAX_LOGGED_PATH])
+            self.close_connection = True
+            if not self._answered:
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._answered = True
+        super().send_response(code, message)
+
+    def _get(self) -> None:
         if not self.page.host_allowed(self.headers.get("Host")):
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unknown host name"})
             return
@@ -347,10 +382,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif len(parts) == 4 and parts[:2] == ["api", "cameras"] and parts[3] == "latest.jpg":
             draw = query.get("draw", ["0"])[0] in ("1", "true", "yes")
             width = query.get("width", ["640"])[0]
+            # ASCII digits only ("²".isdigit() is True), and few of them: int() of 5000
+            # digits raises; anything wider than MAX_WIDTH_PX is that width anyway.
+            width_px = int(width[:6]) if width.isascii() and width.isdigit() else 640
             try:
-                jpeg = self.page.frames.latest_jpeg(
-                    target, parts[2], draw=draw, width_px=int(width) if width.isdigit() else 640
-                )
+                jpeg = self.page.frames.latest_jpeg(target, parts[2], draw=draw, width_px=width_px)
             except KeyError:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"no camera {parts[2]!r}"})
                 return
@@ -369,11 +405,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- POST ---------------------------------------------------------------------------
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         body = self._body(MAX_JSON_BYTES)  # read first: a refusal must not leave it unread
-        if body is None:
+        if not isinstance(body, bytes):
             self.close_connection = True
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            if body == "too large":
+                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            else:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": body})
             return
         if not self.page.host_allowed(self.headers.get("Host")):
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unknown host name"})
@@ -427,8 +466,12 @@ class _Handler(BaseHTTPRequestHandler):
             result = editor.rollback()
         else:
             try:
+                if nests_deeper_than(body.decode("utf-8"), MAX_JSON_DEPTH):
+                    problem = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                    self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": [problem]})
+                    return
                 data = json.loads(body)
-            except ValueError:
+            except ValueError:  # UnicodeDecodeError too
                 self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": ["not JSON"]})
                 return
             result = editor.save_zones(data)
