@@ -326,6 +326,10 @@ class Publisher:
         # Keep a slice of the budget for the "stopped" status and the disconnect.
         stop_deadline = deadline - min(1.0, timeout_s / 4.0)
         alive = []
+        if self._commands is not None:
+            # Told now, waited for after the drain: an idle command thread ends at once, and
+            # a drain that uses its whole budget (no broker) must not leave it none.
+            self._commands.request_stop()
         if self._failback is not None and not self._failback.stop(timeout_s / 4.0):
             alive.append(self._failback.thread.name)
         self._drain.request_stop(stop_deadline)

@@ -346,6 +346,24 @@ def test_stop_reports_nothing_when_every_thread_stopped(outbox: Outbox) -> None:
     )
 
 
+def test_a_drain_that_uses_the_whole_stop_budget_leaves_an_idle_command_thread_none_stuck(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that takes messages but never acknowledges them (or none at all): the drain
+    waits for acks until its deadline. The idle command thread was told to stop only after
+    that, with no time left, and every stop logged 'thread mqtt-commands did not stop'."""
+    publisher, fake = new_publisher(
+        outbox, on_command=BlockingCommands(block=False), fake=FakeClient(auto_ack=False)
+    )
+    outbox.enqueue_many(durable_messages())
+    publisher.start()
+    wait_until(lambda: publisher.connected, TIMEOUT_S, "connected")
+    with caplog.at_level(logging.ERROR, logger="edge_agent.mqtt"):
+        assert publisher.stop(timeout_s=0.5) == ()
+    assert not [r for r in caplog.records if "did not stop" in r.getMessage()]
+    assert outbox.stats().depth_rows == len(durable_messages())  # unacknowledged: all kept
+
+
 def test_a_link_lost_while_the_drain_holds_for_a_move_is_still_a_lost_link(
     outbox: Outbox,
 ) -> None:
