@@ -352,7 +352,7 @@ def test_a_drain_that_uses_the_whole_stop_budget_leaves_an_idle_command_thread_n
     """A broker that takes messages but never acknowledges them (or none at all): the drain
     waits for acks until its deadline. The idle command thread was told to stop only after
     that, with no time left, and every stop logged 'thread mqtt-commands did not stop'."""
-    publisher, fake = new_publisher(
+    publisher, _ = new_publisher(
         outbox, on_command=BlockingCommands(block=False), fake=FakeClient(auto_ack=False)
     )
     outbox.enqueue_many(durable_messages())
