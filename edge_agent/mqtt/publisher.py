@@ -413,10 +413,11 @@ class Publisher:
     def _on_connect_fail(self, client: Client, userdata: object) -> None:
         """The broker was unreachable, or refused us before MQTT (a TLS handshake failed:
         wrong CA, host name, revoked or expired certificate): visible in stats."""
+        problem = "cannot connect to {}:{} (unreachable, or TLS refused)".format(*self._where())
         with self._link.lock:
-            self._link.last_error = "cannot connect to {}:{} (unreachable, or TLS refused)".format(
-                *self._where()
-            )
+            said, self._link.last_error = self._link.last_error == problem, problem
+        if not said:  # once an outage: paho tries again with back-off, and says nothing
+            _log.warning("%s; trying again with back-off, messages are kept in the outbox", problem)
 
     @property
     def commands_ready(self) -> bool:
