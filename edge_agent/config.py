@@ -22,7 +22,7 @@ from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
-from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.config import PrivacyConfig, polygon_area
 from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 from edge_agent.update.config import UpdatesConfig
@@ -84,14 +84,25 @@ SourceConfig = Annotated[
 ]
 
 
+MAX_ZONE_POINTS = 256
+"""A drawn zone has a handful of corners; each point costs every track on every frame."""
+
+
 class ZoneConfig(StrictModel):
     """A named region of the picture, as a polygon in normalised (0..1) coordinates."""
 
     name: Identifier
-    polygon: list[tuple[UnitFloat, UnitFloat]] = Field(min_length=3)
+    polygon: list[tuple[UnitFloat, UnitFloat]] = Field(min_length=3, max_length=MAX_ZONE_POINTS)
     labels: list[str] | None = None  # None: every label of interest
     schedule: ZoneScheduleConfig | None = None  # None: always active
     inertia_frames: int = Field(3, ge=1, le=100)  # frames in/out before it counts
+
+    @field_validator("polygon")
+    @classmethod
+    def _has_area(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if polygon_area(polygon) <= 0.0:  # nothing can ever stand inside it
+            raise ValueError("the polygon has no area (all points on a line or the same)")
+        return polygon
 
 
 def _repeated(names: list[str]) -> list[str]:

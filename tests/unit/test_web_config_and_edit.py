@@ -130,6 +130,29 @@ def test_an_invalid_save_changes_nothing(config_path: Path) -> None:
     assert not config_path.with_name("config.yaml.prev").exists()
 
 
+@pytest.mark.parametrize(
+    ("polygon", "problem"),
+    [
+        ([[0.5, 0.5]] * 20_000, "at most 256"),  # 20,000 points (within the page's 256 kB)
+        ([[0.5, 0.5]] * 4, "no area"),  # one point four times: nothing can stand in it
+        ([[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]], "no area"),  # a line
+    ],
+    ids=["20000-points", "a-point", "a-line"],
+)
+def test_a_zone_no_one_can_stand_in_or_of_many_points_is_refused(
+    config_path: Path, polygon: list[list[float]], problem: str
+) -> None:
+    """What a hostile save found: both were written to the config and applied (each point
+    is a test for every track on every frame)."""
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    save = {"camera": "cam1", "zones": [{"name": "gate", "polygon": polygon}]}
+    result = ConfigEditor(config_path, reloads).save_zones(save)
+    assert result.status == 422, result.body
+    assert any(problem in p and "zones[0].polygon" in p for p in result.body["problems"])
+    assert config_path.read_bytes() == before and reloads.calls == 0
+
+
 def test_a_save_the_agent_refuses_puts_the_file_back(config_path: Path) -> None:
     before = config_path.read_bytes()
     result = ConfigEditor(config_path, Reloads(applied=False)).save_zones(SAVE)
