@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import ValidationError
 
+import edge_agent.web.edit as edit_module
 from edge_agent.config import load_config
 from edge_agent.rules.config import LineCrossingRuleConfig
 from edge_agent.service.reload import ReloadOutcome
@@ -205,6 +207,39 @@ def test_a_config_the_agent_may_not_write_is_said_and_left_alone(
     (problem,) = result.body["problems"]
     assert "Read-only file system" in problem and "Under systemd" in problem
     assert config_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("full_at", ["the new file", "the previous file"])
+def test_a_full_disk_during_a_save_keeps_the_config_and_its_rollback_point(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, full_at: str
+) -> None:
+    """The rollback point was written first: a disk that filled up before the new config
+    was written left the config as it was but its ``.prev`` replaced by that same config,
+    so the earlier version a rollback would go back to was lost; and the reason said to
+    give the agent write access."""
+    previous = config_path.with_name("config.yaml.prev")
+    previous.write_text("the version a rollback goes back to\n")
+    before = config_path.read_bytes()
+    real_write = edit_module.write_atomic
+
+    def write_until_full(path: Path, data: bytes, mode: int, **options: object) -> None:
+        if (full_at == "the previous file") == (path == previous):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, mode, **options)
+
+    monkeypatch.setattr(edit_module, "write_atomic", write_until_full)
+    reloads = Reloads()
+    result = ConfigEditor(config_path, reloads).save_zones(SAVE)
+    assert result.status == 409 and reloads.calls == 0
+    (problem,) = result.body["problems"]
+    assert "No space left on device" in problem and "free space" in problem
+    assert "write access" not in problem
+    assert config_path.read_bytes() == before
+    assert previous.read_text() == "the version a rollback goes back to\n"
+    assert sorted(p.name for p in config_path.parent.iterdir()) == [
+        "config.yaml",
+        "config.yaml.prev",
+    ]  # no staged file left behind
 
 
 def test_a_zone_schedule_is_kept_unless_sent(config_path: Path) -> None:
