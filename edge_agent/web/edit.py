@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from edge_agent.config_base import StrictModel
 from edge_agent.config_check import check_config_data
 from edge_agent.files import write_atomic
 from edge_agent.service.reload import ReloadOutcome
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ConfigEditor", "EditResult", "LineEdit", "ZoneEdit", "ZonesEdit", "previous_path"]
 
@@ -201,10 +204,19 @@ class ConfigEditor:
             return EditResult(409, {"ok": False, "problems": [self._unwritable(error)]})
         outcome = self._reload()
         if not outcome.applied:
-            write_atomic(self.path, current, mode)  # disk agrees with what runs
-            if kept is not None:  # and the rollback still goes where it went before
-                write_atomic(self.previous, kept, mode)
-            return EditResult(409, {"ok": False, "problems": list(outcome.problems)})
+            problems = list(outcome.problems)
+            try:
+                write_atomic(self.path, current, mode)  # disk agrees with what runs
+                if kept is not None:  # and the rollback still goes where it went before
+                    write_atomic(self.previous, kept, mode)
+            except OSError as error:
+                problems.append(
+                    f"and the file could not be put back ({error.strerror or error}): "
+                    f"{self.path} holds the refused version, the running one is in "
+                    f"{self.previous}; press Roll back once the disk is writable"
+                )
+                log.error("config %s: %s", self.path, problems[-1])
+            return EditResult(409, {"ok": False, "problems": problems})
         return EditResult(
             200, {"ok": True, "changed": list(outcome.changed), "previous": str(self.previous)}
         )

@@ -242,6 +242,28 @@ def test_a_full_disk_during_a_save_keeps_the_config_and_its_rollback_point(
     ]  # no staged file left behind
 
 
+def test_a_refused_save_that_cannot_be_put_back_says_where_each_version_is(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent refuses the reload and the disk fills before the file is put back: an
+    answer (it was an exception, a 500 with no reason) naming where each version is."""
+    real_write = edit_module.write_atomic
+    writes: list[Path] = []
+
+    def full_after_the_save(path: Path, data: bytes, mode: int, **options: object) -> None:
+        writes.append(path)
+        if len(writes) > 2:  # the staged config and the .prev went through
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, mode, **options)
+
+    monkeypatch.setattr(edit_module, "write_atomic", full_after_the_save)
+    result = ConfigEditor(config_path, Reloads(applied=False)).save_zones(SAVE)
+    assert result.status == 409
+    reason, put_back = result.body["problems"]
+    assert reason == "cameras: cannot open"
+    assert "could not be put back" in put_back and "config.yaml.prev" in put_back
+
+
 def test_a_zone_schedule_is_kept_unless_sent(config_path: Path) -> None:
     editor = ConfigEditor(config_path, Reloads())
     night = {"start": "22:00", "end": "05:00"}
