@@ -361,7 +361,10 @@ class CommandHandler:
         if name == "status":
             return Reply.json({"ok": True, **self._target.status_report()})
         if name == "reload":
-            return Reply.json(self._target.reload_config())
+            outcome = self._target.reload_config()
+            if outcome.get("ok") is False:  # every reason of a bad file: cut like any error
+                return Reply.error(str(outcome.get("error")))
+            return Reply.json(outcome)
         if name == "announce":
             return Reply.json(self._target.announce())
         if isinstance(command, SnapshotCommand):

@@ -479,3 +479,22 @@ def test_every_command_refuses_hostile_values_and_changes_nothing(
             assert len(str(answer["error"])) <= MAX_ERROR_CHARS, label
             assert state() == before, label
     assert body(handler.handle("ping", b"{}"))["ok"] is True
+
+
+def test_a_reload_refused_for_many_reasons_is_a_bounded_error_reply() -> None:
+    """A config file with thousands of problems: the refusal quoted every one of them, a
+    reply far over the documented 1,100 characters (the whole list is in the device's log
+    and in ``check-config``)."""
+
+    class Refusing(EverythingAgent):
+        def reload_config(self) -> Mapping[str, object]:
+            reasons = "; ".join(f"cameras[0].zones[{i}].name: bad" for i in range(5_000))
+            return {"ok": False, "error": f"config /etc/x.yaml refused: {reasons}"}
+
+    handler = CommandHandler(Refusing(None))  # type: ignore[arg-type]
+    reply = handler.handle("reload", b"{}")
+    answer = body(reply)
+    assert answer["ok"] is False and str(answer["error"]).startswith("config /etc/x.yaml refused")
+    assert len(str(answer["error"])) <= MAX_ERROR_CHARS + 30
+    validator("reply-error").validate(answer)
+    assert handler.refused == 1
