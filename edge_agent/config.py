@@ -535,13 +535,25 @@ for _tag, _what in (("timestamp", "date"), ("int", "integer"), ("float", "number
     )
 
 
+MAX_CONFIG_BYTES = 4 << 20
+"""A site's config is a few kB (a hundred cameras with zones: a few hundred kB)."""
+
+
 def read_config_data(path: Path) -> object:
     """The YAML document in ``path``; every way the file cannot be read is a ConfigError."""
     source = str(path)
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_file():  # /dev/zero, a FIFO: would never end
+            what = "a directory" if path.is_dir() else "not a regular file"
+            raise ConfigError(source, [f"cannot read the file: it is {what}"])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ConfigError(source, [f"cannot read the file: {error.strerror or error}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            source, [f"the file is larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config"]
+        )
     if not raw.strip():
         raise ConfigError(source, ["the file is empty (expected site_id, device_id, cameras, ...)"])
     if b"\0" in raw:
