@@ -356,6 +356,13 @@ class CommandHandler:
             command = COMMAND_MODELS[name].model_validate(data)
         except ValidationError as error:
             return Reply.error("; ".join(_problems(error)))
+        try:
+            return self._run(name, command)
+        except OSError as error:  # a full disk, an unreadable file: said, not "internal error"
+            log.error("command %r failed: %s", name, error)
+            return Reply.error(f"{name} failed on the device: {error.strerror or error}")
+
+    def _run(self, name: str, command: CommandModel) -> Reply:
         if name == "ping":
             return Reply.json({"ok": True, "ts": round(self._clock(), 3)})
         if name == "status":

@@ -1,3 +1,4 @@
+import errno
 import json
 import logging
 from collections.abc import Mapping
@@ -498,3 +499,20 @@ def test_a_reload_refused_for_many_reasons_is_a_bounded_error_reply() -> None:
     assert len(str(answer["error"])) <= MAX_ERROR_CHARS + 30
     validator("reply-error").validate(answer)
     assert handler.refused == 1
+
+
+@pytest.mark.parametrize("name", ["update_begin", "update_chunk", "clip_fetch"])
+def test_a_full_disk_behind_a_command_is_said_not_an_internal_error(
+    name: str, tmp_path: Path
+) -> None:
+    """The update staging appends a chunk, the clip store reads one: an OSError escaped the
+    handler and the command thread answered only "internal error"."""
+
+    class DiskFull(Recorder):
+        def _called(self, name: str, *args: object) -> dict[str, object]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    handler = CommandHandler(EverythingAgent(tmp_path), clips=DiskFull(), updates=DiskFull())  # type: ignore[arg-type]
+    answer = body(handler.handle(name, json.dumps(VALID_COMMANDS[name]).encode()))
+    assert answer == {"ok": False, "error": f"{name} failed on the device: No space left on device"}
+    assert body(handler.handle("ping", b"{}"))["ok"] is True
