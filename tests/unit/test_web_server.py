@@ -306,3 +306,29 @@ def test_a_bug_behind_a_route_is_a_500_with_json_and_the_page_goes_on(
     assert "a bug in health" in caplog.text  # the traceback is in the log, not the answer
     monkeypatch.undo()
     assert request(server, "GET", "/api/health", Authorization=auth)[0] == 200
+
+
+def test_one_host_holding_idle_connections_cannot_lock_the_technician_out(
+    server: WebServer,
+) -> None:
+    """Slowloris from one LAN host: connections opened and left idle held every request
+    thread (16) for their 30 s timeout; now one address gets 8, the next host is served."""
+    httpd = server._httpd
+    idle = [socket.create_connection(server.address, timeout=10) for _ in range(8)]
+    try:
+        wait_until(lambda: httpd._per_address.get("127.0.0.1") == 8, 10.0, "8 held")
+        with socket.create_connection(server.address, timeout=10) as ninth:
+            ninth.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert ninth.recv(100) == b""  # closed without an answer: busy
+        host, port = server.address
+        other = http.client.HTTPConnection(host, port, timeout=10, source_address=("127.0.0.2", 0))
+        try:
+            other.request("GET", "/login")
+            assert other.getresponse().status == 200  # another host is served
+        finally:
+            other.close()
+    finally:
+        for connection in idle:
+            connection.close()
+    wait_until(lambda: not httpd._per_address, 10.0, "every slot given back")
+    assert request(server, "GET", "/login")[0] == 200
