@@ -77,7 +77,7 @@ from edge_agent.assemble import (
     open_clip_store,
 )
 from edge_agent.camera_commands import CameraCommands
-from edge_agent.capture import FrameSource, LatestFrameMailbox, open_source
+from edge_agent.capture import CaptureError, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import Encoder, Topics, interrupted_end
@@ -427,7 +427,10 @@ class Agent(CameraCommands, AgentReports):
         try:
             workers = self._build_workers(new, detectors)
         except Exception as error:  # a camera that cannot open: bring the old ones back
-            log.exception("reload: could not open the new cameras; reopening the old ones")
+            if isinstance(error, CaptureError):  # bad input, said in full: no traceback
+                log.error("reload: %s; reopening the old cameras", error)
+            else:
+                log.exception("reload: could not open the new cameras; reopening the old ones")
             problems: tuple[str, ...] = (f"cameras: {error}",)
             try:
                 self.workers = self._build_workers(self.config, self.detectors)
