@@ -16,16 +16,14 @@ import binascii
 import ipaddress
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from email.message import Message
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from edge_agent.remote import nests_deeper_than
@@ -42,6 +40,7 @@ from edge_agent.web.auth import (
 from edge_agent.web.config import WebConfig, split_listen
 from edge_agent.web.edit import ConfigEditor
 from edge_agent.web.feed import RecentOutputs
+from edge_agent.web.limits import LimitedServer, LimitedV6Server
 from edge_agent.web.selftest import SelftestRunner
 
 __all__ = ["COOKIE", "WebServer", "default_password_file", "start_web"]
@@ -82,8 +81,6 @@ def default_password_file(config: WebConfig, config_path: Path | None) -> Path |
 
 
 MAX_HASHES_AT_ONCE = 2  # scrypt: 16 MiB and ~0.2 s of CPU each
-MAX_CONNECTIONS = 16  # request threads at once (a phone and a laptop need a handful)
-MAX_CONNECTIONS_PER_ADDRESS = 8  # a browser opens at most 6 to one host
 
 
 class WebServer:
@@ -112,7 +109,7 @@ class WebServer:
         self.static = {name: package.joinpath(name).read_bytes() for name in STATIC}
         read_password_hash(password_file)  # no page without a password: say so at start
         host, port = split_listen(settings.listen)
-        server_class = _V6Server if ":" in host else _Server
+        server_class = LimitedV6Server if ":" in host else LimitedServer
         self._httpd = server_class((host, port), _Handler)
         self._httpd.page = self
         self._thread: threading.Thread | None = None
@@ -182,69 +179,8 @@ class WebServer:
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    """One thread per connection, at most ``MAX_CONNECTIONS`` at once and
-    ``MAX_CONNECTIONS_PER_ADDRESS`` from one client address: a flood of connections from
-    the site network is turned away, not given the agent's memory, and one host holding
-    idle connections open cannot lock the technician out."""
-
-    daemon_threads = True
-    page: WebServer
-    _slots = threading.BoundedSemaphore(1)  # replaced per server in server_activate
-    _per_address: dict[str, int]
-    _per_address_lock: threading.Lock
-
-    def server_activate(self) -> None:
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._per_address = {}
-        self._per_address_lock = threading.Lock()
-        super().server_activate()
-
-    def _take(self, address: str) -> bool:
-        with self._per_address_lock:
-            held = self._per_address.get(address, 0)
-            if held >= MAX_CONNECTIONS_PER_ADDRESS:
-                return False
-            self._per_address[address] = held + 1
-        if self._slots.acquire(blocking=False):
-            return True
-        self._give_back(address, slot=False)
-        return False
-
-    def _give_back(self, address: str, *, slot: bool = True) -> None:
-        if slot:
-            self._slots.release()
-        with self._per_address_lock:
-            held = self._per_address.get(address, 1) - 1
-            if held > 0:
-                self._per_address[address] = held
-            else:
-                self._per_address.pop(address, None)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        address = str(client_address[0])
-        if not self._take(address):
-            self.shutdown_request(request)  # busy: the browser retries
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._give_back(address)
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._give_back(str(client_address[0]))
-
-
-class _V6Server(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LimitedServer
     _answered = False  # a status line was sent for the request in hand
     server_version = "edge-agent"
     sys_version = ""
