@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -220,6 +221,17 @@ COMMAND_MODELS: Mapping[str, type[CommandModel]] = {
 is done."""
 
 
+def _finite(value: object) -> object:
+    """``value`` with every non-finite float replaced by None, through dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Reply:
     """What goes back on the response topic; ``ok`` False: the command was refused."""
@@ -231,9 +243,13 @@ class Reply:
 
     @staticmethod
     def json(body: Mapping[str, object]) -> Reply:
-        return Reply(
-            json.dumps(body, separators=(",", ":")).encode(), ok=body.get("ok") is not False
-        )
+        """``body`` as strict JSON: a NaN or an infinity somewhere in a report (JSON has
+        neither; Python would write ``NaN``) goes out as null."""
+        try:
+            text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            text = json.dumps(_finite(body), separators=(",", ":"), allow_nan=False)
+        return Reply(text.encode(), ok=body.get("ok") is not False)
 
     @staticmethod
     def error(message: str) -> Reply:

@@ -516,3 +516,18 @@ def test_a_full_disk_behind_a_command_is_said_not_an_internal_error(
     answer = body(handler.handle(name, json.dumps(VALID_COMMANDS[name]).encode()))
     assert answer == {"ok": False, "error": f"{name} failed on the device: No space left on device"}
     assert body(handler.handle("ping", b"{}"))["ok"] is True
+
+
+def test_a_report_holding_nan_or_infinity_is_still_strict_json() -> None:
+    """Python writes NaN and Infinity, which no JSON parser of the centre need accept."""
+
+    class Odd(FakeAgent):
+        def status_report(self) -> Mapping[str, object]:
+            return {"cameras": {"cam1": {"fps": float("nan"), "ms": [1.5, float("inf")]}}}
+
+    reply = CommandHandler(Odd()).handle("status", b"{}")
+    assert reply is not None
+    assert strict_json(reply.payload) == {
+        "ok": True,
+        "cameras": {"cam1": {"fps": None, "ms": [1.5, None]}},
+    }
