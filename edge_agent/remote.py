@@ -221,14 +221,14 @@ COMMAND_MODELS: Mapping[str, type[CommandModel]] = {
 is done."""
 
 
-def _finite(value: object) -> object:
+def finite(value: object) -> object:
     """``value`` with every non-finite float replaced by None, through dicts and lists."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [finite(item) for item in value]
     return value
 
 
@@ -248,7 +248,7 @@ class Reply:
         try:
             text = json.dumps(body, separators=(",", ":"), allow_nan=False)
         except ValueError:
-            text = json.dumps(_finite(body), separators=(",", ":"), allow_nan=False)
+            text = json.dumps(finite(body), separators=(",", ":"), allow_nan=False)
         return Reply(text.encode(), ok=body.get("ok") is not False)
 
     @staticmethod

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from edge_agent.remote import nests_deeper_than
+from edge_agent.remote import finite, nests_deeper_than
 from edge_agent.web import api
 from edge_agent.web.auth import (
     LoginLimiter,
@@ -213,7 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, body: object, headers: tuple[tuple[str, str], ...] = ()) -> None:
-        data = json.dumps(body, allow_nan=False, default=str).encode("utf-8")
+        try:
+            data = json.dumps(body, allow_nan=False, default=str).encode("utf-8")
+        except ValueError:  # a NaN in a report: null, as the command replies
+            data = json.dumps(finite(body), allow_nan=False, default=str).encode("utf-8")
         self._send(status, data, "application/json", headers)
 
     def _redirect(self, location: str, headers: tuple[tuple[str, str], ...] = ()) -> None:

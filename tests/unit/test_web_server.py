@@ -332,3 +332,13 @@ def test_one_host_holding_idle_connections_cannot_lock_the_technician_out(
             connection.close()
     wait_until(lambda: not httpd._per_address, 10.0, "every slot given back")
     assert request(server, "GET", "/login")[0] == 200
+
+
+def test_a_health_report_holding_nan_is_answered_as_json_with_null(
+    server: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        server.target, "status_report", lambda: {"condition": "ok", "fps": float("nan")}
+    )
+    status, _, body = request(server, "GET", "/api/health", Authorization=basic(PASSWORD))
+    assert status == 200 and json.loads(body)["fps"] is None  # was a 500 (allow_nan=False)
