@@ -57,6 +57,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,7 @@ from edge_agent.assemble import (
     open_clip_store,
 )
 from edge_agent.camera_commands import CameraCommands
-from edge_agent.capture import FrameSource, LatestFrameMailbox, open_source
+from edge_agent.capture import CaptureError, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
 from edge_agent.encode import Encoder, Topics, interrupted_end
@@ -135,6 +136,7 @@ class Agent(CameraCommands, AgentReports):
         self.topics = Topics(config.topic_root)
         self._started_mono_s = time.monotonic()
         self._stop = threading.Event()
+        self._housekeeping_failures: dict[str, int] = {}  # step -> failures since start
         self._cameras_stop = threading.Event()  # the current cameras' threads (reload, stop)
         self._cameras_started_mono_s = self._started_mono_s
         self._reload_lock = threading.Lock()  # one reload at a time, and never during stop
@@ -280,20 +282,36 @@ class Agent(CameraCommands, AgentReports):
         wait_s = min(self.config.stats_interval_s, STATUS_INTERVAL_S)
         while not self._stop.wait(wait_s):
             now_s = time.monotonic()
-            try:
-                self.sink.retry()  # an event end a full disk refused: stored once it has room
-                self.indicator.show(self.condition(now_s))
-                self.service.tick(self.service_health(now_s), now_s)
-                if self.renewer is not None:
-                    self.renewer.tick()
-                for worker in self.workers:
-                    self._send_preview(worker, now_s)
-                if now_s >= next_stats_s:
-                    next_stats_s = now_s + self.config.stats_interval_s
-                    self.publish_stats()
-            except Exception:  # never let a stats bug stop the device
-                log.exception("housekeeping failed")
+            stats_due = now_s >= next_stats_s
+            if stats_due:
+                next_stats_s = now_s + self.config.stats_interval_s
+            self._housekeeping_pass(now_s, stats_due=stats_due)
             wait_s = self._next_wake_s(min(next_stats_s, now_s + STATUS_INTERVAL_S))
+
+    def _housekeeping_pass(self, now_s: float, *, stats_due: bool) -> None:
+        """Each step on its own: one that fails (a renewal's key on a full disk) must not
+        keep the others, the stats that would say what is wrong among them, from running.
+        A failure is logged at a step's 1st, 10th, 100th and every 1000th."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("retry", self.sink.retry),  # an end a full disk refused: stored once it can
+            ("status LED", lambda: self.indicator.show(self.condition(now_s))),
+            ("watchdog", lambda: self.service.tick(self.service_health(now_s), now_s)),
+        ]
+        if self.renewer is not None:
+            steps.append(("certificate renewal", self.renewer.tick))
+        steps += [
+            (f"preview {w.config.id}", partial(self._send_preview, w, now_s)) for w in self.workers
+        ]
+        if stats_due:
+            steps.append(("stats", self.publish_stats))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:  # never let one step's bug stop the others, or the device
+                failures = self._housekeeping_failures
+                count = failures[name] = failures.get(name, 0) + 1
+                if count in (1, 10, 100) or count % 1000 == 0:
+                    log.exception("housekeeping: %s failed (%d times)", name, count)
 
     def _next_wake_s(self, next_due_s: float) -> float:
         """Seconds until the status, stats or a preview frame are due (previews change
@@ -411,7 +429,10 @@ class Agent(CameraCommands, AgentReports):
         try:
             workers = self._build_workers(new, detectors)
         except Exception as error:  # a camera that cannot open: bring the old ones back
-            log.exception("reload: could not open the new cameras; reopening the old ones")
+            if isinstance(error, CaptureError):  # bad input, said in full: no traceback
+                log.error("reload: %s; reopening the old cameras", error)
+            else:
+                log.exception("reload: could not open the new cameras; reopening the old ones")
             problems: tuple[str, ...] = (f"cameras: {error}",)
             try:
                 self.workers = self._build_workers(self.config, self.detectors)

@@ -22,7 +22,7 @@ from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
 from edge_agent.config_base import Identifier, StrictModel, UnitFloat
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
-from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.config import PrivacyConfig, polygon_area
 from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 from edge_agent.update.config import UpdatesConfig
@@ -84,14 +84,25 @@ SourceConfig = Annotated[
 ]
 
 
+MAX_ZONE_POINTS = 256
+"""A drawn zone has a handful of corners; each point costs every track on every frame."""
+
+
 class ZoneConfig(StrictModel):
     """A named region of the picture, as a polygon in normalised (0..1) coordinates."""
 
     name: Identifier
-    polygon: list[tuple[UnitFloat, UnitFloat]] = Field(min_length=3)
+    polygon: list[tuple[UnitFloat, UnitFloat]] = Field(min_length=3, max_length=MAX_ZONE_POINTS)
     labels: list[str] | None = None  # None: every label of interest
     schedule: ZoneScheduleConfig | None = None  # None: always active
     inertia_frames: int = Field(3, ge=1, le=100)  # frames in/out before it counts
+
+    @field_validator("polygon")
+    @classmethod
+    def _has_area(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if polygon_area(polygon) <= 0.0:  # nothing can ever stand inside it
+            raise ValueError("the polygon has no area (all points on a line or the same)")
+        return polygon
 
 
 def _repeated(names: list[str]) -> list[str]:
@@ -524,13 +535,25 @@ for _tag, _what in (("timestamp", "date"), ("int", "integer"), ("float", "number
     )
 
 
+MAX_CONFIG_BYTES = 4 << 20
+"""A site's config is a few kB (a hundred cameras with zones: a few hundred kB)."""
+
+
 def read_config_data(path: Path) -> object:
     """The YAML document in ``path``; every way the file cannot be read is a ConfigError."""
     source = str(path)
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_file():  # /dev/zero, a FIFO: would never end
+            what = "a directory" if path.is_dir() else "not a regular file"
+            raise ConfigError(source, [f"cannot read the file: it is {what}"])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ConfigError(source, [f"cannot read the file: {error.strerror or error}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            source, [f"the file is larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config"]
+        )
     if not raw.strip():
         raise ConfigError(source, ["the file is empty (expected site_id, device_id, cameras, ...)"])
     if b"\0" in raw:

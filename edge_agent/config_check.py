@@ -155,7 +155,7 @@ def _part_problems(parts: _Parts, config_path: Path | None, *, offline: bool) ->
         problems.extend(_unusable("outbox.path", lambda: _outbox_problems(outbox.path)))
     for index, camera in parts.cameras:
         where = f"cameras[{index}].source"
-        problems.extend(_unusable(where, partial(_source_problems, where, camera)))
+        problems.extend(_unusable(where, partial(source_problems, where, camera)))
         problems.extend(_face_model_problems(f"cameras[{index}].privacy", camera))
         problems.extend(_camera_model_problems(f"cameras[{index}].model", camera))
     return problems
@@ -264,7 +264,7 @@ def _label_problems(
     return problems
 
 
-def _source_problems(where: str, camera: CameraConfig) -> list[str]:
+def source_problems(where: str, camera: CameraConfig) -> list[str]:
     """A video file that is not there, a simulator scene that does not exist, PyAV
     missing for a ``kind: pyav`` camera."""
     source = camera.source

@@ -14,14 +14,13 @@ renderer reads, at most once a second. Rendering is in :mod:`edge_agent.fleet_re
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge_agent.mqtt import ReceivedMessage
-from edge_agent.watch import SeqLedger, gap_seqs, seq_of
+from edge_agent.watch import SeqLedger, gap_seqs, json_object, seq_of
 
 __all__ = [
     "ANNOUNCE_CORRELATION",
@@ -389,11 +388,7 @@ def summary(rows: list[DeviceRow]) -> dict[str, int]:
 def _json_body(message: ReceivedMessage) -> dict[str, object] | None:
     if (message.content_type or "application/json") != "application/json":
         return None
-    try:
-        parsed = json.loads(message.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
+    return json_object(message.payload)
 
 
 def _text(value: object) -> str | None:

@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from edge_agent.config import problems_of
 from edge_agent.config_base import Identifier, StrictModel
@@ -103,12 +104,20 @@ def nests_deeper_than(text: str, limit: int) -> bool:
     return False
 
 
-class SnapshotCommand(StrictModel):
+class CommandModel(StrictModel):
+    """A command's payload: unknown keys refused, and types as the AsyncAPI schema says
+    them, not guessed: ``true`` is not 1, ``"60"`` is not 60, ``0`` is not ``false``, and
+    NaN or Infinity (which Python's JSON parser reads) is no number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class SnapshotCommand(CommandModel):
     camera: Identifier
     width_px: int = Field(640, ge=64, le=1920)
 
 
-class PreviewCommand(StrictModel):
+class PreviewCommand(CommandModel):
     camera: Identifier
     on: bool = True
     seconds: float = Field(60.0, gt=0, le=MAX_PREVIEW_S)
@@ -118,26 +127,26 @@ class PreviewCommand(StrictModel):
     budget_bps: int | None = Field(None, ge=8_000)
 
 
-class ReferenceCommand(StrictModel):
+class ReferenceCommand(CommandModel):
     camera: Identifier
     mode: Literal["learn", "frame"] = "learn"  # learn: a median over learn_s; frame: the next
     analyzers: list[Identifier] | None = None  # None: every analyzer that holds a reference
 
 
-class EmptyCommand(StrictModel):
+class EmptyCommand(CommandModel):
     pass
 
 
 CLIP_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
-class ClipsCommand(StrictModel):
+class ClipsCommand(CommandModel):
     camera: Identifier | None = None
     since: float | None = None  # wall clock, seconds since the epoch
     until: float | None = None
 
 
-class ClipIdCommand(StrictModel):
+class ClipIdCommand(CommandModel):
     id: str = Field(pattern=CLIP_ID)
 
 
@@ -145,25 +154,25 @@ ARCHIVE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SHA256 = r"^[0-9a-f]{64}$"
 
 
-class UpdateBeginCommand(StrictModel):
+class UpdateBeginCommand(CommandModel):
     id: str = Field(pattern=ARCHIVE_ID)
     size: int = Field(ge=1)
     sha256: str = Field(pattern=SHA256)
 
 
-class UpdateChunkCommand(StrictModel):
+class UpdateChunkCommand(CommandModel):
     id: str = Field(pattern=ARCHIVE_ID)
     offset: int = Field(ge=0)
     data: str  # base64: a command payload is JSON (at most 64 kB: 45 kB of data a chunk)
     sha256: str | None = Field(None, pattern=SHA256)  # of the chunk's bytes
 
 
-class UpdateCommitCommand(StrictModel):
+class UpdateCommitCommand(CommandModel):
     id: str = Field(pattern=ARCHIVE_ID)
     kind: Literal["model", "config", "agent"] | None = None  # refuse any other kind
 
 
-class UpdateFetchCommand(StrictModel):
+class UpdateFetchCommand(CommandModel):
     id: str = Field(pattern=ARCHIVE_ID)
     url: str = Field(pattern=r"^https?://", max_length=2048)
     size: int = Field(ge=1)
@@ -185,10 +194,42 @@ class UpdateCommands(Protocol):
     def fetch(self, archive_id: str, url: str, size: int, sha256: str) -> dict[str, object]: ...
 
 
-class ClipFetchCommand(StrictModel):
+class ClipFetchCommand(CommandModel):
     id: str = Field(pattern=CLIP_ID)
     offset: int = Field(0, ge=0)
     length: int | None = Field(None, ge=1)  # None: the device's chunk size
+
+
+COMMAND_MODELS: Mapping[str, type[CommandModel]] = {
+    "ping": EmptyCommand,
+    "status": EmptyCommand,
+    "snapshot": SnapshotCommand,
+    "preview": PreviewCommand,
+    "reference": ReferenceCommand,
+    "reload": EmptyCommand,
+    "announce": EmptyCommand,
+    "clips": ClipsCommand,
+    "clip_hold": ClipIdCommand,
+    "clip_release": ClipIdCommand,
+    "clip_fetch": ClipFetchCommand,
+    "update_begin": UpdateBeginCommand,
+    "update_chunk": UpdateChunkCommand,
+    "update_commit": UpdateCommitCommand,
+    "update_fetch": UpdateFetchCommand,
+}
+"""Each command's payload model: the whole request is checked against it before anything
+is done."""
+
+
+def finite(value: object) -> object:
+    """``value`` with every non-finite float replaced by None, through dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -202,9 +243,13 @@ class Reply:
 
     @staticmethod
     def json(body: Mapping[str, object]) -> Reply:
-        return Reply(
-            json.dumps(body, separators=(",", ":")).encode(), ok=body.get("ok") is not False
-        )
+        """``body`` as strict JSON: a NaN or an infinity somewhere in a report (JSON has
+        neither; Python would write ``NaN``) goes out as null."""
+        try:
+            text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            text = json.dumps(finite(body), separators=(",", ":"), allow_nan=False)
+        return Reply(text.encode(), ok=body.get("ok") is not False)
 
     @staticmethod
     def error(message: str) -> Reply:
@@ -255,23 +300,7 @@ class CommandTarget(Protocol):
         ...
 
 
-COMMANDS: tuple[str, ...] = (
-    "ping",
-    "status",
-    "snapshot",
-    "preview",
-    "reference",
-    "reload",
-    "announce",
-    "clips",
-    "clip_hold",
-    "clip_release",
-    "clip_fetch",
-    "update_begin",
-    "update_chunk",
-    "update_commit",
-    "update_fetch",
-)
+COMMANDS: tuple[str, ...] = tuple(COMMAND_MODELS)
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -340,31 +369,36 @@ class CommandHandler:
         if not isinstance(data, dict):
             return Reply.error("payload must be a JSON object")
         try:
-            if name == "ping":
-                EmptyCommand.model_validate(data)
-                return Reply.json({"ok": True, "ts": round(self._clock(), 3)})
-            if name == "status":
-                EmptyCommand.model_validate(data)
-                return Reply.json({"ok": True, **self._target.status_report()})
-            if name == "snapshot":
-                snapshot = SnapshotCommand.model_validate(data)
-                return self._snapshot(snapshot)
-            if name == "reference":
-                return self._reference(ReferenceCommand.model_validate(data))
-            if name == "reload":
-                EmptyCommand.model_validate(data)
-                return Reply.json(self._target.reload_config())
-            if name == "announce":
-                EmptyCommand.model_validate(data)
-                return Reply.json(self._target.announce())
-            if name.startswith("clip"):
-                return self._clip_command(name, data)
-            if name.startswith("update_"):
-                return self._update_command(name, data)
-            preview = PreviewCommand.model_validate(data)
-            return self._preview(preview)
+            command = COMMAND_MODELS[name].model_validate(data)
         except ValidationError as error:
             return Reply.error("; ".join(_problems(error)))
+        try:
+            return self._run(name, command)
+        except OSError as error:  # a full disk, an unreadable file: said, not "internal error"
+            log.error("command %r failed: %s", name, error)
+            return Reply.error(f"{name} failed on the device: {error.strerror or error}")
+
+    def _run(self, name: str, command: CommandModel) -> Reply:
+        if name == "ping":
+            return Reply.json({"ok": True, "ts": round(self._clock(), 3)})
+        if name == "status":
+            return Reply.json({"ok": True, **self._target.status_report()})
+        if name == "reload":
+            outcome = self._target.reload_config()
+            if outcome.get("ok") is False:  # every reason of a bad file: cut like any error
+                return Reply.error(str(outcome.get("error")))
+            return Reply.json(outcome)
+        if name == "announce":
+            return Reply.json(self._target.announce())
+        if isinstance(command, SnapshotCommand):
+            return self._snapshot(command)
+        if isinstance(command, PreviewCommand):
+            return self._preview(command)
+        if isinstance(command, ReferenceCommand):
+            return self._reference(command)
+        if name.startswith("clip"):
+            return self._clip_command(name, command)
+        return self._update_command(name, command)
 
     def _known_camera(self, camera_id: str) -> str | None:
         cameras = self._target.camera_ids()
@@ -421,42 +455,39 @@ class CommandHandler:
             {"ok": True, "camera": command.camera, "mode": command.mode, "analyzers": asked}
         )
 
-    def _clip_command(self, name: str, data: dict[str, object]) -> Reply:
+    def _clip_command(self, name: str, command: CommandModel) -> Reply:
         clips = self._clips
         if clips is None:
             return Reply.error("this device does not record (no `recording:` in its config)")
         try:
-            if name == "clips":
-                query = ClipsCommand.model_validate(data)
-                return Reply.json(clips.list(query.camera, query.since, query.until))
-            if name == "clip_fetch":
-                fetch = ClipFetchCommand.model_validate(data)
-                chunk = clips.fetch(fetch.id, fetch.offset, fetch.length)
+            if isinstance(command, ClipsCommand):
+                return Reply.json(clips.list(command.camera, command.since, command.until))
+            if isinstance(command, ClipFetchCommand):
+                chunk = clips.fetch(command.id, command.offset, command.length)
                 return Reply(chunk.data, "video/mp4", user_properties=chunk.properties())
-            held = ClipIdCommand.model_validate(data)
-            return Reply.json(clips.hold(held.id, name == "clip_hold"))
+            assert isinstance(command, ClipIdCommand)
+            return Reply.json(clips.hold(command.id, name == "clip_hold"))
         except ClipError as error:
             if error.retry_after_s is None:
                 return Reply.error(str(error))
             busy = {"ok": False, "error": str(error), "retry_after_s": error.retry_after_s}
             return Reply.json(busy)
 
-    def _update_command(self, name: str, data: dict[str, object]) -> Reply:
+    def _update_command(self, name: str, command: CommandModel) -> Reply:
         updates = self._updates
         if updates is None:
             return Reply.error("this device takes no updates (no `updates:` in its config)")
         try:
-            if name == "update_begin":
-                begin = UpdateBeginCommand.model_validate(data)
-                return Reply.json(updates.begin(begin.id, begin.size, begin.sha256))
-            if name == "update_chunk":
-                chunk = UpdateChunkCommand.model_validate(data)
-                return Reply.json(updates.chunk(chunk.id, chunk.offset, chunk.data, chunk.sha256))
-            if name == "update_commit":
-                commit = UpdateCommitCommand.model_validate(data)
-                return Reply.json(updates.commit(commit.id, kind=commit.kind))
-            fetch = UpdateFetchCommand.model_validate(data)
-            return Reply.json(updates.fetch(fetch.id, fetch.url, fetch.size, fetch.sha256))
+            if isinstance(command, UpdateBeginCommand):
+                return Reply.json(updates.begin(command.id, command.size, command.sha256))
+            if isinstance(command, UpdateChunkCommand):
+                return Reply.json(
+                    updates.chunk(command.id, command.offset, command.data, command.sha256)
+                )
+            if isinstance(command, UpdateCommitCommand):
+                return Reply.json(updates.commit(command.id, kind=command.kind))
+            assert isinstance(command, UpdateFetchCommand)
+            return Reply.json(updates.fetch(command.id, command.url, command.size, command.sha256))
         except UpdateError as error:
             body: dict[str, object] = {"ok": False, "error": shown(str(error), MAX_ERROR_CHARS)}
             if error.have is not None:

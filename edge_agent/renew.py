@@ -24,7 +24,7 @@ from typing import Protocol
 from edge_agent import crypto
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, inside, renew_topic, write_atomic
 from edge_agent.files import fsync_path
-from edge_agent.remote import Reply
+from edge_agent.remote import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Reply, nests_deeper_than
 
 __all__ = ["RenewLink", "Renewer"]
 
@@ -133,7 +133,18 @@ class Renewer:
             if not self._link.connected or not self.due():
                 return False
             key_pem = crypto.new_key_pem()
-            write_atomic(self.new_key_file, key_pem, 0o600)
+            try:
+                write_atomic(self.new_key_file, key_pem, 0o600)
+            except OSError as error:  # a full disk: asked again after retry_s, not every tick
+                self._asked_at = self._clock()
+                _log.error(
+                    "certificate renewal not asked: cannot write the new key %s: %s; "
+                    "trying again in %.0f s",
+                    self.new_key_file,
+                    error.strerror or error,
+                    self._retry_s,
+                )
+                return False
             body = {
                 "v": PROTOCOL_VERSION,
                 "csr": crypto.new_csr_pem(key_pem, self.device_id).decode(),
@@ -152,11 +163,15 @@ class Renewer:
 
     def on_certificate(self, payload: bytes) -> Reply:
         """The ``renew`` command: a certificate for the key we made in :meth:`tick`."""
+        if len(payload) > MAX_PAYLOAD_BYTES:  # a certificate chain is a few kB
+            return Reply.error(f"bad request: payload of {len(payload)} bytes")
         try:
+            if nests_deeper_than(payload.decode("utf-8"), MAX_JSON_DEPTH):
+                return Reply.error(f"bad request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
             body = json.loads(payload)
             cert_pem = str(body["cert"]).encode()
             info = crypto.cert_info(cert_pem)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:  # UnicodeDecodeError too
             return Reply.error(f"renewal answer cannot be read: {error}")
         with self._lock:
             if not self.new_key_file.exists():
@@ -171,9 +186,15 @@ class Renewer:
             # them: a power cut at any point leaves a pair `repair_identity` can complete
             # or take back at the next start (key first, then certificate: a reconnect in
             # between is refused by TLS set-up and retried).
-            write_atomic(self.new_cert_file, cert_pem, 0o644)
-            write_atomic(self.old_key_file, old_key, 0o600)
-            write_atomic(self.old_cert_file, old_cert, 0o644)
+            try:
+                write_atomic(self.new_cert_file, cert_pem, 0o644)
+                write_atomic(self.old_key_file, old_key, 0o600)
+                write_atomic(self.old_cert_file, old_cert, 0o644)
+            except OSError as error:  # a full disk: nothing switched, the pending key kept
+                self.new_cert_file.unlink(missing_ok=True)
+                problem = f"cannot keep the renewed certificate: {error.strerror or error}"
+                _log.error("%s; the current one stays in use", problem)
+                return Reply.error(f"{problem}; the current one stays in use, send it again")
             self.new_key_file.replace(self.key_file)
             self.new_cert_file.replace(self.cert_file)
             fsync_path(self.cert_file.parent)

@@ -19,9 +19,12 @@ from edge_agent.mqtt import ReceivedMessage
 
 
 def _clock(value: object) -> str:
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return "--:--:--"
-    return time.strftime("%H:%M:%S", time.localtime(value))
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(value))
+    except (OverflowError, OSError, ValueError):  # 1e300, NaN: a device's clock or a bug
+        return "--:--:--"
 
 
 def topic_filter(prefix: str, site: str | None = None, device: str | None = None) -> str:
@@ -87,19 +90,46 @@ class SeqLedger:
         return confirmed
 
 
+def parse_json(payload: bytes) -> object:
+    """The JSON in ``payload``; ValueError for anything else, a payload nested so deep the
+    parser would recurse past Python's limit included (a broken or hostile device must
+    not put a traceback in the operator's terminal)."""
+    try:
+        return json.loads(payload)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def json_object(payload: bytes) -> dict[str, object] | None:
+    """The JSON object in ``payload``, None when it holds anything else."""
+    try:
+        parsed = parse_json(payload)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError too
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def describe(topic: str, payload: bytes, content_type: str | None = None) -> str:
-    """One readable line for one MQTT message of the edge_agent API."""
+    """One readable line for one MQTT message of the edge_agent API; a message that is not
+    as the API says (a broken or hostile device) gets a line saying so, never an error."""
+    try:
+        return _describe(topic, payload, content_type)
+    except (TypeError, ValueError, AttributeError, RecursionError) as error:
+        return f"{topic}: {len(payload)} bytes, not as the API says ({type(error).__name__})"
+
+
+def _describe(topic: str, payload: bytes, content_type: str | None) -> str:
     levels = topic.split("/")
     kind = levels[3] if len(levels) > 3 else topic
     where = "/".join(levels[1:3]) if len(levels) > 3 else ""
     if kind == "thumbs" or (content_type or "").startswith("image/"):
         return f"{where} thumbnail {'/'.join(levels[4:-1])} event={levels[-1]} {len(payload)} bytes"
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = parse_json(payload)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError too
         return f"{topic}: {len(payload)} bytes (not JSON)"
     if not isinstance(body, dict):
-        return f"{topic}: {body!r}"
+        return f"{topic}: {json.dumps(body)[:200]}"
     camera = levels[4] if len(levels) > 4 else "?"
     history = " (historical)" if body.get("historical") else ""
     if kind == "events":
@@ -163,11 +193,7 @@ class Watcher:
         device = "/".join(levels[:3])
         body: dict[str, object] | None = None
         if (message.content_type or "application/json") == "application/json":
-            try:
-                parsed = json.loads(message.payload)
-                body = parsed if isinstance(parsed, dict) else None
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                body = None
+            body = json_object(message.payload)
         seq = seq_of(message, body)
         notes: list[str] = []
         # Retained messages replay the last known value on subscribe: not part of the sequence.

@@ -23,6 +23,7 @@ from edge_agent.capture import CaptureError, open_source
 from edge_agent.capture.live import camera_from_uri, first_frame_timeout_s, grab_frames
 from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, load_checked_config
 from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.config_check import source_problems
 from edge_agent.datafiles import DataFileError
 from edge_agent.detect.base import Detector
 from edge_agent.detect.runtime import RuntimeUnavailable
@@ -213,9 +214,13 @@ def _live_camera(args: argparse.Namespace) -> tuple[AgentConfig | None, CameraCo
         raise InputError("--camera needs --config")
     if args.source is not None:
         try:
-            return None, camera_from_uri(args.source)
+            live = camera_from_uri(args.source)
         except ValueError as exc:
             raise InputError(f"--source {redact_url(args.source)}: {exc}") from None
+        problems = source_problems("--source", live)  # an unknown scene, a missing file
+        if problems:
+            raise InputError("; ".join(problems))
+        return None, live
     if args.config is None:
         return None, None
     config = load_checked_config(args.config, offline=True)

@@ -164,7 +164,7 @@ def _ssd_outputs(details: Sequence[TensorDetails], path: Path) -> _SsdOutputs:
     counts = [d for d in details if int(np.prod(d["shape"])) == 1]
     pairs = [d for d in details if len(d["shape"]) == 2]
     if len(details) != 4 or len(boxes) != 1 or len(counts) != 1 or len(pairs) != 2:
-        shapes = [(d["name"], list(d["shape"])) for d in details]
+        shapes = [(str(d["name"]), [int(v) for v in d["shape"]]) for d in details]
         raise ModelLoadError(
             f"{path}: outputs {shapes} are not the SSD post-process layout "
             "(boxes [1,N,4], classes [1,N], scores [1,N], count [1])"

@@ -25,7 +25,7 @@ from edge_agent.detect.base import Detector, ModelLoadError
 from edge_agent.detect.labels import LABEL_SETS, LabelFileError, embedded_labels, read_label_file
 from edge_agent.detect.layouts import LAYOUTS, LayoutContext, OutputLayout, build_layout
 from edge_agent.detect.postprocess import DEFAULT_IOU_THRESHOLD, nms_grouped, to_detections
-from edge_agent.detect.runtime import Interpreter, load_interpreter
+from edge_agent.detect.runtime import Interpreter, RuntimeUnavailable, load_interpreter
 from edge_agent.types import DetectionResult, ImageBGR
 
 __all__ = ["ModelLoadError", "ModelSource", "TFLiteDetector", "create_detector", "model_source"]
@@ -61,7 +61,8 @@ def model_source(
     if is_model_path(model) and model_path is None:
         path = Path(model).expanduser()
         if not path.is_file():
-            raise ModelLoadError(f"model file {path} does not exist")
+            what = "is not a file" if path.exists() else "does not exist"
+            raise ModelLoadError(f"model file {path} {what}")
         if layout is None:
             raise ModelLoadError(
                 f"model file {path}: say its layout (detector.layout / --layout: "
@@ -69,6 +70,7 @@ def model_source(
             )
         labels = own_labels or embedded_labels(path)
         if labels is None:
+            _check_loads(path)  # a truncated copy has lost its labels too: say that first
             raise ModelLoadError(
                 f"model file {path} carries no labels: give its label file "
                 "(detector.labels_file / --labels-file; one label per line, or a YAML list)"
@@ -90,6 +92,44 @@ def model_source(
         raise ModelLoadError(f"model {entry.name}: {exc}") from exc
     labels = own_labels or embedded_labels(path) or LABEL_SETS[entry.labels]
     return ModelSource(entry.name, path, entry.format, labels, entry)
+
+
+TFLITE_IDENTIFIER = b"TFL3"
+"""The FlatBuffer file identifier every TFLite model carries at bytes 4..8."""
+
+
+def not_tflite(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be a TFLite model (empty, truncated to a few bytes,
+    another kind of file), read from its first 8 bytes; None when it may be one."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if not head:
+        return "the file is empty (0 bytes): copy it again"
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+        return (
+            f"it does not begin as a TFLite file does ({TFLITE_IDENTIFIER.decode()} at byte 4): "
+            "another kind of file, or a broken copy"
+        )
+    return None
+
+
+def _check_loads(path: Path) -> None:
+    """``ModelLoadError`` when the runtime cannot load the file as a model."""
+    try:
+        load_interpreter(path, 1)
+    except RuntimeUnavailable:
+        return  # a laptop's check-config: the labels are what it can say
+    except (ValueError, RuntimeError) as exc:
+        raise ModelLoadError(unloadable(path, path.name, exc)) from exc
+
+
+def unloadable(path: Path, name: str, error: Exception) -> str:
+    """Why the runtime could not load ``path``, in the words a technician can act on when
+    the file's first bytes already say it (empty, not a TFLite file)."""
+    return f"{path} is not a loadable TFLite model ({name}): {not_tflite(path) or error}"
 
 
 def _read_labels(labels_file: Path | None) -> tuple[str, ...] | None:
@@ -138,9 +178,7 @@ class TFLiteDetector:
         try:
             self._interpreter: Interpreter = load_interpreter(self.model_path, num_threads)
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"{self.model_path} is not a loadable TFLite model ({self._model_name}): {exc}"
-            ) from exc
+            raise ModelLoadError(unloadable(self.model_path, self._model_name, exc)) from exc
         self._labels = source.labels
         input_details = self._check_input(source.entry)
         self._input_index = int(input_details["index"])

@@ -118,6 +118,18 @@ def _protocol(protocol: MqttProtocol) -> MQTTProtocolVersion:
     raise ValueError(f"MQTT protocol must be '5' or '3.1.1', not {protocol!r}")
 
 
+class _NotConnectedIsNoError(logging.Filter):
+    """paho logs ``Client is not connected. Socket: None)…`` as an ERROR each time its loop
+    finds no socket between connection attempts: that is the publisher's ``cannot connect``
+    warning (once an outage, with the broker's address) said cryptically; kept at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and str(record.msg).startswith("Client is not connected"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def new_client(
     settings: MqttSettings, *, clean_session: bool, uniform: Uniform | None = None
 ) -> paho.Client:
@@ -154,7 +166,10 @@ def new_client(
         from edge_agent.security import plaintext_password_warning
 
         _log.warning(plaintext_password_warning())
-    client.enable_logger(_log.getChild("paho"))  # paho's own packet log, at DEBUG
+    paho_log = _log.getChild("paho")
+    if not any(isinstance(f, _NotConnectedIsNoError) for f in paho_log.filters):
+        paho_log.addFilter(_NotConnectedIsNoError())
+    client.enable_logger(paho_log)  # paho's own packet log, at DEBUG
     client.backoff = FullJitterBackoff(
         s.reconnect_min_delay_s, s.reconnect_max_delay_s, uniform=uniform
     )

@@ -148,15 +148,19 @@ class CommandQueue:
             return False
         return True
 
-    def stop(self, timeout_s: float) -> bool:
-        """Finish the command in hand, drop the rest; False if the thread is still busy
-        after ``timeout_s`` (the caller reports it)."""
-        if not self._thread.is_alive():
-            return True
+    def request_stop(self) -> None:
+        """Finish the command in hand, drop the rest; returns at once (``stop`` waits)."""
         self._stopping.set()
         # Wake an idle thread; a busy one checks _stopping after its command.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
+
+    def stop(self, timeout_s: float) -> bool:
+        """``request_stop``, then wait; False if the thread is still busy after
+        ``timeout_s`` (the caller reports it)."""
+        if not self._thread.is_alive():
+            return True
+        self.request_stop()
         self._thread.join(timeout=max(0.0, timeout_s))
         return not self._thread.is_alive()
 
@@ -213,6 +217,9 @@ class CommandPort:
 
     def start(self) -> None:
         self._queue.start()
+
+    def request_stop(self) -> None:
+        self._queue.request_stop()
 
     def stop(self, timeout_s: float) -> bool:
         return self._queue.stop(timeout_s)

@@ -326,6 +326,10 @@ class Publisher:
         # Keep a slice of the budget for the "stopped" status and the disconnect.
         stop_deadline = deadline - min(1.0, timeout_s / 4.0)
         alive = []
+        if self._commands is not None:
+            # Told now, waited for after the drain: an idle command thread ends at once, and
+            # a drain that uses its whole budget (no broker) must not leave it none.
+            self._commands.request_stop()
         if self._failback is not None and not self._failback.stop(timeout_s / 4.0):
             alive.append(self._failback.thread.name)
         self._drain.request_stop(stop_deadline)
@@ -409,10 +413,11 @@ class Publisher:
     def _on_connect_fail(self, client: Client, userdata: object) -> None:
         """The broker was unreachable, or refused us before MQTT (a TLS handshake failed:
         wrong CA, host name, revoked or expired certificate): visible in stats."""
+        problem = "cannot connect to {}:{} (unreachable, or TLS refused)".format(*self._where())
         with self._link.lock:
-            self._link.last_error = "cannot connect to {}:{} (unreachable, or TLS refused)".format(
-                *self._where()
-            )
+            said, self._link.last_error = self._link.last_error == problem, problem
+        if not said:  # once an outage: paho tries again with back-off, and says nothing
+            _log.warning("%s; trying again with back-off, messages are kept in the outbox", problem)
 
     @property
     def commands_ready(self) -> bool:

@@ -21,7 +21,7 @@ from edge_agent.capture import CaptureError, EndOfStream, FrameSource, open_sour
 from edge_agent.capture.live import first_frame_timeout_s
 from edge_agent.config import AgentConfig, CameraConfig, brokers_text
 from edge_agent.config_check import ConfigCheck
-from edge_agent.datafiles import DataFileError
+from edge_agent.datafiles import DataFileError, is_model_path
 from edge_agent.detect.base import Detector
 from edge_agent.detect.runtime import RuntimeUnavailable
 from edge_agent.mqtt.probe import BrokerProbe
@@ -197,13 +197,14 @@ def check_model(
     try:
         detector = build(config)
     except (DataFileError, RuntimeUnavailable, ValueError, OSError, RuntimeError) as error:
-        return CheckResult(
-            "model",
-            "FAIL",
-            f"{model} does not load: {error}",
-            "run `edge-agent models list` and `edge-agent models fetch`, or set "
-            "EDGE_AGENT_MODEL_PATH to the directory holding the model",
+        fix = (
+            "copy the model file again (and check detector.layout and labels_file: "
+            "docs/models.md, Your own model)"
+            if is_model_path(model)  # the site's own file: nothing to fetch
+            else "run `edge-agent models list` and `edge-agent models fetch`, or set "
+            "EDGE_AGENT_MODEL_PATH to the directory holding the model"
         )
+        return CheckResult("model", "FAIL", f"{model} does not load: {error}", fix)
     load_ms = (time.monotonic() - start_s) * 1000.0
     image: ImageBGR = (
         frame.for_analysis if frame is not None else np.zeros((270, 480, 3), dtype=np.uint8)

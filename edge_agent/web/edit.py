@@ -11,6 +11,10 @@ in the YAML do not survive a save (they stay in ``.prev``); docs/web.md says so.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +29,8 @@ from edge_agent.config_base import StrictModel
 from edge_agent.config_check import check_config_data
 from edge_agent.files import write_atomic
 from edge_agent.service.reload import ReloadOutcome
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ConfigEditor", "EditResult", "LineEdit", "ZoneEdit", "ZonesEdit", "previous_path"]
 
@@ -156,6 +162,17 @@ class ConfigEditor:
                 return EditResult(404, {"ok": False, "problems": [f"no previous config: {error}"]})
             return self._replace_locked(current, data)
 
+    def _unwritable(self, error: OSError) -> str:
+        problem = f"cannot write the config file {self.path}: {error.strerror or error}"
+        if error.errno == errno.ENOSPC:
+            return f"{problem}; free space on {self.path.parent}'s disk. Nothing was changed"
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # ProtectSystem=strict
+            return (
+                f"{problem}; the agent needs write access to {self.path.parent} "
+                "(under systemd: docs/web.md, Under systemd). Nothing was changed"
+            )
+        return f"{problem}. Nothing was changed"
+
     def _replace_locked(self, current: bytes, data: object) -> EditResult:
         """Check ``data`` whole; write it, keeping ``current`` as .prev; reload; undo if the
         agent refuses it."""
@@ -170,22 +187,36 @@ class ConfigEditor:
             kept = self.previous.read_bytes() if self.previous.exists() else None
         except OSError:
             kept = None
+        # Both files are written in full before either name changes: a full disk (or a
+        # read-only /etc) fails here and leaves the config and its rollback point as they were.
+        staged = self.path.with_name(f".{self.path.name}.new")
+        previous_written = False
         try:
+            write_atomic(staged, data_bytes, mode)
             write_atomic(self.previous, current, mode)
-            write_atomic(self.path, data_bytes, mode)
-        except OSError as error:  # systemd's ProtectSystem=strict: /etc is read-only to us
-            problem = (
-                f"cannot write the config file {self.path}: {error.strerror or error}; "
-                f"the agent needs write access to {self.path.parent} "
-                "(under systemd: docs/web.md, Under systemd)"
-            )
-            return EditResult(409, {"ok": False, "problems": [problem]})
+            previous_written = True
+            os.replace(staged, self.path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                staged.unlink(missing_ok=True)
+                if previous_written and kept is not None:  # the rename itself failed
+                    write_atomic(self.previous, kept, mode)
+            return EditResult(409, {"ok": False, "problems": [self._unwritable(error)]})
         outcome = self._reload()
         if not outcome.applied:
-            write_atomic(self.path, current, mode)  # disk agrees with what runs
-            if kept is not None:  # and the rollback still goes where it went before
-                write_atomic(self.previous, kept, mode)
-            return EditResult(409, {"ok": False, "problems": list(outcome.problems)})
+            problems = list(outcome.problems)
+            try:
+                write_atomic(self.path, current, mode)  # disk agrees with what runs
+                if kept is not None:  # and the rollback still goes where it went before
+                    write_atomic(self.previous, kept, mode)
+            except OSError as error:
+                problems.append(
+                    f"and the file could not be put back ({error.strerror or error}): "
+                    f"{self.path} holds the refused version, the running one is in "
+                    f"{self.previous}; press Roll back once the disk is writable"
+                )
+                log.error("config %s: %s", self.path, problems[-1])
+            return EditResult(409, {"ok": False, "problems": problems})
         return EditResult(
             200, {"ok": True, "changed": list(outcome.changed), "previous": str(self.previous)}
         )

@@ -16,17 +16,17 @@ import binascii
 import ipaddress
 import json
 import logging
-import socket
 import threading
+from collections.abc import Callable
 from email.message import Message
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from edge_agent.remote import finite, nests_deeper_than
 from edge_agent.web import api
 from edge_agent.web.auth import (
     LoginLimiter,
@@ -40,6 +40,7 @@ from edge_agent.web.auth import (
 from edge_agent.web.config import WebConfig, split_listen
 from edge_agent.web.edit import ConfigEditor
 from edge_agent.web.feed import RecentOutputs
+from edge_agent.web.limits import LimitedServer, LimitedV6Server
 from edge_agent.web.selftest import SelftestRunner
 
 __all__ = ["COOKIE", "WebServer", "default_password_file", "start_web"]
@@ -57,6 +58,8 @@ STATIC = {
 MAX_FORM_BYTES = 4096
 IDLE_TIMEOUT_S = 30.0
 MAX_JSON_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 16  # the editor's save nests four levels (zones, polygon, point)
+MAX_LOGGED_PATH = 200
 SECURITY_HEADERS = (
     (
         "Content-Security-Policy",
@@ -78,7 +81,6 @@ def default_password_file(config: WebConfig, config_path: Path | None) -> Path |
 
 
 MAX_HASHES_AT_ONCE = 2  # scrypt: 16 MiB and ~0.2 s of CPU each
-MAX_CONNECTIONS = 16  # request threads at once (a phone and a laptop need a handful)
 
 
 class WebServer:
@@ -107,7 +109,7 @@ class WebServer:
         self.static = {name: package.joinpath(name).read_bytes() for name in STATIC}
         read_password_hash(password_file)  # no page without a password: say so at start
         host, port = split_listen(settings.listen)
-        server_class = _V6Server if ":" in host else _Server
+        server_class = LimitedV6Server if ":" in host else LimitedServer
         self._httpd = server_class((host, port), _Handler)
         self._httpd.page = self
         self._thread: threading.Thread | None = None
@@ -177,41 +179,9 @@ class WebServer:
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    """One thread per connection, at most ``MAX_CONNECTIONS`` at once: a flood of
-    connections from the site network is turned away, not given the agent's memory."""
-
-    daemon_threads = True
-    page: WebServer
-    _slots = threading.BoundedSemaphore(1)  # replaced per server in server_activate
-
-    def server_activate(self) -> None:
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().server_activate()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # busy: the browser retries
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
-class _V6Server(_Server):
-    address_family = socket.AF_INET6
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LimitedServer
+    _answered = False  # a status line was sent for the request in hand
     server_version = "edge-agent"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -243,7 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, body: object, headers: tuple[tuple[str, str], ...] = ()) -> None:
-        data = json.dumps(body, allow_nan=False, default=str).encode("utf-8")
+        try:
+            data = json.dumps(body, allow_nan=False, default=str).encode("utf-8")
+        except ValueError:  # a NaN in a report: null, as the command replies
+            data = json.dumps(finite(body), allow_nan=False, default=str).encode("utf-8")
         self._send(status, data, "application/json", headers)
 
     def _redirect(self, location: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -286,14 +259,19 @@ class _Handler(BaseHTTPRequestHandler):
         referer = self.headers.get("Referer")
         return referer is not None and referer.startswith(f"http://{host}/")
 
-    def _body(self, limit: int) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            return None
-        if not 0 <= length <= limit:
-            return None
-        return self.rfile.read(length)
+    def _body(self, limit: int) -> bytes | str:
+        """The request's body, or why it was not read: ``"too large"``, or a bad
+        Content-Length (not a number, negative) or Transfer-Encoding (chunked bodies are
+        not taken: the page never sends one)."""
+        if self.headers.get("Transfer-Encoding"):
+            return "Transfer-Encoding is not supported: send a Content-Length"
+        text = self.headers.get("Content-Length", "0").strip()
+        if not (text.isascii() and text.isdigit()):
+            return "Content-Length must be a number of bytes"
+        text = text.lstrip("0") or "0"
+        if len(text) > len(str(limit)) or int(text) > limit:
+            return "too large"
+        return self.rfile.read(int(text))
 
     # -- GET ----------------------------------------------------------------------------
 
@@ -301,6 +279,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        self._answer(self._get)
+
+    def do_POST(self) -> None:
+        self._answer(self._post)
+
+    def _answer(self, handle: Callable[[], None]) -> None:
+        """Run ``handle``; a bug it hits is a 500 with a short JSON body and one logged
+        traceback, never a connection dropped without an answer."""
+        self._answered = False
+        try:
+            handle()
+        except OSError as error:  # the client went away: nothing to answer
+            log.debug("page: %s %s: %s", self.command, self.path[:MAX_LOGGED_PATH], error)
+            self.close_connection = True
+        except Exception:
+            log.exception("page: %s %s failed", self.command, self.path[:MAX_LOGGED_PATH])
+            self.close_connection = True
+            if not self._answered:
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._answered = True
+        super().send_response(code, message)
+
+    def _get(self) -> None:
         if not self.page.host_allowed(self.headers.get("Host")):
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unknown host name"})
             return
@@ -347,10 +350,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif len(parts) == 4 and parts[:2] == ["api", "cameras"] and parts[3] == "latest.jpg":
             draw = query.get("draw", ["0"])[0] in ("1", "true", "yes")
             width = query.get("width", ["640"])[0]
+            # ASCII digits only ("²".isdigit() is True), and few of them: int() of 5000
+            # digits raises; anything wider than MAX_WIDTH_PX is that width anyway.
+            width_px = int(width[:6]) if width.isascii() and width.isdigit() else 640
             try:
-                jpeg = self.page.frames.latest_jpeg(
-                    target, parts[2], draw=draw, width_px=int(width) if width.isdigit() else 640
-                )
+                jpeg = self.page.frames.latest_jpeg(target, parts[2], draw=draw, width_px=width_px)
             except KeyError:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"no camera {parts[2]!r}"})
                 return
@@ -369,11 +373,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- POST ---------------------------------------------------------------------------
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         body = self._body(MAX_JSON_BYTES)  # read first: a refusal must not leave it unread
-        if body is None:
+        if not isinstance(body, bytes):
             self.close_connection = True
-            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            if body == "too large":
+                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+            else:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": body})
             return
         if not self.page.host_allowed(self.headers.get("Host")):
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unknown host name"})
@@ -427,8 +434,12 @@ class _Handler(BaseHTTPRequestHandler):
             result = editor.rollback()
         else:
             try:
+                if nests_deeper_than(body.decode("utf-8"), MAX_JSON_DEPTH):
+                    problem = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                    self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": [problem]})
+                    return
                 data = json.loads(body)
-            except ValueError:
+            except ValueError:  # UnicodeDecodeError too
                 self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": ["not JSON"]})
                 return
             result = editor.save_zones(data)

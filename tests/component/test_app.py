@@ -134,3 +134,43 @@ def test_an_end_a_full_disk_refused_is_stored_later_and_a_clean_stop_leaves_noth
     reopened = open_outbox(tmp_path / "outbox.db")
     assert reopened.open_lifecycles() == []
     reopened.close()
+
+
+class FailingRenewer:
+    """A renewal whose every step raises (it did, on a full disk, before it said so)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def tick(self) -> bool:
+        self.ticks += 1
+        raise OSError(28, "No space left on device")
+
+
+def test_a_housekeeping_step_that_keeps_failing_stops_neither_the_stats_nor_the_previews(
+    tmp_path: Path,
+    broker: LocalBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The housekeeping pass ran its steps in one try: a renewer raising every second
+    kept the stats (which would have shown the full disk) from ever going out."""
+    agent = agent_on(StuckSource(), tmp_path, broker, monkeypatch)
+    renewer = FailingRenewer()
+    agent.renewer = renewer  # type: ignore[assignment]
+    stats: list[int] = []
+    previews: list[str] = []
+    monkeypatch.setattr(agent, "publish_stats", lambda: stats.append(1))
+    monkeypatch.setattr(agent, "_send_preview", lambda worker, now_s: previews.append(now_s))
+    try:
+        with caplog.at_level(logging.ERROR, logger="edge_agent.app"):
+            for second in range(12):
+                agent._housekeeping_pass(float(second), stats_due=True)
+    finally:
+        agent.stop(flush_timeout_s=1.0)
+    assert renewer.ticks == 12 and len(stats) == 12 and len(previews) == 12
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged == [
+        "housekeeping: certificate renewal failed (1 times)",
+        "housekeeping: certificate renewal failed (10 times)",
+    ]

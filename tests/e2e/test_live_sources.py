@@ -119,3 +119,18 @@ def test_detect_on_a_source_that_gives_nothing_exits_1() -> None:
 def test_detect_refuses_files_and_a_live_source_together() -> None:
     result = edge_agent("detect", "x.jpg", "--source", "sim:street")
     assert result.returncode == 2 and "give files, or --source" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("sim:nope", "unknown simulator scene 'nope'"),  # was exit 1, "no frame"
+        ("/nonexistent/clip.mp4", "video file not found"),
+    ],
+)
+def test_detect_on_a_source_name_that_names_nothing_exits_2(source: str, said: str) -> None:
+    """README's exit codes: an unknown camera or source name is bad input (2), not a live
+    source that gave no frame (1)."""
+    result = edge_agent("detect", "--source", source, "--frames", "1")
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr and "Traceback" not in result.stderr

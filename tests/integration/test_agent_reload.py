@@ -5,6 +5,7 @@ bad one is refused with the reason and the cameras run on."""
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,25 @@ def test_a_bad_reload_is_refused_with_the_reason(reloadable: tuple[Agent, Centre
     assert agent.config is config and agent.workers is workers
     frames = agent.workers[0].pipeline.clock.frames
     wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames go on")
+
+
+def test_a_reload_whose_new_camera_is_not_a_video_keeps_the_running_cameras(
+    reloadable: tuple[Agent, Centre, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """check-config finds the file there; only opening it finds it is no video. The
+    running camera comes back and the reply says which camera and why; one error line,
+    no traceback (it logged one, for bad input)."""
+    agent, centre, path = reloadable
+    not_video = tmp_path / "clip.mp4"
+    not_video.write_bytes(bytes(range(256)) * 100)
+    data = yaml.safe_load(path.read_text())
+    data["cameras"].append({"id": "cam2", "source": {"kind": "opencv", "uri": str(not_video)}})
+    path.write_text(yaml.safe_dump(data))
+    with caplog.at_level(logging.INFO, logger="edge_agent"):
+        centre.send("reload", {}, b"r3")
+        body = centre.reply_body(b"r3")
+    assert body["ok"] is False and "camera cam2: cannot decode video file" in str(body["error"])
+    assert agent.camera_ids() == ("cam1",)
+    frames = agent.workers[0].pipeline.clock.frames
+    wait_until(lambda: agent.workers[0].pipeline.clock.frames > frames, 30.0, "frames go on")
+    assert not [r for r in caplog.records if r.exc_info], "a traceback for bad input"

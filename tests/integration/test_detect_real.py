@@ -9,7 +9,7 @@ frames listed in PERSON_FRAMES and the room is empty in EMPTY_FRAMES.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
@@ -219,3 +219,29 @@ def _sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (lambda real: b"", "the file is empty (0 bytes)"),
+        (lambda real: bytes(range(256)) * 400, "does not begin as a TFLite file does"),
+        (lambda real: real[:100_000], "not a valid Flatbuffer"),  # the labels are lost too
+    ],
+    ids=["empty", "random", "truncated"],
+)
+def test_a_broken_model_file_is_said_as_such_not_as_missing_labels(
+    tmp_path: Path, content: Callable[[bytes], bytes], said: str
+) -> None:
+    """A user's model file, empty, of another kind, or cut short (so its embedded labels
+    are gone): the error was "carries no labels: give its label file", sending the
+    technician after the wrong file. With a label file given, the same reason."""
+    real = require_model("ssd_mobilenet_v1").read_bytes()
+    model = tmp_path / "mine.tflite"
+    model.write_bytes(content(real))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\n")
+    for labels_file in (None, labels):
+        with pytest.raises(ModelLoadError, match="not a loadable TFLite model") as caught:
+            TFLiteDetector(str(model), layout="ssd_postprocess", labels_file=labels_file)
+        assert said in str(caught.value) and str(model) in str(caught.value)

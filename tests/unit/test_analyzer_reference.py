@@ -242,6 +242,32 @@ def _step(gate: PausedWhileTampered, t: int) -> list[str]:
     return [f"{s.state}:{s.detail.get('reason')}" for s in gate.update(frame, float(t))]
 
 
+def test_a_full_disk_when_a_reference_is_kept_is_said_and_the_analyzer_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reference was asked for (the directory is writable), but by the time it is
+    learnt the disk is full: an error naming the analyzer, the camera and the reason, no
+    temporary file left, and the analyzer judges by the reference it holds in memory."""
+    analyzers = _flood(tmp_path)
+    view = _view()
+    _run(analyzers, view, range(6))
+    request_references(analyzers)
+    real_replace = os.replace
+
+    def disk_full(source: object, target: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with caplog.at_level(logging.ERROR):
+        levels = _run(analyzers, view, range(6, 20))
+    monkeypatch.setattr(os, "replace", real_replace)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["cannot keep the flood reference of cam1: [Errno 28] No space left on device"]
+    assert list((tmp_path / "cam1").iterdir()) == []  # the temporary file is gone too
+    assert ("flood", "none", "") in levels  # judged by the reference learnt
+    assert not analyzers[0].reference_pending  # type: ignore[attr-defined]
+
+
 def test_the_gate_pauses_suspends_and_resumes_on_what_tamper_says() -> None:
     view, region = _View(), _Region()
     gate = PausedWhileTampered(region, view)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import random
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge_agent.config import MAX_CONFIG_BYTES
 from edge_agent.config_check import ConfigCheck, check_config_data, check_config_file
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
@@ -104,6 +106,22 @@ def test_files_that_are_not_a_config_say_why(
 
 def test_a_missing_file_says_why(tmp_path: Path) -> None:
     assert "cannot read the file" in the_problem(check_config_file(tmp_path / "nope.yaml"))
+
+
+def test_a_path_that_is_no_config_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    """``check-config /dev/zero`` (or ``run --config`` a FIFO) read until memory ran out,
+    or waited for ever; a huge file was read whole before anything was said."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"# " + b"x" * (MAX_CONFIG_BYTES + 10) + b"\n")
+    for path, expected in (
+        (tmp_path, "it is a directory"),
+        (huge, "larger than 4 MiB"),
+        (fifo, "not a regular file"),  # these two never returned
+        (Path("/dev/zero"), "not a regular file"),
+    ):
+        assert expected in the_problem(check_config_file(path)), path
 
 
 # ---------------------------------------------------------------- every problem at once

@@ -244,13 +244,18 @@ def test_a_model_of_another_layout_is_a_clear_error(
         _user_detector(tmp_path, monkeypatch, ssd_outputs, "ultralytics", ["pile"])
 
 
-def test_model_file_needs_layout_and_labels(tmp_path: Path) -> None:
+def test_model_file_needs_layout_and_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = tmp_path / "piles.tflite"
     model.write_bytes(b"x")
     with pytest.raises(ModelLoadError, match="layout"):
         tflite.model_source(str(model))
+    monkeypatch.setattr(tflite, "load_interpreter", lambda path, n: FakeInterpreter([], []))
     with pytest.raises(ModelLoadError, match="label file"):
         tflite.model_source(str(model), layout="ultralytics")
+    with pytest.raises(ModelLoadError, match="is not a file"):
+        tflite.model_source(str(tmp_path), layout="ultralytics")
     with pytest.raises(ModelLoadError, match="does not exist"):
         tflite.model_source(str(tmp_path / "absent.tflite"), layout="ultralytics")
     with pytest.raises(ModelLoadError, match="unknown model layout 'yolo'"):

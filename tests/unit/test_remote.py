@@ -1,3 +1,4 @@
+import errno
 import json
 import logging
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from edge_agent.analyzers.config import (
 )
 from edge_agent.app import Agent
 from edge_agent.remote import (
+    COMMAND_MODELS,
     COMMANDS,
     MAX_ECHO_CHARS,
     MAX_ERROR_CHARS,
@@ -291,3 +293,241 @@ def test_echoed_request_text_is_cut_short() -> None:
     assert len(huge["error"]) <= MAX_ERROR_CHARS + 30
     validator("reply-error").validate(huge)  # its maxLength holds
     assert shown("short") == "short"
+
+
+# -- every command against the same hostile values ------------------------------------
+
+VALID_COMMANDS: dict[str, dict[str, object]] = {
+    "ping": {},
+    "status": {},
+    "reload": {},
+    "announce": {},
+    "snapshot": {"camera": "cam1", "width_px": 320},
+    "preview": {
+        "camera": "cam1",
+        "on": True,
+        "seconds": 5,
+        "fps": 1.5,
+        "width_px": 320,
+        "budget_bps": 16_000,
+    },
+    "reference": {"camera": "cam1", "mode": "frame", "analyzers": ["flood"]},
+    "clips": {"camera": "cam1", "since": 0, "until": 2e9},
+    "clip_hold": {"id": "cam1-1-beef"},
+    "clip_release": {"id": "cam1-1-beef"},
+    "clip_fetch": {"id": "cam1-1-beef", "offset": 0, "length": 100},
+    "update_begin": {"id": "r1", "size": 10, "sha256": "0" * 64},
+    "update_chunk": {"id": "r1", "offset": 0, "data": "aGVsbG8=", "sha256": "0" * 64},
+    "update_commit": {"id": "r1", "kind": "model"},
+    "update_fetch": {"id": "r1", "url": "https://example.com/r1", "size": 10, "sha256": "0" * 64},
+}
+
+# JSON text -> its JSON type ("nonfinite": NaN and Infinity, which Python's parser reads
+# but no JSON type holds).
+HOSTILE_VALUES: list[tuple[str, str]] = [
+    ("null", "null"),
+    ("true", "boolean"),
+    ("false", "boolean"),
+    ("-1", "integer"),
+    (str(10**30), "integer"),
+    ("1e308", "number"),
+    ("-1e308", "number"),
+    ("NaN", "nonfinite"),
+    ("Infinity", "nonfinite"),
+    ("-Infinity", "nonfinite"),
+    ('"1"', "string"),
+    ('"true"', "string"),
+    (json.dumps("x" * 30_000), "string"),
+    (json.dumps("cam1\u0000"), "string"),
+    (json.dumps("../../etc/passwd"), "string"),
+    (json.dumps("cam1/#"), "string"),
+    (json.dumps("\u202ecam1"), "string"),
+    ('["cam1"]', "array"),
+    ('{"camera": "cam1"}', "object"),
+    ("[[[[[[[[1]]]]]]]]", "array"),
+]
+
+
+class Recorder:
+    """The clip store and the updater as the handler sees them: every call recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def _called(self, name: str, *args: object) -> dict[str, object]:
+        self.calls.append((name, args))
+        return {"ok": True}
+
+    def list(self, *args: object) -> dict[str, object]:
+        return self._called("list", *args)
+
+    def hold(self, *args: object) -> dict[str, object]:
+        return self._called("hold", *args)
+
+    def fetch(self, *args: object) -> object:
+        self._called("fetch", *args)
+        if len(args) == 3:  # a clip chunk
+            return SimpleNamespace(data=b"mp4", properties=lambda: ())
+        return {"ok": True}
+
+    def begin(self, *args: object) -> dict[str, object]:
+        return self._called("begin", *args)
+
+    def chunk(self, *args: object) -> dict[str, object]:
+        return self._called("chunk", *args)
+
+    def commit(self, *args: object, **kwargs: object) -> dict[str, object]:
+        return self._called("commit", *args)
+
+
+class EverythingAgent(FakeAgent):
+    def __init__(self, references: Path) -> None:
+        super().__init__(references)
+        self.reloads = 0
+        self.announces = 0
+
+    def reload_config(self) -> Mapping[str, object]:
+        self.reloads += 1
+        return {"ok": True, "changed": []}
+
+    def announce(self) -> Mapping[str, object]:
+        self.announces += 1
+        return {"ok": True, "announced": ["status", "stats"]}
+
+
+def allowed_json_types(schema: Mapping[str, object]) -> set[str]:
+    """The JSON types a property's schema lets through (an integer is a number too)."""
+    types: set[str] = set()
+    options = schema.get("anyOf", [schema])
+    assert isinstance(options, list)
+    for option in options:
+        kind = option.get("type", "string" if "enum" in option else None)
+        assert kind is not None, schema
+        types.add(kind)
+    if "number" in types:
+        types.add("integer")
+    return types
+
+
+def strict_json(payload: bytes) -> object:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"the reply holds {constant}, which is not JSON")
+
+    return json.loads(payload, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_refuses_hostile_values_and_changes_nothing(
+    name: str, tmp_path: Path
+) -> None:
+    """Each field of each command set, in turn, to values of the wrong type, NaN and
+    Infinity, huge and odd strings, lists, objects; and payloads that are no command at
+    all. A value whose type the command's schema does not allow is refused naming the
+    field; every reply is strict JSON with a short error; a refusal changes nothing."""
+    assert set(VALID_COMMANDS) == set(COMMANDS)
+    agent = EverythingAgent(tmp_path / "refs")
+    recorder = Recorder()
+    handler = CommandHandler(agent, clips=recorder, updates=recorder)  # type: ignore[arg-type]
+
+    def state() -> tuple[object, ...]:
+        return (
+            len(agent.previews),
+            tuple(agent.pending()),
+            len(recorder.calls),
+            agent.reloads,
+            agent.announces,
+        )
+
+    valid = VALID_COMMANDS[name]
+    baseline = CommandHandler(
+        EverythingAgent(tmp_path / "refs"), clips=Recorder(), updates=Recorder()
+    )  # type: ignore[arg-type]
+    reply = baseline.handle(name, json.dumps(valid).encode())
+    assert reply is not None and reply.ok, (name, reply)  # the hostile values are the change
+    properties = COMMAND_MODELS[name].model_json_schema().get("properties", {})
+    assert set(properties) == set(valid)
+    cases: list[tuple[str, bytes, str | None]] = []
+    for field in valid:
+        allowed = allowed_json_types(properties[field])
+        for text, kind in HOSTILE_VALUES:
+            payload = json.dumps({**valid, field: "@@"}).replace('"@@"', text).encode()
+            cases.append((f"{field}={text[:20]}", payload, None if kind in allowed else field))
+    for raw in (
+        b"\xff\xfe\xfd",
+        b"\x00" * 8,
+        b"[]",
+        b"null",
+        b'"camera"',
+        b"{",
+        b"x" * 1_048_576,
+        json.dumps({**valid, "extra": 1}).encode(),
+        json.dumps({**valid, "cam1/#": 1}).encode(),
+    ):
+        cases.append((f"raw {raw[:12]!r}", raw, ""))
+    for label, payload, must_refuse in cases:
+        before = state()
+        reply = handler.handle(name, payload)
+        assert reply is not None, label
+        if reply.content_type != "application/json":
+            assert reply.ok and must_refuse is None, label  # a snapshot or a clip chunk
+            continue
+        answer = strict_json(reply.payload)
+        assert isinstance(answer, dict), label
+        if must_refuse is not None:
+            assert answer["ok"] is False, (label, answer)
+            assert must_refuse in str(answer["error"]), (label, answer)
+        if answer.get("ok") is False:
+            assert len(str(answer["error"])) <= MAX_ERROR_CHARS, label
+            assert state() == before, label
+    assert body(handler.handle("ping", b"{}"))["ok"] is True
+
+
+def test_a_reload_refused_for_many_reasons_is_a_bounded_error_reply() -> None:
+    """A config file with thousands of problems: the refusal quoted every one of them, a
+    reply far over the documented 1,100 characters (the whole list is in the device's log
+    and in ``check-config``)."""
+
+    class Refusing(EverythingAgent):
+        def reload_config(self) -> Mapping[str, object]:
+            reasons = "; ".join(f"cameras[0].zones[{i}].name: bad" for i in range(5_000))
+            return {"ok": False, "error": f"config /etc/x.yaml refused: {reasons}"}
+
+    handler = CommandHandler(Refusing(None))  # type: ignore[arg-type]
+    reply = handler.handle("reload", b"{}")
+    answer = body(reply)
+    assert answer["ok"] is False and str(answer["error"]).startswith("config /etc/x.yaml refused")
+    assert len(str(answer["error"])) <= MAX_ERROR_CHARS + 30
+    validator("reply-error").validate(answer)
+    assert handler.refused == 1
+
+
+@pytest.mark.parametrize("name", ["update_begin", "update_chunk", "clip_fetch"])
+def test_a_full_disk_behind_a_command_is_said_not_an_internal_error(
+    name: str, tmp_path: Path
+) -> None:
+    """The update staging appends a chunk, the clip store reads one: an OSError escaped the
+    handler and the command thread answered only "internal error"."""
+
+    class DiskFull(Recorder):
+        def _called(self, name: str, *args: object) -> dict[str, object]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    handler = CommandHandler(EverythingAgent(tmp_path), clips=DiskFull(), updates=DiskFull())  # type: ignore[arg-type]
+    answer = body(handler.handle(name, json.dumps(VALID_COMMANDS[name]).encode()))
+    assert answer == {"ok": False, "error": f"{name} failed on the device: No space left on device"}
+    assert body(handler.handle("ping", b"{}"))["ok"] is True
+
+
+def test_a_report_holding_nan_or_infinity_is_still_strict_json() -> None:
+    """Python writes NaN and Infinity, which no JSON parser of the centre need accept."""
+
+    class Odd(FakeAgent):
+        def status_report(self) -> Mapping[str, object]:
+            return {"cameras": {"cam1": {"fps": float("nan"), "ms": [1.5, float("inf")]}}}
+
+    reply = CommandHandler(Odd()).handle("status", b"{}")
+    assert reply is not None
+    assert strict_json(reply.payload) == {
+        "ok": True,
+        "cameras": {"cam1": {"fps": None, "ms": [1.5, None]}},
+    }

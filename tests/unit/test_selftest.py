@@ -232,6 +232,17 @@ def test_a_model_that_does_not_load_or_does_not_run_fails() -> None:
 
     line = check_model(agent_config(), live_frame(), missing)
     assert line.status == "FAIL" and "not found" in line.detail and "models fetch" in line.fix
+    # The site's own model file: fetching cannot help, copying it again can.
+    own = agent_config().model_copy(
+        update={
+            "detector": agent_config().detector.model_copy(
+                update={"model": "/var/lib/edge-agent/models/piles.tflite"}
+            )
+        }
+    )
+    line = check_model(own, live_frame(), missing)
+    assert line.status == "FAIL" and "copy the model file again" in line.fix
+    assert "models fetch" not in line.fix
 
     class Broken(StaticDetector):
         def detect(self, image: ImageBGR) -> DetectionResult:

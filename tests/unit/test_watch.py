@@ -105,3 +105,51 @@ def test_describe_thumbnail_state_and_status() -> None:
     status = json.dumps({"state": "online", "version": "0.1.0", "boot": "b1"}).encode()
     assert "status online" in describe(f"{ROOT}/status", status)
     assert "not JSON" in describe(f"{ROOT}/events/cam1", b"\x00\x01")
+
+
+HOSTILE_PAYLOADS = [
+    b"",
+    b"\xff\xfe",
+    b"[]",
+    b"null",
+    b"{",
+    b"[" * 50_000 + b"]" * 50_000,  # json.loads raised RecursionError: a traceback each
+    b'{"seq": "x", "ts": 1e300}',  # time.localtime(1e300) raised OverflowError
+    b'{"seq": -1, "ts": NaN, "state": 5}',
+    json.dumps({"seq": 7, "ts": True, "label": [], "score": "x", "zones": 7, "id": {}}).encode(),
+    json.dumps({"state": ["online"], "cameras": 5, "version": {"a": 1}, "outbox": []}).encode(),
+]
+HOSTILE_TOPICS = [
+    f"{ROOT}/{kind}"
+    for kind in (
+        "events/cam1",
+        "status",
+        "stats",
+        "gaps",
+        "state/cam1/flood",
+        "counts/cam1/kerb",
+        "thumbs/cam1/e1",
+        "reply/ping",
+    )
+] + ["city", f"{ROOT}/status/extra"]
+
+
+def test_what_a_broken_or_hostile_device_publishes_never_breaks_the_operator_s_view() -> None:
+    """Every kind of topic with payloads no device of ours sends: a line (or nothing) for
+    each, never an exception (the watch printed a traceback for each, and went on)."""
+    from edge_agent.fleet import FleetTable
+    from edge_agent.fleet_render import plain_line, table_lines
+
+    table = FleetTable("city")
+    for as_json in (False, True):
+        watcher = Watcher(lambda line: None, as_json=as_json)
+        for topic in HOSTILE_TOPICS:
+            for payload in HOSTILE_PAYLOADS:
+                for retain in (False, True):
+                    message = ReceivedMessage(topic, payload, 1, retain)
+                    watcher.on_message(message)
+                    table.on_message(message)
+                    describe(topic, payload)
+    for item in table.rows():
+        plain_line(item, now_s=0.0)
+    table_lines(table.rows(), now_s=0.0, width=80)

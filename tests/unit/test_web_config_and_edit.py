@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 from realdata import require_model
 
+import edge_agent.web.edit as edit_module
 from edge_agent.config import load_config
 from edge_agent.privacy import CameraPrivacy, privacy_filter
 from edge_agent.privacy.faces import loaded_face_models
@@ -134,6 +136,29 @@ def test_an_invalid_save_changes_nothing(config_path: Path) -> None:
     assert not config_path.with_name("config.yaml.prev").exists()
 
 
+@pytest.mark.parametrize(
+    ("polygon", "problem"),
+    [
+        ([[0.5, 0.5]] * 20_000, "at most 256"),  # 20,000 points (within the page's 256 kB)
+        ([[0.5, 0.5]] * 4, "no area"),  # one point four times: nothing can stand in it
+        ([[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]], "no area"),  # a line
+    ],
+    ids=["20000-points", "a-point", "a-line"],
+)
+def test_a_zone_no_one_can_stand_in_or_of_many_points_is_refused(
+    config_path: Path, polygon: list[list[float]], problem: str
+) -> None:
+    """What a hostile save found: both were written to the config and applied (each point
+    is a test for every track on every frame)."""
+    before = config_path.read_bytes()
+    reloads = Reloads()
+    save = {"camera": "cam1", "zones": [{"name": "gate", "polygon": polygon}]}
+    result = ConfigEditor(config_path, reloads).save_zones(save)
+    assert result.status == 422, result.body
+    assert any(problem in p and "zones[0].polygon" in p for p in result.body["problems"])
+    assert config_path.read_bytes() == before and reloads.calls == 0
+
+
 def test_a_save_the_agent_refuses_puts_the_file_back(config_path: Path) -> None:
     before = config_path.read_bytes()
     result = ConfigEditor(config_path, Reloads(applied=False)).save_zones(SAVE)
@@ -186,6 +211,61 @@ def test_a_config_the_agent_may_not_write_is_said_and_left_alone(
     (problem,) = result.body["problems"]
     assert "Read-only file system" in problem and "Under systemd" in problem
     assert config_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("full_at", ["the new file", "the previous file"])
+def test_a_full_disk_during_a_save_keeps_the_config_and_its_rollback_point(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, full_at: str
+) -> None:
+    """The rollback point was written first: a disk that filled up before the new config
+    was written left the config as it was but its ``.prev`` replaced by that same config,
+    so the earlier version a rollback would go back to was lost; and the reason said to
+    give the agent write access."""
+    previous = config_path.with_name("config.yaml.prev")
+    previous.write_text("the version a rollback goes back to\n")
+    before = config_path.read_bytes()
+    real_write = edit_module.write_atomic
+
+    def write_until_full(path: Path, data: bytes, mode: int, **options: object) -> None:
+        if (full_at == "the previous file") == (path == previous):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, mode, **options)
+
+    monkeypatch.setattr(edit_module, "write_atomic", write_until_full)
+    reloads = Reloads()
+    result = ConfigEditor(config_path, reloads).save_zones(SAVE)
+    assert result.status == 409 and reloads.calls == 0
+    (problem,) = result.body["problems"]
+    assert "No space left on device" in problem and "free space" in problem
+    assert "write access" not in problem
+    assert config_path.read_bytes() == before
+    assert previous.read_text() == "the version a rollback goes back to\n"
+    assert sorted(p.name for p in config_path.parent.iterdir()) == [
+        "config.yaml",
+        "config.yaml.prev",
+    ]  # no staged file left behind
+
+
+def test_a_refused_save_that_cannot_be_put_back_says_where_each_version_is(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent refuses the reload and the disk fills before the file is put back: an
+    answer (it was an exception, a 500 with no reason) naming where each version is."""
+    real_write = edit_module.write_atomic
+    writes: list[Path] = []
+
+    def full_after_the_save(path: Path, data: bytes, mode: int, **options: object) -> None:
+        writes.append(path)
+        if len(writes) > 2:  # the staged config and the .prev went through
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, mode, **options)
+
+    monkeypatch.setattr(edit_module, "write_atomic", full_after_the_save)
+    result = ConfigEditor(config_path, Reloads(applied=False)).save_zones(SAVE)
+    assert result.status == 409
+    reason, put_back = result.body["problems"]
+    assert reason == "cameras: cannot open"
+    assert "could not be put back" in put_back and "config.yaml.prev" in put_back
 
 
 def test_a_zone_schedule_is_kept_unless_sent(config_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,3 +220,125 @@ def test_the_self_test_runs_once_at_a_time_and_keeps_its_lines(tmp_path: Path) -
     assert state["exit_code"] == 1 and state["error"] is None
     assert [r["name"] for r in state["results"]] == ["config", "clock"]
     assert SelftestRunner(None, fake_run).start() is False  # no config file to test
+
+
+def logged_in(server: WebServer) -> dict[str, str]:
+    """The headers of a logged-in page's POST: its session cookie, Origin and CSRF token."""
+    form = {"Origin": server.url, "Content_Type": "application/x-www-form-urlencoded"}
+    _, headers, _ = request(server, "POST", "/login", f"password={PASSWORD}".encode(), **form)
+    session = headers["Set-Cookie"].split(";")[0]
+    _, _, page = request(server, "GET", "/", Cookie=session)
+    csrf = page.split(b'name="csrf-token" content="')[1].split(b'"')[0].decode()
+    return {"Cookie": session, "Origin": server.url, "X_CSRF_Token": csrf}
+
+
+def raw_request(server: WebServer, head: bytes) -> bytes:
+    """What the page answers to bytes no well-behaved client would send (it closes the
+    connection after a refused body)."""
+    with socket.create_connection(server.address, timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "width=" + "9" * 5000,  # int() of 5000 digits raises
+        "width=%C2%B2",  # "²".isdigit() is True, int("²") raises
+        "width=-5",
+        "width=0",
+    ],
+)
+def test_a_hostile_picture_width_is_clamped_not_a_dropped_connection(
+    server: WebServer, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    widths: list[int] = []
+
+    def latest_jpeg(target: object, camera_id: str, *, draw: bool, width_px: int) -> bytes:
+        widths.append(width_px)
+        return b"JPEG"
+
+    monkeypatch.setattr(server.frames, "latest_jpeg", latest_jpeg)
+    auth = basic(PASSWORD)
+    answer = request(server, "GET", f"/api/cameras/cam1/latest.jpg?{query}", Authorization=auth)
+    assert (answer[0], answer[2]) == (200, b"JPEG")
+    assert len(widths) == 1 and 0 <= widths[0] <= 999_999
+
+
+def test_hostile_posts_get_a_clear_refusal_and_the_page_goes_on(server: WebServer) -> None:
+    headers = {**logged_in(server), "Content_Type": "application/json"}
+    deep = b"[" * 100_000 + b"]" * 100_000  # within the size bound; json.loads recurses
+    status, _, body = request(server, "POST", "/api/config/zones", deep, **headers)
+    assert status == 400 and b"nested deeper" in body
+    status, _, body = request(server, "POST", "/api/config/zones", b"\xff\xfe{", **headers)
+    assert status == 400 and b"not JSON" in body
+    cookie = f"Cookie: {headers['Cookie']}\r\nOrigin: {server.url}\r\n".encode()
+    host = f"Host: {server.address[0]}:{server.address[1]}\r\n".encode()
+    negative = raw_request(
+        server, b"POST /api/selftest HTTP/1.1\r\n" + host + cookie + b"Content-Length: -5\r\n\r\n"
+    )
+    assert negative.startswith(b"HTTP/1.1 400") and b"Content-Length must be" in negative
+    chunked = raw_request(
+        server,
+        b"POST /api/selftest HTTP/1.1\r\n"
+        + host
+        + cookie
+        + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    assert chunked.startswith(b"HTTP/1.1 400") and b"Transfer-Encoding" in chunked
+    assert request(server, "GET", "/api/health", Authorization=basic(PASSWORD))[0] == 200
+
+
+def test_a_bug_behind_a_route_is_a_500_with_json_and_the_page_goes_on(
+    server: WebServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing_health(target: object) -> dict[str, object]:
+        raise RuntimeError("a bug in health")
+
+    monkeypatch.setattr("edge_agent.web.api.health", failing_health)
+    auth = basic(PASSWORD)
+    status, headers, body = request(server, "GET", "/api/health", Authorization=auth)
+    assert status == 500 and json.loads(body) == {"error": "internal error"}
+    assert headers["Content-Type"] == "application/json"
+    assert "a bug in health" in caplog.text  # the traceback is in the log, not the answer
+    monkeypatch.undo()
+    assert request(server, "GET", "/api/health", Authorization=auth)[0] == 200
+
+
+def test_one_host_holding_idle_connections_cannot_lock_the_technician_out(
+    server: WebServer,
+) -> None:
+    """Slowloris from one LAN host: connections opened and left idle held every request
+    thread (16) for their 30 s timeout; now one address gets 8, the next host is served."""
+    httpd = server._httpd
+    idle = [socket.create_connection(server.address, timeout=10) for _ in range(8)]
+    try:
+        wait_until(lambda: httpd._per_address.get("127.0.0.1") == 8, 10.0, "8 held")
+        with socket.create_connection(server.address, timeout=10) as ninth:
+            ninth.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert ninth.recv(100) == b""  # closed without an answer: busy
+        host, port = server.address
+        other = http.client.HTTPConnection(host, port, timeout=10, source_address=("127.0.0.2", 0))
+        try:
+            other.request("GET", "/login")
+            assert other.getresponse().status == 200  # another host is served
+        finally:
+            other.close()
+    finally:
+        for connection in idle:
+            connection.close()
+    wait_until(lambda: not httpd._per_address, 10.0, "every slot given back")
+    assert request(server, "GET", "/login")[0] == 200
+
+
+def test_a_health_report_holding_nan_is_answered_as_json_with_null(
+    server: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        server.target, "status_report", lambda: {"condition": "ok", "fps": float("nan")}
+    )
+    status, _, body = request(server, "GET", "/api/health", Authorization=basic(PASSWORD))
+    assert status == 200 and json.loads(body)["fps"] is None  # was a 500 (allow_nan=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +36,7 @@ from fakes.mqtt import NETWORK_THREAD, FakeClient, command_message
 from helpers import wait_until
 
 from edge_agent.app import PREVIEW_EXPIRY_S
+from edge_agent.mqtt import MqttSettings, Publisher
 from edge_agent.outbox import Outbox
 from edge_agent.remote import COMMANDS, Reply
 from edge_agent.update.host import UPDATE_EXPIRY_S
@@ -346,6 +348,24 @@ def test_stop_reports_nothing_when_every_thread_stopped(outbox: Outbox) -> None:
     )
 
 
+def test_a_drain_that_uses_the_whole_stop_budget_leaves_an_idle_command_thread_none_stuck(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that takes messages but never acknowledges them (or none at all): the drain
+    waits for acks until its deadline. The idle command thread was told to stop only after
+    that, with no time left, and every stop logged 'thread mqtt-commands did not stop'."""
+    publisher, _ = new_publisher(
+        outbox, on_command=BlockingCommands(block=False), fake=FakeClient(auto_ack=False)
+    )
+    outbox.enqueue_many(durable_messages())
+    publisher.start()
+    wait_until(lambda: publisher.connected, TIMEOUT_S, "connected")
+    with caplog.at_level(logging.ERROR, logger="edge_agent.mqtt"):
+        assert publisher.stop(timeout_s=0.5) == ()
+    assert not [r for r in caplog.records if "did not stop" in r.getMessage()]
+    assert outbox.stats().depth_rows == len(durable_messages())  # unacknowledged: all kept
+
+
 def test_a_link_lost_while_the_drain_holds_for_a_move_is_still_a_lost_link(
     outbox: Outbox,
 ) -> None:
@@ -359,3 +379,40 @@ def test_a_link_lost_while_the_drain_holds_for_a_move_is_still_a_lost_link(
         fake.drop_connection()
         wait_until(lambda: not publisher.stats().connected, TIMEOUT_S, "the drop")
         assert publisher.stats().last_error == "disconnected: Unspecified error"
+
+
+def test_a_broker_that_cannot_be_reached_is_said_once_in_words_not_as_paho_errors(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real paho client dialling a loopback port nothing listens on: the agent's log said
+    nothing of its own, only paho's 'Client is not connected. Socket: None)' as an ERROR at
+    every attempt. Now: one warning naming the broker, paho's line at DEBUG."""
+    with socket.socket() as probe:  # a free port, closed again: the connect is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = MqttSettings(
+        host="127.0.0.1",
+        port=port,
+        client_id="unreachable-test",
+        reconnect_min_delay_s=0.01,
+        reconnect_max_delay_s=0.05,
+    )
+    publisher = Publisher(settings, outbox, TOPICS, birth_payload=agent_birth())
+    with caplog.at_level(logging.DEBUG, logger="edge_agent.mqtt"):
+        publisher.start()
+        try:
+
+            def attempts() -> int:
+                return sum("Connection failed, retrying" in r.getMessage() for r in caplog.records)
+
+            wait_until(lambda: attempts() >= 3, TIMEOUT_S, "three connection attempts")
+        finally:
+            publisher.stop(timeout_s=0.5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    said = [m for m in warnings if m.startswith(f"cannot connect to 127.0.0.1:{port}")]
+    assert len(said) == 1 and "kept in the outbox" in said[0], warnings
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert (
+        publisher.stats().last_error
+        == f"cannot connect to 127.0.0.1:{port} (unreachable, or TLS refused)"
+    )
