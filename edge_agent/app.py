@@ -76,7 +76,7 @@ from edge_agent.assemble import (
     new_boot_id,
     open_clip_store,
 )
-from edge_agent.camera_commands import CameraCommands
+from edge_agent.camera_commands import PREVIEW_EXPIRY_S, CameraCommands
 from edge_agent.capture import CaptureError, FrameSource, LatestFrameMailbox, open_source
 from edge_agent.config import AgentConfig
 from edge_agent.detect.base import LockedDetector
@@ -112,7 +112,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0  # how often the status LED's condition is re-evaluated
-PREVIEW_EXPIRY_S = 10
 JOIN_TIMEOUT_S = 15.0  # a capture read returns within its stream timeout
 
 
@@ -322,28 +321,6 @@ class Agent(CameraCommands, AgentReports):
             if preview is not None:
                 due.append(preview.next_due_s)
         return max(0.05, min(due) - time.monotonic())
-
-    def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
-        preview = worker.preview
-        if preview is None or now_s < preview.next_due_s:
-            return
-        if now_s >= preview.until_s:
-            with self._preview_lock:
-                if worker.preview is preview:  # not replaced by a new command meanwhile
-                    worker.preview = None
-            log.info("camera %s: preview ended", worker.config.id)
-            return
-        camera_id = worker.config.id
-        sent = worker.preview_frame(  # within the camera's byte budget (edge_agent/preview.py)
-            preview, now_s, lambda r: self.snapshot_jpeg(camera_id, r.width_px, r.jpeg_quality)
-        )
-        if sent is not None:
-            self.publisher.publish_volatile(
-                self.topics.preview(camera_id),
-                sent,
-                content_type="image/jpeg",
-                expiry_s=PREVIEW_EXPIRY_S,
-            )
 
     # -- commands (edge_agent.remote.CommandTarget) --------------------------------
 

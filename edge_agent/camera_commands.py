@@ -14,19 +14,25 @@ import time
 
 from edge_agent.analyzers import ReferenceFileError, request_references
 from edge_agent.analyzers.reference import ReferenceMode
+from edge_agent.encode import Topics
 from edge_agent.events import jpeg_of_box
+from edge_agent.mqtt import Publisher
 from edge_agent.privacy import protect
 from edge_agent.types import Box
 from edge_agent.worker import CameraWorker
 
-__all__ = ["CameraCommands"]
+__all__ = ["PREVIEW_EXPIRY_S", "CameraCommands"]
 
 log = logging.getLogger("edge_agent.app")
+
+PREVIEW_EXPIRY_S = 10  # a preview frame older than this is of no use to anyone
 
 
 class CameraCommands:
     workers: list[CameraWorker]
     _preview_lock: threading.Lock
+    publisher: Publisher
+    topics: Topics
 
     def camera_ids(self) -> tuple[str, ...]:
         return tuple(w.config.id for w in self.workers)
@@ -85,3 +91,25 @@ class CameraCommands:
             ) from None
         except ReferenceFileError as error:
             raise ValueError(f"cannot keep a reference: {error}") from None
+
+    def _send_preview(self, worker: CameraWorker, now_s: float) -> None:
+        preview = worker.preview
+        if preview is None or now_s < preview.next_due_s:
+            return
+        if now_s >= preview.until_s:
+            with self._preview_lock:
+                if worker.preview is preview:  # not replaced by a new command meanwhile
+                    worker.preview = None
+            log.info("camera %s: preview ended", worker.config.id)
+            return
+        camera_id = worker.config.id
+        sent = worker.preview_frame(  # within the camera's byte budget (edge_agent/preview.py)
+            preview, now_s, lambda r: self.snapshot_jpeg(camera_id, r.width_px, r.jpeg_quality)
+        )
+        if sent is not None:
+            self.publisher.publish_volatile(
+                self.topics.preview(camera_id),
+                sent,
+                content_type="image/jpeg",
+                expiry_s=PREVIEW_EXPIRY_S,
+            )
