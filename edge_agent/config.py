@@ -139,6 +139,9 @@ class CameraConfig(StrictModel):
     # label (or "*") -> bounds a detection must meet in this view (docs/configuration.md)
     detection_filters: dict[str, LabelFilterConfig] = Field(default_factory=dict)
     regions: RegionConfig = Field(default_factory=lambda: RegionConfig())
+    # analysed frames in a row the tracker may carry a busy, fully tracked scene without the
+    # detector (docs/pipeline.md §6); 0: the detector runs whenever the gate opens
+    max_skipped_frames: int = Field(2, ge=0, le=10)
     # a manifest model for this camera alone; None: the device's (a crowd camera: see
     # docs/analytics.md, crowd)
     model: str | None = Field(None, min_length=1)

@@ -96,6 +96,9 @@ VELOCITY_WINDOW_S = 1.0
 # Two boxes cut by the same picture edge are one object growing into view (or shrinking
 # out of it) when this share of the smaller lies inside the larger.
 EDGE_GROWTH_OVERLAP = 0.6
+# A track whose box changed size by at most this share over its recent sightings is steady:
+# the tracker may carry it through frames the detector skips (``IouTracker.carried_boxes``).
+STEADY_SIZE_CHANGE = 0.2
 # A track born this soon after a leaver ended, at its edge and beside it, is a remnant ...
 REMNANT_WINDOW_S = 1.0
 # ... not confirmed while it stays cut by that edge, for at most this long.
@@ -175,6 +178,9 @@ class _LiveTrack:
     recent: deque[tuple[float, Box]] = field(default_factory=deque)
     # The leaver this track was born as a remnant of (None: it was not).
     remnant_of: _Left | None = None
+    # The detector skipped frames since the last sighting (``IouTracker.skip``): the next
+    # pass looks for it, and matches it, where its speed has taken it meanwhile.
+    carried: bool = False
 
     def confirmed(self, settings: TrackerSettings) -> bool:
         """Seen often enough, for long enough, to be an object, and not what a leaver left
@@ -264,6 +270,7 @@ class _LiveTrack:
         self.last_seen_s = now_s
         self.hits += 1
         self.missed = 0
+        self.carried = False
         self.vote(det)
         if self.remnant_of is not None and (
             not self.remnant_of.left_behind(self.box) or now_s - self.first_seen_s >= REMNANT_HOLD_S
@@ -287,12 +294,26 @@ class _LiveTrack:
         (then_x, then_y), (now_x, now_y) = then.centre, self.box.centre
         return (now_x - then_x) / elapsed_s, (now_y - then_y) / elapsed_s
 
-    def predicted_box(self, now_s: float) -> Box:
+    def steady(self) -> bool:
+        """Seen before its last sighting, and its box the same size then (within
+        ``STEADY_SIZE_CHANGE``): moving on at its speed predicts it (an object entering,
+        leaving, turning or nearing the camera changes shape, not just place)."""
+        window = self._window()
+        if window is None:
+            return False
+        then, box = window[0], self.box
+        return all(
+            abs(now - before) <= STEADY_SIZE_CHANGE * max(before, 1e-3)
+            for now, before in ((box.width, then.width), (box.height, then.height))
+        )
+
+    def predicted_box(self, now_s: float, *, carried: bool = False) -> Box:
         """Where a track still coasting should be by ``now_s``: its last box moved on at the
         speed it had over its recent sightings, for at most ``COAST_PREDICTION_MAX_S``.
         Someone hidden for a moment behind a passer-by comes out ahead of where they
-        were hidden, not where they vanished (where the passer-by now is)."""
-        if self.missed == 0:
+        were hidden, not where they vanished (where the passer-by now is). So is a track
+        the tracker carried through frames the detector skipped (or would: ``carried``)."""
+        if self.missed == 0 and not (self.carried or carried):
             return self.box
         velocity_x, velocity_y = self.velocity()
         ahead_s = min(now_s - self.last_seen_s, COAST_PREDICTION_MAX_S)
@@ -467,6 +488,27 @@ class IouTracker:
         ``now_s`` (a coasting one moved on at its recent speed): where region detection
         looks for it, and a tentative one is looked for so it can be confirmed."""
         return tuple(replace(t.snapshot(), box=t.predicted_box(now_s)) for t in self._tracks)
+
+    def carried_boxes(self, now_s: float) -> tuple[Box, ...] | None:
+        """Where every track is expected at ``now_s``, moved on at its recent speed, if the
+        tracker can carry them all through a frame without a detection pass: every track
+        confirmed, seen by the last pass, ``steady`` and clear of the picture's edges (a box
+        cut by one changes shape as its object enters or leaves). None otherwise."""
+        tracks = self._tracks
+        if not tracks or any(
+            t.missed or cut_edges(t.box) or not t.steady() or not t.confirmed(self.settings)
+            for t in tracks
+        ):
+            return None
+        return tuple(track.predicted_box(now_s, carried=True) for track in tracks)
+
+    def skip(self, now_s: float) -> TrackUpdate:
+        """A frame on which the detector was skipped while the tracks were carried
+        (``carried_boxes``): as ``tick``; the next pass matches each track where its speed
+        has taken it."""
+        for track in self._tracks:
+            track.carried = True
+        return self.tick(now_s)
 
     def tick(self, now_s: float) -> TrackUpdate:
         """Advance time without a detection pass (the gate kept the detector idle)."""
