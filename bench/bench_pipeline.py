@@ -4,6 +4,7 @@
     python bench/bench_pipeline.py gate [--model M] [--fps F ...] [--sweep]
     python bench/bench_pipeline.py memory [--models M ...]
     python bench/bench_pipeline.py cpu [--scenes static room traffic cars crowd] [--video-s S]
+                                       [--threads T]
     python bench/bench_pipeline.py all
 
 with the models and media on the search path (EDGE_AGENT_MODEL_PATH, EDGE_AGENT_MEDIA_PATH).
@@ -891,6 +892,9 @@ def main() -> int:
     p_cpu.add_argument("--video-s", type=float, default=30.0, help="video measured, per run")
     p_cpu.add_argument("--repeats", type=int, default=3)
     p_cpu.add_argument("--model", default=MODELS[0])
+    p_cpu.add_argument(
+        "--threads", type=int, default=None, help="detector threads (default: the agent's)"
+    )
     sub.add_parser("all", help="memory, throughput and gate with their defaults")
     args = parser.parse_args()
 
@@ -908,6 +912,7 @@ def main() -> int:
             args.video_s,
             args.repeats,
             args.model,
+            args.threads,
         ),
         "all": lambda: (
             memory(MODELS),
