@@ -272,7 +272,7 @@ class CameraPipeline:
             tracks = self._tracker.update(result.detections, now_s, found.looked_at)
         else:
             started = time.perf_counter()
-            tracks = self._tracker.skip(now_s) if carried else self._tracker.tick(now_s)
+            tracks = self._tracker.tick(now_s, carried=carried)
         clock.add("track", time.perf_counter() - started)
         self.last_tracks = self._tracker.live_tracks()  # replaced whole: the page draws them
 

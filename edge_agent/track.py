@@ -178,8 +178,7 @@ class _LiveTrack:
     recent: deque[tuple[float, Box]] = field(default_factory=deque)
     # The leaver this track was born as a remnant of (None: it was not).
     remnant_of: _Left | None = None
-    # The detector skipped frames since the last sighting (``IouTracker.skip``): the next
-    # pass looks for it, and matches it, where its speed has taken it meanwhile.
+    # The detector skipped frames since the last sighting: the next pass expects it moved on.
     carried: bool = False
 
     def confirmed(self, settings: TrackerSettings) -> bool:
@@ -295,13 +294,12 @@ class _LiveTrack:
         return (now_x - then_x) / elapsed_s, (now_y - then_y) / elapsed_s
 
     def steady(self) -> bool:
-        """Seen before its last sighting, and its box the same size then (within
-        ``STEADY_SIZE_CHANGE``): moving on at its speed predicts it (an object entering,
-        leaving, turning or nearing the camera changes shape, not just place)."""
-        window = self._window()
+        """Its box the same size (``STEADY_SIZE_CHANGE``) over its recent sightings: moving on
+        at its speed predicts it (entering, leaving, turning, nearing: it changes shape)."""
+        window, box = self._window(), self.box
         if window is None:
             return False
-        then, box = window[0], self.box
+        then = window[0]
         return all(
             abs(now - before) <= STEADY_SIZE_CHANGE * max(before, 1e-3)
             for now, before in ((box.width, then.width), (box.height, then.height))
@@ -502,16 +500,11 @@ class IouTracker:
             return None
         return tuple(track.predicted_box(now_s, carried=True) for track in tracks)
 
-    def skip(self, now_s: float) -> TrackUpdate:
-        """A frame on which the detector was skipped while the tracks were carried
-        (``carried_boxes``): as ``tick``; the next pass matches each track where its speed
-        has taken it."""
-        for track in self._tracks:
+    def tick(self, now_s: float, *, carried: bool = False) -> TrackUpdate:
+        """Advance time without a detection pass (the gate kept the detector idle, or with
+        ``carried`` it was skipped: the next pass matches each track where its speed took it)."""
+        for track in self._tracks if carried else ():
             track.carried = True
-        return self.tick(now_s)
-
-    def tick(self, now_s: float) -> TrackUpdate:
-        """Advance time without a detection pass (the gate kept the detector idle)."""
         return TrackUpdate(seen=(), ended=self._expire(now_s), live=self._live_count())
 
     def finish(self) -> tuple[Track, ...]:

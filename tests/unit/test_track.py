@@ -360,15 +360,15 @@ def test_high_score_confirmation_can_be_turned_off() -> None:
 
 
 def test_a_walker_carried_through_skipped_frames_is_matched_where_their_speed_took_them() -> None:
-    """Frames the detector skips (``skip``): the next pass matches the walker ahead of their
-    last box, where a box three frames on no longer overlaps the old one enough."""
+    """Frames the detector skips (``tick(carried=True)``): the next pass matches the walker
+    ahead of their last box, where a box three frames on no longer overlaps the old one."""
     tracker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
     for step in range(3):  # 0.05 of the picture a frame: half a box width
         tracker.update((det("person", 0.3 + 0.05 * step),), step * 0.2)
     (carried,) = tracker.carried_boxes(0.6) or ()
     assert abs(carried.x_min - 0.45) < 1e-6  # moved on, not where it was last seen
-    tracker.skip(0.6)
-    tracker.skip(0.8)
+    tracker.tick(0.6, carried=True)
+    tracker.tick(0.8, carried=True)
     (seen,) = tracker.update((det("person", 0.3 + 0.05 * 5),), 1.0).seen
     assert seen.track_id == 1
 
