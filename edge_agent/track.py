@@ -305,6 +305,14 @@ class _LiveTrack:
             for now, before in ((box.width, then.width), (box.height, then.height))
         )
 
+    def moving(self) -> bool:
+        """At least ``MOVING_MIN_SPEED_BOXES_PER_S`` box widths (or heights) a second."""
+        (velocity_x, velocity_y), box = self.velocity(), self.box
+        return (
+            abs(velocity_x) >= MOVING_MIN_SPEED_BOXES_PER_S * box.width
+            or abs(velocity_y) >= MOVING_MIN_SPEED_BOXES_PER_S * box.height
+        )
+
     def predicted_box(self, now_s: float, *, carried: bool = False) -> Box:
         """Where a track still coasting should be by ``now_s``: its last box moved on at the
         speed it had over its recent sightings, for at most ``COAST_PREDICTION_MAX_S``.
@@ -488,17 +496,18 @@ class IouTracker:
         return tuple(replace(t.snapshot(), box=t.predicted_box(now_s)) for t in self._tracks)
 
     def carried_boxes(self, now_s: float) -> tuple[Box, ...] | None:
-        """Where every track is expected at ``now_s``, moved on at its recent speed, if the
+        """Where every moving track is expected at ``now_s`` (moved on at its speed), if the
         tracker can carry them all through a frame without a detection pass: every track
         confirmed, seen by the last pass, ``steady`` and clear of the picture's edges (a box
-        cut by one changes shape as its object enters or leaves). None otherwise."""
+        cut by one changes shape as its object enters or leaves). None otherwise. Motion
+        anywhere else, at a still track too (it is starting to move), is not theirs."""
         tracks = self._tracks
         if not tracks or any(
             t.missed or cut_edges(t.box) or not t.steady() or not t.confirmed(self.settings)
             for t in tracks
         ):
             return None
-        return tuple(track.predicted_box(now_s, carried=True) for track in tracks)
+        return tuple(t.predicted_box(now_s, carried=True) for t in tracks if t.moving())
 
     def tick(self, now_s: float, *, carried: bool = False) -> TrackUpdate:
         """Advance time without a detection pass (the gate kept the detector idle, or with
