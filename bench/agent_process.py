@@ -6,12 +6,12 @@
 **CPU**: per scene, two processes at the same time, each reading the same source as fast
 as it can (``realtime: false``, looped), so the work is fixed whatever the machine's load:
 
-- the agent: ``edge_agent.app.Agent`` from a default config (SSD, detector threads 2, the
-  gate, region detection, 5 fps), started as ``edge-agent run`` starts it: its capture,
-  analysis, drain and housekeeping threads; its broker a port nobody listens on (the
-  outbox keeps what it would send);
+- the agent: ``edge_agent.app.Agent`` from a default config (SSD, detector threads the
+  machine's cores - 1 unless ``--threads``, the gate, region detection, 5 fps), started as
+  ``edge-agent run`` starts it: its capture, analysis, drain and housekeeping threads; its
+  broker a port nobody listens on (the outbox keeps what it would send);
 - the naive loop (``naive_loop`` below): decode every frame, keep one per 1/fps, resize,
-  invoke, read the outputs.
+  invoke, read the outputs (on as many detector threads as the agent).
 
 After ``WARM_UP_VIDEO_S`` of video each process reads its CPU time (all threads,
 ``time.process_time``) and the source's frame count, and again after ``video_s`` more:
@@ -74,14 +74,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(directory: Path, source: dict[str, Any], model: str, fps: float = 5.0) -> Path:
-    """A one-camera agent config with the defaults, its broker a port nobody listens on."""
+def write_config(
+    directory: Path,
+    source: dict[str, Any],
+    model: str,
+    fps: float = 5.0,
+    threads: int | None = None,
+) -> Path:
+    """A one-camera agent config with the defaults, its broker a port nobody listens on
+    (``threads``: the detector's, for the agent and the naive loop alike; None: the default)."""
     directory.mkdir(parents=True, exist_ok=True)
+    detector: dict[str, Any] = {"model": model}
+    if threads is not None:
+        detector["threads"] = threads
     config = {
         "site_id": "bench",
         "device_id": "bench",
         "cameras": [{"id": "cam1", "fps": fps, "source": source}],
-        "detector": {"model": model},
+        "detector": detector,
         "mqtt": {"host": "127.0.0.1", "port": free_port()},
         "outbox": {"path": str(directory / "outbox.db")},
     }
@@ -117,7 +127,12 @@ def median(values: Sequence[float]) -> float:
 
 
 def cpu_bench(
-    media: Path, scenes: Sequence[str] | None, video_s: float, repeats: int, model: str
+    media: Path,
+    scenes: Sequence[str] | None,
+    video_s: float,
+    repeats: int,
+    model: str,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     sources = scene_sources(media)
     chosen = [s for s in sources if scenes is None or s.split()[0] in scenes]
@@ -127,7 +142,7 @@ def cpu_bench(
             runs = []
             for repeat in range(repeats):
                 directory = Path(tmp) / f"{scene.split()[0]}-{repeat}"
-                config = write_config(directory, sources[scene], model)
+                config = write_config(directory, sources[scene], model, threads=threads)
                 agent, naive = child("agent", config, video_s), child("naive", config, video_s)
                 runs.append((result_of(agent), result_of(naive)))
             ratios = [a["share"] / n["share"] for a, n in runs]

@@ -4,6 +4,7 @@
     python bench/bench_pipeline.py gate [--model M] [--fps F ...] [--sweep]
     python bench/bench_pipeline.py memory [--models M ...]
     python bench/bench_pipeline.py cpu [--scenes static room traffic cars crowd] [--video-s S]
+                                       [--threads T]
     python bench/bench_pipeline.py all
 
 with the models and media on the search path (EDGE_AGENT_MODEL_PATH, EDGE_AGENT_MEDIA_PATH).
@@ -11,7 +12,8 @@ Every figure that is a time is printed next to its denominator measured in the s
 (the model's bare invoke rate), because only ratios carry over to a Raspberry Pi
 (DESIGN.md §9). Each model runs in its own subprocess so that one model's allocations and
 warm caches do not colour the other's. The pipeline is the running agent's, built by
-``assemble.build_pipeline`` from a default config, with detector threads=2 and one OpenCV thread.
+``assemble.build_pipeline`` from a default config (detector threads: ``--threads``, the agent's
+default is the machine's cores - 1) and one OpenCV thread.
 Not part of the test run; see bench/README.md for the figures and docs/pipeline.md for
 what they mean.
 """
@@ -322,8 +324,18 @@ def throughput_child(model: str, frames: int, block: int, threads: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         source_config = {"kind": "opencv", "uri": str(clip), "loop": True, "realtime": False}
         # One whole-frame pass per frame: frames/s against invokes/s means one invoke each
-        # (region detection's extra invokes per frame are the cpu bench's business).
-        config = agent_config(model, source_config, 30.0, Path(tmp), threads, regions=False)
+        # (region detection's extra invokes per frame are the cpu bench's business), and no
+        # gate, as a camera that detects on every frame is configured (`motion.enabled:
+        # false`): without regions its boxes would go nowhere.
+        config = agent_config(
+            model,
+            source_config,
+            30.0,
+            Path(tmp),
+            threads,
+            motion=MotionSettings(enabled=False),
+            regions=False,
+        )
         detector = assemble.build_detector(config)
         outbox = Outbox(
             config.outbox.path, max_bytes=config.outbox.max_bytes, max_rows=config.outbox.max_rows
@@ -852,7 +864,11 @@ def main() -> int:
     p_tp.add_argument("--frames", type=int, default=400)
     p_tp.add_argument("--block", type=int, default=20, help="frames per timed block")
     p_tp.add_argument(
-        "--threads", nargs="*", type=int, default=[2, 1], help="detector threads (2: the agent)"
+        "--threads",
+        nargs="*",
+        type=int,
+        default=[2, 1],
+        help="detector threads (the agent's default: cores - 1)",
     )
     p_tp1 = sub.add_parser("throughput-one")
     p_tp1.add_argument("--model", required=True)
@@ -876,6 +892,9 @@ def main() -> int:
     p_cpu.add_argument("--video-s", type=float, default=30.0, help="video measured, per run")
     p_cpu.add_argument("--repeats", type=int, default=3)
     p_cpu.add_argument("--model", default=MODELS[0])
+    p_cpu.add_argument(
+        "--threads", type=int, default=None, help="detector threads (default: the agent's)"
+    )
     sub.add_parser("all", help="memory, throughput and gate with their defaults")
     args = parser.parse_args()
 
@@ -893,6 +912,7 @@ def main() -> int:
             args.video_s,
             args.repeats,
             args.model,
+            args.threads,
         ),
         "all": lambda: (
             memory(MODELS),

@@ -229,7 +229,7 @@ def build_pipeline(
             privacy=privacy_filter(camera.privacy),
         ),
         sink=sink,
-        gate=GateSettings.from_config(config.detector),
+        gate=GateSettings.from_config(config.detector, camera.max_skipped_frames),
         rules=build_rules(camera.rules, zones=zones, timezone=config.timezone),
         analyzers=build_analyzers(
             camera.analyzers,

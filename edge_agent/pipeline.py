@@ -11,7 +11,13 @@ running, stdout when replaying). It decides per frame whether the detector runs:
 - live tracks exist and have not been refreshed for ``refresh_interval_s``
   (someone standing still has faded into the motion background but is still
   there; this is what lets the gate be strict about noise), or
-- nothing has been detected for ``keepalive_interval_s`` (a cheap safety net).
+- nothing has been detected for ``keepalive_interval_s`` (a cheap safety net);
+
+except that on a busy scene the tracker may carry every object through up to
+``max_skipped_frames`` frames in a row without the detector, when all of them are
+confirmed and were seen by the last pass, all motion lies inside their expected boxes
+(nothing new is coming in) and no full-frame pass is due (docs/pipeline.md §6, "Frames
+the tracker carries").
 
 Where it looks when it runs is the camera's ``FrameDetector``'s business: crops around
 the gate's motion boxes and the live tracks, a full-frame pass on a cadence
@@ -41,9 +47,10 @@ from edge_agent.analytics import (
 from edge_agent.analyzers import SignalWatcher
 from edge_agent.capture.base import EndOfStream, FrameSource
 from edge_agent.detect.frame import FrameDetector
+from edge_agent.detect.regions import untracked_motion
 from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
-from edge_agent.track import IouTracker
+from edge_agent.track import TIME_SLACK_S, IouTracker
 from edge_agent.types import Box, Frame, ObjectEvent, Thumbnail, Track
 
 if TYPE_CHECKING:
@@ -52,6 +59,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 NO_STATES: tuple[SceneState, ...] = ()
+# The tracker carries objects through a skipped frame only while the last detection pass is
+# at most this old (the next one then at most a frame later: 0.6 s at 5 fps): a prediction
+# from speed drifts with time, and at 3.3 fps a 0.9 s gap split a walker in the room clip.
+CARRY_MAX_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,7 @@ class StageClock:
     full_frame_passes: int = 0
     max_invokes_per_frame: int = 0
     motion_frames: int = 0
+    skipped_frames: int = 0  # the gate was open, the tracker carried every object instead
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] += seconds
@@ -129,12 +141,16 @@ class StageClock:
 class GateSettings:
     refresh_interval_s: float = 1.0
     keepalive_interval_s: float = 10.0
+    # At most this many analysed frames in a row on which the tracker carries every object
+    # without the detector (0: never); the camera's ``max_skipped_frames``.
+    max_skipped_frames: int = 0
 
     @classmethod
-    def from_config(cls, config: DetectorConfig) -> GateSettings:
+    def from_config(cls, config: DetectorConfig, max_skipped_frames: int = 0) -> GateSettings:
         return cls(
             refresh_interval_s=config.refresh_interval_s,
             keepalive_interval_s=config.keepalive_interval_s,
+            max_skipped_frames=max_skipped_frames,
         )
 
 
@@ -167,6 +183,7 @@ class CameraPipeline:
         self._analyzers = tuple(analyzers)
         self.recorder = recorder
         self._last_detect_s: float | None = None
+        self._skipped_in_row = 0
         self.clock = StageClock()
         self.last_motion_ratio = 0.0
         self.last_tracks: tuple[Track, ...] = ()  # confirmed tracks at the last frame
@@ -189,6 +206,23 @@ class CameraPipeline:
         if self._tracker.has_live_tracks and since_s >= self._gate.refresh_interval_s:
             return True
         return since_s >= self._gate.keepalive_interval_s
+
+    def _carried(self, now_s: float, motion: Sequence[Box]) -> bool:
+        """Whether the tracker carries every object through this frame instead of the
+        detector: within the camera's ``max_skipped_frames`` in a row and ``CARRY_MAX_S`` of
+        the last pass, no full-frame pass due, every track one the tracker can carry
+        (``IouTracker.carried_boxes``) and all motion inside their boxes where their speed
+        takes them (motion outside is something coming in)."""
+        if self._skipped_in_row >= self._gate.max_skipped_frames:
+            return False
+        last_s = self._last_detect_s
+        if last_s is None or now_s - last_s > CARRY_MAX_S + TIME_SLACK_S:
+            return False
+        if self._detector.full_frame_due(now_s):
+            return False
+        boxes = self._tracker.carried_boxes(now_s)
+        padding = self._detector.region_settings.track_padding
+        return boxes is not None and not untracked_motion(motion, boxes, padding)
 
     def process(self, frame: Frame, *, always_detect: bool = False) -> FrameOutput:
         clock = self.clock
@@ -213,7 +247,18 @@ class CameraPipeline:
         expected = self._tracker.expected_tracks(now_s) if detection_ran or motion_boxes else ()
         # ... and where a live track moves (tentative too), before the gate's ``min_frames``.
         detection_ran = detection_ran or _moves_at(motion_boxes, expected)
+        carried = (
+            detection_ran
+            and has_motion
+            and not always_detect
+            and self._carried(now_s, motion_boxes)
+        )
+        if carried:
+            detection_ran = False
+            self._skipped_in_row += 1
+            clock.skipped_frames += 1
         if detection_ran:
+            self._skipped_in_row = 0
             found = self._detector.detect(
                 frame.image, now_s=now_s, motion=motion_boxes, tracks=expected
             )
@@ -230,7 +275,7 @@ class CameraPipeline:
             tracks = self._tracker.update(result.detections, now_s, found.looked_at)
         else:
             started = time.perf_counter()
-            tracks = self._tracker.tick(now_s)
+            tracks = self._tracker.tick(now_s, carried=carried)
         clock.add("track", time.perf_counter() - started)
         self.last_tracks = self._tracker.live_tracks()  # replaced whole: the page draws them
 

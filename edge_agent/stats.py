@@ -47,6 +47,9 @@ class CameraStats:
     # in the interval; invokes / detector_runs is the regions per detection run.
     invokes: int = 0
     full_frame_passes: int = 0
+    # Frames with motion on which the tracker carried every object instead of the detector
+    # (cameras[].max_skipped_frames), in the interval.
+    skipped_frames: int = 0
     # Since start: capture reads and frame analyses that raised (the camera went on),
     # the last one's message, and failures per rule or analyzer (each guarded alone).
     failed_frames: int = 0
@@ -60,6 +63,7 @@ class CameraStats:
             "detector_runs": self.detector_runs,
             "invokes": self.invokes,
             "full_frame_passes": self.full_frame_passes,
+            "skipped_frames": self.skipped_frames,
             "inference_ms": _number(self.inference_ms, 2),
             "motion_ratio": _number(self.motion_ratio, 4),
             "failed_frames": self.failed_frames,

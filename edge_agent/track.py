@@ -100,6 +100,9 @@ VELOCITY_WINDOW_S = 1.0
 # Two boxes cut by the same picture edge are one object growing into view (or shrinking
 # out of it) when this share of the smaller lies inside the larger.
 EDGE_GROWTH_OVERLAP = 0.6
+# A track whose box changed size by at most this share over its recent sightings is steady:
+# the tracker may carry it through frames the detector skips (``IouTracker.carried_boxes``).
+STEADY_SIZE_CHANGE = 0.2
 # A track born this soon after a leaver ended, at its edge and beside it, is a remnant ...
 REMNANT_WINDOW_S = 1.0
 # ... not confirmed while it stays cut by that edge, for at most this long.
@@ -179,6 +182,8 @@ class _LiveTrack:
     recent: deque[tuple[float, Box]] = field(default_factory=deque)
     # The leaver this track was born as a remnant of (None: it was not).
     remnant_of: _Left | None = None
+    # The detector skipped frames since the last sighting: the next pass expects it moved on.
+    carried: bool = False
 
     def confirmed(self, settings: TrackerSettings) -> bool:
         """Seen often enough, for long enough, to be an object, and not what a leaver left
@@ -268,6 +273,7 @@ class _LiveTrack:
         self.last_seen_s = now_s
         self.hits += 1
         self.missed = 0
+        self.carried = False
         self.vote(det)
         if self.remnant_of is not None and (
             not self.remnant_of.left_behind(self.box) or now_s - self.first_seen_s >= REMNANT_HOLD_S
@@ -295,12 +301,33 @@ class _LiveTrack:
         """``velocity``, or None until two sightings apart in time measure one."""
         return None if self._window() is None else self.velocity()
 
-    def predicted_box(self, now_s: float) -> Box:
+    def steady(self) -> bool:
+        """Its box the same size (``STEADY_SIZE_CHANGE``) over its recent sightings: moving on
+        at its speed predicts it (entering, leaving, turning, nearing: it changes shape)."""
+        window, box = self._window(), self.box
+        if window is None:
+            return False
+        then = window[0]
+        return all(
+            abs(now - before) <= STEADY_SIZE_CHANGE * max(before, 1e-3)
+            for now, before in ((box.width, then.width), (box.height, then.height))
+        )
+
+    def moving(self) -> bool:
+        """At least ``MOVING_MIN_SPEED_BOXES_PER_S`` box widths (or heights) a second."""
+        (velocity_x, velocity_y), box = self.velocity(), self.box
+        return (
+            abs(velocity_x) >= MOVING_MIN_SPEED_BOXES_PER_S * box.width
+            or abs(velocity_y) >= MOVING_MIN_SPEED_BOXES_PER_S * box.height
+        )
+
+    def predicted_box(self, now_s: float, *, carried: bool = False) -> Box:
         """Where a track still coasting should be by ``now_s``: its last box moved on at the
         speed it had over its recent sightings, for at most ``COAST_PREDICTION_MAX_S``.
         Someone hidden for a moment behind a passer-by comes out ahead of where they
-        were hidden, not where they vanished (where the passer-by now is)."""
-        if self.missed == 0:
+        were hidden, not where they vanished (where the passer-by now is). So is a track
+        the tracker carried through frames the detector skipped (or would: ``carried``)."""
+        if self.missed == 0 and not (self.carried or carried):
             return self.box
         velocity_x, velocity_y = self.velocity()
         ahead_s = min(now_s - self.last_seen_s, COAST_PREDICTION_MAX_S)
@@ -495,8 +522,25 @@ class IouTracker:
         looks for it, and a tentative one is looked for so it can be confirmed."""
         return tuple(replace(t.snapshot(), box=t.predicted_box(now_s)) for t in self._tracks)
 
-    def tick(self, now_s: float) -> TrackUpdate:
-        """Advance time without a detection pass (the gate kept the detector idle)."""
+    def carried_boxes(self, now_s: float) -> tuple[Box, ...] | None:
+        """Where every moving track is expected at ``now_s`` (moved on at its speed), if the
+        tracker can carry them all through a frame without a detection pass: every track
+        confirmed, seen by the last pass, ``steady`` and clear of the picture's edges (a box
+        cut by one changes shape as its object enters or leaves). None otherwise. Motion
+        anywhere else, at a still track too (it is starting to move), is not theirs."""
+        tracks = self._tracks
+        if not tracks or any(
+            t.missed or cut_edges(t.box) or not t.steady() or not t.confirmed(self.settings)
+            for t in tracks
+        ):
+            return None
+        return tuple(t.predicted_box(now_s, carried=True) for t in tracks if t.moving())
+
+    def tick(self, now_s: float, *, carried: bool = False) -> TrackUpdate:
+        """Advance time without a detection pass (the gate kept the detector idle, or with
+        ``carried`` it was skipped: the next pass matches each track where its speed took it)."""
+        for track in self._tracks if carried else ():
+            track.carried = True
         return TrackUpdate(seen=(), ended=self._expire(now_s), live=self._live_count())
 
     def finish(self) -> tuple[Track, ...]:

@@ -63,6 +63,7 @@ class StatsMark:
     invokes: int = 0
     full_frame_passes: int = 0
     invoke_s: float = 0.0
+    skipped_frames: int = 0
     at_mono_s: float | None = None  # None: the agent's start
 
     @classmethod
@@ -73,6 +74,7 @@ class StatsMark:
             clock.invokes,
             clock.full_frame_passes,
             clock.seconds["invoke"],
+            clock.skipped_frames,
             now_s,
         )
 
@@ -148,6 +150,7 @@ class CameraWorker:
             detector_runs=now_mark.detector_runs - mark.detector_runs,
             invokes=d_invokes,
             full_frame_passes=now_mark.full_frame_passes - mark.full_frame_passes,
+            skipped_frames=now_mark.skipped_frames - mark.skipped_frames,
             inference_ms=1000.0 * d_invoke_s / d_invokes if d_invokes else None,
             motion_ratio=self.pipeline.last_motion_ratio,
             source=self.source.health(),

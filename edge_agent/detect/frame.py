@@ -67,6 +67,11 @@ class FrameDetector:
     def region_settings(self) -> RegionSettings:
         return self._regions.settings
 
+    def full_frame_due(self, now_s: float) -> bool:
+        """Whether a detection run now, with objects tracked, would include a full-frame pass
+        on its cadence (never with regions off: there every run is one)."""
+        return self._regions.full_frame_due(now_s, tracked=True)
+
     def detect(
         self,
         image: ImageBGR,

@@ -21,12 +21,14 @@ from edge_agent.detect.frame import FrameDetector
 from edge_agent.detect.regions import RegionSettings
 from edge_agent.events import EventEngine
 from edge_agent.motion import MotionGate
-from edge_agent.pipeline import CameraPipeline, run_offline
+from edge_agent.pipeline import CameraPipeline, GateSettings, run_offline
 from edge_agent.track import IouTracker
 from edge_agent.types import Frame, Lifecycle, MessageClass
 
 
-def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipeline]:
+def run_scene(
+    name: str, gate: GateSettings | None = None
+) -> tuple[SimSource, TruthDetector, ListSink, CameraPipeline]:
     try:
         source = SimSource(
             "cam1", scenario=name, width=480, height=270, fps=5.0, loop=False, realtime=False
@@ -42,6 +44,7 @@ def run_scene(name: str) -> tuple[SimSource, TruthDetector, ListSink, CameraPipe
         tracker=IouTracker(),
         engine=EventEngine("cam1", labels_of_interest=["person", "car"]),
         sink=sink,
+        gate=gate,
     )
     run_offline(source, pipeline, on_frame=detector.on_frame, read_timeout_s=1.0)
     return source, detector, sink, pipeline
@@ -96,6 +99,24 @@ def test_the_busy_street_yields_one_event_per_appearance() -> None:
     ended = {e.event_id for e in sink.events if e.lifecycle is Lifecycle.END}
     assert len(new_events) == appearances(source.scenario) == 11  # 9 objects, 2 wrap round
     assert ended == {e.event_id for e in new_events}
+
+
+def test_the_tracker_carries_a_walker_through_skipped_frames() -> None:
+    """With ``max_skipped_frames`` the detector rests on some frames while the one walker is
+    tracked and nothing else moves (fewer invokes), and the walk is still one event, ended."""
+    _, _, sink, pipeline = run_scene("person_walks_in", GateSettings(max_skipped_frames=2))
+    by_id: dict[str, list[Lifecycle]] = {}
+    for event in sink.events:
+        by_id.setdefault(event.event_id, []).append(event.lifecycle)
+    assert len(by_id) == 1
+    (steps,) = by_id.values()
+    assert steps[0] is Lifecycle.NEW and steps[-1] is Lifecycle.END
+    clock = pipeline.clock
+    assert clock.skipped_frames > 0
+    assert clock.detector_runs + clock.skipped_frames <= clock.frames
+    _, _, _, every = run_scene("person_walks_in")
+    assert every.clock.skipped_frames == 0  # the default here: 0, as before
+    assert clock.invokes < every.clock.invokes
 
 
 def quiet_pipeline(sink: ListSink, analyzers: Sequence[SceneAnalyzer] = ()) -> CameraPipeline:

@@ -38,6 +38,7 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
             detector_runs=120,
             invokes=150,
             full_frame_passes=30,
+            skipped_frames=9,
             inference_ms=float("nan"),
             motion_ratio=0.123456,
             source=SourceHealth(connected=True, frames_read=300, reconnects=1),
@@ -84,6 +85,7 @@ def test_stats_carry_outbox_drops_publisher_state_and_cameras() -> None:
         "detector_runs": 120,
         "invokes": 150,
         "full_frame_passes": 30,
+        "skipped_frames": 9,
         "inference_ms": None,  # NaN is not JSON
         "motion_ratio": 0.1235,
         "failed_frames": 2,

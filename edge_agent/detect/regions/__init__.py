@@ -45,6 +45,7 @@ from edge_agent.detect.regions.plan import (
     RegionSettings,
     min_side_px,
     plan_regions,
+    untracked_motion,
 )
 from edge_agent.types import Box, ImageBGR, Track
 
@@ -60,6 +61,7 @@ __all__ = [
     "detect_regions",
     "min_side_px",
     "plan_regions",
+    "untracked_motion",
 ]
 
 
@@ -72,7 +74,10 @@ class RegionDetector:
         self._last_full_s: float | None = None
 
     def full_frame_due(self, now_s: float, *, tracked: bool) -> bool:
-        """Whether this frame's detection run must include a full-frame pass."""
+        """Whether this frame's detection run must include a full-frame pass (with regions
+        off every run is one)."""
+        if not self.settings.enabled:
+            return False
         if not tracked or self._last_full_s is None:
             return True
         return now_s - self._last_full_s >= self.settings.full_frame_every_s

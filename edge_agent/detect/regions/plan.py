@@ -155,6 +155,17 @@ def _padded(box: Box, padding: float) -> Box:
     return Box(box.x_min - pad_x, box.y_min - pad_y, box.x_max + pad_x, box.y_max + pad_y)
 
 
+def untracked_motion(motion: Sequence[Box], tracks: Sequence[Box], padding: float) -> list[Box]:
+    """The motion boxes not mostly (``TRACK_MOTION``) inside a track's box padded by
+    ``padding`` of its size on every side: motion inside one is that object moving."""
+    tracked = [_padded(box.clipped(), padding) for box in tracks]
+    return [
+        box
+        for box in motion
+        if not any(box.intersection(t) >= TRACK_MOTION * box.clipped().area for t in tracked)
+    ]
+
+
 def _merge(clusters: list[Cluster], min_side: float, max_growth: float) -> list[Cluster]:
     """Merge pairs whose enclosing square is at most ``max_growth`` x the smaller one, the
     pair that grows least first, until no pair qualifies: what one invoke saves must not
@@ -264,12 +275,7 @@ def plan_regions(
             if broad_vehicle(box.clipped(), labels[rank]):
                 broad.append(seed)
     # Motion mostly inside a track's padded box is that object moving: it has a region.
-    tracked = [_padded(box.clipped(), settings.track_padding) for box in tracks]
-    motion = [
-        box
-        for box in motion
-        if not any(box.intersection(t) >= TRACK_MOTION * box.clipped().area for t in tracked)
-    ]
+    motion = untracked_motion(motion, tracks, settings.track_padding)
     largest_motion = sorted(motion, key=lambda b: b.clipped().area, reverse=True)
     for box in largest_motion[:MAX_MOTION_SEEDS]:
         seed = seed_cluster(box, frame_px, settings.motion_padding, None)
