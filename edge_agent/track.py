@@ -335,15 +335,6 @@ class _LiveTrack:
         box = self.box
         return Box(box.x_min + dx, box.y_min + dy, box.x_max + dx, box.y_max + dy)
 
-    def moving(self) -> bool:
-        """Whether its recent sightings moved it at least ``MOVING_MIN_SPEED_BOXES_PER_S``."""
-        velocity_x, velocity_y = self.velocity()
-        box = self.box
-        return (
-            abs(velocity_x) >= MOVING_MIN_SPEED_BOXES_PER_S * box.width
-            or abs(velocity_y) >= MOVING_MIN_SPEED_BOXES_PER_S * box.height
-        )
-
     def can_be_taken_up(self, now_s: float) -> bool:
         """Whether a detection may continue this track. One that was walking or driving
         and has been lost for longer than its position can be predicted may be anywhere
