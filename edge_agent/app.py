@@ -18,6 +18,8 @@ thread             the only writer of                              hands off thr
 ``analysis-{cam}`` ``CameraPipeline`` (tracker, rules, ``clock``), ``OutboxSink.emit`` →
                    ``worker.latest``, ``worker.last_frame_mono_s``, ``Outbox`` lock →
                    ``worker.analysis_failures``                    ``Publisher.wake()``
+``clip-finisher``  a closed clip's file and index row; the         ``ClipStore`` lock; a clip
+                   recorder's ``clips_written``, ``finish_failed`` comes from ``analysis``
 ``mqtt-drain``     the publisher's in-flight table, streams and    ``Outbox`` lock; link facts
                    pacing (edge_agent/mqtt/drain.py)               under ``LinkState``'s lock
 paho network       connection facts and PUBACKs, in ``LinkState``  ``Drain.wake``; a command is

@@ -135,6 +135,18 @@ def with_model(config: AgentConfig, model: str) -> AgentConfig:
     return config.model_copy(update={"detector": detector})
 
 
+def shared_threads(config: AgentConfig, models: int) -> AgentConfig:
+    """``config`` with its default ``detector.threads`` (the cores but one) shared by the
+    ``models`` the cameras look through, each at least 1: their cameras invoke them at the
+    same time, and each on the cores but one would take the core the default leaves free
+    for decoding (two models on a 4-core Pi: 6 threads). A value the config sets stands."""
+    detector = config.detector
+    if models < 2 or "threads" in detector.model_fields_set:
+        return config
+    shared = detector.model_copy(update={"threads": max(1, detector.threads // models)})
+    return config.model_copy(update={"detector": shared})
+
+
 @dataclass(frozen=True)
 class Detectors:
     """The models a device loads (each once, shared by the cameras that use it) and which
@@ -160,6 +172,7 @@ def build_detectors(
     device's model, with a warning; a model a camera names itself must load."""
     by_model: dict[str, Detector] = {}
     reusable = loaded or {}
+    config = shared_threads(config, len(set(camera_models(config).values())))
 
     def load(model: str) -> Detector:
         if model not in by_model:

@@ -92,6 +92,12 @@ TIME_SLACK_S = 1e-3
 # edge does not cut) means at least this many box widths (or heights) per second: a
 # standing person's jitter is below, the slowest walkers in the market ~0.6.
 MOVING_MIN_SPEED_BOXES_PER_S = 0.25
+# The tracker carries a track through a skipped frame as a mover (its motion explained by
+# it) only at this speed or more: below, it may be setting off or stopping, and like a still
+# one it explains no motion (the room clip at 3.3 fps: someone who had stood for 10 s set
+# off at 0.29 box widths a second, was carried, and came back at a run as a second person).
+# At 0.5 hw-sim eval's no_stopping lost one of its two stopped-vehicle alerts; 0.35-0.4 keep both.
+CARRY_MIN_SPEED_BOXES_PER_S = 0.4
 # A coasting track's box is moved on at its recent speed for at most this long (after
 # that, whoever it was may have stopped or turned: it waits where it was expected).
 COAST_PREDICTION_MAX_S = 1.0
@@ -313,12 +319,12 @@ class _LiveTrack:
             for now, before in ((box.width, then.width), (box.height, then.height))
         )
 
-    def moving(self) -> bool:
-        """At least ``MOVING_MIN_SPEED_BOXES_PER_S`` box widths (or heights) a second."""
+    def moving(self, min_speed_boxes_per_s: float = MOVING_MIN_SPEED_BOXES_PER_S) -> bool:
+        """At least ``min_speed_boxes_per_s`` box widths (or heights) a second."""
         (velocity_x, velocity_y), box = self.velocity(), self.box
         return (
-            abs(velocity_x) >= MOVING_MIN_SPEED_BOXES_PER_S * box.width
-            or abs(velocity_y) >= MOVING_MIN_SPEED_BOXES_PER_S * box.height
+            abs(velocity_x) >= min_speed_boxes_per_s * box.width
+            or abs(velocity_y) >= min_speed_boxes_per_s * box.height
         )
 
     def predicted_box(self, now_s: float, *, carried: bool = False) -> Box:
@@ -525,7 +531,11 @@ class IouTracker:
             for t in tracks
         ):
             return None
-        return tuple(t.predicted_box(now_s, carried=True) for t in tracks if t.moving())
+        return tuple(
+            t.predicted_box(now_s, carried=True)
+            for t in tracks
+            if t.moving(CARRY_MIN_SPEED_BOXES_PER_S)
+        )
 
     def tick(self, now_s: float, *, carried: bool = False) -> TrackUpdate:
         """Advance time without a detection pass (the gate kept the detector idle, or with

@@ -9,7 +9,8 @@ measured in the object's own box sizes from where the track is expected:
 
 - a track seen once (no speed yet) reaches as far as something moving
   ``FAST_BOXES_PER_S`` box sizes a second goes in the time since its last sighting
-  (capped at ``MAX_ELAPSED_S``): at 5 fps, one box length for a car;
+  (capped at ``MAX_ELAPSED_S``; ``CARRIED_MAX_ELAPSED_S`` for a track the pipeline carried
+  through skipped frames): at 5 fps, one box length for a car;
 - a track with a speed is expected where that speed puts it (the IoU stage looks for a
   track the last pass saw where it was seen), within half a box plus half its own move
   (speeds from a few jittery boxes are rough);
@@ -37,6 +38,11 @@ from edge_agent.types import Box
 FAST_BOXES_PER_S = 5.0
 # ... over at most this long since its last sighting (longer, it may be anyone).
 MAX_ELAPSED_S = 0.5
+# A track the pipeline carried through frames the detector skipped (confirmed, steady and
+# moving: it has a speed) is looked for this long: the pipeline carries at most
+# ``CARRY_MAX_S`` (0.4 s) after a pass, and the next frame comes at most as long after that
+# (at 5 fps the next pass is 0.6 s after the last).
+CARRIED_MAX_ELAPSED_S = 0.8
 # A track with a speed: within this share of a box of where it is expected, plus this
 # share of its expected move.
 PREDICTED_SLACK_BOXES = 0.5
@@ -66,12 +72,13 @@ def reach_cost(
     det: Box,
     *,
     edge_margin: float,
+    max_elapsed_s: float = MAX_ELAPSED_S,
 ) -> float | None:
     """How far (in box sizes) ``det`` lies from where a track last seen at ``last``,
-    ``elapsed_s`` ago, moving at ``velocity`` (None: not known, seen once) is expected;
-    None when it is out of reach or not alike. The caller has excluded tracks that stood
-    still."""
-    if elapsed_s <= 0.0 or elapsed_s > MAX_ELAPSED_S:
+    ``elapsed_s`` ago (at most ``max_elapsed_s``), moving at ``velocity`` (None: not known,
+    seen once) is expected; None when it is out of reach or not alike. The caller has
+    excluded tracks that stood still."""
+    if elapsed_s <= 0.0 or elapsed_s > max_elapsed_s:
         return None
     if not (_cut_x(last, edge_margin) or _cut_x(det, edge_margin)) and not _alike(
         last.width, det.width
@@ -107,6 +114,8 @@ class Follower(Protocol):
     def family(self) -> str: ...
     @property
     def last_seen_s(self) -> float: ...
+    @property
+    def carried(self) -> bool: ...
     def measured_velocity(self) -> tuple[float, float] | None: ...
     def moving(self) -> bool: ...
     def can_be_taken_up(self, now_s: float) -> bool: ...
@@ -144,7 +153,14 @@ def reach_pairs(
                 or not track.still_leaving_by(box, leaving[t_index])
             ):
                 continue
-            cost = reach_cost(track.box, velocity, elapsed_s, box, edge_margin=edge_margin)
+            cost = reach_cost(
+                track.box,
+                velocity,
+                elapsed_s,
+                box,
+                edge_margin=edge_margin,
+                max_elapsed_s=CARRIED_MAX_ELAPSED_S if track.carried else MAX_ELAPSED_S,
+            )
             if cost is not None:
                 candidates.append((cost, t_index, d_index))
     chosen: list[tuple[int, int]] = []

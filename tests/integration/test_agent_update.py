@@ -10,8 +10,6 @@ working agent."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from fakes.centre import Centre
-from fakes.releases import KEY, PUBLIC_HEX, archive_of
+from fakes.releases import KEY, PUBLIC_HEX, archive_of, send_archive
 from fakes.wheels import agent_wheel, cannot_import, dies_at_run
 from helpers import sim_camera, wait_until
 from realdata import require_model
@@ -182,19 +180,7 @@ def device(
 
 
 def send(centre: Centre, archive: bytes, name: str) -> dict[str, object]:
-    centre.send(
-        "update_begin",
-        {"id": name, "size": len(archive), "sha256": hashlib.sha256(archive).hexdigest()},
-        f"{name}-b".encode(),
-    )
-    assert centre.reply_body(f"{name}-b".encode())["have"] == 0
-    for offset in range(0, len(archive), 40_000):
-        piece = archive[offset : offset + 40_000]
-        body = {"id": name, "offset": offset, "data": base64.b64encode(piece).decode()}
-        centre.send("update_chunk", body, f"{name}-{offset}".encode())
-        assert centre.reply_body(f"{name}-{offset}".encode())["have"] == offset + len(piece)
-    centre.send("update_commit", {"id": name}, f"{name}-c".encode())
-    return centre.reply_body(f"{name}-c".encode(), timeout_s=120.0)  # it builds a venv
+    return send_archive(centre, archive, name, commit_timeout_s=120.0)  # it builds a venv
 
 
 def outcome(centre: Centre, version: str, phases: tuple[str, ...]) -> dict[str, Any]:

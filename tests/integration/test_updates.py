@@ -7,7 +7,6 @@ update, from a real wheel to the launched new agent: test_agent_update.py."""
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import http.server
@@ -25,6 +24,7 @@ import pytest
 import yaml
 from fakes.centre import Centre
 from fakes.releases import KEY, OTHER_KEY, PUBLIC_HEX, archive_of, make_release
+from fakes.releases import send_archive as send
 from helpers import sim_camera, wait_until
 from realdata import require_model
 
@@ -37,7 +37,6 @@ from edge_agent.update.store import ReleaseStore
 
 ROOT = "city/upd-site/dev-1"
 TIMEOUT_S = 60.0
-CHUNK_BYTES = 40_000
 
 
 @dataclass
@@ -95,24 +94,6 @@ def device(tmp_path: Path, broker: LocalBroker) -> Iterator[Device]:
         result.agent.stop()
         centre.client.publish(f"{ROOT}/update", b"", qos=1, retain=True).wait_for_publish(10)
         centre.close()
-
-
-def send(centre: Centre, archive: bytes, name: str) -> dict[str, object]:
-    """The archive in chunks, then the commit; the commit's reply."""
-    centre.send(
-        "update_begin",
-        {"id": name, "size": len(archive), "sha256": hashlib.sha256(archive).hexdigest()},
-        f"{name}-b".encode(),
-    )
-    assert centre.reply_body(f"{name}-b".encode())["have"] == 0
-    for offset in range(0, len(archive), CHUNK_BYTES):
-        piece = archive[offset : offset + CHUNK_BYTES]
-        tag = f"{name}-{offset}".encode()
-        body = {"id": name, "offset": offset, "data": base64.b64encode(piece).decode()}
-        centre.send("update_chunk", body, tag)
-        assert centre.reply_body(tag)["have"] == offset + len(piece)
-    centre.send("update_commit", {"id": name}, f"{name}-c".encode())
-    return centre.reply_body(f"{name}-c".encode())
 
 
 def outcome(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -80,6 +81,38 @@ def test_each_model_is_loaded_once_and_shared() -> None:
     assert detectors.for_camera("cam1") is detectors.for_camera("cam3")
     assert detectors.for_camera("cam2") is detectors.for_camera("cam4")
     assert detectors.for_camera("cam2").model_name == CROWD_MODEL
+
+
+class ThreadsLoader(Loader):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[str, int] = {}
+
+    def __call__(self, config: AgentConfig) -> Detector:
+        self.threads[config.detector.model] = config.detector.threads
+        return super().__call__(config)
+
+
+def test_two_models_share_the_default_threads_and_a_set_value_stands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 4-core device: the default is 3 threads (the cores but one). Two models, each
+    invoked by its own cameras at the same time, had 3 each: 6 threads on 4 cores, and no
+    core left for decoding. One model keeps the 3; a value in the config is used as set."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    one = ThreadsLoader()
+    build_detectors(agent({}, {}), build=one)
+    assert one.threads == {"ssd_mobilenet_v1": 3}
+    two = ThreadsLoader()
+    build_detectors(agent({}, crowd_camera()), build=two)
+    assert two.threads == {"ssd_mobilenet_v1": 1, CROWD_MODEL: 1}
+    config = agent({}, crowd_camera())
+    set_threads = config.model_copy(
+        update={"detector": config.detector.model_copy(update={"threads": 2})}
+    )
+    chosen = ThreadsLoader()
+    build_detectors(set_threads, build=chosen)
+    assert chosen.threads == {"ssd_mobilenet_v1": 2, CROWD_MODEL: 2}
 
 
 def test_a_missing_crowd_model_falls_back_to_the_device_model_with_a_warning(

@@ -402,3 +402,18 @@ def test_a_still_track_explains_no_motion_it_may_be_starting_to_move() -> None:
     for step in range(3):
         tracker.update((det("person", 0.3),), step * 0.2)
     assert tracker.carried_boxes(0.6) == ()
+
+
+def test_someone_setting_off_slowly_explains_no_motion_either() -> None:
+    """A track that is moving, but slowly (0.3 box widths a second: above the tracker's
+    ``moving``, as someone who stood and sets off), may be about to run: its motion runs the
+    detector as a still track's does. The room clip at 3.3 fps: carried at that speed, the
+    person came back 0.2 of the picture on, and as a second person."""
+    tracker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
+    for step in range(6):  # 0.1 wide, 0.03 a second: 0.3 widths a second
+        tracker.update((det("person", 0.3 + 0.006 * step),), step * 0.2)
+    assert tracker.carried_boxes(1.2) == ()
+    walker = IouTracker(TrackerSettings(min_hits=2, confirm_score=None))
+    for step in range(6):  # 0.6 widths a second, the market's slowest walkers: a mover
+        walker.update((det("person", 0.3 + 0.012 * step),), step * 0.2)
+    assert len(walker.carried_boxes(1.2) or ()) == 1

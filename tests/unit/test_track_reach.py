@@ -2,7 +2,9 @@
 (edge_agent/track_reach.py). The tracker runs with its defaults: a sighting at 0.7 or more
 confirms at once, two sightings 0.15 s apart otherwise."""
 
+from edge_agent.pipeline import CARRY_MAX_S
 from edge_agent.track import IouTracker
+from edge_agent.track_reach import CARRIED_MAX_ELAPSED_S
 from edge_agent.types import Box, Detection
 
 STEP_S = 0.2  # 5 fps, the default rate
@@ -73,3 +75,20 @@ def test_a_passer_by_does_not_take_the_id_of_someone_standing() -> None:
     passer = tracker.update((person(0.58, score=0.6),), 3 * STEP_S)
     assert passer.seen == ()
     assert [t.track_id for t in tracker.live_tracks()] == [stander.track_id]
+
+
+def test_a_car_carried_through_skipped_frames_is_still_reached() -> None:
+    """The pipeline carries a busy, fully tracked scene through up to two frames without the
+    detector (``max_skipped_frames``, ``CARRY_MAX_S``): at 5 fps the next pass comes 0.6 s
+    after the last, past the 0.5 s the second stage gave any track, so a carried car that
+    braked (no overlap with where its speed put it) became a new track."""
+    tracker = IouTracker()
+    for step, x in enumerate((0.2, 0.3, 0.4, 0.5)):  # 0.15 wide, 0.5 of the picture a second
+        seen = tracker.update((car(x, width=0.15),), step * STEP_S).seen
+    (track,) = seen
+    assert tracker.carried_boxes(4 * STEP_S) is not None  # steady, confirmed, moving
+    tracker.tick(4 * STEP_S, carried=True)
+    tracker.tick(5 * STEP_S, carried=True)
+    later = tracker.update((car(0.66, width=0.15),), 6 * STEP_S).seen  # expected at 0.8
+    assert [t.track_id for t in later] == [track.track_id]
+    assert CARRIED_MAX_ELAPSED_S >= 2 * CARRY_MAX_S  # the longest gap the pipeline leaves
