@@ -5,15 +5,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from helpers import sim_camera, wait_until
 
 from edge_agent import crypto
 from edge_agent.update.release import METADATA, make_metadata, sign_metadata
 from edge_agent.update.transfer import pack
 
 if TYPE_CHECKING:
+    from edge_agent.app import Agent
     from fakes.centre import Centre
 
 KEY = crypto.ed25519_new_key()
@@ -68,3 +75,72 @@ def send_archive(
         assert centre.reply_body(tag)["have"] == offset + len(piece)
     centre.send("update_commit", {"id": name}, f"{name}-c".encode())
     return centre.reply_body(f"{name}-c".encode(), timeout_s=commit_timeout_s)
+
+
+def updating_agent_config(
+    site_id: str,
+    *,
+    model: str,
+    broker_port: int,
+    tmp_path: Path,
+    releases: Path,
+    health_deadline_s: float,
+) -> dict[str, Any]:
+    """An agent on the simulator's empty street that takes updates signed with ``KEY``."""
+    return {
+        "site_id": site_id,
+        "device_id": "dev-1",
+        "cameras": [sim_camera(scenario="empty_street", loop=True)],
+        "detector": {"model": model, "layout": "ssd_postprocess", "threads": 1},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_min_delay_s": 0.5},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "references": {"directory": None},
+        "updates": {
+            "dir": str(releases),
+            "trusted_keys": [PUBLIC_HEX],
+            "health_deadline_s": health_deadline_s,
+        },
+    }
+
+
+@dataclass
+class UpdatingAgent:
+    """An agent taking updates and a centre on its root; ``restart`` as systemd would."""
+
+    agent: Agent
+    centre: Centre
+    data: dict[str, Any]
+    path: Path
+
+    def restart(self) -> None:
+        """As systemd would after the agent exited: a new process on the same files."""
+        from edge_agent.app import Agent
+        from edge_agent.config import parse_config
+
+        self.agent.stop()
+        self.agent = Agent(parse_config(self.data), config_path=self.path)
+        self.agent.start()
+
+
+@contextmanager
+def running_updating_agent(
+    data: dict[str, Any], path: Path, broker_port: int, root: str
+) -> Iterator[UpdatingAgent]:
+    """``data`` written to ``path`` and run as an agent listening for commands, with a
+    centre on its root; the agent of the moment stopped after, its retained ``update``
+    cleared."""
+    from edge_agent.app import Agent
+    from edge_agent.config import parse_config
+    from fakes.centre import Centre
+
+    path.write_text(yaml.safe_dump(data))
+    centre = Centre(broker_port, root)
+    running = UpdatingAgent(Agent(parse_config(data), config_path=path), centre, data, path)
+    running.agent.start()
+    try:
+        wait_until(lambda: running.agent.publisher.commands_ready, 30.0, "the agent listening")
+        yield running
+    finally:
+        running.agent.stop()
+        centre.client.publish(f"{root}/update", b"", qos=1, retain=True).wait_for_publish(10)
+        centre.close()

@@ -23,17 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fakes.centre import Centre
-from fakes.releases import KEY, PUBLIC_HEX, archive_of, send_archive
+from fakes.releases import (
+    KEY,
+    PUBLIC_HEX,
+    archive_of,
+    running_updating_agent,
+    send_archive,
+    updating_agent_config,
+)
 from fakes.wheels import agent_wheel, cannot_import, dies_at_run
-from helpers import sim_camera, wait_until
+from helpers import wait_until
 from realdata import require_model
 
 from edge_agent import __version__
 from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
-from edge_agent.config import parse_config
 from edge_agent.update import agent_env
 from edge_agent.update.launcher import BASE_ENV, RELEASES_ENV
 from edge_agent.update.release import verify_release
@@ -150,33 +155,16 @@ def device(
     releases = tmp_path / "releases"
     monkeypatch.setenv(RELEASES_ENV, str(releases))
     monkeypatch.setenv(BASE_ENV, str(BASE_PYTHON))
-    data: dict[str, Any] = {
-        "site_id": "agentupd",
-        "device_id": "dev-1",
-        "cameras": [sim_camera(scenario="empty_street", loop=True)],
-        "detector": {
-            "model": str(require_model("ssd_mobilenet_v1")),
-            "layout": "ssd_postprocess",
-            "threads": 1,
-        },
-        "mqtt": {"host": "127.0.0.1", "port": broker.port, "reconnect_min_delay_s": 0.5},
-        "outbox": {"path": str(tmp_path / "outbox.db")},
-        "references": {"directory": None},
-        "updates": {"dir": str(releases), "trusted_keys": [PUBLIC_HEX], "health_deadline_s": 30},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    centre = Centre(broker.port, ROOT)
-    agent = Agent(parse_config(data), config_path=path)
-    agent.start()
-    result = Device(agent, centre, path, releases)
-    try:
-        wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
-        yield result
-    finally:
-        agent.stop()
-        centre.client.publish(f"{ROOT}/update", b"", qos=1, retain=True).wait_for_publish(10)
-        centre.close()
+    data = updating_agent_config(
+        "agentupd",
+        model=str(require_model("ssd_mobilenet_v1")),
+        broker_port=broker.port,
+        tmp_path=tmp_path,
+        releases=releases,
+        health_deadline_s=30,
+    )
+    with running_updating_agent(data, tmp_path / "config.yaml", broker.port, ROOT) as running:
+        yield Device(running.agent, running.centre, running.path, releases)
 
 
 def send(centre: Centre, archive: bytes, name: str) -> dict[str, object]:

@@ -15,7 +15,6 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,21 @@ from typing import Any
 import pytest
 import yaml
 from fakes.centre import Centre
-from fakes.releases import KEY, OTHER_KEY, PUBLIC_HEX, archive_of, make_release
+from fakes.releases import (
+    KEY,
+    OTHER_KEY,
+    UpdatingAgent,
+    archive_of,
+    make_release,
+    running_updating_agent,
+    updating_agent_config,
+)
 from fakes.releases import send_archive as send
-from helpers import sim_camera, wait_until
+from helpers import wait_until
 from realdata import require_model
 
 from edge_agent import crypto
-from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
-from edge_agent.config import parse_config
 from edge_agent.update.release import verify_release
 from edge_agent.update.store import ReleaseStore
 
@@ -39,18 +44,7 @@ ROOT = "city/upd-site/dev-1"
 TIMEOUT_S = 60.0
 
 
-@dataclass
-class Device:
-    agent: Agent
-    centre: Centre
-    data: dict[str, Any]
-    path: Path
-
-    def restart(self) -> None:
-        """As systemd would after the agent exited: a new process on the same files."""
-        self.agent.stop()
-        self.agent = Agent(parse_config(self.data), config_path=self.path)
-        self.agent.start()
+Device = UpdatingAgent
 
 
 @pytest.fixture
@@ -67,33 +61,17 @@ def device(tmp_path: Path, broker: LocalBroker) -> Iterator[Device]:
         folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=now
     )
     store.keep(store.switch(store.place(model)), "installed at the factory")
-    data: dict[str, Any] = {
-        "site_id": "upd-site",
-        "device_id": "dev-1",
-        "cameras": [sim_camera(scenario="empty_street", loop=True)],
-        "detector": {
-            "model": str(releases / "model" / "current" / "model.tflite"),
-            "layout": "ssd_postprocess",
-            "threads": 1,
-        },
-        "mqtt": {"host": "127.0.0.1", "port": broker.port, "reconnect_min_delay_s": 0.5},
-        "outbox": {"path": str(tmp_path / "outbox.db")},
-        "references": {"directory": None},
-        "updates": {"dir": str(releases), "trusted_keys": [PUBLIC_HEX], "health_deadline_s": 10},
-    }
+    data = updating_agent_config(
+        "upd-site",
+        model=str(releases / "model" / "current" / "model.tflite"),
+        broker_port=broker.port,
+        tmp_path=tmp_path,
+        releases=releases,
+        health_deadline_s=10,
+    )
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    centre = Centre(broker.port, ROOT)
-    agent = Agent(parse_config(data), config_path=path)
-    agent.start()
-    result = Device(agent, centre, data, path)
-    try:
-        wait_until(lambda: agent.publisher.commands_ready, 30.0, "the agent listening")
-        yield result
-    finally:
-        result.agent.stop()
-        centre.client.publish(f"{ROOT}/update", b"", qos=1, retain=True).wait_for_publish(10)
-        centre.close()
+    with running_updating_agent(data, path, broker.port, ROOT) as running:
+        yield running
 
 
 def outcome(
