@@ -27,7 +27,7 @@ from pydantic import Field, ValidationError
 from edge_agent.config import ConfigError, problems_of, read_config_data
 from edge_agent.config_base import StrictModel
 from edge_agent.config_check import check_config_data
-from edge_agent.files import write_atomic
+from edge_agent.files import fsync_path, write_atomic
 from edge_agent.service.reload import ReloadOutcome
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ class ConfigEditor:
             write_atomic(self.previous, current, mode)
             previous_written = True
             os.replace(staged, self.path)
+            fsync_path(self.path.parent)  # the rename survives a power cut
         except OSError as error:
             with contextlib.suppress(OSError):
                 staged.unlink(missing_ok=True)

@@ -121,6 +121,22 @@ def test_a_save_replaces_the_zones_keeps_what_it_can_and_the_previous_file(
     assert camera.rules[0].min_duration_s == 3
 
 
+def test_a_save_syncs_the_directory_after_the_rename(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the directory's fsync a power cut just after a save can bring the old file
+    back under the config's name, though the page said saved."""
+    synced: list[tuple[Path, bytes]] = []
+
+    def record(path: Path) -> None:  # what the directory holds under the name when synced
+        synced.append((path, config_path.read_bytes()))
+
+    monkeypatch.setattr("edge_agent.web.edit.fsync_path", record)
+    result = ConfigEditor(config_path, Reloads()).save_zones(SAVE)
+    assert result.status == 200, result.body
+    assert (config_path.parent, config_path.read_bytes()) in synced
+
+
 def test_an_invalid_save_changes_nothing(config_path: Path) -> None:
     before = config_path.read_bytes()
     reloads = Reloads()
