@@ -87,13 +87,13 @@ class ClipCommands:
     def hold(self, clip_id: str, held: bool) -> dict[str, object]:
         clip = self.store.hold(clip_id, held)
         if clip is None:
-            raise ClipError(f"no clip {clip_id!r} (deleted by retention, or never recorded)")
+            raise self._missing(clip_id)
         return {"ok": True, "clip": clip.as_json()}
 
     def fetch(self, clip_id: str, offset: int, length: int | None) -> Chunk:
         clip = self.store.get(clip_id)
         if clip is None:
-            raise ClipError(f"no clip {clip_id!r} (deleted by retention, or never recorded)")
+            raise self._missing(clip_id)
         if offset > clip.size_bytes:
             raise ClipError(f"offset {offset} is past the clip's end ({clip.size_bytes} bytes)")
         wanted = min(length or self.chunk_max_bytes, self.chunk_max_bytes)
@@ -103,6 +103,15 @@ class ClipCommands:
         with self._lock:
             self.bytes_sent += len(data)
         return Chunk(clip, offset, data)
+
+    def _missing(self, clip_id: str) -> ClipError:
+        """Why ``clip_id`` is not in the index: closed and still being made durable by the
+        finisher (the event's ``end`` names its clip before that), or gone."""
+        if any(job.clip_id == clip_id for job in self.store.finisher.pending_jobs()):
+            return ClipError(
+                f"clip {clip_id!r} is still being written to disk: ask again in a few seconds"
+            )
+        return ClipError(f"no clip {clip_id!r} (deleted by retention, or never recorded)")
 
     def _take(self, size: int) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fakes.recording import event, frame
 
+from edge_agent.recording.commands import ClipCommands, ClipError
 from edge_agent.recording.encoder import probe
 from edge_agent.recording.finisher import ClipFinisher, FinishJob, FinishResult
 from edge_agent.recording.recorder import CameraRecorder, RecordingSettings
@@ -95,6 +96,30 @@ def test_analysis_goes_on_while_a_clip_is_finished_and_it_is_indexed_once_durabl
         assert probe(store.path(clip.id)).frames == clip.frames
     assert recorder.stats()["clips_written"] == 2
     assert recorder.stats()["finish_failed"] == 0
+    store.close()
+
+
+def test_a_clip_still_being_finished_is_said_so_not_called_gone(tmp_path: Path) -> None:
+    """The ``end`` names its clip before the finisher has made it durable: a centre that
+    fetches or holds it at once is told to ask again, not that it never existed."""
+    disk = Disk(hold_first=True)
+    recorder = recorder_on(tmp_path, disk)
+    store = recorder.store
+    commands = ClipCommands(store, rate_bytes_per_s=1 << 20, chunk_max_bytes=1 << 20)
+    try:
+        (end,) = run(recorder, range(100))
+        assert disk.entered.wait(WAIT_S)  # its fsync is held: not indexed yet
+        assert end.clip is not None and end.clip.id is not None
+        clip_id = end.clip.id
+        for ask in (lambda: commands.fetch(clip_id, 0, None), lambda: commands.hold(clip_id, True)):
+            with pytest.raises(ClipError, match="still being written to disk: ask again"):
+                ask()
+        with pytest.raises(ClipError, match="deleted by retention, or never recorded"):
+            commands.fetch("cam1-0-nothing", 0, None)
+    finally:
+        disk.release.set()
+    assert store.wait_finished(WAIT_S)
+    assert commands.fetch(clip_id, 0, None).offset == 0  # now it is there
     store.close()
 
 
