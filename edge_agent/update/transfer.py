@@ -60,9 +60,23 @@ class Staging:
     def _expected(self, archive_id: str) -> Expected:
         _part, expect = self._paths(archive_id)
         try:
-            return Expected(**json.loads(expect.read_text(encoding="utf-8")))
+            record = json.loads(expect.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise TransferError(f"no transfer {archive_id!r}: send update_begin first") from None
+        except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+            raise self._damaged(expect, error) from None
+        fields = record if isinstance(record, dict) else {}
+        size, sha256 = fields.get("size"), fields.get("sha256")
+        if not isinstance(size, int) or isinstance(size, bool) or not isinstance(sha256, str):
+            raise self._damaged(expect, "not a size and a sha256")
+        return Expected(size, sha256)
+
+    @staticmethod
+    def _damaged(expect: Path, why: object) -> TransferError:
+        """A power cut while the record was written, or a disk error: begin again."""
+        return TransferError(
+            f"the transfer's record {expect.name} is damaged ({why}): send update_begin again", 0
+        )
 
     def begin(self, archive_id: str, size: int, sha256: str) -> int:
         """Start (or resume: the same size and sha256) a transfer; the bytes held."""

@@ -120,6 +120,28 @@ def test_chunks_resume_from_the_offset_the_device_holds(tmp_path: Path) -> None:
     assert staging.complete("a1").read_bytes() == data
 
 
+@pytest.mark.parametrize(
+    "record", [b"", b'{"size": 10', b"\xff\xfe", b"[1, 2]", b'{"size": "10", "sha256": 1}']
+)
+def test_a_damaged_transfer_record_asks_for_a_new_begin(tmp_path: Path, record: bytes) -> None:
+    """A power cut while ``update_begin`` wrote its record: each step says so (no internal
+    error), and a new ``update_begin`` starts the transfer again."""
+    staging = Staging(tmp_path, max_bytes=1 << 20)
+    data = b"release" * 100
+    digest = hashlib.sha256(data).hexdigest()
+    staging.begin("a1", len(data), digest)
+    (tmp_path / "a1.expect").write_bytes(record)
+    for step in (
+        lambda: staging.chunk("a1", 0, data, None),
+        lambda: staging.complete("a1"),
+    ):
+        with pytest.raises(TransferError, match=r"a1\.expect is damaged .*send update_begin again"):
+            step()
+    assert staging.begin("a1", len(data), digest) == 0
+    assert staging.chunk("a1", 0, data, None) == len(data)
+    assert staging.complete("a1").read_bytes() == data
+
+
 def test_unpack_takes_plain_files_only(tmp_path: Path) -> None:
     for name, kind in (
         ("../escape", tarfile.REGTYPE),
