@@ -13,6 +13,8 @@ from edge_agent.config_base import StrictModel, UnitFloat
 Polygon = list[tuple[UnitFloat, UnitFloat]]
 
 DEFAULT_FACE_MODEL = "blazeface_full_range"
+MAX_MASKS = 64  # per camera; a page or a config that sends more is wrong, not careful
+MAX_MASK_POINTS = 256  # per polygon, as for zones
 
 
 def polygon_area(points: list[tuple[float, float]]) -> float:
@@ -27,7 +29,7 @@ class PrivacyConfig(StrictModel):
     """What a camera must never send: ``masks`` (polygons in normalised 0..1 coordinates,
     filled black on every outgoing picture) and, with ``blur_faces``, every face found."""
 
-    masks: list[Polygon] = Field(default_factory=list)
+    masks: list[Polygon] = Field(default_factory=list, max_length=MAX_MASKS)
     blur_faces: bool = False
     face_model: str = Field(DEFAULT_FACE_MODEL, min_length=1)  # a manifest name
     face_score_threshold: float = Field(0.5, gt=0.0, lt=1.0)
@@ -40,6 +42,10 @@ class PrivacyConfig(StrictModel):
         for index, polygon in enumerate(masks):
             if len(polygon) < 3:
                 raise ValueError(f"mask {index}: a polygon needs at least 3 points")
+            if len(polygon) > MAX_MASK_POINTS:
+                raise ValueError(
+                    f"mask {index}: {len(polygon)} points; at most {MAX_MASK_POINTS} per mask"
+                )
             if polygon_area(polygon) <= 0.0:
                 raise ValueError(f"mask {index}: the polygon has no area (all points on a line)")
         return masks

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import math
 from pathlib import Path
 
 import pytest
@@ -329,16 +330,28 @@ def test_a_camera_without_privacy_gets_it_with_its_first_mask(config_path: Path)
     ]
 
 
-def test_a_mask_of_two_points_is_refused_with_the_config_checks_reason(
-    config_path: Path,
+CIRCLE = [  # 300 points on a circle: a real polygon, more points than a mask may have
+    [0.5 + 0.3 * math.cos(2 * math.pi * i / 300), 0.5 + 0.3 * math.sin(2 * math.pi * i / 300)]
+    for i in range(300)
+]
+
+
+@pytest.mark.parametrize(
+    ("masks", "reason"),
+    [
+        ([[[0.1, 0.1], [0.5, 0.5]]], "at least 3 points"),
+        ([CIRCLE], "300 points; at most 256 per mask"),
+        ([[[0.1, 0.1], [0.2, 0.1], [0.2, 0.2]]] * 65, "at most 64"),
+    ],
+)
+def test_a_mask_no_one_should_save_is_refused_with_the_config_checks_reason(
+    config_path: Path, masks: list[object], reason: str
 ) -> None:
     before = config_path.read_bytes()
     reloads = Reloads()
-    result = ConfigEditor(config_path, reloads).save_zones(
-        {**SAVE, "masks": [[[0.1, 0.1], [0.5, 0.5]]]}
-    )
+    result = ConfigEditor(config_path, reloads).save_zones({**SAVE, "masks": masks})
     assert result.status == 422
-    assert any("at least 3 points" in p for p in result.body["problems"]), result.body
+    assert any(reason in p for p in result.body["problems"]), result.body
     assert config_path.read_bytes() == before and reloads.calls == 0
     assert not config_path.with_name("config.yaml.prev").exists()
 
