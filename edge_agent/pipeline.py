@@ -44,7 +44,7 @@ from edge_agent.analytics import (
     SceneState,
     merge,
 )
-from edge_agent.analyzers import SignalWatcher
+from edge_agent.analyzers import ReferenceHolder, SignalWatcher
 from edge_agent.capture.base import EndOfStream, FrameSource
 from edge_agent.detect.frame import FrameDetector
 from edge_agent.detect.regions import untracked_motion
@@ -193,6 +193,16 @@ class CameraPipeline:
     def analyzers(self) -> tuple[SceneAnalyzer, ...]:
         """This camera's scene analyzers (a command asks them for a new reference)."""
         return self._analyzers
+
+    def reference_errors(self) -> dict[str, int]:
+        """``{analyzer} reference`` -> its reference errors, for the analyzers with any:
+        beside ``stage_errors`` in stats, so a full disk that keeps a reference from being
+        kept is seen from the centre, not only in the device's log."""
+        return {
+            f"{a.name} reference": a.reference_errors
+            for a in self._analyzers
+            if isinstance(a, ReferenceHolder) and a.reference_errors
+        }
 
     @property
     def open_events(self) -> int:

@@ -157,7 +157,7 @@ class CameraWorker:
             failed_frames=self.failed_frames,
             preview_bytes=self.preview_bytes,
             last_error=self.last_error,
-            stage_errors=dict(self.pipeline.stage_errors),
+            stage_errors={**self.pipeline.stage_errors, **self.pipeline.reference_errors()},
         )
 
     def capture_loop(self, stop: threading.Event) -> None:

@@ -93,6 +93,12 @@ class ReferenceHolder(Protocol):
         """A request not yet taken, or a requested reference still being learnt."""
         ...
 
+    @property
+    def reference_errors(self) -> int:
+        """Since start: stored references refused (another size or region) and new ones
+        that could not be kept on disk (a full disk); stats show them."""
+        ...
+
 
 class RegionAnalyzer(SceneAnalyzer, ReferenceHolder, Protocol):
     """Flood, garbage or a classifier: what the tamper analyzer can pause and resume."""
@@ -270,6 +276,10 @@ class PausedWhileTampered:
     @property
     def reference_pending(self) -> bool:
         return self.inner.reference_pending
+
+    @property
+    def reference_errors(self) -> int:
+        return self.inner.reference_errors
 
     def update(self, frame: Frame, now_s: float) -> tuple[SceneState, ...]:
         report = self._watcher.view()

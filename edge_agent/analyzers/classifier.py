@@ -118,6 +118,10 @@ class ClassifierAnalyzer:
     def reference_pending(self) -> bool:
         return self._restart_requested
 
+    @property
+    def reference_errors(self) -> int:
+        return 0  # nothing stored
+
     def relearn(self) -> None:
         self.restart()
 

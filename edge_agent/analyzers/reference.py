@@ -319,6 +319,10 @@ class SlotHolder:
     def reference_pending(self) -> bool:
         return self.slot.pending
 
+    @property
+    def reference_errors(self) -> int:
+        return self.slot.errors
+
 
 def unknown_state(frame: Frame, analyzer: str, reason: str) -> SceneState:
     """The level of a region analyzer that cannot judge, and why (``detail.reason``)."""

@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from edge_agent.analyzers.reference import (
     ReferenceStore,
     StoredReference,
 )
+from edge_agent.pipeline import CameraPipeline
 from edge_agent.types import Frame, ImageBGR
 
 WALL_S = 1_750_000_000.0
@@ -230,6 +232,8 @@ class _Region:
     def reference_pending(self) -> bool:
         return self.pending
 
+    reference_errors = 0
+
     def relearn(self) -> None:
         self.calls.append("relearn")
 
@@ -266,6 +270,10 @@ def test_a_full_disk_when_a_reference_is_kept_is_said_and_the_analyzer_goes_on(
     assert list((tmp_path / "cam1").iterdir()) == []  # the temporary file is gone too
     assert ("flood", "none", "") in levels  # judged by the reference learnt
     assert not analyzers[0].reference_pending  # type: ignore[attr-defined]
+    assert analyzers[0].reference_errors == 1  # type: ignore[attr-defined]
+    # ... and the camera's stats say it beside its stage errors (the pipeline's own method)
+    camera = SimpleNamespace(_analyzers=tuple(analyzers))
+    assert CameraPipeline.reference_errors(camera) == {"flood reference": 1}  # type: ignore[arg-type]
 
 
 def test_the_gate_pauses_suspends_and_resumes_on_what_tamper_says() -> None:
