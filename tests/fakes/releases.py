@@ -10,18 +10,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from helpers import sim_camera, wait_until
 
 from edge_agent import crypto
+from edge_agent.app import Agent
+from edge_agent.config import parse_config
 from edge_agent.update.release import METADATA, make_metadata, sign_metadata
 from edge_agent.update.transfer import pack
-
-if TYPE_CHECKING:
-    from edge_agent.app import Agent
-    from fakes.centre import Centre
+from fakes.centre import Centre
 
 KEY = crypto.ed25519_new_key()
 PUBLIC_HEX = crypto.ed25519_public(KEY).hex()
@@ -114,9 +113,6 @@ class UpdatingAgent:
 
     def restart(self) -> None:
         """As systemd would after the agent exited: a new process on the same files."""
-        from edge_agent.app import Agent
-        from edge_agent.config import parse_config
-
         self.agent.stop()
         self.agent = Agent(parse_config(self.data), config_path=self.path)
         self.agent.start()
@@ -129,10 +125,6 @@ def running_updating_agent(
     """``data`` written to ``path`` and run as an agent listening for commands, with a
     centre on its root; the agent of the moment stopped after, its retained ``update``
     cleared."""
-    from edge_agent.app import Agent
-    from edge_agent.config import parse_config
-    from fakes.centre import Centre
-
     path.write_text(yaml.safe_dump(data))
     centre = Centre(broker_port, root)
     running = UpdatingAgent(Agent(parse_config(data), config_path=path), centre, data, path)
