@@ -238,6 +238,10 @@ class MotionConfig(StrictModel):
     min_frames: int = Field(2, ge=1, le=30)  # consecutive motion frames before the gate opens
     exposure_compensation: bool = True
     noise_opening: bool = True  # drop isolated changed pixels (compression noise)
+    # A changed pixel whose value the background holds within this many gate-frame pixels
+    # (~1 % of the picture height each), give or take half the threshold, does not count:
+    # a pole swaying in the wind or a slight pan does not light up every edge. 0: off.
+    shake_tolerance_px: int = Field(1, ge=0, le=3)
     # A changed region counts only with this many pixels that changed within the last
     # moving_window_frames frames (and at least 0.15 s each): the spot someone left after
     # standing still (a "ghost") does not hold the gate open. 0 turns the check off.

@@ -10,6 +10,15 @@ a Frigate-default gate send ~96 % of a mostly empty room's frames to the detecto
 - exposure compensation: a frame's mean brightness is matched to the reference's
   before differencing, so auto-exposure drift and clouds do not light up the
   whole picture;
+- shake tolerance: a changed pixel does not count when its value lies within the
+  range of the background within ``shake_tolerance_px`` of it, widened by half the
+  threshold: what a shift of the picture by a pixel would explain. A pole swaying in
+  the wind, a camera panning by a few full-size pixels or leaves stirring along an
+  edge do not light up the picture's edges (on the highway clip the fence and trees
+  opened motion regions that the detector, zoomed 3x, read as a car); a mover differs
+  from the whole neighbourhood and still counts. The price: a mover barely darker or
+  lighter than a textured ground, seen only where it covers the texture, opens the
+  gate less often (bench/README.md, low-contrast walker);
 - a morphological opening removes the speckle H.264 leaves around edges, so
   compression noise does not count as change;
 - ghost rejection: a changed region counts only if at least ``min_moving_px`` of
@@ -55,6 +64,9 @@ if TYPE_CHECKING:
     from edge_agent.config import MotionConfig
 
 GreyImage = npt.NDArray[np.float32]
+# Shake tolerance: a pixel within the local background range widened by this x the
+# threshold is what a shift explains (half: measured against the low-contrast walker).
+SHAKE_MARGIN_SHARE = 0.5
 Mask = npt.NDArray[np.uint8]
 
 
@@ -70,6 +82,7 @@ class MotionSettings:
     min_frames: int = 2  # consecutive frames of motion before the gate opens
     exposure_compensation: bool = True
     noise_opening: bool = True  # remove isolated changed pixels (compression noise)
+    shake_tolerance_px: int = 1  # camera shake the background comparison tolerates (see above)
     min_moving_px: int = 8  # recently changed pixels a changed region needs; 0: no ghost check
     moving_window_frames: int = 5  # "recently": this many frames ago (and 0.15 s each)
     enabled: bool = True  # False: no gate, the detector runs on every analysed frame
@@ -85,6 +98,8 @@ class MotionGate:
         blur = self.settings.noise_blur_px
         self._blur_px = blur if blur % 2 == 1 else blur + 1
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        reach = self.settings.shake_tolerance_px
+        self._shake_kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8) if reach else None
         self._background: GreyImage | None = None
         # (frame time, picture) of the recent frames, oldest first; time None without times
         self._recent: deque[tuple[float | None, GreyImage]] = deque()
@@ -113,13 +128,24 @@ class MotionGate:
         blurred = cv2.GaussianBlur(grey, (self._blur_px, self._blur_px), 0)
         return blurred.astype(np.float32)
 
-    def _changed(self, current: GreyImage, reference: GreyImage, *, opening: bool) -> Mask:
-        """Pixels of ``current`` that differ from ``reference`` by more than the threshold."""
+    def _changed(
+        self, current: GreyImage, reference: GreyImage, *, opening: bool, shake: bool = False
+    ) -> Mask:
+        """Pixels of ``current`` that differ from ``reference`` by more than the threshold;
+        with ``shake``, not those a shift by ``shake_tolerance_px`` explains (above)."""
         settings = self.settings
         if settings.exposure_compensation:
             current = current + (float(reference.mean()) - float(current.mean()))
-        diff = cv2.absdiff(current, reference)
-        mask = (diff > settings.pixel_threshold).astype(np.uint8)
+        threshold = settings.pixel_threshold
+        kernel = self._shake_kernel if shake else None
+        if kernel is None:
+            mask = (cv2.absdiff(current, reference) > threshold).astype(np.uint8)
+        else:
+            margin = SHAKE_MARGIN_SHARE * threshold
+            darker = current < cv2.erode(reference, kernel) - margin
+            lighter = current > cv2.dilate(reference, kernel) + margin
+            plain = cv2.absdiff(current, reference) > threshold
+            mask = (plain & (darker | lighter)).astype(np.uint8)
         if opening:
             mask = np.asarray(cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel), np.uint8)
         return mask
@@ -192,7 +218,7 @@ class MotionGate:
             return MotionResult(has_motion=False, motion_ratio=0.0)
         earlier = self._earlier(now_s)
         self._recent.append((now_s, current))
-        mask = self._changed(current, background, opening=settings.noise_opening)
+        mask = self._changed(current, background, opening=settings.noise_opening, shake=True)
         min_changed_px = max(1.0, settings.min_area_ratio * mask.size)
         changed = cv2.countNonZero(mask)
         # The ghost check costs a second difference: only pay for it when it can matter.

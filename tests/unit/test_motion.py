@@ -204,3 +204,40 @@ def test_the_gate_forgets_a_stander_after_as_many_seconds_at_any_rate() -> None:
             assert 0.6 * at_5_fps <= seconds <= 1.2 * at_5_fps, (settings, fps, seconds)
         # Counting frames, 30 fps forgets six times sooner.
         assert seconds_a_stander_opens_the_gate(settings, 30, times=False) < 0.3 * at_5_fps
+
+
+def fence(shift_px: int) -> np.ndarray:
+    """A high-contrast texture (railings and foliage-like blobs, 540 rows: the gate's frame
+    is a fifth of it), moved down by ``shift_px`` full-size pixels: a pole swaying."""
+    rng = np.random.default_rng(3)
+    blobs = cv2.GaussianBlur(rng.uniform(0, 255, (540, 960)).astype(np.float32), (0, 0), 8)
+    texture = np.where(blobs > blobs.mean(), 200.0, 60.0)  # leaves against the sky
+    for y in range(20, 540, 60):
+        texture[y : y + 10, :] = 20  # dark rails
+    texture = np.roll(texture, shift_px, axis=0)
+    grey = np.clip(texture, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def sway(gate: MotionGate, *, person: bool) -> list[bool]:
+    """The textured view for 5 frames, then swaying by ±1 gate pixel (5 px), with or
+    without a dark person walking across."""
+    for _ in range(5):
+        gate.update(fence(0))
+    opened = []
+    for i in range(12):
+        image = fence(5 if i % 2 == 0 else -5)
+        if person:
+            cv2.rectangle(image, (200 + 30 * i, 200), (260 + 30 * i, 400), (10, 10, 10), -1)
+        opened.append(gate.update(image).has_motion)
+    return opened
+
+
+def test_a_swaying_pole_does_not_open_the_gate_but_a_walker_still_does() -> None:
+    assert not any(sway(MotionGate(), person=False))
+    assert sum(sway(MotionGate(), person=True)) >= 10
+
+
+def test_without_shake_tolerance_the_swaying_pole_opens_the_gate() -> None:
+    # what the tolerance is for: pixel-to-pixel, every railing's edge has changed
+    assert any(sway(MotionGate(MotionSettings(shake_tolerance_px=0)), person=False))
