@@ -19,3 +19,8 @@ class StrictModel(BaseModel):
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def repeated_names(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({n for n in names if names.count(n) > 1})
