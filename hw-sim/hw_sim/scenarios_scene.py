@@ -31,6 +31,7 @@ from hw_sim.effects import (
     LensCover,
     Puddle,
     Rain,
+    Sway,
     car_actors,
 )
 from hw_sim.scenes import Effect, Expectations, ExpectedState, Scenario, Script, register
@@ -387,6 +388,20 @@ def _clouds_and_crowds() -> Script:
     )
 
 
+def _windy_pole() -> Script:
+    duration_s = 180.0
+    actors = traffic(duration_s, seed=61, car_every_s=9.0, person_every_s=9.0)
+    return _eval_script(
+        "windy_pole",
+        "the pole sways in the wind (about 5 px either way at 960x540, every 2.7 s) while "
+        "cars and people pass: nothing is wrong (180 s)",
+        duration_s,
+        actors,
+        effects=(Sway(),),
+        expectations=_nothing_wrong(duration_s),
+    )
+
+
 SCENE_SCRIPTS: tuple[Script, ...] = (
     _rain_puddle(),
     _garbage_bags(),
@@ -416,6 +431,7 @@ SCENE_SCRIPTS: tuple[Script, ...] = (
     _frozen_feed(),
     _dusk_headlights(),
     _clouds_and_crowds(),
+    _windy_pole(),
 )
 
 register(*SCENE_SCRIPTS)

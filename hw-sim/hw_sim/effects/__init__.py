@@ -15,10 +15,10 @@ draws the picture.
 
 The effects live by what they stand for: ``lighting`` (daylight, dusk, clouds, headlights,
 night), ``water`` (puddle, rain), ``litter`` (rubbish bags), ``camera`` (lens cover,
-knock, defocus, frozen feed); ``common`` holds what they share.
+knock, sway, defocus, frozen feed); ``common`` holds what they share.
 """
 
-from hw_sim.effects.camera import Defocus, FrozenFeed, Knock, LensCover
+from hw_sim.effects.camera import Defocus, FrozenFeed, Knock, LensCover, Sway
 from hw_sim.effects.common import (
     FloatImage,
     Keyframes,
@@ -48,6 +48,7 @@ __all__ = [
     "Polygon",
     "Puddle",
     "Rain",
+    "Sway",
     "actor_rect",
     "car_actors",
     "interpolate",

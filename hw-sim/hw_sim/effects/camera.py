@@ -1,5 +1,5 @@
 """What happens to the camera itself, for the tamper analyzer: a hand over the lens, a
-knock, defocus, a frozen feed."""
+knock, a pole swaying in the wind, defocus, a frozen feed."""
 
 from __future__ import annotations
 
@@ -68,6 +68,32 @@ class Knock:
         matrix = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), self.angle_deg * share, 1.0)
         matrix[0, 2] += self.shift[0] * width * share
         matrix[1, 2] += self.shift[1] * height * share
+        warped = cv2.warpAffine(
+            image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT_101,
+        )  # fmt: skip
+        return np.asarray(warped, np.uint8)
+
+
+@dataclass(frozen=True)
+class Sway:
+    """The pole swaying in the wind: the view shifts back and forth by up to ``amplitude``
+    (dx, dy; fractions of the frame) with a period of ``period_s`` (the two directions out
+    of step), and comes back every time. Not a knock: nothing is wrong."""
+
+    amplitude: tuple[float, float] = (0.005, 0.005)
+    period_s: float = 2.7
+
+    @property
+    def stage(self) -> Literal["scene", "lens"]:
+        return "scene"
+
+    def apply(self, image: ImageBGR, t_s: float) -> ImageBGR:
+        height, width = image.shape[:2]
+        phase = 2.0 * np.pi * t_s / self.period_s
+        dx = self.amplitude[0] * width * float(np.sin(phase))
+        dy = self.amplitude[1] * height * float(np.sin(1.7 * phase + 1.0))
+        matrix = np.float32([[1.0, 0.0, dx], [0.0, 1.0, dy]])
         warped = cv2.warpAffine(
             image, matrix, (width, height), flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT_101,
