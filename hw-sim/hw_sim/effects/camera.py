@@ -93,7 +93,7 @@ class Sway:
         phase = 2.0 * np.pi * t_s / self.period_s
         dx = self.amplitude[0] * width * float(np.sin(phase))
         dy = self.amplitude[1] * height * float(np.sin(1.7 * phase + 1.0))
-        matrix = np.float32([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float32)
         warped = cv2.warpAffine(
             image, matrix, (width, height), flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT_101,
