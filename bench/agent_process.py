@@ -19,7 +19,9 @@ CPU seconds per second of video, 1.0 being one core busy in real time. The media
 ``repeats`` runs is printed, with the ratio agent / naive of each run.
 
 **Memory**: ``edge-agent run`` itself, in real time on the traffic clip (a file source), its
-``VmHWM`` from ``/proc/<pid>/status`` after a while: what ``ps`` and systemd see.
+``VmHWM`` from ``/proc/<pid>/status`` after a while: what ``ps`` and systemd see; and how its
+``VmRSS`` splits into ``RssAnon`` (its own memory) and ``RssFile`` (clean pages of the
+libraries and files it maps, which the kernel can drop and read again).
 """
 
 from __future__ import annotations
@@ -253,10 +255,20 @@ def running_memory(media: Path, models: Sequence[str], seconds: float) -> list[d
                 if process.poll() is not None:
                     raise SystemExit(f"edge-agent run exited with {process.returncode}")
                 hwm_mb, rss_mb = status_mb(process.pid, "VmHWM"), status_mb(process.pid, "VmRSS")
+                anon_mb = status_mb(process.pid, "RssAnon")
+                file_mb = status_mb(process.pid, "RssFile")
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
-            rows.append({"model": model, "hwm_mb": hwm_mb, "rss_mb": rss_mb})
+            rows.append(
+                {
+                    "model": model,
+                    "hwm_mb": hwm_mb,
+                    "rss_mb": rss_mb,
+                    "anon_mb": anon_mb,  # the process's own memory
+                    "file_mb": file_mb,  # pages of libraries and files it maps: clean
+                }
+            )
     return rows
 
 

@@ -844,12 +844,18 @@ def memory(models: Sequence[str], running_s: float = 15.0) -> list[dict[str, Any
         for key, what in (("loaded", "loaded"), ("after_detect", "after 3 detections")):
             print(f"| + {r['case']} {what} | {r[key]['VmRSS']:.1f} | {r[key]['VmHWM']:.1f} |")
     media = datafiles.resolve_media(THROUGHPUT_CLIP).parent
-    for row in agent_process.running_memory(media, models, running_s):
+    running = agent_process.running_memory(media, models, running_s)
+    for row in running:
         print(
             f"| `edge-agent run`, {row['model']}, {THROUGHPUT_CLIP} at 5 fps, after "
             f"{running_s:.0f} s | {row['rss_mb']:.1f} | {row['hwm_mb']:.1f} |"
         )
         results.append({"bench": "memory", "case": f"running {row['model']}", **row})
+    for row in running:
+        print(
+            f"\n`edge-agent run`, {row['model']}: VmRSS = RssAnon {row['anon_mb']:.1f} MB "
+            f"(its own) + RssFile {row['file_mb']:.1f} MB (libraries' and files' pages)"
+        )
     return results
 
 

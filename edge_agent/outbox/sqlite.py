@@ -13,6 +13,11 @@ messages in it must survive until it is fixed.
 
 The file and its ``-wal``/``-shm`` are owner-only (0600): they hold thumbnails of people.
 
+SQLite's page cache is held at ``CACHE_KIB`` instead of its 2 MB default: the queue's
+working set is the few pages at its two ends, other reads come from the kernel's page
+cache; with a broker away for two minutes the default's growth was +2.2 MB of the agent's
+high-water (bench/README.md, memory), and no CPU difference was measurable.
+
 This module knows nothing of queues: it is the layer the store stands on.
 """
 
@@ -30,6 +35,7 @@ from pathlib import Path
 _log = logging.getLogger("edge_agent.outbox")  # one logger name for the whole package
 
 SCHEMA_VERSION = 2  # 1: walking skeleton (no gaps, dead letters); upgraded in place
+CACHE_KIB = 512  # SQLite's page cache for the outbox's one connection (default 2000)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -199,6 +205,7 @@ def connect(path: Path, *, lock_timeout_s: float) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         # The WAL is truncated back to this after a checkpoint: bounded disk.
         conn.execute("PRAGMA journal_size_limit=4194304")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # negative: KiB, not pages
         check = conn.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
             raise UnusableFile(f"quick_check failed: {check}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fakes.outbox import event, open_outbox
 
-from edge_agent.outbox import Outbox, OutboxError
+from edge_agent.outbox import Outbox, OutboxError, sqlite
 
 
 @pytest.mark.parametrize(
@@ -214,6 +214,15 @@ def test_healthy_file_is_not_flagged(tmp_path: Path) -> None:
     box = open_outbox(path)
     assert box.recovered_from is None
     assert sorted(p.name for p in tmp_path.iterdir() if "corrupt" in p.name) == []
+
+
+def test_the_page_cache_is_held_small(tmp_path: Path) -> None:
+    conn = sqlite.connect(tmp_path / "o.db", lock_timeout_s=1.0)
+    try:
+        assert conn.execute("PRAGMA cache_size").fetchone()[0] == -sqlite.CACHE_KIB
+        assert sqlite.CACHE_KIB < 2000  # below SQLite's default (bench/README.md, memory)
+    finally:
+        conn.close()
 
 
 SKELETON_SCHEMA = """
