@@ -182,7 +182,13 @@ class CameraWorker:
                     return
                 except Exception as error:  # a backend bug: say so, back off, keep trying
                     self.capture_failures = self.capture_failures.add(f"capture failed: {error}")
-                    log.exception("camera %s: capture failed; retrying", self.config.id)
+                    if worth_saying(self.capture_failures.count):
+                        log.exception(
+                            "camera %s: capture failed (%d times); retrying every %.0f s",
+                            self.config.id,
+                            self.capture_failures.count,
+                            CAPTURE_RETRY_S,
+                        )
                     stop.wait(CAPTURE_RETRY_S)
                     continue
                 if frame is None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import edge_agent.worker as worker_module
 from edge_agent.capture import EndOfStream
 from edge_agent.capture.pixels import UnusablePixels, as_bgr8
 from edge_agent.types import Frame
@@ -147,3 +148,28 @@ def test_a_camera_whose_every_frame_fails_logs_a_traceback_rarely(
         "camera cam1: analysis failed on frame 9 (10 failures so far)",
     ]
     assert all(r.exc_info for r in logged)
+
+
+def test_a_backend_that_keeps_raising_is_retried_and_said_rarely(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "CAPTURE_RETRY_S", 0.0)
+
+    class Raising(_Source):
+        calls = 0
+
+        def read(self, timeout_s: float) -> Frame:
+            Raising.calls += 1
+            if Raising.calls > 12:
+                raise EndOfStream("cam1")
+            raise OSError("v4l2: device busy")
+
+    worker = _worker(Raising([]), _Mailbox())
+    with caplog.at_level(logging.ERROR, "edge_agent.app"):
+        worker.capture_loop(threading.Event())
+    assert worker.capture_failures.count == 12
+    assert worker.last_error == "capture failed: v4l2: device busy"
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera cam1: capture failed (1 times); retrying every 0 s",
+        "camera cam1: capture failed (10 times); retrying every 0 s",
+    ]
