@@ -118,6 +118,14 @@ def _clip(row: tuple[object, ...]) -> Clip:
     )
 
 
+def _is_corrupt(error: sqlite3.DatabaseError) -> bool:
+    """SQLite says the index's contents are unusable (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in (11, 26)
+    return any(word in str(error).lower() for word in ("malformed", "not a database"))
+
+
 class ClipStore:
     """The clips directory and its index."""
 
@@ -148,6 +156,15 @@ class ClipStore:
         try:
             self._db = self._open_index()
         except sqlite3.DatabaseError as error:  # a corrupt index must not stop the agent
+            if not _is_corrupt(error):
+                # Permissions, a read-only or full disk say nothing about the index: moving
+                # it aside would leave every clip unindexed and drop their holds.
+                raise OSError(
+                    f"clips index {directory / INDEX_NAME} cannot be opened: {error}. Check "
+                    f"that it and {directory} are readable and writable by the agent's user "
+                    f"(uid {os.geteuid()}) and that the disk is writable and not full; the "
+                    "clips and their index are kept as they are."
+                ) from error
             aside = directory / f"{INDEX_NAME}.corrupt-{int(self._clock())}"
             log.error("clips: index %s unreadable (%s); moved to %s", INDEX_NAME, error, aside)
             (directory / INDEX_NAME).replace(aside)

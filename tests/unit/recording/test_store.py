@@ -3,6 +3,7 @@ first, and a held clip is never deleted: recording stops instead."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,33 @@ def test_a_corrupt_index_is_set_aside_and_no_clip_is_deleted(tmp_path: Path) -> 
     assert again.clips() == []
     assert (tmp_path / "unindexed" / "evidence.mp4").exists()
     assert list(tmp_path.glob("clips.sqlite.corrupt-*"))
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["unable to open database file", "attempt to write a readonly database", "disk I/O error"],
+)
+def test_an_index_the_agent_cannot_open_is_kept_with_its_clips_and_the_error_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, message: str
+) -> None:
+    """A permission or disk problem was taken for corruption: the index was moved aside
+    and every clip moved to unindexed/, their holds lost."""
+    store = ClipStore(tmp_path, caps())
+    put(store, "evidence", 10, 1.0)
+    store.hold("evidence", True)
+    store.close()
+
+    def refuse(self: ClipStore) -> sqlite3.Connection:
+        raise sqlite3.OperationalError(message)
+
+    monkeypatch.setattr(ClipStore, "_open_index", refuse)
+    with pytest.raises(OSError, match=f"clips index .*cannot be opened: {message}.*uid"):
+        ClipStore(tmp_path, caps())
+    monkeypatch.undo()
+    assert not list(tmp_path.glob("clips.sqlite.corrupt-*"))
+    assert not (tmp_path / "unindexed").exists()
+    again = ClipStore(tmp_path, caps())  # fixed: everything as it was
+    assert [(c.id, c.held) for c in again.clips()] == [("evidence", True)]
 
 
 def test_retention_deletes_the_oldest_unheld_clip_first(tmp_path: Path) -> None:
