@@ -22,6 +22,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from edge_agent.types import MessageClass
+
 STEP_THRESHOLD_S = 1.0
 """A change in (wall - monotonic) beyond this is a step. NTP *slews* small offsets at
 most 0.5 ms a second, so slewing reaches this only after half an hour between readings
@@ -73,8 +75,11 @@ def shift(conn: sqlite3.Connection, *, step_s: float, from_seq: int) -> int:
 
 def stamp_unset(conn: sqlite3.Connection, now_s: float) -> int:
     """Give rows stamped by an unset clock the time ``now_s`` (inside the caller's write
-    transaction; once, when the clock is set: it reads every row)."""
+    transaction; once a run, when the clock is set). Gap notices are never expired: left."""
+    classes = [cls.value for cls in MessageClass]  # by class: the age index, not a scan
     cursor = conn.execute(
-        "UPDATE messages SET created_at_s = ? WHERE created_at_s < ?", (now_s, UNSET_BEFORE_S)
+        "UPDATE messages SET created_at_s = ? WHERE message_class IN"
+        f" ({', '.join('?' * len(classes))}) AND created_at_s < ?",
+        (now_s, *classes, UNSET_BEFORE_S),
     )
     return cursor.rowcount
