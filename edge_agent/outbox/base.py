@@ -149,6 +149,13 @@ class OutboxBase:
         self._last_error: str | None = None
         self._closed = False
         self._first_seq_this_run = self._count("last_seq") + 1
+        if self._clock_watch is not None and self._clock() < wall_clock.UNSET_BEFORE_S:
+            _log.warning(
+                "the wall clock says %s UTC: it is not set (no battery clock, NTP has not "
+                "answered yet); event times are wrong and TLS fails until it is. Messages "
+                "stored meanwhile keep their true age when it is set",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self._clock())),
+            )
 
     # -- opening and recovery -------------------------------------------------
 

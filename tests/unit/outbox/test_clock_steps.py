@@ -62,9 +62,13 @@ def test_a_forward_step_of_days_does_not_expire_what_is_waiting(
     assert_accounts_balance(box)
 
 
-def test_a_step_from_1970_keeps_the_backlog_and_its_ttl(tmp_path: Path) -> None:
+def test_a_step_from_1970_keeps_the_backlog_and_its_ttl(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     clocks = Clocks(30.0)  # no fake-hwclock: the kernel's epoch
-    box = _box(tmp_path / "o.db", clocks, ttl_s={E: 3 * DAY_S})
+    with caplog.at_level(logging.WARNING, "edge_agent.outbox"):
+        box = _box(tmp_path / "o.db", clocks, ttl_s={E: 3 * DAY_S})
+    assert "the wall clock says 1970-01-01 00:00:30 UTC: it is not set" in caplog.text
     box.enqueue(event(0))
     clocks.advance(5)
     box.enqueue(event(1))
