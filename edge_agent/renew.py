@@ -93,6 +93,7 @@ class Renewer:
         renew_at_fraction: float,
         retry_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < renew_at_fraction < 1:
             raise ValueError("renew_at_fraction must be between 0 and 1")
@@ -108,9 +109,10 @@ class Renewer:
         self._link = link
         self._fraction = renew_at_fraction
         self._retry_s = retry_s
-        self._clock = clock
+        self._clock = clock  # the certificate's validity is wall time
+        self._monotonic = monotonic  # the retry interval is not: NTP may step the clock
         self._lock = threading.Lock()
-        self._asked_at: float | None = None
+        self._asked_at: float | None = None  # monotonic
         self._renew_at: datetime | None = None
         self.renewals = 0
 
@@ -128,7 +130,7 @@ class Renewer:
     def tick(self) -> bool:
         """Ask for a renewal if one is due and none was asked recently; True if asked."""
         with self._lock:
-            if self._asked_at is not None and self._clock() - self._asked_at < self._retry_s:
+            if self._asked_at is not None and self._monotonic() - self._asked_at < self._retry_s:
                 return False
             if not self._link.connected or not self.due():
                 return False
@@ -136,7 +138,7 @@ class Renewer:
             try:
                 write_atomic(self.new_key_file, key_pem, 0o600)
             except OSError as error:  # a full disk: asked again after retry_s, not every tick
-                self._asked_at = self._clock()
+                self._asked_at = self._monotonic()
                 _log.error(
                     "certificate renewal not asked: cannot write the new key %s: %s; "
                     "trying again in %.0f s",
@@ -157,7 +159,7 @@ class Renewer:
                 qos=1,
             )
             if sent:
-                self._asked_at = self._clock()
+                self._asked_at = self._monotonic()
                 _log.info("certificate renewal requested on %s", self.topic)
             return sent
 
@@ -207,7 +209,7 @@ class Renewer:
                 return Reply.error(str(error))
             # Not before retry_s again, even if the new certificate is already due (a
             # lifetime shorter than the CA's back-dating): no renewal storm.
-            self._asked_at = self._clock()
+            self._asked_at = self._monotonic()
             self._renew_at = info.renew_at(self._fraction)
             self.renewals += 1
         _log.info("certificate renewed, valid until %s; reconnecting", info.not_after)

@@ -87,6 +87,11 @@ class H264Encoder:
             height = max(2, round(height * self.width_px / width))
             width = self.width_px
         width, height = width - width % 2, height - height % 2  # yuv420p needs even sides
+        if width < 2 or height < 2:  # libx264 only says "Invalid argument"
+            raise ValueError(
+                f"a {image.shape[1]}x{image.shape[0]} picture cannot be encoded: H.264 needs "
+                "at least 2 pixels each way"
+            )
         if self._context is None or self._size != (width, height):
             self._context = self._open(width, height)
         if self._last_pts_ms is not None and time_ms <= self._last_pts_ms:

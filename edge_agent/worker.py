@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from edge_agent.capture import EndOfStream, FrameSource, LatestFrameMailbox, decimate_at_source
+from edge_agent.capture.pixels import UnusablePixels, as_bgr8
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline, StageClock
 from edge_agent.preview import EncodeAt, PreviewBudget, thumbnail
@@ -40,6 +41,12 @@ class Preview:
 
 
 _failure_order = itertools.count(1)  # which failure came last, across threads
+
+
+def worth_saying(count: int) -> bool:
+    """Log a repeated failure after 1, 10, 100 and every 1000: loud, but not 5 times a
+    second for a camera whose every frame fails (its count and last error are in stats)."""
+    return count in (1, 10, 100) or count % 1000 == 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,7 @@ class CameraWorker:
         min_interval_s = 1.0 / self.config.fps
         decimate_at_source(self.source, min_interval_s)  # what this loop drops: not converted
         last_put_s: float | None = None
+        conversions_said: set[str] = set()
         try:
             while not stop.is_set():
                 try:
@@ -174,7 +182,13 @@ class CameraWorker:
                     return
                 except Exception as error:  # a backend bug: say so, back off, keep trying
                     self.capture_failures = self.capture_failures.add(f"capture failed: {error}")
-                    log.exception("camera %s: capture failed; retrying", self.config.id)
+                    if worth_saying(self.capture_failures.count):
+                        log.exception(
+                            "camera %s: capture failed (%d times); retrying every %.0f s",
+                            self.config.id,
+                            self.capture_failures.count,
+                            CAPTURE_RETRY_S,
+                        )
                     stop.wait(CAPTURE_RETRY_S)
                     continue
                 if frame is None:
@@ -183,6 +197,25 @@ class CameraWorker:
                 if last_put_s is not None and frame.monotonic_s - last_put_s < 0.9 * min_interval_s:
                     continue
                 last_put_s = frame.monotonic_s
+                try:
+                    frame, converted = as_bgr8(frame)
+                except UnusablePixels as error:
+                    self.capture_failures = self.capture_failures.add(f"unusable frame: {error}")
+                    if worth_saying(self.capture_failures.count):
+                        log.error(
+                            "camera %s: frame dropped (%d so far): %s",
+                            self.config.id,
+                            self.capture_failures.count,
+                            error,
+                        )
+                    continue
+                if converted is not None and converted not in conversions_said:
+                    conversions_said.add(converted)
+                    log.warning(
+                        "camera %s delivers %s pictures; converted to 8-bit BGR",
+                        self.config.id,
+                        converted,
+                    )
                 self.mailbox.put(frame, wait_for_reader=not self.source.live)
         finally:
             self.mailbox.close()
@@ -204,7 +237,13 @@ class CameraWorker:
                 self.pipeline.process(frame)
             except Exception as error:  # one bad frame must not stop the camera
                 self.analysis_failures = self.analysis_failures.add(f"analysis failed: {error}")
-                log.exception("camera %s: analysis failed on frame %d", self.config.id, frame.index)
+                if worth_saying(self.analysis_failures.count):
+                    log.exception(
+                        "camera %s: analysis failed on frame %d (%d failures so far)",
+                        self.config.id,
+                        frame.index,
+                        self.analysis_failures.count,
+                    )
         try:
             self.pipeline.finish(last_frame)
         except Exception:

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import edge_agent.outbox.clock as wall_clock
 import edge_agent.outbox.dead_letters as dead_letters
 import edge_agent.outbox.gaps as gaps
 import edge_agent.outbox.sqlite as sqlite
@@ -76,10 +77,26 @@ class OutboxBase:
     """The file, its counters and one write transaction at a time; what is stored in it,
     and in which order it leaves, is :class:`~edge_agent.outbox.store.Outbox`'s."""
 
-    def __init__(self, path: Path, *, lock_timeout_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lock_timeout_s: float,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._lock_timeout_s = lock_timeout_s  # another process holding the file
         self._clock = clock
+        # Steps of the wall clock (NTP on a Pi without RTC): watched only with a
+        # monotonic clock to compare against (time.time's is time.monotonic).
+        if monotonic is None and clock is time.time:
+            monotonic = time.monotonic
+        self._clock_watch = (
+            None if monotonic is None else wall_clock.WallClockWatch(clock, monotonic)
+        )
+        self._step_pending_s = 0.0  # applied to this run's rows by the next write
+        self._unset_stamps_checked = self._clock_watch is None  # rows stamped before 2020
         self._lock = threading.Lock()
         self.recovered_from: Path | None = None
         """Where a corrupt outbox found at open was moved to, or None."""
@@ -131,6 +148,14 @@ class OutboxBase:
         self._last_failure_log_s = -float("inf")
         self._last_error: str | None = None
         self._closed = False
+        self._first_seq_this_run = self._count("last_seq") + 1
+        if self._clock_watch is not None and self._clock() < wall_clock.UNSET_BEFORE_S:
+            _log.warning(
+                "the wall clock says %s UTC: it is not set (no battery clock, NTP has not "
+                "answered yet); event times are wrong and TLS fails until it is. Messages "
+                "stored meanwhile keep their true age when it is set",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self._clock())),
+            )
 
     # -- opening and recovery -------------------------------------------------
 
@@ -143,6 +168,41 @@ class OutboxBase:
 
     def _count(self, key: str) -> int:
         return self._meta.get(key, 0)
+
+    # -- the wall clock -------------------------------------------------------
+
+    def _now_locked(self) -> float:
+        """The wall time to stamp and judge ages with; a step since the last reading is
+        noted, and the next write transaction re-stamps this run's rows by it."""
+        if self._clock_watch is None:
+            return self._clock()
+        now_s, step_s = self._clock_watch.read()
+        if step_s:
+            self._step_pending_s += step_s
+            _log.warning(
+                "outbox: the wall clock was stepped by %+.0f s (NTP setting the clock?); "
+                "the messages stored since start keep their true age for TTL and "
+                "'historical' (their payload times are the old clock's)",
+                step_s,
+            )
+        return now_s
+
+    @property
+    def _restamp_due(self) -> bool:
+        if self._step_pending_s:
+            return True
+        return not self._unset_stamps_checked and self._clock() >= wall_clock.UNSET_BEFORE_S
+
+    def _restamp_locked(self, conn: sqlite3.Connection) -> None:
+        if self._step_pending_s:
+            wall_clock.shift(conn, step_s=self._step_pending_s, from_seq=self._first_seq_this_run)
+        now_s = self._clock()
+        set_now = not self._unset_stamps_checked and now_s >= wall_clock.UNSET_BEFORE_S
+        if set_now and wall_clock.stamp_unset(conn, now_s):
+            _log.warning(
+                "outbox: messages stamped by a clock that was not set (before 2020) "
+                "count their age for TTL from now"
+            )
 
     # -- transactions ---------------------------------------------------------
 
@@ -160,6 +220,9 @@ class OutboxBase:
         flushed_unstored = False
         try:
             conn.execute("BEGIN IMMEDIATE")
+            restamped = self._restamp_due
+            if restamped:
+                self._restamp_locked(conn)
             if self._unstored_pending:
                 deltas.depth.gap_seqs += gaps.add_gaps(conn, self._unstored_pending)
                 flushed_unstored = True
@@ -180,6 +243,9 @@ class OutboxBase:
             self._meta[key] = self._count(key) + delta
         self._depth = self._depth + deltas.depth
         self._dirty.clear()
+        if restamped:
+            self._step_pending_s = 0.0
+            self._unset_stamps_checked |= self._clock() >= wall_clock.UNSET_BEFORE_S
         if flushed_unstored:
             self._unstored_pending = []
         if self._failing_since_s is not None:

@@ -79,6 +79,7 @@ class Outbox(OutboxBase):
         dead_letter_max_rows: int = 1000,
         lock_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if max_bytes <= 0 or max_rows <= 0:
             raise ValueError("max_bytes and max_rows must be positive")
@@ -94,7 +95,7 @@ class Outbox(OutboxBase):
         self.max_rows = max_rows
         self.ttl_s: dict[MessageClass, float] = ttl
         self.dead_letter_max_rows = dead_letter_max_rows
-        super().__init__(path, lock_timeout_s=lock_timeout_s, clock=clock)
+        super().__init__(path, lock_timeout_s=lock_timeout_s, clock=clock, monotonic=monotonic)
         self._urgent_epoch = 0  # bumped when urgent rows may have become claimable
         self._claimed: set[int] = set()
         self._last_fsync_s = -float("inf")  # monotonic time of the last fsynced commit
@@ -163,7 +164,7 @@ class Outbox(OutboxBase):
                 raise ValueError(f"qos must be 0, 1 or 2, not {message.qos}")
         with self._lock:
             self._check_open()
-            now_s = self._clock()
+            now_s = self._now_locked()
             first_seq = self._count("last_seq") + 1
             stored = [  # row ids filled in below
                 stored_message(message, seq, now_s)
@@ -295,8 +296,8 @@ class Outbox(OutboxBase):
             return {}
         with self._lock:
             self._check_open()
-            now_s = self._clock()
-            if not bounds.any_expired(self._conn, self.ttl_s, now_s):
+            now_s = self._now_locked()
+            if not self._restamp_due and not bounds.any_expired(self._conn, self.ttl_s, now_s):
                 return {}
             with self._transaction("expire") as deltas:
                 expired = self._expire_locked(now_s, deltas)
@@ -318,7 +319,7 @@ class Outbox(OutboxBase):
             self._check_open()
             if self._depth.gap_seqs == 0 or self._depth.notice_rows > 0:
                 return None
-            now_s = self._clock()
+            now_s = self._now_locked()
             with self._transaction("gap notice") as deltas:
                 ranges = gaps.ranges(self._conn, gaps.MAX_RANGES_PER_NOTICE)
                 if not ranges:
@@ -392,7 +393,7 @@ class Outbox(OutboxBase):
             return
         with self._lock:
             self._check_open()
-            now_s = self._clock()
+            now_s = self._now_locked()
             with self._transaction("dead letter") as deltas:
                 entries: list[gaps.GapEntry] = []
                 for message, reason in refused:

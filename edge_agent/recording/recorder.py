@@ -110,6 +110,8 @@ class CameraRecorder:
         self.bytes_written = 0
         self.finish_failed = 0
         self.last_finish_error: str | None = None
+        self.encode_failed = 0  # frames the encoder refused (a stream gone odd): not in clips
+        self.last_encode_error: str | None = None
 
     # -- per frame ---------------------------------------------------------------
 
@@ -129,8 +131,8 @@ class CameraRecorder:
         if self.packets is None or not self.packets.remuxing:
             try:
                 packets += self.encoder.encode(frame.image, now_ms)
-            except Exception:
-                log.exception("camera %s: encoding failed", self.camera_id)
+            except Exception as error:  # this frame is missing from the clip; said, counted
+                self._encode_failed(error)
         for packet in packets:
             self._add(packet)
         events = tuple(self._trigger(e, frame, offset_s) for e in events)
@@ -324,6 +326,19 @@ class CameraRecorder:
         item_id = item.event_id if isinstance(item, ObjectEvent) else item.alert_id
         return replace(item, clip=self._live.pop(item_id, ClipRef(None, REASON_NOT_RECORDED)))
 
+    def _encode_failed(self, error: Exception) -> None:
+        self.encode_failed += 1
+        self.last_encode_error = f"{type(error).__name__}: {error}"
+        count = self.encode_failed
+        if count in (1, 10, 100) or count % 1000 == 0:  # loud, but not 5 times a second
+            log.error(
+                "camera %s: a frame could not be encoded for recording (%d so far): %s",
+                self.camera_id,
+                count,
+                self.last_encode_error,
+                exc_info=not isinstance(error, ValueError),  # a bug gets its traceback
+            )
+
     def stats(self) -> dict[str, object]:
         return {
             "recording": self._clip is not None,
@@ -333,5 +348,7 @@ class CameraRecorder:
             "bytes_written": self.bytes_written,
             "finish_failed": self.finish_failed,  # clips lost to a write error at the end
             "last_finish_error": self.last_finish_error,
+            "encode_failed": self.encode_failed,
+            "last_encode_error": self.last_encode_error,
             "pre_roll_bytes": self.ring.bytes,
         }

@@ -42,6 +42,7 @@ UNINDEXED_DIR = "unindexed"  # clips found with no index row, kept for a person 
 INDEX_NAME = "clips.sqlite"
 REASON_HELD_FULL = "held clips fill the cap"
 REASON_DISK_FULL = "disk full"
+_UNSET_CLOCK_BEFORE_S = 1_577_836_800.0  # 2020-01-01 UTC: no set clock stamps before it
 
 
 def filesystem_free_bytes(path: Path) -> int:
@@ -117,6 +118,14 @@ def _clip(row: tuple[object, ...]) -> Clip:
     )
 
 
+def _is_corrupt(error: sqlite3.DatabaseError) -> bool:
+    """SQLite says the index's contents are unusable (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in (11, 26)
+    return any(word in str(error).lower() for word in ("malformed", "not a database"))
+
+
 class ClipStore:
     """The clips directory and its index."""
 
@@ -126,6 +135,7 @@ class ClipStore:
         caps: RetentionCaps,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         free_bytes: Callable[[Path], int] = filesystem_free_bytes,
         fsync: Callable[[int], None] = os.fsync,
         max_pending_finishes: int = DEFAULT_MAX_PENDING,
@@ -133,6 +143,11 @@ class ClipStore:
         self.directory = directory
         self.caps = caps
         self._clock = clock
+        self._monotonic = monotonic
+        # This run's clips, by monotonic time of indexing (oldest first): their age is
+        # judged by it, not by their wall-clock stamps, which a step of the clock (NTP
+        # setting a Pi's clock after boot) would make years old or young.
+        self._added_mono: dict[str, float] = {}
         self._free_bytes = free_bytes
         self._fsync = fsync  # the disk's seam: tests make it slow or fail
         self.finisher = ClipFinisher(self.finish_clip, max_pending=max_pending_finishes)
@@ -141,6 +156,15 @@ class ClipStore:
         try:
             self._db = self._open_index()
         except sqlite3.DatabaseError as error:  # a corrupt index must not stop the agent
+            if not _is_corrupt(error):
+                # Permissions, a read-only or full disk say nothing about the index: moving
+                # it aside would leave every clip unindexed and drop their holds.
+                raise OSError(
+                    f"clips index {directory / INDEX_NAME} cannot be opened: {error}. Check "
+                    f"that it and {directory} are readable and writable by the agent's user "
+                    f"(uid {os.geteuid()}) and that the disk is writable and not full; the "
+                    "clips and their index are kept as they are."
+                ) from error
             aside = directory / f"{INDEX_NAME}.corrupt-{int(self._clock())}"
             log.error("clips: index %s unreadable (%s); moved to %s", INDEX_NAME, error, aside)
             (directory / INDEX_NAME).replace(aside)
@@ -214,6 +238,7 @@ class ClipStore:
                 "INSERT INTO clips VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 (clip_id, camera, start_s, end_s, size, clip.sha256, frames, json.dumps(events)),
             )
+            self._added_mono[clip_id] = self._monotonic()
         return clip
 
     def finish_clip(self, job: FinishJob) -> Clip | None:
@@ -317,10 +342,7 @@ class ClipStore:
         open_bytes += self._pending_bytes()  # the finisher's lock first: never inside ours
         with self._lock:
             if caps.max_age_s is not None:
-                cutoff = self._clock() - caps.max_age_s
-                for (clip_id,) in self._db.execute(
-                    "SELECT id FROM clips WHERE held = 0 AND end_s < ?", (cutoff,)
-                ).fetchall():
+                for clip_id in self._past_max_age_locked(caps.max_age_s):
                     self._delete_locked(clip_id)
             while True:
                 reason = self._over_cap_locked(open_bytes)
@@ -332,6 +354,35 @@ class ClipStore:
                 if row is None:
                     return reason
                 self._delete_locked(row[0])
+
+    def _past_max_age_locked(self, max_age_s: float) -> list[str]:
+        """Unheld clips older than ``max_age_s``: this run's by the monotonic clock, an
+        earlier run's by their stamps (never those stamped by an unset clock, before 2020:
+        their age is unknown; the caps still bound them)."""
+        cutoff = self._clock() - max_age_s
+        earlier = [
+            str(clip_id)
+            for (clip_id,) in self._db.execute(
+                "SELECT id FROM clips WHERE held = 0 AND end_s < ? AND end_s >= ?",
+                (cutoff, _UNSET_CLOCK_BEFORE_S),
+            )
+            if clip_id not in self._added_mono
+        ]
+        now_mono = self._monotonic()
+        mine: list[str] = []
+        for clip_id, added_mono in self._added_mono.items():
+            if now_mono - added_mono <= max_age_s:
+                break
+            mine.append(clip_id)
+        held = (
+            {
+                str(clip_id)
+                for (clip_id,) in self._db.execute("SELECT id FROM clips WHERE held = 1").fetchall()
+            }
+            if mine
+            else set()
+        )
+        return earlier + [clip_id for clip_id in mine if clip_id not in held]
 
     def _over_cap_locked(self, open_bytes: int) -> str | None:
         (total,) = self._db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM clips").fetchone()
@@ -345,6 +396,7 @@ class ClipStore:
     def _delete_locked(self, clip_id: str) -> None:
         self.path(clip_id).unlink(missing_ok=True)
         self._db.execute("DELETE FROM clips WHERE id = ?", (clip_id,))
+        self._added_mono.pop(clip_id, None)
         self.deleted += 1
         log.info("clips: %s deleted by retention", clip_id)
 

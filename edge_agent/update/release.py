@@ -81,6 +81,10 @@ class Metadata(StrictModel):
     signatures: list[Signature] = Field(default_factory=list)
 
 
+CLOCK_SET_AFTER = datetime(2020, 1, 1, tzinfo=timezone.utc)
+"""A device clock before this was never set: a release's expiry cannot be judged by it."""
+
+
 @dataclass(frozen=True)
 class Release:
     """A verified release: what it is and where its files are."""
@@ -229,6 +233,11 @@ def verify_release(
     if kind is not None and signed.kind != kind:
         raise ReleaseRefused(f"a {signed.kind} release, not a {kind} one")
     expires = _utc(signed.expires)
+    if now < CLOCK_SET_AFTER:  # 1970 after a boot without RTC, before NTP answered
+        raise ReleaseRefused(
+            f"the device's clock is not set (it says {now.isoformat()}), so the release's "
+            "expiry cannot be checked; send it again once NTP has set the clock"
+        )
     if now >= expires:
         raise ReleaseRefused(f"the release expired at {expires.isoformat()}")
     if installed is not None and version_key(signed.version) <= version_key(installed):

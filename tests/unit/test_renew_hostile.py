@@ -51,6 +51,7 @@ class Device:
         self.link = Link()
         self.now_s = renew_module.crypto.cert_info(self.cert.read_bytes()).not_after.timestamp()
         self.now_s -= 3600.0  # an hour before it expires
+        self.mono_s = 1000.0
         self.renewer = Renewer(
             device_id=DEVICE,
             topic_root=f"city/s/{DEVICE}",
@@ -60,7 +61,12 @@ class Device:
             renew_at_fraction=0.5,
             retry_s=300.0,
             clock=lambda: self.now_s,
+            monotonic=lambda: self.mono_s,
         )
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+        self.mono_s += seconds
 
     def pem(self, csr: bytes) -> bytes:
         cert = pki.sign_csr(self.ca, csr, DEVICE, valid_for=timedelta(days=1))
@@ -133,11 +139,22 @@ def test_a_renewal_that_cannot_write_its_key_is_said_and_asked_again_later_not_e
     monkeypatch.setattr(renew_module, "write_atomic", disk_full)
     with caplog.at_level(logging.ERROR, logger="edge_agent"):
         assert device.renewer.tick() is False
-        device.now_s += 1.0
+        device.advance(1.0)
         assert device.renewer.tick() is False  # not again for retry_s
     (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert "cannot write the new key" in error and "No space left on device" in error
     assert device.link.asked == []
     monkeypatch.undo()
-    device.now_s += 300.0
+    device.advance(300.0)
     assert device.renewer.tick() is True and len(device.link.asked) == 1
+
+
+def test_a_backward_clock_step_does_not_hold_back_the_next_request(tmp_path: Path) -> None:
+    """The retry interval was wall time: NTP setting the clock back ten hours after a
+    request went unanswered held the next one back ten hours (with a certificate an hour
+    from expiry)."""
+    device = Device(tmp_path)
+    assert device.renewer.tick() is True
+    device.now_s -= 10 * 3600.0  # stepped back, still past the renewal point
+    device.advance(300.0)
+    assert device.renewer.tick() is True and len(device.link.asked) == 2

@@ -85,6 +85,19 @@ def test_an_expired_release_is_refused(tmp_path: Path) -> None:
         verify(folder)
 
 
+def test_a_release_is_refused_while_the_device_clock_is_not_set(tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "r", CONFIG, expires=NOW + timedelta(days=1))
+    booted_without_rtc = datetime.fromtimestamp(42.0, timezone.utc)
+    with pytest.raises(ReleaseRefused, match="clock is not set"):
+        verify_release(
+            folder,
+            trusted_keys=[crypto.ed25519_public(KEY)],
+            installed="1",
+            now=booted_without_rtc,
+        )
+    assert verify(folder)  # the same release, once NTP has set the clock
+
+
 def test_an_unlisted_or_missing_file_is_refused(tmp_path: Path) -> None:
     folder = make_release(tmp_path / "r", CONFIG)
     (folder / "extra.sh").write_bytes(b"#!/bin/sh\n")

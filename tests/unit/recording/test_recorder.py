@@ -5,6 +5,8 @@ after it, every ``end`` names its clip or why there is none."""
 from __future__ import annotations
 
 import itertools
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +159,29 @@ def test_a_camera_that_changes_size_mid_event_goes_on_in_a_new_playable_clip(
     sizes = [probe(recorder.store.path(c.id)) for c in clips]
     assert [(f.width_px, f.height_px) for f in sizes] == [(64, 48), (128, 96)]
     assert [f.frames for f in sizes] == [c.frames for c in clips]
+
+
+def test_frames_the_encoder_cannot_take_are_counted_and_said_rarely_and_recording_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 1-pixel-high picture (a stream gone odd) made libx264 fail with "Invalid
+    argument" and the recorder log a traceback on every frame, five times a second."""
+    recorder = make(tmp_path)
+    with caplog.at_level(logging.ERROR, "edge_agent.recording"):
+        for i in range(20):
+            odd = frame(i)
+            recorder.observe(replace(odd, image=odd.image[:1]), (), ())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage().split(" (")[1][:9] for r in errors] == ["1 so far)", "10 so far"]
+    assert "64x1 picture cannot be encoded" in errors[0].getMessage()
+    stats = recorder.stats()
+    assert stats["encode_failed"] == 20
+    assert "H.264 needs at least 2 pixels" in str(stats["last_encode_error"])
+    script = {30: [event("e1", Lifecycle.NEW, 30, 30)], 50: [event("e1", Lifecycle.END, 30, 50)]}
+    ends = []
+    for i in range(20, 120):  # the stream is right again
+        events, _, _ = recorder.observe(frame(i), tuple(script.get(i, ())), ())
+        ends += [e for e in events if e.lifecycle is Lifecycle.END]
+    assert recorder.store.wait_finished(WAIT_S)
+    (clip,) = recorder.store.clips()
+    assert ends[0].clip == ClipRef(clip.id)

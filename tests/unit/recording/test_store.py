@@ -3,6 +3,7 @@ first, and a held clip is never deleted: recording stops instead."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,33 @@ def test_a_corrupt_index_is_set_aside_and_no_clip_is_deleted(tmp_path: Path) -> 
     assert list(tmp_path.glob("clips.sqlite.corrupt-*"))
 
 
+@pytest.mark.parametrize(
+    "message",
+    ["unable to open database file", "attempt to write a readonly database", "disk I/O error"],
+)
+def test_an_index_the_agent_cannot_open_is_kept_with_its_clips_and_the_error_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, message: str
+) -> None:
+    """A permission or disk problem was taken for corruption: the index was moved aside
+    and every clip moved to unindexed/, their holds lost."""
+    store = ClipStore(tmp_path, caps())
+    put(store, "evidence", 10, 1.0)
+    store.hold("evidence", True)
+    store.close()
+
+    def refuse(self: ClipStore) -> sqlite3.Connection:
+        raise sqlite3.OperationalError(message)
+
+    monkeypatch.setattr(ClipStore, "_open_index", refuse)
+    with pytest.raises(OSError, match=f"clips index .*cannot be opened: {message}.*uid"):
+        ClipStore(tmp_path, caps())
+    monkeypatch.undo()
+    assert not list(tmp_path.glob("clips.sqlite.corrupt-*"))
+    assert not (tmp_path / "unindexed").exists()
+    again = ClipStore(tmp_path, caps())  # fixed: everything as it was
+    assert [(c.id, c.held) for c in again.clips()] == [("evidence", True)]
+
+
 def test_retention_deletes_the_oldest_unheld_clip_first(tmp_path: Path) -> None:
     store = ClipStore(tmp_path, caps(max_total_bytes=500))
     for i, clip_id in enumerate(("old", "held", "mid", "new")):
@@ -115,15 +143,81 @@ def test_the_free_space_watermark_deletes_and_then_stops(tmp_path: Path) -> None
     assert [c.id for c in store.clips()] == ["b"]
 
 
+SET_CLOCK_S = 1_780_000_000.0  # a set clock (2026)
+DAY_S = 86_400.0
+
+
 def test_age_deletes_old_unheld_clips_but_never_held_ones(tmp_path: Path) -> None:
-    now = {"s": 100_000.0}
+    now = {"s": SET_CLOCK_S + 100_000.0}
     store = ClipStore(tmp_path, caps(max_age_s=3600), clock=lambda: now["s"])
-    put(store, "old", 10, 10_000.0)
-    put(store, "old-held", 10, 10_000.0)
-    put(store, "recent", 10, 99_000.0)
+    put(store, "old", 10, SET_CLOCK_S + 10_000.0)
+    put(store, "old-held", 10, SET_CLOCK_S + 10_000.0)
+    put(store, "recent", 10, SET_CLOCK_S + 99_000.0)
     store.hold("old-held", True)
+    store.close()  # an earlier run's clips are judged by their stamps
+    store = ClipStore(tmp_path, caps(max_age_s=3600), clock=lambda: now["s"])
     assert store.make_room() is None
     assert [c.id for c in store.clips()] == ["old-held", "recent"]
+
+
+class _Clocks:
+    def __init__(self, wall_s: float) -> None:
+        self.wall_s, self.mono_s = wall_s, 50.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall_s += seconds
+        self.mono_s += seconds
+
+
+def _stepping_store(tmp_path: Path, clocks: _Clocks, max_age_s: float) -> ClipStore:
+    return ClipStore(
+        tmp_path,
+        caps(max_total_bytes=10_000, max_age_s=max_age_s),
+        clock=lambda: clocks.wall_s,
+        monotonic=lambda: clocks.mono_s,
+    )
+
+
+def test_a_forward_clock_step_does_not_delete_this_runs_clips(tmp_path: Path) -> None:
+    clocks = _Clocks(30.0)  # a Pi booted without fake-hwclock: 1970
+    store = _stepping_store(tmp_path, clocks, max_age_s=7 * DAY_S)
+    put(store, "incident", 10, clocks.wall_s - 10)
+    clocks.advance(60)
+    clocks.wall_s = SET_CLOCK_S  # NTP answers: 56 years forward
+    assert store.make_room() is None
+    assert [c.id for c in store.clips()] == ["incident"]
+    clocks.advance(7 * DAY_S + 1)  # its true age passes the limit
+    assert store.make_room() is None
+    assert store.clips() == []
+
+
+def test_a_backward_clock_step_does_not_keep_this_runs_clips_past_their_age(
+    tmp_path: Path,
+) -> None:
+    clocks = _Clocks(SET_CLOCK_S)
+    store = _stepping_store(tmp_path, clocks, max_age_s=3600)
+    put(store, "a", 10, clocks.wall_s)
+    put(store, "held", 10, clocks.wall_s)
+    store.hold("held", True)
+    clocks.wall_s -= DAY_S  # the clock had run a day ahead
+    clocks.advance(3601)
+    assert store.make_room() is None
+    assert [c.id for c in store.clips()] == ["held"]
+    assert store.make_room() is None  # asked again: the held clip stays
+    assert [c.id for c in store.clips()] == ["held"]
+
+
+def test_an_earlier_runs_clips_stamped_by_an_unset_clock_are_not_deleted_by_age(
+    tmp_path: Path,
+) -> None:
+    clocks = _Clocks(30.0)
+    store = _stepping_store(tmp_path, clocks, max_age_s=3600)
+    put(store, "before-ntp", 10, 20.0)
+    store.close()  # power cut before NTP answered
+    clocks = _Clocks(SET_CLOCK_S)
+    store = _stepping_store(tmp_path, clocks, max_age_s=3600)
+    assert store.make_room() is None
+    assert [c.id for c in store.clips()] == ["before-ntp"]  # the byte caps still bound it
 
 
 @pytest.mark.parametrize(
