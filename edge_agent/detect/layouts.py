@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -66,6 +66,15 @@ class OutputLayout(Protocol):
     def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]: ...
 
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections: ...
+
+
+@runtime_checkable
+class DirectInput(Protocol):
+    """A layout that can also write the model input straight into the interpreter's input
+    tensor (no copy of it by ``set_tensor``): the built-in ones. ``into`` is [1, H, W, 3]
+    in the input's dtype, and its contents last from one call to the next."""
+
+    def prepare_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox | None: ...
 
 
 LayoutFactory = Callable[[LayoutContext], OutputLayout]
@@ -123,6 +132,7 @@ class _LetterboxInput:
         self._convert = convert
         self._buffer: npt.NDArray[Any] | None = None
         self._fill: tuple[int, int] = (0, 0)
+        self._into_fill: tuple[int, int] = (0, 0)  # what ``fill_into`` last padded for
 
     def fill(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox]:
         width, height = self._width_px, self._height_px
@@ -136,6 +146,21 @@ class _LetterboxInput:
         resized = cast(ImageBGR, cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
         self._buffer[0, :new_h, :new_w] = self._convert(resized)
         return self._buffer, Letterbox(scale, image_w, image_h)
+
+    def fill_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox:
+        """``fill`` into ``into`` (the interpreter's input, which keeps its padding from
+        one call to the next: written again only when the picture's size changes)."""
+        width, height = self._width_px, self._height_px
+        image_h, image_w = image.shape[:2]
+        scale = min(width / image_w, height / image_h)
+        new_w = max(1, min(width, int(image_w * scale)))
+        new_h = max(1, min(height, int(image_h * scale)))
+        if self._into_fill != (new_w, new_h):
+            into[...] = self._pad_value
+            self._into_fill = (new_w, new_h)
+        resized = cast(ImageBGR, cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
+        into[0, :new_h, :new_w] = self._convert(resized)
+        return Letterbox(scale, image_w, image_h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +235,17 @@ class SsdLayout:
             return rgb[np.newaxis], None
         return ((rgb.astype(np.float32) - 127.5) / 127.5)[np.newaxis], None
 
+    def prepare_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox | None:
+        resized = cv2.resize(image, self._size_px, interpolation=cv2.INTER_LINEAR)
+        if self._float_input:
+            rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+            into[0] = (rgb.astype(np.float32) - 127.5) / 127.5
+            return None
+        written = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=into[0])
+        if written.ctypes.data != into.ctypes.data:  # OpenCV could not write in place
+            into[0] = written
+        return None
+
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         outputs, get = self._outputs, interpreter.get_tensor
         classes = get(outputs.classes).reshape(-1)
@@ -279,6 +315,9 @@ class _LetterboxLayout:
 
     def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
         return self._input.fill(image)
+
+    def prepare_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox | None:
+        return self._input.fill_into(image, into)
 
 
 @register_layout("yolox")
