@@ -239,41 +239,53 @@ def sequential_block(
     return work
 
 
-def overlapped_block(
-    pipeline: CameraPipeline, source: FrameSource, frames: int
-) -> Callable[[], int]:
-    """Decode in its own thread into the agent's mailbox, which waits for the reader (app.py)."""
+class Capture:
+    """The agent's capture thread for a file (``worker.capture_loop``): decodes into the
+    agent's mailbox, waiting for the reader (``wait_for_reader``, as for a file), for the
+    whole run. One thread throughout, as the agent's ``capture-{cam}``: every block starts
+    with the next frame already decoded. (A thread per block made each block's first frame
+    wait on the decoder, and with 20-frame blocks on the 20-frame clip that frame was always
+    the loop's rewind and keyframe: ~8 ms a block, 0.4 ms a frame the agent never waits.)"""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.mailbox = LatestFrameMailbox()
+        self.decode_s = 0.0  # spent decoding so far (this thread)
+        self._source = source
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-capture", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                frame = read_frame(self._source)
+                self.decode_s += time.perf_counter() - started
+                self.mailbox.put(frame, wait_for_reader=True)
+        finally:
+            self.mailbox.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.mailbox.close()
+        self._thread.join()
+
+
+def overlapped_block(pipeline: CameraPipeline, capture: Capture, frames: int) -> Callable[[], int]:
+    """Analysis in this thread of the frames the capture thread decodes into the mailbox."""
 
     def work() -> int:
-        mailbox = LatestFrameMailbox()
-        decode_s = [0.0]
-
-        def capture() -> None:
-            try:
-                for _ in range(frames):
-                    started = time.perf_counter()
-                    frame = read_frame(source)
-                    decode_s[0] += time.perf_counter() - started
-                    mailbox.put(frame, wait_for_reader=True)
-            finally:
-                mailbox.close()
-
-        thread = threading.Thread(target=capture, name="bench-capture", daemon=True)
-        thread.start()
-        processed = 0
-        while True:
-            frame = mailbox.get(timeout_s=5.0)
+        decoded_s = capture.decode_s
+        for _ in range(frames):
+            frame = capture.mailbox.get(timeout_s=5.0)
             if frame is None:
-                if mailbox.closed:
-                    break
-                continue
+                raise SystemExit("the capture thread gave no frame within 5 s")
             pipeline.process(frame, always_detect=True)
-            processed += 1
-        thread.join()
-        if mailbox.dropped:
-            raise SystemExit(f"the mailbox dropped {mailbox.dropped} frames: not a fair run")
-        pipeline.clock.add("decode", decode_s[0])  # spent in the capture thread
-        return processed
+        dropped = capture.mailbox.dropped
+        if dropped:
+            raise SystemExit(f"the mailbox dropped {dropped} frames: not a fair run")
+        pipeline.clock.add("decode", capture.decode_s - decoded_s)  # in the capture thread
+        return frames
 
     return work
 
@@ -348,16 +360,18 @@ def throughput_child(model: str, frames: int, block: int, threads: int) -> None:
         load_before = loadavg()
         timed(sequential_block(build(config, detector, sink), new_source(), 20))  # warm up
         pipelines = {m: build(config, detector, sink) for m in modes[1:]}
+        capture = Capture(new_source())
         work = {
             "bare": bare_block(detector, block),
             "sequential": sequential_block(pipelines["sequential"], new_source(), block),
-            "overlapped": overlapped_block(pipelines["overlapped"], new_source(), block),
+            "overlapped": overlapped_block(pipelines["overlapped"], capture, block),
         }
         rounds = max(1, frames // block)
         for round_index in range(rounds):
             shift = round_index % len(modes)
             clocks = {mode: pipeline.clock for mode, pipeline in pipelines.items()}
             rounds_done.append(measure_round(modes[shift:] + modes[:shift], work, clocks))
+        capture.stop()
         outbox_depth = outbox.depth()
         outbox.close()
     load_after = loadavg()

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from edge_agent.detect.labels import VEHICLE_LABELS
@@ -351,12 +351,13 @@ class _LiveTrack:
             return True
         return not self.moving()
 
-    def snapshot(self) -> Track:
+    def snapshot(self, box: Box | None = None) -> Track:
+        """The track as it is (``box``: at that box instead of its last one)."""
         return Track(
             track_id=self.track_id,
             label=self.voted_label(),
             score=self.score,
-            box=self.box,
+            box=self.box if box is None else box,
             first_seen_s=self.first_seen_s,
             last_seen_s=self.last_seen_s,
             hits=self.hits,
@@ -517,7 +518,7 @@ class IouTracker:
         """Every live track, tentative ones too, with its box where it is expected at
         ``now_s`` (a coasting one moved on at its recent speed): where region detection
         looks for it, and a tentative one is looked for so it can be confirmed."""
-        return tuple(replace(t.snapshot(), box=t.predicted_box(now_s)) for t in self._tracks)
+        return tuple(t.snapshot(t.predicted_box(now_s)) for t in self._tracks)
 
     def carried_boxes(self, now_s: float) -> tuple[Box, ...] | None:
         """Where every moving track is expected at ``now_s`` (moved on at its speed), if the

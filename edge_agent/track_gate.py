@@ -22,6 +22,11 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 _LEFT, _RIGHT, _BOTTOM = 1, 2, 4
+SMALL_PAIRS = 24
+SMALL_DETECTIONS = 8
+"""Up to ``SMALL_PAIRS`` (track, detection) pairs and ``SMALL_DETECTIONS`` detections,
+``gate`` measures pair by pair in Python: on a handful of objects (the usual frame) that
+is cheaper than the arrays' fixed cost."""
 
 
 def box_array(boxes: Sequence[Box]) -> Floats:
@@ -81,11 +86,32 @@ def gate(
     iou_threshold: float,
     edge_margin: float,
     most: float,
+    by_pairs: bool | None = None,
 ) -> Gated:
     """The pairs that may match: same family, a track that can be taken up, and an IoU of
     at least ``iou_threshold`` or, both cut by one picture edge (within ``edge_margin``),
     ``most`` of the smaller box inside the other (growing into view, shrinking out of it).
+
+    ``by_pairs``: measure pair by pair in Python (True) or over all pairs in arrays
+    (False); the same decisions either way. None: pair by pair for a few objects, where the
+    arrays' fixed cost is most of the work (``SMALL_PAIRS``).
     """
+    if by_pairs is None:
+        by_pairs = len(det_boxes) <= SMALL_DETECTIONS and (
+            len(track_boxes) * len(det_boxes) <= SMALL_PAIRS
+        )
+    if by_pairs:
+        return _gate_pair_by_pair(
+            track_boxes,
+            track_families,
+            takeable,
+            confirmed,
+            det_boxes,
+            det_families,
+            iou_threshold=iou_threshold,
+            edge_margin=edge_margin,
+            most=most,
+        )
     families: dict[str, int] = {}
     tracks = box_array(track_boxes)
     dets = box_array(det_boxes)
@@ -123,3 +149,60 @@ def gate(
     np.fill_diagonal(in_det, False)
     inside = in_track.any(axis=0) | in_det.any(axis=0) | (det_areas <= 0.0)
     return Gated(pairs=pairs, inside=inside.tolist())
+
+
+def _cut_bits(box: Box, margin: float) -> int:
+    """``cut_edge_bits`` of one box."""
+    inside = 1.0 - margin
+    return (
+        (_LEFT if box.x_min <= margin else 0)
+        | (_RIGHT if box.x_max >= inside else 0)
+        | (_BOTTOM if box.y_max >= inside else 0)
+    )
+
+
+def _gate_pair_by_pair(
+    track_boxes: Sequence[Box],
+    track_families: Sequence[str],
+    takeable: Sequence[bool],
+    confirmed: Sequence[bool],
+    det_boxes: Sequence[Box],
+    det_families: Sequence[str],
+    *,
+    iou_threshold: float,
+    edge_margin: float,
+    most: float,
+) -> Gated:
+    """``gate`` with ``Box``'s own measures, pair by pair (the operations the arrays repeat)."""
+    track_areas = [box.area for box in track_boxes]
+    det_areas = [box.area for box in det_boxes]
+    track_cuts = [_cut_bits(box, edge_margin) for box in track_boxes]
+    det_cuts = [_cut_bits(box, edge_margin) for box in det_boxes]
+    mostly = [most * area for area in det_areas]
+    inside = [area <= 0.0 for area in det_areas]
+    pairs: list[tuple[int, int, float]] = []
+    for t, track in enumerate(track_boxes):
+        family, track_area = track_families[t], track_areas[t]
+        for d, det in enumerate(det_boxes):
+            if det_families[d] != family:
+                continue
+            inter = track.intersection(det)
+            if confirmed[t] and inter >= mostly[d]:
+                inside[d] = True
+            if not takeable[t]:
+                continue
+            union = track_area + det_areas[d] - inter
+            iou = inter / union if union > 0.0 else 0.0
+            smaller = min(track_area, det_areas[d])
+            grows = bool(track_cuts[t] & det_cuts[d]) and smaller > 0.0 and inter >= most * smaller
+            if iou >= iou_threshold or grows:
+                pairs.append((t, d, iou))
+    for d, det in enumerate(det_boxes):
+        if not inside[d]:
+            inside[d] = any(
+                j != d
+                and det_families[j] == det_families[d]
+                and other.intersection(det) >= mostly[d]
+                for j, other in enumerate(det_boxes)
+            )
+    return Gated(pairs=pairs, inside=inside)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -66,6 +66,15 @@ class OutputLayout(Protocol):
     def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]: ...
 
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections: ...
+
+
+@runtime_checkable
+class DirectInput(Protocol):
+    """A layout that can also write the model input straight into the interpreter's input
+    tensor (no copy of it by ``set_tensor``): the built-in ones. ``into`` is [1, H, W, 3]
+    in the input's dtype, and its contents last from one call to the next."""
+
+    def prepare_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox | None: ...
 
 
 LayoutFactory = Callable[[LayoutContext], OutputLayout]
@@ -123,6 +132,7 @@ class _LetterboxInput:
         self._convert = convert
         self._buffer: npt.NDArray[Any] | None = None
         self._fill: tuple[int, int] = (0, 0)
+        self._into_fill: tuple[int, int] = (0, 0)  # what ``fill_into`` last padded for
 
     def fill(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox]:
         width, height = self._width_px, self._height_px
@@ -136,6 +146,21 @@ class _LetterboxInput:
         resized = cast(ImageBGR, cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
         self._buffer[0, :new_h, :new_w] = self._convert(resized)
         return self._buffer, Letterbox(scale, image_w, image_h)
+
+    def fill_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox:
+        """``fill`` into ``into`` (the interpreter's input, which keeps its padding from
+        one call to the next: written again only when the picture's size changes)."""
+        width, height = self._width_px, self._height_px
+        image_h, image_w = image.shape[:2]
+        scale = min(width / image_w, height / image_h)
+        new_w = max(1, min(width, int(image_w * scale)))
+        new_h = max(1, min(height, int(image_h * scale)))
+        if self._into_fill != (new_w, new_h):
+            into[...] = self._pad_value
+            self._into_fill = (new_w, new_h)
+        resized = cast(ImageBGR, cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
+        into[0, :new_h, :new_w] = self._convert(resized)
+        return Letterbox(scale, image_w, image_h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,13 +218,15 @@ class SsdLayout:
         self._size_px = context.input_size_px
         self._float_input = context.input_dtype == np.float32
         self._labels = context.labels
-        self._usable_ids = np.array([label != UNUSED_LABEL for label in self._labels], bool)
-        self._score_threshold = context.score_threshold
-        # The labels of interest as a mask by class id: one lookup per call, not np.isin.
-        self._allowed: npt.NDArray[np.bool_] | None = None
-        if context.allowed_class_ids is not None:
-            self._allowed = np.zeros(len(self._labels), bool)
-            self._allowed[list(context.allowed_class_ids)] = True
+        # Per class id: reported at all (not COCO's unused "???" ids, and among the labels of
+        # interest when they are given).
+        allowed = context.allowed_class_ids
+        self._wanted_ids = [
+            label != UNUSED_LABEL and (allowed is None or i in allowed)
+            for i, label in enumerate(self._labels)
+        ]
+        # Scores are compared as float32, as an array of them is against a Python float.
+        self._score_threshold = float(np.float32(context.score_threshold))
 
     def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
         resized = cv2.resize(image, self._size_px, interpolation=cv2.INTER_LINEAR)
@@ -208,23 +235,47 @@ class SsdLayout:
             return rgb[np.newaxis], None
         return ((rgb.astype(np.float32) - 127.5) / 127.5)[np.newaxis], None
 
+    def prepare_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox | None:
+        resized = cv2.resize(image, self._size_px, interpolation=cv2.INTER_LINEAR)
+        if self._float_input:
+            rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+            into[0] = (rgb.astype(np.float32) - 127.5) / 127.5
+            return None
+        written = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=into[0])
+        if written.ctypes.data != into.ctypes.data:  # OpenCV could not write in place
+            into[0] = written
+        return None
+
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         outputs, get = self._outputs, interpreter.get_tensor
-        boxes_yx = get(outputs.boxes).reshape(-1, 4).astype(np.float32)
         classes = get(outputs.classes).reshape(-1)
         scores = get(outputs.scores).reshape(-1)
         if not outputs.classes_by_name and not _all_whole(classes) and _all_whole(scores):
             classes, scores = scores, classes
         count = min(int(get(outputs.count).reshape(-1)[0]), scores.shape[0])
-        class_ids = classes[:count].astype(np.int64)
-        scores_f = scores[:count].astype(np.float32)
-        in_range = (class_ids >= 0) & (class_ids < len(self._labels))
-        keep = (scores_f >= self._score_threshold) & in_range
-        keep[in_range] &= self._usable_ids[class_ids[in_range]]  # drop COCO's unused "???" ids
-        if self._allowed is not None:
-            keep[in_range] &= self._allowed[class_ids[in_range]]
-        boxes = boxes_yx[:count][:, [1, 0, 3, 2]]  # ymin,xmin,ymax,xmax -> x_min,y_min,...
-        return RawDetections(np.clip(boxes, 0.0, 1.0), scores_f, class_ids).take(keep)
+        # At most the model's few boxes (its NMS has run): a loop over them costs less than
+        # the dozen array operations a vectorised filter takes after each invoke.
+        wanted, threshold, last_id = self._wanted_ids, self._score_threshold, len(self._labels)
+        kept: list[int] = []
+        kept_scores: list[float] = []
+        kept_ids: list[int] = []
+        for i, (class_value, score) in enumerate(
+            zip(classes[:count].tolist(), scores[:count].astype(np.float32).tolist(), strict=True)
+        ):
+            # -1 < value < labels: the ids that truncate (as astype(int64) does) to a label
+            if score >= threshold and -1.0 < class_value < last_id and wanted[int(class_value)]:
+                kept.append(i)
+                kept_scores.append(score)
+                kept_ids.append(int(class_value))
+        if not kept:
+            return RawDetections.empty()
+        boxes_yx = get(outputs.boxes).reshape(-1, 4)[kept].astype(np.float32)
+        boxes = boxes_yx[:, [1, 0, 3, 2]]  # ymin,xmin,ymax,xmax -> x_min,y_min,...
+        return RawDetections(
+            np.clip(boxes, 0.0, 1.0),
+            np.array(kept_scores, np.float32),
+            np.array(kept_ids, np.int64),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +315,9 @@ class _LetterboxLayout:
 
     def prepare(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox | None]:
         return self._input.fill(image)
+
+    def prepare_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox | None:
+        return self._input.fill_into(image, into)
 
 
 @register_layout("yolox")

@@ -6,8 +6,11 @@ is unit-tested on synthetic tensors. Boxes leave this module normalised to the i
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -199,6 +202,75 @@ def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray
     return np.asarray(kept, dtype=np.int64)
 
 
+MATRIX_NMS_MAX = 128
+"""Up to this many candidates ``nms_grouped`` measures every pair at once (a few array
+operations instead of a dozen per group and kept box: most frames have a handful)."""
+
+
+LOOP_NMS_MAX = 8
+"""Up to this many candidates (SSD's usual handful) ``nms_grouped`` loops over them in
+Python: after an invoke has evicted the caches, each distinct array operation costs
+~10 us, the whole loop less than a few of them."""
+_FLOAT32 = array("f", [0.0])
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to float32, as a float32 array stores the result of an operation
+    on float32 values (rounding a double result once is exact for + - * /)."""
+    _FLOAT32[0] = value
+    return _FLOAT32[0]
+
+
+def _nms_grouped_loop(
+    raw: RawDetections, groups: list[int], iou_threshold: float
+) -> list[int] | None:
+    """``nms_grouped``'s kept indices in its order, by a loop in float32 arithmetic: the
+    same IoUs to the last bit, so the same decisions. None unless every value is a finite
+    float32 (the arrays' rules for the others are theirs)."""
+    if raw.boxes.dtype != np.float32 or raw.scores.dtype != np.float32:
+        return None
+    boxes, scores = raw.boxes.tolist(), raw.scores.tolist()
+    if not all(math.isfinite(v) for box in boxes for v in box) or not all(
+        math.isfinite(v) for v in scores
+    ):
+        return None
+    threshold = _f32(iou_threshold)  # compared as float32 (numpy casts a Python float)
+    areas = [
+        _f32(max(_f32(x_max - x_min), 0.0) * max(_f32(y_max - y_min), 0.0))
+        for x_min, y_min, x_max, y_max in boxes
+    ]
+    kept: list[int] = []
+    # best first; equal scores in candidate order (a stable argsort of -score)
+    for index in sorted(range(len(scores)), key=lambda i: -scores[i]):
+        x_min, y_min, x_max, y_max = boxes[index]
+        suppressed = False
+        for best in kept:
+            if groups[best] != groups[index]:
+                continue
+            bx_min, by_min, bx_max, by_max = boxes[best]
+            iw = max(0.0, _f32(min(bx_max, x_max) - max(bx_min, x_min)))
+            ih = max(0.0, _f32(min(by_max, y_max) - max(by_min, y_min)))
+            inter = _f32(iw * ih)
+            union = _f32(_f32(areas[best] + areas[index]) - inter)
+            iou = _f32(inter / union) if union > 0.0 else 0.0
+            if not iou <= threshold:
+                suppressed = True
+                break
+        if not suppressed:
+            kept.append(index)
+    return sorted(kept, key=lambda i: (-scores[i], groups[i], i))
+
+
+@lru_cache(maxsize=8)
+def _merged_ids(labels: tuple[str, ...], merged_labels: frozenset[str]) -> frozenset[int]:
+    return frozenset(i for i, label in enumerate(labels) if label in merged_labels)
+
+
+def _groups(class_ids: IntArray, merged_ids: frozenset[int]) -> list[int]:
+    """Each candidate's NMS group: one for all ``merged_ids``, else its own class id."""
+    return [_VEHICLE_GROUP if c in merged_ids else c for c in class_ids.tolist()]
+
+
 def nms_grouped(
     raw: RawDetections,
     labels: Sequence[str],
@@ -206,13 +278,48 @@ def nms_grouped(
     max_detections: int,
     merged_labels: frozenset[str] = VEHICLE_LABELS,
 ) -> RawDetections:
-    """NMS per class, except that all ``merged_labels`` form one group (the best label wins)."""
-    if raw.scores.size == 0:
+    """NMS per class, except that all ``merged_labels`` form one group (the best label wins).
+
+    Best first; equal scores in group order (the merged group first, then by class id),
+    then in candidate order: what running ``nms`` group by group and merging gives."""
+    count = raw.scores.size
+    if count == 0:
         return raw
-    merged_ids = {i for i, label in enumerate(labels) if label in merged_labels}
-    groups = np.array(
-        [_VEHICLE_GROUP if int(c) in merged_ids else int(c) for c in raw.class_ids], np.int64
-    )
+    group_list = _groups(raw.class_ids, _merged_ids(tuple(labels), merged_labels))
+    if count <= LOOP_NMS_MAX:
+        looped = _nms_grouped_loop(raw, group_list, iou_threshold)
+        if looped is not None:
+            return raw.take(np.asarray(looped[:max_detections], np.int64))
+    groups = np.asarray(group_list, np.int64)
+    if count > MATRIX_NMS_MAX:
+        return _nms_group_by_group(raw, groups, iou_threshold, max_detections)
+    # ``nms`` over every pair at once, with the same float32 operations in the same order
+    # (so each IoU, and each decision, is the one ``nms`` makes).
+    scores = raw.scores
+    order = np.argsort(-scores, kind="stable")
+    boxes = raw.boxes
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    iw = np.maximum(0.0, np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1))
+    ih = np.maximum(0.0, np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1))
+    inter = iw * ih
+    union = areas[:, None] + areas - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    suppresses = (~(iou <= iou_threshold) & (groups[:, None] == groups)).tolist()
+    alive = [True] * count
+    kept: list[int] = []
+    for best in order.tolist():
+        if alive[best]:
+            kept.append(best)
+            alive = [a and not s for a, s in zip(alive, suppresses[best], strict=True)]
+    kept_array = np.asarray(kept, np.int64)
+    ranked = np.lexsort((kept_array, groups[kept_array], -scores[kept_array]))
+    return raw.take(kept_array[ranked][:max_detections])
+
+
+def _nms_group_by_group(
+    raw: RawDetections, groups: IntArray, iou_threshold: float, max_detections: int
+) -> RawDetections:
     kept_parts: list[IntArray] = []
     # sorted(set()) not np.unique: numpy 2's unique imports numpy.ma (~1.5 MB resident)
     for group in sorted(set(groups.tolist())):
@@ -224,12 +331,15 @@ def nms_grouped(
 
 
 def to_detections(raw: RawDetections, labels: Sequence[str]) -> tuple[Detection, ...]:
+    # tolist(): Python floats and ints at once (the same values as float() and int() of each)
     return tuple(
         Detection(
-            label=labels[int(class_id)],
-            class_id=int(class_id),
-            score=float(score),
-            box=Box(float(b[0]), float(b[1]), float(b[2]), float(b[3])).clipped(),
+            label=labels[class_id],
+            class_id=class_id,
+            score=score,
+            box=Box(x_min, y_min, x_max, y_max).clipped(),
         )
-        for b, score, class_id in zip(raw.boxes, raw.scores, raw.class_ids, strict=True)
+        for (x_min, y_min, x_max, y_max), score, class_id in zip(
+            raw.boxes.tolist(), raw.scores.tolist(), raw.class_ids.tolist(), strict=True
+        )
     )

@@ -12,18 +12,25 @@ and counted, once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_agent import datafiles
 from edge_agent.datafiles import Manifest, ModelEntry, is_model_path
 from edge_agent.detect.base import Detector, ModelLoadError
 from edge_agent.detect.labels import LABEL_SETS, LabelFileError, embedded_labels, read_label_file
-from edge_agent.detect.layouts import LAYOUTS, LayoutContext, OutputLayout, build_layout
+from edge_agent.detect.layouts import (
+    LAYOUTS,
+    DirectInput,
+    LayoutContext,
+    OutputLayout,
+    build_layout,
+)
 from edge_agent.detect.postprocess import DEFAULT_IOU_THRESHOLD, nms_grouped, to_detections
 from edge_agent.detect.runtime import Interpreter, RuntimeUnavailable, load_interpreter
 from edge_agent.types import DetectionResult, ImageBGR
@@ -192,6 +199,15 @@ class TFLiteDetector:
         )
         self._input_size_px = context.input_size_px
         self._layout: OutputLayout = build_layout(source.layout, context)
+        # The input written in place when layout and runtime can (no copy by set_tensor):
+        # a function that returns a view of the input tensor, which must be gone before
+        # invoke (the runtime refuses to run while one exists).
+        tensor = getattr(self._interpreter, "tensor", None)
+        self._input_view: Callable[[], npt.NDArray[Any]] | None = (
+            tensor(self._input_index)
+            if tensor is not None and isinstance(self._layout, DirectInput)
+            else None
+        )
 
     # -- Detector protocol
 
@@ -211,9 +227,13 @@ class TFLiteDetector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
             raise ValueError(f"expected a HxWx3 uint8 BGR image, got {image.shape} {image.dtype}")
         start = time.perf_counter()
-        tensor, fit = self._layout.prepare(image)
-        preprocessed = time.perf_counter()
-        self._interpreter.set_tensor(self._input_index, tensor)
+        if self._input_view is not None:
+            fit = cast(DirectInput, self._layout).prepare_into(image, self._input_view())
+            preprocessed = time.perf_counter()
+        else:
+            tensor, fit = self._layout.prepare(image)
+            preprocessed = time.perf_counter()
+            self._interpreter.set_tensor(self._input_index, tensor)
         self._interpreter.invoke()
         invoked = time.perf_counter()
         raw = self._layout.decode(self._interpreter, fit)

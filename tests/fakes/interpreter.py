@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,8 +38,9 @@ class FakeInterpreter:
         self.inputs = list(inputs)
         self.output_details = list(output_details)
         self.outputs = dict(outputs or {})
-        self.last_input: npt.NDArray[Any] | None = None
+        self.last_input: npt.NDArray[Any] | None = None  # as the last invoke saw it
         self.invocations = 0
+        self._input_buffer: npt.NDArray[Any] | None = None  # what ``tensor()`` exposes
 
     def allocate_tensors(self) -> None:
         pass
@@ -53,8 +54,18 @@ class FakeInterpreter:
     def set_tensor(self, tensor_index: int, value: npt.NDArray[Any]) -> None:
         self.last_input = np.array(value, copy=True)
 
+    def tensor(self, tensor_index: int) -> Callable[[], npt.NDArray[Any]]:
+        """The input tensor's buffer, written in place (kept from one call to the next)."""
+        details = next(d for d in self.inputs if d["index"] == tensor_index)
+        if self._input_buffer is None:
+            self._input_buffer = np.zeros([int(v) for v in details["shape"]], details["dtype"])
+        buffer = self._input_buffer
+        return lambda: buffer
+
     def invoke(self) -> None:
         self.invocations += 1
+        if self._input_buffer is not None:
+            self.last_input = self._input_buffer.copy()
 
     def get_tensor(self, tensor_index: int) -> npt.NDArray[Any]:
         return np.array(self.outputs[tensor_index], copy=True)

@@ -207,6 +207,23 @@ def test_user_ultralytics_model_with_its_own_labels(
     assert fed[0, 300, 0].tolist() == [114 - 128] * 3  # the grey letterbox pad
 
 
+def test_the_padding_follows_the_picture_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tensor("out", 7, [1, 7, 2], np.int8, (OUT_SCALE, OUT_ZP))
+    table = _quantize(_columns([(0.1, 0.1, 0.1, 0.1, 0, 0.2)] * 2, 3))[np.newaxis]
+    detector, fake = _user_detector(
+        tmp_path, monkeypatch, [out], "ultralytics", ["a", "b", "c"], {7: table}
+    )
+    square, wide = np.full((416, 416, 3), 255, np.uint8), np.full((208, 416, 3), 255, np.uint8)
+    for image, row_300 in ((wide, 114), (square, 255), (wide, 114), (wide, 114)):
+        detector.detect(image)
+        fed = fake.last_input
+        assert fed is not None
+        assert fed[0, 0, 0].tolist() == [127] * 3  # white: q = pixel - 128
+        assert fed[0, 300, 0].tolist() == [row_300 - 128] * 3  # pad, or picture
+
+
 def test_float_input_is_fed_0_to_1_rgb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tensor("out", 7, [1, 8400, 5])
     detector, fake = _user_detector(

@@ -8,14 +8,16 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge_agent.detect.labels import COCO80, COCO90, parse_labelmap
+from edge_agent.detect.labels import COCO80, COCO90, VEHICLE_LABELS, parse_labelmap
 from edge_agent.detect.postprocess import (
+    MATRIX_NMS_MAX,
     Letterbox,
     RawDetections,
     decode_yolox,
     letterbox,
     nms,
     nms_grouped,
+    to_detections,
 )
 
 CAR, TRUCK, PERSON, BUS = COCO80.index("car"), COCO80.index("truck"), 0, COCO80.index("bus")
@@ -143,6 +145,51 @@ def test_non_vehicle_classes_are_suppressed_per_class() -> None:
     raw = _raw([(0.1, 0.1, 0.4, 0.4, 0.9, PERSON), (0.1, 0.1, 0.41, 0.4, 0.7, PERSON)])
     kept = nms_grouped(raw, COCO80, iou_threshold=0.45, max_detections=10)
     assert kept.scores.tolist() == pytest.approx([0.9])
+
+
+def nms_group_by_group(raw: RawDetections, iou_threshold: float, limit: int) -> RawDetections:
+    """``nms`` on each group (the vehicles one group, other labels their own), best first,
+    equal scores in group order: what ``nms_grouped`` was before it measured all pairs."""
+    groups = np.array([-1 if COCO80[c] in VEHICLE_LABELS else c for c in raw.class_ids.tolist()])
+    parts = []
+    for group in sorted(set(groups.tolist())):
+        members = np.flatnonzero(groups == group)
+        parts.append(members[nms(raw.boxes[members], raw.scores[members], iou_threshold)])
+    kept = np.concatenate(parts)
+    return raw.take(kept[np.argsort(-raw.scores[kept], kind="stable")][:limit])
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 12, 40, MATRIX_NMS_MAX + 30])
+def test_nms_grouped_keeps_what_nms_keeps_group_by_group(count: int) -> None:
+    rng = np.random.default_rng(count)
+    for _ in range(60):
+        corners = rng.random((count, 2)) * 0.8
+        boxes = np.concatenate([corners, corners + rng.random((count, 2)) * 0.3], axis=1)
+        boxes = np.round(boxes * rng.choice([20, 1000]), 0) / 1000  # some boxes coincide
+        scores = np.round(rng.random(count) * 8) / 8  # ties
+        class_ids = rng.choice([PERSON, 1, CAR, 3, BUS, TRUCK, 15], count)
+        raw = RawDetections(boxes.astype(np.float32), scores.astype(np.float32), class_ids)
+        limit = int(rng.integers(1, 12))
+        kept = nms_grouped(raw, COCO80, iou_threshold=0.45, max_detections=limit)
+        expected = nms_group_by_group(raw, 0.45, limit)
+        assert kept.boxes.tolist() == expected.boxes.tolist()
+        assert kept.scores.tolist() == expected.scores.tolist()
+        assert kept.class_ids.tolist() == expected.class_ids.tolist()
+
+
+def test_an_iou_on_the_threshold_is_decided_in_float32_as_nms_decides() -> None:
+    # IoU 0.04 / 0.08 = 0.5 in exact arithmetic; float32's rounding decides, as in ``nms``
+    raw = _raw([(0.0, 0.3, 0.3, 0.5, 0.07, CAR), (0.1, 0.3, 0.3, 0.6, 0.98, CAR)])
+    kept = nms_grouped(raw, COCO80, iou_threshold=0.5, max_detections=10)
+    assert kept.scores.tolist() == nms_group_by_group(raw, 0.5, 10).scores.tolist()
+
+
+def test_to_detections_names_and_clips() -> None:
+    raw = _raw([(-0.1, 0.2, 0.5, 1.2, 0.75, CAR)])
+    (detection,) = to_detections(raw, COCO80)
+    assert (detection.label, detection.class_id, detection.score) == ("car", CAR, 0.75)
+    assert type(detection.class_id) is int and type(detection.score) is float
+    assert detection.box.as_list() == [0.0, 0.2, 0.5, 1.0]
 
 
 def test_max_detections_keeps_the_best() -> None:

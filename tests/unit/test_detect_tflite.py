@@ -43,7 +43,8 @@ class FakeSsdInterpreter:
         boxes[0, 0] = (0.1, 0.2, 0.5, 0.6)  # ymin, xmin, ymax, xmax
         boxes[0, 1] = (0.5, 0.5, 0.9, 1.2)  # spills over the edge: clipped
         self.tensors = {10: scores, 11: boxes, 12: np.array([4.0], np.float32), 13: classes}
-        self.input: Any = None
+        self.input: Any = None  # as the last invoke saw it
+        self.buffer = np.zeros((1, 300, 300, 3), np.uint8)
 
     def allocate_tensors(self) -> None:
         pass
@@ -58,8 +59,13 @@ class FakeSsdInterpreter:
     def set_tensor(self, tensor_index: int, value: Any) -> None:
         self.input = value
 
+    def tensor(self, tensor_index: int) -> Any:
+        """The input written in place, as the runtime allows."""
+        buffer = self.buffer
+        return lambda: buffer
+
     def invoke(self) -> None:
-        pass
+        self.input = self.buffer.copy()
 
     def get_tensor(self, tensor_index: int) -> Any:
         return self.tensors[tensor_index]

@@ -69,3 +69,40 @@ def test_a_box_mostly_inside_another_of_its_family_is_inside() -> None:
         most=EDGE_GROWTH_OVERLAP,
     )
     assert gated.inside == [False, True, False, True]
+
+
+def edge_box(rng: random.Random) -> Box:
+    """A box often cut by a picture edge (where the growing rule decides), sometimes empty."""
+    box = random_box(rng)
+    if rng.random() < 0.4:
+        box = Box(0.0, box.y_min, box.x_max, box.y_max)
+    if rng.random() < 0.4:
+        box = Box(box.x_min, box.y_min, box.x_max, 1.0)
+    if rng.random() < 0.05:
+        box = Box(box.x_min, box.y_min, box.x_min, box.y_max)
+    return box
+
+
+def test_pair_by_pair_and_arrays_decide_the_same() -> None:
+    rng = random.Random(41)
+    for _ in range(300):
+        tracks = [edge_box(rng) for _ in range(rng.randint(0, 8))]
+        dets = [edge_box(rng) for _ in range(rng.randint(0, 8))]
+        dets += [Box(d.x_min, d.y_min, d.x_max * 0.9, d.y_max) for d in dets[:2]]  # parts
+        dets += tracks[:1] + dets[:1]  # exactly a track's box, another detection's box
+        track_families = [rng.choice(("person", "vehicle")) for _ in tracks]
+        args = (
+            tracks,
+            track_families,
+            [rng.random() < 0.8 for _ in tracks],
+            [rng.random() < 0.5 for _ in tracks],
+            dets,
+            [rng.choice(("person", "vehicle")) for _ in dets],
+        )
+        # most=1.0: a box exactly inside another is on the threshold
+        most = rng.choice((EDGE_GROWTH_OVERLAP, 1.0))
+        settings = {"iou_threshold": 0.3, "edge_margin": EDGE_MARGIN, "most": most}
+        by_pairs = gate(*args, **settings, by_pairs=True)
+        by_arrays = gate(*args, **settings, by_pairs=False)
+        assert by_pairs.pairs == by_arrays.pairs  # same order, IoUs equal to the last bit
+        assert by_pairs.inside == by_arrays.inside
