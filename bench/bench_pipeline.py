@@ -52,6 +52,7 @@ from edge_agent.pipeline import (
     StageClock,
     run_offline,
 )
+from edge_agent.service.malloc import limit_malloc_arenas
 from edge_agent.sinks import OutboxSink
 from edge_agent.track import label_family
 from edge_agent.types import DetectionResult, Frame, ImageBGR, Lifecycle
@@ -330,6 +331,7 @@ def throughput_child(model: str, frames: int, block: int, threads: int) -> None:
     processes used more than 5 % of the machine are left out of the median when enough
     clean rounds remain (the count is printed)."""
     cv2.setNumThreads(1)  # as the agent does (DESIGN.md §9)
+    limit_malloc_arenas()  # as `edge-agent run` does (unless MALLOC_ARENA_MAX is set)
     clip = datafiles.resolve_media(THROUGHPUT_CLIP)
     modes = ("bare", "sequential", "overlapped")
     rounds_done: list[Round] = []
