@@ -33,8 +33,8 @@ from pathlib import Path
 import cv2
 import media_frames  # bench/, on the path when this runs as a script
 import numpy as np
-from bench_pipeline import MODELS, RecordingSink, agent_config, build
 from media_frames import PERSON_CLIP
+from pipeline_common import MODELS, RecordingSink, agent_config, build
 
 from edge_agent import assemble
 from edge_agent.detect.base import Detector

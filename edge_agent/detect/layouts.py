@@ -130,34 +130,29 @@ class _LetterboxInput:
         self._dtype = dtype
         self._pad_value = pad_value
         self._convert = convert
-        self._buffer: npt.NDArray[Any] | None = None
-        self._fill: tuple[int, int] = (0, 0)
-        self._into_fill: tuple[int, int] = (0, 0)  # what ``fill_into`` last padded for
+        self._buffer: npt.NDArray[Any] | None = None  # ``fill``'s own, when not in place
+        # (buffer address, picture width, height) the padding was last written for
+        self._padded: tuple[int, int, int] = (0, 0, 0)
 
     def fill(self, image: ImageBGR) -> tuple[npt.NDArray[Any], Letterbox]:
-        width, height = self._width_px, self._height_px
-        image_h, image_w = image.shape[:2]
-        scale = min(width / image_w, height / image_h)
-        new_w = max(1, min(width, int(image_w * scale)))
-        new_h = max(1, min(height, int(image_h * scale)))
-        if self._buffer is None or self._fill != (new_w, new_h):
-            self._buffer = np.full((1, height, width, 3), self._pad_value, self._dtype)
-            self._fill = (new_w, new_h)
-        resized = cast(ImageBGR, cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
-        self._buffer[0, :new_h, :new_w] = self._convert(resized)
-        return self._buffer, Letterbox(scale, image_w, image_h)
+        """The input in a buffer of its own (for ``set_tensor``), reused frame to frame."""
+        if self._buffer is None:
+            self._buffer = np.empty((1, self._height_px, self._width_px, 3), self._dtype)
+        return self._buffer, self.fill_into(image, self._buffer)
 
     def fill_into(self, image: ImageBGR, into: npt.NDArray[Any]) -> Letterbox:
-        """``fill`` into ``into`` (the interpreter's input, which keeps its padding from
-        one call to the next: written again only when the picture's size changes)."""
+        """Letterbox ``image`` into ``into`` (the interpreter's input, or ``fill``'s buffer),
+        which keeps its padding from one call to the next: written again only when the
+        picture's size or the buffer changes."""
         width, height = self._width_px, self._height_px
         image_h, image_w = image.shape[:2]
         scale = min(width / image_w, height / image_h)
         new_w = max(1, min(width, int(image_w * scale)))
         new_h = max(1, min(height, int(image_h * scale)))
-        if self._into_fill != (new_w, new_h):
+        padded = (int(into.__array_interface__["data"][0]), new_w, new_h)
+        if self._padded != padded:
             into[...] = self._pad_value
-            self._into_fill = (new_w, new_h)
+            self._padded = padded
         resized = cast(ImageBGR, cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
         into[0, :new_h, :new_w] = self._convert(resized)
         return Letterbox(scale, image_w, image_h)
@@ -301,6 +296,16 @@ def _single_output(context: LayoutContext, layout: str, expected: str) -> Tensor
     return outputs[0]
 
 
+def _output_of(interpreter: Interpreter, index: int) -> npt.NDArray[Any]:
+    """The output tensor read in place where the runtime can (``tensor()``), else a copy
+    (``get_tensor``): YOLOX's is 1.2 MB of float32 a frame, and a copy made for each frame
+    was part of the agent's high-water mark. The decoders keep no view of it (they filter
+    by mask, which copies), so none is left when the next invoke runs (the runtime refuses
+    to run while one exists)."""
+    tensor = getattr(interpreter, "tensor", None)
+    return interpreter.get_tensor(index) if tensor is None else tensor(index)()
+
+
 class _LetterboxLayout:
     """One output, and the input letterboxed into a reused buffer: what the YOLO layouts
     share."""
@@ -342,8 +347,7 @@ class YoloxLayout(_LetterboxLayout):
 
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         assert fit is not None
-        # get_tensor already returns a copy: no second one.
-        output = np.asarray(interpreter.get_tensor(self._output_index), np.float32)
+        output = np.asarray(_output_of(interpreter, self._output_index), np.float32)
         return decode_yolox(output, fit, self._score_threshold, self._allowed_ids)
 
 
@@ -417,7 +421,7 @@ class UltralyticsLayout(_LetterboxLayout):
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         assert fit is not None
         return decode_ultralytics(
-            interpreter.get_tensor(self._output_index),
+            _output_of(interpreter, self._output_index),
             fit,
             self._score_threshold,
             self._allowed_ids,
