@@ -296,16 +296,6 @@ def _single_output(context: LayoutContext, layout: str, expected: str) -> Tensor
     return outputs[0]
 
 
-def _output_of(interpreter: Interpreter, index: int) -> npt.NDArray[Any]:
-    """The output tensor read in place where the runtime can (``tensor()``), else a copy
-    (``get_tensor``): YOLOX's is 1.2 MB of float32 a frame, and a copy made for each frame
-    was part of the agent's high-water mark. The decoders keep no view of it (they filter
-    by mask, which copies), so none is left when the next invoke runs (the runtime refuses
-    to run while one exists)."""
-    tensor = getattr(interpreter, "tensor", None)
-    return interpreter.get_tensor(index) if tensor is None else tensor(index)()
-
-
 class _LetterboxLayout:
     """One output, and the input letterboxed into a reused buffer: what the YOLO layouts
     share."""
@@ -347,7 +337,9 @@ class YoloxLayout(_LetterboxLayout):
 
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         assert fit is not None
-        output = np.asarray(_output_of(interpreter, self._output_index), np.float32)
+        # get_tensor returns a copy (no view of the runtime's memory outlives this call,
+        # even in an exception's traceback): no second one.
+        output = np.asarray(interpreter.get_tensor(self._output_index), np.float32)
         return decode_yolox(output, fit, self._score_threshold, self._allowed_ids)
 
 
@@ -421,7 +413,7 @@ class UltralyticsLayout(_LetterboxLayout):
     def decode(self, interpreter: Interpreter, fit: Letterbox | None) -> RawDetections:
         assert fit is not None
         return decode_ultralytics(
-            _output_of(interpreter, self._output_index),
+            interpreter.get_tensor(self._output_index),
             fit,
             self._score_threshold,
             self._allowed_ids,

@@ -55,11 +55,7 @@ class FakeInterpreter:
         self.last_input = np.array(value, copy=True)
 
     def tensor(self, tensor_index: int) -> Callable[[], npt.NDArray[Any]]:
-        """A tensor's own buffer, no copy: the input's written in place (kept from one call
-        to the next), or an output as the last invoke left it."""
-        if tensor_index in self.outputs:
-            output = self.outputs[tensor_index]
-            return lambda: output
+        """The input tensor's buffer, written in place (kept from one call to the next)."""
         details = next(d for d in self.inputs if d["index"] == tensor_index)
         if self._input_buffer is None:
             self._input_buffer = np.zeros([int(v) for v in details["shape"]], details["dtype"])
