@@ -45,7 +45,9 @@ _failure_order = itertools.count(1)  # which failure came last, across threads
 
 def worth_saying(count: int) -> bool:
     """Log a repeated failure after 1, 10, 100 and every 1000: loud, but not 5 times a
-    second for a camera whose every frame fails (its count and last error are in stats)."""
+    second for a camera whose every frame fails (its count and last error are in stats).
+    ``count``: failures in a row (since a frame last went through), so a new run of them
+    is said at its first, whatever the camera's lifetime count."""
     return count in (1, 10, 100) or count % 1000 == 0
 
 
@@ -173,6 +175,7 @@ class CameraWorker:
         decimate_at_source(self.source, min_interval_s)  # what this loop drops: not converted
         last_put_s: float | None = None
         conversions_said: set[str] = set()
+        failing = 0  # failures in a row
         try:
             while not stop.is_set():
                 try:
@@ -182,7 +185,8 @@ class CameraWorker:
                     return
                 except Exception as error:  # a backend bug: say so, back off, keep trying
                     self.capture_failures = self.capture_failures.add(f"capture failed: {error}")
-                    if worth_saying(self.capture_failures.count):
+                    failing += 1
+                    if worth_saying(failing):
                         log.exception(
                             "camera %s: capture failed (%d times); retrying every %.0f s",
                             self.config.id,
@@ -201,7 +205,8 @@ class CameraWorker:
                     frame, converted = as_bgr8(frame)
                 except UnusablePixels as error:
                     self.capture_failures = self.capture_failures.add(f"unusable frame: {error}")
-                    if worth_saying(self.capture_failures.count):
+                    failing += 1
+                    if worth_saying(failing):
                         log.error(
                             "camera %s: frame dropped (%d so far): %s",
                             self.config.id,
@@ -216,6 +221,7 @@ class CameraWorker:
                         self.config.id,
                         converted,
                     )
+                failing = 0
                 self.mailbox.put(frame, wait_for_reader=not self.source.live)
         finally:
             self.mailbox.close()
@@ -223,6 +229,7 @@ class CameraWorker:
     def analysis_loop(self, stop: threading.Event) -> None:
         """The ``analysis-{cam}`` thread: mailbox → pipeline; at the end, open events end."""
         last_frame: Frame | None = None
+        failing = 0  # failures in a row
         while True:
             frame = self.mailbox.get(timeout_s=0.5)
             if frame is None:
@@ -235,9 +242,11 @@ class CameraWorker:
             self.last_frame_mono_s = time.monotonic()
             try:
                 self.pipeline.process(frame)
+                failing = 0
             except Exception as error:  # one bad frame must not stop the camera
                 self.analysis_failures = self.analysis_failures.add(f"analysis failed: {error}")
-                if worth_saying(self.analysis_failures.count):
+                failing += 1
+                if worth_saying(failing):
                     log.exception(
                         "camera %s: analysis failed on frame %d (%d failures so far)",
                         self.config.id,

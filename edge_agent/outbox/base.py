@@ -204,6 +204,18 @@ class OutboxBase:
                 "count their age for TTL from now"
             )
 
+    def _restamp_before_read_locked(self) -> None:
+        """Before rows are read for sending: a step not yet applied is applied now, so the
+        stamps the publisher judges 'historical' by are true (it reads the same wall
+        clock). A write that fails leaves them as they are: said by the write error."""
+        self._now_locked()
+        if self._restamp_due:
+            try:
+                with self._transaction("re-stamp"):
+                    pass
+            except OutboxError:
+                pass
+
     # -- transactions ---------------------------------------------------------
 
     @contextmanager

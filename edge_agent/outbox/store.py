@@ -452,6 +452,7 @@ class Outbox(OutboxBase):
         result: list[StoredMessage] = []
         with self._lock:
             self._check_open()
+            self._restamp_before_read_locked()
             cursor_id = after_row_id
             while len(result) < limit:
                 # "+priority" keeps SQLite on the row-id scan, not on the priority index.
@@ -473,6 +474,7 @@ class Outbox(OutboxBase):
         result: list[StoredMessage] = []
         with self._lock:
             self._check_open()
+            self._restamp_before_read_locked()
             cursor = self._conn.execute(
                 f"SELECT {SELECT_COLUMNS} FROM messages INDEXED BY messages_by_eviction"
                 f" WHERE priority <= {URGENT_MAX_PRIORITY} ORDER BY priority ASC, row_id ASC"

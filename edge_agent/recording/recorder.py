@@ -112,6 +112,7 @@ class CameraRecorder:
         self.last_finish_error: str | None = None
         self.encode_failed = 0  # frames the encoder refused (a stream gone odd): not in clips
         self.last_encode_error: str | None = None
+        self._encode_failing = 0  # refused in a row: what the log rule counts
 
     # -- per frame ---------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class CameraRecorder:
         if self.packets is None or not self.packets.remuxing:
             try:
                 packets += self.encoder.encode(frame.image, now_ms)
+                self._encode_failing = 0
             except Exception as error:  # this frame is missing from the clip; said, counted
                 self._encode_failed(error)
         for packet in packets:
@@ -329,8 +331,9 @@ class CameraRecorder:
     def _encode_failed(self, error: Exception) -> None:
         self.encode_failed += 1
         self.last_encode_error = f"{type(error).__name__}: {error}"
-        count = self.encode_failed
-        if count in (1, 10, 100) or count % 1000 == 0:  # loud, but not 5 times a second
+        self._encode_failing += 1
+        count, in_a_row = self.encode_failed, self._encode_failing
+        if in_a_row in (1, 10, 100) or in_a_row % 1000 == 0:  # loud, not 5 times a second
             log.error(
                 "camera %s: a frame could not be encoded for recording (%d so far): %s",
                 self.camera_id,

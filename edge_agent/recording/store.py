@@ -348,12 +348,26 @@ class ClipStore:
                 reason = self._over_cap_locked(open_bytes)
                 if reason is None:
                     return None
-                row = self._db.execute(
-                    "SELECT id FROM clips WHERE held = 0 ORDER BY start_s LIMIT 1"
-                ).fetchone()
-                if row is None:
+                oldest = self._oldest_unheld_locked()
+                if oldest is None:
                     return reason
-                self._delete_locked(row[0])
+                self._delete_locked(oldest)
+
+    def _oldest_unheld_locked(self) -> str | None:
+        """The clip the caps delete next: an earlier run's first (by stamp: all older than
+        this run's), then this run's by when each started on the monotonic clock (their
+        stamps may straddle a step of the wall clock: 1970 before NTP, 2026 after)."""
+        rows = self._db.execute(
+            "SELECT id, start_s, end_s FROM clips WHERE held = 0 ORDER BY start_s"
+        )
+        mine: list[tuple[float, int, str]] = []  # (started, stamp order, id)
+        for clip_id, start_s, end_s in rows:
+            added_mono = self._added_mono.get(clip_id)
+            if added_mono is None:
+                return str(clip_id)
+            started = added_mono - (float(end_s) - float(start_s))
+            mine.append((started, len(mine), str(clip_id)))
+        return min(mine)[2] if mine else None
 
     def _past_max_age_locked(self, max_age_s: float) -> list[str]:
         """Unheld clips older than ``max_age_s``: this run's by the monotonic clock, an

@@ -173,3 +173,56 @@ def test_a_backend_that_keeps_raising_is_retried_and_said_rarely(
         "camera cam1: capture failed (1 times); retrying every 0 s",
         "camera cam1: capture failed (10 times); retrying every 0 s",
     ]
+
+
+def test_a_new_run_of_failures_after_frames_went_through_is_said_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The 1/10/100/1000 rule counts a run of failures, not the camera's lifetime: 12
+    failures last month must not keep today's first failure (the 13th) quiet."""
+
+    class Sometimes:
+        def process(self, frame: Frame) -> None:
+            if frame.index != 12:
+                raise RuntimeError(f"bad frame {frame.index}")
+
+        def finish(self, last_frame: Frame | None) -> None:
+            pass
+
+    frames = [_frame(np.zeros((4, 6, 3), np.uint8), i) for i in range(14)]
+    worker = _worker(_Source([]), _Mailbox(frames), Sometimes())
+    with caplog.at_level(logging.ERROR, "edge_agent.app"):
+        worker.analysis_loop(threading.Event())
+    assert worker.analysis_failures.count == 13
+    assert [r.getMessage() for r in caplog.records if "analysis failed" in r.getMessage()] == [
+        "camera cam1: analysis failed on frame 0 (1 failures so far)",
+        "camera cam1: analysis failed on frame 9 (10 failures so far)",
+        "camera cam1: analysis failed on frame 13 (13 failures so far)",
+    ]
+
+
+def test_a_capture_failure_after_frames_went_through_is_said_at_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "CAPTURE_RETRY_S", 0.0)
+
+    class Flaky(_Source):
+        calls = 0
+
+        def read(self, timeout_s: float) -> Frame:
+            Flaky.calls += 1
+            if Flaky.calls == 13:
+                return _frame(np.zeros((4, 6, 3), np.uint8), 0)
+            if Flaky.calls > 14:
+                raise EndOfStream("cam1")
+            raise OSError("v4l2: device busy")
+
+    worker = _worker(Flaky([]), _Mailbox())
+    with caplog.at_level(logging.ERROR, "edge_agent.app"):
+        worker.capture_loop(threading.Event())
+    assert worker.capture_failures.count == 13
+    assert [r.getMessage() for r in caplog.records] == [
+        "camera cam1: capture failed (1 times); retrying every 0 s",
+        "camera cam1: capture failed (10 times); retrying every 0 s",
+        "camera cam1: capture failed (13 times); retrying every 0 s",
+    ]

@@ -138,3 +138,16 @@ def test_without_a_monotonic_clock_a_fake_wall_clock_is_taken_as_it_is(tmp_path:
     box.enqueue(event(0))
     wall.now_s += 11
     assert box.expire() == {"event": 1}
+
+
+@pytest.mark.parametrize("urgent", [False, True])
+def test_rows_claimed_after_a_step_carry_their_true_age(tmp_path: Path, urgent: bool) -> None:
+    # The broker comes back as NTP sets the clock: the publisher claims before any write
+    # has re-stamped; 'historical' is decided from the claimed rows' stamps.
+    clocks = Clocks(0.0)  # 1970: no battery clock, no fake-hwclock
+    box = _box(tmp_path / "o.db", clocks)
+    box.enqueue_many([event(0, A if urgent else E)])
+    clocks.advance(10)
+    clocks.step(FAKE_HWCLOCK_S)
+    (claimed,) = box.claim(10, urgent=urgent)
+    assert clocks.wall.now_s - claimed.created_at_s == pytest.approx(10.0)

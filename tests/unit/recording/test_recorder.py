@@ -185,3 +185,21 @@ def test_frames_the_encoder_cannot_take_are_counted_and_said_rarely_and_recordin
     assert recorder.store.wait_finished(WAIT_S)
     (clip,) = recorder.store.clips()
     assert ends[0].clip == ClipRef(clip.id)
+
+
+def test_a_new_run_of_encode_failures_is_said_at_its_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """12 refused frames an hour ago must not keep the next run's first one quiet."""
+    recorder = make(tmp_path)
+    with caplog.at_level(logging.ERROR, "edge_agent.recording"):
+        for i in range(14):
+            odd = frame(i)
+            recorder.observe(odd if i == 12 else replace(odd, image=odd.image[:1]), (), ())
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [m.split(" (")[1].split(")")[0] for m in errors] == [
+        "1 so far",
+        "10 so far",
+        "13 so far",
+    ]
+    assert recorder.stats()["encode_failed"] == 13

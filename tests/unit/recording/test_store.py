@@ -241,3 +241,30 @@ def test_clips_filter_by_camera_and_time(
 
 def test_hold_of_an_unknown_clip_says_so(tmp_path: Path) -> None:
     assert ClipStore(tmp_path, caps()).hold("nope", True) is None
+
+
+def test_after_a_forward_clock_step_the_cap_deletes_an_earlier_runs_clip_first(
+    tmp_path: Path,
+) -> None:
+    """This run's clips recorded before NTP set the clock carry 1970 stamps: ordered by
+    stamp they were the 'oldest', and the cap deleted the newest evidence first."""
+    clocks = _Clocks(SET_CLOCK_S - DAY_S)
+    store = ClipStore(tmp_path, caps(max_total_bytes=25), clock=lambda: clocks.wall_s)
+    put(store, "yesterday", 10, clocks.wall_s)
+    store.close()
+    clocks = _Clocks(30.0)  # rebooted without a battery clock: 1970
+    store = ClipStore(
+        tmp_path,
+        caps(max_total_bytes=25),
+        clock=lambda: clocks.wall_s,
+        monotonic=lambda: clocks.mono_s,
+    )
+    put(store, "at-boot", 10, clocks.wall_s)
+    clocks.advance(60)
+    clocks.wall_s = SET_CLOCK_S  # NTP answers
+    put(store, "now", 10, clocks.wall_s)
+    assert store.make_room() is None
+    assert [c.id for c in store.clips()] == ["at-boot", "now"]
+    put(store, "later", 10, clocks.wall_s + 20)
+    assert store.make_room() is None  # then this run's oldest: the one at boot
+    assert [c.id for c in store.clips()] == ["now", "later"]
