@@ -44,6 +44,7 @@ class AgentReports:
     boot_id: str
     indicator: StatusIndicator
     clips: ClipStore | None
+    recording_unavailable: str | None  # why a config that records does not (status)
     updater: Updater | None
     _started_mono_s: float
     _cameras_started_mono_s: float
@@ -128,6 +129,8 @@ class AgentReports:
             "recording": self.recording_report(),
             "update": self.updater.report() if self.updater is not None else None,
         }
+        if self.recording_unavailable is not None:
+            report["recording_unavailable"] = self.recording_unavailable
         # Which broker answers this device (of mqtt.brokers): as in stats.
         for key in ("broker", "broker_moves"):
             if key in publisher_stats:

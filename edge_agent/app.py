@@ -172,7 +172,15 @@ class Agent(CameraCommands, AgentReports):
         self._end_what_the_last_run_left_open()
         # Each model once, shared by the cameras that look through it (a crowd camera's own).
         self.detectors = build_detectors(config, build=build_detector, wrap=LockedDetector)
-        self.clips = open_clip_store(config)  # None: no recording (docs/recording.md)
+        # None: no recording (docs/recording.md). A clips index the agent cannot open (its
+        # disk read-only or full, the permissions) costs the clips, not the events.
+        self.clips = None
+        self.recording_unavailable = None
+        try:
+            self.clips = open_clip_store(config)
+        except OSError as problem:
+            self.recording_unavailable = str(problem)
+            log.error("recording is off until the agent restarts: %s", problem)
         self.commands = CommandHandler(
             self, clips=clip_commands(config, self.clips), updates=self.updater
         )

@@ -4,6 +4,7 @@ what each thread's failures add up to."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from edge_agent import app
 from edge_agent.broker import LocalBroker
 from edge_agent.capture import LatestFrameMailbox
 from edge_agent.config import CameraConfig, parse_config
+from edge_agent.recording.store import ClipStore
 from edge_agent.types import Frame, Lifecycle, SourceHealth
 from edge_agent.worker import CameraWorker
 
@@ -46,9 +48,14 @@ class StuckSource:
 
 
 def agent_on(
-    source: StuckSource, tmp_path: Path, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+    source: StuckSource,
+    tmp_path: Path,
+    broker: LocalBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    **sections: object,
 ) -> app.Agent:
-    """An agent with one camera reading ``source`` and a detector that finds nothing."""
+    """An agent with one camera reading ``source`` and a detector that finds nothing;
+    ``sections``: more of the config (``recording={...}``)."""
     monkeypatch.setattr(app, "build_detector", lambda config: StaticDetector())
     monkeypatch.setattr(app, "open_source", lambda camera: source)
     config = parse_config(
@@ -58,6 +65,7 @@ def agent_on(
             "cameras": [{"id": "cam1", "source": {"kind": "sim", "scenario": "empty_street"}}],
             "mqtt": {"host": "127.0.0.1", "port": broker.port},
             "outbox": {"path": str(tmp_path / "outbox.db")},
+            **sections,
         }
     )
     return app.Agent(config)
@@ -134,6 +142,33 @@ def test_an_end_a_full_disk_refused_is_stored_later_and_a_clean_stop_leaves_noth
     reopened = open_outbox(tmp_path / "outbox.db")
     assert reopened.open_lifecycles() == []
     reopened.close()
+
+
+def test_a_clips_index_it_cannot_open_costs_the_recording_not_the_events(
+    tmp_path: Path, broker: LocalBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clips directory on a read-only or full disk: the agent runs, without recording,
+    and its status says why (it used to refuse to start: no events either)."""
+
+    def refuse(self: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(ClipStore, "_open_index", refuse)
+    source = StuckSource()
+    source.release.set()
+    agent = agent_on(
+        source, tmp_path, broker, monkeypatch, recording={"path": str(tmp_path / "clips")}
+    )
+    agent.start()
+    try:
+        assert agent.clips is None
+        status = agent.status_report()
+        assert status["recording"] is None
+        assert "readonly database" in str(status["recording_unavailable"])
+        agent.sink.emit(event_step("e1", Lifecycle.NEW))  # events go on: stored, open
+        assert len(agent.outbox.open_lifecycles()) == 1
+    finally:
+        agent.stop(flush_timeout_s=1.0)
 
 
 class FailingRenewer:

@@ -78,8 +78,9 @@ class Knock:
 @dataclass(frozen=True)
 class Sway:
     """The pole swaying in the wind: the view shifts back and forth by up to ``amplitude``
-    (dx, dy; fractions of the frame) with a period of ``period_s`` (the two directions out
-    of step), and comes back every time. Not a knock: nothing is wrong."""
+    (dx, dy; fractions of the frame), sideways with a period of ``period_s`` and up and down
+    1.7 times as often (out of step), and comes back every time. Not a knock: nothing is
+    wrong."""
 
     amplitude: tuple[float, float] = (0.005, 0.005)
     period_s: float = 2.7
