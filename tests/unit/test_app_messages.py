@@ -74,6 +74,7 @@ class AgentStandIn:
         self.publisher = publisher
         self.commands = CommandHandler(self)
         self.clips = None  # no recording
+        self.recording_unavailable: str | None = None
         self.updater = None  # no updates
         self.indicator = NoIndicator()
         self._preview_lock = threading.Lock()
