@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 _POLL_S = 0.01
+
+# hw-sim evaluations in tests spread their independent runs over two worker processes
+# (hw_sim.eval.parallel): the same runs and figures, on the core the serial test run
+# leaves idle (the market soak alone took 160 s of the suite's 20-minute budget).
+EVAL_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:

@@ -14,6 +14,7 @@ together.
 from __future__ import annotations
 
 import pytest
+from helpers import EVAL_PROCESSES
 from hw_sim.effects import GarbageBags
 from hw_sim.eval import Report, evaluate
 from hw_sim.scenarios_scene import SCENE_SCENARIO_NAMES
@@ -29,7 +30,7 @@ def report() -> Report:
     for name in SCENE_SCENARIO_NAMES:
         for media in required_media(name):
             require_media(media)
-    return evaluate(SCENE_SCENARIO_NAMES)
+    return evaluate(SCENE_SCENARIO_NAMES, processes=EVAL_PROCESSES)
 
 
 @pytest.mark.parametrize("topic", ["flood", "garbage", "tamper"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import EVAL_PROCESSES
 from hw_sim import cli
 from hw_sim.eval import Report, evaluate, format_table, soak
 from hw_sim.scenarios_objects import OBJECT_SCENARIOS
@@ -38,7 +39,7 @@ def report() -> Report:
     require_model(MODEL)
     for media in sorted({m for name in OBJECT_SCENARIOS for m in required_media(name)}):
         require_media(media)
-    return evaluate(OBJECT_SCENARIOS, model=MODEL)
+    return evaluate(OBJECT_SCENARIOS, model=MODEL, processes=EVAL_PROCESSES)
 
 
 def test_every_object_rule_was_evaluated(report: Report) -> None:
@@ -73,7 +74,7 @@ def market_soak() -> Report:
     require_model(MODEL)
     for media in required_media("busy_market"):
         require_media(media)
-    return soak(MARKET_SOAK_HOURS, ["busy_market"], model=MODEL)
+    return soak(MARKET_SOAK_HOURS, ["busy_market"], model=MODEL, processes=EVAL_PROCESSES)
 
 
 def test_the_market_stays_quiet_with_ten_different_crowds(market_soak: Report) -> None:
@@ -101,3 +102,16 @@ def test_hw_sim_eval_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_hw_sim_eval_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["eval", "--scenario", "no_such_scene"]) == 2
     assert "unknown scenario" in capsys.readouterr().err
+
+
+def test_runs_in_worker_processes_are_the_runs_of_one_process(report: Report) -> None:
+    """``report`` spread its runs over worker processes: they come back in the order asked,
+    and a run is the one a single process makes."""
+    assert [run.name for run in report.runs] == list(OBJECT_SCENARIOS)
+    (alone,) = evaluate(["crossing_counts"], model=MODEL).runs
+    (spread,) = [run for run in report.runs if run.name == "crossing_counts"]
+    assert (spread.alerts, spread.states, spread.counts) == (
+        alone.alerts,
+        alone.states,
+        alone.counts,
+    )

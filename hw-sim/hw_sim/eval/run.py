@@ -181,10 +181,20 @@ def evaluate(
     height: int = DEFAULT_HEIGHT,
     tolerance_s: float = DEFAULT_TOLERANCE_S,
     model: str | None = None,
+    processes: int = 1,
 ) -> Report:
     """Run and score ``names`` (default: every evaluable scenario) with ``detector``, or the
-    models the agent would choose for their cameras (each loaded once), or ``model`` for all."""
+    models the agent would choose for their cameras (each loaded once), or ``model`` for all.
+    ``processes`` > 1: the runs spread over that many worker processes (``parallel``; not
+    with a ``detector`` of the caller's, which cannot cross into them)."""
     chosen = list(names) if names else list(evaluable_scenarios())
+    if processes > 1:
+        if detector is not None:
+            raise ValueError("evaluate: a detector of the caller's runs in one process only")
+        from hw_sim.eval.parallel import Job, run_in_processes
+
+        jobs = [Job(name, None, width, height, model) for name in chosen]
+        return score(run_in_processes(jobs, processes), tolerance_s)
     loaded: dict[str, Detector] = {}
     runs = []
     for name in chosen:

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from edge_agent.detect.base import Detector
+from hw_sim.eval.parallel import Job, run_in_processes
 from hw_sim.eval.run import (
     DEFAULT_HEIGHT,
     DEFAULT_WIDTH,
@@ -60,10 +61,13 @@ def soak(
     tolerance_s: float = DEFAULT_TOLERANCE_S,
     model: str | None = None,
     on_run: Callable[[int, int, ScenarioRun], None] | None = None,
+    processes: int = 1,
 ) -> Report:
     """Run false-alarm-check scenarios (default: all of them) for ``hours`` of simulated
     time in total, per ``soak_plan``; repetition k draws the scene with the script's seed
-    plus k. ``on_run(done, planned, run)`` hears of each run as it finishes."""
+    plus k. ``on_run(done, planned, run)`` hears of each run as it finishes (in plan order).
+    ``processes`` > 1: the runs spread over that many worker processes (``parallel``; not
+    with a ``detector`` of the caller's)."""
     chosen = list(names) if names else list(false_alarm_scenarios())
     with_truth = [n for n in chosen if not script(n).expectations.false_alarm_check]
     if with_truth:
@@ -73,6 +77,17 @@ def soak(
         )
     target_s = 3600.0 * hours
     plan = soak_plan({n: simulated_s(n, width=width, height=height) for n in chosen}, target_s)
+    if processes > 1:
+        if detector is not None:
+            raise ValueError("soak: a detector of the caller's runs in one process only")
+        jobs = [Job(n, script(n).seed + k, width, height, model) for n, k in plan]
+        runs = run_in_processes(jobs, processes)
+        for done, run in enumerate(runs, start=1):
+            if on_run is not None:
+                on_run(done, len(plan), run)
+        report = score(runs, tolerance_s)
+        report.soak_target_s = target_s
+        return report
     if detector is None:
         detector = _default_detector(chosen[0], width=width, height=height, model=model)
     runs = []
