@@ -93,6 +93,7 @@ from edge_agent.service import (
     notifier_from_env,
     watchdog_interval_s,
 )
+from edge_agent.service.logs import worth_saying
 from edge_agent.service.reload import ReloadOutcome, check_reload
 from edge_agent.sinks import OutboxSink
 from edge_agent.web.feed import RecentOutputs, TeeSink
@@ -319,7 +320,7 @@ class Agent(CameraCommands, AgentReports):
             except Exception:  # never let one step's bug stop the others, or the device
                 failures = self._housekeeping_failures
                 count = failures[name] = failures.get(name, 0) + 1
-                if count in (1, 10, 100) or count % 1000 == 0:
+                if worth_saying(count):
                     log.exception("housekeeping: %s failed (%d times)", name, count)
 
     def _next_wake_s(self, next_due_s: float) -> float:

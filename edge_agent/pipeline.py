@@ -50,6 +50,7 @@ from edge_agent.detect.frame import FrameDetector
 from edge_agent.detect.regions import untracked_motion
 from edge_agent.events import EngineOutput, EventEngine
 from edge_agent.motion import MotionGate
+from edge_agent.service.logs import worth_saying
 from edge_agent.track import TIME_SLACK_S, IouTracker
 from edge_agent.types import Box, Frame, ObjectEvent, Thumbnail, Track
 
@@ -355,7 +356,7 @@ class CameraPipeline:
             return call()
         except Exception:
             count = self.stage_errors[name] = self.stage_errors.get(name, 0) + 1
-            if count in (1, 10, 100) or count % 1000 == 0:  # loud, but not 5 times a second
+            if worth_saying(count):
                 log.exception("camera %s: %s failed (%d times)", self.camera_id, name, count)
             return fallback
 

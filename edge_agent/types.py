@@ -18,6 +18,11 @@ import numpy.typing as npt
 ImageBGR = npt.NDArray[np.uint8]
 """An OpenCV-style image: height x width x 3, uint8, BGR channel order."""
 
+CLOCK_SET_AFTER_S = 1_577_836_800.0
+"""2020-01-01 UTC. A wall clock before this was never set: a Pi has no battery clock and
+boots at 1970 (or a stale fake-hwclock save) until NTP answers. What it stamps then has no
+age, and what expires by it cannot be judged (outbox TTLs, clip ages, release expiry)."""
+
 REFERENCE_INTERVAL_S = 0.15
 """The frame interval the frame-counted settings (the gate's windows, the tracker's
 ``min_hits``, zones' ``inertia_frames``) were tuned at: 5 fps, and every 2nd or 3rd

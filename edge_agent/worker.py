@@ -21,6 +21,7 @@ from edge_agent.capture.pixels import UnusablePixels, as_bgr8
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline, StageClock
 from edge_agent.preview import EncodeAt, PreviewBudget, thumbnail
+from edge_agent.service.logs import worth_saying
 from edge_agent.stats import CameraStats
 from edge_agent.types import Frame
 
@@ -41,14 +42,6 @@ class Preview:
 
 
 _failure_order = itertools.count(1)  # which failure came last, across threads
-
-
-def worth_saying(count: int) -> bool:
-    """Log a repeated failure after 1, 10, 100 and every 1000: loud, but not 5 times a
-    second for a camera whose every frame fails (its count and last error are in stats).
-    ``count``: failures in a row (since a frame last went through), so a new run of them
-    is said at its first, whatever the camera's lifetime count."""
-    return count in (1, 10, 100) or count % 1000 == 0
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,15 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from edge_agent.types import MessageClass
+from edge_agent.types import CLOCK_SET_AFTER_S, MessageClass
 
 STEP_THRESHOLD_S = 1.0
 """A change in (wall - monotonic) beyond this is a step. NTP *slews* small offsets at
 most 0.5 ms a second, so slewing reaches this only after half an hour between readings
 (the outbox reads the clock about once a second), and is then re-stamped as a step."""
 
-UNSET_BEFORE_S = 1_577_836_800.0
-"""2020-01-01 UTC: a stamp before this was made by a clock that was never set."""
+UNSET_BEFORE_S = CLOCK_SET_AFTER_S
+"""A stamp before this was made by a clock that was never set (``types.CLOCK_SET_AFTER_S``)."""
 
 
 class WallClockWatch:

@@ -31,6 +31,7 @@ from edge_agent.analytics import Alert, SceneState
 from edge_agent.recording.finisher import FinishJob, FinishResult
 from edge_agent.recording.ring import PreRoll
 from edge_agent.recording.store import ClipStore
+from edge_agent.service.logs import worth_saying
 from edge_agent.types import ClipRef, Frame, Lifecycle, ObjectEvent, StreamFormat, VideoPacket
 from edge_agent.video import FrameFilter, H264Encoder, Mp4Writer, identity
 
@@ -333,7 +334,7 @@ class CameraRecorder:
         self.last_encode_error = f"{type(error).__name__}: {error}"
         self._encode_failing += 1
         count, in_a_row = self.encode_failed, self._encode_failing
-        if in_a_row in (1, 10, 100) or in_a_row % 1000 == 0:  # loud, not 5 times a second
+        if worth_saying(in_a_row):
             log.error(
                 "camera %s: a frame could not be encoded for recording (%d so far): %s",
                 self.camera_id,

@@ -35,6 +35,7 @@ from edge_agent.recording.finisher import (
     ClipFinisher,
     FinishJob,
 )
+from edge_agent.types import CLOCK_SET_AFTER_S
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ UNINDEXED_DIR = "unindexed"  # clips found with no index row, kept for a person 
 INDEX_NAME = "clips.sqlite"
 REASON_HELD_FULL = "held clips fill the cap"
 REASON_DISK_FULL = "disk full"
-_UNSET_CLOCK_BEFORE_S = 1_577_836_800.0  # 2020-01-01 UTC: no set clock stamps before it
 
 
 def filesystem_free_bytes(path: Path) -> int:
@@ -378,7 +378,7 @@ class ClipStore:
             str(clip_id)
             for (clip_id,) in self._db.execute(
                 "SELECT id FROM clips WHERE held = 0 AND end_s < ? AND end_s >= ?",
-                (cutoff, _UNSET_CLOCK_BEFORE_S),
+                (cutoff, CLOCK_SET_AFTER_S),
             )
             if clip_id not in self._added_mono
         ]

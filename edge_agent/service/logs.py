@@ -15,7 +15,14 @@ import sys
 from collections.abc import Mapping
 from typing import Literal, TextIO
 
-__all__ = ["PLAIN_FORMAT", "JournalFormatter", "LogFormat", "setup_logging", "stderr_is_journal"]
+__all__ = [
+    "PLAIN_FORMAT",
+    "JournalFormatter",
+    "LogFormat",
+    "setup_logging",
+    "stderr_is_journal",
+    "worth_saying",
+]
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LogFormat = Literal["auto", "journal", "plain"]
@@ -27,6 +34,14 @@ _PRIORITIES = (  # logging level (at least) → syslog priority
     (logging.INFO, 6),
 )
 _DEBUG = 7
+
+
+def worth_saying(count: int) -> bool:
+    """Whether the ``count``-th repetition of a failure is logged: the 1st, 10th, 100th and
+    every 1000th. Loud, but not 5 times a second for a camera whose every frame fails (the
+    count and the last error are in stats). Counting failures in a row (reset when the
+    thing works again) says a new run of them at its first."""
+    return count in (1, 10, 100) or count % 1000 == 0
 
 
 def syslog_priority(levelno: int) -> int:

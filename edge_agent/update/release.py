@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError
 from edge_agent import crypto
 from edge_agent.config_base import StrictModel
 from edge_agent.files import write_atomic
+from edge_agent.types import CLOCK_SET_AFTER_S
 
 __all__ = [
     "FILE_NAME",
@@ -81,7 +82,7 @@ class Metadata(StrictModel):
     signatures: list[Signature] = Field(default_factory=list)
 
 
-CLOCK_SET_AFTER = datetime(2020, 1, 1, tzinfo=timezone.utc)
+CLOCK_SET_AFTER = datetime.fromtimestamp(CLOCK_SET_AFTER_S, timezone.utc)
 """A device clock before this was never set: a release's expiry cannot be judged by it."""
 
 
