@@ -245,6 +245,31 @@ def test_usb_stick_flow_keeps_the_key_on_the_device(
     assert "already used" in capsys.readouterr().err
 
 
+def test_the_usb_flow_tells_the_technician_where_the_key_is_who_the_device_is_and_what_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Step 1 names the directory the key really stays in (the identity directory, not
+    --dir); step 2 names the device, its topics and the next command (docs/install.md)."""
+    state, usb = tmp_path / "state", tmp_path / "usb"
+    etc, identity = tmp_path / "device" / "etc", tmp_path / "device" / "identity"
+    assert provision_cli.main(["init", str(state)]) == 0
+    site = _write(tmp_path, _inventory())
+    assert provision_cli.main(["inventory", str(state), str(site), "--usb", str(usb)]) == 0
+    bundle = usb / "pp117-pi-01.enrol.json"
+    where = ["--dir", str(etc), "--identity-dir", str(identity)]
+    capsys.readouterr()
+    assert agent_main(["enroll", "--bundle", str(bundle), *where]) == 0
+    assert f"the key stays in {identity})" in capsys.readouterr().out
+    assert provision_cli.main(["sign", str(state), str(usb / "pp117-pi-01.request.json")]) == 0
+    capsys.readouterr()
+    assert agent_main(["enroll", "--bundle", str(bundle), *where]) == 0
+    out = capsys.readouterr().out
+    assert "this device is police-post-117/pp117-pi-01" in out
+    assert "city/police-post-117/pp117-pi-01/" in out
+    next_step = out.split("next: ", 1)[1].splitlines()[0]  # "sudo -u edge-agent …" as root
+    assert next_step.endswith(f"edge-agent selftest --config {etc / 'config.yaml'}")
+
+
 def test_a_certificate_for_another_key_or_device_is_not_installed(tmp_path: Path) -> None:
     ca = pki.make_ca()
     device = DeviceFiles(tmp_path / "etc")
