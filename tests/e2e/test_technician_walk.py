@@ -1,0 +1,122 @@
+"""What a technician new to the project meets when following README and docs/install.md
+command by command: real processes, the messages and exit codes they see."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from helpers import sim_camera
+from realdata import require_media, require_model
+
+EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
+
+
+def edge_agent(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EDGE_AGENT, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def site_config(path: Path, **overrides: object) -> Path:
+    """A site's config as it is prepared on a laptop: TLS files named where the device
+    will have them, not on this machine."""
+    device = path.parent / "device-only"
+    config: dict[str, object] = {
+        "site_id": "police-post-117",
+        "device_id": "pi-post-117",
+        "cameras": [sim_camera()],
+        "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
+        "mqtt": {
+            "host": "broker.city.example",
+            "port": 8883,
+            "tls": {
+                "ca_file": str(device / "ca.crt"),
+                "cert_file": str(device / "device.crt"),
+                "key_file": str(device / "device.key"),
+            },
+        },
+        "outbox": {"path": str(path.parent / "outbox.db")},
+    }
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# ---------------------------------------------------------------- check-config
+
+
+def test_check_config_away_from_the_device_points_at_offline(tmp_path: Path) -> None:
+    """Only device-only checks fail (the TLS files are on the device): the technician is
+    told so, and `--offline` passes."""
+    config = site_config(tmp_path / "site.yaml")
+    result = edge_agent("check-config", str(config))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert f"`edge-agent check-config --offline {config}`" in result.stderr
+    assert edge_agent("check-config", "--offline", str(config)).returncode == 0
+
+
+def test_check_config_does_not_point_at_offline_when_the_file_itself_is_wrong(
+    tmp_path: Path,
+) -> None:
+    config = site_config(tmp_path / "site.yaml", detector={"model": "ssd_mobilenet_v1", "x": 1})
+    result = edge_agent("check-config", str(config))
+    assert result.returncode == 2
+    assert "detector.x" in result.stderr
+    assert "--offline" not in result.stderr
+
+
+# ---------------------------------------------------------------- replay
+
+
+def test_replay_runs_a_site_config_on_a_laptop_and_finds_media_by_name(tmp_path: Path) -> None:
+    """Replay uses no broker, TLS file or outbox: a site's config works away from the
+    device, and a bare media name is found on the media search path, as `detect` does.
+    Its lines are timed from the video's start and show the alerts the rules raise."""
+    require_model("ssd_mobilenet_v1")
+    video = require_media("intel_one-by-one-person-detection.mp4")
+    camera = {
+        **sim_camera(),
+        "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+        "rules": [{"kind": "intrusion", "zone": "all", "labels": ["person"]}],
+    }
+    config = site_config(tmp_path / "site.yaml", cameras=[camera])
+    result = edge_agent("replay", video.name, "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    alerts = [line for line in lines if " intrusion:person " in line]
+    assert any(line.split()[1] == "NEW" for line in alerts), result.stdout
+    assert any(line.split()[1] == "NEW" and " person " in line for line in lines)
+    # Seconds into the video (a clip of 139 s), not the clock of the replay (~1.8e9 s).
+    times_s = [float(line.split()[0].removesuffix("s")) for line in lines]
+    assert times_s and all(0.0 <= t <= 140.0 for t in times_s), result.stdout
+    missing = edge_agent("replay", "no-such-clip.mp4", "--config", str(config))
+    assert missing.returncode == 2
+    assert "video file not found: no-such-clip.mp4" in missing.stderr
+
+
+# ---------------------------------------------------------------- output into a closed pipe
+
+
+def test_output_into_a_pipe_whose_reader_left_stops_quietly() -> None:
+    """`edge-agent replay … | head`: when the reader goes away the command stops with
+    141 (as a shell reports `yes | head`), never a traceback on the technician's screen."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has already gone
+    try:
+        result = subprocess.run(
+            [*EDGE_AGENT, "models", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
