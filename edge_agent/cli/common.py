@@ -53,3 +53,19 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"the agent's config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
     )
+
+
+def running_agent_note(config: AgentConfig) -> str:
+    """When ``edge-agent run`` runs on this config's outbox: that it may hold the camera
+    (a Pi camera or a USB camera allows one reader) and what to do instead; else ""."""
+    from edge_agent.runlock import running_pid
+
+    pid = running_pid(config.outbox.path)
+    if pid is None:
+        return ""
+    holder = f"pid {pid}" if pid else "another process"
+    return (
+        f"; the agent is running on this config ({holder}) and may hold the camera: "
+        "look through the technician's page (docs/web.md), or stop the agent "
+        "(sudo systemctl stop edge-agent), try again and start it after"
+    )

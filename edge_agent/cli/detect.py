@@ -20,8 +20,13 @@ import cv2
 
 from edge_agent import datafiles
 from edge_agent.capture import CaptureError, open_source
-from edge_agent.capture.live import camera_from_uri, first_frame_timeout_s, grab_frames
-from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, load_checked_config
+from edge_agent.capture.live import camera_fix, camera_from_uri, first_frame_timeout_s, grab_frames
+from edge_agent.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    load_checked_config,
+    running_agent_note,
+)
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.config_check import source_problems
 from edge_agent.datafiles import DataFileError
@@ -236,12 +241,20 @@ def _live_camera(args: argparse.Namespace) -> tuple[AgentConfig | None, CameraCo
     return config, camera
 
 
-def _run_live(detector: Detector, camera: CameraConfig, name: str, args: argparse.Namespace) -> int:
+def _run_live(
+    detector: Detector,
+    camera: CameraConfig,
+    name: str,
+    args: argparse.Namespace,
+    config: AgentConfig | None,
+) -> int:
     """Grab --frames frames from the live source and print their detections."""
+    # What to look at when it gives nothing: by the kind of source, and a running agent.
+    fix = f" -> {camera_fix(camera)}{running_agent_note(config) if config else ''}"
     try:
         source = open_source(camera)
     except CaptureError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{fix}", file=sys.stderr)
         return EXIT_NO_FRAMES
     try:
         frames = grab_frames(source, args.frames, first_frame_timeout_s(camera))
@@ -252,7 +265,7 @@ def _run_live(detector: Detector, camera: CameraConfig, name: str, args: argpars
         _print_detections(detector, frame.image, "source", name, frame.index, args)
     if not frames:
         why = reason or f"nothing within {first_frame_timeout_s(camera):g} s"
-        print(f"error: {name}: no frame: {why}", file=sys.stderr)
+        print(f"error: {name}: no frame: {why}{fix}", file=sys.stderr)
         return EXIT_NO_FRAMES
     shape = frames[-1].image.shape
     print(
@@ -295,7 +308,7 @@ def detect_handler(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if camera is not None:
         name = camera.id if config is not None else redact_url(args.source)
-        return _run_live(detector, camera, name, args)
+        return _run_live(detector, camera, name, args, config)
     status = 0
     for path in paths:
         try:

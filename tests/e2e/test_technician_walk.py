@@ -12,6 +12,8 @@ import yaml
 from helpers import sim_camera
 from realdata import require_media, require_model
 
+from edge_agent.runlock import RunLock
+
 EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 
 
@@ -97,6 +99,66 @@ def test_replay_runs_a_site_config_on_a_laptop_and_finds_media_by_name(tmp_path:
     missing = edge_agent("replay", "no-such-clip.mp4", "--config", str(config))
     assert missing.returncode == 2
     assert "video file not found: no-such-clip.mp4" in missing.stderr
+
+
+# ---------------------------------------------------------------- snapshot and detect at the pole
+
+
+def usb_camera_config(path: Path) -> Path:
+    """A config whose camera is a USB camera that is not plugged in."""
+    source = {"kind": "opencv", "uri": "/dev/video97", "read_timeout_s": 0.5}
+    camera = {"id": "entrance", "source": source}
+    config = {
+        "site_id": "police-post-117",
+        "device_id": "pi-post-117",
+        "cameras": [camera],
+        "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
+        "outbox": {"path": str(path.parent / "outbox.db")},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_snapshot_of_the_only_camera_needs_no_camera_id(tmp_path: Path) -> None:
+    """`edge-agent snapshot --out x.jpg` on a one-camera post, as `detect --config` does;
+    with two cameras it asks which, naming them."""
+    require_model("ssd_mobilenet_v1")
+    config = site_config(tmp_path / "site.yaml")
+    out = tmp_path / "view.jpg"
+    result = edge_agent("snapshot", "--config", str(config), "--out", str(out), "--frames", "1")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"
+    two = site_config(tmp_path / "two.yaml", cameras=[sim_camera(), {**sim_camera(), "id": "cam2"}])
+    result = edge_agent("snapshot", "--config", str(two), "--out", str(out), "--no-detect")
+    assert result.returncode == 2
+    assert "has 2 cameras: give --camera (cam1, cam2)" in result.stderr
+
+
+def test_a_camera_that_gives_nothing_says_what_to_check_and_that_the_agent_holds_it(
+    tmp_path: Path,
+) -> None:
+    """snapshot and detect on a USB camera that gives no frame: what to look at for that
+    kind of camera, and, while `edge-agent run` runs on this config, that it may hold the
+    camera and where to look instead (a Pi or USB camera allows one reader)."""
+    config = usb_camera_config(tmp_path / "site.yaml")
+    snapshot = ["snapshot", "--config", str(config), "--out", str(tmp_path / "x.jpg")]
+    alone = edge_agent(*snapshot, "--no-detect")
+    assert alone.returncode == 1, alone.stderr
+    assert "is the USB camera plugged in and /dev/video97 readable" in alone.stderr
+    assert "the agent is running" not in alone.stderr
+    lock = RunLock(tmp_path / "outbox.db")  # as `edge-agent run` holds it
+    lock.acquire()
+    try:
+        busy = edge_agent(*snapshot, "--no-detect")
+        detect = edge_agent("detect", "--config", str(config), "--frames", "1")
+    finally:
+        lock.release()
+    for result in (busy, detect):
+        assert result.returncode == 1, result.stderr
+        assert "plugged in" in result.stderr
+        assert f"the agent is running on this config (pid {os.getpid()})" in result.stderr
+        assert "technician's page" in result.stderr
+    assert not (tmp_path / "x.jpg").exists()
 
 
 # ---------------------------------------------------------------- output into a closed pipe
