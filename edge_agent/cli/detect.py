@@ -56,7 +56,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "[--camera C] or --source URI (rtsp://..., /dev/video0, picamera2[:N], sim:SCENE, "
         "or a video file read as a stream).",
     )
-    parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_VIDEO")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="IMAGE_OR_VIDEO",
+        help="image or video files, or media names of the manifest",
+    )
     parser.add_argument(
         "--config", type=Path, default=None, help="live: the agent's config (its detector too)"
     )
@@ -65,7 +70,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--source", default=None, metavar="URI", help="live: a source by name")
     parser.add_argument(
-        "--frames", type=_positive_int, default=5, metavar="N", help="live: frames to grab"
+        "--frames",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="live: frames to grab (default 5)",
     )
     parser.add_argument(
         "--model",
@@ -93,12 +102,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="score threshold 0..1 (default: the config's, else 0.5)",
     )
     parser.add_argument(
-        "--every", type=_positive_int, default=1, metavar="N", help="video: every Nth frame"
+        "--every",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="video: every Nth frame (default 1)",
     )
     parser.add_argument(
         "--labels", default=None, help="comma-separated labels to keep (default: all)"
     )
-    parser.add_argument("--threads", type=_positive_int, default=1, help="interpreter threads")
+    parser.add_argument(
+        "--threads", type=_positive_int, default=1, help="interpreter threads (default 1)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.set_defaults(handler=detect_handler, given=frozenset())
 

@@ -41,13 +41,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     list_parser.set_defaults(handler=list_handler)
 
     verify_parser = actions.add_parser("verify", help="check sha256 of entries (all by default)")
-    verify_parser.add_argument("names", nargs="*", metavar="NAME")
+    verify_parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="entries to check (default: all)"
+    )
     verify_parser.set_defaults(handler=verify_handler)
 
     fetch_parser = actions.add_parser(
         "fetch", help="download entries (all missing ones by default) and verify them"
     )
-    fetch_parser.add_argument("names", nargs="*", metavar="NAME")
+    fetch_parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="entries to fetch (default: all missing ones)"
+    )
     fetch_parser.add_argument(
         "--dir",
         "--dest",

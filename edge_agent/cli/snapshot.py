@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=positive_int,
         default=5,
         metavar="N",
-        help="read N frames and keep the last (a stream's first frames can be stale)",
+        help="read N frames and keep the last (a stream's first frames can be stale; default 5)",
     )
     parser.add_argument(
         "--no-detect", action="store_true", help="draw zones and lines only (no model)"

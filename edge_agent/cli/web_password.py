@@ -29,7 +29,13 @@ from edge_agent.web.server import default_password_file
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = subparsers.add_parser(
-        "web-password", help="set the technician page's password (stored as a slow hash)"
+        "web-password",
+        help="set the technician page's password (stored as a slow hash)",
+        description="Set the password of the technician's page (docs/web.md) on this "
+        "device: asked twice, at least 8 characters, stored as a scrypt hash in "
+        "web.password_file (default: web-password beside the config), mode 0600; as root, "
+        "owned by the config file's owner (the service's user). A running agent uses it at "
+        "the next login: no restart.",
     )
     add_config_option(command)
     command.add_argument(
