@@ -68,7 +68,20 @@ def cmd_web_password(args: argparse.Namespace) -> int:
         return error(str(problem))
     except OSError as problem:
         return error(f"cannot write {path}: {problem}")
-    print(f"password for the technician page stored in {path} (scrypt hash, mode 0600)")
+    print(f"password for the technician page stored in {path.absolute()} (scrypt hash, mode 0600)")
     if not config.web.enabled:
         print("the page is off: set web.enabled: true in the config and restart the agent")
+        return EXIT_OK
+    listen = config.web.listen
+    print(
+        f"the page: http://{listen}/ — a running agent takes the new password at the next "
+        "login; one started before any password existed runs without the page: restart it "
+        "(sudo systemctl restart edge-agent)"
+    )
+    if listen.startswith(("127.", "localhost", "[::1]")):
+        port = listen.rpartition(":")[2]
+        print(
+            f"  it listens on this device only: from a laptop, `ssh -L {port}:{listen} "
+            f"USER@DEVICE`, then open http://127.0.0.1:{port}/ there"
+        )
     return EXIT_OK

@@ -161,6 +161,29 @@ def test_a_camera_that_gives_nothing_says_what_to_check_and_that_the_agent_holds
     assert not (tmp_path / "x.jpg").exists()
 
 
+# ---------------------------------------------------------------- the page's password
+
+
+def test_web_password_says_where_the_page_is_and_how_to_reach_it(tmp_path: Path) -> None:
+    """After setting the password the technician is told the page's address, that an
+    agent started without a password must be restarted, and for a page on loopback how to
+    reach it from a laptop."""
+    config = site_config(tmp_path / "site.yaml", web={"enabled": True, "listen": "127.0.0.1:8089"})
+    result = subprocess.run(
+        [*EDGE_AGENT, "web-password", "--config", str(config), "--stdin"],
+        input="ladder-pass\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"stored in {tmp_path / 'web-password'} " in result.stdout
+    assert "http://127.0.0.1:8089/" in result.stdout
+    assert "restart it" in result.stdout
+    assert "ssh -L 8089:127.0.0.1:8089 USER@DEVICE" in result.stdout
+
+
 # ---------------------------------------------------------------- output into a closed pipe
 
 
