@@ -29,6 +29,12 @@ from edge_agent.types import Frame, ImageBGR, SourceHealth
 log = logging.getLogger(__name__)
 
 
+def quiet_opencv() -> None:
+    """OpenCV's own warnings (``[ WARN:0@0.5] global cap_v4l.cpp …``) off: for the
+    technician's commands, whose own line says why a camera gave nothing."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def _device_index(uri: str) -> int | None:
     if uri.isdigit():
         return int(uri)

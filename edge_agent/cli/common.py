@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -69,3 +70,16 @@ def running_agent_note(config: AgentConfig) -> str:
         "look through the technician's page (docs/web.md), or stop the agent "
         "(sudo systemctl stop edge-agent), try again and start it after"
     )
+
+
+def quiet_camera_logs(log_level: str) -> None:
+    """For `selftest`, `snapshot` and `detect` on a camera: their own line says why it
+    gave nothing and what to check; the reconnect warnings of each retry and OpenCV's own
+    would bury it on the technician's screen. `--log-level DEBUG` keeps them all."""
+    if log_level.upper() == "DEBUG":
+        return
+    from edge_agent.capture.opencv_source import quiet_opencv
+
+    for name in ("edge_agent.capture.opencv_source", "edge_agent.capture.pyav_source"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_opencv()

@@ -25,6 +25,7 @@ from edge_agent.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     load_checked_config,
+    quiet_camera_logs,
     running_agent_note,
 )
 from edge_agent.config import AgentConfig, CameraConfig
@@ -266,6 +267,7 @@ def _run_live(
     """Grab --frames frames from the live source and print their detections."""
     # What to look at when it gives nothing: by the kind of source, and a running agent.
     fix = f" -> {camera_fix(camera)}{running_agent_note(config) if config else ''}"
+    quiet_camera_logs(args.log_level)  # the error line below says why and what to check
     try:
         source = open_source(camera)
     except CaptureError as exc:

@@ -25,6 +25,7 @@ from edge_agent.cli.common import (
     error,
     load_checked_config,
     positive_int,
+    quiet_camera_logs,
     running_agent_note,
 )
 from edge_agent.config import AgentConfig, CameraConfig
@@ -102,6 +103,7 @@ def snapshot_handler(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         return error(f"{args.out.parent}: no such directory")
     where = redact_url(getattr(camera.source, "uri", camera.source.kind))
+    quiet_camera_logs(args.log_level)  # the error line below says why and what to check
     try:
         source = open_source(camera)
     except CaptureError as exc:  # not a video file, a Pi camera that will not open

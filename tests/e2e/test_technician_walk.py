@@ -4,6 +4,7 @@ command by command: real processes, the messages and exit codes they see."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -114,9 +115,18 @@ def usb_camera_config(path: Path) -> Path:
         "cameras": [camera],
         "detector": {"model": "ssd_mobilenet_v1", "threads": 1},
         "outbox": {"path": str(path.parent / "outbox.db")},
+        "mqtt": {"host": "127.0.0.1", "port": closed_port()},
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (a broker that is not there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def test_snapshot_of_the_only_camera_needs_no_camera_id(tmp_path: Path) -> None:
@@ -159,6 +169,24 @@ def test_a_camera_that_gives_nothing_says_what_to_check_and_that_the_agent_holds
         assert f"the agent is running on this config (pid {os.getpid()})" in result.stderr
         assert "technician's page" in result.stderr
     assert not (tmp_path / "x.jpg").exists()
+    for result in (alone, busy, detect):  # one line that says it all, no retry chatter
+        assert result.stderr.count("cannot open /dev/video97") == 1, result.stderr
+        assert "[ WARN" not in result.stderr, result.stderr
+
+
+def test_selftest_shows_its_checklist_without_the_cameras_retry_chatter(tmp_path: Path) -> None:
+    """The FAIL line says why the camera gave nothing and what to check; the capture's
+    warning on every retry and OpenCV's own warnings stay out of the technician's way."""
+    require_model("ssd_mobilenet_v1")
+    config = usb_camera_config(tmp_path / "site.yaml")
+    result = edge_agent(
+        "selftest", "--config", str(config), "--camera-s", "0.5", "--timeout-s", "1"
+    )
+    assert result.returncode == 1
+    camera = next(line for line in result.stdout.splitlines() if "camera entrance" in line)
+    assert camera.startswith("FAIL") and "cannot open /dev/video97" in camera
+    assert "plugged in" in camera
+    assert "cannot open" not in result.stderr and "[ WARN" not in result.stderr, result.stderr
 
 
 # ---------------------------------------------------------------- the page's password
