@@ -75,6 +75,29 @@ def check_running_agent(pid: int) -> CheckResult:
     )
 
 
+def check_page(config: AgentConfig, config_path: Path) -> CheckResult:
+    """The technician's page, when the config turns it on: without a usable password file
+    the agent runs on without it, and only its log would say so."""
+    from edge_agent.web.auth import PasswordFileError, read_password_hash
+    from edge_agent.web.server import default_password_file
+
+    url = f"http://{config.web.listen}/"
+    password_file = default_password_file(config.web, config_path)
+    assert password_file is not None  # a config path is given
+    try:
+        read_password_hash(password_file)
+    except PasswordFileError as problem:
+        return CheckResult(
+            "page",
+            "WARN",
+            f"{url} will not start: {str(problem).split('; ')[0]}",
+            f"set its password: edge-agent web-password --config {config_path}, "
+            "then restart the agent",
+            {"url": url},
+        )
+    return CheckResult("page", "PASS", f"{url}, password set", data={"url": url})
+
+
 def run_selftest(
     path: Path,
     options: SelftestOptions = SelftestOptions(),
@@ -113,6 +136,8 @@ def run_selftest(
     add(check_model(config, live, build, cameras_in_use=agent_pid is not None))
     add(check_outbox(config.outbox.path, config.outbox.max_bytes))
     add(check_clock(clock_state(), time.time()))
+    if config.web.enabled:
+        add(check_page(config, path))
     if agent_pid is not None:
         add(CheckResult("broker", "SKIP", "the running agent holds this device's session"))
         return results

@@ -251,3 +251,31 @@ def test_a_model_that_does_not_load_or_does_not_run_fails() -> None:
     line = check_model(agent_config(), live_frame(), lambda config: Broken())
     assert line.status == "FAIL" and "does not run" in line.detail
     assert "output tensor 3 missing" in line.detail
+
+
+# -- the technician's page ------------------------------------------------------------
+
+
+def test_a_page_without_its_password_is_a_warning_with_the_command_that_sets_it(
+    tmp_path: Path,
+) -> None:
+    """Without a password file the agent runs on without the page and only its log says
+    so: the self-test tells the technician at the pole, with the command that fixes it."""
+    from edge_agent.selftest.run import check_page
+    from edge_agent.web.auth import write_password_file
+
+    config = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{"id": "cam1", "source": {"kind": "opencv", "uri": "/dev/video0"}}],
+            "web": {"enabled": True, "listen": "192.168.1.20:8080"},
+        }
+    )
+    config_path = tmp_path / "config.yaml"
+    missing = check_page(config, config_path)
+    assert missing.status == "WARN"
+    assert missing.detail.startswith("http://192.168.1.20:8080/ will not start")
+    assert f"edge-agent web-password --config {config_path}" in missing.fix
+    write_password_file(tmp_path / "web-password", "ladder-pass")
+    assert check_page(config, config_path).status == "PASS"
