@@ -172,6 +172,11 @@ def test_a_camera_that_gives_nothing_says_what_to_check_and_that_the_agent_holds
     for result in (alone, busy, detect):  # one line that says it all, no retry chatter
         assert result.stderr.count("cannot open /dev/video97") == 1, result.stderr
         assert "[ WARN" not in result.stderr, result.stderr
+    stream = f"rtsp://127.0.0.1:{closed_port()}/stream1"
+    refused = edge_agent("detect", "--source", stream, "--frames", "1")
+    assert refused.returncode == 1
+    assert "check the camera's power, network" in refused.stderr
+    assert "[tcp @" not in refused.stderr and "[ WARN" not in refused.stderr, refused.stderr
 
 
 def test_selftest_shows_its_checklist_without_the_cameras_retry_chatter(tmp_path: Path) -> None:
