@@ -39,6 +39,13 @@ from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
+# What to do when there is no config file at all: a device's first one comes from
+# enrolment, a laptop names its file (the commands' and the self-test's hint).
+NO_CONFIG_YET = (
+    "no config here yet: enrol this device (`sudo edge-agent enroll --token …`, "
+    "docs/enrolment.md), or name the file with --config FILE"
+)
+
 
 @dataclass(frozen=True)
 class ConfigCheck:

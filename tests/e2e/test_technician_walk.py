@@ -63,6 +63,24 @@ def test_check_config_away_from_the_device_points_at_offline(tmp_path: Path) -> 
     assert edge_agent("check-config", "--offline", str(config)).returncode == 0
 
 
+def test_a_device_without_a_config_yet_is_pointed_at_enrolment(tmp_path: Path) -> None:
+    """The first command on a fresh device, before enrolment: no file at the default
+    path. Every command says how a device gets its config instead of only 'cannot read'."""
+    missing = tmp_path / "etc" / "config.yaml"
+    selftest = edge_agent("selftest", "--config", str(missing))
+    assert selftest.returncode == 2
+    assert selftest.stdout.splitlines()[1].startswith("FAIL  config")
+    for result in (
+        selftest,
+        edge_agent("check-config", str(missing)),
+        edge_agent("snapshot", "--config", str(missing), "--out", str(tmp_path / "x.jpg")),
+    ):
+        said = result.stdout + result.stderr
+        assert "no config here yet: enrol this device (`sudo edge-agent enroll" in said, said
+    wrong = site_config(tmp_path / "site.yaml", detector={"model": "ssd_mobilenet_v1", "x": 1})
+    assert "enrol" not in edge_agent("check-config", str(wrong)).stderr  # it exists
+
+
 def test_check_config_does_not_point_at_offline_when_the_file_itself_is_wrong(
     tmp_path: Path,
 ) -> None:
