@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.config import AgentConfig, ConfigError
-from edge_agent.config_check import NO_CONFIG_YET, check_config_file
+from edge_agent.config_check import check_config_file, config_file_hint
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -33,8 +33,9 @@ def load_checked_config(path: Path, *, offline: bool = False) -> AgentConfig | N
     check = check_config_file(path, offline=offline)
     if check.config is None or check.problems:
         print(str(ConfigError(str(path), list(check.problems))), file=sys.stderr)
-        if not path.exists():
-            print(f"  ({NO_CONFIG_YET})", file=sys.stderr)
+        hint = config_file_hint(path)
+        if hint is not None:
+            print(f"  ({hint})", file=sys.stderr)
         return None
     return check.config
 

@@ -20,7 +20,7 @@ import numpy as np
 from edge_agent.capture import CaptureError, EndOfStream, FrameSource, open_source
 from edge_agent.capture.live import camera_fix, first_frame_timeout_s
 from edge_agent.config import AgentConfig, CameraConfig, brokers_text
-from edge_agent.config_check import NO_CONFIG_YET, ConfigCheck
+from edge_agent.config_check import ConfigCheck, config_file_hint
 from edge_agent.datafiles import DataFileError, is_model_path
 from edge_agent.detect.base import Detector
 from edge_agent.detect.runtime import RuntimeUnavailable
@@ -48,9 +48,9 @@ def check_config(path: Path, check: ConfigCheck) -> CheckResult:
         )
     problems = list(check.problems) or ["the config cannot be used"]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    fix = f"run `edge-agent check-config {path}` for every problem, fix them, run selftest again"
-    if not path.exists():  # the first run on a device that was never enrolled
-        fix = NO_CONFIG_YET
+    fix = config_file_hint(path) or (  # none yet (not enrolled), or not this user's
+        f"run `edge-agent check-config {path}` for every problem, fix them, run selftest again"
+    )
     return CheckResult("config", "FAIL", f"{problems[0]}{more}", fix, {"problems": problems})
 
 
