@@ -3,6 +3,8 @@ clock, broker. Each result is reported as soon as it is known (``report``)."""
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -75,13 +77,19 @@ def check_running_agent(pid: int) -> CheckResult:
     )
 
 
-def check_page(config: AgentConfig, config_path: Path) -> CheckResult:
-    """The technician's page, when the config turns it on: without a usable password file
-    the agent runs on without it, and only its log would say so."""
+def check_page(
+    config: AgentConfig, config_path: Path, *, agent_running: bool = False
+) -> CheckResult:
+    """The technician's page, when the config turns it on: without a usable password file,
+    or an address this device can open, the agent runs on without it, and only its log
+    would say so. The address is tried only while the agent (which holds it) is stopped."""
     from edge_agent.web.auth import PasswordFileError, read_password_hash
     from edge_agent.web.server import default_password_file
 
     url = f"http://{config.web.listen}/"
+    problem = None if agent_running else _page_address_problem(config.web.listen)
+    if problem is not None:
+        return CheckResult("page", "WARN", f"{url} cannot open: {problem[0]}", problem[1])
     password_file = default_password_file(config.web, config_path)
     assert password_file is not None  # a config path is given
     try:
@@ -96,6 +104,29 @@ def check_page(config: AgentConfig, config_path: Path) -> CheckResult:
             {"url": url},
         )
     return CheckResult("page", "PASS", f"{url}, password set", data={"url": url})
+
+
+def _page_address_problem(listen: str) -> tuple[str, str] | None:
+    """(what, what to do) when this device cannot open the page's address: a DHCP lease
+    that moved it, another program on the port. None when it can."""
+    from edge_agent.web.config import split_listen
+
+    host, port = split_listen(listen)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            said = error.strerror or str(error)
+            if error.errno == errno.EADDRNOTAVAIL:
+                return said, (
+                    f"this device has no address {host} (see `ip -br addr`): set web.listen "
+                    "to its address on the site network, or give it that address"
+                )
+            if error.errno == errno.EADDRINUSE:
+                return said, f"another program holds port {port}: pick another in web.listen"
+            return said, "check web.listen (an address of this device and a free port)"
+    return None
 
 
 def run_selftest(
@@ -137,7 +168,7 @@ def run_selftest(
     add(check_outbox(config.outbox.path, config.outbox.max_bytes))
     add(check_clock(clock_state(), time.time()))
     if config.web.enabled:
-        add(check_page(config, path))
+        add(check_page(config, path, agent_running=agent_pid is not None))
     if agent_pid is not None:
         add(CheckResult("broker", "SKIP", "the running agent holds this device's session"))
         return results

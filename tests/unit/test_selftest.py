@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,17 @@ def test_a_model_that_does_not_load_or_does_not_run_fails() -> None:
 # -- the technician's page ------------------------------------------------------------
 
 
+def page_config(listen: str) -> AgentConfig:
+    return parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{"id": "cam1", "source": {"kind": "opencv", "uri": "/dev/video0"}}],
+            "web": {"enabled": True, "listen": listen},
+        }
+    )
+
+
 def test_a_page_without_its_password_is_a_warning_with_the_command_that_sets_it(
     tmp_path: Path,
 ) -> None:
@@ -264,18 +276,32 @@ def test_a_page_without_its_password_is_a_warning_with_the_command_that_sets_it(
     from edge_agent.selftest.run import check_page
     from edge_agent.web.auth import write_password_file
 
-    config = parse_config(
-        {
-            "site_id": "s",
-            "device_id": "d",
-            "cameras": [{"id": "cam1", "source": {"kind": "opencv", "uri": "/dev/video0"}}],
-            "web": {"enabled": True, "listen": "192.168.1.20:8080"},
-        }
-    )
+    config = page_config("127.0.0.1:0")  # any free port: the address can be opened
     config_path = tmp_path / "config.yaml"
     missing = check_page(config, config_path)
     assert missing.status == "WARN"
-    assert missing.detail.startswith("http://192.168.1.20:8080/ will not start")
+    assert missing.detail.startswith("http://127.0.0.1:0/ will not start")
     assert f"edge-agent web-password --config {config_path}" in missing.fix
     write_password_file(tmp_path / "web-password", "ladder-pass")
     assert check_page(config, config_path).status == "PASS"
+
+
+def test_a_page_address_the_device_cannot_open_is_a_warning_saying_why(tmp_path: Path) -> None:
+    """A DHCP lease that moved the device, or another program on the port: the agent
+    would run without the page. Not tried while the agent runs (it holds the address)."""
+    from edge_agent.selftest.run import check_page
+    from edge_agent.web.auth import write_password_file
+
+    write_password_file(tmp_path / "web-password", "ladder-pass")
+    config_path = tmp_path / "config.yaml"
+    elsewhere = check_page(page_config("10.255.255.254:8080"), config_path)  # not this host's
+    assert elsewhere.status == "WARN" and "cannot open" in elsewhere.detail
+    assert "this device has no address 10.255.255.254" in elsewhere.fix
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        taken = page_config(f"127.0.0.1:{port}")
+        held = check_page(taken, config_path)
+        assert held.status == "WARN" and f"another program holds port {port}" in held.fix
+        assert check_page(taken, config_path, agent_running=True).status == "PASS"
