@@ -212,6 +212,18 @@ def test_selftest_shows_its_checklist_without_the_cameras_retry_chatter(tmp_path
     assert "cannot open" not in result.stderr and "[ WARN" not in result.stderr, result.stderr
 
 
+# ---------------------------------------------------------------- demo
+
+
+def test_demo_of_an_unknown_scene_names_the_known_ones_plainly() -> None:
+    require_model("ssd_mobilenet_v1")  # the demo checks its model first
+    result = edge_agent("demo", "--scenario", "nope", "--seconds", "1")
+    assert result.returncode == 2
+    line = next(x for x in result.stderr.splitlines() if "unknown scenario" in x)
+    assert "simulator scene 'nope': unknown scenario 'nope'; known: " in line, line
+    assert "street" in line and not line.endswith('"'), line
+
+
 # ---------------------------------------------------------------- the page's password
 
 
