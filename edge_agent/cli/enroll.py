@@ -73,7 +73,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "8885")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"--broker must be HOST or HOST:PORT (e.g. broker.city.example:8885), not {text!r}"
+        )
     return host, int(port)
+
+
+def _what_next(why: str) -> str:
+    """After a failed exchange: a new token, or the same command again."""
+    if why.startswith("the city side refused"):  # used by another key, expired, unknown
+        return "get a new token from the city side (`edge-provision token STATE DEVICE`)"
+    if why.startswith("the broker refused the enrolment connection"):
+        return (
+            "the broker does not know this token: check it was copied whole, and that the "
+            "city side gave the broker its tokens (enrol-passwd, reload; docs/enrolment.md)"
+        )
+    return (
+        "the key is kept and the token is not spent: check the uplink, --broker and that "
+        "the city side's `edge-provision serve` runs, then run the same command again"
+    )
 
 
 def _key(files: DeviceFiles, *, fresh: bool) -> None:
@@ -114,7 +133,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         answer = enrol_over_broker(settings, token_id, request, args.timeout_s)
         config_path = files.install(parse_response(answer))
     except (EnrolmentError, OSError) as why:  # the exchange failed: try again later
-        print(f"edge-agent: enroll failed: {why}", file=sys.stderr)
+        print(f"edge-agent: enroll failed: {why}\n  ({_what_next(str(why))})", file=sys.stderr)
         return EXIT_FAILED
     except (TlsConfigError, ValueError, KeyError, TypeError) as why:  # bad input
         return error(f"enroll: {why}")
