@@ -190,9 +190,13 @@ class PrintSink:
         self._as_json = as_json
         self._boot_id = boot_id
         self._origin_s = origin_s
-        self.count = 0
+        self.count = 0  # object event steps
+        self.alerts = self.states = self.counts = 0  # alert steps, state changes, count reports
 
     def emit(self, output: FrameOutput) -> None:
+        self.alerts += len(output.alerts)
+        self.states += len(output.states)
+        self.counts += len(output.counts)
         if self._as_json:
             bodies = [alert_body(a, self._boot_id) for a in output.alerts]
             bodies += [state_body(s, self._boot_id) for s in output.states]

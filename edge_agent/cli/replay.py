@@ -89,7 +89,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     clock = pipeline.clock
     print(
         f"replay: {clock.frames} frames analysed of {run.frames_read}, "
-        f"detector ran on {clock.detector_runs}, {sink.count} events",
+        f"detector ran on {clock.detector_runs}, {sink.count} events, {sink.alerts} alert steps, "
+        f"{sink.states} state changes, {sink.counts} count reports",
         file=sys.stderr,
     )
     return EXIT_OK

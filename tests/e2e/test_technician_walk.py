@@ -112,6 +112,8 @@ def test_replay_runs_a_site_config_on_a_laptop_and_finds_media_by_name(tmp_path:
     alerts = [line for line in lines if " intrusion:person " in line]
     assert any(line.split()[1] == "NEW" for line in alerts), result.stdout
     assert any(line.split()[1] == "NEW" and " person " in line for line in lines)
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("replay: ") and f" {len(alerts)} alert steps" in summary, summary
     # Seconds into the video (a clip of 139 s), not the clock of the replay (~1.8e9 s).
     times_s = [float(line.split()[0].removesuffix("s")) for line in lines]
     assert times_s and all(0.0 <= t <= 140.0 for t in times_s), result.stdout
