@@ -214,6 +214,29 @@ def test_selftest_shows_its_checklist_without_the_cameras_retry_chatter(tmp_path
     assert "cannot open" not in result.stderr and "[ WARN" not in result.stderr, result.stderr
 
 
+def test_selftest_lights_the_status_led_before_the_cameras(tmp_path: Path) -> None:
+    """A post with an LED: the self-test lights it first, so it shines through the
+    cameras' seconds and the technician can see it works (gpiozero's mock pins here)."""
+    require_model("ssd_mobilenet_v1")
+    config = site_config(
+        tmp_path / "site.yaml",
+        mqtt={"host": "127.0.0.1", "port": closed_port()},
+        status={"led": {"pin": 17}},
+    )
+    result = subprocess.run(
+        [*EDGE_AGENT, "selftest", "--config", str(config), "--camera-s", "0.5", "--timeout-s", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
+    )
+    names = [line.split()[1] for line in result.stdout.splitlines()[1:-1]]
+    assert names[:3] == ["config", "led", "camera"], result.stdout
+    led = next(line for line in result.stdout.splitlines() if line.split()[1] == "led")
+    assert led.startswith("PASS") and "pin 17 lit steadily" in led, result.stdout
+
+
 # ---------------------------------------------------------------- demo
 
 

@@ -305,3 +305,47 @@ def test_a_page_address_the_device_cannot_open_is_a_warning_saying_why(tmp_path:
         held = check_page(taken, config_path)
         assert held.status == "WARN" and f"another program holds port {port}" in held.fix
         assert check_page(taken, config_path, agent_running=True).status == "PASS"
+
+
+# -- the status LED -------------------------------------------------------------------
+
+
+def test_the_led_is_lit_from_its_check_to_the_end_of_the_self_test() -> None:
+    """Lit steadily while the rest of the checklist runs, so the technician can see it;
+    off and released at the end."""
+    from gpiozero.pins.mock import MockFactory
+
+    from edge_agent.config import StatusLedConfig
+    from edge_agent.selftest.device import LedCheck
+
+    factory = MockFactory()
+    try:
+        led = LedCheck(StatusLedConfig(pin=17), pin_factory=factory)
+        line = led.check(agent_running=False)
+        assert line.status == "PASS" and line.detail.startswith("pin 17 lit steadily")
+        pin = factory.pin(17)
+        assert pin.state  # lit
+        led.close()
+        assert not pin.state  # off again at the end
+    finally:
+        factory.close()
+
+
+def test_the_led_is_left_to_the_running_agent_and_a_pin_in_use_is_a_warning() -> None:
+    from gpiozero import LED
+    from gpiozero.pins.mock import MockFactory
+
+    from edge_agent.config import StatusLedConfig
+    from edge_agent.selftest.device import LedCheck
+
+    factory = MockFactory()
+    try:
+        agents = LedCheck(StatusLedConfig(pin=17), pin_factory=factory)
+        assert agents.check(agent_running=True).status == "SKIP"
+        taken = LED(17, pin_factory=factory)  # another program holds the pin
+        busy = LedCheck(StatusLedConfig(pin=17), pin_factory=factory).check(agent_running=False)
+        assert busy.status == "WARN" and "status LED on pin 17" in busy.detail
+        assert "the agent runs without its LED" in busy.fix
+        taken.close()
+    finally:
+        factory.close()
