@@ -4,7 +4,9 @@ paho runs ``on_message`` on its network thread, which also reads PUBACKs and sen
 keepalives; a command may be slow (``snapshot`` JPEG-encodes a frame), so the publisher
 only queues it there and this thread runs it and sends the reply. When the queue is full
 the command is refused at once (``{"ok":false,"error":"busy: ..."}``) rather than
-queued without bound or run on the network thread.
+queued without bound or run on the network thread. When the agent stops, the commands
+still waiting, and any that arrive after, are refused (``STOPPING``) rather than dropped:
+paho acknowledged them on arrival, so the broker will not send them again.
 
 Where the reply goes is decided here too (:func:`reply_route`): a response topic the
 device may not or cannot publish to is never used.
@@ -56,6 +58,7 @@ CommandCallback = Callable[[str, bytes, bool], Reply | None]
 ``mqtt-commands`` thread)."""
 
 THREAD_NAME = "mqtt-commands"
+STOPPING = "the agent is stopping: the command was not run; send it again once the device is online"
 
 
 @dataclass(frozen=True)
@@ -129,28 +132,37 @@ class CommandQueue:
         self._send_reply = send_reply
         self._queue: queue.Queue[InboundCommand | None] = queue.Queue(maxsize=capacity)
         self._stopping = threading.Event()
+        self._accepting = threading.Lock()  # no command queued after the last one is refused
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     @property
     def thread_name(self) -> str:
         return self._thread.name
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, command: InboundCommand) -> bool:
-        """Queue ``command``; False when the queue is full (or stopping). Never blocks."""
-        if self._stopping.is_set():
-            return False
-        try:
-            self._queue.put_nowait(command)
-        except queue.Full:
-            return False
-        return True
+        """Queue ``command``; False when the queue is full or stopping (``stopping`` says
+        which). Never blocks."""
+        with self._accepting:
+            if self._stopping.is_set():
+                return False
+            try:
+                self._queue.put_nowait(command)
+            except queue.Full:
+                return False
+            return True
 
     def request_stop(self) -> None:
-        """Finish the command in hand, drop the rest; returns at once (``stop`` waits)."""
-        self._stopping.set()
+        """Finish the command in hand, refuse the rest (a ``STOPPING`` reply each); returns
+        at once (``stop`` waits)."""
+        with self._accepting:
+            self._stopping.set()
         # Wake an idle thread; a busy one checks _stopping after its command.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
@@ -165,10 +177,10 @@ class CommandQueue:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             command = self._queue.get()
             if command is None or self._stopping.is_set():
-                return
+                break
             try:
                 reply = self._callback(command.name, command.payload, command.retained)
             except Exception:  # a handler bug must not end the command thread
@@ -176,6 +188,22 @@ class CommandQueue:
                 reply = Reply.error("internal error")
             if reply is not None:
                 self._send_reply(command, reply)
+        self._refuse_waiting(command)
+
+    def _refuse_waiting(self, command: InboundCommand | None) -> None:
+        """Stopping: each command taken or still queued gets a refusal, not silence.
+        ``submit`` queues nothing once ``_stopping`` is set, so this empties the queue."""
+        refused = 0
+        while True:
+            if command is not None and not command.retained:  # retained: ignored anyway
+                self._send_reply(command, Reply.error(STOPPING))
+                refused += 1
+            try:
+                command = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if refused:
+            _log.warning("stopping: %d waiting command(s) refused, not run", refused)
 
 
 class CommandPort:
@@ -214,6 +242,10 @@ class CommandPort:
     @property
     def thread_name(self) -> str:
         return self._queue.thread_name
+
+    @property
+    def stopping(self) -> bool:
+        return self._queue.stopping
 
     def start(self) -> None:
         self._queue.start()
@@ -267,6 +299,11 @@ class CommandPort:
             _log.warning("command %r refused: %s", shown(name), refusal)
             self.send_reply(command, Reply.error(refusal))
         elif not self._queue.submit(command):
+            if self._queue.stopping:
+                _log.warning("command %r refused: the agent is stopping", shown(name))
+                if not command.retained:  # a retained command is ignored, never answered
+                    self.send_reply(command, Reply.error(STOPPING))
+                return
             capacity = self._queue.capacity
             _log.warning("command %r refused: %d commands waiting", shown(name), capacity)
             self.send_reply(
