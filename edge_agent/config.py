@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -411,9 +411,27 @@ and overflows Python's stack past ~1000 levels, so deeper is refused as it is re
 class _ConfigLoader(yaml.SafeLoader):
     """PyYAML's safe loader, with scalars Python cannot hold (``2024-02-30``, an integer of
     5000 digits) and nesting past MAX_YAML_DEPTH turned into YAML errors at their line
-    instead of a bare ValueError or RecursionError."""
+    instead of a bare ValueError or RecursionError, and a key given twice in one mapping
+    refused (PyYAML keeps the last: a second ``rules:`` silently dropped the first's)."""
 
     _depth = 0
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], yaml.Node] = {}
+        for key_node, _ in node.value:  # the mapping's own keys: a ``<<`` merge may override
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            first = seen.setdefault((key_node.tag, key_node.value), key_node)
+            if first is not key_node:
+                shown = key_node.value if len(key_node.value) <= 40 else key_node.value[:40] + "..."
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{shown!r} given twice in one mapping (first at line "
+                    f"{first.start_mark.line + 1}); YAML would keep only the last",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
