@@ -32,14 +32,8 @@ from edge_agent.mqtt.client import (
     new_properties,
 )
 from edge_agent.mqtt.drain import LinkState
-from edge_agent.remote import (
-    MAX_ECHO_CHARS,
-    MAX_JSON_DEPTH,
-    MAX_PAYLOAD_BYTES,
-    Reply,
-    nests_deeper_than,
-    shown,
-)
+from edge_agent.remote import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Reply
+from edge_agent.strict_json import MAX_ECHO_CHARS, loads_strict, nests_deeper_than, shown
 
 __all__ = [
     "RESPONSE_TOPIC_KEY",
@@ -106,7 +100,7 @@ def response_topic_in_payload(payload: bytes) -> tuple[bytes, object]:
         text = payload.decode(json.detect_encoding(payload))
         if nests_deeper_than(text, MAX_JSON_DEPTH):
             return payload, None
-        body = json.loads(text)
+        body = loads_strict(text)  # a key given twice: left for the handler to refuse
     except (UnicodeDecodeError, ValueError, RecursionError):
         return payload, None
     if not isinstance(body, dict) or RESPONSE_TOPIC_KEY not in body:

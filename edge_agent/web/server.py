@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from edge_agent.remote import finite, nests_deeper_than
+from edge_agent.strict_json import finite, nests_deeper_than
 from edge_agent.web import api
 from edge_agent.web.auth import (
     LoginLimiter,

@@ -24,6 +24,8 @@ def test_the_key_is_taken_out_and_returned() -> None:
         b'["response_topic"]',
         b'{"response_topic":' + b"[" * 40 + b"]" * 40 + b"}",  # deeper than commands may nest
         b'{"response_topic":"x","pad":"' + b"y" * 70_000 + b'"}',  # over the payload cap
+        # a key given twice: rewriting the object would hide it from the handler's refusal
+        b'{"camera":"cam9","camera":"cam1","response_topic":"c/s/d/reply/x"}',
     ],
 )
 def test_anything_else_is_left_for_the_command_handler(payload: bytes) -> None:
