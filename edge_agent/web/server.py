@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from edge_agent.strict_json import finite, nests_deeper_than
+from edge_agent.strict_json import AmbiguousJSON, finite, loads_strict, nests_deeper_than
 from edge_agent.web import api
 from edge_agent.web.auth import (
     LoginLimiter,
@@ -438,7 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
                     problem = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
                     self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": [problem]})
                     return
-                data = json.loads(body)
+                data = loads_strict(body.decode("utf-8"))
+            except AmbiguousJSON as error:  # a key given twice: which one did they mean?
+                self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": [str(error)]})
+                return
             except ValueError:  # UnicodeDecodeError too
                 self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": ["not JSON"]})
                 return

@@ -292,6 +292,16 @@ def test_hostile_posts_get_a_clear_refusal_and_the_page_goes_on(server: WebServe
     assert request(server, "GET", "/api/health", Authorization=basic(PASSWORD))[0] == 200
 
 
+def test_a_save_with_a_key_given_twice_is_refused_not_guessed(server: WebServer) -> None:
+    """{"camera":"cam1",...,"camera":"gate"} edited the gate's zones (Python keeps the
+    last key) while the page, or a script's log, said cam1."""
+    headers = {**logged_in(server), "Content_Type": "application/json"}
+    save = b'{"camera":"cam1","zones":[],"camera":"gate"}'
+    status, _, body = request(server, "POST", "/api/config/zones", save, **headers)
+    assert status == 400, body
+    assert "key 'camera' given twice" in json.loads(body)["problems"][0]
+
+
 def test_a_bug_behind_a_route_is_a_500_with_json_and_the_page_goes_on(
     server: WebServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
