@@ -43,6 +43,7 @@ __all__ = [
     "InboundCommand",
     "reply_route",
     "response_topic_in_payload",
+    "unpublishable",
 ]
 
 _log = logging.getLogger("edge_agent.mqtt")
@@ -72,18 +73,45 @@ def reply_route(topics: Topics, name: str, requested: object) -> tuple[str, str 
 
     A response topic under ``{root}/reply/`` is used as is; any other is replaced by
     ``{root}/reply/{name}`` (the broker's ACL allows no other). One under ``reply/`` that
-    holds a wildcard (``+``, ``#``) or a NUL cannot be published to at all: the command is
-    refused, with the reason on the default topic, rather than run and answered nowhere.
+    cannot be published to (:func:`unpublishable`: a wildcard, a control character, ...)
+    is refused, with the reason on the default topic, rather than run and answered
+    nowhere, or published and the connection dropped by the broker for it.
     """
     default = topics.reply(name)
     if not isinstance(requested, str) or not topics.is_reply(requested):
         return default, None
-    if any(char in requested for char in "+#\0"):
+    problem = unpublishable(requested)
+    if problem is not None:
         return default, (
             f"response topic {shown(requested, 4 * MAX_ECHO_CHARS)!r} is not a valid topic to "
-            "publish to (it holds a wildcard + or # or a NUL); the command was not run"
+            f"publish to ({problem}); the command was not run"
         )
     return requested, None
+
+
+MAX_TOPIC_BYTES = 65_535
+
+
+def unpublishable(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or None. Beyond wildcards, the broker takes a
+    character MQTT forbids in a topic (a control character, a surrogate, a noncharacter:
+    mosquitto checks them all) as a malformed packet and drops the connection that sent
+    it; paho sends the message again on the next connection, and so on."""
+    if any(char in topic for char in "+#"):
+        return "it holds a wildcard + or #"
+    for char in topic:
+        code = ord(char)
+        if (
+            code <= 0x1F
+            or 0x7F <= code <= 0x9F
+            or 0xD800 <= code <= 0xDFFF
+            or 0xFDD0 <= code <= 0xFDEF
+            or code & 0xFFFF in (0xFFFE, 0xFFFF)
+        ):
+            return f"it holds U+{code:04X}, which MQTT does not allow in a topic"
+    if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+        return f"it is longer than {MAX_TOPIC_BYTES} bytes"
+    return None
 
 
 RESPONSE_TOPIC_KEY = "response_topic"
