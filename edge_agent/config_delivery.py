@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge_agent.config_base import StrictModel, repeated_names
+from edge_agent.config_base import StrictModel, mqtt_text_problem, repeated_names
 
 
 class TlsConfig(StrictModel):
@@ -62,6 +62,14 @@ class MqttConfig(StrictModel):
     session_expiry_s: int = Field(3600, ge=0)  # MQTT 5: commands queued while we are away
     reconnect_min_delay_s: float = Field(1.0, gt=0)
     reconnect_max_delay_s: float = Field(60.0, gt=0)
+
+    @field_validator("topic_prefix", "client_id", "username")
+    @classmethod
+    def _mqtt_text(cls, value: str | None) -> str | None:
+        problem = None if value is None else mqtt_text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("protocol", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge_agent.config_base import mqtt_text_problem
 from edge_agent.encode import Topics
 from edge_agent.mqtt.client import (
     Client,
@@ -99,16 +100,9 @@ def unpublishable(topic: str) -> str | None:
     it; paho sends the message again on the next connection, and so on."""
     if any(char in topic for char in "+#"):
         return "it holds a wildcard + or #"
-    for char in topic:
-        code = ord(char)
-        if (
-            code <= 0x1F
-            or 0x7F <= code <= 0x9F
-            or 0xD800 <= code <= 0xDFFF
-            or 0xFDD0 <= code <= 0xFDEF
-            or code & 0xFFFF in (0xFFFE, 0xFFFF)
-        ):
-            return f"it holds U+{code:04X}, which MQTT does not allow in a topic"
+    problem = mqtt_text_problem(topic)
+    if problem is not None:
+        return problem
     if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
         return f"it is longer than {MAX_TOPIC_BYTES} bytes"
     return None

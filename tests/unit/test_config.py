@@ -163,6 +163,27 @@ def test_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "code"),
+    [
+        ("topic_prefix", "ci\u0001ty", "U+0001"),
+        ("topic_prefix", "city\ufffe", "U+FFFE"),
+        ("client_id", "pi\u0085-1", "U+0085"),
+        ("username", "dev\u007f", "U+007F"),
+    ],
+)
+def test_mqtt_text_the_broker_would_refuse_is_a_config_error(
+    key: str, value: str, code: str
+) -> None:
+    """The broker takes such a character in a topic, client id or user name as a malformed
+    packet and drops the connection: the agent retried for ever, never connected, and
+    said only that the broker could not be reached."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config({**MINIMAL, "mqtt": {key: value}})
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"mqtt.{key}:") and code in problem, problem
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
