@@ -344,6 +344,39 @@ def test_one_host_holding_idle_connections_cannot_lock_the_technician_out(
     assert request(server, "GET", "/login")[0] == 200
 
 
+def test_a_request_dripped_byte_by_byte_is_closed_at_its_deadline(
+    server: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slowloris proper: a header byte now and then never lets the 30 s socket timeout
+    expire, so 8 such connections per address held their request threads for ever (two
+    hosts: the whole page). A request must now be read whole within its deadline (30 s;
+    1 s here)."""
+    monkeypatch.setattr("edge_agent.web.server.REQUEST_DEADLINE_S", 1.0)
+    closed = threading.Event()
+    with socket.create_connection(server.address, timeout=10) as connection:
+        connection.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: ")
+        for _ in range(100):  # 20 s of drip, far past the deadline
+            try:
+                connection.sendall(b"a")
+            except OSError:  # reset by the page
+                closed.set()
+                break
+            if closed.wait(0.2):
+                break
+            connection.settimeout(0.0)
+            try:
+                if connection.recv(100) == b"":
+                    closed.set()
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed.set()
+            connection.settimeout(10)
+    assert closed.is_set(), "the page still waits for the dripped request"
+    wait_until(lambda: not server._httpd._per_address, 10.0, "the slot given back")
+    assert request(server, "GET", "/login")[0] == 200
+
+
 def test_a_health_report_holding_nan_is_answered_as_json_with_null(
     server: WebServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
