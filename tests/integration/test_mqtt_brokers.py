@@ -225,3 +225,38 @@ def test_a_response_topic_the_broker_would_refuse_is_refused_and_the_link_stays(
     assert seen == []  # the command never ran
     assert link.inbox.event_seqs() == list(range(1, 21))
     assert outbox.stats().dead_lettered_total == 0
+
+
+def test_a_command_far_over_the_size_limit_never_reaches_the_device(
+    broker: LocalBroker, outbox: Outbox, root: str
+) -> None:
+    """A command is at most 64 kB, but paho reads whatever the broker sends in one piece:
+    three 100 MB commands took a running agent from 143 MB to a 547 MB peak (254 MB
+    after) before each was refused. With MQTT 5 the device's CONNECT now says the largest
+    packet it takes (1 MiB), and the broker drops larger ones for it."""
+    seen: list[int] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        seen.append(len(payload))
+        return Reply.json({"ok": True})
+
+    target = Target("mosquitto", broker.host, broker.port, "5")
+    with Link(target, outbox, root, on_command=on_command) as link:
+        wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+        centre = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"centre-{uuid.uuid4().hex[:6]}",
+            protocol=paho.MQTTv5,
+        )
+        centre.connect(target.host, target.port)
+        centre.loop_start()
+        try:
+            big = b"{" + b" " * (4 << 20) + b"}"
+            centre.publish(f"{root}/cmd/ping", big, qos=1).wait_for_publish(TIMEOUT_S)
+            centre.publish(f"{root}/cmd/ping", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
+            wait_until(lambda: link.inbox.at(f"{root}/reply/ping"), TIMEOUT_S, "the reply")
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+        assert link.pub.connected and link.pub.stats().reconnects == 0
+    assert seen == [2]  # in order on one topic: the big one, had it come, came first
