@@ -53,6 +53,23 @@ def test_a_tampered_file_is_refused(tmp_path: Path) -> None:
         verify(folder)
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"signed":' * 50_000 + b"1" + b"}" * 50_000],
+    ids=["array", "object"],
+)
+def test_metadata_nested_too_deep_is_refused_not_a_recursion_error(
+    tmp_path: Path, metadata: bytes
+) -> None:
+    """release.json is read before its signature is checked: anyone who may send
+    update_chunk could make the commit end in a RecursionError ('internal error' and a
+    traceback) instead of a refusal."""
+    folder = make_release(tmp_path / "r", CONFIG)
+    (folder / METADATA).write_bytes(metadata)
+    with pytest.raises(ReleaseRefused, match="cannot be read: nested deeper than"):
+        verify(folder)
+
+
 def test_tampered_metadata_is_refused(tmp_path: Path) -> None:
     folder = make_release(tmp_path / "r", CONFIG, version="2")
     body = json.loads((folder / METADATA).read_text())
