@@ -48,6 +48,7 @@ __all__ = [
     "inside",
     "parse_response",
     "parse_token",
+    "read_bundle",
     "write_atomic",
 ]
 
@@ -119,6 +120,25 @@ def parse_response(payload: bytes) -> Enrolment:
         )
     except KeyError as missing:
         raise EnrolmentError(f"the city side's answer lacks {missing}") from None
+
+
+def read_bundle(path: Path) -> tuple[str, str]:
+    """The device id and token of a USB-stick bundle (``DEVICE.enrol.json`` from
+    ``edge-provision``); :class:`EnrolmentError` saying why it is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if nests_deeper_than(text, MAX_ANSWER_DEPTH):
+            raise ValueError(f"nested deeper than {MAX_ANSWER_DEPTH} levels")
+        body = loads_strict(text)
+    except ValueError as error:  # not UTF-8, not JSON, a key twice, too deep
+        raise EnrolmentError(f"{path} is not an enrolment bundle: {error}") from None
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(key), str) for key in ("device_id", "token")
+    ):
+        raise EnrolmentError(
+            f'{path} is not an enrolment bundle: expected {{"device_id": ..., "token": ...}}'
+        )
+    return check_id(body["device_id"], "device_id"), body["token"]
 
 
 class DeviceFiles:

@@ -21,6 +21,7 @@ from edge_agent.enrol import (
     EnrolmentError,
     parse_response,
     parse_token,
+    read_bundle,
 )
 from edge_agent.ids import check_id, inside, write_atomic
 from edge_agent.web.auth import verify_password
@@ -312,6 +313,19 @@ def test_a_config_from_the_city_side_that_is_not_one_is_refused_and_nothing_writ
         device.install(Enrolment(pem, ca.cert_pem, config))
     assert not (tmp_path / "etc" / "device.crt").exists()
     assert not (tmp_path / "etc" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "bundle",
+    [b"[" * 100_000 + b"]" * 100_000, b"[1]", b'"x"', b'{"device_id": 5, "token": 1}', b"\xff"],
+)
+def test_a_usb_bundle_that_is_not_one_is_said_as_such(tmp_path: Path, bundle: bytes) -> None:
+    """`edge-agent enroll --bundle` on these printed a RecursionError traceback, or 'enroll:
+    list indices must be integers or slices, not str'."""
+    path = tmp_path / "pole-1.enrol.json"
+    path.write_bytes(bundle)
+    with pytest.raises(EnrolmentError, match="is not an enrolment bundle"):
+        read_bundle(path)
 
 
 def test_a_device_with_a_page_gets_its_password_at_enrolment_shown_once(
