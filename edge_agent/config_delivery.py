@@ -59,7 +59,8 @@ class MqttConfig(StrictModel):
     password: str | None = Field(None, repr=False)  # never printed; keep the file 0600
     tls: TlsConfig | None = None
     max_inflight: int = Field(20, ge=1, le=1000)
-    session_expiry_s: int = Field(3600, ge=0)  # MQTT 5: commands queued while we are away
+    # MQTT 5: commands queued while we are away; a four-byte integer (0xFFFFFFFF: never ends)
+    session_expiry_s: int = Field(3600, ge=0, le=0xFFFFFFFF)
     reconnect_min_delay_s: float = Field(1.0, gt=0)
     reconnect_max_delay_s: float = Field(60.0, gt=0)
 

@@ -184,6 +184,15 @@ def test_mqtt_text_the_broker_would_refuse_is_a_config_error(
     assert problem.startswith(f"mqtt.{key}:") and code in problem, problem
 
 
+def test_a_session_expiry_mqtt_cannot_carry_is_a_config_error() -> None:
+    """MQTT's Session Expiry Interval is a four-byte integer: 2**32 passed the config, then
+    paho's network thread raised struct.error on every CONNECT and the agent never
+    connected. 0xFFFFFFFF ('never expires') is the largest."""
+    with pytest.raises(ConfigError, match=r"mqtt\.session_expiry_s: .*less than or equal"):
+        parse_config({**MINIMAL, "mqtt": {"session_expiry_s": 2**32}})
+    assert parse_config({**MINIMAL, "mqtt": {"session_expiry_s": 2**32 - 1}})
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
