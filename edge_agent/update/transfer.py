@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.security import redact_url
 from edge_agent.update.release import FILE_NAME, file_sha256
 
 __all__ = ["Staging", "TransferError", "unpack"]
@@ -135,6 +136,7 @@ class Staging:
         self.begin(archive_id, size, sha256)
         part, _expect = self._paths(archive_id)
         part.unlink()
+        shown = redact_url(url)  # a mirror's password stays out of replies and logs
         try:
             with (
                 urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response,
@@ -146,18 +148,18 @@ class Staging:
                 while block := read(1 << 16):
                     copied += len(block)
                     if copied > size:
-                        raise TransferError(f"{url} sends more than {size} bytes")
+                        raise TransferError(f"{shown} sends more than {size} bytes")
                     handle.write(block)
                     window_bytes += len(block)
                     if time.monotonic() - window_s >= STALL_WINDOW_S:
                         if window_bytes < STALL_MIN_BYTES:
                             raise TransferError(
-                                f"{url} stalled: {window_bytes} bytes in the last "
+                                f"{shown} stalled: {window_bytes} bytes in the last "
                                 f"{STALL_WINDOW_S:g} s (at least {STALL_MIN_BYTES} expected)"
                             )
                         window_s, window_bytes = time.monotonic(), 0
         except OSError as error:  # URLError, timeouts, refused connections
-            raise TransferError(f"cannot fetch {url}: {error}") from None
+            raise TransferError(f"cannot fetch {shown}: {redact_url(str(error))}") from None
         return self.complete(archive_id)
 
 

@@ -216,6 +216,14 @@ def test_a_fetch_that_trickles_is_given_up_not_waited_for(
         server.server_close()
 
 
+def test_a_fetch_error_never_repeats_the_url_s_password(tmp_path: Path) -> None:
+    staging = Staging(tmp_path, max_bytes=1 << 20)
+    url = "http://ops:s3cret@127.0.0.1:9/r.tar"  # the discard port: refused
+    with pytest.raises(TransferError, match="cannot fetch") as refused:
+        staging.fetch("r1", url, 10, "0" * 64)
+    assert "s3cret" not in str(refused.value) and "ops:***@" in str(refused.value)
+
+
 def test_unpack_takes_plain_files_only(tmp_path: Path) -> None:
     for name, kind in (
         ("../escape", tarfile.REGTYPE),
