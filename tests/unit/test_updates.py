@@ -71,6 +71,19 @@ def test_metadata_nested_too_deep_is_refused_not_a_recursion_error(
         verify(folder)
 
 
+def test_a_commit_of_metadata_nested_too_deep_is_a_refusal(tmp_path: Path) -> None:
+    """The commit reads the claimed kind before the signature: there too a RecursionError
+    was 'internal error' and a traceback."""
+    folder = make_release(tmp_path / "r", CONFIG)
+    (folder / METADATA).write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    data = archive_of(folder)
+    up = updater(tmp_path, FakeHost())
+    up.begin("r1", len(data), hashlib.sha256(data).hexdigest())
+    up.chunk("r1", 0, base64.b64encode(data).decode(), None)
+    with pytest.raises(UpdateError, match="nested deeper than"):
+        up.commit("r1")
+
+
 def test_tampered_metadata_is_refused(tmp_path: Path) -> None:
     folder = make_release(tmp_path / "r", CONFIG, version="2")
     body = json.loads((folder / METADATA).read_text())
