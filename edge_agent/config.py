@@ -29,7 +29,7 @@ from edge_agent.config_delivery import TlsConfig as TlsConfig
 from edge_agent.config_delivery import brokers_text as brokers_text
 from edge_agent.datafiles import is_model_path
 from edge_agent.detect.filters import LabelFilterConfig, filter_problems, relabel_targets
-from edge_agent.privacy.config import PrivacyConfig, polygon_area
+from edge_agent.privacy.config import PrivacyConfig, shape_problem
 from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 from edge_agent.update.config import UpdatesConfig
@@ -108,8 +108,9 @@ class ZoneConfig(StrictModel):
     @field_validator("polygon")
     @classmethod
     def _has_area(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if polygon_area(polygon) <= 0.0:  # nothing can ever stand inside it
-            raise ValueError("the polygon has no area (all points on a line or the same)")
+        problem = shape_problem(polygon)
+        if problem is not None:
+            raise ValueError(problem)
         return polygon
 
 

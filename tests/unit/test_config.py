@@ -112,6 +112,31 @@ def test_zone_polygon_must_be_normalised() -> None:
         parse_config({**MINIMAL, "cameras": [camera]})
 
 
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]],  # corners clicked across: was "no area"
+        [[0.1, 0.1], [0.9, 0.9], [0.9, 0.5], [0.1, 0.9]],  # uneven lobes: was accepted
+        [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5], [1.0, 0.2], [1.0, 0.3]],
+    ],
+)
+def test_a_zone_or_mask_whose_edges_cross_is_refused_saying_so(polygon: list[list[float]]) -> None:
+    """Corners listed out of order make a bow-tie: even-odd containment keeps only its
+    lobes, so part of the area meant is silently outside the zone (or the mask)."""
+    zone = {"id": "c", "source": {"kind": "sim"}, "zones": [{"name": "z", "polygon": polygon}]}
+    with pytest.raises(ConfigError, match=r"edges .* cross"):
+        parse_config({**MINIMAL, "cameras": [zone]})
+    masked = {"id": "c", "source": {"kind": "sim"}, "privacy": {"masks": [polygon]}}
+    with pytest.raises(ConfigError, match=r"mask 0: edges .* cross"):
+        parse_config({**MINIMAL, "cameras": [masked]})
+
+
+def test_a_concave_zone_is_still_a_zone() -> None:
+    concave = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.5, 0.3], [0.1, 0.9]]
+    zone = {"id": "c", "source": {"kind": "sim"}, "zones": [{"name": "z", "polygon": concave}]}
+    assert parse_config({**MINIMAL, "cameras": [zone]}).cameras[0].zones[0].polygon
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text("site_id: a\ncameras: [\n  - id: x\n")
