@@ -33,6 +33,7 @@ from edge_agent.mqtt.client import (
     new_properties,
 )
 from edge_agent.mqtt.drain import LinkState
+from edge_agent.mqtt.wire import publish_packet_bytes
 from edge_agent.remote import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Reply
 from edge_agent.strict_json import MAX_ECHO_CHARS, loads_strict, nests_deeper_than, shown
 
@@ -327,18 +328,42 @@ class CommandPort:
             )
 
     def send_reply(self, command: InboundCommand, reply: Reply) -> None:
-        properties: Properties | None = None
-        if self._v5:
-            properties = new_properties(PacketTypes.PUBLISH)
-            properties.ContentType = reply.content_type
-            properties.MessageExpiryInterval = 60
-            if command.correlation:
-                properties.CorrelationData = command.correlation
-            if reply.user_properties:
-                properties.UserProperty = list(reply.user_properties)
+        properties = self._reply_properties(command, reply)
+        with self._link.lock:
+            maximum_packet = self._link.maximum_packet_bytes  # the broker's (MQTT 5 CONNACK)
+        if maximum_packet is not None:
+            size = publish_packet_bytes(
+                command.reply_topic,
+                len(reply.payload),
+                len(properties.pack()) if properties is not None else 1,  # type: ignore[no-untyped-call]
+            )
+            if size > maximum_packet:  # it would drop the link, and paho send it again
+                _log.warning(
+                    "reply to command %r not sent: %d bytes, the broker takes %d",
+                    shown(command.name),
+                    size,
+                    maximum_packet,
+                )
+                reply = Reply.error(
+                    f"the reply ({size} bytes) is larger than the broker takes "
+                    f"({maximum_packet} bytes): ask for less (a smaller width_px or length)"
+                )
+                properties = self._reply_properties(command, reply)
         try:
             self._client.publish(
                 command.reply_topic, reply.payload, qos=1, retain=False, properties=properties
             )
         except ValueError as error:
             _log.warning("reply to command %r refused: %s", shown(command.name), error)
+
+    def _reply_properties(self, command: InboundCommand, reply: Reply) -> Properties | None:
+        if not self._v5:
+            return None
+        properties = new_properties(PacketTypes.PUBLISH)
+        properties.ContentType = reply.content_type
+        properties.MessageExpiryInterval = 60
+        if command.correlation:
+            properties.CorrelationData = command.correlation
+        if reply.user_properties:
+            properties.UserProperty = list(reply.user_properties)
+        return properties

@@ -16,7 +16,7 @@ from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.netproxy import NetProxy
 
-from edge_agent.broker import LocalBroker
+from edge_agent.broker import BrokerNotAvailable, LocalBroker
 from edge_agent.encode import Topics
 from edge_agent.mqtt import DrainSettings, MqttSettings, Protocol, Publisher, Subscriber
 from edge_agent.outbox import Outbox
@@ -260,3 +260,48 @@ def test_a_command_far_over_the_size_limit_never_reaches_the_device(
             centre.disconnect()
         assert link.pub.connected and link.pub.stats().reconnects == 0
     assert seen == [2]  # in order on one topic: the big one, had it come, came first
+
+
+def test_a_reply_larger_than_the_broker_takes_is_refused_and_the_link_stays(
+    outbox: Outbox, root: str
+) -> None:
+    """A broker with max_packet_size (announced in its CONNACK) drops the connection of a
+    client that sends more. A reply was never checked against it (the outbox's messages
+    are): a 200 kB snapshot made mosquitto drop the device, paho sent the reply again on
+    every reconnect (72 in 6 s), and the drain dead-lettered the events first in flight.
+    Now the command gets a refusal that fits, saying why."""
+    try:
+        limited = LocalBroker(extra_config="max_packet_size 100000\n")
+    except BrokerNotAvailable as error:
+        pytest.fail(f"mosquitto is missing: {error}")
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        return Reply(b"\xff\xd8" + b"x" * 200_000, "image/jpeg")
+
+    with limited:
+        target = Target("mosquitto", limited.host, limited.port, "5")
+        with Link(target, outbox, root, on_command=on_command) as link:
+            wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+            centre = paho.Client(
+                paho.CallbackAPIVersion.VERSION2,
+                client_id=f"centre-{uuid.uuid4().hex[:6]}",
+                protocol=paho.MQTTv5,
+            )
+            centre.connect(target.host, target.port)
+            centre.loop_start()
+            try:
+                centre.publish(f"{root}/cmd/snapshot", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
+                default = f"{root}/reply/snapshot"
+                wait_until(lambda: link.inbox.at(default), TIMEOUT_S, "the refusal")
+                outbox.enqueue_many(events(root, 0, 5))
+                link.pub.wake()
+                wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the events delivered")
+            finally:
+                centre.loop_stop()
+                centre.disconnect()
+            assert link.pub.stats().reconnects == 0 and link.pub.connected
+    (refusal,) = link.inbox.at(default)
+    body = refusal.json()
+    assert body["ok"] is False and "larger than the broker takes" in body["error"], body
+    assert link.inbox.event_seqs() == [1, 2, 3, 4, 5]
+    assert outbox.stats().dead_lettered_total == 0
