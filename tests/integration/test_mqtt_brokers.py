@@ -296,6 +296,12 @@ def test_a_reply_larger_than_the_broker_takes_is_refused_and_the_link_stays(
                 outbox.enqueue_many(events(root, 0, 5))
                 link.pub.wake()
                 wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the events delivered")
+                # A preview frame (QoS 0, never buffered) over the limit: dropped, counted.
+                big = b"\xff\xd8" + b"x" * 200_000
+                sent = link.pub.publish_volatile(
+                    f"{root}/preview/cam1", big, content_type="image/jpeg", expiry_s=5.0
+                )
+                assert not sent and link.pub.stats().volatile_dropped == 1
             finally:
                 centre.loop_stop()
                 centre.disconnect()
