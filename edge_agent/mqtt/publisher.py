@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 from edge_agent.encode import Topics, encode_status
 from edge_agent.mqtt.client import (
+    MAX_COMMAND_PACKET_BYTES,
     Client,
     ClientFactory,
     ConnectFlags,
@@ -67,8 +68,9 @@ from edge_agent.mqtt.command_queue import CommandCallback, CommandPort
 from edge_agent.mqtt.drain import Drain, LinkState
 from edge_agent.mqtt.failback import Failback, probe_broker_port
 from edge_agent.mqtt.settings import DrainSettings, MqttSettings
-from edge_agent.mqtt.wire import plain_properties_body
+from edge_agent.mqtt.wire import plain_properties_body, publish_packet_bytes
 from edge_agent.outbox import Outbox
+from edge_agent.service.logs import worth_saying
 
 __all__ = ["Publisher", "PublisherStats"]
 
@@ -187,6 +189,7 @@ class Publisher:
                 ),
             )
         self._started = False
+        self._oversize_volatile = 0  # volatile messages over the broker's packet size
 
     # -- public API -------------------------------------------------------------
 
@@ -198,7 +201,9 @@ class Publisher:
         s = self.settings
         # Keep the session over reconnects *and* restarts: commands queued for us while
         # we were away still arrive.
-        clean_start, properties = connect_properties(s)
+        clean_start, properties = connect_properties(
+            s, maximum_packet_bytes=MAX_COMMAND_PACKET_BYTES
+        )
         if self._commands is not None:
             self._commands.start()
         self._client.connect_async(
@@ -240,20 +245,31 @@ class Publisher:
         if not expiry_s > 0:
             raise ValueError(f"expiry_s must be positive, not {expiry_s}")
         with self._link.lock:
-            connected = self._link.connected
+            connected, maximum_packet = self._link.connected, self._link.maximum_packet_bytes
         sent = False
+        properties = self._properties(
+            content_type, expiry_s=math.ceil(expiry_s), user_properties=user_properties
+        )
+        size = publish_packet_bytes(
+            topic, len(payload), len(properties.pack()) if properties else 1
+        )
+        if connected and maximum_packet is not None and size > maximum_packet:
+            connected = False  # the broker would drop the link for it: dropped here, counted
+            with self._link.lock:
+                self._oversize_volatile += 1
+                oversize = self._oversize_volatile
+            if worth_saying(oversize):  # previews: up to 5 a second
+                _log.warning(
+                    "%r not sent: %d bytes, the broker takes %d (%d such so far)",
+                    topic,
+                    size,
+                    maximum_packet,
+                    oversize,
+                )
         if connected:
             try:
                 info = self._client.publish(
-                    topic,
-                    payload,
-                    qos=qos,
-                    retain=retain,
-                    properties=self._properties(
-                        content_type,
-                        expiry_s=math.ceil(expiry_s),
-                        user_properties=user_properties,
-                    ),
+                    topic, payload, qos=qos, retain=retain, properties=properties
                 )
                 sent = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
             except ValueError as error:

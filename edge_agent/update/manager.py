@@ -351,6 +351,6 @@ def _claimed_kind(folder: Path) -> str | None:
     version to compare with. The signature check that follows covers it."""
     try:
         kind = json.loads((folder / METADATA).read_text(encoding="utf-8"))["signed"]["kind"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None  # the verification that follows says why
     return kind if kind in ("model", "config", "agent") else None

@@ -16,6 +16,7 @@ from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.netproxy import NetProxy
 
+from edge_agent.broker import BrokerNotAvailable, LocalBroker
 from edge_agent.encode import Topics
 from edge_agent.mqtt import DrainSettings, MqttSettings, Protocol, Publisher, Subscriber
 from edge_agent.outbox import Outbox
@@ -178,3 +179,135 @@ def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
     (reply,) = link.inbox.at(reply_topic)
     assert reply.json() == {"ok": True, "pong": {"n": 1}}
     assert seen == ["ping"]
+
+
+@pytest.mark.parametrize("bad", ["\u0001", "\u0085", "\ufffe", "\ufdd0"])
+def test_a_response_topic_the_broker_would_refuse_is_refused_and_the_link_stays(
+    broker: LocalBroker, outbox: Outbox, root: str, bad: str
+) -> None:
+    """MQTT 3.1.1: the response topic is the request's own JSON text, so it may hold any
+    character. The reply went to it: mosquitto took the PUBLISH as malformed and dropped
+    the device's connection, paho sent the reply again on every reconnect, and the drain
+    moved the events in flight beside it to the dead letters (lost link three times in a
+    row). Now the command is refused on the default reply topic; nothing else changes."""
+    seen: list[str] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        seen.append(name)
+        return Reply.json({"ok": True})
+
+    target = Target("mosquitto", broker.host, broker.port, "3.1.1")
+    with Link(target, outbox, root, on_command=on_command) as link:
+        wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+        centre = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"centre-{uuid.uuid4().hex[:6]}",
+            protocol=paho.MQTTv311,
+        )
+        centre.connect(target.host, target.port)
+        centre.loop_start()
+        try:
+            request = {"response_topic": f"{root}/reply/x{bad}"}
+            payload = json.dumps(request).encode()  # ASCII: the character as a \u escape
+            centre.publish(f"{root}/cmd/ping", payload, qos=1).wait_for_publish(TIMEOUT_S)
+            default = f"{root}/reply/ping"
+            wait_until(lambda: link.inbox.at(default), TIMEOUT_S, "the refusal")
+            outbox.enqueue_many(events(root, 0, 20))
+            link.pub.wake()
+            wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the events delivered")
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+        assert link.pub.stats().reconnects == 0 and link.pub.connected
+    (refusal,) = link.inbox.at(default)
+    body = refusal.json()
+    assert body["ok"] is False and f"U+{ord(bad):04X}" in body["error"], body
+    assert seen == []  # the command never ran
+    assert link.inbox.event_seqs() == list(range(1, 21))
+    assert outbox.stats().dead_lettered_total == 0
+
+
+def test_a_command_far_over_the_size_limit_never_reaches_the_device(
+    broker: LocalBroker, outbox: Outbox, root: str
+) -> None:
+    """A command is at most 64 kB, but paho reads whatever the broker sends in one piece:
+    three 100 MB commands took a running agent from 143 MB to a 547 MB peak (254 MB
+    after) before each was refused. With MQTT 5 the device's CONNECT now says the largest
+    packet it takes (1 MiB), and the broker drops larger ones for it."""
+    seen: list[int] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        seen.append(len(payload))
+        return Reply.json({"ok": True})
+
+    target = Target("mosquitto", broker.host, broker.port, "5")
+    with Link(target, outbox, root, on_command=on_command) as link:
+        wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+        centre = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"centre-{uuid.uuid4().hex[:6]}",
+            protocol=paho.MQTTv5,
+        )
+        centre.connect(target.host, target.port)
+        centre.loop_start()
+        try:
+            big = b"{" + b" " * (4 << 20) + b"}"
+            centre.publish(f"{root}/cmd/ping", big, qos=1).wait_for_publish(TIMEOUT_S)
+            centre.publish(f"{root}/cmd/ping", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
+            wait_until(lambda: link.inbox.at(f"{root}/reply/ping"), TIMEOUT_S, "the reply")
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+        assert link.pub.connected and link.pub.stats().reconnects == 0
+    assert seen == [2]  # in order on one topic: the big one, had it come, came first
+
+
+def test_a_reply_larger_than_the_broker_takes_is_refused_and_the_link_stays(
+    outbox: Outbox, root: str
+) -> None:
+    """A broker with max_packet_size (announced in its CONNACK) drops the connection of a
+    client that sends more. A reply was never checked against it (the outbox's messages
+    are): a 200 kB snapshot made mosquitto drop the device, paho sent the reply again on
+    every reconnect (72 in 6 s), and the drain dead-lettered the events first in flight.
+    Now the command gets a refusal that fits, saying why."""
+    try:
+        limited = LocalBroker(extra_config="max_packet_size 100000\n")
+    except BrokerNotAvailable as error:
+        pytest.fail(f"mosquitto is missing: {error}")
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        return Reply(b"\xff\xd8" + b"x" * 200_000, "image/jpeg")
+
+    with limited:
+        target = Target("mosquitto", limited.host, limited.port, "5")
+        with Link(target, outbox, root, on_command=on_command) as link:
+            wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+            centre = paho.Client(
+                paho.CallbackAPIVersion.VERSION2,
+                client_id=f"centre-{uuid.uuid4().hex[:6]}",
+                protocol=paho.MQTTv5,
+            )
+            centre.connect(target.host, target.port)
+            centre.loop_start()
+            try:
+                centre.publish(f"{root}/cmd/snapshot", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
+                default = f"{root}/reply/snapshot"
+                wait_until(lambda: link.inbox.at(default), TIMEOUT_S, "the refusal")
+                outbox.enqueue_many(events(root, 0, 5))
+                link.pub.wake()
+                wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the events delivered")
+                # A preview frame (QoS 0, never buffered) over the limit: dropped, counted.
+                big = b"\xff\xd8" + b"x" * 200_000
+                sent = link.pub.publish_volatile(
+                    f"{root}/preview/cam1", big, content_type="image/jpeg", expiry_s=5.0
+                )
+                assert not sent and link.pub.stats().volatile_dropped == 1
+            finally:
+                centre.loop_stop()
+                centre.disconnect()
+            assert link.pub.stats().reconnects == 0 and link.pub.connected
+    (refusal,) = link.inbox.at(default)
+    body = refusal.json()
+    assert body["ok"] is False and "larger than the broker takes" in body["error"], body
+    assert link.inbox.event_seqs() == [1, 2, 3, 4, 5]
+    assert outbox.stats().dead_lettered_total == 0

@@ -112,11 +112,110 @@ def test_zone_polygon_must_be_normalised() -> None:
         parse_config({**MINIMAL, "cameras": [camera]})
 
 
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]],  # corners clicked across: was "no area"
+        [[0.1, 0.1], [0.9, 0.9], [0.9, 0.5], [0.1, 0.9]],  # uneven lobes: was accepted
+        [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5], [1.0, 0.2], [1.0, 0.3]],
+    ],
+)
+def test_a_zone_or_mask_whose_edges_cross_is_refused_saying_so(polygon: list[list[float]]) -> None:
+    """Corners listed out of order make a bow-tie: even-odd containment keeps only its
+    lobes, so part of the area meant is silently outside the zone (or the mask)."""
+    zone = {"id": "c", "source": {"kind": "sim"}, "zones": [{"name": "z", "polygon": polygon}]}
+    with pytest.raises(ConfigError, match=r"edges .* cross"):
+        parse_config({**MINIMAL, "cameras": [zone]})
+    masked = {"id": "c", "source": {"kind": "sim"}, "privacy": {"masks": [polygon]}}
+    with pytest.raises(ConfigError, match=r"mask 0: edges .* cross"):
+        parse_config({**MINIMAL, "cameras": [masked]})
+
+
+def test_a_concave_zone_is_still_a_zone() -> None:
+    concave = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.5, 0.3], [0.1, 0.9]]
+    zone = {"id": "c", "source": {"kind": "sim"}, "zones": [{"name": "z", "polygon": concave}]}
+    assert parse_config({**MINIMAL, "cameras": [zone]}).cameras[0].zones[0].polygon
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text("site_id: a\ncameras: [\n  - id: x\n")
     with pytest.raises(ConfigError, match="line"):
         load_config(path)
+
+
+DOUBLED_RULES = """\
+site_id: plaza
+device_id: pi-1
+cameras:
+  - id: cam1
+    source: {kind: sim}
+    zones:
+      - {name: door, polygon: [[0, 0], [0.5, 0], [0.5, 1]]}
+    rules:
+      - {kind: intrusion, zone: door}
+    rules:
+      - {kind: loitering, zone: door}
+"""
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused_with_both_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a second `rules:` (pasted below the first)
+    silently dropped every rule of the first and the file passed check-config."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(DOUBLED_RULES)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    (problem,) = raised.value.problems
+    assert "line 10" in problem and "'rules' given twice" in problem, problem
+    assert "first at line 8" in problem, problem
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
+    """A key from a `<<:` merge overridden by the mapping's own is YAML's merge, not a
+    repeated key."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "site_id: plaza\ndevice_id: pi-1\ncameras:\n"
+        "  - {id: cam1, source: &sim {kind: sim, scenario: street}}\n"
+        "  - {id: cam2, source: {<<: *sim, scenario: person_walks_in}}\n"
+    )
+    config = load_config(path)
+    sources = [camera.source for camera in config.cameras]
+    assert [getattr(source, "scenario", None) for source in sources] == [
+        "street",
+        "person_walks_in",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code"),
+    [
+        ("topic_prefix", "ci\u0001ty", "U+0001"),
+        ("topic_prefix", "city\ufffe", "U+FFFE"),
+        ("client_id", "pi\u0085-1", "U+0085"),
+        ("username", "dev\u007f", "U+007F"),
+    ],
+)
+def test_mqtt_text_the_broker_would_refuse_is_a_config_error(
+    key: str, value: str, code: str
+) -> None:
+    """The broker takes such a character in a topic, client id or user name as a malformed
+    packet and drops the connection: the agent retried for ever, never connected, and
+    said only that the broker could not be reached."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config({**MINIMAL, "mqtt": {key: value}})
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"mqtt.{key}:") and code in problem, problem
+
+
+def test_a_session_expiry_mqtt_cannot_carry_is_a_config_error() -> None:
+    """MQTT's Session Expiry Interval is a four-byte integer: 2**32 passed the config, then
+    paho's network thread raised struct.error on every CONNECT and the agent never
+    connected. 0xFFFFFFFF ('never expires') is the largest."""
+    with pytest.raises(ConfigError, match=r"mqtt\.session_expiry_s: .*less than or equal"):
+        parse_config({**MINIMAL, "mqtt": {"session_expiry_s": 2**32}})
+    assert parse_config({**MINIMAL, "mqtt": {"session_expiry_s": 2**32 - 1}})
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
