@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
@@ -98,6 +100,25 @@ class Link:
         wait_until(lambda: self.pub.stats().reconnects > reconnects, TIMEOUT_S, "the reconnection")
 
 
+@contextmanager
+def centre_client(target: Target) -> Iterator[paho.Client]:
+    """A command centre's client on ``target``, of its protocol, its network loop running;
+    disconnected on leaving."""
+    v5 = target.protocol == "5"
+    centre = paho.Client(
+        paho.CallbackAPIVersion.VERSION2,
+        client_id=f"centre-{uuid.uuid4().hex[:6]}",
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+    )
+    centre.connect(target.host, target.port)
+    centre.loop_start()
+    try:
+        yield centre
+    finally:
+        centre.loop_stop()
+        centre.disconnect()
+
+
 def test_events_arrive_in_seq_order(target: Target, outbox: Outbox, root: str) -> None:
     outbox.enqueue_many(events(root, 0, 50))
     with Link(target, outbox, root, drain=DrainSettings.unlimited()) as link:
@@ -152,14 +173,7 @@ def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
     with Link(target, outbox, root, on_command=on_command) as link:
         wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
         v5 = target.protocol == "5"
-        centre = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
-            client_id=f"centre-{uuid.uuid4().hex[:6]}",
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-        )
-        centre.connect(target.host, target.port)
-        centre.loop_start()
-        try:
+        with centre_client(target) as centre:
             reply_topic = f"{root}/reply/centre-1"
             request: dict[str, object] = {"n": 1}
             properties = None
@@ -173,9 +187,6 @@ def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
             info = centre.publish(f"{root}/cmd/ping", payload, qos=1, properties=properties)
             info.wait_for_publish(TIMEOUT_S)
             wait_until(lambda: link.inbox.at(reply_topic), TIMEOUT_S, "the reply")
-        finally:
-            centre.loop_stop()
-            centre.disconnect()
     (reply,) = link.inbox.at(reply_topic)
     assert reply.json() == {"ok": True, "pong": {"n": 1}}
     assert seen == ["ping"]
@@ -199,14 +210,7 @@ def test_a_response_topic_the_broker_would_refuse_is_refused_and_the_link_stays(
     target = Target("mosquitto", broker.host, broker.port, "3.1.1")
     with Link(target, outbox, root, on_command=on_command) as link:
         wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
-        centre = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
-            client_id=f"centre-{uuid.uuid4().hex[:6]}",
-            protocol=paho.MQTTv311,
-        )
-        centre.connect(target.host, target.port)
-        centre.loop_start()
-        try:
+        with centre_client(target) as centre:
             request = {"response_topic": f"{root}/reply/x{bad}"}
             payload = json.dumps(request).encode()  # ASCII: the character as a \u escape
             centre.publish(f"{root}/cmd/ping", payload, qos=1).wait_for_publish(TIMEOUT_S)
@@ -215,9 +219,6 @@ def test_a_response_topic_the_broker_would_refuse_is_refused_and_the_link_stays(
             outbox.enqueue_many(events(root, 0, 20))
             link.pub.wake()
             wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the events delivered")
-        finally:
-            centre.loop_stop()
-            centre.disconnect()
         assert link.pub.stats().reconnects == 0 and link.pub.connected
     (refusal,) = link.inbox.at(default)
     body = refusal.json()
@@ -243,21 +244,11 @@ def test_a_command_far_over_the_size_limit_never_reaches_the_device(
     target = Target("mosquitto", broker.host, broker.port, "5")
     with Link(target, outbox, root, on_command=on_command) as link:
         wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
-        centre = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
-            client_id=f"centre-{uuid.uuid4().hex[:6]}",
-            protocol=paho.MQTTv5,
-        )
-        centre.connect(target.host, target.port)
-        centre.loop_start()
-        try:
+        with centre_client(target) as centre:
             big = b"{" + b" " * (4 << 20) + b"}"
             centre.publish(f"{root}/cmd/ping", big, qos=1).wait_for_publish(TIMEOUT_S)
             centre.publish(f"{root}/cmd/ping", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
             wait_until(lambda: link.inbox.at(f"{root}/reply/ping"), TIMEOUT_S, "the reply")
-        finally:
-            centre.loop_stop()
-            centre.disconnect()
         assert link.pub.connected and link.pub.stats().reconnects == 0
     assert seen == [2]  # in order on one topic: the big one, had it come, came first
 
@@ -282,14 +273,7 @@ def test_a_reply_larger_than_the_broker_takes_is_refused_and_the_link_stays(
         target = Target("mosquitto", limited.host, limited.port, "5")
         with Link(target, outbox, root, on_command=on_command) as link:
             wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
-            centre = paho.Client(
-                paho.CallbackAPIVersion.VERSION2,
-                client_id=f"centre-{uuid.uuid4().hex[:6]}",
-                protocol=paho.MQTTv5,
-            )
-            centre.connect(target.host, target.port)
-            centre.loop_start()
-            try:
+            with centre_client(target) as centre:
                 centre.publish(f"{root}/cmd/snapshot", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
                 default = f"{root}/reply/snapshot"
                 wait_until(lambda: link.inbox.at(default), TIMEOUT_S, "the refusal")
@@ -302,9 +286,6 @@ def test_a_reply_larger_than_the_broker_takes_is_refused_and_the_link_stays(
                     f"{root}/preview/cam1", big, content_type="image/jpeg", expiry_s=5.0
                 )
                 assert not sent and link.pub.stats().volatile_dropped == 1
-            finally:
-                centre.loop_stop()
-                centre.disconnect()
             assert link.pub.stats().reconnects == 0 and link.pub.connected
     (refusal,) = link.inbox.at(default)
     body = refusal.json()
