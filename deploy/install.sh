@@ -26,6 +26,7 @@ DROPIN_DIR="$UNIT_DIR/$NAME.service.d"
 CONF_DIR=/etc/$NAME
 STATE_DIR=/var/lib/$NAME
 DEFAULT_BIN=/opt/$NAME/venv/bin/$NAME
+LINK="${EDGE_AGENT_LINK_DIR:-/usr/local/bin}/$NAME"
 
 BIN=""
 NOW=0
@@ -55,6 +56,8 @@ case "$BIN" in
     /*) ;;
     *) BIN="$(pwd)/$BIN" ;;
 esac
+# The link step 4 makes (/usr/local/bin/edge-agent) when found on the PATH: its venv's.
+if [ -L "$BIN" ]; then BIN=$(readlink -f "$BIN"); fi
 
 # The factory venv's interpreter: the unit's prestart and launcher run from it, and agent
 # releases are venvs over it (docs/updates.md, The agent itself).
@@ -134,10 +137,22 @@ if [ -f "$CONF_DIR/config.yaml" ]; then
     run chown "$NAME:$NAME" "$CONF_DIR/config.yaml"
     run chmod 0600 "$CONF_DIR/config.yaml"
 else
-    say "no $CONF_DIR/config.yaml yet: write one (examples/), then: $BIN check-config $CONF_DIR/config.yaml"
+    say "no $CONF_DIR/config.yaml yet: enrol the device (sudo $NAME enroll --token ..., docs/enrolment.md) or write one (examples/), then: $NAME check-config $CONF_DIR/config.yaml"
 fi
 
-# 4. The unit, and a drop-in with the device groups; written only when they differ.
+# 4. The technician's commands (enroll, selftest, snapshot) on root's and sudo's PATH: the
+#    venv's bin is on neither, so `sudo edge-agent enroll` would be "command not found".
+if [ "$LINK" = "$BIN" ]; then
+    :
+elif [ -L "$LINK" ] && [ "$(readlink -f "$LINK")" = "$(readlink -f "$BIN")" ]; then
+    say "$LINK is up to date"
+elif [ -e "$LINK" ] && [ ! -L "$LINK" ]; then
+    say "$LINK is another program: left alone (run $BIN by its path)"
+else
+    run ln -sfn "$BIN" "$LINK"
+fi
+
+# 5. The unit, and a drop-in with the device groups; written only when they differ.
 install_file() {  # install_file DEST MODE < content
     tmp=$(mktemp)
     cat >"$tmp"
@@ -175,7 +190,7 @@ elif [ -f "$DROPIN_DIR/20-page-edits.conf" ]; then
     CHANGED=1
 fi
 
-# 5. systemd: reload units if changed, enable at boot, start when asked.
+# 6. systemd: reload units if changed, enable at boot, start when asked.
 [ "$CHANGED" = 1 ] && run systemctl daemon-reload
 run systemctl enable "$NAME.service"
 if [ "$NOW" = 1 ]; then

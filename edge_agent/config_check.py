@@ -11,6 +11,7 @@ TLS files, its outbox directory and the mode of its copy of a config holding a p
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +39,33 @@ from edge_agent.datafiles import DataFileError
 from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 
 _Model = TypeVar("_Model", bound=BaseModel)
+
+# What to do when there is no config file at all: a device's first one comes from
+# enrolment, a laptop names its file (the commands' and the self-test's hint).
+NO_CONFIG_YET = (
+    "no config here yet: enrol this device (`sudo edge-agent enroll --token …`, "
+    "docs/enrolment.md), or name the file with --config FILE"
+)
+# The service's config is the agent user's, 0600, in a directory only its group enters.
+NOT_THIS_USERS = (
+    "this user may not read it: run the command as the agent's user, "
+    "`sudo -u edge-agent edge-agent …` (or as root)"
+)
+
+
+def config_file_hint(path: Path) -> str | None:
+    """What to do when the config cannot be read at all: none there yet, or not this
+    user's to read; None otherwise (its problems say the rest). Never raises: a directory
+    this user may not enter makes ``Path.exists`` raise."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return NO_CONFIG_YET
+    except PermissionError:
+        return NOT_THIS_USERS
+    except OSError:
+        return None
+    return None if os.access(path, os.R_OK) else NOT_THIS_USERS
 
 
 @dataclass(frozen=True)

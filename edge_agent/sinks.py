@@ -182,21 +182,30 @@ def _size_bytes(message: OutboundMessage) -> int:
 
 
 class PrintSink:
-    """Replay's sink: each event as one line on stdout (no broker, no outbox); with
-    ``as_json``, every payload body as one JSON line."""
+    """Replay's sink: one line on stdout per event, alert, state and count, timed in
+    seconds from ``origin_s`` (the video's start: the file's own time, not the clock of
+    the replay); with ``as_json``, every payload body as one JSON line."""
 
-    def __init__(self, as_json: bool, boot_id: str) -> None:
+    def __init__(self, as_json: bool, boot_id: str, origin_s: float = 0.0) -> None:
         self._as_json = as_json
         self._boot_id = boot_id
-        self.count = 0
+        self._origin_s = origin_s
+        self.count = 0  # object event steps
+        self.alerts = self.states = self.counts = 0  # alert steps, state changes, count reports
 
     def emit(self, output: FrameOutput) -> None:
+        self.alerts += len(output.alerts)
+        self.states += len(output.states)
+        self.counts += len(output.counts)
         if self._as_json:
             bodies = [alert_body(a, self._boot_id) for a in output.alerts]
             bodies += [state_body(s, self._boot_id) for s in output.states]
             bodies += [counts_body(c, self._boot_id) for c in output.counts]
             for body in bodies:
                 print(json.dumps(body, separators=(",", ":")), flush=True)
+        else:
+            for line in self._text_lines(output):
+                print(line, flush=True)
         for event in output.events:
             self.count += 1
             body = event_body(event, self._boot_id)
@@ -205,10 +214,35 @@ class PrintSink:
             else:
                 zones = ",".join(event.zones) or "-"
                 print(
-                    f"{event.frame_time_s:10.2f}s {event.lifecycle.value.upper():6} "
+                    f"{self._at(event.frame_time_s)} {event.lifecycle.value.upper():6} "
                     f"{event.label:10} score={event.score:.2f} zones={zones} id={event.event_id}",
                     flush=True,
                 )
+
+    def _at(self, time_s: float) -> str:
+        return f"{time_s - self._origin_s:9.2f}s"
+
+    def _text_lines(self, output: FrameOutput) -> list[str]:
+        """Alerts, states and counts as the rules a site is tuned for produce them."""
+        lines = [
+            f"{self._at(a.frame_time_s)} {a.lifecycle.value.upper():6} "
+            f"{a.kind}:{','.join(a.labels) or '-'} rule={a.rule} zone={a.zone or '-'} "
+            f"id={a.alert_id}"
+            for a in output.alerts
+        ]
+        lines += [
+            f"{self._at(s.frame_time_s)} STATE  {s.analyzer}={s.state}"
+            + (f" score={s.score:.2f}" if s.score is not None else "")
+            for s in output.states
+        ]
+        for c in output.counts:
+            crossed = " ".join(
+                f"{direction}:{label}={n}"
+                for direction, labels in c.counts.items()
+                for label, n in labels.items()
+            )
+            lines.append(f"{self._at(c.period_end_s)} COUNT  {c.line} {crossed or 'none'}")
+        return lines
 
 
 class CollectingSink:

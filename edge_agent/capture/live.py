@@ -19,7 +19,13 @@ from edge_agent.config import (
 )
 from edge_agent.types import Frame
 
-__all__ = ["camera_from_uri", "first_frame_timeout_s", "grab_frames", "source_from_uri"]
+__all__ = [
+    "camera_fix",
+    "camera_from_uri",
+    "first_frame_timeout_s",
+    "grab_frames",
+    "source_from_uri",
+]
 
 DEFAULT_FIRST_FRAME_TIMEOUT_S = 10.0
 
@@ -65,3 +71,22 @@ def grab_frames(source: FrameSource, count: int, timeout_s: float) -> list[Frame
             break
         frames.append(frame)
     return frames
+
+
+def camera_fix(camera: CameraConfig) -> str:
+    """What to look at when ``camera`` gives no frame, by the kind of its source (the
+    self-test's FAIL line, and ``detect``'s and ``snapshot``'s errors)."""
+    kind = camera.source.kind
+    if kind == "picamera2":
+        return (
+            "check the ribbon cable and `rpicam-hello --list-cameras`; "
+            "is python3-picamera2 installed?"
+        )
+    if kind == "sim":
+        return "the simulator scene could not play: see why above (hw-sim, its footage)"
+    uri = getattr(camera.source, "uri", "")
+    if uri.startswith("/dev/video") or uri.isdigit():
+        return f"is the USB camera plugged in and {uri} readable by this user (group video)?"
+    if "://" in uri:
+        return "check the camera's power, network (ping it), the URL, user and password"
+    return f"check that {uri} is a readable video file"

@@ -15,6 +15,7 @@ converted to BGR (bench/README.md, "The agent against a naive loop").
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,14 @@ from edge_agent.security import redact_url
 from edge_agent.types import Frame, ImageBGR, SourceHealth
 
 log = logging.getLogger(__name__)
+
+
+def quiet_opencv() -> None:
+    """OpenCV's own warnings (``[ WARN:0@0.5] global cap_v4l.cpp …``) and its FFmpeg's
+    (``[tcp @ 0x…] Connection to tcp://… failed``) off: for the technician's commands,
+    whose own line says why a camera gave nothing. FFmpeg's is read at each open."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 def _device_index(uri: str) -> int | None:

@@ -43,9 +43,9 @@ class SimSource:
         try:
             self._scenario: Scenario = load_scenario(scenario, width=width, height=height, fps=fps)
         except (KeyError, ValueError, OSError) as error:
-            raise CaptureError(
-                f"camera {camera_id}: simulator scene {scenario!r}: {error}"
-            ) from None
+            # A KeyError's str() is the repr of its message: quoted, as if it were code.
+            why = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise CaptureError(f"camera {camera_id}: simulator scene {scenario!r}: {why}") from None
         self.camera_id = camera_id
         self._fps = fps
         self._loop = loop

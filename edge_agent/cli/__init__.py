@@ -1,4 +1,4 @@
-"""``edge-agent``: the command line a technician and a developer use.
+"""edge-agent: the command line a technician and a developer use.
 
 Exit codes: 0 success, 1 the agent failed while running, 2 bad input (config,
 file, model) — with the reason on stderr.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,8 @@ __all__ = [
     "run_agent",
 ]
 
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `yes | head`
 
 # Command name -> its module in edge_agent.cli, in the order ``--help`` lists them.
 COMMANDS = {
@@ -80,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = args.handler
     try:
         code: int = handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at exit
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`edge-agent replay … | head`): stop quietly,
+        # as `yes | head` does, instead of a traceback; nothing more can be written there.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code

@@ -29,11 +29,21 @@ DEMO_MODEL = "ssd_mobilenet_v1"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser(
-        "demo", help="local broker + agent on a simulated camera + a subscriber printing events"
+        "demo",
+        help="local broker + agent on a simulated camera + a subscriber printing events",
+        description="See the whole system work in one command: a mosquitto of its own on a "
+        "free loopback port (or --broker), the agent on a simulated street camera publishing "
+        "to it, and a subscriber printing each message as one line. Needs mosquitto, the "
+        "simulator (hw-sim) and the model (downloaded on first use where there is internet). "
+        "Ctrl-C stops it.",
     )
-    demo.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    demo.add_argument(
+        "--seconds", type=float, default=None, help="stop after N seconds (default: Ctrl-C)"
+    )
     demo.add_argument("--broker", default=None, help="HOST:PORT of a broker to use instead")
-    demo.add_argument("--scenario", default="street", help="simulator scene (hw-sim list)")
+    demo.add_argument(
+        "--scenario", default="street", help="simulator scene (default street; hw-sim list)"
+    )
     demo.set_defaults(handler=cmd_demo)
 
 

@@ -20,8 +20,14 @@ import cv2
 
 from edge_agent import datafiles
 from edge_agent.capture import CaptureError, open_source
-from edge_agent.capture.live import camera_from_uri, first_frame_timeout_s, grab_frames
-from edge_agent.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, load_checked_config
+from edge_agent.capture.live import camera_fix, camera_from_uri, first_frame_timeout_s, grab_frames
+from edge_agent.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    load_checked_config,
+    quiet_camera_logs,
+    running_agent_note,
+)
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.config_check import source_problems
 from edge_agent.datafiles import DataFileError
@@ -51,7 +57,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "[--camera C] or --source URI (rtsp://..., /dev/video0, picamera2[:N], sim:SCENE, "
         "or a video file read as a stream).",
     )
-    parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_VIDEO")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="IMAGE_OR_VIDEO",
+        help="image or video files, or media names of the manifest",
+    )
     parser.add_argument(
         "--config", type=Path, default=None, help="live: the agent's config (its detector too)"
     )
@@ -60,7 +71,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--source", default=None, metavar="URI", help="live: a source by name")
     parser.add_argument(
-        "--frames", type=_positive_int, default=5, metavar="N", help="live: frames to grab"
+        "--frames",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="live: frames to grab (default 5)",
     )
     parser.add_argument(
         "--model",
@@ -88,12 +103,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="score threshold 0..1 (default: the config's, else 0.5)",
     )
     parser.add_argument(
-        "--every", type=_positive_int, default=1, metavar="N", help="video: every Nth frame"
+        "--every",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="video: every Nth frame (default 1)",
     )
     parser.add_argument(
         "--labels", default=None, help="comma-separated labels to keep (default: all)"
     )
-    parser.add_argument("--threads", type=_positive_int, default=1, help="interpreter threads")
+    parser.add_argument(
+        "--threads", type=_positive_int, default=1, help="interpreter threads (default 1)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.set_defaults(handler=detect_handler, given=frozenset())
 
@@ -236,12 +257,21 @@ def _live_camera(args: argparse.Namespace) -> tuple[AgentConfig | None, CameraCo
     return config, camera
 
 
-def _run_live(detector: Detector, camera: CameraConfig, name: str, args: argparse.Namespace) -> int:
+def _run_live(
+    detector: Detector,
+    camera: CameraConfig,
+    name: str,
+    args: argparse.Namespace,
+    config: AgentConfig | None,
+) -> int:
     """Grab --frames frames from the live source and print their detections."""
+    # What to look at when it gives nothing: by the kind of source, and a running agent.
+    fix = f" -> {camera_fix(camera)}{running_agent_note(config) if config else ''}"
+    quiet_camera_logs(args.log_level)  # the error line below says why and what to check
     try:
         source = open_source(camera)
     except CaptureError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{fix}", file=sys.stderr)
         return EXIT_NO_FRAMES
     try:
         frames = grab_frames(source, args.frames, first_frame_timeout_s(camera))
@@ -252,7 +282,7 @@ def _run_live(detector: Detector, camera: CameraConfig, name: str, args: argpars
         _print_detections(detector, frame.image, "source", name, frame.index, args)
     if not frames:
         why = reason or f"nothing within {first_frame_timeout_s(camera):g} s"
-        print(f"error: {name}: no frame: {why}", file=sys.stderr)
+        print(f"error: {name}: no frame: {why}{fix}", file=sys.stderr)
         return EXIT_NO_FRAMES
     shape = frames[-1].image.shape
     print(
@@ -295,7 +325,7 @@ def detect_handler(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if camera is not None:
         name = camera.id if config is not None else redact_url(args.source)
-        return _run_live(detector, camera, name, args)
+        return _run_live(detector, camera, name, args, config)
     status = 0
     for path in paths:
         try:

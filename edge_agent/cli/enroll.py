@@ -1,17 +1,18 @@
-"""``edge-agent enroll``: make the device's key here, get its certificate and config.
+"""`edge-agent enroll`: make this device's key here, get its certificate and config.
 
-Over the broker (the site has an uplink)::
+Over the broker (the site has an uplink):
+  edge-agent enroll --token enrol-0123abcd...X --broker broker.city.example:8885 --ca ca.crt
 
-    edge-agent enroll --token 0123abcd...X --broker broker.city.example:8885 --ca ca.crt
+From a USB stick (no uplink yet), two steps with a visit to the city side between:
+  edge-agent enroll --bundle /media/usb/pi-01.enrol.json   # writes pi-01.request.json
+  (city side: edge-provision sign STATE /media/usb/pi-01.request.json)
+  edge-agent enroll --bundle /media/usb/pi-01.enrol.json   # reads pi-01.response.json
 
-From a USB stick (no uplink yet), two steps with a visit to the city side between::
-
-    edge-agent enroll --bundle /media/usb/pi-01.enrol.json   # writes pi-01.request.json
-    # city side: edge-provision sign STATE /media/usb/pi-01.request.json
-    edge-agent enroll --bundle /media/usb/pi-01.enrol.json   # reads pi-01.response.json
-
-The private key is made in ``--dir`` (default /etc/edge-agent), mode 0600, and never
-written anywhere else; only the CSR travels (docs/enrolment.md).
+The private key is made in the identity directory (default /var/lib/edge-agent/identity),
+mode 0600, and never written anywhere else; only the CSR travels. The config goes to --dir
+(default /etc/edge-agent). Run as root after deploy/install.sh: the files then go to the
+service's user. Exit 0 enrolled (or the USB request written), 1 the exchange failed (run
+it again, or get a new token), 2 bad input. docs/enrolment.md.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ SERVICE_USER = "edge-agent"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     enroll = subparsers.add_parser(
-        "enroll", help="make this device's key, get its certificate and config (token or USB)"
+        "enroll",
+        help="make this device's key, get its certificate and config (token or USB)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     how = enroll.add_mutually_exclusive_group(required=True)
     how.add_argument("--token", help="one-time enrolment token from edge-provision")
@@ -57,14 +61,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help=f"run as root: give the files to this user (default {SERVICE_USER!r} if it exists)",
     )
-    enroll.add_argument("--timeout-s", type=float, default=30.0)
+    enroll.add_argument(
+        "--timeout-s",
+        type=float,
+        default=30.0,
+        help="how long to wait for the city side's answer (default 30)",
+    )
     enroll.add_argument("--force", action="store_true", help="replace an existing enrolment")
     enroll.set_defaults(handler=cmd_enroll)
 
 
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "8885")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"--broker must be HOST or HOST:PORT (e.g. broker.city.example:8885), not {text!r}"
+        )
     return host, int(port)
+
+
+def _what_next(why: str) -> str:
+    """After a failed exchange: a new token, or the same command again."""
+    if why.startswith("the city side refused"):  # used by another key, expired, unknown
+        return "get a new token from the city side (`edge-provision token STATE DEVICE`)"
+    if why.startswith("the broker refused the enrolment connection"):
+        return (
+            "the broker does not know this token: check it was copied whole, and that the "
+            "city side gave the broker its tokens (enrol-passwd, reload; docs/enrolment.md)"
+        )
+    return (
+        "the key is kept and the token is not spent: check the uplink, --broker and that "
+        "the city side's `edge-provision serve` runs, then run the same command again"
+    )
 
 
 def _key(files: DeviceFiles, *, fresh: bool) -> None:
@@ -105,7 +133,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         answer = enrol_over_broker(settings, token_id, request, args.timeout_s)
         config_path = files.install(parse_response(answer))
     except (EnrolmentError, OSError) as why:  # the exchange failed: try again later
-        print(f"edge-agent: enroll failed: {why}", file=sys.stderr)
+        print(f"edge-agent: enroll failed: {why}\n  ({_what_next(str(why))})", file=sys.stderr)
         return EXIT_FAILED
     except (TlsConfigError, ValueError, KeyError, TypeError) as why:  # bad input
         return error(f"enroll: {why}")
@@ -127,26 +155,46 @@ def _owned(args: argparse.Namespace, files: DeviceFiles, code: int) -> int:
     the service user, who reads the key and renews it."""
     if code != EXIT_OK or not files.path(files.CERT).exists():
         return code  # not enrolled (yet): the USB flow's first step
+    config_path = files.path(files.CONFIG)
+    config_option = "" if config_path == DEFAULT_DIR / files.CONFIG else f" --config {config_path}"
     password = files.page_password()
     if password is not None:
         print(
             f"technician page password (shown once, write it down): {password}\n"
-            "  change it with: edge-agent web-password"
+            f"  change it with: edge-agent web-password{config_option}"
         )
-    if os.geteuid() != 0:
-        return code
-    import pwd
+    user: str | None = None
+    if os.geteuid() == 0:
+        import pwd
 
-    user = args.owner or SERVICE_USER
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        if args.owner:  # asked for by name: a typo must not pass silently
-            return error(f"enroll: no user {user!r} to give the files to")
-        return code  # no service installed yet: root keeps them (deploy/install.sh later)
-    files.give_to(user)
-    print(f"gave {files.identity_dir} and {files.path(files.CONFIG)} to {user}")
+        user = args.owner or SERVICE_USER
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            if args.owner:  # asked for by name: a typo must not pass silently
+                return error(f"enroll: no user {user!r} to give the files to")
+            user = None  # no service installed yet: root keeps them (deploy/install.sh later)
+        if user is not None:
+            files.give_to(user)
+            print(f"gave {files.identity_dir} and {config_path} to {user}")
+    _say_next(config_path, config_option, user)
     return code
+
+
+def _say_next(config_path: Path, config_option: str, user: str | None) -> None:
+    """Who this device now is, and the technician's next step (docs/install.md)."""
+    from edge_agent.config import ConfigError, brokers_text, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return  # check-config names the problem; selftest's first line too
+    as_user = f"sudo -u {user} " if user is not None else ""
+    print(
+        f"this device is {config.site_id}/{config.device_id}: its messages go to "
+        f"{config.topic_root}/ on {brokers_text(config.mqtt)}\n"
+        f"next: {as_user}edge-agent selftest{config_option}"
+    )
 
 
 def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:
@@ -177,7 +225,7 @@ def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:
     _key(files, fresh=args.force)
     request_path.write_bytes(enrol_request(str(body["token"]), files.csr(device_id)))
     print(
-        f"wrote {request_path} (a CSR; the key stays in {args.dir}). At the city side run"
+        f"wrote {request_path} (a CSR; the key stays in {files.identity_dir}). At the city side run"
         f" `edge-provision sign STATE {request_path.name}`, then run this command again."
     )
     return EXIT_OK

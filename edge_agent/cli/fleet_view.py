@@ -68,7 +68,7 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         "--wait-s",
         type=float,
         default=10.0,
-        help="--fleet --once --announce: how long to wait for the devices' answers",
+        help="--fleet --once --announce: how long to wait for the devices' answers (default 10)",
     )
 
 

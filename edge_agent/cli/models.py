@@ -33,17 +33,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
 
-    list_parser = actions.add_parser("list", help="show each entry, where it was found, licence")
+    list_parser = actions.add_parser(
+        "list",
+        help="show each entry, where it was found, licence; for a missing or wrong one, "
+        "the file and sha256 it needs",
+    )
     list_parser.set_defaults(handler=list_handler)
 
     verify_parser = actions.add_parser("verify", help="check sha256 of entries (all by default)")
-    verify_parser.add_argument("names", nargs="*", metavar="NAME")
+    verify_parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="entries to check (default: all)"
+    )
     verify_parser.set_defaults(handler=verify_handler)
 
     fetch_parser = actions.add_parser(
         "fetch", help="download entries (all missing ones by default) and verify them"
     )
-    fetch_parser.add_argument("names", nargs="*", metavar="NAME")
+    fetch_parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="entries to fetch (default: all missing ones)"
+    )
     fetch_parser.add_argument(
         "--dir",
         "--dest",
@@ -60,12 +68,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _status(entry: Entry) -> tuple[bool, str]:
     """(ok, human status) of the first copy of ``entry`` on the search path."""
     path = datafiles.locate(entry)
+    wanted = f"{entry.file}, sha256 {entry.sha256}"  # what to copy in, to compare by hand
     if path is None:
-        return False, "missing"
+        return False, f"missing: needs {wanted}"
     try:
         datafiles.verify_file(entry, path)
     except DataFileError:
-        return False, f"WRONG FILE {path}"
+        return False, f"WRONG FILE {path}: needs {wanted}"
     return True, f"ok {path}"
 
 

@@ -36,7 +36,15 @@ log = logging.getLogger("edge_agent")
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = subparsers.add_parser(
-        "run", help="run the agent until SIGTERM/SIGINT (SIGHUP re-reads the config)"
+        "run",
+        help="run the agent until SIGTERM/SIGINT (SIGHUP re-reads the config)",
+        description="Run the agent until SIGTERM or SIGINT: it stops cleanly (status "
+        "'stopped'; what was not delivered stays in the outbox). SIGHUP re-reads the config, "
+        "checked first: a bad one is refused and the running one kept. On a device the "
+        "service runs it (systemctl start edge-agent); check the config first with "
+        "`edge-agent check-config` and the device with `edge-agent selftest`. Exit 1 when "
+        "the outbox cannot be opened (or another agent runs on it), 2 when the config, the "
+        "model or a camera source is wrong.",
     )
     run.add_argument(
         "--config",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_agent.cli.common import add_config_option, default_config_path
+from edge_agent.cli.common import add_config_option, default_config_path, quiet_camera_logs
 from edge_agent.selftest import CheckResult, SelftestOptions, exit_code, run_selftest
 from edge_agent.selftest.report import as_json, summary
 
@@ -63,6 +63,7 @@ def _non_negative_float(text: str) -> float:
 
 def selftest_handler(args: argparse.Namespace) -> int:
     config: Path = args.config or default_config_path()
+    quiet_camera_logs(args.log_level)  # each camera's line says why it gave nothing
     options = SelftestOptions(
         camera_s=args.camera_s, timeout_s=args.timeout_s, centre_wait_s=args.centre_wait_s
     )

@@ -1,5 +1,5 @@
-"""`edge-agent snapshot --config F --camera C --out x.jpg`: what the camera sees now, with
-its zones, counting lines and the detector's findings drawn on it.
+"""`edge-agent snapshot [--config F] [--camera C] --out x.jpg`: what the camera sees now,
+with its zones, counting lines and the detector's findings drawn on it.
 
 For the technician at the pole: are the zones where they should be, is the camera pointed
 right, does the model find the people and vehicles in this view?
@@ -16,7 +16,7 @@ import cv2
 
 from edge_agent.assemble import camera_detector
 from edge_agent.capture import CaptureError, open_source
-from edge_agent.capture.live import first_frame_timeout_s, grab_frames
+from edge_agent.capture.live import camera_fix, first_frame_timeout_s, grab_frames
 from edge_agent.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -25,6 +25,8 @@ from edge_agent.cli.common import (
     error,
     load_checked_config,
     positive_int,
+    quiet_camera_logs,
+    running_agent_note,
 )
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.datafiles import DataFileError
@@ -45,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
     )
     add_config_option(parser)
-    parser.add_argument("--camera", required=True, help="the camera's id in the config")
+    parser.add_argument("--camera", help="the camera's id in the config (default: its only camera)")
     parser.add_argument("--out", type=Path, required=True, help="the JPEG to write")
     parser.add_argument(
         "--frames",
         type=positive_int,
         default=5,
         metavar="N",
-        help="read N frames and keep the last (a stream's first frames can be stale)",
+        help="read N frames and keep the last (a stream's first frames can be stale; default 5)",
     )
     parser.add_argument(
         "--no-detect", action="store_true", help="draw zones and lines only (no model)"
@@ -90,26 +92,32 @@ def snapshot_handler(args: argparse.Namespace) -> int:
     config = load_checked_config(config_path, offline=True)
     if config is None:
         return error(f"{config_path}: fix the config first (edge-agent check-config)")
-    camera = camera_of(config, args.camera)
+    known = ", ".join(c.id for c in config.cameras)
+    if args.camera is None and len(config.cameras) > 1:
+        count = len(config.cameras)
+        return error(f"{config_path} has {count} cameras: give --camera ({known})")
+    wanted = args.camera or config.cameras[0].id
+    camera = camera_of(config, wanted)
     if camera is None:
-        known = ", ".join(c.id for c in config.cameras)
-        return error(f"no camera {args.camera!r} in {config_path} (cameras: {known})")
+        return error(f"no camera {wanted!r} in {config_path} (cameras: {known})")
     if not args.out.parent.is_dir():
         return error(f"{args.out.parent}: no such directory")
+    where = redact_url(getattr(camera.source, "uri", camera.source.kind))
+    quiet_camera_logs(args.log_level)  # the error line below says why and what to check
     try:
         source = open_source(camera)
-    except CaptureError as exc:
-        return error(str(exc))
+    except CaptureError as exc:  # not a video file, a Pi camera that will not open
+        return error(f"{exc} -> {camera_fix(camera)}{running_agent_note(config)}")
     try:
         frames = grab_frames(source, args.frames, first_frame_timeout_s(camera))
         reason = source.health().last_error
     finally:
         source.close()
     if not frames:
-        where = redact_url(getattr(camera.source, "uri", camera.source.kind))
         print(
             f"edge-agent: error: camera {camera.id} ({where}) gave no frame: "
-            f"{reason or 'nothing within the timeout'}",
+            f"{reason or 'nothing within the timeout'} -> {camera_fix(camera)}"
+            f"{running_agent_note(config)}",
             file=sys.stderr,
         )
         return EXIT_FAILED

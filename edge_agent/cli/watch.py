@@ -21,22 +21,40 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch = subparsers.add_parser(
-        "watch", help="follow a site's events as the command centre sees them (dedup, seq gaps)"
+        "watch",
+        help="follow a site's events as the command centre sees them (dedup, seq gaps)",
+        description="Follow what the devices publish, as the command centre sees it: one "
+        "line per message (or JSON lines), duplicates dropped, seq gaps reported as missing, "
+        "late or lost. A device's own certificate may read only its command topics, so run "
+        "it with the centre's credentials; --fleet: one line per device instead.",
     )
-    watch.add_argument("--host", default="127.0.0.1")
-    watch.add_argument("--port", type=int, default=1883)
+    watch.add_argument("--host", default="127.0.0.1", help="the broker (default 127.0.0.1)")
+    watch.add_argument("--port", type=int, default=1883, help="its port (default 1883)")
     watch.add_argument("--prefix", default="city", help="topic prefix (default: city)")
     watch.add_argument("--site", default=None, help="one site (default: every site)")
     watch.add_argument("--device", default=None, help="one device (default: every device)")
     watch.add_argument("--json", action="store_true", help="JSON lines instead of text")
     watch.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
-    watch.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
-    watch.add_argument("--client-id", default=None)
+    watch.add_argument(
+        "--protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (default 5)"
+    )
+    watch.add_argument(
+        "--client-id", default=None, help="default edge-agent-watch-PID (one of its own)"
+    )
     watch.add_argument("--username", default=None, help="password from $EDGE_AGENT_WATCH_PASSWORD")
-    watch.add_argument("--ca-file", type=Path, default=None)
-    watch.add_argument("--cert-file", type=Path, default=None)
-    watch.add_argument("--key-file", type=Path, default=None)
-    watch.add_argument("--connect-timeout-s", type=float, default=10.0)
+    watch.add_argument(
+        "--ca-file", type=Path, default=None, help="TLS: the CA that signed the broker"
+    )
+    watch.add_argument(
+        "--cert-file", type=Path, default=None, help="TLS: this client's certificate"
+    )
+    watch.add_argument("--key-file", type=Path, default=None, help="TLS: its private key")
+    watch.add_argument(
+        "--connect-timeout-s",
+        type=float,
+        default=10.0,
+        help="give up when the broker does not answer within this (default 10)",
+    )
     add_fleet_arguments(watch)
     watch.set_defaults(handler=cmd_watch)
 

@@ -29,7 +29,13 @@ from edge_agent.web.server import default_password_file
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = subparsers.add_parser(
-        "web-password", help="set the technician page's password (stored as a slow hash)"
+        "web-password",
+        help="set the technician page's password (stored as a slow hash)",
+        description="Set the password of the technician's page (docs/web.md) on this "
+        "device: asked twice, at least 8 characters, stored as a scrypt hash in "
+        "web.password_file (default: web-password beside the config), mode 0600; as root, "
+        "owned by the config file's owner (the service's user). A running agent uses it at "
+        "the next login: no restart.",
     )
     add_config_option(command)
     command.add_argument(
@@ -62,7 +68,20 @@ def cmd_web_password(args: argparse.Namespace) -> int:
         return error(str(problem))
     except OSError as problem:
         return error(f"cannot write {path}: {problem}")
-    print(f"password for the technician page stored in {path} (scrypt hash, mode 0600)")
+    print(f"password for the technician page stored in {path.absolute()} (scrypt hash, mode 0600)")
     if not config.web.enabled:
         print("the page is off: set web.enabled: true in the config and restart the agent")
+        return EXIT_OK
+    listen = config.web.listen
+    print(
+        f"the page: http://{listen}/ — a running agent takes the new password at the next "
+        "login; one started before any password existed runs without the page: restart it "
+        "(sudo systemctl restart edge-agent)"
+    )
+    if listen.startswith(("127.", "localhost", "[::1]")):
+        port = listen.rpartition(":")[2]
+        print(
+            f"  it listens on this device only: from a laptop, `ssh -L {port}:{listen} "
+            f"USER@DEVICE`, then open http://127.0.0.1:{port}/ there"
+        )
     return EXIT_OK

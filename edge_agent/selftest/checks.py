@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.capture import CaptureError, EndOfStream, FrameSource, open_source
-from edge_agent.capture.live import first_frame_timeout_s
+from edge_agent.capture.live import camera_fix, first_frame_timeout_s
 from edge_agent.config import AgentConfig, CameraConfig, brokers_text
-from edge_agent.config_check import ConfigCheck
+from edge_agent.config_check import ConfigCheck, config_file_hint
 from edge_agent.datafiles import DataFileError, is_model_path
 from edge_agent.detect.base import Detector
 from edge_agent.detect.runtime import RuntimeUnavailable
@@ -48,13 +48,10 @@ def check_config(path: Path, check: ConfigCheck) -> CheckResult:
         )
     problems = list(check.problems) or ["the config cannot be used"]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return CheckResult(
-        "config",
-        "FAIL",
-        f"{problems[0]}{more}",
-        f"run `edge-agent check-config {path}` for every problem, fix them, run selftest again",
-        {"problems": problems},
+    fix = config_file_hint(path) or (  # none yet (not enrolled), or not this user's
+        f"run `edge-agent check-config {path}` for every problem, fix them, run selftest again"
     )
+    return CheckResult("config", "FAIL", f"{problems[0]}{more}", fix, {"problems": problems})
 
 
 # -- cameras ------------------------------------------------------------------------
@@ -136,7 +133,7 @@ def check_camera(camera: CameraConfig, sample: CameraSample) -> CheckResult:
             name,
             "FAIL",
             f"no frames: {sample.error}",
-            _camera_fix(camera),
+            camera_fix(camera),
         )
     fps = sample.fps
     data = {
@@ -162,23 +159,6 @@ def check_camera(camera: CameraConfig, sample: CameraSample) -> CheckResult:
             data,
         )
     return CheckResult(name, "PASS", detail, data=data)
-
-
-def _camera_fix(camera: CameraConfig) -> str:
-    kind = camera.source.kind
-    if kind == "picamera2":
-        return (
-            "check the ribbon cable and `rpicam-hello --list-cameras`; "
-            "is python3-picamera2 installed?"
-        )
-    if kind == "sim":
-        return "the simulator scene could not play: see why above (hw-sim, its footage)"
-    uri = getattr(camera.source, "uri", "")
-    if uri.startswith("/dev/video") or uri.isdigit():
-        return f"is the USB camera plugged in and {uri} readable by this user (group video)?"
-    if "://" in uri:
-        return "check the camera's power, network (ping it), the URL, user and password"
-    return f"check that {uri} is a readable video file"
 
 
 # -- model --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from edge_agent.selftest.checks import (
     sample_camera,
 )
 from edge_agent.selftest.clock import ClockState, read_clock_state
+from edge_agent.selftest.device import LedCheck, check_page
 from edge_agent.selftest.report import CheckResult
 from edge_agent.types import Frame
 
@@ -84,6 +85,7 @@ def run_selftest(
     opener: SourceOpener = open_source,
     build: Callable[[AgentConfig], Detector] = build_detector,
     prober: BrokerProber = probe_broker,
+    led_pin_factory: object = None,
 ) -> list[CheckResult]:
     results: list[CheckResult] = []
 
@@ -102,56 +104,66 @@ def run_selftest(
         # Its cameras are open and the broker binds its client id to its certificate: a
         # second login as this device would throw the agent off and wipe its session.
         add(check_running_agent(agent_pid))
-    live: Frame | None = None
-    for camera in config.cameras:
+    # The LED first: lit from here to the end, through the cameras' seconds, to be seen.
+    led = LedCheck(config.status.led, pin_factory=led_pin_factory) if config.status.led else None
+    try:
+        if led is not None:
+            add(led.check(agent_running=agent_pid is not None))
+        live: Frame | None = None
+        for camera in config.cameras:
+            if agent_pid is not None:
+                add(CheckResult(f"camera {camera.id}", "SKIP", "in use by the running agent"))
+                continue
+            sample = sample_camera(camera, options.camera_s, opener)
+            add(check_camera(camera, sample))
+            live = live or sample.last
+        add(check_model(config, live, build, cameras_in_use=agent_pid is not None))
+        add(check_outbox(config.outbox.path, config.outbox.max_bytes))
+        add(check_clock(clock_state(), time.time()))
+        if config.web.enabled:
+            add(check_page(config, path, agent_running=agent_pid is not None))
         if agent_pid is not None:
-            add(CheckResult(f"camera {camera.id}", "SKIP", "in use by the running agent"))
-            continue
-        sample = sample_camera(camera, options.camera_s, opener)
-        add(check_camera(camera, sample))
-        live = live or sample.last
-    add(check_model(config, live, build, cameras_in_use=agent_pid is not None))
-    add(check_outbox(config.outbox.path, config.outbox.max_bytes))
-    add(check_clock(clock_state(), time.time()))
-    if agent_pid is not None:
-        add(CheckResult("broker", "SKIP", "the running agent holds this device's session"))
-        return results
+            add(CheckResult("broker", "SKIP", "the running agent holds this device's session"))
+            return results
 
-    settings = selftest_settings(config)
-    birth = {
-        **birth_payload(config, new_boot_id(), camera_models=camera_models(config)),
-        "selftest": True,
-    }
-    where = f"{settings.host}:{settings.port}"
-    early: list[CheckResult] = []
+        settings = selftest_settings(config)
+        birth = {
+            **birth_payload(config, new_boot_id(), camera_models=camera_models(config)),
+            "selftest": True,
+        }
+        where = f"{settings.host}:{settings.port}"
+        early: list[CheckResult] = []
 
-    def ready(so_far: BrokerProbe) -> None:
-        """Broker, birth and commands are known: said now, while the centre is awaited."""
-        early.extend(check_broker(so_far, where, settings.client_id)[:-1])
-        for line in early:
-            add(line)
+        def ready(so_far: BrokerProbe) -> None:
+            """Broker, birth and commands are known: said now, while the centre is awaited."""
+            early.extend(check_broker(so_far, where, settings.client_id)[:-1])
+            for line in early:
+                add(line)
 
-    probe = prober(
-        settings,
-        Topics(config.topic_root),
-        birth=birth,
-        timeout_s=options.timeout_s,
-        centre_wait_s=options.centre_wait_s,
-        on_ready=ready,
-    )
-    for line in check_broker(probe, where, settings.client_id)[len(early) :]:
-        add(line)
-    for standby in settings.broker_list[1:]:
-        # Failover only helps if the next broker takes this device too: connect, birth
-        # and the command loop-back on each, with the same TLS and identity.
-        alone = replace(settings, host=standby.host, port=standby.port, brokers=())
-        standby_probe = prober(
-            alone,
+        probe = prober(
+            settings,
             Topics(config.topic_root),
             birth=birth,
             timeout_s=options.timeout_s,
-            centre_wait_s=0.0,
-            on_ready=None,
+            centre_wait_s=options.centre_wait_s,
+            on_ready=ready,
         )
-        add(check_standby_broker(standby_probe, str(standby)))
-    return results
+        for line in check_broker(probe, where, settings.client_id)[len(early) :]:
+            add(line)
+        for standby in settings.broker_list[1:]:
+            # Failover only helps if the next broker takes this device too: connect, birth
+            # and the command loop-back on each, with the same TLS and identity.
+            alone = replace(settings, host=standby.host, port=standby.port, brokers=())
+            standby_probe = prober(
+                alone,
+                Topics(config.topic_root),
+                birth=birth,
+                timeout_s=options.timeout_s,
+                centre_wait_s=0.0,
+                on_ready=None,
+            )
+            add(check_standby_broker(standby_probe, str(standby)))
+        return results
+    finally:
+        if led is not None:
+            led.close()

@@ -172,6 +172,44 @@ def test_install_again_leaves_an_unchanged_unit_alone(tmp_path: Path) -> None:
     assert "daemon-reload" not in result.stdout
 
 
+def test_install_puts_the_command_on_sudos_path_and_finds_its_venv_through_it(
+    tmp_path: Path,
+) -> None:
+    """sudo's PATH has /usr/local/bin, not the venv's bin: without a link there the
+    technician's next step, `sudo edge-agent enroll`, is "command not found". Run again
+    (an upgrade), install.sh finds edge-agent through that link and still names the venv's
+    python in the unit, not one beside the link."""
+    links = tmp_path / "bin"
+    links.mkdir()
+    env = {
+        **os.environ,
+        "EDGE_AGENT_UNIT_DIR": str(tmp_path / "units"),
+        "EDGE_AGENT_LINK_DIR": str(links),
+    }
+    first = subprocess.run(
+        ["sh", str(INSTALL), "--dry-run", "--bin", FACTORY_BIN],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    assert f"would run: ln -sfn {FACTORY_BIN} {links}/edge-agent" in first.stdout
+    assert not (links / "edge-agent").exists()  # a dry run
+    (links / "edge-agent").symlink_to(FACTORY_BIN)
+    again = subprocess.run(
+        ["sh", str(INSTALL), "--dry-run"],  # no --bin: found on the PATH, through the link
+        capture_output=True,
+        text=True,
+        env={**env, "PATH": f"{links}:{os.environ['PATH']}"},
+        timeout=60,
+        check=True,
+    )
+    assert f"{links}/edge-agent is up to date" in again.stdout
+    venv_python = Path(os.path.realpath(FACTORY_BIN)).parent / "python"
+    assert f"  ExecStart={venv_python} -I -m edge_agent.update.launcher run" in again.stdout
+
+
 def test_install_refuses_an_unknown_option() -> None:
     result = subprocess.run(
         ["sh", str(INSTALL), "--bogus"], capture_output=True, text=True, timeout=30, check=False

@@ -194,6 +194,8 @@ def test_logging_in_shows_a_live_picture_that_changes(page: Page, browser: WebDr
     browser.find_element(By.ID, "nav-health").click()
     condition = browser.find_element(By.ID, "condition")
     wait_until(lambda: "Condition:" in condition.text, TIMEOUT_S, "the health panel")
+    # In words too, for the technician who does not know the condition names (install.md).
+    wait_until(lambda: "every camera sends frames" in condition.text, TIMEOUT_S, "ok in words")
     rows = browser.find_elements(By.CSS_SELECTOR, "#camera-health tbody tr")
     wait_until(lambda: "cam1" in browser.find_element(By.ID, "camera-health").text, 10, "cam1")
     assert rows or browser.find_elements(By.CSS_SELECTOR, "#camera-health tbody tr")

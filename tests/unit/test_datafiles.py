@@ -366,7 +366,13 @@ def test_models_list_shows_found_and_missing(
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert f"ok {env['models_b'] / 'tiny.tflite'}" in lines["tiny"]
     assert "Apache-2.0" in lines["tiny"]
-    assert lines["clip.mp4"].endswith("missing")
+    # What a technician copying files by hand needs: the file name and its sha256.
+    clip = datafiles.load_manifest().find("clip.mp4")
+    assert lines["clip.mp4"].endswith(f"missing: needs clip.mp4, sha256 {clip.sha256}")
+    (env["models_b"] / "tiny.tflite").write_bytes(b"not the model")
+    assert _run_models(["list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert f"WRONG FILE {env['models_b'] / 'tiny.tflite'}: needs tiny.tflite" in lines["tiny"]
 
 
 def test_models_verify_fails_on_missing_or_wrong(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import cast
@@ -245,6 +246,31 @@ def test_usb_stick_flow_keeps_the_key_on_the_device(
     assert "already used" in capsys.readouterr().err
 
 
+def test_the_usb_flow_tells_the_technician_where_the_key_is_who_the_device_is_and_what_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Step 1 names the directory the key really stays in (the identity directory, not
+    --dir); step 2 names the device, its topics and the next command (docs/install.md)."""
+    state, usb = tmp_path / "state", tmp_path / "usb"
+    etc, identity = tmp_path / "device" / "etc", tmp_path / "device" / "identity"
+    assert provision_cli.main(["init", str(state)]) == 0
+    site = _write(tmp_path, _inventory())
+    assert provision_cli.main(["inventory", str(state), str(site), "--usb", str(usb)]) == 0
+    bundle = usb / "pp117-pi-01.enrol.json"
+    where = ["--dir", str(etc), "--identity-dir", str(identity)]
+    capsys.readouterr()
+    assert agent_main(["enroll", "--bundle", str(bundle), *where]) == 0
+    assert f"the key stays in {identity})" in capsys.readouterr().out
+    assert provision_cli.main(["sign", str(state), str(usb / "pp117-pi-01.request.json")]) == 0
+    capsys.readouterr()
+    assert agent_main(["enroll", "--bundle", str(bundle), *where]) == 0
+    out = capsys.readouterr().out
+    assert "this device is police-post-117/pp117-pi-01" in out
+    assert "city/police-post-117/pp117-pi-01/" in out
+    next_step = out.split("next: ", 1)[1].splitlines()[0]  # "sudo -u edge-agent …" as root
+    assert next_step.endswith(f"edge-agent selftest --config {etc / 'config.yaml'}")
+
+
 def test_a_certificate_for_another_key_or_device_is_not_installed(tmp_path: Path) -> None:
     ca = pki.make_ca()
     device = DeviceFiles(tmp_path / "etc")
@@ -406,3 +432,28 @@ def test_a_renewal_cut_short_by_a_power_cut_is_finished_or_taken_back(tmp_path: 
     assert "taken back" in (repair_identity(cert, key) or "")
     assert (key.read_bytes(), cert.read_bytes()) == (old_key, old_cert)
     assert repair_identity(cert, key) is None  # a matching pair is left alone
+
+
+def test_enroll_over_an_unreachable_broker_says_to_run_it_again_and_a_bad_address_is_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At the pole the uplink is often not there yet: exit 1 with the reason and that the
+    token is not spent (the same command again later); a --broker that is not HOST:PORT is
+    bad input (2) in words, not Python's int() message."""
+    state = tmp_path / "state"
+    assert provision_cli.main(["init", str(state)]) == 0
+    site = _write(tmp_path, _inventory())
+    assert provision_cli.main(["inventory", str(state), str(site)]) == 0
+    token = capsys.readouterr().out.split("enrol-", 1)[1].split()[0]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    enroll = ["enroll", "--token", f"enrol-{token}", "--ca", str(state / "ca.crt")]
+    where = ["--dir", str(tmp_path / "etc")]
+    assert agent_main([*enroll, "--broker", f"127.0.0.1:{closed}", *where]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the broker 127.0.0.1:{closed}" in err
+    assert "the token is not spent" in err and "run the same command again" in err
+    assert agent_main([*enroll, "--broker", "127.0.0.1:notaport", *where]) == 2
+    err = capsys.readouterr().err
+    assert "--broker must be HOST or HOST:PORT" in err and "int()" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,100 @@ def test_a_model_that_does_not_load_or_does_not_run_fails() -> None:
     line = check_model(agent_config(), live_frame(), lambda config: Broken())
     assert line.status == "FAIL" and "does not run" in line.detail
     assert "output tensor 3 missing" in line.detail
+
+
+# -- the technician's page ------------------------------------------------------------
+
+
+def page_config(listen: str) -> AgentConfig:
+    return parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{"id": "cam1", "source": {"kind": "opencv", "uri": "/dev/video0"}}],
+            "web": {"enabled": True, "listen": listen},
+        }
+    )
+
+
+def test_a_page_without_its_password_is_a_warning_with_the_command_that_sets_it(
+    tmp_path: Path,
+) -> None:
+    """Without a password file the agent runs on without the page and only its log says
+    so: the self-test tells the technician at the pole, with the command that fixes it."""
+    from edge_agent.selftest.run import check_page
+    from edge_agent.web.auth import write_password_file
+
+    config = page_config("127.0.0.1:0")  # any free port: the address can be opened
+    config_path = tmp_path / "config.yaml"
+    missing = check_page(config, config_path)
+    assert missing.status == "WARN"
+    assert missing.detail.startswith("http://127.0.0.1:0/ will not start")
+    assert f"edge-agent web-password --config {config_path}" in missing.fix
+    write_password_file(tmp_path / "web-password", "ladder-pass")
+    assert check_page(config, config_path).status == "PASS"
+
+
+def test_a_page_address_the_device_cannot_open_is_a_warning_saying_why(tmp_path: Path) -> None:
+    """A DHCP lease that moved the device, or another program on the port: the agent
+    would run without the page. Not tried while the agent runs (it holds the address)."""
+    from edge_agent.selftest.run import check_page
+    from edge_agent.web.auth import write_password_file
+
+    write_password_file(tmp_path / "web-password", "ladder-pass")
+    config_path = tmp_path / "config.yaml"
+    elsewhere = check_page(page_config("10.255.255.254:8080"), config_path)  # not this host's
+    assert elsewhere.status == "WARN" and "cannot open" in elsewhere.detail
+    assert "this device has no address 10.255.255.254" in elsewhere.fix
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        taken = page_config(f"127.0.0.1:{port}")
+        held = check_page(taken, config_path)
+        assert held.status == "WARN" and f"another program holds port {port}" in held.fix
+        assert check_page(taken, config_path, agent_running=True).status == "PASS"
+
+
+# -- the status LED -------------------------------------------------------------------
+
+
+def test_the_led_is_lit_from_its_check_to_the_end_of_the_self_test() -> None:
+    """Lit steadily while the rest of the checklist runs, so the technician can see it;
+    off and released at the end."""
+    from gpiozero.pins.mock import MockFactory
+
+    from edge_agent.config import StatusLedConfig
+    from edge_agent.selftest.device import LedCheck
+
+    factory = MockFactory()
+    try:
+        led = LedCheck(StatusLedConfig(pin=17), pin_factory=factory)
+        line = led.check(agent_running=False)
+        assert line.status == "PASS" and line.detail.startswith("pin 17 lit steadily")
+        pin = factory.pin(17)
+        assert pin.state  # lit
+        led.close()
+        assert not pin.state  # off again at the end
+    finally:
+        factory.close()
+
+
+def test_the_led_is_left_to_the_running_agent_and_a_pin_in_use_is_a_warning() -> None:
+    from gpiozero import LED
+    from gpiozero.pins.mock import MockFactory
+
+    from edge_agent.config import StatusLedConfig
+    from edge_agent.selftest.device import LedCheck
+
+    factory = MockFactory()
+    try:
+        agents = LedCheck(StatusLedConfig(pin=17), pin_factory=factory)
+        assert agents.check(agent_running=True).status == "SKIP"
+        taken = LED(17, pin_factory=factory)  # another program holds the pin
+        busy = LedCheck(StatusLedConfig(pin=17), pin_factory=factory).check(agent_running=False)
+        assert busy.status == "WARN" and "status LED on pin 17" in busy.detail
+        assert "the agent runs without its LED" in busy.fix
+        taken.close()
+    finally:
+        factory.close()

@@ -100,10 +100,21 @@ function fmtBytes(bytes) {
   return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 }
 
+// What each condition means for the technician at the pole, and what to do (docs/install.md).
+const CONDITION_MEANS = {
+  ok: "every camera sends frames and the broker is connected",
+  starting: "loading the model, waiting for the first frames",
+  uplink_down: "no broker: events are kept on disk and sent when it is back; check the uplink",
+  camera_fault: "a camera sends nothing: check its power, cable or network, URL and password",
+  stopped: "the agent is stopping",
+};
+
 async function refreshHealth() {
   const health = await getJSON("/api/health");
   const condition = $("condition");
-  condition.textContent = `Condition: ${health.condition} (status LED: ${health.status_led})`;
+  const means = CONDITION_MEANS[health.condition];
+  condition.textContent =
+    `Condition: ${health.condition} (status LED: ${health.status_led})` + (means ? ` — ${means}` : "");
   condition.className =
     "condition " + (health.condition === "ok" ? "ok" : health.condition === "starting" ? "starting" : "bad");
   const facts = [
