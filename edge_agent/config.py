@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -35,6 +34,7 @@ from edge_agent.recording.config import RecordingConfig
 from edge_agent.rules.config import RuleConfig, ZoneScheduleConfig, rule_problems
 from edge_agent.update.config import UpdatesConfig
 from edge_agent.web.config import WebConfig
+from edge_agent.yaml_text import load_yaml
 
 
 class SimSourceConfig(StrictModel):
@@ -403,60 +403,6 @@ def parse_config(data: object, source: str = "<config>") -> AgentConfig:
         raise ConfigError(source, problems_of(error)) from None
 
 
-MAX_YAML_DEPTH = 64
-"""A real config nests about eight levels; PyYAML slows quadratically on deep flow nesting
-and overflows Python's stack past ~1000 levels, so deeper is refused as it is read."""
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, with scalars Python cannot hold (``2024-02-30``, an integer of
-    5000 digits) and nesting past MAX_YAML_DEPTH turned into YAML errors at their line
-    instead of a bare ValueError or RecursionError."""
-
-    _depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"nested deeper than {MAX_YAML_DEPTH} levels",
-                    self.get_mark(),
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _guarded(
-    construct: Callable[[yaml.SafeLoader, yaml.ScalarNode], object], what: str
-) -> Callable[[yaml.SafeLoader, yaml.ScalarNode], object]:
-    def guarded(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
-        try:
-            return construct(loader, node)
-        except (ValueError, OverflowError) as error:
-            value = str(node.value)
-            shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
-            reason = str(error).split(":")[0]
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{shown} is not a usable {what} ({reason}); quote it if it is text",
-                node.start_mark,
-            ) from None
-
-    return guarded
-
-
-for _tag, _what in (("timestamp", "date"), ("int", "integer"), ("float", "number")):
-    _ConfigLoader.add_constructor(
-        f"tag:yaml.org,2002:{_tag}",
-        _guarded(yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"], _what),
-    )
-
-
 MAX_CONFIG_BYTES = 4 << 20
 """A site's config is a few kB (a hundred cameras with zones: a few hundred kB)."""
 
@@ -485,7 +431,7 @@ def read_config_data(path: Path) -> object:
     except UnicodeDecodeError:
         raise ConfigError(source, ["the file is not UTF-8 text"]) from None
     try:
-        data = yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: no arbitrary objects
+        data = load_yaml(text)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

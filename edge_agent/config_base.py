@@ -21,6 +21,23 @@ Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def mqtt_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an MQTT string (a topic, client id, user name), or None.
+    MQTT forbids these characters; the broker (mosquitto checks them all) takes a packet
+    holding one as malformed and drops the connection that sent it."""
+    for char in text:
+        code = ord(char)
+        if (
+            code <= 0x1F
+            or 0x7F <= code <= 0x9F
+            or 0xD800 <= code <= 0xDFFF
+            or 0xFDD0 <= code <= 0xFDEF
+            or code & 0xFFFF in (0xFFFE, 0xFFFF)
+        ):
+            return f"it holds U+{code:04X}, which MQTT does not allow (a broker drops the link)"
+    return None
+
+
 def repeated_names(names: list[str]) -> list[str]:
     """The names that occur more than once, sorted."""
     return sorted({n for n in names if names.count(n) > 1})

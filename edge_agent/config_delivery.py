@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge_agent.config_base import StrictModel, repeated_names
+from edge_agent.config_base import StrictModel, mqtt_text_problem, repeated_names
 
 
 class TlsConfig(StrictModel):
@@ -59,9 +59,18 @@ class MqttConfig(StrictModel):
     password: str | None = Field(None, repr=False)  # never printed; keep the file 0600
     tls: TlsConfig | None = None
     max_inflight: int = Field(20, ge=1, le=1000)
-    session_expiry_s: int = Field(3600, ge=0)  # MQTT 5: commands queued while we are away
+    # MQTT 5: commands queued while we are away; a four-byte integer (0xFFFFFFFF: never ends)
+    session_expiry_s: int = Field(3600, ge=0, le=0xFFFFFFFF)
     reconnect_min_delay_s: float = Field(1.0, gt=0)
     reconnect_max_delay_s: float = Field(60.0, gt=0)
+
+    @field_validator("topic_prefix", "client_id", "username")
+    @classmethod
+    def _mqtt_text(cls, value: str | None) -> str | None:
+        problem = None if value is None else mqtt_text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("protocol", mode="before")
     @classmethod

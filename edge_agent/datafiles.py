@@ -24,6 +24,8 @@ from typing import Annotated, BinaryIO, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge_agent.yaml_text import load_yaml
+
 MANIFEST_ENV = "EDGE_AGENT_MANIFEST"
 MODEL_PATH_ENV = "EDGE_AGENT_MODEL_PATH"
 MEDIA_PATH_ENV = "EDGE_AGENT_MEDIA_PATH"
@@ -168,9 +170,9 @@ def load_manifest(path: Path | None = None) -> Manifest:
 @functools.lru_cache(maxsize=8)
 def _load_manifest_cached(path: str, _mtime_ns: int, _size: int) -> Manifest:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataFileError(f"data manifest {path} cannot be parsed: {exc}") from exc
+        raw = load_yaml(Path(path).read_text(encoding="utf-8"))  # a key twice: refused
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise DataFileError(f"data manifest {path} cannot be parsed: {exc}") from None
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:

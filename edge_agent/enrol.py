@@ -32,6 +32,8 @@ from edge_agent import crypto
 from edge_agent.ids import ID_PATTERN, check_id, inside, write_atomic
 from edge_agent.mqtt.client import new_client
 from edge_agent.mqtt.settings import MqttSettings
+from edge_agent.strict_json import AmbiguousJSON, loads_strict, nests_deeper_than
+from edge_agent.yaml_text import load_yaml
 
 __all__ = [
     "ID_PATTERN",
@@ -46,6 +48,7 @@ __all__ = [
     "inside",
     "parse_response",
     "parse_token",
+    "read_bundle",
     "write_atomic",
 ]
 
@@ -92,10 +95,20 @@ class Enrolment:
     config_yaml: str
 
 
+MAX_ANSWER_DEPTH = 8  # {"v", "ok", "cert", "ca", "config"}: one level
+
+
 def parse_response(payload: bytes) -> Enrolment:
     try:
-        body = json.loads(payload)
-    except ValueError:
+        text = payload.decode("utf-8")
+        if nests_deeper_than(text, MAX_ANSWER_DEPTH):
+            raise EnrolmentError(
+                f"the city side's answer is nested deeper than {MAX_ANSWER_DEPTH} levels"
+            )
+        body = loads_strict(text)
+    except AmbiguousJSON as error:
+        raise EnrolmentError(f"the city side's answer is ambiguous: {error}") from None
+    except ValueError:  # UnicodeDecodeError too
         raise EnrolmentError("the city side's answer is not JSON") from None
     if not isinstance(body, dict) or body.get("v") != PROTOCOL_VERSION:
         raise EnrolmentError("the city side's answer has an unknown format")
@@ -107,6 +120,25 @@ def parse_response(payload: bytes) -> Enrolment:
         )
     except KeyError as missing:
         raise EnrolmentError(f"the city side's answer lacks {missing}") from None
+
+
+def read_bundle(path: Path) -> tuple[str, str]:
+    """The device id and token of a USB-stick bundle (``DEVICE.enrol.json`` from
+    ``edge-provision``); :class:`EnrolmentError` saying why it is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if nests_deeper_than(text, MAX_ANSWER_DEPTH):
+            raise ValueError(f"nested deeper than {MAX_ANSWER_DEPTH} levels")
+        body = loads_strict(text)
+    except ValueError as error:  # not UTF-8, not JSON, a key twice, too deep
+        raise EnrolmentError(f"{path} is not an enrolment bundle: {error}") from None
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(key), str) for key in ("device_id", "token")
+    ):
+        raise EnrolmentError(
+            f'{path} is not an enrolment bundle: expected {{"device_id": ..., "token": ...}}'
+        )
+    return check_id(body["device_id"], "device_id"), body["token"]
 
 
 class DeviceFiles:
@@ -186,12 +218,16 @@ class DeviceFiles:
         """Check the certificate is for our key and our device id, then write it, the CA
         and the config (TLS paths pointing here, client id = certificate identity)."""
         try:
-            config: Any = yaml.safe_load(enrolment.config_yaml)
+            config: Any = load_yaml(enrolment.config_yaml)  # a key twice, too deep: refused
             info = crypto.cert_info(enrolment.cert_pem)
-        except (yaml.YAMLError, ValueError) as error:
+        except (yaml.YAMLError, ValueError, RecursionError) as error:
             raise EnrolmentError(f"the city side's answer cannot be read: {error}") from None
         if not isinstance(config, dict):
             raise EnrolmentError("the config from the city side is not a mapping")
+        mqtt = config.setdefault("mqtt", {})
+        if not isinstance(mqtt, dict) or not isinstance(mqtt.setdefault("tls", {}), dict):
+            what = "mqtt" if not isinstance(mqtt, dict) else "mqtt.tls"
+            raise EnrolmentError(f"the config from the city side: {what} is not a mapping")
         device_id = check_id(str(config.get("device_id")), "device_id")
         if info.common_name != device_id:
             raise EnrolmentError(
@@ -199,10 +235,8 @@ class DeviceFiles:
             )
         if not self.matches_key(enrolment.cert_pem):
             raise EnrolmentError("the certificate is not for this device's key; enrol again")
-        mqtt = config.setdefault("mqtt", {})
         mqtt["client_id"] = device_id  # the broker binds the client id to the certificate
-        tls = mqtt.setdefault("tls", {})
-        tls.update(
+        mqtt["tls"].update(
             ca_file=str(self.path(self.CA)),
             cert_file=str(self.path(self.CERT)),
             key_file=str(self.path(self.KEY)),

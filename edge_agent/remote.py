@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +50,14 @@ from pydantic import ConfigDict, Field, ValidationError
 from edge_agent.config import problems_of
 from edge_agent.config_base import Identifier, StrictModel
 from edge_agent.recording.commands import ClipCommands, ClipError
+from edge_agent.strict_json import (
+    MAX_ECHO_CHARS,
+    AmbiguousJSON,
+    finite,
+    loads_strict,
+    nests_deeper_than,
+    shown,
+)
 from edge_agent.update.errors import UpdateError
 
 log = logging.getLogger(__name__)
@@ -61,47 +68,8 @@ MAX_PAYLOAD_BYTES = 65_536
 """A real command is under 200 bytes; a bigger payload is not even parsed."""
 MAX_JSON_DEPTH = 32
 """A real command nests two levels; deeper would only exhaust the parser's stack."""
-MAX_ECHO_CHARS = 64
-"""How much of the request's own text (a command name, a key) a reply or log line repeats."""
 MAX_ERROR_CHARS = 1024
 """An error reply's text is never longer, whatever it quotes."""
-
-
-def shown(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    """``text`` cut to ``limit`` characters for echoing back, saying how long it was.
-
-    >>> shown("x" * 100, 8)
-    'xxxxxxxx… (100 characters)'
-    """
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text)} characters)"
-
-
-def nests_deeper_than(text: str, limit: int) -> bool:
-    """Whether JSON ``text`` opens more than ``limit`` arrays/objects inside each other
-    (brackets inside strings do not count). Checked before parsing: the parser recurses."""
-    if text.count("[") + text.count("{") <= limit:
-        return False  # the usual case: too few brackets to be that deep
-    depth = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
 
 
 class CommandModel(StrictModel):
@@ -219,17 +187,6 @@ COMMAND_MODELS: Mapping[str, type[CommandModel]] = {
 }
 """Each command's payload model: the whole request is checked against it before anything
 is done."""
-
-
-def finite(value: object) -> object:
-    """``value`` with every non-finite float replaced by None, through dicts and lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -361,7 +318,9 @@ class CommandHandler:
             text = payload.decode(json.detect_encoding(payload))  # as json.loads(bytes)
             if nests_deeper_than(text, MAX_JSON_DEPTH):
                 return Reply.error(f"bad request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-            data = json.loads(text) if text.strip() else {}
+            data = loads_strict(text) if text.strip() else {}
+        except AmbiguousJSON as error:
+            return Reply.error(f"bad request: {error}")
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             return Reply.error(f"payload is not JSON: {error}")
         except RecursionError:  # the depth check should have caught it; never a traceback

@@ -24,7 +24,8 @@ from typing import Protocol
 from edge_agent import crypto
 from edge_agent.enrol import PROTOCOL_VERSION, RENEW_COMMAND, inside, renew_topic, write_atomic
 from edge_agent.files import fsync_path
-from edge_agent.remote import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Reply, nests_deeper_than
+from edge_agent.remote import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Reply
+from edge_agent.strict_json import nests_deeper_than
 
 __all__ = ["RenewLink", "Renewer"]
 

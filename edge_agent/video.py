@@ -29,6 +29,7 @@ import av
 import numpy as np
 from av.video.frame import PictureType
 
+from edge_agent.security import redact_url
 from edge_agent.types import ImageBGR, StreamFormat, VideoPacket
 
 TIME_BASE = Fraction(1, 1000)  # the encoder's timestamps: ms of the camera's monotonic clock
@@ -260,7 +261,7 @@ class StreamReader:
         try:
             self._container = av.open(uri, options=options, timeout=(timeout_s, timeout_s))
         except (av.FFmpegError, OSError) as error:
-            raise StreamError(str(error)) from None
+            raise StreamError(redact_url(str(error))) from None  # FFmpeg quotes the URL
         if not self._container.streams.video:
             self._container.close()
             raise StreamError("no video stream")
@@ -288,7 +289,7 @@ class StreamReader:
         except StopIteration:
             return None
         except (av.FFmpegError, OSError) as error:
-            raise StreamError(str(error)) from None
+            raise StreamError(redact_url(str(error))) from None  # FFmpeg quotes the URL
         try:
             pictures = tuple(
                 Picture(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8), frame.pts)

@@ -18,7 +18,6 @@ it again, or get a new token), 2 bad input. docs/enrolment.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -199,7 +198,7 @@ def _say_next(config_path: Path, config_option: str, user: str | None) -> None:
 
 def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:
     """Step 1 writes DEVICE.request.json beside the bundle; step 2 installs the answer."""
-    from edge_agent.enrol import EnrolmentError, enrol_request, parse_response
+    from edge_agent.enrol import EnrolmentError, enrol_request, parse_response, read_bundle
     from edge_agent.ids import check_id, inside
 
     bundle: Path = args.bundle
@@ -216,14 +215,16 @@ def _by_bundle(args: argparse.Namespace, files: DeviceFiles) -> int:
             return error(str(why))
         print(f"enrolled from {response_path}: config {config_path}")
         return EXIT_OK
-    body = json.loads(bundle.read_text(encoding="utf-8"))
-    device_id = check_id(str(body["device_id"]), "device_id")
+    try:
+        device_id, token = read_bundle(bundle)
+    except EnrolmentError as why:
+        return error(str(why))
     if device_id != stem:
         return error(f"{bundle} names device {device_id!r}")
     if files.path(files.CERT).exists() and not args.force:
         return error(f"{args.dir} already holds an enrolment; --force replaces it")
     _key(files, fresh=args.force)
-    request_path.write_bytes(enrol_request(str(body["token"]), files.csr(device_id)))
+    request_path.write_bytes(enrol_request(token, files.csr(device_id)))
     print(
         f"wrote {request_path} (a CSR; the key stays in {files.identity_dir}). At the city side run"
         f" `edge-provision sign STATE {request_path.name}`, then run this command again."

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from edge_agent.yaml_text import load_yaml
+
 UNUSED_LABEL = "???"
 """Placeholder for COCO ids that have no class (and for the background line of a labelmap)."""
 
@@ -85,12 +87,17 @@ def _looks_like_yaml(text: str) -> bool:
 
 def _yaml_labels(text: str, path: Path) -> tuple[str, ...]:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)  # a class id given twice is refused, not the last kept
     except yaml.YAMLError as exc:
         raise LabelFileError(f"label file {path} is not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise LabelFileError(f"label file {path} is nested too deeply to be labels") from None
     if isinstance(data, dict) and set(data) == {"names"}:
         data = data["names"]
     if isinstance(data, dict):
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in data):
+            shown = ", ".join(repr(k) for k in list(data)[:5])
+            raise LabelFileError(f"label file {path}: ids must be 0, 1, 2, ..., got {shown}")
         keys = sorted(data)
         if keys != list(range(len(keys))):
             raise LabelFileError(f"label file {path}: ids must be 0..{len(keys) - 1}, got {keys}")

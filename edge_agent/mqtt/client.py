@@ -27,6 +27,7 @@ from edge_agent.mqtt.wire import properties_block
 
 __all__ = [
     "CLEAN_START_FIRST_ONLY",
+    "MAX_COMMAND_PACKET_BYTES",
     "CleanStartOption",
     "Client",
     "ClientFactory",
@@ -54,6 +55,11 @@ MQTTMessage = paho.MQTTMessage
 CleanStartOption = paho.CleanStartOption
 CLEAN_START_FIRST_ONLY = paho.MQTT_CLEAN_START_FIRST_ONLY
 
+
+MAX_COMMAND_PACKET_BYTES = 1 << 20
+"""The largest packet the agent's connection takes (MQTT 5 CONNECT's Maximum Packet Size):
+commands are at most 64 kB (``remote.MAX_PAYLOAD_BYTES``), so one between that and 1 MiB is
+still refused with its size; the broker drops larger ones, which paho would read whole."""
 
 RECONNECT_AFTER_RELOAD_S = 1.0  # seen: 0-200 ms let the broker publish our will (takeover)
 
@@ -204,13 +210,19 @@ def new_properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
-def connect_properties(settings: MqttSettings) -> tuple[CleanStartOption, Properties | None]:
+def connect_properties(
+    settings: MqttSettings, *, maximum_packet_bytes: int | None = None
+) -> tuple[CleanStartOption, Properties | None]:
     """``clean_start`` and CONNECT properties: with MQTT 5 a kept session lasts
-    ``session_expiry_s`` (commands queued for us while we were away still arrive)."""
+    ``session_expiry_s`` (commands queued for us while we were away still arrive), and
+    ``maximum_packet_bytes`` is the largest packet the broker may send us (it drops
+    larger ones: paho would read them whole into memory)."""
     if settings.protocol != "5":
         return CLEAN_START_FIRST_ONLY, None
     properties = new_properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = settings.session_expiry_s
+    if maximum_packet_bytes is not None:
+        properties.MaximumPacketSize = maximum_packet_bytes
     return not settings.keeps_session, properties
 
 

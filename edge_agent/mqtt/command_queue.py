@@ -4,7 +4,9 @@ paho runs ``on_message`` on its network thread, which also reads PUBACKs and sen
 keepalives; a command may be slow (``snapshot`` JPEG-encodes a frame), so the publisher
 only queues it there and this thread runs it and sends the reply. When the queue is full
 the command is refused at once (``{"ok":false,"error":"busy: ..."}``) rather than
-queued without bound or run on the network thread.
+queued without bound or run on the network thread. When the agent stops, the commands
+still waiting, and any that arrive after, are refused (``STOPPING``) rather than dropped:
+paho acknowledged them on arrival, so the broker will not send them again.
 
 Where the reply goes is decided here too (:func:`reply_route`): a response topic the
 device may not or cannot publish to is never used.
@@ -20,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge_agent.config_base import mqtt_text_problem
 from edge_agent.encode import Topics
 from edge_agent.mqtt.client import (
     Client,
@@ -30,14 +33,8 @@ from edge_agent.mqtt.client import (
     new_properties,
 )
 from edge_agent.mqtt.drain import LinkState
-from edge_agent.remote import (
-    MAX_ECHO_CHARS,
-    MAX_JSON_DEPTH,
-    MAX_PAYLOAD_BYTES,
-    Reply,
-    nests_deeper_than,
-    shown,
-)
+from edge_agent.remote import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Reply
+from edge_agent.strict_json import MAX_ECHO_CHARS, loads_strict, nests_deeper_than, shown
 
 __all__ = [
     "RESPONSE_TOPIC_KEY",
@@ -47,6 +44,7 @@ __all__ = [
     "InboundCommand",
     "reply_route",
     "response_topic_in_payload",
+    "unpublishable",
 ]
 
 _log = logging.getLogger("edge_agent.mqtt")
@@ -56,6 +54,7 @@ CommandCallback = Callable[[str, bytes, bool], Reply | None]
 ``mqtt-commands`` thread)."""
 
 THREAD_NAME = "mqtt-commands"
+STOPPING = "the agent is stopping: the command was not run; send it again once the device is online"
 
 
 @dataclass(frozen=True)
@@ -75,18 +74,38 @@ def reply_route(topics: Topics, name: str, requested: object) -> tuple[str, str 
 
     A response topic under ``{root}/reply/`` is used as is; any other is replaced by
     ``{root}/reply/{name}`` (the broker's ACL allows no other). One under ``reply/`` that
-    holds a wildcard (``+``, ``#``) or a NUL cannot be published to at all: the command is
-    refused, with the reason on the default topic, rather than run and answered nowhere.
+    cannot be published to (:func:`unpublishable`: a wildcard, a control character, ...)
+    is refused, with the reason on the default topic, rather than run and answered
+    nowhere, or published and the connection dropped by the broker for it.
     """
     default = topics.reply(name)
     if not isinstance(requested, str) or not topics.is_reply(requested):
         return default, None
-    if any(char in requested for char in "+#\0"):
+    problem = unpublishable(requested)
+    if problem is not None:
         return default, (
             f"response topic {shown(requested, 4 * MAX_ECHO_CHARS)!r} is not a valid topic to "
-            "publish to (it holds a wildcard + or # or a NUL); the command was not run"
+            f"publish to ({problem}); the command was not run"
         )
     return requested, None
+
+
+MAX_TOPIC_BYTES = 65_535
+
+
+def unpublishable(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or None. Beyond wildcards, the broker takes a
+    character MQTT forbids in a topic (a control character, a surrogate, a noncharacter:
+    mosquitto checks them all) as a malformed packet and drops the connection that sent
+    it; paho sends the message again on the next connection, and so on."""
+    if any(char in topic for char in "+#"):
+        return "it holds a wildcard + or #"
+    problem = mqtt_text_problem(topic)
+    if problem is not None:
+        return problem
+    if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+        return f"it is longer than {MAX_TOPIC_BYTES} bytes"
+    return None
 
 
 RESPONSE_TOPIC_KEY = "response_topic"
@@ -103,7 +122,7 @@ def response_topic_in_payload(payload: bytes) -> tuple[bytes, object]:
         text = payload.decode(json.detect_encoding(payload))
         if nests_deeper_than(text, MAX_JSON_DEPTH):
             return payload, None
-        body = json.loads(text)
+        body = loads_strict(text)  # a key given twice: left for the handler to refuse
     except (UnicodeDecodeError, ValueError, RecursionError):
         return payload, None
     if not isinstance(body, dict) or RESPONSE_TOPIC_KEY not in body:
@@ -129,28 +148,37 @@ class CommandQueue:
         self._send_reply = send_reply
         self._queue: queue.Queue[InboundCommand | None] = queue.Queue(maxsize=capacity)
         self._stopping = threading.Event()
+        self._accepting = threading.Lock()  # no command queued after the last one is refused
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     @property
     def thread_name(self) -> str:
         return self._thread.name
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, command: InboundCommand) -> bool:
-        """Queue ``command``; False when the queue is full (or stopping). Never blocks."""
-        if self._stopping.is_set():
-            return False
-        try:
-            self._queue.put_nowait(command)
-        except queue.Full:
-            return False
-        return True
+        """Queue ``command``; False when the queue is full or stopping (``stopping`` says
+        which). Never blocks."""
+        with self._accepting:
+            if self._stopping.is_set():
+                return False
+            try:
+                self._queue.put_nowait(command)
+            except queue.Full:
+                return False
+            return True
 
     def request_stop(self) -> None:
-        """Finish the command in hand, drop the rest; returns at once (``stop`` waits)."""
-        self._stopping.set()
+        """Finish the command in hand, refuse the rest (a ``STOPPING`` reply each); returns
+        at once (``stop`` waits)."""
+        with self._accepting:
+            self._stopping.set()
         # Wake an idle thread; a busy one checks _stopping after its command.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
@@ -165,10 +193,10 @@ class CommandQueue:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             command = self._queue.get()
             if command is None or self._stopping.is_set():
-                return
+                break
             try:
                 reply = self._callback(command.name, command.payload, command.retained)
             except Exception:  # a handler bug must not end the command thread
@@ -176,6 +204,22 @@ class CommandQueue:
                 reply = Reply.error("internal error")
             if reply is not None:
                 self._send_reply(command, reply)
+        self._refuse_waiting(command)
+
+    def _refuse_waiting(self, command: InboundCommand | None) -> None:
+        """Stopping: each command taken or still queued gets a refusal, not silence.
+        ``submit`` queues nothing once ``_stopping`` is set, so this empties the queue."""
+        refused = 0
+        while True:
+            if command is not None and not command.retained:  # retained: ignored anyway
+                self._send_reply(command, Reply.error(STOPPING))
+                refused += 1
+            try:
+                command = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if refused:
+            _log.warning("stopping: %d waiting command(s) refused, not run", refused)
 
 
 class CommandPort:
@@ -214,6 +258,10 @@ class CommandPort:
     @property
     def thread_name(self) -> str:
         return self._queue.thread_name
+
+    @property
+    def stopping(self) -> bool:
+        return self._queue.stopping
 
     def start(self) -> None:
         self._queue.start()
@@ -267,6 +315,11 @@ class CommandPort:
             _log.warning("command %r refused: %s", shown(name), refusal)
             self.send_reply(command, Reply.error(refusal))
         elif not self._queue.submit(command):
+            if self._queue.stopping:
+                _log.warning("command %r refused: the agent is stopping", shown(name))
+                if not command.retained:  # a retained command is ignored, never answered
+                    self.send_reply(command, Reply.error(STOPPING))
+                return
             capacity = self._queue.capacity
             _log.warning("command %r refused: %d commands waiting", shown(name), capacity)
             self.send_reply(

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 from edge_agent.encode import Topics, encode_status
 from edge_agent.mqtt.client import (
+    MAX_COMMAND_PACKET_BYTES,
     Client,
     ClientFactory,
     ConnectFlags,
@@ -198,7 +199,9 @@ class Publisher:
         s = self.settings
         # Keep the session over reconnects *and* restarts: commands queued for us while
         # we were away still arrive.
-        clean_start, properties = connect_properties(s)
+        clean_start, properties = connect_properties(
+            s, maximum_packet_bytes=MAX_COMMAND_PACKET_BYTES
+        )
         if self._commands is not None:
             self._commands.start()
         self._client.connect_async(

@@ -21,13 +21,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
 from edge_agent import crypto
 from edge_agent.config_base import StrictModel
 from edge_agent.files import write_atomic
+from edge_agent.strict_json import loads_strict, nests_deeper_than
 from edge_agent.types import CLOCK_SET_AFTER_S
 
 __all__ = [
@@ -169,9 +170,15 @@ def sign_metadata(folder: Path, private_raw: bytes) -> str:
     return keyid
 
 
+MAX_METADATA_DEPTH = 16  # release.json nests four levels (signed, files, a file's entry)
+
+
 def _load(folder: Path) -> tuple[Metadata, dict[str, object]]:
     try:
-        raw = json.loads((folder / METADATA).read_text(encoding="utf-8"))
+        text = (folder / METADATA).read_text(encoding="utf-8")
+        if nests_deeper_than(text, MAX_METADATA_DEPTH):  # read before it is trusted
+            raise ValueError(f"nested deeper than {MAX_METADATA_DEPTH} levels")
+        raw: Any = loads_strict(text)  # a key given twice: which one was signed?
         return Metadata.model_validate(raw), raw["signed"]
     except FileNotFoundError:
         raise ReleaseRefused(f"no {METADATA} in the release") from None

@@ -19,16 +19,20 @@ import json
 import re
 import shutil
 import tarfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.security import redact_url
 from edge_agent.update.release import FILE_NAME, file_sha256
 
 __all__ = ["Staging", "TransferError", "unpack"]
 
 ARCHIVE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-FETCH_TIMEOUT_S = 30.0
+FETCH_TIMEOUT_S = 30.0  # per read: a byte now and then would keep it from expiring, so...
+STALL_WINDOW_S = 30.0  # ... a download that brings less than STALL_MIN_BYTES in a window
+STALL_MIN_BYTES = 16 * 1024  # is given up (it runs on the command thread: the rest wait)
 
 
 class TransferError(Exception):
@@ -132,19 +136,30 @@ class Staging:
         self.begin(archive_id, size, sha256)
         part, _expect = self._paths(archive_id)
         part.unlink()
+        shown = redact_url(url)  # a mirror's password stays out of replies and logs
         try:
             with (
                 urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response,
                 part.open("wb") as handle,
             ):
                 copied = 0
-                for block in iter(lambda: response.read(1 << 16), b""):
+                read = getattr(response, "read1", response.read)  # what one read brings
+                window_s, window_bytes = time.monotonic(), 0
+                while block := read(1 << 16):
                     copied += len(block)
                     if copied > size:
-                        raise TransferError(f"{url} sends more than {size} bytes")
+                        raise TransferError(f"{shown} sends more than {size} bytes")
                     handle.write(block)
+                    window_bytes += len(block)
+                    if time.monotonic() - window_s >= STALL_WINDOW_S:
+                        if window_bytes < STALL_MIN_BYTES:
+                            raise TransferError(
+                                f"{shown} stalled: {window_bytes} bytes in the last "
+                                f"{STALL_WINDOW_S:g} s (at least {STALL_MIN_BYTES} expected)"
+                            )
+                        window_s, window_bytes = time.monotonic(), 0
         except OSError as error:  # URLError, timeouts, refused connections
-            raise TransferError(f"cannot fetch {url}: {error}") from None
+            raise TransferError(f"cannot fetch {shown}: {redact_url(str(error))}") from None
         return self.complete(archive_id)
 
 

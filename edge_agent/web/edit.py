@@ -119,12 +119,12 @@ def apply_zones(data: object, edit: ZonesEdit) -> list[str]:
         ]
     camera["rules"] = kept
     if edit.masks is not None:
-        privacy = camera.setdefault("privacy", {})  # its other keys (face blur) stay
-        if privacy is None:
-            privacy = camera["privacy"] = {}
+        privacy = camera.get("privacy") or {}  # its other keys (face blur) stay
         if not isinstance(privacy, dict):
             return [f"camera {edit.camera!r}: privacy is not a mapping in the config file"]
-        privacy["masks"] = [[[x, y] for x, y in mask] for mask in edit.masks]
+        # A copy: another camera may share this mapping through a YAML alias (`*p`).
+        masks = [[[x, y] for x, y in mask] for mask in edit.masks]
+        camera["privacy"] = {**privacy, "masks": masks}
     return []
 
 

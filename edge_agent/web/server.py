@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import ipaddress
 import json
 import logging
@@ -26,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from edge_agent.remote import finite, nests_deeper_than
+from edge_agent.strict_json import AmbiguousJSON, finite, loads_strict, nests_deeper_than
 from edge_agent.web import api
 from edge_agent.web.auth import (
     LoginLimiter,
@@ -40,7 +41,7 @@ from edge_agent.web.auth import (
 from edge_agent.web.config import WebConfig, split_listen
 from edge_agent.web.edit import ConfigEditor
 from edge_agent.web.feed import RecentOutputs
-from edge_agent.web.limits import LimitedServer, LimitedV6Server
+from edge_agent.web.limits import DeadlineReader, LimitedServer, LimitedV6Server
 from edge_agent.web.selftest import SelftestRunner
 
 __all__ = ["COOKIE", "WebServer", "default_password_file", "start_web"]
@@ -57,6 +58,7 @@ STATIC = {
 }
 MAX_FORM_BYTES = 4096
 IDLE_TIMEOUT_S = 30.0
+REQUEST_DEADLINE_S = 30.0  # a request's line, headers and body, read whole within this
 MAX_JSON_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 16  # the editor's save nests four levels (zones, polygon, point)
 MAX_LOGGED_PATH = 200
@@ -191,6 +193,16 @@ class _Handler(BaseHTTPRequestHandler):
     def page(self) -> WebServer:
         return self.server.page
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the standard one: reads only through the deadline's
+        self._reader = DeadlineReader(self.connection, IDLE_TIMEOUT_S)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        self._reader.start(REQUEST_DEADLINE_S)
+        super().handle_one_request()
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("page: %s %s", self.client_address[0], format % args)
 
@@ -288,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Run ``handle``; a bug it hits is a 500 with a short JSON body and one logged
         traceback, never a connection dropped without an answer."""
         self._answered = False
+        if self.command != "POST":  # read whole (a POST's body: in _post)
+            self._reader.finish()
         try:
             handle()
         except OSError as error:  # the client went away: nothing to answer
@@ -375,6 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         body = self._body(MAX_JSON_BYTES)  # read first: a refusal must not leave it unread
+        self._reader.finish()
         if not isinstance(body, bytes):
             self.close_connection = True
             if body == "too large":
@@ -438,7 +453,10 @@ class _Handler(BaseHTTPRequestHandler):
                     problem = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
                     self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": [problem]})
                     return
-                data = json.loads(body)
+                data = loads_strict(body.decode("utf-8"))
+            except AmbiguousJSON as error:  # a key given twice: which one did they mean?
+                self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": [str(error)]})
+                return
             except ValueError:  # UnicodeDecodeError too
                 self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "problems": ["not JSON"]})
                 return

@@ -16,6 +16,7 @@ from fakes.mqtt import Inbox
 from helpers import wait_until
 from hw_sim.netproxy import NetProxy
 
+from edge_agent.broker import LocalBroker
 from edge_agent.encode import Topics
 from edge_agent.mqtt import DrainSettings, MqttSettings, Protocol, Publisher, Subscriber
 from edge_agent.outbox import Outbox
@@ -178,3 +179,84 @@ def test_commands_round_trip(target: Target, outbox: Outbox, root: str) -> None:
     (reply,) = link.inbox.at(reply_topic)
     assert reply.json() == {"ok": True, "pong": {"n": 1}}
     assert seen == ["ping"]
+
+
+@pytest.mark.parametrize("bad", ["\u0001", "\u0085", "\ufffe", "\ufdd0"])
+def test_a_response_topic_the_broker_would_refuse_is_refused_and_the_link_stays(
+    broker: LocalBroker, outbox: Outbox, root: str, bad: str
+) -> None:
+    """MQTT 3.1.1: the response topic is the request's own JSON text, so it may hold any
+    character. The reply went to it: mosquitto took the PUBLISH as malformed and dropped
+    the device's connection, paho sent the reply again on every reconnect, and the drain
+    moved the events in flight beside it to the dead letters (lost link three times in a
+    row). Now the command is refused on the default reply topic; nothing else changes."""
+    seen: list[str] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        seen.append(name)
+        return Reply.json({"ok": True})
+
+    target = Target("mosquitto", broker.host, broker.port, "3.1.1")
+    with Link(target, outbox, root, on_command=on_command) as link:
+        wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+        centre = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"centre-{uuid.uuid4().hex[:6]}",
+            protocol=paho.MQTTv311,
+        )
+        centre.connect(target.host, target.port)
+        centre.loop_start()
+        try:
+            request = {"response_topic": f"{root}/reply/x{bad}"}
+            payload = json.dumps(request).encode()  # ASCII: the character as a \u escape
+            centre.publish(f"{root}/cmd/ping", payload, qos=1).wait_for_publish(TIMEOUT_S)
+            default = f"{root}/reply/ping"
+            wait_until(lambda: link.inbox.at(default), TIMEOUT_S, "the refusal")
+            outbox.enqueue_many(events(root, 0, 20))
+            link.pub.wake()
+            wait_until(lambda: outbox.depth() == 0, TIMEOUT_S, "the events delivered")
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+        assert link.pub.stats().reconnects == 0 and link.pub.connected
+    (refusal,) = link.inbox.at(default)
+    body = refusal.json()
+    assert body["ok"] is False and f"U+{ord(bad):04X}" in body["error"], body
+    assert seen == []  # the command never ran
+    assert link.inbox.event_seqs() == list(range(1, 21))
+    assert outbox.stats().dead_lettered_total == 0
+
+
+def test_a_command_far_over_the_size_limit_never_reaches_the_device(
+    broker: LocalBroker, outbox: Outbox, root: str
+) -> None:
+    """A command is at most 64 kB, but paho reads whatever the broker sends in one piece:
+    three 100 MB commands took a running agent from 143 MB to a 547 MB peak (254 MB
+    after) before each was refused. With MQTT 5 the device's CONNECT now says the largest
+    packet it takes (1 MiB), and the broker drops larger ones for it."""
+    seen: list[int] = []
+
+    def on_command(name: str, payload: bytes, retained: bool) -> Reply:
+        seen.append(len(payload))
+        return Reply.json({"ok": True})
+
+    target = Target("mosquitto", broker.host, broker.port, "5")
+    with Link(target, outbox, root, on_command=on_command) as link:
+        wait_until(lambda: link.pub.commands_ready, TIMEOUT_S, "the command subscription")
+        centre = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"centre-{uuid.uuid4().hex[:6]}",
+            protocol=paho.MQTTv5,
+        )
+        centre.connect(target.host, target.port)
+        centre.loop_start()
+        try:
+            big = b"{" + b" " * (4 << 20) + b"}"
+            centre.publish(f"{root}/cmd/ping", big, qos=1).wait_for_publish(TIMEOUT_S)
+            centre.publish(f"{root}/cmd/ping", b"{}", qos=1).wait_for_publish(TIMEOUT_S)
+            wait_until(lambda: link.inbox.at(f"{root}/reply/ping"), TIMEOUT_S, "the reply")
+        finally:
+            centre.loop_stop()
+            centre.disconnect()
+        assert link.pub.connected and link.pub.stats().reconnects == 0
+    assert seen == [2]  # in order on one topic: the big one, had it come, came first

@@ -119,6 +119,80 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         load_config(path)
 
 
+DOUBLED_RULES = """\
+site_id: plaza
+device_id: pi-1
+cameras:
+  - id: cam1
+    source: {kind: sim}
+    zones:
+      - {name: door, polygon: [[0, 0], [0.5, 0], [0.5, 1]]}
+    rules:
+      - {kind: intrusion, zone: door}
+    rules:
+      - {kind: loitering, zone: door}
+"""
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused_with_both_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a second `rules:` (pasted below the first)
+    silently dropped every rule of the first and the file passed check-config."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(DOUBLED_RULES)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    (problem,) = raised.value.problems
+    assert "line 10" in problem and "'rules' given twice" in problem, problem
+    assert "first at line 8" in problem, problem
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
+    """A key from a `<<:` merge overridden by the mapping's own is YAML's merge, not a
+    repeated key."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "site_id: plaza\ndevice_id: pi-1\ncameras:\n"
+        "  - {id: cam1, source: &sim {kind: sim, scenario: street}}\n"
+        "  - {id: cam2, source: {<<: *sim, scenario: person_walks_in}}\n"
+    )
+    config = load_config(path)
+    sources = [camera.source for camera in config.cameras]
+    assert [getattr(source, "scenario", None) for source in sources] == [
+        "street",
+        "person_walks_in",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code"),
+    [
+        ("topic_prefix", "ci\u0001ty", "U+0001"),
+        ("topic_prefix", "city\ufffe", "U+FFFE"),
+        ("client_id", "pi\u0085-1", "U+0085"),
+        ("username", "dev\u007f", "U+007F"),
+    ],
+)
+def test_mqtt_text_the_broker_would_refuse_is_a_config_error(
+    key: str, value: str, code: str
+) -> None:
+    """The broker takes such a character in a topic, client id or user name as a malformed
+    packet and drops the connection: the agent retried for ever, never connected, and
+    said only that the broker could not be reached."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config({**MINIMAL, "mqtt": {key: value}})
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"mqtt.{key}:") and code in problem, problem
+
+
+def test_a_session_expiry_mqtt_cannot_carry_is_a_config_error() -> None:
+    """MQTT's Session Expiry Interval is a four-byte integer: 2**32 passed the config, then
+    paho's network thread raised struct.error on every CONNECT and the agent never
+    connected. 0xFFFFFFFF ('never expires') is the largest."""
+    with pytest.raises(ConfigError, match=r"mqtt\.session_expiry_s: .*less than or equal"):
+        parse_config({**MINIMAL, "mqtt": {"session_expiry_s": 2**32}})
+    assert parse_config({**MINIMAL, "mqtt": {"session_expiry_s": 2**32 - 1}})
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")

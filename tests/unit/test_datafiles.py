@@ -143,6 +143,24 @@ def test_duplicate_names_are_rejected(tmp_path: Path) -> None:
         datafiles.load_manifest(_write_manifest(tmp_path / "m.yaml", [entry, other]))
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models:\n  - " + "[" * 3000 + "]" * 3000 + "\n", "nested deeper than 64 levels"),
+        ("models: []\nmedia: []\nmodels: []\n", "'models' given twice"),
+    ],
+)
+def test_a_manifest_that_cannot_be_read_as_one_is_a_data_file_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """$EDGE_AGENT_MANIFEST nested 3,000 deep was a RecursionError traceback from
+    check-config; a second `models:` silently replaced the first list."""
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    with pytest.raises(DataFileError, match=message):
+        datafiles.load_manifest(path)
+
+
 def test_missing_manifest_names_the_env_var(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match=datafiles.MANIFEST_ENV):
         datafiles.load_manifest(tmp_path / "nope.yaml")

@@ -318,6 +318,10 @@ def test_label_file_line_i_is_class_i(tmp_path: Path) -> None:
         ("names:\n  0: pile\n  2: water\n", "ids must be 0..1"),
         ("- pile\n- [water]\n", "must list names"),
         ("- pile\n  - : [\n", "not valid YAML"),
+        # were a TypeError (sorting 0 and 'x'), the last 'car' kept, a RecursionError:
+        ("names: {0: person, x: car}\n", r"ids must be 0, 1, 2, \.\.\., got 0, 'x'"),
+        ("{0: person, 0: car, 1: bus}\n", "'0' given twice"),
+        ("[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64 levels"),
     ],
 )
 def test_label_file_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -16,7 +16,14 @@ import yaml
 
 from edge_agent.cli import main as agent_main
 from edge_agent.config import load_config
-from edge_agent.enrol import DeviceFiles, Enrolment, EnrolmentError, parse_token
+from edge_agent.enrol import (
+    DeviceFiles,
+    Enrolment,
+    EnrolmentError,
+    parse_response,
+    parse_token,
+    read_bundle,
+)
 from edge_agent.ids import check_id, inside, write_atomic
 from edge_agent.web.auth import verify_password
 from provisioning import cli as provision_cli
@@ -294,6 +301,57 @@ def test_a_certificate_for_another_key_or_device_is_not_installed(tmp_path: Path
         ]["client_id"]
         == "pole-1"
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),  # was a RecursionError
+        (b'{"v":1,"ok":true,"cert":"a","cert":"b","config":""}', "'cert' given twice"),
+    ],
+)
+def test_an_answer_that_cannot_be_read_is_an_enrolment_error(answer: bytes, message: str) -> None:
+    """The answer comes over the network or on a USB stick (DEVICE.response.json): one
+    nested 100,000 deep ended `edge-agent enroll --bundle` in a RecursionError traceback."""
+    with pytest.raises(EnrolmentError, match=message):
+        parse_response(answer)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("site_id: s\ndevice_id: pole-1\nmqtt: 5\n", "mqtt is not a mapping"),
+        ("site_id: s\ndevice_id: pole-1\nmqtt: {tls: x}\n", "mqtt.tls is not a mapping"),
+        ("site_id: s\ndevice_id: pole-1\nsite_id: t\n", "'site_id' given twice"),
+    ],
+)
+def test_a_config_from_the_city_side_that_is_not_one_is_refused_and_nothing_written(
+    tmp_path: Path, config: str, message: str
+) -> None:
+    """`mqtt: 5` in the answer's config raised TypeError (no item assignment on an int)
+    after the certificate had been checked; a key given twice kept the last."""
+    ca = pki.make_ca()
+    device = DeviceFiles(tmp_path / "etc")
+    device.new_key()
+    cert = pki.sign_csr(ca, device.csr("x"), "pole-1", valid_for=timedelta(days=1))
+    pem = cert.public_bytes(pki.serialization.Encoding.PEM)
+    with pytest.raises(EnrolmentError, match=message):
+        device.install(Enrolment(pem, ca.cert_pem, config))
+    assert not (tmp_path / "etc" / "device.crt").exists()
+    assert not (tmp_path / "etc" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "bundle",
+    [b"[" * 100_000 + b"]" * 100_000, b"[1]", b'"x"', b'{"device_id": 5, "token": 1}', b"\xff"],
+)
+def test_a_usb_bundle_that_is_not_one_is_said_as_such(tmp_path: Path, bundle: bytes) -> None:
+    """`edge-agent enroll --bundle` on these printed a RecursionError traceback, or 'enroll:
+    list indices must be integers or slices, not str'."""
+    path = tmp_path / "pole-1.enrol.json"
+    path.write_bytes(bundle)
+    with pytest.raises(EnrolmentError, match="is not an enrolment bundle"):
+        read_bundle(path)
 
 
 def test_a_device_with_a_page_gets_its_password_at_enrolment_shown_once(

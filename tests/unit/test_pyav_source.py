@@ -4,6 +4,7 @@ the packet feed between capture and recorder drops only whole GOPs."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def test_kind_pyav_opens_the_pyav_backend(tmp_path: Path) -> None:
         assert not health.connected and "cannot open" in (health.last_error or "")
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_a_camera_password_never_reaches_the_error_log_or_stats(
+    scheme: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FFmpeg's error names the URL it was given: 'cannot open rtsp://admin:***@...:
+    [Errno 111] Connection refused: 'rtsp://admin:s3cret@...'' went to the log and to
+    last_error, which stats and the status reply publish."""
+    pytest.importorskip("av")
+    uri = f"{scheme}://admin:s3cret@127.0.0.1:9/stream"  # the discard port: refused
+    camera = parse_config(
+        {
+            "site_id": "s",
+            "device_id": "d",
+            "cameras": [{"id": "cam1", "source": {"kind": "pyav", "uri": uri}}],
+        }
+    ).cameras[0]
+    with caplog.at_level(logging.DEBUG):
+        source = open_source(camera)
+        try:
+            health = source.health()
+        finally:
+            source.close()
+    assert "cannot open" in (health.last_error or "") and "refused" in (health.last_error or "")
+    assert "s3cret" not in (health.last_error or "")
+    assert "s3cret" not in caplog.text
 
 
 def test_without_pyav_the_error_says_how_to_install_it(

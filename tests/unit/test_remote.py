@@ -204,6 +204,33 @@ def test_a_payload_that_is_not_json_is_refused() -> None:
     assert parsed["ok"] is False and "not JSON" in str(parsed["error"])
 
 
+@pytest.mark.parametrize(
+    ("name", "payload", "key"),
+    [
+        ("preview", b'{"camera":"cam1","on":true,"on":false}', "on"),
+        ("snapshot", b'{"camera":"cam9","camera":"cam1"}', "camera"),
+        ("preview", b'{"camera":"cam1","fps":1,"fps":2}', "fps"),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_guessed(name: str, payload: bytes, key: str) -> None:
+    """Python's JSON parser keeps the last of two equal keys; a centre's schema validator
+    or log may read the first. {"on":true,"on":false} switched the preview off and
+    {"camera":"cam9","camera":"cam1"} snapshotted cam1: the device must not pick one."""
+    agent = FakeAgent()
+    handler = CommandHandler(agent)
+    parsed = body(handler.handle(name, payload))
+    assert parsed["ok"] is False, parsed
+    assert f"key {key!r} given twice" in str(parsed["error"]), parsed
+    assert agent.previews == [] and handler.refused == 1
+
+
+def test_a_key_that_is_no_text_is_named_as_such() -> None:
+    """A lone UTF-16 surrogate as a key was '(top level): Input should be a valid string,
+    unable to parse raw data as a unicode string'."""
+    parsed = body(CommandHandler(FakeAgent()).handle("ping", b'{"\\ud800x":1}'))
+    assert parsed["ok"] is False and "not valid Unicode" in str(parsed["error"]), parsed
+
+
 def test_retained_commands_are_ignored() -> None:
     reply, agent, handler = handle("preview", {"camera": "cam1"}, retained=True)
     assert reply is None and agent.previews == [] and handler.refused == 1

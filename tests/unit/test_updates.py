@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import socketserver
 import tarfile
 import threading
 from datetime import datetime, timedelta, timezone
@@ -50,6 +51,23 @@ def test_a_tampered_file_is_refused(tmp_path: Path) -> None:
     folder = make_release(tmp_path / "r", CONFIG)
     (folder / "config.yaml").write_bytes(b"site_id: x\n")  # same size, other bytes
     with pytest.raises(ReleaseRefused, match="does not match its sha256"):
+        verify(folder)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"signed":' * 50_000 + b"1" + b"}" * 50_000],
+    ids=["array", "object"],
+)
+def test_metadata_nested_too_deep_is_refused_not_a_recursion_error(
+    tmp_path: Path, metadata: bytes
+) -> None:
+    """release.json is read before its signature is checked: anyone who may send
+    update_chunk could make the commit end in a RecursionError ('internal error' and a
+    traceback) instead of a refusal."""
+    folder = make_release(tmp_path / "r", CONFIG)
+    (folder / METADATA).write_bytes(metadata)
+    with pytest.raises(ReleaseRefused, match="cannot be read: nested deeper than"):
         verify(folder)
 
 
@@ -153,6 +171,57 @@ def test_a_damaged_transfer_record_asks_for_a_new_begin(tmp_path: Path, record: 
     assert staging.begin("a1", len(data), digest) == 0
     assert staging.chunk("a1", 0, data, None) == len(data)
     assert staging.complete("a1").read_bytes() == data
+
+
+class Drip(socketserver.BaseRequestHandler):
+    """An HTTP server that sends its body a byte at a time, each within the socket
+    timeout: a stalled mirror, or a hostile one."""
+
+    body = b"release" * 20
+    stop = threading.Event()
+
+    def handle(self) -> None:
+        self.request.recv(4096)
+        head = f"HTTP/1.0 200 OK\r\nContent-Length: {len(self.body)}\r\n\r\n".encode()
+        self.request.sendall(head)
+        for byte in self.body:
+            if self.stop.wait(0.05):
+                return
+            try:
+                self.request.sendall(bytes([byte]))
+            except OSError:  # the device gave up
+                return
+
+
+def test_a_fetch_that_trickles_is_given_up_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """update_fetch runs on the command thread, and the 30 s socket timeout is per read: a
+    server sending a byte every few seconds held every command behind it for as long as
+    it liked. Now less than STALL_MIN_BYTES in a STALL_WINDOW_S is a refusal."""
+    monkeypatch.setattr("edge_agent.update.transfer.STALL_WINDOW_S", 0.5)
+    monkeypatch.setattr("edge_agent.update.transfer.STALL_MIN_BYTES", 1000)
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        staging = Staging(tmp_path, max_bytes=1 << 20)
+        url = f"http://127.0.0.1:{server.server_address[1]}/r.tar"
+        digest = hashlib.sha256(Drip.body).hexdigest()
+        with pytest.raises(TransferError, match="stalled"):
+            staging.fetch("r1", url, len(Drip.body), digest)
+    finally:
+        Drip.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_fetch_error_never_repeats_the_url_s_password(tmp_path: Path) -> None:
+    staging = Staging(tmp_path, max_bytes=1 << 20)
+    url = "http://ops:s3cret@127.0.0.1:9/r.tar"  # the discard port: refused
+    with pytest.raises(TransferError, match="cannot fetch") as refused:
+        staging.fetch("r1", url, 10, "0" * 64)
+    assert "s3cret" not in str(refused.value) and "ops:***@" in str(refused.value)
 
 
 def test_unpack_takes_plain_files_only(tmp_path: Path) -> None:

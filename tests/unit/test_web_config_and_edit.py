@@ -330,6 +330,30 @@ def test_a_camera_without_privacy_gets_it_with_its_first_mask(config_path: Path)
     ]
 
 
+def test_masks_for_one_camera_stay_on_that_camera_when_its_privacy_is_an_alias(
+    config_path: Path,
+) -> None:
+    """A file whose cameras share one privacy section through a YAML anchor (`privacy: *p`):
+    the save changed the shared mapping in place, so cam1's new masks were written to both
+    cameras and blacked out the same area of a camera the technician never touched."""
+    text = config_path.read_text().replace(
+        "    source: {kind: sim, scenario: street}\n",
+        "    source: {kind: sim, scenario: street}\n    privacy: &p {face_min_px: 40}\n",
+        1,
+    )
+    text = text.replace(
+        "outbox:",
+        "  - id: cam2\n    source: {kind: sim, scenario: street}\n    privacy: *p\noutbox:",
+    )
+    config_path.write_text(text)
+    triangle = [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]]
+    result = ConfigEditor(config_path, Reloads()).save_zones({**SAVE, "masks": [triangle]})
+    assert result.status == 200, result.body
+    cam1, cam2 = load_config(config_path).cameras
+    assert cam1.privacy.masks == [[(0.5, 0.5), (0.9, 0.5), (0.9, 0.9)]]
+    assert cam2.privacy.masks == [] and cam2.privacy.face_min_px == 40
+
+
 CIRCLE = [  # 300 points on a circle: a real polygon, more points than a mask may have
     [0.5 + 0.3 * math.cos(2 * math.pi * i / 300), 0.5 + 0.3 * math.sin(2 * math.pi * i / 300)]
     for i in range(300)

@@ -292,6 +292,16 @@ def test_hostile_posts_get_a_clear_refusal_and_the_page_goes_on(server: WebServe
     assert request(server, "GET", "/api/health", Authorization=basic(PASSWORD))[0] == 200
 
 
+def test_a_save_with_a_key_given_twice_is_refused_not_guessed(server: WebServer) -> None:
+    """{"camera":"cam1",...,"camera":"gate"} edited the gate's zones (Python keeps the
+    last key) while the page, or a script's log, said cam1."""
+    headers = {**logged_in(server), "Content_Type": "application/json"}
+    save = b'{"camera":"cam1","zones":[],"camera":"gate"}'
+    status, _, body = request(server, "POST", "/api/config/zones", save, **headers)
+    assert status == 400, body
+    assert "key 'camera' given twice" in json.loads(body)["problems"][0]
+
+
 def test_a_bug_behind_a_route_is_a_500_with_json_and_the_page_goes_on(
     server: WebServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -331,6 +341,39 @@ def test_one_host_holding_idle_connections_cannot_lock_the_technician_out(
         for connection in idle:
             connection.close()
     wait_until(lambda: not httpd._per_address, 10.0, "every slot given back")
+    assert request(server, "GET", "/login")[0] == 200
+
+
+def test_a_request_dripped_byte_by_byte_is_closed_at_its_deadline(
+    server: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slowloris proper: a header byte now and then never lets the 30 s socket timeout
+    expire, so 8 such connections per address held their request threads for ever (two
+    hosts: the whole page). A request must now be read whole within its deadline (30 s;
+    1 s here)."""
+    monkeypatch.setattr("edge_agent.web.server.REQUEST_DEADLINE_S", 1.0)
+    closed = threading.Event()
+    with socket.create_connection(server.address, timeout=10) as connection:
+        connection.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: ")
+        for _ in range(100):  # 20 s of drip, far past the deadline
+            try:
+                connection.sendall(b"a")
+            except OSError:  # reset by the page
+                closed.set()
+                break
+            if closed.wait(0.2):
+                break
+            connection.settimeout(0.0)
+            try:
+                if connection.recv(100) == b"":
+                    closed.set()
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed.set()
+            connection.settimeout(10)
+    assert closed.is_set(), "the page still waits for the dripped request"
+    wait_until(lambda: not server._httpd._per_address, 10.0, "the slot given back")
     assert request(server, "GET", "/login")[0] == 200
 
 

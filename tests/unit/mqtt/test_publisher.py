@@ -338,6 +338,43 @@ def test_stop_reports_a_thread_that_did_not_stop(
     assert len(errors) == 1 and "mqtt-commands" in errors[0].getMessage()
 
 
+def test_commands_waiting_or_arriving_at_stop_are_refused_not_dropped(outbox: Outbox) -> None:
+    """paho acknowledges a command as it arrives, so the broker never sends it again: one
+    still queued when the agent stopped was dropped without a word (the centre waited for
+    a reply that never came), and one arriving during the stop was told 'busy: 8 commands
+    waiting'. Both now get a refusal saying the agent is stopping; none runs."""
+    commands = BlockingCommands(block=True)
+    publisher, fake = new_publisher(outbox, on_command=commands)
+    publisher.start()
+    stopper = threading.Thread(target=publisher.stop, kwargs={"timeout_s": TIMEOUT_S})
+    try:
+        wait_until(lambda: publisher.connected, TIMEOUT_S, "connected")
+        fake.deliver(ping(f"{ROOT}/reply/first"))  # taken by the command thread, held
+        wait_until(commands.started.is_set, TIMEOUT_S, "the first command running")
+        fake.deliver(ping(f"{ROOT}/reply/queued"))
+        stopper.start()
+        port = publisher._commands
+        assert port is not None
+        wait_until(lambda: port.stopping, TIMEOUT_S, "the stop under way")
+        fake.deliver(ping(f"{ROOT}/reply/late"))
+        wait_until(lambda: fake.published_on(f"{ROOT}/reply/late"), TIMEOUT_S, "late refusal")
+    finally:
+        commands.release.set()
+        if stopper.ident is not None:
+            stopper.join(TIMEOUT_S)
+        else:
+            publisher.stop()
+    assert fake.published_on(f"{ROOT}/reply/first")[0].json()["ok"] is True
+    for name in ("queued", "late"):
+        (refusal,) = fake.published_on(f"{ROOT}/reply/{name}")
+        body = refusal.json()
+        assert body["ok"] is False and "stopping" in body["error"], (name, body)
+        validator("reply-error").validate(body)
+    assert commands.threads == ["mqtt-commands"]  # only the first ran
+    status = fake.published_on(TOPICS.status)[-1]
+    assert status.json()["state"] == "stopped"
+
+
 def test_stop_reports_nothing_when_every_thread_stopped(outbox: Outbox) -> None:
     publisher, fake = new_publisher(outbox, on_command=BlockingCommands(block=False))
     publisher.start()
