@@ -123,6 +123,16 @@ for group in gpio; do
     fi
 done
 EXTRA_GROUPS=${EXTRA_GROUPS# }
+# The user itself is in them too: the unit's SupplementaryGroups cover the service only, and
+# the technician's `sudo -u edge-agent edge-agent selftest` (install.md) opens the cameras
+# and the LED as that user (/dev/video*, /dev/gpiochip* are 0660 to their group).
+for group in video $EXTRA_GROUPS; do
+    getent group "$group" >/dev/null 2>&1 || continue
+    case " $(id -nG "$NAME" 2>/dev/null) " in
+        *" $group "*) ;;
+        *) run usermod -a -G "$group" "$NAME" ;;
+    esac
+done
 
 # 3. Directories: config root-owned, entered by the group only; state owner-only. The
 #    config may hold a password, which the agent accepts only in an owner-only file: it is

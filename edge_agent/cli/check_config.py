@@ -34,7 +34,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = Path(args.config)
     config = load_checked_config(path, offline=args.offline)
     if config is None:
-        if not args.offline and check_config_file(path, offline=True).config is not None:
+        if not args.offline and check_config_file(path, offline=True).ok:
             # Everything else is right: only what the device itself has is missing.
             print(
                 "  (everything else is fine: these are checks of the device's own files; on a "

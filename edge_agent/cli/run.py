@@ -112,9 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     if config.updates is not None:  # an installed config release runs instead
-        from edge_agent.update.host import effective_config_path
+        from edge_agent.update.host import agent_on_trial, effective_config_path
 
         release = effective_config_path(path, config.updates)
         if release != path:
-            config = load_checked_config(release) or config  # checked when it was installed
+            checked = load_checked_config(release)  # checked when it was installed...
+            if checked is None and agent_on_trial(config.updates):  # ...by the old agent
+                return error("this new agent refuses the installed config release: its trial fails")
+            config = checked or config
     return run_agent(config, config_path=path)

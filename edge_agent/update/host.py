@@ -95,6 +95,13 @@ def effective_config_path(bootstrap: Path, settings: UpdatesConfig | None) -> Pa
     return store.current_dir("config") / CONFIG_FILE
 
 
+def agent_on_trial(settings: UpdatesConfig) -> bool:
+    """Whether this start is a new agent's trial (after ``effective_config_path``'s
+    repair): failing it now rolls the agent back at the next start."""
+    state = ReleaseStore(settings.dir).state()
+    return state is not None and state.kind == "agent" and state.phase == "trial"
+
+
 class AgentHost:
     """:class:`edge_agent.update.manager.UpdateHost` for the running agent."""
 

@@ -135,6 +135,30 @@ def test_install_dry_run_says_what_it_would_do_and_changes_nothing(tmp_path: Pat
     assert not unit_dir.exists()  # nothing written
 
 
+def test_install_puts_the_user_in_the_device_groups_for_the_self_test(tmp_path: Path) -> None:
+    """The unit's SupplementaryGroups=video (+ gpio) cover the service only: install.md's
+    `sudo -u edge-agent edge-agent selftest` runs with the user's own groups, and a camera
+    or the LED (/dev/video*, /dev/gpiochip*: 0660 to their group) failed there only."""
+    if subprocess.run(["getent", "group", "video"], capture_output=True).returncode != 0:
+        pytest.skip("no group video on this machine")
+    member = (
+        "video"
+        in subprocess.run(
+            ["id", "-nG", "edge-agent"], capture_output=True, text=True
+        ).stdout.split()
+    )
+    env = {**os.environ, "EDGE_AGENT_UNIT_DIR": str(tmp_path / "units")}
+    result = subprocess.run(
+        ["sh", str(INSTALL), "--dry-run", "--bin", FACTORY_BIN],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    assert ("would run: usermod -a -G video edge-agent" in result.stdout) != member
+
+
 def test_install_with_page_edits_gives_the_agent_its_config_directory(tmp_path: Path) -> None:
     """The technician's page saves zones into /etc/edge-agent: only when asked for, the
     directory becomes the agent's and a drop-in makes it writable inside the sandbox."""

@@ -238,6 +238,23 @@ def test_offline_still_checks_everything_else(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in problems] == ["mqtt.tls", "detector.model"], problems
 
 
+@pytest.mark.parametrize("model", ["ssd_mobilenet_v1", "nope"])
+def test_check_config_says_everything_else_is_fine_only_when_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str
+) -> None:
+    """On a laptop only the device's own files fail: check-config says so on a last line
+    and points at --offline. Not when something else is wrong too (an unknown model)."""
+    from edge_agent.cli import main
+
+    config = good(tmp_path, detector={"model": model}, mqtt={"tls": {"ca_file": "/x/ca.crt"}})
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["check-config", str(path)]) == 2
+    said = capsys.readouterr().err
+    assert "TLS CA file /x/ca.crt does not exist" in said
+    assert ("everything else is fine" in said) == (model != "nope"), said
+
+
 def test_every_example_passes_offline() -> None:
     for path in EXAMPLES:
         result = check_config_file(path, offline=True)

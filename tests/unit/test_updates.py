@@ -597,6 +597,44 @@ def test_a_separate_repair_takes_back_an_agent_that_never_started(tmp_path: Path
     assert "did not start" in again.reason
 
 
+def test_a_new_agent_that_refuses_the_installed_config_release_fails_its_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config release the old agent installed (a key given twice, which it accepted) and
+    a new agent that refuses it: the new agent ran the bootstrap config instead (other
+    cameras, zones, rules), its health check passed on that, and the update was kept. On
+    its trial it now exits 2, so the next start rolls it back to the agent that runs the
+    release."""
+    import argparse
+
+    from edge_agent.cli import run as run_cli
+
+    releases = tmp_path / "releases"
+    bootstrap = tmp_path / "config.yaml"
+    bootstrap.write_text(
+        "site_id: s\ndevice_id: d\n"
+        "cameras: [{id: cam1, source: {kind: sim, scenario: street}}]\n"
+        f"mqtt: {{host: 127.0.0.1}}\noutbox: {{path: {tmp_path / 'outbox.db'}}}\n"
+        f"updates: {{dir: {releases}, trusted_keys: [{PUBLIC_HEX}]}}\n"
+    )
+    store = ReleaseStore(releases)
+    twice = bootstrap.read_bytes() + b"site_id: s\n"  # the old agent kept the last
+    folder = make_release(store.staging / "c.d", {"config.yaml": twice}, version="4")
+    release = verify_release(
+        folder, trusted_keys=[crypto.ed25519_public(KEY)], installed=None, now=NOW
+    )
+    store.keep(store.switch(store.place(release)), "healthy")
+    place_agent(store, "2", None)  # the switch: this start is the new agent's trial
+    ran: list[object] = []
+    monkeypatch.setattr(run_cli, "run_agent", lambda config, **_: ran.append(config) or 0)
+    code = run_cli.cmd_run(argparse.Namespace(config=str(bootstrap)))
+    assert (code, ran) == (2, [])
+    forget_pid(releases)  # systemd starts it again: the next start rolls it back
+    again = store.repair(agent_start=False)
+    assert again is not None and again.phase == "rolled_back"
+    assert store.current("config") == "4"
+
+
 class BrokenHost(FakeHost):
     """Its second look for open events fails (the update thread's first)."""
 
