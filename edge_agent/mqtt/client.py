@@ -36,6 +36,7 @@ __all__ = [
     "JitteredClient",
     "MQTTErrorCode",
     "MQTTMessage",
+    "MQTTMessageInfo",
     "PackedProperties",
     "PacketTypes",
     "Properties",
@@ -52,6 +53,7 @@ Client = paho.Client
 ConnectFlags = paho.ConnectFlags
 DisconnectFlags = paho.DisconnectFlags
 MQTTMessage = paho.MQTTMessage
+MQTTMessageInfo = paho.MQTTMessageInfo
 CleanStartOption = paho.CleanStartOption
 CLEAN_START_FIRST_ONLY = paho.MQTT_CLEAN_START_FIRST_ONLY
 

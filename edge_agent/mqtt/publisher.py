@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from edge_agent.encode import Topics, encode_status
+from edge_agent.encode import Topics
 from edge_agent.mqtt.client import (
     MAX_COMMAND_PACKET_BYTES,
     Client,
@@ -57,7 +57,6 @@ from edge_agent.mqtt.client import (
     DisconnectFlags,
     JitteredClient,
     MQTTErrorCode,
-    PackedProperties,
     Properties,
     ReasonCode,
     connect_properties,
@@ -68,7 +67,8 @@ from edge_agent.mqtt.command_queue import CommandCallback, CommandPort
 from edge_agent.mqtt.drain import Drain, LinkState
 from edge_agent.mqtt.failback import Failback, probe_broker_port
 from edge_agent.mqtt.settings import DrainSettings, MqttSettings
-from edge_agent.mqtt.wire import plain_properties_body, publish_packet_bytes
+from edge_agent.mqtt.status import StatusMessages, message_properties
+from edge_agent.mqtt.wire import publish_packet_bytes
 from edge_agent.outbox import Outbox
 from edge_agent.service.logs import worth_saying
 
@@ -137,17 +137,13 @@ class Publisher:
         self.drain = drain or DrainSettings()
         self._clock = clock
         self._v5 = settings.protocol == "5"
-        self._birth_payload = dict(birth_payload)
         self._client = client_factory(settings, clean_session=not settings.keeps_session)
         # We bound in-flight ourselves; paho's own limit would only add a second queue.
         self._client.max_inflight_messages_set(0)
-        self._client.will_set(
-            topics.status,
-            self._status_payload("offline", with_time=False),
-            qos=1,
-            retain=True,
-            properties=self._properties("application/json"),
+        self._status = StatusMessages(
+            self._client, topics.status, birth_payload, v5=self._v5, clock=clock
         )
+        self._status.set_will()
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
@@ -247,8 +243,8 @@ class Publisher:
         with self._link.lock:
             connected, maximum_packet = self._link.connected, self._link.maximum_packet_bytes
         sent = False
-        properties = self._properties(
-            content_type, expiry_s=math.ceil(expiry_s), user_properties=user_properties
+        properties = message_properties(
+            self._v5, content_type, expiry_s=math.ceil(expiry_s), user_properties=user_properties
         )
         size = publish_packet_bytes(
             topic, len(payload), len(properties.pack()) if properties else 1
@@ -289,14 +285,7 @@ class Publisher:
             payload = self._online_payload if self._link.connected else None
         if payload is None:
             return False
-        info = self._client.publish(
-            self.topics.status,
-            payload,
-            qos=1,
-            retain=True,
-            properties=self._properties("application/json"),
-        )
-        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._status.send(payload).rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def reload_tls(self) -> None:
         """Reconnect with the certificate now in the TLS files (renewal, no restart)."""
@@ -358,13 +347,7 @@ class Publisher:
         ):
             alive.append(self._commands.thread_name)
         if self.connected:
-            info = self._client.publish(
-                self.topics.status,
-                self._status_payload("stopped"),
-                qos=1,
-                retain=True,
-                properties=self._properties("application/json"),
-            )
+            info = self._status.send(self._status.payload("stopped"))
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as error:
@@ -397,14 +380,8 @@ class Publisher:
             return
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
         maximum_packet = getattr(properties, "MaximumPacketSize", None) if properties else None
-        self._online_payload = self._status_payload("online")
-        birth = client.publish(
-            self.topics.status,
-            self._online_payload,
-            qos=1,
-            retain=True,
-            properties=self._properties("application/json"),
-        )
+        self._online_payload = self._status.payload("online")
+        birth = self._status.send(self._online_payload)
         with self._link.lock:
             if self._link.ever_connected:
                 self._link.reconnects += 1
@@ -499,13 +476,7 @@ class Publisher:
     def _leave_broker(self) -> bool:
         """A planned move (failback thread): ``offline`` on the broker we leave, acknowledged,
         then a normal DISCONNECT (no will); paho dials the next broker at once."""
-        info = self._client.publish(
-            self.topics.status,
-            self._status_payload("offline"),
-            qos=1,
-            retain=True,
-            properties=self._properties("application/json"),
-        )
+        info = self._status.send(self._status.payload("offline"))
         try:
             info.wait_for_publish(timeout=5.0)
             published = info.is_published()
@@ -515,13 +486,7 @@ class Publisher:
         if not published and self._online_payload is not None:
             # The ``offline`` may still go out later (paho keeps it queued, and resends it
             # after the next birth): ``online`` again, queued behind it, has the last word.
-            self._client.publish(
-                self.topics.status,
-                self._online_payload,
-                qos=1,
-                retain=True,
-                properties=self._properties("application/json"),
-            )
+            self._status.send(self._online_payload)
         if not published:
             return False
         with self._link.lock:
@@ -529,19 +494,3 @@ class Publisher:
         # Not client.disconnect(): that would stop paho's reconnect loop for good.
         self._client._send_disconnect()
         return True
-
-    def _status_payload(self, state: str, *, with_time: bool = True) -> bytes:
-        return encode_status(state, self._birth_payload, ts=self._clock() if with_time else None)
-
-    def _properties(
-        self,
-        content_type: str,
-        *,
-        expiry_s: int | None = None,
-        user_properties: tuple[tuple[str, str], ...] = (),
-    ) -> PackedProperties | None:
-        if not self._v5:
-            return None
-        return PackedProperties(
-            plain_properties_body(content_type, user_properties, expiry_s=expiry_s)
-        )
