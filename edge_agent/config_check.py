@@ -330,12 +330,20 @@ def source_problems(where: str, camera: CameraConfig) -> list[str]:
         scenes = _sim_scenes()
         if isinstance(scenes, str):
             return [f"{where}: {scenes}"]
-        if source.scenario not in scenes:
-            known = ", ".join(scenes)
-            return [
-                f"{where}.scenario: unknown simulator scene {source.scenario!r} (known: {known})"
-            ]
+        problem = sim_scene_problem(source.scenario)
+        if problem is not None:
+            return [f"{where}.scenario: {problem}"]
     return []
+
+
+def sim_scene_problem(scenario: str) -> str | None:
+    """Why ``scenario`` is not a simulator scene (unknown, or no simulator), or None."""
+    scenes = _sim_scenes()
+    if isinstance(scenes, str):
+        return scenes
+    if scenario not in scenes:
+        return f"unknown simulator scene {scenario!r} (known: {', '.join(scenes)})"
+    return None
 
 
 def _sim_scenes() -> tuple[str, ...] | str:
