@@ -207,6 +207,7 @@ class RetryingLed:
         self._delay_s = LED_RETRY_FIRST_S
         self._next_try_s = clock() + self._delay_s
         self.attempts = 1  # opening attempts so far, the first at start included
+        self._closed = False  # closed: never opens the pin again (a late housekeeping pass)
 
     @property
     def condition(self) -> Condition | None:
@@ -222,7 +223,7 @@ class RetryingLed:
 
     def show(self, condition: Condition) -> None:
         self._condition = condition
-        if self._led is None and condition is not Condition.STOPPED:
+        if self._led is None and not self._closed:
             self._retry()
         if self._led is not None:
             self._led.show(condition)
@@ -252,6 +253,7 @@ class RetryingLed:
         )
 
     def close(self) -> None:
+        self._closed = True
         self._condition = Condition.STOPPED
         if self._led is not None:
             self._led.close()

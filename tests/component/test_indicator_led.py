@@ -172,3 +172,16 @@ def test_a_pin_held_by_a_selftest_is_retried_with_backoff_until_it_opens(
     indicator.close()
     assert not pin(factory).state
     assert indicator.condition is Condition.STOPPED
+
+
+def test_a_closed_retrying_led_never_takes_the_pin(factory: MockFactory) -> None:
+    """A housekeeping pass after the agent's stop must not open (and leak) the pin."""
+    selftest = StatusLed(PIN, pin_factory=factory)
+    clock = FakeClock()
+    indicator = RetryingLed(StatusLedConfig(pin=PIN), "taken", pin_factory=factory, clock=clock)
+    indicator.close()
+    selftest.close()
+    clock.now_s += LED_RETRY_MAX_S
+    indicator.show(Condition.OK)
+    assert indicator.attempts == 1 and indicator.unavailable == "taken"
+    StatusLed(PIN, pin_factory=factory).close()  # free: would raise if the pin were taken
