@@ -131,6 +131,9 @@ class AgentReports:
         }
         if self.recording_unavailable is not None:
             report["recording_unavailable"] = self.recording_unavailable
+        led_unavailable = self.indicator.unavailable  # its pin is tried again meanwhile
+        if led_unavailable is not None:
+            report["status_led_unavailable"] = led_unavailable
         # Which broker answers this device (of mqtt.brokers): as in stats.
         for key in ("broker", "broker_moves"):
             if key in publisher_stats:

@@ -19,7 +19,14 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge_agent.analyzers.config import AnalyzerConfig, ReferenceStoreConfig
-from edge_agent.config_base import Identifier, StrictModel, UnitFloat, repeated_names
+from edge_agent.config_base import (
+    DAY_S,
+    HOUR_S,
+    Identifier,
+    StrictModel,
+    UnitFloat,
+    repeated_names,
+)
 from edge_agent.config_delivery import BrokerConfig as BrokerConfig
 from edge_agent.config_delivery import FailoverConfig as FailoverConfig
 from edge_agent.config_delivery import MqttConfig as MqttConfig
@@ -55,9 +62,9 @@ class OpenCVSourceConfig(StrictModel):
     uri: str = Field(min_length=1)
     loop: bool = False  # files only: start again at the end (demo, soak tests)
     realtime: bool = True  # files only: pace frames at the file's own fps
-    reconnect_min_delay_s: float = Field(0.5, gt=0)
-    reconnect_max_delay_s: float = Field(30.0, gt=0)
-    read_timeout_s: float = Field(10.0, gt=0)
+    reconnect_min_delay_s: float = Field(0.5, gt=0, le=HOUR_S)
+    reconnect_max_delay_s: float = Field(30.0, gt=0, le=HOUR_S)
+    read_timeout_s: float = Field(10.0, gt=0, le=HOUR_S)
 
 
 class PyAVSourceConfig(StrictModel):
@@ -71,9 +78,9 @@ class PyAVSourceConfig(StrictModel):
     # False: time frames by the stream's own timestamps and read as fast as it comes
     # (replay); True: a file is paced at its own rate, a stream timed as it arrives
     realtime: bool = True
-    reconnect_min_delay_s: float = Field(0.5, gt=0)
-    reconnect_max_delay_s: float = Field(30.0, gt=0)
-    read_timeout_s: float = Field(10.0, gt=0)
+    reconnect_min_delay_s: float = Field(0.5, gt=0, le=HOUR_S)
+    reconnect_max_delay_s: float = Field(30.0, gt=0, le=HOUR_S)
+    read_timeout_s: float = Field(10.0, gt=0, le=HOUR_S)
     rtsp_transport: Literal["tcp", "udp"] = "tcp"  # tcp: no lost packets, no broken clips
 
 
@@ -126,7 +133,7 @@ class RegionConfig(StrictModel):
 
     enabled: bool = True  # False: one full-frame pass per detection run
     max_invokes_per_frame: int = Field(4, ge=1, le=16)  # the CPU bound on a busy scene
-    full_frame_every_s: float = Field(2.0, gt=0)  # at least this often while tracking
+    full_frame_every_s: float = Field(2.0, gt=0, le=HOUR_S)  # at least this often while tracking
     min_region_px: int = Field(0, ge=0)  # smallest crop side in image px; 0: model input / 3
     track_padding: float = Field(0.25, ge=0)  # context around a track box, x its long side
     motion_padding: float = Field(0.1, ge=0)  # the same around a motion box
@@ -211,8 +218,9 @@ class DetectorConfig(StrictModel):
         min_length=1,
     )
     threads: int = Field(default_factory=default_detector_threads, ge=1, le=8)  # cores - 1
-    refresh_interval_s: float = Field(1.0, gt=0)  # re-detect live tracks without motion
-    keepalive_interval_s: float = Field(10.0, gt=0)  # detect at least this often regardless
+    refresh_interval_s: float = Field(1.0, gt=0, le=HOUR_S)  # re-detect live tracks without motion
+    # detect at least this often regardless
+    keepalive_interval_s: float = Field(10.0, gt=0, le=HOUR_S)
 
     @model_validator(mode="after")
     def _own_model_says_how_to_read_it(self) -> DetectorConfig:
@@ -257,16 +265,16 @@ class MotionConfig(StrictModel):
 
 class TrackerConfig(StrictModel):
     iou_threshold: UnitFloat = 0.3
-    max_missed_s: float = Field(3.0, gt=0)  # a track not seen for this long ends
+    max_missed_s: float = Field(3.0, gt=0, le=HOUR_S)  # a track not seen for this long ends
     min_hits: int = Field(2, ge=1)  # detections before a track becomes an event
     # ... spanning at least this long (min_hits alone counts frames: 0.07 s at 30 fps)
-    min_confirm_s: float = Field(0.15, ge=0)
+    min_confirm_s: float = Field(0.15, ge=0, le=HOUR_S)
     # ... unless seen once at this score or above, clear of other boxes (null: never at once)
     confirm_score: UnitFloat | None = 0.7
 
 
 class EventsConfig(StrictModel):
-    update_min_interval_s: float = Field(5.0, ge=0)
+    update_min_interval_s: float = Field(5.0, ge=0, le=DAY_S)
     update_box_iou_below: UnitFloat = 0.6  # an update is significant when the box moved this much
     update_score_gain: UnitFloat = 0.1
     thumbnail_width_px: int = Field(320, ge=32, le=1920)
@@ -292,7 +300,7 @@ class StatusLedConfig(StrictModel):
 class StatusConfig(StrictModel):
     led: StatusLedConfig | None = None  # none: the condition is only in the status reply
     # A camera whose last frame is older than this counts as failed (LED, status reply).
-    camera_silent_after_s: float = Field(10.0, gt=0)
+    camera_silent_after_s: float = Field(10.0, gt=0, le=DAY_S)
 
 
 class AgentConfig(StrictModel):
@@ -308,7 +316,7 @@ class AgentConfig(StrictModel):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     references: ReferenceStoreConfig = Field(default_factory=ReferenceStoreConfig)
-    stats_interval_s: float = Field(60.0, ge=1.0)
+    stats_interval_s: float = Field(60.0, ge=1.0, le=DAY_S)
     web: WebConfig = Field(default_factory=WebConfig)  # the technician page (docs/web.md)
     recording: RecordingConfig | None = None  # None: no clips (docs/recording.md)
     updates: UpdatesConfig | None = None  # None: no signed updates (docs/updates.md)

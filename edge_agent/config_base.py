@@ -17,6 +17,14 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Upper bounds of the config's durations: a slip (``stats_interval_s: 1e300``, ``.inf``) is
+# a config error naming the field, not an agent that never sends stats.
+MINUTE_S = 60.0
+HOUR_S = 3600.0
+DAY_S = 86400.0
+WEEK_S = 7 * DAY_S
+MONTH_S = 30 * DAY_S
+
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
 

@@ -40,8 +40,18 @@ from edge_agent.security import TlsConfigError, check_secret_file, tls_problems
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-# What to do when there is no config file at all: a device's first one comes from
-# enrolment, a laptop names its file (the commands' and the self-test's hint).
+# Where the commands look for the config when none is named: the service's file.
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/config.yaml")
+CONFIG_ENV = "EDGE_AGENT_CONFIG"
+
+
+def default_config_path() -> Path:
+    """``$EDGE_AGENT_CONFIG`` when set, else ``/etc/edge-agent/config.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+# What to do when there is no config file at the default path: a device's first one comes
+# from enrolment, a laptop names its file (the commands' and the self-test's hint).
 NO_CONFIG_YET = (
     "no config here yet: enrol this device (`sudo edge-agent enroll --token …`, "
     "docs/enrolment.md), or name the file with --config FILE"
@@ -53,14 +63,25 @@ NOT_THIS_USERS = (
 )
 
 
+def no_such_file(path: Path) -> str:
+    """The hint for a file the user named that is not there (a typo, another directory)."""
+    return (
+        f"there is no file {path}: check the name you gave "
+        f"(the device's own config is {default_config_path()})"
+    )
+
+
 def config_file_hint(path: Path) -> str | None:
-    """What to do when the config cannot be read at all: none there yet, or not this
-    user's to read; None otherwise (its problems say the rest). Never raises: a directory
-    this user may not enter makes ``Path.exists`` raise."""
+    """What to do when the config cannot be read at all: none there yet at the default
+    path (enrol), a named file that does not exist, or not this user's to read; None
+    otherwise (its problems say the rest). Never raises: a directory this user may not
+    enter makes ``Path.exists`` raise."""
     try:
         path.stat()
     except FileNotFoundError:
-        return NO_CONFIG_YET
+        if os.path.abspath(path) == os.path.abspath(default_config_path()):
+            return NO_CONFIG_YET
+        return no_such_file(path)
     except PermissionError:
         return NOT_THIS_USERS
     except OSError:
@@ -309,12 +330,20 @@ def source_problems(where: str, camera: CameraConfig) -> list[str]:
         scenes = _sim_scenes()
         if isinstance(scenes, str):
             return [f"{where}: {scenes}"]
-        if source.scenario not in scenes:
-            known = ", ".join(scenes)
-            return [
-                f"{where}.scenario: unknown simulator scene {source.scenario!r} (known: {known})"
-            ]
+        problem = sim_scene_problem(source.scenario)
+        if problem is not None:
+            return [f"{where}.scenario: {problem}"]
     return []
+
+
+def sim_scene_problem(scenario: str) -> str | None:
+    """Why ``scenario`` is not a simulator scene (unknown, or no simulator), or None."""
+    scenes = _sim_scenes()
+    if isinstance(scenes, str):
+        return scenes
+    if scenario not in scenes:
+        return f"unknown simulator scene {scenario!r} (known: {', '.join(scenes)})"
+    return None
 
 
 def _sim_scenes() -> tuple[str, ...] | str:

@@ -9,7 +9,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge_agent.config_base import StrictModel, mqtt_text_problem, repeated_names
+from edge_agent.config_base import (
+    DAY_S,
+    HOUR_S,
+    MONTH_S,
+    StrictModel,
+    mqtt_text_problem,
+    repeated_names,
+)
 
 
 class TlsConfig(StrictModel):
@@ -39,9 +46,9 @@ class FailoverConfig(StrictModel):
     whether it goes back to the first (docs/high-availability.md)."""
 
     after_attempts: int = Field(3, ge=1, le=100)  # failed attempts on one broker, then the next
-    after_s: float = Field(30.0, gt=0)  # ... or this long since its first failure
+    after_s: float = Field(30.0, gt=0, le=DAY_S)  # ... or this long since its first failure
     prefer_first: bool = True  # return to the first broker once it answers again
-    probe_interval_s: float = Field(30.0, gt=0)  # how often the first is probed meanwhile
+    probe_interval_s: float = Field(30.0, gt=0, le=DAY_S)  # how often the first is probed meanwhile
     probes_to_return: int = Field(2, ge=1, le=100)  # answers in a row before returning
 
 
@@ -61,8 +68,8 @@ class MqttConfig(StrictModel):
     max_inflight: int = Field(20, ge=1, le=1000)
     # MQTT 5: commands queued while we are away; a four-byte integer (0xFFFFFFFF: never ends)
     session_expiry_s: int = Field(3600, ge=0, le=0xFFFFFFFF)
-    reconnect_min_delay_s: float = Field(1.0, gt=0)
-    reconnect_max_delay_s: float = Field(60.0, gt=0)
+    reconnect_min_delay_s: float = Field(1.0, gt=0, le=HOUR_S)
+    reconnect_max_delay_s: float = Field(60.0, gt=0, le=HOUR_S)
 
     @field_validator("topic_prefix", "client_id", "username")
     @classmethod
@@ -103,10 +110,10 @@ def brokers_text(mqtt: MqttConfig) -> str:
 class OutboxTtlConfig(StrictModel):
     """How long each class may wait in the outbox before it is dropped (and counted)."""
 
-    alert: float = Field(7 * 86400.0, gt=0)
-    event: float = Field(3 * 86400.0, gt=0)
-    state: float = Field(86400.0, gt=0)
-    thumbnail: float = Field(86400.0, gt=0)
+    alert: float = Field(7 * 86400.0, gt=0, le=MONTH_S)
+    event: float = Field(3 * 86400.0, gt=0, le=MONTH_S)
+    state: float = Field(86400.0, gt=0, le=MONTH_S)
+    thumbnail: float = Field(86400.0, gt=0, le=MONTH_S)
 
 
 class OutboxConfig(StrictModel):
@@ -117,4 +124,5 @@ class OutboxConfig(StrictModel):
     # Replay after an outage is paced so a backlog does not starve live traffic or a thin uplink.
     drain_rate_msgs_per_s: float = Field(100.0, gt=0)
     drain_rate_bytes_per_s: int = Field(512 * 1024, ge=1024)
-    historical_after_s: float = Field(60.0, ge=0)  # older than this at send time → historical
+    # older than this at send time → historical
+    historical_after_s: float = Field(60.0, ge=0, le=DAY_S)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -82,6 +84,11 @@ class StatusIndicator(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why a configured LED is not lit now (None: it works, or none is configured)."""
+        ...
+
     def show(self, condition: Condition) -> None: ...
 
     def close(self) -> None: ...
@@ -102,6 +109,10 @@ class NoIndicator:
     @property
     def description(self) -> str:
         return "none" if self.problem is None else f"error: {self.problem}"
+
+    @property
+    def unavailable(self) -> str | None:
+        return self.problem
 
     def show(self, condition: Condition) -> None:
         self._condition = condition
@@ -145,6 +156,10 @@ class StatusLed:
     def description(self) -> str:
         return f"pin {self._pin}"
 
+    @property
+    def unavailable(self) -> str | None:
+        return None
+
     def show(self, condition: Condition) -> None:
         if condition is self._condition:
             return  # restarting a blink would stretch or cut its rhythm
@@ -164,15 +179,96 @@ class StatusLed:
         self._led.close()
 
 
+LED_RETRY_FIRST_S = 1.0  # the first retry of a pin that could not be opened
+LED_RETRY_MAX_S = 60.0  # the backoff's cap: a self-test holds the pin for about a minute
+
+
+class RetryingLed:
+    """A configured LED whose pin could not be opened at start (a technician's
+    ``edge-agent selftest`` holding it, a pin library not ready yet): the pin is tried again
+    when the condition is shown (the agent's housekeeping, every second), after a delay
+    that doubles from ``LED_RETRY_FIRST_S`` to ``LED_RETRY_MAX_S``. Until it opens it
+    remembers the condition, as ``NoIndicator`` does; once open it shows it."""
+
+    def __init__(
+        self,
+        config: StatusLedConfig,
+        problem: str,
+        *,
+        pin_factory: object = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._pin_factory = pin_factory
+        self._clock = clock
+        self._led: StatusLed | None = None
+        self._problem = problem
+        self._condition: Condition | None = None
+        self._delay_s = LED_RETRY_FIRST_S
+        self._next_try_s = clock() + self._delay_s
+        self.attempts = 1  # opening attempts so far, the first at start included
+        self._closed = False  # closed: never opens the pin again (a late housekeeping pass)
+
+    @property
+    def condition(self) -> Condition | None:
+        return self._condition
+
+    @property
+    def description(self) -> str:
+        return self._led.description if self._led is not None else f"error: {self._problem}"
+
+    @property
+    def unavailable(self) -> str | None:
+        return None if self._led is not None else self._problem
+
+    def show(self, condition: Condition) -> None:
+        self._condition = condition
+        if self._led is None and not self._closed:
+            self._retry()
+        if self._led is not None:
+            self._led.show(condition)
+
+    def _retry(self) -> None:
+        now_s = self._clock()
+        if now_s < self._next_try_s:
+            return
+        self.attempts += 1
+        try:
+            led = StatusLed(
+                self._config.pin,
+                active_high=self._config.active_high,
+                pin_factory=self._pin_factory,
+            )
+        except StatusError as error:
+            self._problem = str(error)  # said once at start: the status reply has the latest
+            self._delay_s = min(self._delay_s * 2.0, LED_RETRY_MAX_S)
+            self._next_try_s = now_s + self._delay_s
+            return
+        self._led = led
+        log.info(
+            "status LED on pin %s works now (attempt %d; it was: %s)",
+            self._config.pin,
+            self.attempts,
+            self._problem,
+        )
+
+    def close(self) -> None:
+        self._closed = True
+        self._condition = Condition.STOPPED
+        if self._led is not None:
+            self._led.close()
+
+
 def open_indicator(
     config: StatusLedConfig | None, *, pin_factory: object = None
 ) -> StatusIndicator:
-    """The configured indicator; a pin that cannot be used is logged and replaced by
-    ``NoIndicator``: a broken LED must not stop a camera from reporting."""
+    """The configured indicator; a pin that cannot be used is logged and tried again
+    (``RetryingLed``): a broken LED must not stop a camera from reporting, and a pin
+    another program held at start (a self-test) must not leave the agent dark for good."""
     if config is None:
         return NoIndicator()
     try:
         return StatusLed(config.pin, active_high=config.active_high, pin_factory=pin_factory)
     except StatusError as error:
-        log.error("%s; running without a status LED", error)
-        return NoIndicator(problem=str(error))
+        log.error("%s; running without a status LED until the pin opens (retried)", error)
+        return RetryingLed(config, str(error), pin_factory=pin_factory)

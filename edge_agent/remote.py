@@ -401,6 +401,11 @@ class CommandHandler:
         problem = self._known_camera(command.camera)
         if problem:
             return Reply.error(problem)
+        if command.analyzers == []:  # not "none of them": absent or null means all
+            return Reply.error(
+                "analyzers: the list is empty, so no analyzer was asked: name the analyzers "
+                "to ask, or leave the key out (or null) for every analyzer of the camera"
+            )
         try:
             asked = self._target.set_references(
                 command.camera, mode=command.mode, analyzers=command.analyzers

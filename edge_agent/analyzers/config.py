@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from edge_agent.config_base import Identifier, StrictModel, UnitFloat
+from edge_agent.config_base import DAY_S, HOUR_S, WEEK_S, Identifier, StrictModel, UnitFloat
 
 Point = tuple[UnitFloat, UnitFloat]
 
@@ -108,8 +108,8 @@ class FloodAnalyzerConfig(_AnalyzerBase):
 
     kind: Literal["flood"] = "flood"
     name: Identifier = "flood"
-    learn_s: float = Field(60.0, gt=0.0)  # the dry reference is a median over this time
-    min_duration_s: float = Field(60.0, ge=0.0)  # a new level must hold this long
+    learn_s: float = Field(60.0, gt=0.0, le=DAY_S)  # the dry reference is a median over this time
+    min_duration_s: float = Field(60.0, ge=0.0, le=DAY_S)  # a new level must hold this long
     puddle_enter: UnitFloat = 0.05  # share of the region
     puddle_exit: UnitFloat = 0.03
     flooded_enter: UnitFloat = 0.35
@@ -117,9 +117,11 @@ class FloodAnalyzerConfig(_AnalyzerBase):
     brightness_shift: float = Field(30.0, gt=0.0)  # grey levels brighter than dry (reflection)
     blue_shift: float = Field(20.0, gt=0.0)  # or this much bluer (sky) and not darker
     texture_ratio_max: float = Field(0.7, gt=0.0)  # water is smoother than the dry road
-    water_memory_s: float = Field(20.0, gt=0.0)  # a pixel is water when it was for ~this long
+    # a pixel is water when it was for ~this long
+    water_memory_s: float = Field(20.0, gt=0.0, le=DAY_S)
     pause_when_tampered: bool = True  # no judgement while the camera's tamper state is not ok
-    reference_tau_s: float = Field(1800.0, gt=0.0)  # the dry reference follows slow change
+    # the dry reference follows slow change
+    reference_tau_s: float = Field(1800.0, gt=0.0, le=WEEK_S)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> FloodAnalyzerConfig:
@@ -135,17 +137,21 @@ class GarbageAnalyzerConfig(_AnalyzerBase):
 
     kind: Literal["garbage"] = "garbage"
     name: Identifier = "garbage"
-    learn_s: float = Field(60.0, gt=0.0)  # the empty reference is a median over this time
-    min_duration_s: float = Field(30.0, ge=0.0)  # present/none must hold this long
-    persistence_s: float = Field(300.0, gt=0.0)  # a pixel must be changed and still this long
+    learn_s: float = Field(60.0, gt=0.0, le=DAY_S)  # the empty reference is a median over this time
+    min_duration_s: float = Field(30.0, ge=0.0, le=DAY_S)  # present/none must hold this long
+    # a pixel must be changed and still this long
+    persistence_s: float = Field(300.0, gt=0.0, le=DAY_S)
     present_enter: UnitFloat = 0.02  # share of the region covered by static change
     present_exit: UnitFloat = 0.01
     report_step: UnitFloat = 0.02  # republish "present" when the share moved this much
     diff_threshold: float = Field(35.0, gt=0.0)  # grey levels from the empty reference
     stable_threshold: float = Field(20.0, gt=0.0)  # current vs short-term: not moving
-    short_tau_s: float = Field(2.0, gt=0.0)  # short-term background: the last few seconds
-    reference_tau_s: float = Field(3600.0, gt=0.0)  # long-term background, unchanged pixels
-    absorb_after_s: float | None = Field(None, gt=0.0)  # None: a pile stays until removed
+    # short-term background: the last few seconds
+    short_tau_s: float = Field(2.0, gt=0.0, le=HOUR_S)
+    # long-term background, unchanged pixels
+    reference_tau_s: float = Field(3600.0, gt=0.0, le=WEEK_S)
+    # None: a pile stays until removed
+    absorb_after_s: float | None = Field(None, gt=0.0, le=WEEK_S)
     pause_when_tampered: bool = True  # no judgement while the camera's tamper state is not ok
 
     @model_validator(mode="after")
@@ -162,17 +168,21 @@ class TamperAnalyzerConfig(_AnalyzerBase):
     kind: Literal["tamper"] = "tamper"
     name: Identifier = "tamper"
     work_width_px: int = Field(320, ge=64, le=640)  # sharpness needs more pixels than the rest
-    learn_s: float = Field(30.0, gt=0.0)  # the reference view is a median over this time
-    min_duration_s: float = Field(15.0, ge=0.0)  # covered/blurred/moved/ok must hold this long
+    learn_s: float = Field(30.0, gt=0.0, le=DAY_S)  # the reference view is a median over this time
+    # covered/blurred/moved/ok must hold this long
+    min_duration_s: float = Field(15.0, ge=0.0, le=DAY_S)
     covered_std: float = Field(8.0, ge=0.0)  # grey-level spread below this: nothing to see
     dark_mean: float = Field(12.0, ge=0.0)  # mean grey level below this: dark
     blur_ratio: UnitFloat = 0.4  # sharpness below this share of the reference: blurred
     moved_shift: UnitFloat = 0.03  # view shifted by this share of the width: moved
     moved_similarity: float = Field(0.5, ge=-1.0, le=1.0)  # structure correlation below: moved
-    frozen_after_s: float = Field(10.0, gt=0.0)  # bit-identical frames for this long: frozen
-    no_signal_after_s: float = Field(10.0, gt=0.0)  # no frames at all for this long
-    reference_tau_s: float = Field(600.0, gt=0.0)  # the reference follows slow change while ok
-    accept_moved_after_s: float | None = Field(None, gt=0.0)  # None: moved until re-aimed
+    # bit-identical frames for this long: frozen
+    frozen_after_s: float = Field(10.0, gt=0.0, le=DAY_S)
+    no_signal_after_s: float = Field(10.0, gt=0.0, le=DAY_S)  # no frames at all for this long
+    # the reference follows slow change while ok
+    reference_tau_s: float = Field(600.0, gt=0.0, le=WEEK_S)
+    # None: moved until re-aimed
+    accept_moved_after_s: float | None = Field(None, gt=0.0, le=WEEK_S)
 
 
 AnalyzerConfig = Annotated[

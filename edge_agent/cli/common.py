@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from edge_agent.config import AgentConfig, ConfigError
-from edge_agent.config_check import check_config_file, config_file_hint
+from edge_agent.config_check import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    check_config_file,
+    config_file_hint,
+    default_config_path,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "add_config_option",
+    "default_config_path",
+    "error",
+    "load_checked_config",
+    "positive_int",
+    "quiet_camera_logs",
+    "running_agent_note",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,15 +58,6 @@ def load_checked_config(path: Path, *, offline: bool = False) -> AgentConfig | N
             print(f"  ({hint})", file=sys.stderr)
         return None
     return check.config
-
-
-DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/config.yaml")
-CONFIG_ENV = "EDGE_AGENT_CONFIG"
-
-
-def default_config_path() -> Path:
-    """``$EDGE_AGENT_CONFIG`` when set, else ``/etc/edge-agent/config.yaml``."""
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

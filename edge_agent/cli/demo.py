@@ -16,6 +16,7 @@ from edge_agent.capture.sim_source import SIMULATOR_MISSING
 from edge_agent.cli.common import error
 from edge_agent.cli.run import run_agent
 from edge_agent.config import AgentConfig, parse_config
+from edge_agent.config_check import sim_scene_problem
 from edge_agent.datafiles import (
     DataFileError,
     load_manifest,
@@ -52,6 +53,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if importlib.util.find_spec("hw_sim") is None:  # before any download
         return error(SIMULATOR_MISSING)
+    scene_problem = sim_scene_problem(args.scenario)  # before any download or broker
+    if scene_problem is not None:
+        return error(f"--scenario: {scene_problem}")
     try:
         prefetch_demo_data()
     except DataFileError as problem:

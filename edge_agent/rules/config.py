@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from edge_agent.config_base import Identifier, StrictModel, UnitFloat
+from edge_agent.config_base import DAY_S, HOUR_S, Identifier, StrictModel, UnitFloat
 
 PERSON_LABELS = ["person"]
 VEHICLE_LABELS = ["car", "motorcycle", "bus", "truck"]
@@ -45,8 +45,8 @@ class _AlertRule(StrictModel):
     kind: str
     name: Identifier | None = None  # default "{kind}-{zone}"; goes into the alert as "rule"
     zone: Identifier
-    end_grace_s: float = Field(5.0, ge=0)  # absent this long before an alert ends
-    update_min_interval_s: float = Field(5.0, ge=0)  # at most one update this often
+    end_grace_s: float = Field(5.0, ge=0, le=HOUR_S)  # absent this long before an alert ends
+    update_min_interval_s: float = Field(5.0, ge=0, le=DAY_S)  # at most one update this often
 
     @property
     def rule_name(self) -> str:
@@ -58,7 +58,7 @@ class IntrusionRuleConfig(_AlertRule):
 
     kind: Literal["intrusion"] = "intrusion"
     labels: list[str] = Field(default_factory=lambda: PERSON_LABELS + VEHICLE_LABELS)
-    min_duration_s: float = Field(1.0, ge=0)  # in the zone this long before the alert
+    min_duration_s: float = Field(1.0, ge=0, le=DAY_S)  # in the zone this long before the alert
 
 
 class LoiteringRuleConfig(_AlertRule):
@@ -66,8 +66,8 @@ class LoiteringRuleConfig(_AlertRule):
 
     kind: Literal["loitering"] = "loitering"
     labels: list[str] = Field(default_factory=lambda: list(PERSON_LABELS))
-    min_dwell_s: float = Field(120.0, gt=0)
-    end_grace_s: float = Field(10.0, ge=0)
+    min_dwell_s: float = Field(120.0, gt=0, le=DAY_S)
+    end_grace_s: float = Field(10.0, ge=0, le=HOUR_S)
 
 
 class CrowdRuleConfig(_AlertRule):
@@ -76,8 +76,8 @@ class CrowdRuleConfig(_AlertRule):
     kind: Literal["crowd"] = "crowd"
     labels: list[str] = Field(default_factory=lambda: list(PERSON_LABELS))
     min_persons: int = Field(5, ge=2)
-    min_duration_s: float = Field(30.0, ge=0)
-    end_grace_s: float = Field(10.0, ge=0)
+    min_duration_s: float = Field(30.0, ge=0, le=DAY_S)
+    end_grace_s: float = Field(10.0, ge=0, le=HOUR_S)
 
 
 class StoppedVehicleRuleConfig(_AlertRule):
@@ -85,7 +85,7 @@ class StoppedVehicleRuleConfig(_AlertRule):
 
     kind: Literal["stopped_vehicle"] = "stopped_vehicle"
     labels: list[str] = Field(default_factory=lambda: list(VEHICLE_LABELS))
-    min_stopped_s: float = Field(60.0, gt=0)
+    min_stopped_s: float = Field(60.0, gt=0, le=DAY_S)
     still_tolerance_heights: float = Field(0.3, gt=0)  # drift that still counts as standing
 
 
@@ -105,11 +105,11 @@ class CongestionRuleConfig(StrictModel):
     jammed_min_vehicles: int = Field(3, ge=1)
     slow_speed_heights_per_s: float = Field(2.0, gt=0)  # mean speed below this: slow
     jammed_stationary_fraction: UnitFloat = 0.5  # share of vehicles standing: jammed
-    stationary_min_s: float = Field(3.0, gt=0)
+    stationary_min_s: float = Field(3.0, gt=0, le=HOUR_S)
     still_tolerance_heights: float = Field(0.3, gt=0)
-    speed_window_s: float = Field(2.0, gt=0)
+    speed_window_s: float = Field(2.0, gt=0, le=HOUR_S)
     hysteresis: float = Field(0.2, ge=0, lt=1)  # thresholds move this much toward the level held
-    min_duration_s: float = Field(10.0, ge=0)  # a new level must hold this long
+    min_duration_s: float = Field(10.0, ge=0, le=DAY_S)  # a new level must hold this long
 
     @property
     def rule_name(self) -> str:
@@ -140,7 +140,8 @@ class LineCrossingRuleConfig(StrictModel):
     b: Point
     direction_names: tuple[Identifier, Identifier] = ("in", "out")
     labels: list[str] | None = None  # None: every label the detector reports
-    period_s: float = Field(60.0, ge=1.0)  # one count report per period (aligned to the clock)
+    # one count report per period (aligned to the clock)
+    period_s: float = Field(60.0, ge=1.0, le=DAY_S)
     dead_band: UnitFloat = 0.02  # distance from the line (frame heights) that has no side
 
     @property

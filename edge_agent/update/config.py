@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from edge_agent.config_base import StrictModel
+from edge_agent.config_base import DAY_S, WEEK_S, StrictModel
 
 __all__ = ["UpdatesConfig"]
 
@@ -20,9 +20,9 @@ class UpdatesConfig(StrictModel):
     trusted_keys: list[str] = Field(min_length=1)
     # After a switch: frames flow, the detector runs and the broker is reached within
     # this, or the release is rolled back by itself.
-    health_deadline_s: float = Field(120.0, gt=0)
+    health_deadline_s: float = Field(120.0, gt=0, le=DAY_S)
     # A switch waits while an event is open; after this long it is given up.
-    defer_max_s: float = Field(3600.0, gt=0)
+    defer_max_s: float = Field(3600.0, gt=0, le=WEEK_S)
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # one archive, and unpacked
 
     def keys(self) -> list[bytes]:

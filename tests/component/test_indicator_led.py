@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
@@ -11,9 +12,12 @@ from helpers import wait_until
 
 from edge_agent.config import StatusLedConfig
 from edge_agent.indicator import (
+    LED_RETRY_FIRST_S,
+    LED_RETRY_MAX_S,
     PATTERNS,
     Condition,
     NoIndicator,
+    RetryingLed,
     StatusError,
     StatusLed,
     open_indicator,
@@ -114,8 +118,70 @@ def test_the_agent_runs_on_without_a_led_that_cannot_be_set_up(
     taken = StatusLed(PIN, pin_factory=factory)
     with caplog.at_level(logging.ERROR):
         indicator = open_indicator(StatusLedConfig(pin=PIN), pin_factory=factory)
-    assert isinstance(indicator, NoIndicator)
+    assert isinstance(indicator, RetryingLed)
     assert indicator.description.startswith(f"error: status LED on pin {PIN}")
+    assert indicator.unavailable is not None and "in use" in indicator.unavailable
     assert "running without a status LED" in caplog.text
+    indicator.close()
     taken.close()
     assert isinstance(open_indicator(None), NoIndicator)
+    assert NoIndicator().unavailable is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_a_pin_held_by_a_selftest_is_retried_with_backoff_until_it_opens(
+    factory: MockFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    selftest = StatusLed(PIN, pin_factory=factory)  # ``edge-agent selftest``'s led line
+    selftest.show(Condition.OK)
+    clock = FakeClock()
+    with caplog.at_level(logging.INFO, logger="edge_agent.indicator"):
+        indicator = RetryingLed(StatusLedConfig(pin=PIN), "taken", pin_factory=factory, clock=clock)
+        # Shown every second by the housekeeping: tried after 1 s, 2 s, 4 s ... capped.
+        tried_at: list[float] = []
+        for _ in range(400):
+            before = indicator.attempts
+            indicator.show(Condition.UPLINK_DOWN)
+            if indicator.attempts > before:
+                tried_at.append(clock.now_s)
+            clock.now_s += 1.0
+        gaps = [b - a for a, b in pairwise(tried_at)]
+        assert tried_at[0] - 1000.0 == LED_RETRY_FIRST_S
+        assert gaps[:5] == [2.0, 4.0, 8.0, 16.0, 32.0]
+        assert set(gaps[6:]) == {LED_RETRY_MAX_S}
+        assert indicator.unavailable is not None and "in use" in indicator.unavailable
+        assert indicator.condition is Condition.UPLINK_DOWN
+        assert "works now" not in caplog.text  # failed retries are not logged
+
+        selftest.close()  # the technician's self-test ends
+        indicator.show(Condition.OK)
+        assert indicator.unavailable is not None  # not due yet
+        clock.now_s += LED_RETRY_MAX_S
+        indicator.show(Condition.OK)
+    assert indicator.unavailable is None
+    assert indicator.description == f"pin {PIN}"
+    assert pin(factory).state  # lit: ok is steady on
+    assert f"status LED on pin {PIN} works now" in caplog.text
+    indicator.close()
+    assert not pin(factory).state
+    assert indicator.condition is Condition.STOPPED
+
+
+def test_a_closed_retrying_led_never_takes_the_pin(factory: MockFactory) -> None:
+    """A housekeeping pass after the agent's stop must not open (and leak) the pin."""
+    selftest = StatusLed(PIN, pin_factory=factory)
+    clock = FakeClock()
+    indicator = RetryingLed(StatusLedConfig(pin=PIN), "taken", pin_factory=factory, clock=clock)
+    indicator.close()
+    selftest.close()
+    clock.now_s += LED_RETRY_MAX_S
+    indicator.show(Condition.OK)
+    assert indicator.attempts == 1 and indicator.unavailable == "taken"
+    StatusLed(PIN, pin_factory=factory).close()  # free: would raise if the pin were taken

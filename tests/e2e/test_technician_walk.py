@@ -13,14 +13,23 @@ import yaml
 from helpers import sim_camera
 from realdata import require_media, require_model
 
+from edge_agent.config_check import CONFIG_ENV
 from edge_agent.runlock import RunLock
 
 EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 
 
-def edge_agent(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+def edge_agent(
+    *args: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``edge-agent ARGS`` as a process; ``env`` adds to the environment."""
     return subprocess.run(
-        [*EDGE_AGENT, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+        [*EDGE_AGENT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -67,16 +76,28 @@ def test_a_device_without_a_config_yet_is_pointed_at_enrolment(tmp_path: Path) -
     """The first command on a fresh device, before enrolment: no file at the default
     path. Every command says how a device gets its config instead of only 'cannot read'."""
     missing = tmp_path / "etc" / "config.yaml"
-    selftest = edge_agent("selftest", "--config", str(missing))
+    default = {CONFIG_ENV: str(missing)}  # the default path, as the service's unit sets it
+    selftest = edge_agent("selftest", env=default)
     assert selftest.returncode == 2
     assert selftest.stdout.splitlines()[1].startswith("FAIL  config")
     for result in (
         selftest,
-        edge_agent("check-config", str(missing)),
-        edge_agent("snapshot", "--config", str(missing), "--out", str(tmp_path / "x.jpg")),
+        edge_agent("check-config", str(missing), env=default),
+        edge_agent("snapshot", "--out", str(tmp_path / "x.jpg"), env=default),
     ):
         said = result.stdout + result.stderr
         assert "no config here yet: enrol this device (`sudo edge-agent enroll" in said, said
+    # A file the technician named that is not there (a typo) is said to be missing.
+    typo = tmp_path / "sit.yaml"
+    for result in (
+        edge_agent("selftest", "--config", str(typo), env=default),
+        edge_agent("check-config", str(typo), env=default),
+        edge_agent("snapshot", "--config", str(typo), "--out", str(tmp_path / "x.jpg")),
+    ):
+        said = result.stdout + result.stderr
+        assert result.returncode == 2
+        assert f"there is no file {typo}: check the name you gave" in said, said
+        assert "enrol" not in said, said
     wrong = site_config(tmp_path / "site.yaml", detector={"model": "ssd_mobilenet_v1", "x": 1})
     assert "enrol" not in edge_agent("check-config", str(wrong)).stderr  # it exists
 
@@ -241,12 +262,14 @@ def test_selftest_lights_the_status_led_before_the_cameras(tmp_path: Path) -> No
 
 
 def test_demo_of_an_unknown_scene_names_the_known_ones_plainly() -> None:
-    require_model("ssd_mobilenet_v1")  # the demo checks its model first
+    """Checked first: it started its mosquitto (and fetched data) before the agent found
+    the scene unknown."""
     result = edge_agent("demo", "--scenario", "nope", "--seconds", "1")
     assert result.returncode == 2
-    line = next(x for x in result.stderr.splitlines() if "unknown scenario" in x)
-    assert "simulator scene 'nope': unknown scenario 'nope'; known: " in line, line
+    line = next(x for x in result.stderr.splitlines() if "unknown simulator scene" in x)
+    assert "--scenario: unknown simulator scene 'nope' (known: " in line, line
     assert "street" in line and not line.endswith('"'), line
+    assert result.stdout == ""  # no "started mosquitto", no "fetching"
 
 
 # ---------------------------------------------------------------- the page's password

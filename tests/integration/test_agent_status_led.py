@@ -17,7 +17,7 @@ from realdata import require_model
 from edge_agent.app import Agent
 from edge_agent.broker import LocalBroker
 from edge_agent.config import parse_config
-from edge_agent.indicator import Condition
+from edge_agent.indicator import Condition, StatusLed
 
 PIN = 17
 MODEL = "ssd_mobilenet_v1"
@@ -100,3 +100,31 @@ def test_a_camera_that_sends_nothing_is_a_camera_fault(
         assert agent.status_report()["condition"] == "camera_fault"
     finally:
         agent.stop(flush_timeout_s=1.0)
+
+
+def test_a_pin_a_selftest_held_at_start_is_taken_once_it_is_free(
+    tmp_path: Path, private_broker: LocalBroker, mock_pins: MockFactory
+) -> None:
+    """The agent started while ``edge-agent selftest`` lit the LED: it ran dark for its
+    whole life. Now its housekeeping tries the pin again and the LED shows the condition."""
+    require_model(MODEL)
+    selftest = StatusLed(PIN, pin_factory=mock_pins)  # the self-test's led line
+    selftest.show(Condition.OK)
+    sim = {"kind": "sim", "scenario": "empty_street", "width": 320, "height": 180}
+    agent = Agent(parse_config(config(tmp_path, private_broker.port, sim)))
+    pin: MockPin = mock_pins.pin(PIN)
+    try:
+        agent.start()
+        report = agent.status_report()
+        assert "in use" in str(report["status_led_unavailable"])
+        assert str(report["status_led"]).startswith("error: ")
+        selftest.close()  # the technician's self-test ends
+        wait_until(
+            lambda: "status_led_unavailable" not in agent.status_report(), 30.0, "the pin taken"
+        )
+        assert agent.status_report()["status_led"] == f"pin {PIN}"
+        wait_until(lambda: agent.indicator.condition is Condition.OK, 20.0, "the LED showing ok")
+        wait_until(lambda: bool(pin.state), 5.0, "the LED lit")
+    finally:
+        agent.stop(flush_timeout_s=1.0)
+    assert not pin.state

@@ -30,13 +30,14 @@ from api_contract import (
     validator,
 )
 from fakes.mqtt import FakeClient, Sent, command_message
+from gpiozero.pins.mock import MockFactory
 from helpers import wait_until
 
 from edge_agent.analyzers import build_analyzers
 from edge_agent.analyzers.config import FloodAnalyzerConfig, ReferenceStoreConfig
 from edge_agent.app import PREVIEW_EXPIRY_S, Agent
-from edge_agent.config import PreviewConfig, parse_config
-from edge_agent.indicator import Condition, NoIndicator
+from edge_agent.config import PreviewConfig, StatusLedConfig, parse_config
+from edge_agent.indicator import LED_RETRY_FIRST_S, Condition, NoIndicator, RetryingLed, StatusLed
 from edge_agent.mqtt import Publisher
 from edge_agent.outbox import Outbox
 from edge_agent.privacy import PrivacyConfig
@@ -288,6 +289,36 @@ def test_the_status_reply_names_the_broker_in_use(device: Device) -> None:
     _, publisher, _ = stats_inputs()  # what the stand-in's stats say
     assert (body["broker"], body["broker_moves"]) == ("broker-b.city.example:8883", 1)
     assert (publisher.broker, publisher.broker_moves) == ("broker-b.city.example:8883", 1)
+
+
+def test_the_status_reply_says_the_led_is_unavailable_while_its_pin_is_retried(
+    device: Device,
+) -> None:
+    pins = MockFactory()
+    selftest = StatusLed(17, pin_factory=pins)  # a technician's self-test holds the pin
+    now_s = [0.0]
+    led = RetryingLed(
+        StatusLedConfig(pin=17), "pin 17 in use", pin_factory=pins, clock=lambda: now_s[0]
+    )
+    device.target.indicator = led
+    try:
+        now_s[0] += LED_RETRY_FIRST_S
+        led.show(Condition.OK)  # the housekeeping's pass: tried again, still held
+        body = send(device, command("status"))[0].json()
+        validator("reply-status").validate(body)
+        assert "in use" in body["status_led_unavailable"]
+        assert body["status_led"].startswith("error: ")
+
+        selftest.close()
+        now_s[0] += 60.0
+        led.show(Condition.OK)
+        body = send(device, command("status"))[0].json()
+        validator("reply-status").validate(body)
+        assert "status_led_unavailable" not in body
+        assert body["status_led"] == "pin 17"
+    finally:
+        led.close()
+        pins.close()
 
 
 def test_wrong_replies_fail(device: Device) -> None:

@@ -1,8 +1,16 @@
+import json
+from collections.abc import Iterator
+from math import inf
 from pathlib import Path
+from typing import get_args
 
+import annotated_types
 import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from edge_agent.config import (
+    AgentConfig,
     ConfigError,
     OpenCVSourceConfig,
     SimSourceConfig,
@@ -233,3 +241,80 @@ def test_opencv_source_keeps_its_uri() -> None:
     config = parse_config({**MINIMAL, "cameras": [camera]})
     source = config.cameras[0].source
     assert isinstance(source, OpenCVSourceConfig) and source.uri == "rtsp://cam/1"
+
+
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
+    """The config models an annotation holds (through unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
+
+
+def _durations(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """Every time-like field of the config: ``*_s`` and ``*_days`` (not ``*_per_s`` rates),
+    and the outbox's ``ttl_s.{class}``."""
+    for name, info in model.model_fields.items():
+        nested = list(_models_in(info.annotation))
+        for sub in nested:
+            yield from _durations(sub, f"{prefix}{name}.")
+        if nested:
+            continue
+        timed = name.endswith(("_s", "_days")) and not name.endswith("_per_s")
+        if timed or prefix.endswith("ttl_s."):
+            yield f"{prefix}{name}", info
+
+
+def test_every_duration_of_the_config_has_an_upper_bound() -> None:
+    """``stats_interval_s: 1e300`` (or ``.inf``) ran and never sent stats: each duration
+    is bounded (an hour, a day, a week, 30 days as fits it) so a slip is a config error."""
+    found = dict(_durations(AgentConfig))
+    assert {"stats_interval_s", "outbox.ttl_s.alert", "updates.defer_max_s"} <= set(found)
+    unbounded = sorted(
+        path
+        for path, info in found.items()
+        if not any(isinstance(m, (annotated_types.Le, annotated_types.Lt)) for m in info.metadata)
+    )
+    assert unbounded == []
+
+
+CAMERA = MINIMAL["cameras"][0]  # type: ignore[index]
+ZONE = {"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}
+
+
+@pytest.mark.parametrize(
+    ("config", "path", "bound"),
+    [
+        ({"stats_interval_s": "{}"}, "stats_interval_s", 86400),
+        ({"status": {"camera_silent_after_s": "{}"}}, "status.camera_silent_after_s", 86400),
+        ({"outbox": {"ttl_s": {"alert": "{}"}}}, "outbox.ttl_s.alert", 2592000),
+        ({"mqtt": {"reconnect_max_delay_s": "{}"}}, "mqtt.reconnect_max_delay_s", 3600),
+        ({"tracker": {"max_missed_s": "{}"}}, "tracker.max_missed_s", 3600),
+        (
+            {"cameras": [{**CAMERA, "zones": [ZONE], "rules": [{"kind": "loitering",
+                                              "zone": "z", "min_dwell_s": "{}"}]}]},
+            "cameras[0].rules[0].min_dwell_s", 86400,
+        ),
+        (
+            {"cameras": [{**CAMERA, "analyzers": [{"kind": "garbage",
+                                                  "reference_tau_s": "{}"}]}]},
+            "cameras[0].analyzers[0].reference_tau_s", 604800,
+        ),
+        ({"updates": {"trusted_keys": ["0" * 64], "defer_max_s": "{}"}},
+         "updates.defer_max_s", 604800),
+        ({"recording": {"max_age_days": "{}"}}, "recording.max_age_days", 366),
+    ],
+)  # fmt: skip
+def test_a_duration_past_its_bound_is_a_config_error_naming_the_field(
+    config: dict[str, object], path: str, bound: int
+) -> None:
+    def with_value(value: float) -> dict[str, object]:
+        text = json.dumps(config).replace('"{}"', repr(value) if value != inf else "Infinity")
+        return {**MINIMAL, **json.loads(text)}
+
+    for slip in (1e300, inf, bound * 1.001):
+        with pytest.raises(ConfigError) as raised:
+            parse_config(with_value(slip))
+        problems = [p for p in raised.value.problems if p.startswith(f"{path}:")]
+        assert problems and f"less than or equal to {bound}" in problems[0], raised.value.problems
+    parse_config(with_value(bound))  # the bound itself is allowed

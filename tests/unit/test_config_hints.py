@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from edge_agent.cli.common import load_checked_config
-from edge_agent.config_check import NO_CONFIG_YET, NOT_THIS_USERS, config_file_hint
+from edge_agent.config_check import (
+    CONFIG_ENV,
+    NO_CONFIG_YET,
+    NOT_THIS_USERS,
+    config_file_hint,
+    no_such_file,
+)
 
 
 def refuse_stat_of(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
@@ -26,8 +32,24 @@ def refuse_stat_of(monkeypatch: pytest.MonkeyPatch, refused: Path) -> None:
     monkeypatch.setattr(Path, "stat", stat)
 
 
-def test_no_file_is_pointed_at_enrolment(tmp_path: Path) -> None:
+def test_no_file_at_the_default_path_is_pointed_at_enrolment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "config.yaml"))  # the service's default
     assert config_file_hint(tmp_path / "config.yaml") == NO_CONFIG_YET
+
+
+def test_a_named_file_that_does_not_exist_is_said_so_not_pointed_at_enrolment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--config sit.yaml`` (a typo) was told to enrol the device."""
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "etc" / "config.yaml"))
+    typo = tmp_path / "sit.yaml"
+    assert config_file_hint(typo) == no_such_file(typo)
+    assert load_checked_config(typo) is None
+    said = capsys.readouterr().err
+    assert f"there is no file {typo}: check the name you gave" in said
+    assert "enrol" not in said
 
 
 def test_a_readable_file_needs_no_hint(tmp_path: Path) -> None:

@@ -170,6 +170,8 @@ def test_a_reference_that_cannot_be_set_is_refused_and_nothing_is_asked(tmp_path
             "no analyzer flod; it has: tamper, flood",
         ),
         (None, {"camera": "cam2"}, "no analyzer that holds a reference"),
+        # An empty list asked nothing and was told "no analyzer that holds a reference".
+        (None, {"camera": "cam1", "analyzers": []}, "analyzers: the list is empty, so no"),
         (None, {"camera": "cam1", "mode": "now"}, "mode"),
         (None, {"camera": "cam1", "analyzer": ["flood"]}, "analyzer: unknown key"),
         (blocker / "refs", {"camera": "cam1"}, "cannot create"),
