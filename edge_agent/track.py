@@ -52,6 +52,14 @@ around motion, up-scaled) sees parts of people the whole frame never showed:
   edge by the detector's jitter): it is not confirmed while it stays there, for up to
   ``REMNANT_HOLD_S``. Someone really entering there walks out of that spot into view and
   is confirmed then.
+
+One more keeps a person half hidden one event: a box below ``confirm_score`` most of which
+lies inside a confirmed track's box or another box of its family, and at least
+``PART_MIN_WIDTH_SHARE`` of that box's width, is a *part* (an upper body or legs the
+detector boxed alone, at 0.5-0.6, when a standing shopper is hidden by a passer-by or the
+picture is dim, blurred or tilted). A track every sighting of which was a part is not
+confirmed, for up to ``PART_HOLD_S``; one sighting clear of the box confirms it as usual.
+A narrower box inside is someone else among a group the detector boxed as one "person".
 """
 
 from __future__ import annotations
@@ -113,6 +121,12 @@ STEADY_SIZE_CHANGE = 0.2
 REMNANT_WINDOW_S = 1.0
 # ... not confirmed while it stays cut by that edge, for at most this long.
 REMNANT_HOLD_S = 2.0
+# A track every sighting of which lay mostly inside another box of its family and scored
+# below ``confirm_score`` (a part of someone) is not confirmed for at most this long.
+PART_HOLD_S = 2.0
+# ... and a part is at least this share of the width of a box it lies inside: narrower, it
+# is someone else among a group the detector boxed as one "person" (a crowd).
+PART_MIN_WIDTH_SHARE = 0.25
 
 
 def label_family(label: str) -> str:
@@ -190,17 +204,24 @@ class _LiveTrack:
     remnant_of: _Left | None = None
     # The detector skipped frames since the last sighting: the next pass expects it moved on.
     carried: bool = False
+    # Every sighting so far a part (``IouTracker._associate``): not confirmed while it holds.
+    part: bool = False
 
     def confirmed(self, settings: TrackerSettings) -> bool:
         """Seen often enough, for long enough, to be an object, and not what a leaver left
         at the edge."""
-        return self.remnant_of is None and (
-            self.sure
-            or (
-                self.hits >= settings.min_hits
-                and (
-                    settings.min_hits == 1
-                    or self.last_seen_s - self.first_seen_s >= settings.min_confirm_s - TIME_SLACK_S
+        return (
+            self.remnant_of is None
+            and not self.part
+            and (
+                self.sure
+                or (
+                    self.hits >= settings.min_hits
+                    and (
+                        settings.min_hits == 1
+                        or self.last_seen_s - self.first_seen_s
+                        >= settings.min_confirm_s - TIME_SLACK_S
+                    )
                 )
             )
         )
@@ -269,8 +290,8 @@ class _LiveTrack:
             )
         )
 
-    def follow(self, det: Detection, now_s: float) -> None:
-        """Move onto ``det``, seen at ``now_s``."""
+    def follow(self, det: Detection, now_s: float, *, part: bool = False) -> None:
+        """Move onto ``det``, seen at ``now_s`` (``part``: a part of someone else)."""
         self.recent.append((self.last_seen_s, self.box))
         while self.recent and now_s - self.recent[0][0] > VELOCITY_WINDOW_S:
             self.recent.popleft()
@@ -285,6 +306,7 @@ class _LiveTrack:
             not self.remnant_of.left_behind(self.box) or now_s - self.first_seen_s >= REMNANT_HOLD_S
         ):
             self.remnant_of = None  # walked out of the spot, or there too long to be a remnant
+        self.part = self.part and part and now_s - self.first_seen_s < PART_HOLD_S - TIME_SLACK_S
 
     def vote(self, det: Detection) -> None:
         """Count ``det``'s label towards the track's label, weighted by its score."""
@@ -399,7 +421,7 @@ class IouTracker:
         leaving = [track.leaving_edges() for track in tracks]
         expected = [track.predicted_box(now_s) for track in tracks]
         confirmed = [track.confirmed(settings) for track in tracks]
-        pairs, sure, inside = self._associate(detections, now_s, expected, leaving, confirmed)
+        pairs, sure, inside, part = self._associate(detections, now_s, expected, leaving, confirmed)
         matched_tracks: set[int] = set()
         matched_detections: set[int] = set()
         for _confirmed, _iou, t_index, d_index in pairs:
@@ -407,7 +429,7 @@ class IouTracker:
                 continue
             matched_tracks.add(t_index)
             matched_detections.add(d_index)
-            tracks[t_index].follow(detections[d_index], now_s)
+            tracks[t_index].follow(detections[d_index], now_s, part=part[d_index])
             tracks[t_index].sure |= sure[d_index]
         # The second stage: what IoU left, by distance; never a part of someone (inside).
         taken = matched_detections | {d for d, part in enumerate(inside) if part}
@@ -449,6 +471,7 @@ class IouTracker:
                 )
                 track.vote(det)
                 track.sure = sure[d_index]
+                track.part = part[d_index]
                 track.remnant_of = next(
                     (
                         left
@@ -471,7 +494,7 @@ class IouTracker:
         expected: list[Box],
         leaving: list[frozenset[str]],
         confirmed: list[bool],
-    ) -> tuple[list[tuple[bool, float, int, int]], list[bool], list[bool]]:
+    ) -> tuple[list[tuple[bool, float, int, int]], list[bool], list[bool], list[bool]]:
         """The (confirmed, IoU, track, detection) pairs that may match, best first, which
         detections confirm their track at once, and which lie mostly inside another box.
 
@@ -495,6 +518,7 @@ class IouTracker:
             iou_threshold=self.settings.iou_threshold,
             edge_margin=EDGE_MARGIN,
             most=EDGE_GROWTH_OVERLAP,
+            part_width_share=PART_MIN_WIDTH_SHARE,
         )
         pairs = sorted(
             (
@@ -508,7 +532,13 @@ class IouTracker:
             threshold is not None and det.score >= threshold and not inside
             for det, inside in zip(detections, gated.inside, strict=True)
         ]
-        return pairs, sure, gated.inside
+        # Below that score, a part of someone (inside a box not too wide for it) seeds a
+        # track that is not confirmed while every sighting of it is one (``PART_HOLD_S``).
+        part = [
+            threshold is not None and part and det.score < threshold
+            for det, part in zip(detections, gated.parts, strict=True)
+        ]
+        return pairs, sure, gated.inside, part
 
     def live_tracks(self) -> tuple[Track, ...]:
         """Every confirmed track still alive, seen this frame or coasting on its last box."""

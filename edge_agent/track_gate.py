@@ -73,6 +73,8 @@ class Gated:
     pairs: list[tuple[int, int, float]]  # (track, detection, IoU) that may match
     inside: list[bool]  # per detection: most of it inside a confirmed track's box or
     # another detection of its family
+    # ... and that box at most 1 / ``part_width_share`` times as wide (a part of someone)
+    parts: list[bool]
 
 
 def gate(
@@ -86,11 +88,15 @@ def gate(
     iou_threshold: float,
     edge_margin: float,
     most: float,
+    part_width_share: float = 0.0,
     by_pairs: bool | None = None,
 ) -> Gated:
     """The pairs that may match: same family, a track that can be taken up, and an IoU of
     at least ``iou_threshold`` or, both cut by one picture edge (within ``edge_margin``),
     ``most`` of the smaller box inside the other (growing into view, shrinking out of it).
+    Which detections lie ``most``ly inside a confirmed track's box or another detection of
+    their family (``inside``), and inside one no wider than their width over
+    ``part_width_share`` (``parts``).
 
     ``by_pairs``: measure pair by pair in Python (True) or over all pairs in arrays
     (False); the same decisions either way. None: pair by pair for a few objects, where the
@@ -111,6 +117,7 @@ def gate(
             iou_threshold=iou_threshold,
             edge_margin=edge_margin,
             most=most,
+            part_width_share=part_width_share,
         )
     families: dict[str, int] = {}
     tracks = box_array(track_boxes)
@@ -148,7 +155,18 @@ def gate(
     )
     np.fill_diagonal(in_det, False)
     inside = in_track.any(axis=0) | in_det.any(axis=0) | (det_areas <= 0.0)
-    return Gated(pairs=pairs, inside=inside.tolist())
+    det_widths = dets[:, 2] - dets[:, 0]
+    wide_enough = (
+        det_widths.reshape(1, -1) >= part_width_share * (tracks[:, 2] - tracks[:, 0])[:, None]
+    )
+    parts = (
+        (in_track & wide_enough).any(axis=0)
+        | (in_det & (det_widths.reshape(1, -1) >= part_width_share * det_widths[:, None])).any(
+            axis=0
+        )
+        | (det_areas <= 0.0)
+    )
+    return Gated(pairs=pairs, inside=inside.tolist(), parts=parts.tolist())
 
 
 def _cut_bits(box: Box, margin: float) -> int:
@@ -172,6 +190,7 @@ def _gate_pair_by_pair(
     iou_threshold: float,
     edge_margin: float,
     most: float,
+    part_width_share: float,
 ) -> Gated:
     """``gate`` with ``Box``'s own measures, pair by pair (the operations the arrays repeat)."""
     track_areas = [box.area for box in track_boxes]
@@ -180,6 +199,7 @@ def _gate_pair_by_pair(
     det_cuts = [_cut_bits(box, edge_margin) for box in det_boxes]
     mostly = [most * area for area in det_areas]
     inside = [area <= 0.0 for area in det_areas]
+    parts = list(inside)
     pairs: list[tuple[int, int, float]] = []
     for t, track in enumerate(track_boxes):
         family, track_area = track_families[t], track_areas[t]
@@ -189,6 +209,7 @@ def _gate_pair_by_pair(
             inter = track.intersection(det)
             if confirmed[t] and inter >= mostly[d]:
                 inside[d] = True
+                parts[d] |= det.width >= part_width_share * track.width
             if not takeable[t]:
                 continue
             union = track_area + det_areas[d] - inter
@@ -198,11 +219,13 @@ def _gate_pair_by_pair(
             if iou >= iou_threshold or grows:
                 pairs.append((t, d, iou))
     for d, det in enumerate(det_boxes):
-        if not inside[d]:
-            inside[d] = any(
-                j != d
-                and det_families[j] == det_families[d]
-                and other.intersection(det) >= mostly[d]
-                for j, other in enumerate(det_boxes)
-            )
-    return Gated(pairs=pairs, inside=inside)
+        containers = [
+            other
+            for j, other in enumerate(det_boxes)
+            if j != d
+            and det_families[j] == det_families[d]
+            and other.intersection(det) >= mostly[d]
+        ]
+        inside[d] |= bool(containers)
+        parts[d] |= any(det.width >= part_width_share * other.width for other in containers)
+    return Gated(pairs=pairs, inside=inside, parts=parts)

@@ -354,6 +354,43 @@ def test_a_high_score_part_of_someone_waits_for_a_second_sighting() -> None:
     assert sorted(t.box.x_min for t in seen) == [0.2, 0.4]
 
 
+def test_a_part_of_someone_below_the_confirm_score_is_no_new_person() -> None:
+    # The store aisle in a dim, blurred or rotated picture: a standing shopper half hidden
+    # is boxed by the upper body alone at 0.5-0.6, inside their own track's box, for a few
+    # passes; each such part confirmed a second track (a fragment event).
+    tracker = IouTracker(TrackerSettings(confirm_score=0.7))
+    body = Detection("person", 0, 0.8, Box(0.5, 0.2, 0.62, 0.9))
+    part = Detection("person", 0, 0.55, Box(0.5, 0.2, 0.62, 0.5))
+    ids = {t.track_id for t in tracker.update((body,), 0.0).seen}
+    for i in range(1, 8):
+        ids |= {t.track_id for t in tracker.update((body, part), 0.2 * i).seen}
+    assert len(ids) == 1
+    # Someone who walks out from behind them is confirmed once clear of the box.
+    out = Detection("person", 0, 0.55, Box(0.56, 0.2, 0.68, 0.5))
+    seen = tracker.update((body, out), 1.6).seen
+    assert sorted(t.box.x_min for t in seen) == [0.5, 0.56]
+
+
+def test_a_part_is_held_for_at_most_part_hold_s() -> None:
+    tracker = IouTracker(TrackerSettings(confirm_score=0.7))
+    body = Detection("person", 0, 0.8, Box(0.5, 0.2, 0.62, 0.9))
+    part = Detection("person", 0, 0.55, Box(0.51, 0.2, 0.61, 0.5))
+    tracker.update((body,), 0.0)
+    counts = [len(tracker.update((body, part), 0.2 * i).seen) for i in range(1, 13)]
+    assert counts == [1] * 10 + [2, 2]  # first seen at 0.2 s, held until 2.2 s
+
+
+def test_a_person_inside_a_group_box_is_no_part() -> None:
+    # The detector boxes a crowd's group as one "person": the narrow people inside it are
+    # people (a part of someone is at least a quarter of their width).
+    tracker = IouTracker(TrackerSettings(confirm_score=0.7))
+    group = Detection("person", 0, 0.8, Box(0.1, 0.3, 0.7, 0.8))
+    person = Detection("person", 0, 0.55, Box(0.3, 0.35, 0.36, 0.7))
+    tracker.update((group,), 0.0)
+    tracker.update((group, person), 0.2)
+    assert len(tracker.update((group, person), 0.4).seen) == 2
+
+
 def test_high_score_confirmation_can_be_turned_off() -> None:
     tracker = IouTracker(TrackerSettings(confirm_score=None))
     assert tracker.update((det("person", 0.1, score=0.99),), 0.0).seen == ()

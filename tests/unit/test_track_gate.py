@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from edge_agent.track import EDGE_GROWTH_OVERLAP, EDGE_MARGIN, cut_edges
+from edge_agent.track import EDGE_GROWTH_OVERLAP, EDGE_MARGIN, PART_MIN_WIDTH_SHARE, cut_edges
 from edge_agent.track_gate import gate
 from edge_agent.types import Box
 
@@ -101,8 +101,15 @@ def test_pair_by_pair_and_arrays_decide_the_same() -> None:
         )
         # most=1.0: a box exactly inside another is on the threshold
         most = rng.choice((EDGE_GROWTH_OVERLAP, 1.0))
-        settings = {"iou_threshold": 0.3, "edge_margin": EDGE_MARGIN, "most": most}
+        share = rng.choice((PART_MIN_WIDTH_SHARE, 0.9))
+        settings = {
+            "iou_threshold": 0.3,
+            "edge_margin": EDGE_MARGIN,
+            "most": most,
+            "part_width_share": share,
+        }
         by_pairs = gate(*args, **settings, by_pairs=True)
         by_arrays = gate(*args, **settings, by_pairs=False)
         assert by_pairs.pairs == by_arrays.pairs  # same order, IoUs equal to the last bit
         assert by_pairs.inside == by_arrays.inside
+        assert by_pairs.parts == by_arrays.parts
