@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -43,3 +45,22 @@ def sim_camera(**source: object) -> dict[str, object]:
             **source,
         },
     }
+
+
+EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
+"""``edge-agent`` as the tests run it: this interpreter, so this checkout's code."""
+
+
+def edge_agent(
+    *args: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``edge-agent ARGS`` as a process, its output captured; ``env`` adds to the
+    environment."""
+    return subprocess.run(
+        [*EDGE_AGENT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+    )

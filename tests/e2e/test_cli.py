@@ -7,27 +7,18 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from helpers import sim_camera, wait_until
+from helpers import EDGE_AGENT, edge_agent, sim_camera, wait_until
 from realdata import require_media, require_model
 
 from edge_agent.broker import LocalBroker
 from edge_agent.mqtt import MqttSettings, ReceivedMessage, Subscriber
 from edge_agent.runlock import RunLock
-
-EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
-
-
-def edge_agent(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EDGE_AGENT, *args], capture_output=True, text=True, timeout=timeout_s, check=False
-    )
 
 
 def write_config(path: Path, **overrides: object) -> Path:

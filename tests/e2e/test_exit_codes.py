@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,25 +10,10 @@ from pathlib import Path
 
 import yaml
 from fakes.manifest import model_entry
-from helpers import sim_camera
+from helpers import edge_agent, sim_camera
 from realdata import require_media, require_model
 
 from edge_agent import datafiles
-
-EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
-
-
-def edge_agent(
-    *args: str, env: dict[str, str] | None = None, timeout_s: float = 120.0
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EDGE_AGENT, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        env=None if env is None else {**os.environ, **env},
-    )
 
 
 def _closed_loopback_url(file_name: str) -> str:

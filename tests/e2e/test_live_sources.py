@@ -4,20 +4,17 @@ the simulator camera, a video file opened as a stream, the real model."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
-from helpers import sim_camera
+from helpers import edge_agent, sim_camera
 from realdata import require_media, require_model
 
 from edge_agent.overlay import LINE_BGR, ZONE_BGR
 
-EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
 CLIP = "intel_one-by-one-person-detection.mp4"
 
 
@@ -25,12 +22,6 @@ CLIP = "intel_one-by-one-person-detection.mp4"
 def _real_data() -> None:
     require_model("ssd_mobilenet_v1")
     require_media(CLIP)
-
-
-def edge_agent(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EDGE_AGENT, *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def write_config(tmp_path: Path) -> Path:

@@ -6,31 +6,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
-from helpers import sim_camera
+from helpers import EDGE_AGENT, edge_agent, sim_camera
 from realdata import require_media, require_model
 
 from edge_agent.config_check import CONFIG_ENV
 from edge_agent.runlock import RunLock
-
-EDGE_AGENT = [sys.executable, "-m", "edge_agent.cli"]
-
-
-def edge_agent(
-    *args: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``edge-agent ARGS`` as a process; ``env`` adds to the environment."""
-    return subprocess.run(
-        [*EDGE_AGENT, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        env=None if env is None else {**os.environ, **env},
-    )
 
 
 def site_config(path: Path, **overrides: object) -> Path:
